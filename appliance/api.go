@@ -1,0 +1,97 @@
+package appliance
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// StatusResponse is the body of GET /api/v1/status.
+type StatusResponse struct {
+	NodeID  string `json:"node_id"`
+	Enabled bool   `json:"enabled"`
+	// State is "initialize", "backup" or "master"; "disabled" when redundancy is off.
+	State       string            `json:"state"`
+	GroupID     uint8             `json:"group_id"`
+	Priority    uint8             `json:"priority"`
+	VirtualIPs  []string          `json:"virtual_ips"`
+	MasterIP    string            `json:"master_ip"` // the current Master's address as last heard
+	Since       string            `json:"since"`     // RFC 3339 time of the last transition
+	Transitions uint64            `json:"transitions"`
+	Dropped     map[string]uint64 `json:"dropped"` // rejected adverts by reason
+	Uptime      string            `json:"uptime"`
+}
+
+// Status reports the node's current state.
+func (a *Appliance) Status() StatusResponse {
+	rc := a.cfg.Redundancy
+	s := StatusResponse{
+		NodeID:     a.cfg.Node.ID,
+		Enabled:    rc.Enabled,
+		State:      "disabled",
+		GroupID:    rc.GroupID,
+		Priority:   rc.Priority,
+		VirtualIPs: make([]string, 0, len(rc.VirtualIPs)),
+		Dropped:    map[string]uint64{},
+	}
+	for _, p := range rc.VirtualIPs {
+		s.VirtualIPs = append(s.VirtualIPs, p.String())
+	}
+	if !a.started.IsZero() {
+		s.Uptime = a.now().Sub(a.started).Truncate(time.Second).String()
+	}
+	if a.router == nil {
+		return s
+	}
+	st := a.router.Status()
+	s.State = st.State.String()
+	s.Priority = st.Priority
+	if st.MasterIP.IsValid() {
+		s.MasterIP = st.MasterIP.String()
+	}
+	if !st.Since.IsZero() {
+		s.Since = st.Since.UTC().Format(time.RFC3339Nano)
+	}
+	s.Transitions = st.Transitions
+	for k, v := range st.Dropped {
+		s.Dropped[k] = v
+	}
+	return s
+}
+
+// Handler serves the HTTP API:
+//
+//	GET /api/v1/status             the node's state (StatusResponse)
+//	GET /api/v1/events?after=SEQ   the retained event log, oldest first
+func (a *Appliance) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Status())
+	})
+	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+		var after uint64
+		if v := r.URL.Query().Get("after"); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "after: not a sequence number"})
+				return
+			}
+			after = n
+		}
+		ev := a.events.since(after)
+		if ev == nil {
+			ev = []Event{}
+		}
+		writeJSON(w, http.StatusOK, ev)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

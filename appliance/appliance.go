@@ -1,0 +1,210 @@
+// Package appliance is the glue of redundantd and the only place that knows the product's
+// rules: which steps a role change runs and in what order, what the operator is told, and
+// the HTTP API. It holds no protocol details: the VRRP engine, the berofos controller and the
+// replication are libraries it drives and listens to.
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/redundantd/redundantd/vrrp"
+)
+
+// Router is what the appliance needs of the VRRP engine (*vrrp.Router in production).
+type Router interface {
+	Run(ctx context.Context) error
+	Status() vrrp.Status
+}
+
+// Follower is a part of the node that follows the VRRP role: the berofos controller moves
+// the lines, the replication changes direction. Follow must not block: the part applies the
+// newest role in its own goroutine, so a hung device or peer never delays a takeover.
+type Follower interface {
+	Name() string
+	Follow(role vrrp.State)
+}
+
+// Options carries the appliance's dependencies.
+type Options struct {
+	Logger *slog.Logger
+	// DialVRRP opens the VRRP engine for the given configuration; production wraps
+	// vrrp.Dial, tests pass vrrp.New with fakes.
+	DialVRRP func(vrrp.Config) (Router, error)
+	// Followers are told every role change, in order, after the VRRP engine has taken or
+	// released the virtual IPs.
+	Followers []Follower
+	// Now stamps events; time.Now when nil.
+	Now func() time.Time
+}
+
+// Appliance is one redundantd node.
+type Appliance struct {
+	cfg       *Config
+	log       *slog.Logger
+	now       func() time.Time
+	router    Router // nil when redundancy is disabled
+	followers []Follower
+	events    *eventLog
+	roles     chan vrrp.Event // capacity 1: the newest role change replaces an unread one
+	started   time.Time
+}
+
+// New builds the node and opens its VRRP engine (when redundancy is enabled). It starts no
+// goroutines; Run does.
+func New(cfg *Config, opts Options) (*Appliance, error) {
+	a := &Appliance{
+		cfg:       cfg,
+		log:       opts.Logger,
+		now:       opts.Now,
+		followers: opts.Followers,
+		events:    newEventLog(512),
+		roles:     make(chan vrrp.Event, 1),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if !cfg.Redundancy.Enabled {
+		return a, nil
+	}
+	if opts.DialVRRP == nil {
+		return nil, errors.New("appliance: no VRRP engine (Options.DialVRRP is nil)")
+	}
+	r, err := opts.DialVRRP(a.vrrpConfig())
+	if err != nil {
+		return nil, fmt.Errorf("open VRRP on %s: %w", cfg.Node.Interface, err)
+	}
+	a.router = r
+	return a, nil
+}
+
+// vrrpConfig translates the operator's settings into the engine's.
+func (a *Appliance) vrrpConfig() vrrp.Config {
+	rc := a.cfg.Redundancy
+	c := vrrp.Config{
+		Interface:      a.cfg.Node.Interface,
+		VRID:           rc.GroupID,
+		Priority:       rc.Priority,
+		AdvertInterval: rc.AdvertInterval,
+		Preempt:        rc.Preempt,
+		Primary:        a.cfg.Node.Address,
+		VirtualIPs:     rc.VirtualIPs,
+		Unicast:        rc.Unicast,
+		VirtualMAC:     rc.VirtualMAC,
+		GARPCount:      rc.GARPCount,
+		GARPInterval:   rc.GARPInterval,
+		StateDir:       a.cfg.Node.StateDir,
+		Logger:         a.log.With("part", "vrrp"),
+		OnEvent:        a.onVRRPEvent,
+	}
+	if rc.Unicast {
+		c.Peers = []netip.Addr{rc.Peer}
+	}
+	return c
+}
+
+// onVRRPEvent runs on the VRRP engine's goroutine: it records the event and hands the role
+// to the transition worker without blocking.
+func (a *Appliance) onVRRPEvent(e vrrp.Event) {
+	sev := SeverityInfo
+	if e.To == vrrp.StateMaster || e.From == vrrp.StateMaster {
+		sev = SeverityWarning
+	}
+	a.record(Event{
+		Time:     e.At,
+		Severity: sev,
+		Source:   "vrrp",
+		Name:     "transition",
+		Message:  fmt.Sprintf("%s -> %s: %s", e.From, e.To, e.Reason),
+	})
+	for {
+		select {
+		case a.roles <- e:
+			return
+		default:
+		}
+		// Newest wins: drop the role change the worker has not picked up yet.
+		select {
+		case <-a.roles:
+		default:
+		}
+	}
+}
+
+// record stamps, stores and logs an event.
+func (a *Appliance) record(e Event) Event {
+	if e.Time.IsZero() {
+		e.Time = a.now()
+	}
+	e = a.events.add(e)
+	level := slog.LevelInfo
+	if e.Severity <= SeverityWarning {
+		level = slog.LevelWarn
+	}
+	a.log.Log(context.Background(), level, e.Message, "source", e.Source, "event", e.Name, "seq", e.Seq)
+	return e
+}
+
+// Run runs the node until ctx is cancelled. On cancellation a Master resigns (priority-0
+// advert, addresses released) before Run returns.
+func (a *Appliance) Run(ctx context.Context) error {
+	a.started = a.now()
+	ln, err := net.Listen("tcp", a.cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s: %w", a.cfg.API.Listen, err)
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- srv.Serve(ln) }()
+	a.record(Event{Severity: SeverityInfo, Source: "appliance", Name: "start",
+		Message: fmt.Sprintf("node %s started (redundancy enabled: %t)", a.cfg.Node.ID, a.cfg.Redundancy.Enabled)})
+
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		a.follow(ctx)
+	}()
+
+	var runErr error
+	if a.router != nil {
+		runErr = a.router.Run(ctx)
+		if runErr != nil && ctx.Err() == nil {
+			runErr = fmt.Errorf("vrrp: %w", runErr)
+		}
+	} else {
+		<-ctx.Done()
+	}
+	<-workerDone
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	if err := <-apiErr; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
+		runErr = fmt.Errorf("api: %w", err)
+	}
+	a.record(Event{Severity: SeverityInfo, Source: "appliance", Name: "stop", Message: "node stopped"})
+	return runErr
+}
+
+// follow delivers role changes to the followers one at a time, newest first.
+func (a *Appliance) follow(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-a.roles:
+			for _, f := range a.followers {
+				f.Follow(e.To)
+			}
+		}
+	}
+}

@@ -1,0 +1,81 @@
+// Command redundantd is the redundancy daemon of a PBX node: it runs the VRRP engine that
+// elects the Master, moves the virtual IPs, and serves the status API.
+//
+//	redundantd -config /etc/redundantd/redundantd.toml
+//
+// Exit status: 0 after a clean stop (SIGTERM or SIGINT), 1 on a runtime failure, 2 when the
+// configuration is unusable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/redundantd/redundantd/appliance"
+	"github.com/redundantd/redundantd/vrrp"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("redundantd", flag.ContinueOnError)
+	configPath := fs.String("config", "/etc/redundantd/redundantd.toml", "configuration file (TOML)")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logJSON := fs.Bool("log-json", false, "log as JSON lines instead of text")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "redundantd: -log-level: %v\n", err)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if *logJSON {
+		h = slog.NewJSONHandler(os.Stderr, hopts)
+	}
+	log := slog.New(h)
+
+	cfg, err := appliance.LoadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "redundantd: %v\n", err)
+		return 2
+	}
+	if *check {
+		fmt.Printf("%s: configuration is valid\n", *configPath)
+		return 0
+	}
+
+	app, err := appliance.New(cfg, appliance.Options{
+		Logger: log.With("node", cfg.Node.ID),
+		DialVRRP: func(c vrrp.Config) (appliance.Router, error) {
+			r, err := vrrp.Dial(c)
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		},
+	})
+	if err != nil {
+		log.Error("start-up failed", "err", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := app.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
