@@ -1,0 +1,493 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// State is a VRRP router state (RFC 3768 section 6.4).
+type State uint8
+
+const (
+	// StateInitialize: not participating; waiting for Start (section 6.4.1).
+	StateInitialize State = iota
+	// StateBackup: monitoring the Master; takes over when Master_Down_Timer fires (6.4.2).
+	StateBackup
+	// StateMaster: owns the virtual addresses and advertises every Advertisement_Interval
+	// (6.4.3).
+	StateMaster
+)
+
+func (s State) String() string {
+	switch s {
+	case StateInitialize:
+		return "initialize"
+	case StateBackup:
+		return "backup"
+	case StateMaster:
+		return "master"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// ErrMachineConfig is wrapped by every error NewMachine returns.
+var ErrMachineConfig = errors.New("vrrp: invalid machine configuration")
+
+// DefaultAdvertInterval is RFC 3768's default Advertisement_Interval (section 6.1), used when
+// MachineConfig.AdvertInterval is zero.
+const DefaultAdvertInterval = time.Second
+
+// MachineConfig is the static configuration of one virtual router on one node (RFC 3768
+// section 6.1 parameters).
+type MachineConfig struct {
+	VRID     uint8 // 1..255
+	Priority uint8 // 1..254, or 255 for the owner of the virtual addresses
+	// AdvertInterval is Advertisement_Interval: whole seconds, 1..255; zero means 1 s.
+	AdvertInterval time.Duration
+	// Preempt is Preempt_Mode: a Backup with a higher priority than the Master takes over.
+	// The zero value is false (RFC 3768's default is true). Priority 255 always preempts.
+	Preempt bool
+	// Primary is this node's own address on the interface: the source of its adverts, the
+	// tie-break between equal priorities and the filter for its own looped-back adverts.
+	Primary    netip.Addr
+	VirtualIPs []netip.Addr // 1..255 IPv4 addresses, as advertised; compared as a set
+	// AuthType is AuthNone or AuthSimple (RFC 2338 plain text, for keepalived's
+	// "auth_type PASS"); received adverts must carry the same type, and for AuthSimple the same
+	// AuthData. AuthData must be zero with AuthNone.
+	AuthType AuthType
+	AuthData [AuthDataLen]byte
+	// Peers, when not empty, selects unicast mode: adverts are accepted only from these
+	// addresses. Empty means multicast (224.0.0.18) and any source.
+	Peers []netip.Addr
+}
+
+// Inbound is one received VRRP packet as the I/O layer saw it.
+type Inbound struct {
+	Src, Dst netip.Addr // IP source and destination; Dst is not checked by the Machine
+	TTL      int        // IP TTL (section 7.1: must be 255)
+	Payload  []byte     // the IP payload: the VRRP message; not retained by the Machine
+}
+
+// Action is something the caller of a Machine must do, in the order returned.
+type Action interface{ isAction() }
+
+// SendAdvert: send Advert to the group (or to each unicast peer) with IP TTL 255 and the
+// Primary address as source. The Machine has already scheduled the next one.
+type SendAdvert struct{ Advert Advertisement }
+
+// Transition: the Machine changed state. Becoming Master means: add the virtual addresses and
+// send gratuitous ARPs (section 6.4.2); leaving Master means: remove them. When a SendAdvert
+// and a Transition are returned together, the SendAdvert comes first, as in RFC 3768's order
+// of steps ("Send an ADVERTISEMENT ... Transition to the {Master|Initialize} state").
+type Transition struct {
+	From, To State
+	Reason   string // for people: why, with the peer's address and priority where relevant
+	At       time.Time
+}
+
+func (SendAdvert) isAction() {}
+func (Transition) isAction() {}
+
+// Drop reasons: the keys of MachineStatus.Dropped. Each is one receive check of RFC 3768
+// section 7.1, or one of this implementation's additions ("source", "own", "peer").
+const (
+	DropTTL       = "ttl"       // IP TTL is not 255
+	DropSource    = "source"    // IP source is not an IPv4 address
+	DropVersion   = "version"   // not version 2
+	DropLength    = "length"    // shorter or longer than its address count says
+	DropType      = "type"      // not an ADVERTISEMENT
+	DropChecksum  = "checksum"  // checksum does not verify
+	DropVRID      = "vrid"      // another virtual router (or VRID 0)
+	DropOwn       = "own"       // our own advert, looped back (Src == Primary)
+	DropPeer      = "peer"      // unicast mode: the source is not a configured peer
+	DropAuthType  = "auth_type" // auth type differs from ours (or is unknown)
+	DropAuthData  = "auth_data" // plain-text password differs from ours
+	DropInterval  = "interval"  // advertisement interval differs from ours (or is 0)
+	DropAddresses = "addresses" // address list differs from ours, sender not the owner
+	DropMalformed = "malformed" // any other parse failure
+)
+
+// MachineStatus is a snapshot of a Machine.
+type MachineStatus struct {
+	State    State
+	Priority uint8
+	// MasterIP is the current Master's address: our own Primary when Master, the source of
+	// the last valid advert with a non-zero priority when Backup, invalid when unknown (after
+	// Start, after a priority-0 advert, in Initialize).
+	MasterIP    netip.Addr
+	Since       time.Time         // time of the last transition
+	Transitions uint64            // number of transitions since NewMachine
+	Dropped     map[string]uint64 // packets that failed validation, by Drop* reason
+}
+
+// Machine is the RFC 3768 section 6.4 state machine of one virtual router, with the receive
+// validation of section 7.1. It is pure: it reads no clock, does no I/O and starts no
+// goroutine. The caller passes the current time to every method, performs the returned
+// Actions in order, and calls Tick when Deadline is reached.
+//
+// A Machine is not safe for concurrent use; the Router serialises calls.
+type Machine struct {
+	cfg      MachineConfig
+	interval time.Duration
+	vips     map[netip.Addr]int // virtual address -> index in cfg.VirtualIPs
+	peers    map[netip.Addr]bool
+
+	priority uint8
+	state    State
+	// deadline is Master_Down_Timer in Backup and Adver_Timer in Master; zero in Initialize.
+	deadline time.Time
+	// downReason says why deadline was last set in Backup, for the Transition to Master.
+	downReason  string
+	masterIP    netip.Addr
+	since       time.Time
+	transitions uint64
+	dropped     map[string]uint64
+}
+
+// NewMachine validates cfg and returns a Machine in Initialize. cfg's slices are copied.
+func NewMachine(cfg MachineConfig) (*Machine, error) {
+	bad := func(format string, args ...any) (*Machine, error) {
+		return nil, fmt.Errorf("%w: %s", ErrMachineConfig, fmt.Sprintf(format, args...))
+	}
+	if cfg.VRID == 0 {
+		return bad("VRID 0: must be 1..255")
+	}
+	if cfg.Priority == 0 {
+		return bad("priority 0: must be 1..255 (0 is only sent, by a Master that resigns)")
+	}
+	if cfg.AdvertInterval == 0 {
+		cfg.AdvertInterval = DefaultAdvertInterval
+	}
+	if _, err := v2IntervalByte(cfg.AdvertInterval); err != nil {
+		return bad("advert interval: %v", err)
+	}
+	cfg.Primary = cfg.Primary.Unmap()
+	if !cfg.Primary.Is4() {
+		return bad("primary address %v: must be an IPv4 address", cfg.Primary)
+	}
+	if len(cfg.VirtualIPs) == 0 || len(cfg.VirtualIPs) > 255 {
+		return bad("%d virtual addresses: must be 1..255", len(cfg.VirtualIPs))
+	}
+	cfg.VirtualIPs = slices.Clone(cfg.VirtualIPs)
+	vips := make(map[netip.Addr]int, len(cfg.VirtualIPs))
+	for i, ip := range cfg.VirtualIPs {
+		ip = ip.Unmap()
+		if !ip.Is4() {
+			return bad("virtual address %v: must be an IPv4 address", cfg.VirtualIPs[i])
+		}
+		if _, dup := vips[ip]; dup {
+			return bad("virtual address %v listed twice", ip)
+		}
+		cfg.VirtualIPs[i] = ip
+		vips[ip] = i
+	}
+	switch cfg.AuthType {
+	case AuthNone:
+		if cfg.AuthData != ([AuthDataLen]byte{}) {
+			return bad("auth data set but auth type is none")
+		}
+	case AuthSimple:
+	default:
+		return bad("auth type %v: only none and simple (plain text) are supported", cfg.AuthType)
+	}
+	cfg.Peers = slices.Clone(cfg.Peers)
+	var peers map[netip.Addr]bool
+	if len(cfg.Peers) > 0 {
+		peers = make(map[netip.Addr]bool, len(cfg.Peers))
+		for i, ip := range cfg.Peers {
+			ip = ip.Unmap()
+			if !ip.Is4() {
+				return bad("peer %v: must be an IPv4 address", cfg.Peers[i])
+			}
+			if ip == cfg.Primary {
+				return bad("peer %v is our own primary address", ip)
+			}
+			cfg.Peers[i] = ip
+			peers[ip] = true
+		}
+	}
+	return &Machine{
+		cfg:      cfg,
+		interval: cfg.AdvertInterval,
+		vips:     vips,
+		peers:    peers,
+		priority: cfg.Priority,
+		state:    StateInitialize,
+		dropped:  make(map[string]uint64),
+	}, nil
+}
+
+// SkewTime is Skew_Time = (256 - Priority) / 256 seconds (RFC 3768 section 6.1). It is exact
+// in nanoseconds: 1 s / 256 = 3906250 ns.
+func SkewTime(priority uint8) time.Duration {
+	return time.Duration(256-int(priority)) * (time.Second / 256)
+}
+
+// MasterDownInterval is Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time
+// (RFC 3768 section 6.1).
+func MasterDownInterval(advertInterval time.Duration, priority uint8) time.Duration {
+	return 3*advertInterval + SkewTime(priority)
+}
+
+// Start leaves Initialize (section 6.4.1): the address owner (priority 255) sends an advert
+// and becomes Master at once; any other router becomes Backup and sets Master_Down_Timer to
+// Master_Down_Interval. Start in any other state does nothing.
+func (m *Machine) Start(now time.Time) []Action {
+	if m.state != StateInitialize {
+		return nil
+	}
+	if m.priority == 255 {
+		return m.becomeMaster(now, "start as the address owner (priority 255)")
+	}
+	m.setDown(now, MasterDownInterval(m.interval, m.priority), "no advert within Master_Down_Interval of start")
+	m.masterIP = netip.Addr{}
+	return []Action{m.transition(now, StateBackup, "start")}
+}
+
+// Tick fires the timer if it is due at or before now: in Backup, Master_Down_Timer makes this
+// router Master (section 6.4.2); in Master, Adver_Timer sends the next advert (6.4.3).
+// Calling Tick early, or in Initialize, does nothing.
+func (m *Machine) Tick(now time.Time) []Action {
+	if m.state == StateInitialize || now.Before(m.deadline) {
+		return nil
+	}
+	switch m.state {
+	case StateBackup:
+		return m.becomeMaster(now, m.downReason)
+	case StateMaster:
+		m.deadline = now.Add(m.interval)
+		return []Action{SendAdvert{m.advert(m.priority)}}
+	}
+	return nil
+}
+
+// Deadline is when Tick must next be called: Master_Down_Timer in Backup, Adver_Timer in
+// Master, the zero time in Initialize.
+func (m *Machine) Deadline() time.Time {
+	return m.deadline
+}
+
+// Receive processes one received packet. It applies every check of RFC 3768 section 7.1, plus
+// three of its own (IPv4 source, own advert, unicast peer). A packet that fails one is counted
+// in MachineStatus.Dropped under its Drop* reason and changes nothing else: no state, no timer,
+// no MasterIP, no advert. A valid advert is handled as sections 6.4.2 (Backup) and 6.4.3
+// (Master) say. Receive in Initialize does nothing and counts nothing.
+func (m *Machine) Receive(now time.Time, in Inbound) []Action {
+	if m.state == StateInitialize {
+		return nil
+	}
+	adv, src, reason := m.check(in)
+	if reason != "" {
+		m.dropped[reason]++
+		return nil
+	}
+	switch m.state {
+	case StateBackup:
+		if adv.Priority == 0 {
+			// Section 6.4.2: the Master resigned; take over after Skew_Time unless a
+			// higher-priority Backup (with a shorter skew) advertises first.
+			m.setDown(now, SkewTime(m.priority), fmt.Sprintf("master %v resigned (priority 0 advert)", src))
+			m.masterIP = netip.Addr{}
+			return nil
+		}
+		m.masterIP = src
+		if !m.preempts() || adv.Priority >= m.priority {
+			m.setDown(now, MasterDownInterval(m.interval, m.priority),
+				fmt.Sprintf("no advert from master %v within Master_Down_Interval", src))
+		}
+		// Else: a lower-priority Master and we preempt; let the timer run out.
+		return nil
+	case StateMaster:
+		if adv.Priority == 0 {
+			// Section 6.4.3: another Master resigned; assert ourselves at once.
+			m.deadline = now.Add(m.interval)
+			return []Action{SendAdvert{m.advert(m.priority)}}
+		}
+		if adv.Priority > m.priority || (adv.Priority == m.priority && src.Compare(m.cfg.Primary) > 0) {
+			why := fmt.Sprintf("advert from %v with higher priority %d > %d", src, adv.Priority, m.priority)
+			if adv.Priority == m.priority {
+				why = fmt.Sprintf("advert from %v with equal priority %d and a higher address", src, adv.Priority)
+			}
+			m.setDown(now, MasterDownInterval(m.interval, m.priority),
+				fmt.Sprintf("no advert from master %v within Master_Down_Interval", src))
+			m.masterIP = src
+			return []Action{m.transition(now, StateBackup, why)}
+		}
+		// Lower priority, or equal from a lower address: discard.
+		return nil
+	}
+	return nil
+}
+
+// check runs the receive validation and returns the advert and its source, or a Drop*
+// reason. It changes nothing.
+func (m *Machine) check(in Inbound) (Advertisement, netip.Addr, string) {
+	var adv Advertisement
+	if in.TTL != 255 {
+		return adv, netip.Addr{}, DropTTL
+	}
+	src := in.Src.Unmap()
+	if !src.Is4() {
+		return adv, src, DropSource
+	}
+	if err := adv.UnmarshalBinary(in.Payload); err != nil {
+		return adv, src, parseDropReason(err)
+	}
+	if adv.VRID != m.cfg.VRID {
+		return adv, src, DropVRID
+	}
+	if src == m.cfg.Primary {
+		return adv, src, DropOwn
+	}
+	if m.peers != nil && !m.peers[src] {
+		return adv, src, DropPeer
+	}
+	if adv.AuthType != m.cfg.AuthType {
+		return adv, src, DropAuthType
+	}
+	if m.cfg.AuthType == AuthSimple && adv.AuthData != m.cfg.AuthData {
+		return adv, src, DropAuthData
+	}
+	if adv.Interval != m.interval {
+		return adv, src, DropInterval
+	}
+	// Section 7.1: a mismatched address list is logged and, unless the sender is the
+	// address owner (priority 255), the packet is dropped.
+	if adv.Priority != 255 && !m.sameAddresses(adv.Addresses) {
+		return adv, src, DropAddresses
+	}
+	return adv, src, ""
+}
+
+// parseDropReason classifies an UnmarshalBinary error.
+func parseDropReason(err error) string {
+	switch {
+	case errors.Is(err, ErrVersion):
+		return DropVersion
+	case errors.Is(err, ErrTooShort), errors.Is(err, ErrLength):
+		return DropLength
+	case errors.Is(err, ErrType):
+		return DropType
+	case errors.Is(err, ErrChecksum):
+		return DropChecksum
+	case errors.Is(err, ErrVRID):
+		return DropVRID
+	case errors.Is(err, ErrAuthType):
+		return DropAuthType
+	case errors.Is(err, ErrInterval):
+		return DropInterval
+	}
+	return DropMalformed
+}
+
+// sameAddresses reports whether got is our virtual address list, in any order.
+func (m *Machine) sameAddresses(got []netip.Addr) bool {
+	if len(got) != len(m.vips) {
+		return false
+	}
+	var seen [255]bool
+	for _, ip := range got {
+		i, ok := m.vips[ip]
+		if !ok || seen[i] {
+			return false
+		}
+		seen[i] = true
+	}
+	return true
+}
+
+// SetPriority changes this router's priority in any state; p must be 1..255 (a p of 0, or the
+// current priority, does nothing: resigning is Shutdown). A Master advertises the new priority
+// at once, so a Backup with preemption sees a lowered Master without waiting for Adver_Timer,
+// and keeps advertising it until a higher-priority Backup takes over. A Backup uses it for the
+// next comparison and the next Master_Down_Timer (a running timer keeps its deadline).
+func (m *Machine) SetPriority(now time.Time, p uint8) []Action {
+	if p == 0 || p == m.priority {
+		return nil
+	}
+	m.priority = p
+	if m.state != StateMaster {
+		return nil
+	}
+	m.deadline = now.Add(m.interval)
+	return []Action{SendAdvert{m.advert(p)}}
+}
+
+// Shutdown returns to Initialize (sections 6.4.2 and 6.4.3): a Master first sends an advert
+// with priority 0 so that a Backup takes over after its Skew_Time instead of
+// Master_Down_Interval. Start may be called again afterwards.
+func (m *Machine) Shutdown(now time.Time) []Action {
+	switch m.state {
+	case StateMaster:
+		resign := SendAdvert{m.advert(0)}
+		return []Action{resign, m.toInitialize(now)}
+	case StateBackup:
+		return []Action{m.toInitialize(now)}
+	}
+	return nil
+}
+
+// Status returns a snapshot; its Dropped map is a copy.
+func (m *Machine) Status() MachineStatus {
+	return MachineStatus{
+		State:       m.state,
+		Priority:    m.priority,
+		MasterIP:    m.masterIP,
+		Since:       m.since,
+		Transitions: m.transitions,
+		Dropped:     maps.Clone(m.dropped),
+	}
+}
+
+func (m *Machine) toInitialize(now time.Time) Action {
+	m.deadline = time.Time{}
+	m.downReason = ""
+	m.masterIP = netip.Addr{}
+	return m.transition(now, StateInitialize, "shutdown")
+}
+
+// becomeMaster: send an advert, set Adver_Timer, transition to Master (sections 6.4.1/6.4.2;
+// the gratuitous ARPs are the caller's part of the Transition).
+func (m *Machine) becomeMaster(now time.Time, why string) []Action {
+	m.deadline = now.Add(m.interval)
+	m.downReason = ""
+	m.masterIP = m.cfg.Primary
+	return []Action{SendAdvert{m.advert(m.priority)}, m.transition(now, StateMaster, why)}
+}
+
+func (m *Machine) setDown(now time.Time, d time.Duration, why string) {
+	m.deadline = now.Add(d)
+	m.downReason = why
+}
+
+func (m *Machine) transition(now time.Time, to State, why string) Action {
+	t := Transition{From: m.state, To: to, Reason: why, At: now}
+	m.state = to
+	m.since = now
+	m.transitions++
+	return t
+}
+
+// preempts is Preempt_Mode, with section 6.1's exception: the address owner always preempts.
+func (m *Machine) preempts() bool {
+	return m.cfg.Preempt || m.priority == 255
+}
+
+// advert builds our advertisement with the given priority. Its slices are fresh, so the
+// caller may keep or modify it.
+func (m *Machine) advert(priority uint8) Advertisement {
+	return Advertisement{
+		Version:   2,
+		Type:      TypeAdvertisement,
+		VRID:      m.cfg.VRID,
+		Priority:  priority,
+		AuthType:  m.cfg.AuthType,
+		Interval:  m.interval,
+		Addresses: slices.Clone(m.cfg.VirtualIPs),
+		AuthData:  m.cfg.AuthData,
+	}
+}
