@@ -1,0 +1,607 @@
+package testlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// DefaultPrefix starts the name of every namespace a lab creates unless Options.Prefix is set.
+const DefaultPrefix = "rlab"
+
+// netnsDir is where named network namespaces are bind-mounted (the iproute2 convention, so
+// `ip netns list` shows a running lab).
+const netnsDir = "/run/netns"
+
+// Options shape a lab. The zero value is a two-node lab on 192.0.2.0/24.
+type Options struct {
+	Nodes  int          // number of nodes; default 2, at most 100
+	Prefix string       // namespace name prefix; default DefaultPrefix
+	Subnet netip.Prefix // IPv4 subnet of the bridge; default 192.0.2.0/24
+}
+
+// Lab is a bridge namespace with bridge br0 and node namespaces attached to it by veth pairs.
+type Lab struct {
+	Name   string       // unique base name; every namespace of the lab starts with it
+	Subnet netip.Prefix // the bridge's subnet
+	Dir    string       // temporary directory for configs, pid files and state; removed by Close
+
+	bridgeNS netns.NsHandle
+	bridge   *netlink.Handle
+	brIndex  int
+
+	ctx    context.Context // cancelled by Close: stops sniffers and watchers
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	nodes  []*Node
+	hosts  []*Node
+	procs  []*Process
+	closed bool
+}
+
+// Node is one namespace on the lab bridge: a redundancy node or an extra host.
+type Node struct {
+	Name   string       // short name: "node1", "node2", ... or the name given to AddHost
+	NSName string       // the namespace's name under /run/netns
+	Iface  string       // the interface inside the namespace: always "eth0"
+	Addr   netip.Addr   // its fixed address
+	Prefix netip.Prefix // Addr with the subnet's prefix length, as installed
+
+	lab      *Lab
+	ns       netns.NsHandle
+	handle   *netlink.Handle
+	portName string // the veth end on the bridge side, in the bridge namespace
+}
+
+var labCounter atomic.Uint64
+
+// New builds a lab. On error everything created so far is removed. The lab lives until Close,
+// or until ctx is cancelled, whichever comes first.
+func New(ctx context.Context, opts Options) (*Lab, error) {
+	if opts.Nodes == 0 {
+		opts.Nodes = 2
+	}
+	if opts.Nodes < 0 || opts.Nodes > 100 {
+		return nil, fmt.Errorf("testlab: %d nodes: want 1..100", opts.Nodes)
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(opts.Prefix, "/- \t") {
+		return nil, fmt.Errorf("testlab: prefix %q: must not contain '/', '-' or spaces", opts.Prefix)
+	}
+	if !opts.Subnet.IsValid() {
+		opts.Subnet = netip.MustParsePrefix("192.0.2.0/24")
+	}
+	if !opts.Subnet.Addr().Is4() || opts.Subnet.Bits() > 24 {
+		return nil, fmt.Errorf("testlab: subnet %s: want IPv4 with a prefix of /24 or shorter", opts.Subnet)
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("testlab: network namespaces need root")
+	}
+	removeStale(opts.Prefix)
+
+	l := &Lab{
+		Name:   fmt.Sprintf("%s-%d-%d", opts.Prefix, os.Getpid(), labCounter.Add(1)),
+		Subnet: opts.Subnet.Masked(),
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	ok := false
+	defer func() {
+		if !ok {
+			stop()
+			l.Close()
+		}
+	}()
+
+	dir, err := os.MkdirTemp("", l.Name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("testlab: %w", err)
+	}
+	l.Dir = dir
+
+	l.bridgeNS, err = newNamedNS(l.Name + "-br")
+	if err != nil {
+		return nil, err
+	}
+	l.bridge, err = netlink.NewHandleAt(l.bridgeNS)
+	if err != nil {
+		return nil, fmt.Errorf("testlab: netlink in bridge namespace: %w", err)
+	}
+	if err := linkUp(l.bridge, "lo"); err != nil {
+		return nil, err
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+	if err := l.bridge.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("testlab: add bridge br0: %w", err)
+	}
+	if err := linkUp(l.bridge, "br0"); err != nil {
+		return nil, err
+	}
+	brLink, err := l.bridge.LinkByName("br0")
+	if err != nil {
+		return nil, fmt.Errorf("testlab: bridge br0: %w", err)
+	}
+	l.brIndex = brLink.Attrs().Index
+
+	for i := 1; i <= opts.Nodes; i++ {
+		addr, err := l.hostAddr(10 + i)
+		if err != nil {
+			return nil, err
+		}
+		n, err := l.attach(fmt.Sprintf("node%d", i), fmt.Sprintf("n%d", i), addr)
+		if err != nil {
+			return nil, err
+		}
+		l.nodes = append(l.nodes, n)
+	}
+	ok = true
+	return l, nil
+}
+
+// hostAddr is the address with host part h in the lab's subnet.
+func (l *Lab) hostAddr(h int) (netip.Addr, error) {
+	b := l.Subnet.Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v += uint32(h)
+	a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	if !l.Subnet.Contains(a) {
+		return netip.Addr{}, fmt.Errorf("testlab: host %d does not fit in %s", h, l.Subnet)
+	}
+	return a, nil
+}
+
+// attach creates a namespace named after the lab and name, a veth pair from br0 (bridge end
+// portName) into it (node end eth0), the address, and brings everything up.
+func (l *Lab) attach(name, portName string, addr netip.Addr) (*Node, error) {
+	n := &Node{
+		Name:     name,
+		NSName:   l.Name + "-" + name,
+		Iface:    "eth0",
+		Addr:     addr,
+		Prefix:   netip.PrefixFrom(addr, l.Subnet.Bits()),
+		lab:      l,
+		portName: portName,
+	}
+	var err error
+	n.ns, err = newNamedNS(n.NSName)
+	if err != nil {
+		return nil, err
+	}
+	// Registered before anything else can fail, so that Close removes the namespace.
+	l.mu.Lock()
+	l.hosts = append(l.hosts, n)
+	l.mu.Unlock()
+
+	n.handle, err = netlink.NewHandleAt(n.ns)
+	if err != nil {
+		return nil, fmt.Errorf("testlab: netlink in %s: %w", n.NSName, err)
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: portName},
+		PeerName:      n.Iface,
+		PeerNamespace: netlink.NsFd(int(n.ns)),
+	}
+	if err := l.bridge.LinkAdd(veth); err != nil {
+		return nil, fmt.Errorf("testlab: add veth %s<->%s/%s: %w", portName, n.NSName, n.Iface, err)
+	}
+	port, err := l.bridge.LinkByName(portName)
+	if err != nil {
+		return nil, fmt.Errorf("testlab: veth %s: %w", portName, err)
+	}
+	if err := l.bridge.LinkSetMasterByIndex(port, l.brIndex); err != nil {
+		return nil, fmt.Errorf("testlab: attach %s to br0: %w", portName, err)
+	}
+	if err := l.bridge.LinkSetUp(port); err != nil {
+		return nil, fmt.Errorf("testlab: %s up: %w", portName, err)
+	}
+	if err := linkUp(n.handle, "lo"); err != nil {
+		return nil, err
+	}
+	eth, err := n.handle.LinkByName(n.Iface)
+	if err != nil {
+		return nil, fmt.Errorf("testlab: %s in %s: %w", n.Iface, n.NSName, err)
+	}
+	if err := n.handle.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(n.Prefix)}); err != nil {
+		return nil, fmt.Errorf("testlab: address %s on %s/%s: %w", n.Prefix, n.NSName, n.Iface, err)
+	}
+	if err := n.handle.LinkSetUp(eth); err != nil {
+		return nil, fmt.Errorf("testlab: %s/%s up: %w", n.NSName, n.Iface, err)
+	}
+	return n, nil
+}
+
+// AddHost adds an extra host on the bridge (for example the berofos simulator) with the next
+// free address from .201 up. name must be short and unique in the lab (letters and digits).
+func (l *Lab) AddHost(name string) (*Node, error) {
+	if name == "" || len(name) > 12 || strings.ContainsAny(name, "/- \t") {
+		return nil, fmt.Errorf("testlab: host name %q: want 1..12 characters without '/', '-' or spaces", name)
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, errors.New("testlab: lab closed")
+	}
+	extra := len(l.hosts) - len(l.nodes)
+	for _, h := range l.hosts {
+		if h.Name == name {
+			l.mu.Unlock()
+			return nil, fmt.Errorf("testlab: host %q exists", name)
+		}
+	}
+	l.mu.Unlock()
+	addr, err := l.hostAddr(201 + extra)
+	if err != nil {
+		return nil, err
+	}
+	return l.attach(name, fmt.Sprintf("h%d", extra+1), addr)
+}
+
+// Node returns node i, counted from 1 as in its name ("node1" is Node(1)); nil if none.
+func (l *Lab) Node(i int) *Node {
+	if i < 1 || i > len(l.nodes) {
+		return nil
+	}
+	return l.nodes[i-1]
+}
+
+// Nodes returns the redundancy nodes (not the extra hosts), in order.
+func (l *Lab) Nodes() []*Node { return append([]*Node(nil), l.nodes...) }
+
+// Close stops every process started through the lab (SIGKILL to its process group), stops the
+// sniffers and watchers, and removes every namespace (and with them every link) and the
+// temporary directory. It is safe to call more than once and after a failed New.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	procs := l.procs
+	hosts := l.hosts
+	l.mu.Unlock()
+
+	l.cancel()
+	var errs []error
+	for _, p := range procs {
+		p.kill()
+	}
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			errs = append(errs, fmt.Errorf("testlab: %s did not exit after SIGKILL", p.Name))
+		}
+	}
+	for _, n := range hosts {
+		if n.handle != nil {
+			n.handle.Close()
+		}
+		if n.ns.IsOpen() {
+			n.ns.Close()
+		}
+		if err := netns.DeleteNamed(n.NSName); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("testlab: remove namespace %s: %w", n.NSName, err))
+		}
+	}
+	if l.bridge != nil {
+		l.bridge.Close()
+	}
+	if l.bridgeNS.IsOpen() {
+		l.bridgeNS.Close()
+		if err := netns.DeleteNamed(l.Name + "-br"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("testlab: remove namespace %s-br: %w", l.Name, err))
+		}
+	}
+	if l.Dir != "" {
+		if err := os.RemoveAll(l.Dir); err != nil {
+			errs = append(errs, fmt.Errorf("testlab: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Namespaces lists the names of the namespaces of this lab that exist now under /run/netns.
+func (l *Lab) Namespaces() ([]string, error) {
+	ents, err := os.ReadDir(netnsDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), l.Name+"-") {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// removeStale deletes namespaces "<prefix>-<pid>-..." whose creating process no longer runs:
+// leftovers of a lab whose process was killed before it could clean up.
+func removeStale(prefix string) {
+	ents, err := os.ReadDir(netnsDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix+"-")
+		if !ok {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/proc", pidStr)); err == nil {
+			continue
+		}
+		netns.DeleteNamed(e.Name())
+	}
+}
+
+// newNamedNS creates a named namespace without moving the calling goroutine into it.
+func newNamedNS(name string) (netns.NsHandle, error) {
+	type result struct {
+		ns  netns.NsHandle
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{netns.None(), fmt.Errorf("testlab: current namespace: %w", err)}
+			return
+		}
+		defer orig.Close()
+		ns, err := netns.NewNamed(name)
+		if rerr := netns.Set(orig); rerr != nil {
+			// This thread is in the wrong namespace: leave it locked so the runtime discards it.
+			if err == nil {
+				ns.Close()
+				netns.DeleteNamed(name)
+			}
+			ch <- result{netns.None(), fmt.Errorf("testlab: restore namespace: %w", rerr)}
+			return
+		}
+		runtime.UnlockOSThread()
+		if err != nil {
+			err = fmt.Errorf("testlab: create namespace %s: %w", name, err)
+		}
+		ch <- result{ns, err}
+	}()
+	r := <-ch
+	return r.ns, r.err
+}
+
+// doIn runs fn on a locked OS thread inside ns and returns its error. Goroutines fn starts do
+// not inherit the namespace; sockets fn creates stay in it.
+func doIn(ns netns.NsHandle, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("testlab: current namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("testlab: enter namespace: %w", err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			// Leave the thread locked: the runtime terminates it with the goroutine.
+			errc <- errors.Join(ferr, fmt.Errorf("testlab: restore namespace: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+func linkUp(h *netlink.Handle, name string) error {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("testlab: link %s: %w", name, err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("testlab: link %s up: %w", name, err)
+	}
+	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// Lab returns the lab the node belongs to.
+func (n *Node) Lab() *Lab { return n.lab }
+
+// Do runs fn on a locked OS thread inside the node's namespace. Sockets fn creates belong to
+// the node; goroutines fn starts do not run in it.
+func (n *Node) Do(fn func() error) error { return doIn(n.ns, fn) }
+
+// Start starts cmd inside the node's namespace (the child inherits the namespace of the
+// thread that forks it). The caller owns cmd; prefer StartProcess, which the lab tracks.
+func (n *Node) Start(cmd *exec.Cmd) error {
+	return n.Do(cmd.Start)
+}
+
+// DialContext connects from inside the node's namespace.
+func (n *Node) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	var c net.Conn
+	err := n.Do(func() error {
+		var err error
+		c, err = (&net.Dialer{}).DialContext(ctx, network, address)
+		return err
+	})
+	return c, err
+}
+
+// Listen opens a stream listener inside the node's namespace.
+func (n *Node) Listen(network, address string) (net.Listener, error) {
+	var ln net.Listener
+	err := n.Do(func() error {
+		var err error
+		ln, err = net.Listen(network, address)
+		return err
+	})
+	return ln, err
+}
+
+// ListenPacket opens a packet socket (for example "udp4") inside the node's namespace.
+func (n *Node) ListenPacket(network, address string) (net.PacketConn, error) {
+	var pc net.PacketConn
+	err := n.Do(func() error {
+		var err error
+		pc, err = net.ListenPacket(network, address)
+		return err
+	})
+	return pc, err
+}
+
+// HTTPClient returns a client whose connections are made inside the node's namespace, so
+// http://127.0.0.1:7400/ reaches the daemon running in that node.
+func (n *Node) HTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			DialContext:       n.DialContext,
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+// CutLink sets the bridge end of the node's veth down: the node loses carrier, as when its
+// cable is pulled. RestoreLink undoes it.
+func (n *Node) CutLink() error { return n.setPort(false) }
+
+// RestoreLink sets the bridge end of the node's veth up again.
+func (n *Node) RestoreLink() error { return n.setPort(true) }
+
+func (n *Node) setPort(up bool) error {
+	port, err := n.lab.bridge.LinkByName(n.portName)
+	if err != nil {
+		return fmt.Errorf("testlab: port %s of %s: %w", n.portName, n.Name, err)
+	}
+	if up {
+		err = n.lab.bridge.LinkSetUp(port)
+	} else {
+		err = n.lab.bridge.LinkSetDown(port)
+	}
+	if err != nil {
+		return fmt.Errorf("testlab: set port %s of %s up=%t: %w", n.portName, n.Name, up, err)
+	}
+	return nil
+}
+
+// Addrs lists the IPv4 addresses on the node's eth0 now.
+func (n *Node) Addrs() ([]netip.Prefix, error) {
+	eth, err := n.handle.LinkByName(n.Iface)
+	if err != nil {
+		return nil, fmt.Errorf("testlab: %s/%s: %w", n.Name, n.Iface, err)
+	}
+	as, err := n.handle.AddrList(eth, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("testlab: addresses of %s: %w", n.Name, err)
+	}
+	out := make([]netip.Prefix, 0, len(as))
+	for _, a := range as {
+		if p, ok := prefixOf(a.IPNet); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// HasAddr reports whether addr is on the node's eth0 now.
+func (n *Node) HasAddr(addr netip.Addr) (bool, error) {
+	ps, err := n.Addrs()
+	if err != nil {
+		return false, err
+	}
+	for _, p := range ps {
+		if p.Addr() == addr {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// RemoveAddr deletes p from the node's eth0 if it is there (for example a virtual IP left by a
+// process killed with SIGKILL, standing in for a host that died).
+func (n *Node) RemoveAddr(p netip.Prefix) error {
+	eth, err := n.handle.LinkByName(n.Iface)
+	if err != nil {
+		return fmt.Errorf("testlab: %s/%s: %w", n.Name, n.Iface, err)
+	}
+	err = n.handle.AddrDel(eth, &netlink.Addr{IPNet: ipNet(p)})
+	if err != nil && !errors.Is(err, os.ErrNotExist) && !strings.Contains(err.Error(), "cannot assign") {
+		return fmt.Errorf("testlab: remove %s from %s: %w", p, n.Name, err)
+	}
+	return nil
+}
+
+// Holders lists the nodes (not extra hosts) that have addr on eth0 now.
+func (l *Lab) Holders(addr netip.Addr) ([]*Node, error) {
+	var out []*Node
+	for _, n := range l.nodes {
+		ok, err := n.HasAddr(addr)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
+}
+
+// nodeByAddr finds the node or host with the given fixed address.
+func (l *Lab) nodeByAddr(a netip.Addr) *Node {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.hosts {
+		if n.Addr == a {
+			return n
+		}
+	}
+	return nil
+}

@@ -1,0 +1,325 @@
+package testlab
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/ipv4"
+)
+
+// addrCmp compares netip.Addr values (unexported fields) by value.
+var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	RemoveBinaries()
+	os.Exit(code)
+}
+
+// exchange sends a UDP datagram from a to b and waits for b's echo.
+func exchange(t *testing.T, a, b *Node, timeout time.Duration) error {
+	t.Helper()
+	srv, err := b.ListenPacket("udp4", b.Addr.String()+":0")
+	if err != nil {
+		t.Fatalf("listen in %s: %v", b.Name, err)
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := srv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteTo(buf[:n], from)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := a.DialContext(ctx, "udp4", srv.LocalAddr().String())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	msg := "hello from " + a.Name
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	if got := string(buf[:n]); got != msg {
+		t.Fatalf("echo from %s = %q, want %q", b.Name, got, msg)
+	}
+	if la := c.LocalAddr().(*net.UDPAddr); la.IP.String() != a.Addr.String() {
+		t.Fatalf("datagram left %s from %s, want %s", a.Name, la.IP, a.Addr)
+	}
+	return nil
+}
+
+func TestLabNodesTalk(t *testing.T) {
+	t.Parallel()
+	l := NewT(t, Options{Nodes: 3})
+	ns, err := l.Namespaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{l.Name + "-br", l.Name + "-node1", l.Name + "-node2", l.Name + "-node3"}
+	if diff := cmp.Diff(want, ns); diff != "" {
+		t.Errorf("namespaces (-want +got):\n%s", diff)
+	}
+	for i, n := range l.Nodes() {
+		wantAddr := netip.AddrFrom4([4]byte{192, 0, 2, byte(11 + i)})
+		if n.Addr != wantAddr || n.Prefix.Bits() != 24 || n.Iface != "eth0" {
+			t.Errorf("node %d = %s %s on %s, want %s/24 on eth0", i+1, n.Name, n.Prefix, n.Iface, wantAddr)
+		}
+		ok, err := n.HasAddr(n.Addr)
+		if err != nil || !ok {
+			t.Errorf("%s: own address installed = %t, %v", n.Name, ok, err)
+		}
+	}
+	for _, pair := range [][2]int{{1, 2}, {2, 3}, {3, 1}} {
+		if err := exchange(t, l.Node(pair[0]), l.Node(pair[1]), 2*time.Second); err != nil {
+			t.Errorf("UDP %s -> %s: %v", l.Node(pair[0]).Name, l.Node(pair[1]).Name, err)
+		}
+	}
+	h, err := l.AddHost("fos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Addr != netip.MustParseAddr("192.0.2.201") {
+		t.Errorf("extra host address = %s, want 192.0.2.201", h.Addr)
+	}
+	if err := exchange(t, h, l.Node(1), 2*time.Second); err != nil {
+		t.Errorf("UDP fos -> node1: %v", err)
+	}
+	if _, err := l.AddHost("fos"); err == nil {
+		t.Error("AddHost with a duplicate name succeeded")
+	}
+}
+
+func TestCutAndRestoreLink(t *testing.T) {
+	t.Parallel()
+	l := NewT(t, Options{})
+	a, b := l.Node(1), l.Node(2)
+	if err := exchange(t, a, b, 2*time.Second); err != nil {
+		t.Fatalf("before the cut: %v", err)
+	}
+	if err := b.CutLink(); err != nil {
+		t.Fatal(err)
+	}
+	if err := exchange(t, a, b, 300*time.Millisecond); err == nil {
+		t.Fatal("UDP exchange succeeded across a cut link")
+	}
+	if err := b.RestoreLink(); err != nil {
+		t.Fatal(err)
+	}
+	// The node's eth0 regains carrier asynchronously; retry within a deadline.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		err := exchange(t, a, b, 300*time.Millisecond)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restoring the link: %v", err)
+		}
+	}
+}
+
+func TestCloseRemovesEverything(t *testing.T) {
+	t.Parallel()
+	RequireRoot(t)
+	l, err := New(context.Background(), Options{Nodes: 2, Prefix: "rlabclose"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AddHost("extra"); err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	p, err := l.Node(1).StartProcess("sleep", "", exec.Command("sleep", "300"))
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	// The child really runs in the node's namespace.
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := os.Readlink("/proc/" + strconv.Itoa(p.Pid()) + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child == self {
+		t.Errorf("child runs in the test's namespace %s", self)
+	}
+	dir := l.Dir
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if exited, _ := p.Exited(); !exited {
+		t.Error("process still runs after Close")
+	}
+	ns, err := l.Namespaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 0 {
+		t.Errorf("namespaces left after Close: %v", ns)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab directory %s left after Close (stat: %v)", dir, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// vrrpPayload is a hand-built RFC 3768 advertisement: VRID 51, priority 100, one address
+// 192.0.2.100, interval 1 s, auth none.
+var vrrpPayload = []byte{
+	0x21, 51, 100, 1, 0, 1, 0x00, 0x00,
+	192, 0, 2, 100,
+	0, 0, 0, 0, 0, 0, 0, 0,
+}
+
+func init() {
+	var sum uint32
+	for i := 0; i < len(vrrpPayload); i += 2 {
+		sum += uint32(vrrpPayload[i])<<8 | uint32(vrrpPayload[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	c := ^uint16(sum)
+	vrrpPayload[6], vrrpPayload[7] = byte(c>>8), byte(c)
+}
+
+func TestSniffVRRPAndWatchVIP(t *testing.T) {
+	t.Parallel()
+	l := NewT(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	vip := netip.MustParsePrefix("192.0.2.100/24")
+	tl, err := l.Record(ctx, vip.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := l.Node(1), l.Node(2)
+
+	// An advert from node1, sent the way a VRRP router sends it.
+	start := time.Now()
+	err = a.Do(func() error {
+		c, err := net.ListenPacket("ip4:112", "0.0.0.0")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		pc := ipv4.NewPacketConn(c)
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		if err := pc.SetMulticastInterface(ifi); err != nil {
+			return err
+		}
+		if err := pc.SetMulticastTTL(255); err != nil {
+			return err
+		}
+		_, err = pc.WriteTo(vrrpPayload, nil, &net.IPAddr{IP: net.IPv4(224, 0, 0, 18)})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("send advert from node1: %v", err)
+	}
+	got, err := tl.WaitAdvert(ctx, start, "the test advert", From(a, 51))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Advert{
+		At: got.At, SrcMAC: got.SrcMAC,
+		Src: a.Addr, Dst: netip.MustParseAddr("224.0.0.18"), TTL: 255,
+		Version: 2, VRID: 51, Priority: 100, Interval: time.Second,
+		Addresses: []netip.Addr{vip.Addr()},
+	}
+	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
+		t.Errorf("sniffed advert (-want +got):\n%s", diff)
+	}
+
+	// The VIP added to and removed from node2 by netlink, as a daemon would.
+	eth, err := b.handle.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	if err := b.handle.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(vip)}); err != nil {
+		t.Fatal(err)
+	}
+	added, err := tl.WaitVIP(ctx, b, true, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := added.At.Sub(before); d < 0 || d > time.Second {
+		t.Errorf("VIP added event %v after the add", d)
+	}
+	if h := tl.Holders(); len(h) != 1 || h[0] != b {
+		t.Errorf("holders = %v, want [node2]", h)
+	}
+	if err := b.RemoveAddr(vip); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.WaitVIP(ctx, b, false, added.At); err != nil {
+		t.Fatal(err)
+	}
+	if h := tl.Holders(); len(h) != 0 {
+		t.Errorf("holders after removal = %d nodes, want none", len(h))
+	}
+}
+
+func TestParseVRRPFrame(t *testing.T) {
+	frame := []byte{
+		0x01, 0x00, 0x5e, 0x00, 0x00, 0x12, // dst MAC
+		0x02, 0x11, 0x22, 0x33, 0x44, 0x55, // src MAC
+		0x08, 0x00,
+		0x45, 0xc0, 0x00, 0x28, 0x00, 0x00, 0x00, 0x00, 0xff, 0x70, 0x00, 0x00, // IPv4, ttl 255, proto 112
+		192, 0, 2, 12, 224, 0, 0, 18,
+	}
+	frame = append(frame, vrrpPayload...)
+	got, ok := parseVRRPFrame(frame)
+	if !ok {
+		t.Fatal("frame not recognised")
+	}
+	want := Advert{
+		SrcMAC: net.HardwareAddr{0x02, 0x11, 0x22, 0x33, 0x44, 0x55},
+		Src:    netip.MustParseAddr("192.0.2.12"), Dst: netip.MustParseAddr("224.0.0.18"),
+		TTL: 255, Version: 2, VRID: 51, Priority: 100, Interval: time.Second,
+		Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.100")},
+	}
+	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
+		t.Errorf("parseVRRPFrame (-want +got):\n%s", diff)
+	}
+	for _, n := range []int{0, 14, 33, len(frame) - 13} {
+		if _, ok := parseVRRPFrame(frame[:n]); ok {
+			t.Errorf("truncated frame of %d bytes accepted", n)
+		}
+	}
+	other := append([]byte(nil), frame...)
+	other[14+9] = 17 // UDP
+	if _, ok := parseVRRPFrame(other); ok {
+		t.Error("UDP frame accepted as VRRP")
+	}
+}
