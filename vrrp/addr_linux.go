@@ -1,0 +1,278 @@
+package vrrp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// netlinkAddresser is the production [Addresser]. It installs the virtual addresses on one
+// link with RTM_NEWADDR/RTM_DELADDR; each call returns after the kernel's netlink ACK, so a nil
+// error means the address is (or is no longer) configured.
+//
+// Ownership: it removes only addresses it added itself. An address that was already on the
+// link when it was asked to add it belongs to someone else (an operator, another daemon) and
+// is left alone, with a log line. What it added is recorded in a state file before the netlink
+// request is sent (a write-ahead record), so that after a crash the next start removes those
+// addresses ([netlinkAddresser.removeStale]) instead of mistaking them for someone else's.
+type netlinkAddresser struct {
+	h      *netlink.Handle
+	link   netlink.Link
+	record string // state file path; empty: no crash recovery
+	log    *slog.Logger
+
+	owned []netip.Prefix // installed by us, in installation order
+}
+
+var _ Addresser = (*netlinkAddresser)(nil)
+
+// addrRecord is the state file's content. Interface names the link the addresses were put on,
+// so that a record is never applied to a different link.
+type addrRecord struct {
+	Interface string         `json:"interface"`
+	Addresses []netip.Prefix `json:"addresses"`
+}
+
+// recordPath names the state file of one virtual router on one interface.
+func recordPath(dir, ifname string, vrid uint8) string {
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, fmt.Sprintf("vrrp-%s-%d.json", ifname, vrid))
+}
+
+func newNetlinkAddresser(h *netlink.Handle, link netlink.Link, record string, log *slog.Logger) *netlinkAddresser {
+	return &netlinkAddresser{h: h, link: link, record: record, log: log}
+}
+
+// present lists the IPv4 prefixes configured on the link.
+func (a *netlinkAddresser) present() ([]netip.Prefix, error) {
+	addrs, err := a.h.AddrList(a.link, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: listing addresses of %s: %w", a.link.Attrs().Name, err)
+	}
+	out := make([]netip.Prefix, 0, len(addrs))
+	for _, ad := range addrs {
+		if p, ok := ipNetPrefix(ad.IPNet); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Add installs every prefix in vips that is not on the link yet. A prefix whose address is
+// already configured but was not added by us is skipped: it is not ours to manage.
+func (a *netlinkAddresser) Add(vips []netip.Prefix) error {
+	present, err := a.present()
+	if err != nil {
+		return err
+	}
+	var todo []netip.Prefix
+	for _, v := range vips {
+		if slices.Contains(a.owned, v) {
+			if !containsAddr(present, v.Addr()) {
+				todo = append(todo, v) // ours, but removed behind our back: put it back
+			}
+			continue
+		}
+		if containsAddr(present, v.Addr()) {
+			a.log.Warn("virtual address already configured and not added by redundantd; leaving it alone",
+				"interface", a.link.Attrs().Name, "address", v)
+			continue
+		}
+		todo = append(todo, v)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	for _, v := range todo {
+		if !slices.Contains(a.owned, v) {
+			a.owned = append(a.owned, v)
+		}
+	}
+	if err := a.save(); err != nil {
+		// Without the record a crash would orphan the addresses; refuse rather than risk it.
+		a.owned = slices.DeleteFunc(a.owned, func(p netip.Prefix) bool { return slices.Contains(todo, p) })
+		return err
+	}
+	var errs []error
+	for _, v := range todo {
+		err := a.h.AddrAdd(a.link, netlinkAddr(v))
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			a.owned = slices.DeleteFunc(a.owned, func(p netip.Prefix) bool { return p == v })
+			errs = append(errs, fmt.Errorf("vrrp: adding %s to %s: %w", v, a.link.Attrs().Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		if err := a.save(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Remove deletes those prefixes of vips that this addresser added; any other is left alone.
+// An address that is already gone counts as removed.
+func (a *netlinkAddresser) Remove(vips []netip.Prefix) error {
+	var errs []error
+	removed := false
+	for _, v := range vips {
+		if !slices.Contains(a.owned, v) {
+			continue
+		}
+		err := a.h.AddrDel(a.link, netlinkAddr(v))
+		if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("vrrp: removing %s from %s: %w", v, a.link.Attrs().Name, err))
+			continue
+		}
+		a.owned = slices.DeleteFunc(a.owned, func(p netip.Prefix) bool { return p == v })
+		removed = true
+	}
+	if removed {
+		if err := a.save(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeStale removes the addresses a previous run recorded and left configured (it crashed or
+// was killed as Master), then clears the record. Recorded addresses that are gone are ignored.
+// The record may name a link other than the Addresser's (the run before used the other
+// virtual-MAC setting); it is honoured only for a link in allowed, and looked up through h.
+func (a *netlinkAddresser) removeStale(h *netlink.Handle, allowed []string) error {
+	if a.record == "" {
+		return nil
+	}
+	b, err := os.ReadFile(a.record)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("vrrp: reading address record: %w", err)
+	}
+	var rec addrRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		// A torn record cannot happen (it is replaced atomically); a corrupt one is someone
+		// else's doing. Refuse to guess which addresses are ours.
+		return fmt.Errorf("vrrp: address record %s is corrupt (remove it after checking the addresses by hand): %w", a.record, err)
+	}
+	var errs []error
+	switch link, err := h.LinkByName(rec.Interface); {
+	case len(rec.Addresses) == 0:
+	case !slices.Contains(allowed, rec.Interface):
+		a.log.Warn("address record names another interface; leaving its addresses alone",
+			"record", a.record, "record_interface", rec.Interface, "addresses", rec.Addresses)
+	case err != nil:
+		// The link is gone (a virtual-MAC macvlan deleted with its addresses, or a vanished
+		// interface): nothing left to remove.
+		a.log.Info("link of recorded addresses is gone", "link", rec.Interface, "err", err)
+	default:
+		stale := &netlinkAddresser{h: h, link: link, log: a.log}
+		present, err := stale.present()
+		if err != nil {
+			return err
+		}
+		for _, v := range rec.Addresses {
+			if !slices.Contains(present, v) {
+				continue
+			}
+			if err := h.AddrDel(link, netlinkAddr(v)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				errs = append(errs, fmt.Errorf("vrrp: removing stale %s from %s: %w", v, rec.Interface, err))
+				continue
+			}
+			a.log.Info("removed virtual address left by a previous run", "link", rec.Interface, "address", v)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...) // keep the record, so that the next start retries
+	}
+	return a.save()
+}
+
+// save replaces the record atomically (temporary file, fsync, rename, fsync of the
+// directory), so that a crash leaves either the old or the new record, never a torn one.
+func (a *netlinkAddresser) save() error {
+	if a.record == "" {
+		return nil
+	}
+	rec := addrRecord{Interface: a.link.Attrs().Name, Addresses: a.owned}
+	if rec.Addresses == nil {
+		rec.Addresses = []netip.Prefix{}
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("vrrp: encoding address record: %w", err)
+	}
+	if err := writeFileAtomic(a.record, append(b, '\n')); err != nil {
+		return fmt.Errorf("vrrp: writing address record: %w", err)
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// netlinkAddr converts a prefix to the netlink form. The broadcast address is left for
+// netlink to derive, as `ip addr add ... brd +` would.
+func netlinkAddr(p netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{
+		IP:   p.Addr().AsSlice(),
+		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+	}}
+}
+
+func ipNetPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	ip, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ip = ip.Unmap()
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(ip, ones), true
+}
+
+func containsAddr(ps []netip.Prefix, ip netip.Addr) bool {
+	return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr() == ip })
+}

@@ -1,0 +1,153 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"golang.org/x/net/ipv4"
+)
+
+const (
+	// ipProtoVRRP is the IP protocol number of VRRP (RFC 3768 section 5.2.4).
+	ipProtoVRRP = 112
+
+	// tosInternetControl is IP precedence 6 (DSCP CS6), the class of routing-protocol traffic;
+	// keepalived marks its adverts the same way so that queueing switches keep them ahead of
+	// bulk traffic.
+	tosInternetControl = 0xc0
+
+	// maxAdvertLen bounds a received IP payload. A VRRPv2 advert with the maximum 255 addresses
+	// is 8+4*255+8 = 1036 bytes; anything longer than an Ethernet MTU cannot be ours.
+	maxAdvertLen = 1500
+)
+
+// vrrpGroup is the IPv4 multicast address VRRP adverts are sent to (RFC 3768 section 5.2.2).
+var vrrpGroup = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+
+// rawConn is the production [Conn]: one raw IPv4 socket for protocol 112.
+//
+// Adverts are sent with TTL 255 (RFC 3768 section 5.2.3: receivers discard anything else, so
+// no router can have forwarded them), with the Primary address as IP source and out of a fixed
+// interface, both through IP_PKTINFO. In virtual-MAC mode the send interface is the macvlan,
+// so the frame carries 00-00-5E-00-01-{VRID}, while reception stays on the parent.
+type rawConn struct {
+	pc *ipv4.PacketConn
+
+	recvIndex int // only datagrams that arrived on this interface are returned
+	dsts      []net.Addr
+	cm        ipv4.ControlMessage
+	buf       []byte
+}
+
+var _ Conn = (*rawConn)(nil)
+
+// connConfig is what newRawConn needs from a Config, resolved to interfaces.
+type connConfig struct {
+	recv    *net.Interface // where adverts arrive: the configured interface
+	send    *net.Interface // where adverts leave: the interface, or the macvlan
+	primary netip.Addr
+	peers   []netip.Addr // unicast mode when non-empty
+}
+
+// newRawConn opens the socket in the calling thread's network namespace.
+func newRawConn(cc connConfig) (_ *rawConn, err error) {
+	c, err := net.ListenPacket(fmt.Sprintf("ip4:%d", ipProtoVRRP), "0.0.0.0")
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: opening raw socket for IP protocol %d: %w", ipProtoVRRP, err)
+	}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	pc := ipv4.NewPacketConn(c)
+	if err := pc.SetControlMessage(ipv4.FlagTTL|ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
+		return nil, fmt.Errorf("vrrp: enabling control messages: %w", err)
+	}
+	if err := pc.SetTTL(255); err != nil {
+		return nil, fmt.Errorf("vrrp: setting unicast TTL 255: %w", err)
+	}
+	if err := pc.SetTOS(tosInternetControl); err != nil {
+		return nil, fmt.Errorf("vrrp: setting TOS: %w", err)
+	}
+	if err := pc.SetMulticastTTL(255); err != nil {
+		return nil, fmt.Errorf("vrrp: setting multicast TTL 255: %w", err)
+	}
+	if err := pc.SetMulticastLoopback(false); err != nil {
+		return nil, fmt.Errorf("vrrp: disabling multicast loopback: %w", err)
+	}
+	if err := pc.SetMulticastInterface(cc.send); err != nil {
+		return nil, fmt.Errorf("vrrp: setting multicast interface %s: %w", cc.send.Name, err)
+	}
+	rc := &rawConn{
+		pc:        pc,
+		recvIndex: cc.recv.Index,
+		cm:        ipv4.ControlMessage{Src: cc.primary.AsSlice(), IfIndex: cc.send.Index},
+		buf:       make([]byte, maxAdvertLen+1),
+	}
+	if len(cc.peers) == 0 {
+		group := &net.IPAddr{IP: vrrpGroup.AsSlice()}
+		if err := pc.JoinGroup(cc.recv, group); err != nil {
+			return nil, fmt.Errorf("vrrp: joining %s on %s: %w", vrrpGroup, cc.recv.Name, err)
+		}
+		rc.dsts = []net.Addr{group}
+	} else {
+		for _, p := range cc.peers {
+			rc.dsts = append(rc.dsts, &net.IPAddr{IP: p.AsSlice()})
+		}
+	}
+	return rc, nil
+}
+
+// Send transmits one advert: to 224.0.0.18, or in unicast mode to every peer in turn. A peer
+// that cannot be reached does not keep the others from receiving it.
+func (c *rawConn) Send(payload []byte) error {
+	var errs []error
+	for _, dst := range c.dsts {
+		if _, err := c.pc.WriteTo(payload, &c.cm, dst); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp: sending advert to %s: %w", dst, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Receive blocks until an advert arrives on the configured interface and returns it with a
+// copy of the IP payload. Datagrams for other
+// interfaces are skipped silently: one raw socket sees the VRRP traffic of every interface in
+// the namespace. Receive is not safe for concurrent use; the Router calls it from one reader.
+func (c *rawConn) Receive() (Inbound, error) {
+	for {
+		n, cm, src, err := c.pc.ReadFrom(c.buf)
+		if err != nil {
+			return Inbound{}, err
+		}
+		if cm == nil || cm.IfIndex != c.recvIndex || n > maxAdvertLen {
+			continue
+		}
+		ipa, ok := src.(*net.IPAddr)
+		if !ok {
+			continue
+		}
+		from, ok := netip.AddrFromSlice(ipa.IP)
+		if !ok {
+			continue
+		}
+		// In unicast mode a source that is not a peer is passed on all the same: the Machine
+		// drops it and counts it under "peer", which is what an operator chasing a
+		// misconfigured peer list needs to see.
+		from = from.Unmap()
+		dst, _ := netip.AddrFromSlice(cm.Dst)
+		return Inbound{
+			Src:     from,
+			Dst:     dst.Unmap(),
+			TTL:     cm.TTL,
+			Payload: slices.Clone(c.buf[:n]),
+		}, nil
+	}
+}
+
+// Close closes the socket; a blocked Receive returns an error wrapping net.ErrClosed.
+func (c *rawConn) Close() error { return c.pc.Close() }

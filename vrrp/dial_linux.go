@@ -1,0 +1,137 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Dial sets up the production I/O for cfg and returns a Router over it: a netlink handle, in
+// virtual-MAC mode the macvlan (replacing a leftover of a crashed run), the removal of virtual
+// addresses a crashed run left behind (per the record in StateDir), the raw protocol-112 socket
+// and the gratuitous ARP socket.
+//
+// Everything is bound to the network namespace of the calling thread at the time of the call;
+// the Router keeps working there whichever thread runs it. Dial needs CAP_NET_ADMIN and
+// CAP_NET_RAW.
+func Dial(cfg Config) (_ *Router, err error) {
+	if cfg.Interface == "" {
+		return nil, errors.New("vrrp: Interface: required")
+	}
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("vrid", cfg.VRID, "interface", cfg.Interface)
+
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for _, c := range slices.Backward(closers) {
+				c()
+			}
+		}
+	}()
+
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: opening netlink: %w", err)
+	}
+	closers = append(closers, func() error { h.Close(); return nil })
+
+	parent, err := h.LinkByName(cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: interface %q: %w", cfg.Interface, err)
+	}
+	pifi := linkInterface(parent)
+	if pifi.Flags&net.FlagUp == 0 {
+		log.Warn("interface is down; adverts will fail until it comes up")
+	}
+	if cfg.Primary, err = resolvePrimary(h, parent, cfg); err != nil {
+		return nil, err
+	}
+
+	sendIfi, addrLink := pifi, parent
+	allowed := []string{cfg.Interface}
+	if cfg.VirtualMAC {
+		allowed = append(allowed, vmacName(cfg.VRID))
+		v, err := setupVMAC(h, parent, cfg.VRID, log)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, v.Close)
+		sendIfi, addrLink = v.ifi, v.link
+	}
+
+	addrs := newNetlinkAddresser(h, addrLink, recordPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)
+	if err := addrs.removeStale(h, allowed); err != nil {
+		return nil, err
+	}
+
+	peers := []netip.Addr(nil)
+	if cfg.Unicast {
+		peers = cfg.Peers
+	}
+	conn, err := newRawConn(connConfig{recv: pifi, send: sendIfi, primary: cfg.Primary, peers: peers})
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, conn.Close)
+
+	arp, err := newARPAnnouncer(sendIfi)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, arp.Close)
+
+	r, err := New(cfg, conn, addrs, arp)
+	if err != nil {
+		return nil, err
+	}
+	// New's Router closes conn and arp itself; Dial's extras go last, the macvlan before the
+	// netlink handle that deletes it.
+	for _, c := range slices.Backward(closers[:len(closers)-2]) {
+		r.closers = append(r.closers, c)
+	}
+	return r, nil
+}
+
+// resolvePrimary checks that cfg.Primary is configured on the link, or picks the link's first
+// IPv4 address that is not a virtual one when it is unset. The kernel refuses to send from an
+// address the host does not have, and the wrong one would lose every tie-break.
+func resolvePrimary(h *netlink.Handle, link netlink.Link, cfg Config) (netip.Addr, error) {
+	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("vrrp: listing addresses of %s: %w", cfg.Interface, err)
+	}
+	for _, a := range addrs {
+		p, ok := ipNetPrefix(a.IPNet)
+		if !ok {
+			continue
+		}
+		if cfg.Primary.IsValid() {
+			if p.Addr() == cfg.Primary {
+				return cfg.Primary, nil
+			}
+			continue
+		}
+		if !containsAddr(cfg.VirtualIPs, p.Addr()) {
+			return p.Addr(), nil
+		}
+	}
+	if cfg.Primary.IsValid() {
+		return netip.Addr{}, fmt.Errorf("vrrp: Primary %s is not configured on %s", cfg.Primary, cfg.Interface)
+	}
+	return netip.Addr{}, fmt.Errorf("vrrp: Primary: %s has no IPv4 address of its own", cfg.Interface)
+}
+
+// linkInterface is the net.Interface of a netlink link, read from the same namespace as the
+// link (net.InterfaceByName would ask the calling thread's).
+func linkInterface(l netlink.Link) *net.Interface {
+	a := l.Attrs()
+	return &net.Interface{Index: a.Index, MTU: a.MTU, Name: a.Name, HardwareAddr: a.HardwareAddr, Flags: a.Flags}
+}

@@ -1,0 +1,533 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults applied by [New] and [Dial] to zero Config fields.
+const (
+	// DefaultGARPCount is the number of gratuitous ARPs per address on becoming Master, as
+	// keepalived sends (garp_master_repeat 5).
+	DefaultGARPCount = 5
+
+	// DefaultGARPInterval spaces the gratuitous ARPs. The first goes out at once; the repeats
+	// cover a lost frame or a switch port still learning, and at 200 ms five of them are done
+	// within a second, before a host that missed them all would normally re-resolve.
+	DefaultGARPInterval = 200 * time.Millisecond
+)
+
+// Conn sends and receives VRRP adverts: the raw IPv4 protocol-112 socket in production.
+type Conn interface {
+	// Receive blocks until an advert for this virtual router's interface arrives and returns
+	// it with its own copy of the IP payload. After Close it returns an error.
+	Receive() (Inbound, error)
+	// Send transmits one marshalled advert (to 224.0.0.18, or to every unicast peer).
+	Send(payload []byte) error
+	Close() error
+}
+
+// Addresser installs and removes the virtual addresses. Implementations must never remove an
+// address they did not add.
+type Addresser interface {
+	// Add installs the prefixes; it returns once the kernel has confirmed them.
+	Add(vips []netip.Prefix) error
+	// Remove removes those of the prefixes that this Addresser added.
+	Remove(vips []netip.Prefix) error
+}
+
+// Announcer tells the segment where the virtual addresses now live.
+type Announcer interface {
+	// Announce sends one gratuitous ARP for each address, now, without blocking on replies.
+	Announce(ips []netip.Addr) error
+}
+
+// Config configures a [Router].
+type Config struct {
+	// Interface is the network interface the virtual router runs on.
+	Interface string
+
+	VRID           uint8
+	Priority       uint8         // 1..254, or 255 for the address owner (RFC 3768 section 5.3.4)
+	AdvertInterval time.Duration // whole seconds; 0 means DefaultAdvertInterval
+	Preempt        bool
+
+	// Primary is this node's own fixed IPv4 address on Interface: the advert source and the
+	// tie-breaker between equal priorities. Dial picks the interface's first IPv4 address when
+	// it is unset.
+	Primary netip.Addr
+
+	// VirtualIPs are the addresses the Master holds, with the prefix length they are
+	// installed with.
+	VirtualIPs []netip.Prefix
+
+	// Unicast sends adverts to each of Peers instead of 224.0.0.18 and accepts adverts only
+	// from Peers, for networks that block multicast. Peers must be on-link: adverts are sent
+	// with TTL 255 and a receiver drops any other TTL.
+	Unicast bool
+	Peers   []netip.Addr
+
+	// VirtualMAC puts the virtual addresses on a bridge-mode macvlan "vrrp.<VRID>" carrying
+	// the RFC 3768 section 7.3 MAC 00-00-5E-00-01-{VRID}, from which adverts and ARP are sent.
+	// Without it the Master uses the interface's own MAC and gratuitous ARP, like keepalived.
+	VirtualMAC bool
+
+	// GARPCount gratuitous ARPs per address are sent on becoming Master, GARPInterval apart,
+	// the first at once. 0 means DefaultGARPCount and DefaultGARPInterval.
+	GARPCount    int
+	GARPInterval time.Duration
+
+	AuthType AuthType
+	AuthData [8]byte
+
+	// StateDir holds a record of the addresses this node added, so that a restart after a
+	// crash removes the ones it left behind. Empty disables that recovery.
+	StateDir string
+
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+
+	// OnEvent is called for every state transition, in order, from the Router's goroutine,
+	// after the addresses have been installed (and the first gratuitous ARP sent) or removed.
+	// It must not block: adverts and timers wait while it runs, so a slow OnEvent delays or
+	// loses an election. Hand the Event to a buffered channel or queue and return.
+	OnEvent func(Event)
+}
+
+// Event reports a state transition of the Router.
+type Event struct {
+	From, To State
+	Reason   string
+	At       time.Time
+	MasterIP netip.Addr // the Master as known after the transition (this node's Primary when Master)
+	// Err is non-nil when installing (To Master) or removing (From Master) the virtual
+	// addresses failed; the Router keeps retrying once per advertisement interval.
+	Err error
+}
+
+// Status is a snapshot of a Router.
+type Status struct {
+	State    State
+	Priority uint8
+	// VirtualIPs are the addresses this node holds as Master (confirmed by the Addresser);
+	// empty when it is not Master or their installation has not succeeded yet.
+	VirtualIPs  []netip.Prefix
+	MasterIP    netip.Addr
+	Since       time.Time
+	Transitions uint64
+	Dropped     map[string]uint64
+}
+
+// Router runs one VRRP virtual router: it owns a [Machine] and performs its actions on a
+// [Conn], an [Addresser] and an [Announcer]. All protocol work happens on the goroutine that
+// calls Run; a second goroutine only reads the Conn.
+type Router struct {
+	cfg     Config
+	log     *slog.Logger
+	conn    Conn
+	addrs   Addresser
+	arp     Announcer
+	m       *Machine
+	vipIPs  []netip.Addr
+	closers []func() error // extra resources (Dial's macvlan, netlink handle), closed last
+
+	running   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	prioWake  chan struct{}
+
+	mu          sync.Mutex
+	status      Status
+	pendingPrio uint8
+	hasPending  bool
+
+	// Owned by the Run goroutine.
+	master        bool // the Machine is Master
+	held          bool // the Addresser confirmed the virtual addresses
+	installFailed bool // an Add failed: retry while Master
+	removeFailed  bool // a Remove failed: retry while not Master
+	lastRetry     time.Time
+	garpLeft      int
+	garpTimer     *time.Timer
+	sendFailing   bool
+}
+
+// New returns a Router over the given I/O. Run takes ownership of conn, and of addrs and arp
+// when they implement io.Closer, and closes them when it returns.
+func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error) {
+	if conn == nil || addrs == nil || arp == nil {
+		return nil, errors.New("vrrp: New needs a Conn, an Addresser and an Announcer")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	mc := MachineConfig{
+		VRID:           cfg.VRID,
+		Priority:       cfg.Priority,
+		AdvertInterval: cfg.AdvertInterval,
+		Preempt:        cfg.Preempt,
+		Primary:        cfg.Primary,
+		AuthType:       cfg.AuthType,
+		AuthData:       cfg.AuthData,
+	}
+	for _, p := range cfg.VirtualIPs {
+		mc.VirtualIPs = append(mc.VirtualIPs, p.Addr())
+	}
+	if cfg.Unicast {
+		mc.Peers = slices.Clone(cfg.Peers)
+	}
+	m, err := NewMachine(mc)
+	if err != nil {
+		return nil, err
+	}
+	r := &Router{
+		cfg:      cfg,
+		log:      cfg.Logger.With("vrid", cfg.VRID, "interface", cfg.Interface),
+		conn:     conn,
+		addrs:    addrs,
+		arp:      arp,
+		m:        m,
+		vipIPs:   mc.VirtualIPs,
+		prioWake: make(chan struct{}, 1),
+	}
+	r.publish()
+	return r, nil
+}
+
+// withDefaults fills in the zero fields and rejects what neither the Machine nor the I/O can
+// use. Field checks that belong to the protocol (VRID, priority, interval) are the Machine's.
+func (c Config) withDefaults() (Config, error) {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.AdvertInterval == 0 {
+		c.AdvertInterval = DefaultAdvertInterval
+	}
+	switch {
+	case c.GARPCount < 0:
+		return c, fmt.Errorf("vrrp: GARPCount %d: must not be negative", c.GARPCount)
+	case c.GARPCount == 0:
+		c.GARPCount = DefaultGARPCount
+	}
+	switch {
+	case c.GARPInterval < 0:
+		return c, fmt.Errorf("vrrp: GARPInterval %v: must not be negative", c.GARPInterval)
+	case c.GARPInterval == 0:
+		c.GARPInterval = DefaultGARPInterval
+	}
+	if len(c.VirtualIPs) == 0 {
+		return c, errors.New("vrrp: VirtualIPs: at least one virtual address is needed")
+	}
+	for i, p := range c.VirtualIPs {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %q: not an IPv4 address with prefix length", i, p)
+		}
+		if slices.ContainsFunc(c.VirtualIPs[:i], func(q netip.Prefix) bool { return q.Addr() == p.Addr() }) {
+			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %s: listed twice", i, p)
+		}
+	}
+	c.VirtualIPs = slices.Clone(c.VirtualIPs)
+	if c.Unicast && len(c.Peers) == 0 {
+		return c, errors.New("vrrp: Peers: unicast mode needs at least one peer")
+	}
+	if !c.Unicast && len(c.Peers) > 0 {
+		return c, errors.New("vrrp: Peers: set only in unicast mode (Unicast = true)")
+	}
+	for i, p := range c.Peers {
+		if !p.Is4() {
+			return c, fmt.Errorf("vrrp: Peers[%d] %q: not an IPv4 address", i, p)
+		}
+	}
+	c.Peers = slices.Clone(c.Peers)
+	if c.OnEvent == nil {
+		c.OnEvent = func(Event) {}
+	}
+	return c, nil
+}
+
+// Status returns a snapshot of the Router. It is safe for concurrent use.
+func (r *Router) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	s.VirtualIPs = slices.Clone(s.VirtualIPs)
+	s.Dropped = maps.Clone(s.Dropped)
+	return s
+}
+
+// SetPriority changes this node's priority, for a swap or for Passive mode. It is safe for
+// concurrent use and does not wait: the Run goroutine applies the newest value at once (or, if
+// Run has not started, right after it starts).
+func (r *Router) SetPriority(p uint8) {
+	r.mu.Lock()
+	r.pendingPrio, r.hasPending = p, true
+	r.mu.Unlock()
+	select {
+	case r.prioWake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the virtual router until ctx is cancelled. Then a Master sends one advert with
+// priority 0, so that a Backup takes over after Skew_Time instead of Master_Down_Interval
+// (RFC 3768 section 6.4.3), and removes the addresses it added; Run closes its I/O and returns
+// nil. Run may be called once.
+func (r *Router) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("vrrp: Router.Run called twice")
+	}
+	inbox := make(chan Inbound, 16)
+	stop := make(chan struct{})
+	var reader sync.WaitGroup
+	reader.Go(func() { r.read(inbox, stop) })
+	defer func() {
+		close(stop)
+		r.Close() // unblocks the reader's Receive
+		reader.Wait()
+	}()
+
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	r.garpTimer = time.NewTimer(time.Hour)
+	r.garpTimer.Stop()
+	defer r.garpTimer.Stop()
+
+	r.log.Info("virtual router starting", "priority", r.cfg.Priority, "primary", r.cfg.Primary,
+		"virtual_ips", r.cfg.VirtualIPs, "unicast", r.cfg.Unicast, "virtual_mac", r.cfg.VirtualMAC)
+	r.step(r.m.Start(time.Now()))
+	r.applyPriority()
+	for {
+		if d := r.m.Deadline(); d.IsZero() {
+			timer.Stop()
+		} else {
+			timer.Reset(time.Until(d))
+		}
+		select {
+		case <-ctx.Done():
+			r.step(r.m.Shutdown(time.Now()))
+			if r.held || r.removeFailed {
+				r.release()
+			}
+			r.log.Info("virtual router stopped")
+			return nil
+		case in := <-inbox:
+			r.step(r.m.Receive(time.Now(), in))
+		case <-timer.C:
+			r.step(r.m.Tick(time.Now()))
+		case <-r.garpTimer.C:
+			r.announce()
+		case <-r.prioWake:
+			r.applyPriority()
+		}
+	}
+}
+
+// read feeds inbox from the Conn until stop is closed. Receive errors other than a closed
+// socket (ENOBUFS, a vanished interface) are logged and retried with a capped backoff, so a
+// flapping interface neither kills the Router nor spins.
+func (r *Router) read(inbox chan<- Inbound, stop <-chan struct{}) {
+	backoff := time.Duration(0)
+	for {
+		in, err := r.conn.Receive()
+		if err != nil {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			r.log.Warn("receiving adverts failed", "err", err, "retry_in", backoff)
+			select {
+			case <-stop:
+				return
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+		select {
+		case inbox <- in:
+		case <-stop:
+			return
+		}
+	}
+}
+
+func (r *Router) applyPriority() {
+	r.mu.Lock()
+	p, ok := r.pendingPrio, r.hasPending
+	r.hasPending = false
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	r.log.Info("priority changed", "priority", p)
+	r.step(r.m.SetPriority(time.Now(), p))
+}
+
+// step performs a Machine's actions in order and publishes the new status.
+func (r *Router) step(actions []Action) {
+	for _, a := range actions {
+		switch a := a.(type) {
+		case SendAdvert:
+			r.send(&a.Advert)
+		case Transition:
+			r.transition(a)
+		default:
+			r.log.Error("unknown action from the state machine", "action", fmt.Sprintf("%T", a))
+		}
+	}
+	r.retry()
+	r.publish()
+}
+
+func (r *Router) send(a *Advertisement) {
+	b, err := a.MarshalBinary()
+	if err == nil {
+		err = r.conn.Send(b)
+	}
+	switch {
+	case err != nil && !r.sendFailing:
+		r.sendFailing = true
+		r.log.Error("sending advert failed", "err", err, "priority", a.Priority)
+	case err == nil && r.sendFailing:
+		r.sendFailing = false
+		r.log.Info("sending adverts works again")
+	}
+}
+
+func (r *Router) transition(t Transition) {
+	var err error
+	switch {
+	case t.To == StateMaster && !r.master:
+		r.master = true
+		err = r.install()
+	case t.To != StateMaster && r.master:
+		r.master = false
+		err = r.release()
+	}
+	ev := Event{From: t.From, To: t.To, Reason: t.Reason, At: t.At, MasterIP: r.m.Status().MasterIP, Err: err}
+	r.log.Info("state transition", "from", t.From, "to", t.To, "reason", t.Reason, "master", ev.MasterIP)
+	r.cfg.OnEvent(ev)
+}
+
+// install adds the virtual addresses and starts the gratuitous ARP burst once they are
+// confirmed: announcing an address this node cannot answer for would black-hole it.
+func (r *Router) install() error {
+	err := r.addrs.Add(r.cfg.VirtualIPs)
+	if err != nil {
+		r.installFailed = true
+		r.log.Error("installing virtual addresses failed; retrying every advertisement interval", "err", err)
+		return err
+	}
+	r.installFailed, r.removeFailed = false, false
+	r.held = true
+	r.log.Info("virtual addresses installed", "virtual_ips", r.cfg.VirtualIPs)
+	r.garpLeft = r.cfg.GARPCount
+	r.announce()
+	return nil
+}
+
+// release stops the gratuitous ARP burst and removes the addresses this node added.
+func (r *Router) release() error {
+	r.garpLeft = 0
+	r.garpTimer.Stop()
+	r.installFailed = false
+	err := r.addrs.Remove(r.cfg.VirtualIPs)
+	if err != nil {
+		r.removeFailed = true
+		r.log.Error("removing virtual addresses failed; retrying every advertisement interval", "err", err)
+		return err
+	}
+	r.removeFailed = false
+	if r.held {
+		r.log.Info("virtual addresses removed", "virtual_ips", r.cfg.VirtualIPs)
+	}
+	r.held = false
+	return nil
+}
+
+// retry repeats a failed Add (while Master) or Remove (while not), at most once per
+// advertisement interval so that a burst of packets does not become a burst of netlink calls.
+func (r *Router) retry() {
+	if !r.installFailed && !r.removeFailed {
+		return
+	}
+	now := time.Now()
+	if now.Sub(r.lastRetry) < r.cfg.AdvertInterval {
+		return
+	}
+	r.lastRetry = now
+	switch {
+	case r.master && r.installFailed:
+		r.install()
+	case !r.master && r.removeFailed:
+		r.release()
+	}
+}
+
+// announce sends one round of gratuitous ARP and schedules the next while any are left.
+func (r *Router) announce() {
+	if r.garpLeft <= 0 || !r.held {
+		return
+	}
+	r.garpLeft--
+	if err := r.arp.Announce(r.vipIPs); err != nil {
+		r.log.Warn("gratuitous ARP failed", "err", err)
+	}
+	if r.garpLeft > 0 {
+		r.garpTimer.Reset(r.cfg.GARPInterval)
+	}
+}
+
+func (r *Router) publish() {
+	ms := r.m.Status()
+	s := Status{
+		State:       ms.State,
+		Priority:    ms.Priority,
+		MasterIP:    ms.MasterIP,
+		Since:       ms.Since,
+		Transitions: ms.Transitions,
+		Dropped:     ms.Dropped, // a copy already
+	}
+	if r.held {
+		s.VirtualIPs = r.cfg.VirtualIPs
+	}
+	r.mu.Lock()
+	r.status = s
+	r.mu.Unlock()
+}
+
+// Close releases the Router's I/O: the Conn, the Addresser and Announcer when they are
+// io.Closers, and what Dial set up (the macvlan, the netlink handle). Run calls it on return;
+// call it only for a Router whose Run was never called. It does not remove addresses: only
+// Run installs them, and Run removes them before it returns.
+func (r *Router) Close() error {
+	r.closeOnce.Do(func() {
+		errs := []error{r.conn.Close()}
+		for _, x := range []any{r.arp, r.addrs} {
+			if c, ok := x.(io.Closer); ok {
+				errs = append(errs, c.Close())
+			}
+		}
+		for _, c := range r.closers {
+			errs = append(errs, c())
+		}
+		r.closeErr = errors.Join(errs...)
+	})
+	return r.closeErr
+}

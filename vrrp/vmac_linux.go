@@ -1,0 +1,167 @@
+package vrrp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// VirtualMAC returns the RFC 3768 section 7.3 virtual router MAC address 00-00-5E-00-01-{VRID}.
+func VirtualMAC(vrid uint8) net.HardwareAddr {
+	return net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, vrid}
+}
+
+// vmacName is the name of the macvlan carrying a virtual router's MAC address, as keepalived
+// names it. It identifies the link as ours when a crashed run left it behind.
+func vmacName(vrid uint8) string { return fmt.Sprintf("vrrp.%d", vrid) }
+
+// vmacLink is the bridge-mode macvlan of virtual-MAC mode (RFC 3768 sections 7.3 and 8.2). The
+// Master's adverts, gratuitous ARPs and ARP replies for the virtual addresses leave from it, so
+// the segment sees the virtual MAC and a takeover needs no ARP cache change at all.
+//
+// The link stays up for the Router's whole life but carries addresses only while Master, and
+// answers ARP only for its own addresses (arp_ignore=1), so a Backup never answers for a
+// virtual address. Its IPv6 is disabled: every node of the group has a link with the same MAC,
+// hence the same EUI-64 link-local address, and each would fail duplicate address detection
+// and send MLD reports from the shared MAC.
+//
+// On the parent, arp_ignore=1 stops the physical MAC from answering ARP for the virtual
+// addresses (which live on the macvlan) and arp_announce=2 stops the host from using a virtual
+// address as the source of its own ARP requests, which would teach the segment the physical
+// MAC for it. Close deletes the link and restores the parent's values.
+type vmacLink struct {
+	h       *netlink.Handle
+	link    netlink.Link
+	ifi     *net.Interface
+	log     *slog.Logger
+	restore []sysctlValue
+}
+
+type sysctlValue struct{ path, value string }
+
+// sysctlRoot is /proc/sys; the net subtree there is the calling thread's network namespace.
+const sysctlRoot = "/proc/sys"
+
+// setupVMAC creates the macvlan on parent, replacing a leftover from a crashed run (with its
+// addresses: only this daemon puts addresses on it). A link of that name that is not such a
+// leftover is someone else's and makes setup fail.
+func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Logger) (_ *vmacLink, err error) {
+	name := vmacName(vrid)
+	mac := VirtualMAC(vrid)
+	if old, err := h.LinkByName(name); err == nil {
+		mv, ok := old.(*netlink.Macvlan)
+		if !ok || mv.ParentIndex != parent.Attrs().Index || !bytes.Equal(mv.HardwareAddr, mac) {
+			return nil, fmt.Errorf("vrrp: virtual MAC: link %s exists and is not a macvlan of %s with MAC %s; refusing to touch it",
+				name, parent.Attrs().Name, mac)
+		}
+		if err := h.LinkDel(old); err != nil {
+			return nil, fmt.Errorf("vrrp: virtual MAC: deleting leftover %s: %w", name, err)
+		}
+		log.Info("deleted virtual-MAC link left by a previous run", "link", name)
+	} else if _, notFound := err.(netlink.LinkNotFoundError); !notFound {
+		return nil, fmt.Errorf("vrrp: virtual MAC: looking up %s: %w", name, err)
+	}
+
+	mv := &netlink.Macvlan{
+		LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: parent.Attrs().Index, HardwareAddr: mac},
+		Mode:      netlink.MACVLAN_MODE_BRIDGE,
+	}
+	if err := h.LinkAdd(mv); err != nil {
+		return nil, fmt.Errorf("vrrp: virtual MAC: creating macvlan %s on %s: %w", name, parent.Attrs().Name, err)
+	}
+	v := &vmacLink{h: h, log: log}
+	defer func() {
+		if err != nil {
+			v.Close()
+		}
+	}()
+	link, err := h.LinkByName(name)
+	if err != nil {
+		h.LinkDel(mv)
+		return nil, fmt.Errorf("vrrp: virtual MAC: reading back %s: %w", name, err)
+	}
+	v.link = link
+
+	// The macvlan's own settings die with it; nothing to restore.
+	for _, s := range []sysctlValue{
+		{filepath.Join("net/ipv6/conf", name, "disable_ipv6"), "1"},
+		{filepath.Join("net/ipv4/conf", name, "arp_ignore"), "1"},
+		{filepath.Join("net/ipv4/conf", name, "arp_announce"), "2"},
+		// Traffic to a virtual address arrives on the macvlan and its replies leave by the
+		// parent's route; strict reverse-path filtering on the macvlan would drop it.
+		{filepath.Join("net/ipv4/conf", name, "rp_filter"), "0"},
+	} {
+		if _, err := writeSysctl(s); err != nil {
+			if strings.HasPrefix(s.path, "net/ipv6/") && errors.Is(err, os.ErrNotExist) {
+				continue // kernel without IPv6
+			}
+			return nil, fmt.Errorf("vrrp: virtual MAC: %w", err)
+		}
+	}
+	pname := parent.Attrs().Name
+	for _, s := range []sysctlValue{
+		{filepath.Join("net/ipv4/conf", pname, "arp_ignore"), "1"},
+		{filepath.Join("net/ipv4/conf", pname, "arp_announce"), "2"},
+	} {
+		old, err := writeSysctl(s)
+		if err != nil {
+			return nil, fmt.Errorf("vrrp: virtual MAC: %w", err)
+		}
+		if old != s.value {
+			v.restore = append(v.restore, sysctlValue{s.path, old})
+		}
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("vrrp: virtual MAC: setting %s up: %w", name, err)
+	}
+	a := link.Attrs()
+	v.ifi = &net.Interface{Index: a.Index, MTU: a.MTU, Name: a.Name, HardwareAddr: mac, Flags: net.FlagUp | net.FlagBroadcast | net.FlagMulticast}
+	log.Info("virtual-MAC link ready", "link", name, "parent", pname, "mac", mac.String())
+	return v, nil
+}
+
+// Close deletes the macvlan (and with it any address still on it) and restores the parent's
+// ARP settings.
+func (v *vmacLink) Close() error {
+	var errs []error
+	if v.link != nil {
+		if err := v.h.LinkDel(v.link); err != nil {
+			if !errors.Is(err, unix.ENODEV) {
+				errs = append(errs, fmt.Errorf("vrrp: virtual MAC: deleting %s: %w", v.link.Attrs().Name, err))
+			}
+		}
+		v.link = nil
+	}
+	for _, s := range v.restore {
+		if _, err := writeSysctl(s); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp: virtual MAC: restoring: %w", err))
+		}
+	}
+	v.restore = nil
+	return errors.Join(errs...)
+}
+
+// writeSysctl sets a /proc/sys value (path relative to /proc/sys) and returns the old one.
+func writeSysctl(s sysctlValue) (old string, err error) {
+	p := filepath.Join(sysctlRoot, s.path)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", p, err)
+	}
+	old = strings.TrimSpace(string(b))
+	if old == s.value {
+		return old, nil
+	}
+	if err := os.WriteFile(p, []byte(s.value+"\n"), 0o644); err != nil {
+		return old, fmt.Errorf("setting %s to %s: %w", p, s.value, err)
+	}
+	return old, nil
+}
