@@ -1,0 +1,723 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+var (
+	t0        = time.Date(2026, 11, 22, 17, 0, 0, 0, time.UTC)
+	ourIP     = netip.MustParseAddr("192.0.2.1")
+	peerIP    = netip.MustParseAddr("192.0.2.2")
+	groupIP   = netip.MustParseAddr("224.0.0.18")
+	testVIPs  = addrs("192.0.2.100", "192.0.2.101")
+	secret12  = [8]byte{'s', 'e', 'c', 'r', 'e', 't', '1', '2'}
+	ignoreWhy = cmpopts.IgnoreFields(Transition{}, "Reason")
+)
+
+// Exact RFC 3768 timer values for advert interval 1 s: Skew_Time = (256-p)/256 s.
+const (
+	skew100 = 609375 * time.Microsecond // 156/256 s
+	down100 = 3*time.Second + skew100   // 3.609375 s
+	skew150 = 414062500 * time.Nanosecond
+	down150 = 3*time.Second + skew150
+)
+
+func testConfig(priority uint8, preempt bool) MachineConfig {
+	return MachineConfig{
+		VRID: 51, Priority: priority, AdvertInterval: time.Second, Preempt: preempt,
+		Primary: ourIP, VirtualIPs: testVIPs,
+	}
+}
+
+func newTestMachine(t *testing.T, cfg MachineConfig) *Machine {
+	t.Helper()
+	m, err := NewMachine(cfg)
+	if err != nil {
+		t.Fatalf("NewMachine: %v", err)
+	}
+	return m
+}
+
+// ourAdvert is what a Machine with testConfig sends.
+func ourAdvert(priority uint8) Advertisement {
+	return Advertisement{Version: 2, Type: 1, VRID: 51, Priority: priority, Interval: time.Second,
+		Addresses: testVIPs}
+}
+
+// peerAdvert is a valid advert from peerIP for testConfig, modified by mod.
+func peerAdvert(t *testing.T, priority uint8, mod func(*Advertisement)) Inbound {
+	t.Helper()
+	a := ourAdvert(priority)
+	a.Addresses = addrs("192.0.2.101", "192.0.2.100") // order does not matter
+	if mod != nil {
+		mod(&a)
+	}
+	b, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatalf("MarshalBinary(%+v): %v", a, err)
+	}
+	return Inbound{Src: peerIP, Dst: groupIP, TTL: 255, Payload: b}
+}
+
+// rawPeer is a peer packet whose bytes are edited after marshalling; fix recomputes the
+// checksum so that only the edited field is wrong.
+func rawPeer(t *testing.T, priority uint8, edit func([]byte) []byte, fix bool) Inbound {
+	t.Helper()
+	in := peerAdvert(t, priority, nil)
+	b := edit(in.Payload)
+	if fix {
+		b[6], b[7] = 0, 0
+		c := Checksum(b)
+		b[6], b[7] = byte(c>>8), byte(c)
+	}
+	in.Payload = b
+	return in
+}
+
+func checkActions(t *testing.T, what string, got, want []Action) {
+	t.Helper()
+	if diff := cmp.Diff(want, got, cmpAddr, ignoreWhy, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("%s: actions (-want +got):\n%s", what, diff)
+	}
+}
+
+func checkState(t *testing.T, m *Machine, state State, deadline time.Time) {
+	t.Helper()
+	if got := m.Status().State; got != state {
+		t.Errorf("state = %v, want %v", got, state)
+	}
+	if got := m.Deadline(); !got.Equal(deadline) {
+		t.Errorf("Deadline() = %v, want %v (off by %v)", got, deadline, got.Sub(deadline))
+	}
+}
+
+// startMaster returns a machine that started at t0 and became Master at t0+down100.
+func startMaster(t *testing.T, cfg MachineConfig) (*Machine, time.Time) {
+	t.Helper()
+	m := newTestMachine(t, cfg)
+	m.Start(t0)
+	at := m.Deadline()
+	m.Tick(at)
+	if m.Status().State != StateMaster {
+		t.Fatalf("setup: state %v, want master", m.Status().State)
+	}
+	return m, at
+}
+
+func TestTimers(t *testing.T) {
+	tests := []struct {
+		priority uint8
+		skew     time.Duration
+		down     time.Duration // with a 1 s advert interval
+	}{
+		{1, 996093750 * time.Nanosecond, 3996093750 * time.Nanosecond},
+		{100, skew100, down100},
+		{120, 531250 * time.Microsecond, 3531250 * time.Microsecond},
+		{150, skew150, down150},
+		{254, 7812500 * time.Nanosecond, 3007812500 * time.Nanosecond},
+		{255, 3906250 * time.Nanosecond, 3003906250 * time.Nanosecond},
+	}
+	for _, tt := range tests {
+		if got := SkewTime(tt.priority); got != tt.skew {
+			t.Errorf("SkewTime(%d) = %v, want %v", tt.priority, got, tt.skew)
+		}
+		if got := MasterDownInterval(time.Second, tt.priority); got != tt.down {
+			t.Errorf("MasterDownInterval(1s, %d) = %v, want %v", tt.priority, got, tt.down)
+		}
+	}
+	if got, want := MasterDownInterval(3*time.Second, 100), 9*time.Second+skew100; got != want {
+		t.Errorf("MasterDownInterval(3s, 100) = %v, want %v", got, want)
+	}
+}
+
+func TestStartBackupThenMaster(t *testing.T) {
+	m := newTestMachine(t, testConfig(100, true))
+	checkState(t, m, StateInitialize, time.Time{})
+	checkActions(t, "Tick before Start", m.Tick(t0), nil)
+
+	checkActions(t, "Start", m.Start(t0), []Action{Transition{From: StateInitialize, To: StateBackup, At: t0}})
+	checkState(t, m, StateBackup, t0.Add(down100))
+	checkActions(t, "second Start", m.Start(t0.Add(time.Millisecond)), nil)
+
+	checkActions(t, "Tick 1 ns early", m.Tick(t0.Add(down100-1)), nil)
+	checkState(t, m, StateBackup, t0.Add(down100))
+
+	up := t0.Add(down100)
+	checkActions(t, "Tick at Master_Down_Interval", m.Tick(up), []Action{
+		SendAdvert{ourAdvert(100)},
+		Transition{From: StateBackup, To: StateMaster, At: up},
+	})
+	checkState(t, m, StateMaster, up.Add(time.Second))
+
+	checkActions(t, "Tick 1 ns before Adver_Timer", m.Tick(up.Add(time.Second-1)), nil)
+	checkActions(t, "Adver_Timer", m.Tick(up.Add(time.Second)), []Action{SendAdvert{ourAdvert(100)}})
+	checkState(t, m, StateMaster, up.Add(2*time.Second))
+	// A late Tick sends one advert and schedules the next a full interval after it.
+	late := up.Add(2*time.Second + 300*time.Millisecond)
+	checkActions(t, "late Adver_Timer", m.Tick(late), []Action{SendAdvert{ourAdvert(100)}})
+	checkState(t, m, StateMaster, late.Add(time.Second))
+
+	want := MachineStatus{State: StateMaster, Priority: 100, MasterIP: ourIP, Since: up, Transitions: 2,
+		Dropped: map[string]uint64{}}
+	if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
+		t.Errorf("Status (-want +got):\n%s", diff)
+	}
+}
+
+func TestBackupAdvertResetsTimer(t *testing.T) {
+	m := newTestMachine(t, testConfig(100, true))
+	m.Start(t0)
+	for i, at := range []time.Time{t0.Add(2 * time.Second), t0.Add(5 * time.Second), t0.Add(8*time.Second + 609375*time.Microsecond)} {
+		checkActions(t, fmt.Sprintf("advert %d", i), m.Receive(at, peerAdvert(t, 150, nil)), nil)
+		checkState(t, m, StateBackup, at.Add(down100))
+	}
+	last := t0.Add(8*time.Second + 609375*time.Microsecond)
+	if got := m.Status().MasterIP; got != peerIP {
+		t.Errorf("MasterIP = %v, want %v", got, peerIP)
+	}
+	// The previous deadline passes without effect; the new one fires.
+	checkActions(t, "Tick at the old deadline", m.Tick(t0.Add(5*time.Second+down100)), nil)
+	checkActions(t, "Tick at the new deadline", m.Tick(last.Add(down100)), []Action{
+		SendAdvert{ourAdvert(100)},
+		Transition{From: StateBackup, To: StateMaster, At: last.Add(down100)},
+	})
+}
+
+func TestBackupPriorityZeroSkew(t *testing.T) {
+	m := newTestMachine(t, testConfig(100, true))
+	m.Start(t0)
+	m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+	resign := t0.Add(2500 * time.Millisecond)
+	checkActions(t, "priority 0", m.Receive(resign, peerAdvert(t, 0, nil)), nil)
+	checkState(t, m, StateBackup, resign.Add(skew100))
+	if got := m.Status().MasterIP; got.IsValid() {
+		t.Errorf("MasterIP = %v after the Master resigned, want none", got)
+	}
+	checkActions(t, "Tick 1 ns before Skew_Time", m.Tick(resign.Add(skew100-1)), nil)
+	acts := m.Tick(resign.Add(skew100))
+	checkActions(t, "Tick at Skew_Time", acts, []Action{
+		SendAdvert{ourAdvert(100)},
+		Transition{From: StateBackup, To: StateMaster, At: resign.Add(skew100)},
+	})
+	if tr := acts[1].(Transition); !strings.Contains(tr.Reason, "resigned") || !strings.Contains(tr.Reason, peerIP.String()) {
+		t.Errorf("Reason = %q, want it to name the resigning master %v", tr.Reason, peerIP)
+	}
+}
+
+func TestBackupPreempt(t *testing.T) {
+	tests := []struct {
+		name      string
+		own       uint8
+		preempt   bool
+		advert    uint8
+		wantReset bool
+	}{
+		{"preempt, lower advert: timer runs out", 100, true, 50, false},
+		{"preempt, equal advert: reset", 100, true, 100, true},
+		{"preempt, higher advert: reset", 100, true, 150, true},
+		{"no preempt, lower advert: reset", 100, false, 50, true},
+		{"no preempt, equal advert: reset", 100, false, 100, true},
+		{"no preempt, higher advert: reset", 100, false, 150, true},
+		{"no preempt, lowest possible advert: reset", 254, false, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestMachine(t, testConfig(tt.own, tt.preempt))
+			m.Start(t0)
+			first := m.Deadline()
+			at := t0.Add(3 * time.Second)
+			checkActions(t, "Receive", m.Receive(at, peerAdvert(t, tt.advert, nil)), nil)
+			want := first
+			if tt.wantReset {
+				want = at.Add(MasterDownInterval(time.Second, tt.own))
+			}
+			checkState(t, m, StateBackup, want)
+			if got := m.Status().MasterIP; got != peerIP {
+				t.Errorf("MasterIP = %v, want %v (the advert was valid)", got, peerIP)
+			}
+			wantActs := []Action{SendAdvert{ourAdvert(tt.own)}, Transition{From: StateBackup, To: StateMaster, At: want}}
+			checkActions(t, "Tick at deadline", m.Tick(want), wantActs)
+		})
+	}
+}
+
+// Section 6.1: the address owner preempts whatever Preempt_Mode says.
+func TestOwnerAlwaysPreempts(t *testing.T) {
+	m := newTestMachine(t, testConfig(100, false))
+	m.Start(t0)
+	checkActions(t, "SetPriority(255) in Backup", m.SetPriority(t0.Add(time.Second), 255), nil)
+	deadline := m.Deadline()
+	checkActions(t, "advert 254", m.Receive(t0.Add(2*time.Second), peerAdvert(t, 254, nil)), nil)
+	checkState(t, m, StateBackup, deadline)
+}
+
+func TestOwnerStartsMaster(t *testing.T) {
+	for _, preempt := range []bool{true, false} {
+		m := newTestMachine(t, testConfig(255, preempt))
+		checkActions(t, "Start", m.Start(t0), []Action{
+			SendAdvert{ourAdvert(255)},
+			Transition{From: StateInitialize, To: StateMaster, At: t0},
+		})
+		checkState(t, m, StateMaster, t0.Add(time.Second))
+		if got := m.Status().MasterIP; got != ourIP {
+			t.Errorf("MasterIP = %v, want our own %v", got, ourIP)
+		}
+	}
+}
+
+func TestMasterStepsDown(t *testing.T) {
+	tests := []struct {
+		name     string
+		own      uint8
+		primary  string
+		advert   uint8
+		src      string
+		wantDown bool
+	}{
+		{"higher priority", 100, "192.0.2.1", 150, "192.0.2.2", true},
+		{"higher priority from a lower address", 100, "192.0.2.9", 101, "192.0.2.2", true},
+		{"owner", 254, "192.0.2.1", 255, "192.0.2.2", true},
+		{"lower priority", 100, "192.0.2.1", 99, "192.0.2.2", false},
+		{"lower priority from a higher address", 150, "192.0.2.1", 100, "192.0.2.200", false},
+		{"equal priority, greater address", 100, "192.0.2.1", 100, "192.0.2.2", true},
+		{"equal priority, lower address", 100, "192.0.2.3", 100, "192.0.2.2", false},
+		// Unsigned 32-bit comparison: 128.0.0.1 > 127.255.255.255 (a signed compare says less).
+		{"equal priority, unsigned compare, greater", 100, "127.255.255.255", 100, "128.0.0.1", true},
+		{"equal priority, unsigned compare, lower", 100, "128.0.0.1", 100, "127.255.255.255", false},
+		{"equal priority, high bit", 100, "10.0.0.1", 100, "200.0.0.1", true},
+		{"two owners, greater address", 255, "192.0.2.1", 255, "192.0.2.2", true},
+		{"two owners, lower address", 255, "192.0.2.3", 255, "192.0.2.2", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(tt.own, true)
+			cfg.Primary = netip.MustParseAddr(tt.primary)
+			m := newTestMachine(t, cfg)
+			m.Start(t0)
+			if tt.own != 255 {
+				m.Tick(m.Deadline())
+			}
+			before := m.Status()
+			deadline := m.Deadline()
+			at := deadline.Add(-400 * time.Millisecond)
+			in := peerAdvert(t, tt.advert, nil)
+			in.Src = netip.MustParseAddr(tt.src)
+			acts := m.Receive(at, in)
+			if !tt.wantDown {
+				checkActions(t, "Receive", acts, nil)
+				checkState(t, m, StateMaster, deadline)
+				if diff := cmp.Diff(before, m.Status(), cmpAddr); diff != "" {
+					t.Errorf("a discarded advert changed the status (-before +after):\n%s", diff)
+				}
+				return
+			}
+			checkActions(t, "Receive", acts, []Action{Transition{From: StateMaster, To: StateBackup, At: at}})
+			checkState(t, m, StateBackup, at.Add(MasterDownInterval(time.Second, tt.own)))
+			st := m.Status()
+			if st.MasterIP != in.Src || !st.Since.Equal(at) || st.Transitions != before.Transitions+1 {
+				t.Errorf("Status = %+v, want MasterIP %v, Since %v, Transitions %d", st, in.Src, at, before.Transitions+1)
+			}
+		})
+	}
+}
+
+func TestMasterPriorityZeroSendsAdvert(t *testing.T) {
+	m, up := startMaster(t, testConfig(100, true))
+	at := up.Add(300 * time.Millisecond)
+	checkActions(t, "priority 0", m.Receive(at, peerAdvert(t, 0, nil)), []Action{SendAdvert{ourAdvert(100)}})
+	checkState(t, m, StateMaster, at.Add(time.Second))
+}
+
+// Section 7.1's address-list rule: a mismatch is dropped unless the sender is the owner.
+func TestAddressListOwnerAccepted(t *testing.T) {
+	m, up := startMaster(t, testConfig(100, true))
+	in := peerAdvert(t, 255, func(a *Advertisement) { a.Addresses = addrs("192.0.2.200") })
+	at := up.Add(100 * time.Millisecond)
+	checkActions(t, "owner advert with another address list", m.Receive(at, in),
+		[]Action{Transition{From: StateMaster, To: StateBackup, At: at}})
+}
+
+// RFC 3768 section 5.3.10: with auth type 0 the authentication data is ignored on reception.
+func TestAuthNoneIgnoresAuthData(t *testing.T) {
+	m := newTestMachine(t, testConfig(100, true))
+	m.Start(t0)
+	at := t0.Add(time.Second)
+	m.Receive(at, peerAdvert(t, 100, func(a *Advertisement) { a.AuthData = secret12 }))
+	checkState(t, m, StateBackup, at.Add(down100))
+}
+
+func TestAuthSimple(t *testing.T) {
+	cfg := testConfig(100, true)
+	cfg.AuthType, cfg.AuthData = AuthSimple, secret12
+	m := newTestMachine(t, cfg)
+	m.Start(t0)
+	at := t0.Add(time.Second)
+	m.Receive(at, peerAdvert(t, 100, func(a *Advertisement) { a.AuthType, a.AuthData = AuthSimple, secret12 }))
+	checkState(t, m, StateBackup, at.Add(down100))
+	acts := m.Tick(at.Add(down100))
+	want := ourAdvert(100)
+	want.AuthType, want.AuthData = AuthSimple, secret12
+	checkActions(t, "Master advert", acts, []Action{SendAdvert{want},
+		Transition{From: StateBackup, To: StateMaster, At: at.Add(down100)}})
+}
+
+// The Machine sends byte for byte what keepalived 2.2.7 sends for the same configuration, and
+// accepts keepalived's adverts (both auth types, and its priority-0 resignation).
+func TestKeepalivedInterop(t *testing.T) {
+	for _, auth := range []string{"none", "pass"} {
+		t.Run(auth, func(t *testing.T) {
+			cfg := MachineConfig{VRID: 51, Priority: 100, AdvertInterval: time.Second, Preempt: true,
+				Primary: peerIP, VirtualIPs: keepalivedAddrs}
+			if auth == "pass" {
+				cfg.AuthType, cfg.AuthData = AuthSimple, secret12
+			}
+			m, _ := startMaster(t, cfg)
+			send := m.Tick(m.Deadline())
+			adv := send[0].(SendAdvert).Advert
+			b, err := adv.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			captured := readHexFile(t, "testdata/keepalived/auth-"+auth+".hex")
+			if diff := cmp.Diff(captured, b); diff != "" {
+				t.Errorf("our advert vs keepalived's (-keepalived +ours):\n%s", diff)
+			}
+
+			// Another node, Backup, hearing keepalived at 192.0.2.1.
+			cfg.Primary = netip.MustParseAddr("192.0.2.3")
+			m = newTestMachine(t, cfg)
+			m.Start(t0)
+			ka := Inbound{Src: ourIP, Dst: groupIP, TTL: 255, Payload: captured}
+			at := t0.Add(time.Second)
+			checkActions(t, "keepalived advert", m.Receive(at, ka), nil)
+			checkState(t, m, StateBackup, at.Add(down100))
+			ka.Payload = readHexFile(t, "testdata/keepalived/auth-"+auth+"-prio0.hex")
+			at = at.Add(time.Second)
+			checkActions(t, "keepalived priority 0", m.Receive(at, ka), nil)
+			checkState(t, m, StateBackup, at.Add(skew100))
+			if d := m.Status().Dropped; len(d) != 0 {
+				t.Errorf("Dropped = %v, want none", d)
+			}
+		})
+	}
+}
+
+// Every receive check of section 7.1 (and ours): the packet is counted under its reason and
+// changes nothing else, in Backup and in Master, whether it claims priority 0 (which would
+// shorten a Backup's timer or make a Master advertise) or 254 (which would reset a Backup's
+// timer or make a Master step down).
+func TestDropChangesNothing(t *testing.T) {
+	setVersion := func(v byte) func([]byte) []byte {
+		return func(b []byte) []byte { b[0] = v<<4 | b[0]&0x0f; return b }
+	}
+	setByte := func(i int, v byte) func([]byte) []byte {
+		return func(b []byte) []byte { b[i] = v; return b }
+	}
+	tests := []struct {
+		name   string
+		cfg    func(*MachineConfig) // nil: testConfig
+		packet func(t *testing.T, priority uint8) Inbound
+		reason string
+	}{
+		{"TTL 254", nil, func(t *testing.T, p uint8) Inbound {
+			in := peerAdvert(t, p, nil)
+			in.TTL = 254
+			return in
+		}, DropTTL},
+		{"TTL 1", nil, func(t *testing.T, p uint8) Inbound {
+			in := peerAdvert(t, p, nil)
+			in.TTL = 1
+			return in
+		}, DropTTL},
+		{"no source", nil, func(t *testing.T, p uint8) Inbound {
+			in := peerAdvert(t, p, nil)
+			in.Src = netip.Addr{}
+			return in
+		}, DropSource},
+		{"IPv6 source", nil, func(t *testing.T, p uint8) Inbound {
+			in := peerAdvert(t, p, nil)
+			in.Src = netip.MustParseAddr("2001:db8::2")
+			return in
+		}, DropSource},
+		{"version 3", nil, func(t *testing.T, p uint8) Inbound { return rawPeer(t, p, setVersion(3), true) }, DropVersion},
+		{"version 1", nil, func(t *testing.T, p uint8) Inbound { return rawPeer(t, p, setVersion(1), true) }, DropVersion},
+		{"type 2", nil, func(t *testing.T, p uint8) Inbound { return rawPeer(t, p, setByte(0, 0x22), true) }, DropType},
+		{"truncated", nil, func(t *testing.T, p uint8) Inbound {
+			return rawPeer(t, p, func(b []byte) []byte { return b[:len(b)-1] }, false)
+		}, DropLength},
+		{"count larger than packet", nil, func(t *testing.T, p uint8) Inbound { return rawPeer(t, p, setByte(3, 3), true) }, DropLength},
+		{"trailing bytes", nil, func(t *testing.T, p uint8) Inbound {
+			return rawPeer(t, p, func(b []byte) []byte { return append(b, 0, 0, 0, 0) }, true)
+		}, DropLength},
+		{"empty", nil, func(t *testing.T, p uint8) Inbound {
+			in := peerAdvert(t, p, nil)
+			in.Payload = nil
+			return in
+		}, DropLength},
+		{"bad checksum", nil, func(t *testing.T, p uint8) Inbound {
+			return rawPeer(t, p, func(b []byte) []byte { b[7] ^= 1; return b }, false)
+		}, DropChecksum},
+		{"corrupted priority", nil, func(t *testing.T, p uint8) Inbound {
+			return rawPeer(t, p, func(b []byte) []byte { b[2] ^= 0x80; return b }, false)
+		}, DropChecksum},
+		{"other VRID", nil, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.VRID = 52 })
+		}, DropVRID},
+		{"VRID 0", nil, func(t *testing.T, p uint8) Inbound { return rawPeer(t, p, setByte(1, 0), true) }, DropVRID},
+		{"own advert looped back", nil, func(t *testing.T, p uint8) Inbound {
+			in := peerAdvert(t, p, nil)
+			in.Src = ourIP
+			return in
+		}, DropOwn},
+		{"unicast: not a peer", func(c *MachineConfig) { c.Peers = addrs("192.0.2.3") }, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, nil)
+		}, DropPeer},
+		{"auth type 1, we use 0", nil, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.AuthType, a.AuthData = AuthSimple, secret12 })
+		}, DropAuthType},
+		{"auth type 2", nil, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.AuthType = AuthAH })
+		}, DropAuthType},
+		{"unknown auth type 7", nil, func(t *testing.T, p uint8) Inbound { return rawPeer(t, p, setByte(4, 7), true) }, DropAuthType},
+		{"auth type 0, we use 1", func(c *MachineConfig) { c.AuthType, c.AuthData = AuthSimple, secret12 }, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, nil)
+		}, DropAuthType},
+		{"wrong password", func(c *MachineConfig) { c.AuthType, c.AuthData = AuthSimple, secret12 }, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.AuthType, a.AuthData = AuthSimple, [8]byte{'s', 'e', 'c', 'r', 'e', 't', '1', '3'} })
+		}, DropAuthData},
+		{"interval 2 s", nil, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.Interval = 2 * time.Second })
+		}, DropInterval},
+		{"interval 0", nil, func(t *testing.T, p uint8) Inbound { return rawPeer(t, p, setByte(5, 0), true) }, DropInterval},
+		{"one address missing", nil, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.Addresses = addrs("192.0.2.100") })
+		}, DropAddresses},
+		{"one address extra", nil, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.Addresses = addrs("192.0.2.100", "192.0.2.101", "192.0.2.102") })
+		}, DropAddresses},
+		{"other address", nil, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.Addresses = addrs("192.0.2.100", "192.0.2.102") })
+		}, DropAddresses},
+		{"duplicated address", nil, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.Addresses = addrs("192.0.2.100", "192.0.2.100") })
+		}, DropAddresses},
+		{"no address", nil, func(t *testing.T, p uint8) Inbound {
+			return peerAdvert(t, p, func(a *Advertisement) { a.Addresses = nil })
+		}, DropAddresses},
+	}
+	for _, tt := range tests {
+		for _, state := range []State{StateBackup, StateMaster} {
+			for _, priority := range []uint8{0, 254} {
+				t.Run(fmt.Sprintf("%s/%v/priority %d", tt.name, state, priority), func(t *testing.T) {
+					cfg := testConfig(100, true)
+					if tt.cfg != nil {
+						tt.cfg(&cfg)
+					}
+					m := newTestMachine(t, cfg)
+					m.Start(t0)
+					at := t0.Add(time.Second)
+					if state == StateMaster {
+						m.Tick(m.Deadline())
+						at = m.Deadline().Add(-500 * time.Millisecond)
+					} else {
+						// Hear a Master first, so that MasterIP is set.
+						good := peerAdvert(t, 150, func(a *Advertisement) { a.AuthType, a.AuthData = cfg.AuthType, cfg.AuthData })
+						if cfg.Peers != nil {
+							good.Src = cfg.Peers[0]
+						}
+						m.Receive(t0.Add(500*time.Millisecond), good)
+						if m.Status().MasterIP != good.Src {
+							t.Fatalf("setup: the good advert was not accepted: %+v", m.Status())
+						}
+					}
+					before, deadline := m.Status(), m.Deadline()
+
+					checkActions(t, "Receive", m.Receive(at, tt.packet(t, priority)), nil)
+
+					want := before
+					want.Dropped = map[string]uint64{tt.reason: 1}
+					if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
+						t.Errorf("Status after a %q drop (-want +got):\n%s", tt.reason, diff)
+					}
+					if got := m.Deadline(); !got.Equal(deadline) {
+						t.Errorf("Deadline moved from %v to %v", deadline, got)
+					}
+					// And the timer still fires exactly when it would have.
+					if acts := m.Tick(deadline.Add(-1)); len(acts) != 0 {
+						t.Errorf("Tick before the deadline: %v", acts)
+					}
+					if acts := m.Tick(deadline); len(acts) == 0 || m.Status().State != StateMaster {
+						t.Errorf("Tick at the deadline: %v, state %v; want an advert, master", acts, m.Status().State)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestReceiveInInitializeIgnored(t *testing.T) {
+	m := newTestMachine(t, testConfig(100, true))
+	checkActions(t, "Receive before Start", m.Receive(t0, peerAdvert(t, 0, nil)), nil)
+	if diff := cmp.Diff(MachineStatus{Priority: 100, Dropped: map[string]uint64{}}, m.Status(), cmpAddr); diff != "" {
+		t.Errorf("Status (-want +got):\n%s", diff)
+	}
+	checkState(t, m, StateInitialize, time.Time{})
+}
+
+func TestSetPriority(t *testing.T) {
+	t.Run("master lowers itself and keeps advertising", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(200, true))
+		at := up.Add(250 * time.Millisecond)
+		checkActions(t, "SetPriority(50)", m.SetPriority(at, 50), []Action{SendAdvert{ourAdvert(50)}})
+		checkState(t, m, StateMaster, at.Add(time.Second))
+		checkActions(t, "Adver_Timer", m.Tick(at.Add(time.Second)), []Action{SendAdvert{ourAdvert(50)}})
+		if got := m.Status().Priority; got != 50 {
+			t.Errorf("Priority = %d, want 50", got)
+		}
+		// Now a 100 is higher: step down.
+		at = at.Add(1500 * time.Millisecond)
+		checkActions(t, "advert 100", m.Receive(at, peerAdvert(t, 100, nil)),
+			[]Action{Transition{From: StateMaster, To: StateBackup, At: at}})
+		checkState(t, m, StateBackup, at.Add(MasterDownInterval(time.Second, 50)))
+	})
+	t.Run("backup: new priority for the next comparison and timer", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.Start(t0)
+		checkActions(t, "SetPriority(150)", m.SetPriority(t0.Add(time.Second), 150), nil)
+		checkState(t, m, StateBackup, t0.Add(down100)) // a running timer keeps its deadline
+		at := t0.Add(2 * time.Second)
+		m.Receive(at, peerAdvert(t, 150, nil)) // equal: reset with the new skew
+		checkState(t, m, StateBackup, at.Add(down150))
+		m.Receive(at.Add(time.Second), peerAdvert(t, 120, nil)) // lower and we preempt: no reset
+		checkState(t, m, StateBackup, at.Add(down150))
+	})
+	t.Run("initialize: Start uses it", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		checkActions(t, "SetPriority(255)", m.SetPriority(t0, 255), nil)
+		checkActions(t, "Start", m.Start(t0), []Action{SendAdvert{ourAdvert(255)},
+			Transition{From: StateInitialize, To: StateMaster, At: t0}})
+	})
+	t.Run("zero and unchanged do nothing", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(100, true))
+		before, deadline := m.Status(), m.Deadline()
+		checkActions(t, "SetPriority(0)", m.SetPriority(up.Add(time.Millisecond), 0), nil)
+		checkActions(t, "SetPriority(100)", m.SetPriority(up.Add(time.Millisecond), 100), nil)
+		checkState(t, m, StateMaster, deadline)
+		if diff := cmp.Diff(before, m.Status(), cmpAddr); diff != "" {
+			t.Errorf("Status (-before +after):\n%s", diff)
+		}
+	})
+}
+
+func TestShutdown(t *testing.T) {
+	t.Run("master resigns", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(100, true))
+		at := up.Add(700 * time.Millisecond)
+		checkActions(t, "Shutdown", m.Shutdown(at), []Action{
+			SendAdvert{ourAdvert(0)},
+			Transition{From: StateMaster, To: StateInitialize, At: at},
+		})
+		checkState(t, m, StateInitialize, time.Time{})
+		want := MachineStatus{State: StateInitialize, Priority: 100, Since: at, Transitions: 3, Dropped: map[string]uint64{}}
+		if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
+			t.Errorf("Status (-want +got):\n%s", diff)
+		}
+		checkActions(t, "Tick after Shutdown", m.Tick(at.Add(time.Hour)), nil)
+		checkActions(t, "Receive after Shutdown", m.Receive(at.Add(time.Second), peerAdvert(t, 0, nil)), nil)
+		checkActions(t, "second Shutdown", m.Shutdown(at.Add(time.Second)), nil)
+		// And it can start again.
+		again := at.Add(10 * time.Second)
+		checkActions(t, "Start again", m.Start(again), []Action{Transition{From: StateInitialize, To: StateBackup, At: again}})
+		checkState(t, m, StateBackup, again.Add(down100))
+	})
+	t.Run("backup", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.Start(t0)
+		at := t0.Add(time.Second)
+		checkActions(t, "Shutdown", m.Shutdown(at), []Action{Transition{From: StateBackup, To: StateInitialize, At: at}})
+		checkState(t, m, StateInitialize, time.Time{})
+	})
+	t.Run("initialize", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		checkActions(t, "Shutdown", m.Shutdown(t0), nil)
+	})
+}
+
+func TestNewMachineErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*MachineConfig)
+	}{
+		{"VRID 0", func(c *MachineConfig) { c.VRID = 0 }},
+		{"priority 0", func(c *MachineConfig) { c.Priority = 0 }},
+		{"interval 1.5 s", func(c *MachineConfig) { c.AdvertInterval = 1500 * time.Millisecond }},
+		{"interval 256 s", func(c *MachineConfig) { c.AdvertInterval = 256 * time.Second }},
+		{"no primary", func(c *MachineConfig) { c.Primary = netip.Addr{} }},
+		{"IPv6 primary", func(c *MachineConfig) { c.Primary = netip.MustParseAddr("2001:db8::1") }},
+		{"no virtual address", func(c *MachineConfig) { c.VirtualIPs = nil }},
+		{"IPv6 virtual address", func(c *MachineConfig) { c.VirtualIPs = addrs("2001:db8::1") }},
+		{"duplicate virtual address", func(c *MachineConfig) { c.VirtualIPs = addrs("192.0.2.100", "192.0.2.100") }},
+		{"auth AH", func(c *MachineConfig) { c.AuthType = AuthAH }},
+		{"auth data without auth type", func(c *MachineConfig) { c.AuthData = secret12 }},
+		{"IPv6 peer", func(c *MachineConfig) { c.Peers = addrs("2001:db8::2") }},
+		{"peer is ourselves", func(c *MachineConfig) { c.Peers = addrs("192.0.2.1") }},
+	}
+	for _, tt := range tests {
+		cfg := testConfig(100, true)
+		tt.modify(&cfg)
+		m, err := NewMachine(cfg)
+		if !errors.Is(err, ErrMachineConfig) || m != nil {
+			t.Errorf("%s: NewMachine = %v, %v; want nil, an error wrapping ErrMachineConfig", tt.name, m, err)
+		}
+	}
+	// Defaults and normalisation.
+	cfg := testConfig(100, true)
+	cfg.AdvertInterval = 0
+	cfg.Primary = netip.MustParseAddr("::ffff:192.0.2.1")
+	m, err := NewMachine(cfg)
+	if err != nil {
+		t.Fatalf("NewMachine with interval 0 and a 4in6 primary: %v", err)
+	}
+	m.Start(t0)
+	checkState(t, m, StateBackup, t0.Add(down100))
+	in := peerAdvert(t, 100, nil)
+	in.Src = ourIP
+	m.Receive(t0, in)
+	if got := m.Status().Dropped[DropOwn]; got != 1 {
+		t.Errorf("Dropped[own] = %d, want 1 (primary must be unmapped)", got)
+	}
+}
+
+func TestNewMachineCopiesSlices(t *testing.T) {
+	cfg := testConfig(100, true)
+	cfg.VirtualIPs = addrs("192.0.2.100", "192.0.2.101")
+	m := newTestMachine(t, cfg)
+	cfg.VirtualIPs[0] = netip.MustParseAddr("192.0.2.200")
+	m.Start(t0)
+	acts := m.Tick(m.Deadline())
+	adv := acts[0].(SendAdvert).Advert
+	if diff := cmp.Diff(testVIPs, adv.Addresses, cmpAddr); diff != "" {
+		t.Errorf("advertised addresses (-want +got):\n%s", diff)
+	}
+	adv.Addresses[0] = netip.MustParseAddr("192.0.2.250") // the caller may scribble on it
+	acts = m.Tick(m.Deadline())
+	if diff := cmp.Diff(testVIPs, acts[0].(SendAdvert).Advert.Addresses, cmpAddr); diff != "" {
+		t.Errorf("advertised addresses after the caller modified a previous advert (-want +got):\n%s", diff)
+	}
+}
+
+func TestStateString(t *testing.T) {
+	for s, want := range map[State]string{StateInitialize: "initialize", StateBackup: "backup", StateMaster: "master", 7: "State(7)"} {
+		if got := s.String(); got != want {
+			t.Errorf("State(%d).String() = %q, want %q", uint8(s), got, want)
+		}
+	}
+}
