@@ -305,8 +305,8 @@ func (r *Router) Run(ctx context.Context) error {
 
 	r.log.Info("virtual router starting", "priority", r.cfg.Priority, "primary", r.cfg.Primary,
 		"virtual_ips", r.cfg.VirtualIPs, "unicast", r.cfg.Unicast, "virtual_mac", r.cfg.VirtualMAC)
+	r.applyPriority() // a priority set before Run takes effect from the start
 	r.step(r.m.Start(time.Now()))
-	r.applyPriority()
 	for {
 		if d := r.m.Deadline(); d.IsZero() {
 			timer.Stop()
@@ -430,7 +430,7 @@ func (r *Router) transition(t Transition) {
 func (r *Router) install() error {
 	err := r.addrs.Add(r.cfg.VirtualIPs)
 	if err != nil {
-		r.installFailed = true
+		r.installFailed, r.lastRetry = true, time.Now()
 		r.log.Error("installing virtual addresses failed; retrying every advertisement interval", "err", err)
 		return err
 	}
@@ -449,7 +449,7 @@ func (r *Router) release() error {
 	r.installFailed = false
 	err := r.addrs.Remove(r.cfg.VirtualIPs)
 	if err != nil {
-		r.removeFailed = true
+		r.removeFailed, r.lastRetry = true, time.Now()
 		r.log.Error("removing virtual addresses failed; retrying every advertisement interval", "err", err)
 		return err
 	}

@@ -1,0 +1,555 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The Router tests run in a synctest bubble: time is fake and advances only when every
+// goroutine of the bubble is blocked, so each RFC timer is asserted to the nanosecond.
+
+var (
+	testPrimary = netip.MustParseAddr("192.0.2.1")
+	testPeer    = netip.MustParseAddr("192.0.2.2")
+	testVIP     = netip.MustParsePrefix("192.0.2.100/24")
+	testVIP2    = netip.MustParsePrefix("192.0.2.101/32")
+)
+
+// journal records what the fakes were asked to do, in order, with the fake time elapsed since
+// the bubble started.
+type journal struct {
+	start time.Time
+	mu    sync.Mutex
+	lines []string
+}
+
+func newJournal() *journal { return &journal{start: time.Now()} }
+
+func (j *journal) add(format string, args ...any) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.lines = append(j.lines, fmt.Sprintf("%v ", time.Since(j.start))+fmt.Sprintf(format, args...))
+}
+
+// take returns the lines recorded since the last take.
+func (j *journal) take() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	l := j.lines
+	j.lines = nil
+	return l
+}
+
+type fakeConn struct {
+	j      *journal
+	in     chan Inbound
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *fakeConn) Receive() (Inbound, error) {
+	select {
+	case in := <-c.in:
+		return in, nil
+	case <-c.closed:
+		return Inbound{}, net.ErrClosed
+	}
+}
+
+func (c *fakeConn) Send(b []byte) error {
+	var a Advertisement
+	if err := a.UnmarshalBinary(b); err != nil {
+		c.j.add("send unparsable advert: %v", err)
+		return nil
+	}
+	c.j.add("advert prio=%d", a.Priority)
+	return nil
+}
+
+func (c *fakeConn) Close() error {
+	c.once.Do(func() { close(c.closed); c.j.add("conn closed") })
+	return nil
+}
+
+type fakeAddresser struct {
+	j        *journal
+	failAdds int // the next failAdds calls to Add fail
+}
+
+func (a *fakeAddresser) Add(vips []netip.Prefix) error {
+	if a.failAdds > 0 {
+		a.failAdds--
+		a.j.add("add %v failed", vips)
+		return errors.New("netlink: operation not permitted")
+	}
+	a.j.add("add %v", vips)
+	return nil
+}
+
+func (a *fakeAddresser) Remove(vips []netip.Prefix) error {
+	a.j.add("remove %v", vips)
+	return nil
+}
+
+type fakeAnnouncer struct{ j *journal }
+
+func (f *fakeAnnouncer) Announce(ips []netip.Addr) error {
+	f.j.add("garp %v", ips)
+	return nil
+}
+
+// rig is one Router over fakes, running in the current bubble.
+type rig struct {
+	t      *testing.T
+	j      *journal
+	conn   *fakeConn
+	addrs  *fakeAddresser
+	r      *Router
+	cancel context.CancelFunc
+	done   chan error
+
+	mu     sync.Mutex
+	events []Event
+}
+
+func newRig(t *testing.T, cfg Config) *rig {
+	t.Helper()
+	j := newJournal()
+	g := &rig{
+		t:     t,
+		j:     j,
+		conn:  &fakeConn{j: j, in: make(chan Inbound), closed: make(chan struct{})},
+		addrs: &fakeAddresser{j: j},
+		done:  make(chan error, 1),
+	}
+	cfg.OnEvent = func(e Event) {
+		j.add("event %v->%v", e.From, e.To)
+		g.mu.Lock()
+		g.events = append(g.events, e)
+		g.mu.Unlock()
+	}
+	r, err := New(cfg, g.conn, g.addrs, &fakeAnnouncer{j: j})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	g.r = r
+	return g
+}
+
+func (g *rig) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go func() { g.done <- g.r.Run(ctx) }()
+	synctest.Wait()
+}
+
+// stop cancels Run and checks that it returns nil without any fake time passing.
+func (g *rig) stop() {
+	g.t.Helper()
+	before := time.Now()
+	g.cancel()
+	synctest.Wait()
+	select {
+	case err := <-g.done:
+		if err != nil {
+			g.t.Errorf("Run: %v", err)
+		}
+	default:
+		g.t.Fatal("Run did not return after cancel")
+	}
+	if d := time.Since(before); d != 0 {
+		g.t.Errorf("shutdown took %v of fake time, want 0", d)
+	}
+}
+
+// deliver hands a packet to the Router, as if it arrived now, and waits until it is handled.
+func (g *rig) deliver(in Inbound) {
+	g.conn.in <- in
+	synctest.Wait()
+}
+
+// sleep advances fake time by d, letting every timer due in between fire.
+func sleep(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+func (g *rig) take() []string { return g.j.take() }
+
+func (g *rig) expect(want ...string) {
+	g.t.Helper()
+	if diff := cmp.Diff(want, g.j.take()); diff != "" {
+		g.t.Errorf("journal (-want +got):\n%s", diff)
+	}
+}
+
+func baseConfig() Config {
+	return Config{
+		Interface:      "eth-test",
+		VRID:           51,
+		Priority:       100,
+		AdvertInterval: time.Second,
+		Preempt:        true,
+		Primary:        testPrimary,
+		VirtualIPs:     []netip.Prefix{testVIP},
+	}
+}
+
+// advertFrom is a valid advert from a peer, as the Conn would deliver it.
+func advertFrom(t *testing.T, src netip.Addr, prio uint8, vips ...netip.Prefix) Inbound {
+	t.Helper()
+	a := Advertisement{Version: 2, Type: TypeAdvertisement, VRID: 51, Priority: prio, Interval: time.Second}
+	for _, v := range vips {
+		a.Addresses = append(a.Addresses, v.Addr())
+	}
+	b, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Inbound{Src: src, Dst: vrrpGroup, TTL: 255, Payload: b}
+}
+
+// Priority 100: Master_Down_Interval = 3 s + 156/256 s = 3.609375 s.
+const down100 = 3*time.Second + 609375*time.Microsecond
+
+func TestRouterTakesOverAdvertisesAndResigns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, baseConfig())
+		g.start()
+		g.expect("0s event initialize->backup")
+		if s := g.r.Status(); s.State != StateBackup || len(s.VirtualIPs) != 0 {
+			t.Errorf("after start: state %v, VIPs %v; want backup without VIPs", s.State, s.VirtualIPs)
+		}
+
+		sleep(down100 - time.Nanosecond)
+		g.expect() // nothing before Master_Down_Interval
+		sleep(time.Nanosecond)
+		g.expect(
+			"3.609375s advert prio=100",
+			"3.609375s add [192.0.2.100/24]",
+			"3.609375s garp [192.0.2.100]",
+			"3.609375s event backup->master",
+		)
+		s := g.r.Status()
+		if s.State != StateMaster || s.MasterIP != testPrimary || !slices.Equal(s.VirtualIPs, []netip.Prefix{testVIP}) {
+			t.Errorf("after takeover: %+v; want master %v holding %v", s, testPrimary, testVIP)
+		}
+
+		// The rest of the gratuitous ARPs go out 200 ms apart, interleaved with the adverts.
+		sleep(2 * time.Second)
+		g.expect(
+			"3.809375s garp [192.0.2.100]",
+			"4.009375s garp [192.0.2.100]",
+			"4.209375s garp [192.0.2.100]",
+			"4.409375s garp [192.0.2.100]",
+			"4.609375s advert prio=100",
+			"5.609375s advert prio=100",
+		)
+
+		sleep(500 * time.Millisecond)
+		g.stop()
+		g.expect(
+			"6.109375s advert prio=0",
+			"6.109375s remove [192.0.2.100/24]",
+			"6.109375s event master->initialize",
+			"6.109375s conn closed",
+		)
+		if s := g.r.Status(); s.State != StateInitialize || len(s.VirtualIPs) != 0 {
+			t.Errorf("after shutdown: state %v, VIPs %v", s.State, s.VirtualIPs)
+		}
+	})
+}
+
+func TestRouterFollowsMasterAndTakesOverAfterResign(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, baseConfig())
+		g.start()
+		g.expect("0s event initialize->backup")
+
+		// A Master advertising every second keeps this Backup quiet for as long as it lasts.
+		for range 10 {
+			sleep(time.Second)
+			g.deliver(advertFrom(t, testPeer, 200, testVIP))
+		}
+		g.expect()
+		if s := g.r.Status(); s.State != StateBackup || s.MasterIP != testPeer {
+			t.Errorf("state %v, master %v; want backup following %v", s.State, s.MasterIP, testPeer)
+		}
+
+		// The Master resigns: take over after Skew_Time(100) = 0.609375 s, not
+		// Master_Down_Interval.
+		sleep(300 * time.Millisecond)
+		g.deliver(advertFrom(t, testPeer, 0, testVIP))
+		sleep(609375*time.Microsecond - time.Nanosecond)
+		g.expect()
+		sleep(time.Nanosecond)
+		g.expect(
+			"10.909375s advert prio=100",
+			"10.909375s add [192.0.2.100/24]",
+			"10.909375s garp [192.0.2.100]",
+			"10.909375s event backup->master",
+		)
+		g.stop()
+	})
+}
+
+func TestRouterStepsDownForHigherPriority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, baseConfig())
+		g.start()
+		sleep(down100)
+		g.take()
+
+		// A higher-priority router preempts in the middle of the ARP burst: the addresses go
+		// and no further gratuitous ARP is sent.
+		sleep(300 * time.Millisecond)
+		g.deliver(advertFrom(t, testPeer, 150, testVIP))
+		g.expect(
+			"3.809375s garp [192.0.2.100]",
+			"3.909375s remove [192.0.2.100/24]",
+			"3.909375s event master->backup",
+		)
+		sleep(2 * time.Second)
+		g.expect()
+		if s := g.r.Status(); s.State != StateBackup || s.MasterIP != testPeer || len(s.VirtualIPs) != 0 {
+			t.Errorf("after preemption: %+v", s)
+		}
+
+		// A Backup shuts down without sending anything and without touching addresses.
+		g.stop()
+		g.expect("5.909375s event backup->initialize", "5.909375s conn closed")
+
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		var got []string
+		for _, e := range g.events {
+			got = append(got, fmt.Sprintf("%v->%v at %v master=%v err=%v", e.From, e.To, e.At.Sub(g.j.start), e.MasterIP, e.Err))
+		}
+		want := []string{
+			"initialize->backup at 0s master=invalid IP err=<nil>",
+			"backup->master at 3.609375s master=192.0.2.1 err=<nil>",
+			"master->backup at 3.909375s master=192.0.2.2 err=<nil>",
+			"backup->initialize at 5.909375s master=invalid IP err=<nil>",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// An invalid packet must change nothing: not the state, not the Backup's down timer, not the
+// Master's advert timing. Each is counted under its reason.
+func TestRouterInvalidPacketsChangeNothing(t *testing.T) {
+	corrupt := func(in Inbound) Inbound {
+		in.Payload[7] ^= 0xff // checksum
+		return in
+	}
+	bad := []struct {
+		name string
+		in   func(t *testing.T) Inbound
+	}{
+		{"ttl", func(t *testing.T) Inbound { in := advertFrom(t, testPeer, 200, testVIP); in.TTL = 254; return in }},
+		{"checksum", func(t *testing.T) Inbound { return corrupt(advertFrom(t, testPeer, 200, testVIP)) }},
+		{"length", func(t *testing.T) Inbound { in := advertFrom(t, testPeer, 200, testVIP); in.Payload = in.Payload[:5]; return in }},
+		{"addresses", func(t *testing.T) Inbound { return advertFrom(t, testPeer, 200, testVIP2) }},
+		{"own", func(t *testing.T) Inbound { return advertFrom(t, testPrimary, 200, testVIP) }},
+	}
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, baseConfig())
+		g.start()
+		g.take()
+		// As Backup: garbage every 500 ms does not delay the takeover by a nanosecond.
+		for i := range 7 {
+			sleep(500 * time.Millisecond)
+			g.deliver(bad[i%len(bad)].in(t))
+		}
+		g.expect()
+		sleep(down100 - 3500*time.Millisecond)
+		g.expect(
+			"3.609375s advert prio=100",
+			"3.609375s add [192.0.2.100/24]",
+			"3.609375s garp [192.0.2.100]",
+			"3.609375s event backup->master",
+		)
+		// As Master: a higher priority in an invalid packet is no reason to step down, and
+		// the adverts stay on their one-second grid.
+		for _, b := range bad {
+			sleep(100 * time.Millisecond)
+			g.deliver(b.in(t))
+		}
+		sleep(time.Second - 500*time.Millisecond)
+		want := []string{}
+		for _, l := range g.j.take() {
+			if !strings.Contains(l, "garp") {
+				want = append(want, l)
+			}
+		}
+		if diff := cmp.Diff([]string{"4.609375s advert prio=100"}, want); diff != "" {
+			t.Errorf("journal as Master (-want +got):\n%s", diff)
+		}
+		s := g.r.Status()
+		if s.State != StateMaster || s.Transitions != 2 {
+			t.Errorf("state %v after %d transitions; want master after 2", s.State, s.Transitions)
+		}
+		wantDropped := map[string]uint64{"ttl": 3, "checksum": 3, "length": 2, "addresses": 2, "own": 2}
+		if diff := cmp.Diff(wantDropped, s.Dropped); diff != "" {
+			t.Errorf("Dropped (-want +got):\n%s", diff)
+		}
+		g.stop()
+	})
+}
+
+func TestRouterSetPriority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, baseConfig())
+		g.start()
+		sleep(down100 + time.Second)
+		g.take()
+
+		// Lowered from another goroutine: the Master advertises the new priority at once and
+		// its advert timer restarts from there.
+		go g.r.SetPriority(50)
+		synctest.Wait()
+		g.expect("4.609375s advert prio=50")
+		if p := g.r.Status().Priority; p != 50 {
+			t.Errorf("Status().Priority = %d, want 50", p)
+		}
+		// A Backup with priority 100 (> 50, preempting) therefore takes over, and this one
+		// steps down on its first advert.
+		sleep(time.Second)
+		g.deliver(advertFrom(t, testPeer, 100, testVIP))
+		got := g.j.take()
+		if want := []string{
+			"5.609375s advert prio=50",
+			"5.609375s remove [192.0.2.100/24]",
+			"5.609375s event master->backup",
+		}; !cmp.Equal(want, got) {
+			t.Errorf("journal (-want +got):\n%s", cmp.Diff(want, got))
+		}
+		g.stop()
+	})
+}
+
+func TestRouterSetPriorityBeforeRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, baseConfig())
+		g.r.SetPriority(254)
+		g.start()
+		// Priority 254's Master_Down_Interval is 3 s + 2/256 s.
+		sleep(3*time.Second + 7812500*time.Nanosecond)
+		got := g.j.take()
+		if len(got) < 2 || got[1] != "3.0078125s advert prio=254" {
+			t.Errorf("journal %q: want a takeover at 3.0078125s with priority 254", got)
+		}
+		g.stop()
+	})
+}
+
+// A failed Add is reported in the Event, retried once per advert interval, and gratuitous
+// ARP waits until the addresses are really there.
+func TestRouterRetriesFailedInstall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, baseConfig())
+		g.addrs.failAdds = 2
+		g.start()
+		sleep(down100)
+		g.expect(
+			"0s event initialize->backup",
+			"3.609375s advert prio=100",
+			"3.609375s add [192.0.2.100/24] failed",
+			"3.609375s event backup->master",
+		)
+		if s := g.r.Status(); s.State != StateMaster || len(s.VirtualIPs) != 0 {
+			t.Errorf("after failed install: state %v, VIPs %v; want master holding nothing", s.State, s.VirtualIPs)
+		}
+		sleep(2*time.Second + 200*time.Millisecond)
+		g.expect(
+			"4.609375s advert prio=100",
+			"4.609375s add [192.0.2.100/24] failed",
+			"5.609375s advert prio=100",
+			"5.609375s add [192.0.2.100/24]",
+			"5.609375s garp [192.0.2.100]",
+			"5.809375s garp [192.0.2.100]",
+		)
+		if s := g.r.Status(); !slices.Equal(s.VirtualIPs, []netip.Prefix{testVIP}) {
+			t.Errorf("after retry: VIPs %v", s.VirtualIPs)
+		}
+		g.mu.Lock()
+		if len(g.events) != 2 || g.events[1].Err == nil {
+			t.Errorf("events %+v: want the takeover to carry the Add error", g.events)
+		}
+		g.mu.Unlock()
+		g.stop()
+	})
+}
+
+func TestRouterUnicastPeers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := baseConfig()
+		cfg.Unicast = true
+		cfg.Peers = []netip.Addr{testPeer}
+		g := newRig(t, cfg)
+		g.start()
+		g.take()
+		// A stranger advertising with a high priority does not keep this Backup down.
+		for range 4 {
+			sleep(time.Second)
+			g.deliver(advertFrom(t, netip.MustParseAddr("192.0.2.77"), 200, testVIP))
+		}
+		sleep(down100 - 4*time.Second)
+		if s := g.r.Status(); s.State != StateMaster || s.Dropped["peer"] != 4 {
+			t.Errorf("state %v, dropped %v; want master, 4 dropped as peer", s.State, s.Dropped)
+		}
+		g.stop()
+	})
+}
+
+func TestRouterRunTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, baseConfig())
+		g.start()
+		if err := g.r.Run(context.Background()); err == nil {
+			t.Error("second Run returned nil")
+		}
+		g.stop()
+	})
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no VIPs", func(c *Config) { c.VirtualIPs = nil }, "VirtualIPs"},
+		{"IPv6 VIP", func(c *Config) { c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")} }, "VirtualIPs[0]"},
+		{"duplicate VIP", func(c *Config) { c.VirtualIPs = []netip.Prefix{testVIP, testVIP} }, "listed twice"},
+		{"unicast without peers", func(c *Config) { c.Unicast = true }, "Peers"},
+		{"peers without unicast", func(c *Config) { c.Peers = []netip.Addr{testPeer} }, "Peers"},
+		{"negative GARPCount", func(c *Config) { c.GARPCount = -1 }, "GARPCount"},
+		{"VRID 0", func(c *Config) { c.VRID = 0 }, "VRID"},
+		{"priority 0", func(c *Config) { c.Priority = 0 }, "priority"},
+		{"interval 1.5s", func(c *Config) { c.AdvertInterval = 1500 * time.Millisecond }, "interval"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig()
+			tc.mod(&cfg)
+			j := &journal{}
+			_, err := New(cfg, &fakeConn{j: j}, &fakeAddresser{j: j}, &fakeAnnouncer{j: j})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New: %v; want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
