@@ -20,10 +20,10 @@ import (
 // goroutine of the bubble is blocked, so each RFC timer is asserted to the nanosecond.
 
 var (
-	testPrimary = netip.MustParseAddr("192.0.2.1")
-	testPeer    = netip.MustParseAddr("192.0.2.2")
-	testVIP     = netip.MustParsePrefix("192.0.2.100/24")
-	testVIP2    = netip.MustParsePrefix("192.0.2.101/32")
+	rtPrimary = netip.MustParseAddr("192.0.2.1")
+	rtPeer    = netip.MustParseAddr("192.0.2.2")
+	rtVIP     = netip.MustParsePrefix("192.0.2.100/24")
+	rtVIP2    = netip.MustParsePrefix("192.0.2.101/32")
 )
 
 // journal records what the fakes were asked to do, in order, with the fake time elapsed since
@@ -180,7 +180,7 @@ func (g *rig) deliver(in Inbound) {
 }
 
 // sleep advances fake time by d, letting every timer due in between fire.
-func sleep(d time.Duration) {
+func rtSleep(d time.Duration) {
 	time.Sleep(d)
 	synctest.Wait()
 }
@@ -194,20 +194,20 @@ func (g *rig) expect(want ...string) {
 	}
 }
 
-func baseConfig() Config {
+func rtConfig() Config {
 	return Config{
 		Interface:      "eth-test",
 		VRID:           51,
 		Priority:       100,
 		AdvertInterval: time.Second,
 		Preempt:        true,
-		Primary:        testPrimary,
-		VirtualIPs:     []netip.Prefix{testVIP},
+		Primary:        rtPrimary,
+		VirtualIPs:     []netip.Prefix{rtVIP},
 	}
 }
 
-// advertFrom is a valid advert from a peer, as the Conn would deliver it.
-func advertFrom(t *testing.T, src netip.Addr, prio uint8, vips ...netip.Prefix) Inbound {
+// rtAdvert is a valid advert from a peer, as the Conn would deliver it.
+func rtAdvert(t *testing.T, src netip.Addr, prio uint8, vips ...netip.Prefix) Inbound {
 	t.Helper()
 	a := Advertisement{Version: 2, Type: TypeAdvertisement, VRID: 51, Priority: prio, Interval: time.Second}
 	for _, v := range vips {
@@ -221,20 +221,20 @@ func advertFrom(t *testing.T, src netip.Addr, prio uint8, vips ...netip.Prefix) 
 }
 
 // Priority 100: Master_Down_Interval = 3 s + 156/256 s = 3.609375 s.
-const down100 = 3*time.Second + 609375*time.Microsecond
+const rtDown100 = 3*time.Second + 609375*time.Microsecond
 
 func TestRouterTakesOverAdvertisesAndResigns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newRig(t, baseConfig())
+		g := newRig(t, rtConfig())
 		g.start()
 		g.expect("0s event initialize->backup")
 		if s := g.r.Status(); s.State != StateBackup || len(s.VirtualIPs) != 0 {
 			t.Errorf("after start: state %v, VIPs %v; want backup without VIPs", s.State, s.VirtualIPs)
 		}
 
-		sleep(down100 - time.Nanosecond)
+		rtSleep(rtDown100 - time.Nanosecond)
 		g.expect() // nothing before Master_Down_Interval
-		sleep(time.Nanosecond)
+		rtSleep(time.Nanosecond)
 		g.expect(
 			"3.609375s advert prio=100",
 			"3.609375s add [192.0.2.100/24]",
@@ -242,12 +242,12 @@ func TestRouterTakesOverAdvertisesAndResigns(t *testing.T) {
 			"3.609375s event backup->master",
 		)
 		s := g.r.Status()
-		if s.State != StateMaster || s.MasterIP != testPrimary || !slices.Equal(s.VirtualIPs, []netip.Prefix{testVIP}) {
-			t.Errorf("after takeover: %+v; want master %v holding %v", s, testPrimary, testVIP)
+		if s.State != StateMaster || s.MasterIP != rtPrimary || !slices.Equal(s.VirtualIPs, []netip.Prefix{rtVIP}) {
+			t.Errorf("after takeover: %+v; want master %v holding %v", s, rtPrimary, rtVIP)
 		}
 
 		// The rest of the gratuitous ARPs go out 200 ms apart, interleaved with the adverts.
-		sleep(2 * time.Second)
+		rtSleep(2 * time.Second)
 		g.expect(
 			"3.809375s garp [192.0.2.100]",
 			"4.009375s garp [192.0.2.100]",
@@ -257,7 +257,7 @@ func TestRouterTakesOverAdvertisesAndResigns(t *testing.T) {
 			"5.609375s advert prio=100",
 		)
 
-		sleep(500 * time.Millisecond)
+		rtSleep(500 * time.Millisecond)
 		g.stop()
 		g.expect(
 			"6.109375s advert prio=0",
@@ -273,27 +273,27 @@ func TestRouterTakesOverAdvertisesAndResigns(t *testing.T) {
 
 func TestRouterFollowsMasterAndTakesOverAfterResign(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newRig(t, baseConfig())
+		g := newRig(t, rtConfig())
 		g.start()
 		g.expect("0s event initialize->backup")
 
 		// A Master advertising every second keeps this Backup quiet for as long as it lasts.
 		for range 10 {
-			sleep(time.Second)
-			g.deliver(advertFrom(t, testPeer, 200, testVIP))
+			rtSleep(time.Second)
+			g.deliver(rtAdvert(t, rtPeer, 200, rtVIP))
 		}
 		g.expect()
-		if s := g.r.Status(); s.State != StateBackup || s.MasterIP != testPeer {
-			t.Errorf("state %v, master %v; want backup following %v", s.State, s.MasterIP, testPeer)
+		if s := g.r.Status(); s.State != StateBackup || s.MasterIP != rtPeer {
+			t.Errorf("state %v, master %v; want backup following %v", s.State, s.MasterIP, rtPeer)
 		}
 
 		// The Master resigns: take over after Skew_Time(100) = 0.609375 s, not
 		// Master_Down_Interval.
-		sleep(300 * time.Millisecond)
-		g.deliver(advertFrom(t, testPeer, 0, testVIP))
-		sleep(609375*time.Microsecond - time.Nanosecond)
+		rtSleep(300 * time.Millisecond)
+		g.deliver(rtAdvert(t, rtPeer, 0, rtVIP))
+		rtSleep(609375*time.Microsecond - time.Nanosecond)
 		g.expect()
-		sleep(time.Nanosecond)
+		rtSleep(time.Nanosecond)
 		g.expect(
 			"10.909375s advert prio=100",
 			"10.909375s add [192.0.2.100/24]",
@@ -306,23 +306,23 @@ func TestRouterFollowsMasterAndTakesOverAfterResign(t *testing.T) {
 
 func TestRouterStepsDownForHigherPriority(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newRig(t, baseConfig())
+		g := newRig(t, rtConfig())
 		g.start()
-		sleep(down100)
+		rtSleep(rtDown100)
 		g.take()
 
 		// A higher-priority router preempts in the middle of the ARP burst: the addresses go
 		// and no further gratuitous ARP is sent.
-		sleep(300 * time.Millisecond)
-		g.deliver(advertFrom(t, testPeer, 150, testVIP))
+		rtSleep(300 * time.Millisecond)
+		g.deliver(rtAdvert(t, rtPeer, 150, rtVIP))
 		g.expect(
 			"3.809375s garp [192.0.2.100]",
 			"3.909375s remove [192.0.2.100/24]",
 			"3.909375s event master->backup",
 		)
-		sleep(2 * time.Second)
+		rtSleep(2 * time.Second)
 		g.expect()
-		if s := g.r.Status(); s.State != StateBackup || s.MasterIP != testPeer || len(s.VirtualIPs) != 0 {
+		if s := g.r.Status(); s.State != StateBackup || s.MasterIP != rtPeer || len(s.VirtualIPs) != 0 {
 			t.Errorf("after preemption: %+v", s)
 		}
 
@@ -359,23 +359,23 @@ func TestRouterInvalidPacketsChangeNothing(t *testing.T) {
 		name string
 		in   func(t *testing.T) Inbound
 	}{
-		{"ttl", func(t *testing.T) Inbound { in := advertFrom(t, testPeer, 200, testVIP); in.TTL = 254; return in }},
-		{"checksum", func(t *testing.T) Inbound { return corrupt(advertFrom(t, testPeer, 200, testVIP)) }},
-		{"length", func(t *testing.T) Inbound { in := advertFrom(t, testPeer, 200, testVIP); in.Payload = in.Payload[:5]; return in }},
-		{"addresses", func(t *testing.T) Inbound { return advertFrom(t, testPeer, 200, testVIP2) }},
-		{"own", func(t *testing.T) Inbound { return advertFrom(t, testPrimary, 200, testVIP) }},
+		{"ttl", func(t *testing.T) Inbound { in := rtAdvert(t, rtPeer, 200, rtVIP); in.TTL = 254; return in }},
+		{"checksum", func(t *testing.T) Inbound { return corrupt(rtAdvert(t, rtPeer, 200, rtVIP)) }},
+		{"length", func(t *testing.T) Inbound { in := rtAdvert(t, rtPeer, 200, rtVIP); in.Payload = in.Payload[:5]; return in }},
+		{"addresses", func(t *testing.T) Inbound { return rtAdvert(t, rtPeer, 200, rtVIP2) }},
+		{"own", func(t *testing.T) Inbound { return rtAdvert(t, rtPrimary, 200, rtVIP) }},
 	}
 	synctest.Test(t, func(t *testing.T) {
-		g := newRig(t, baseConfig())
+		g := newRig(t, rtConfig())
 		g.start()
 		g.take()
 		// As Backup: garbage every 500 ms does not delay the takeover by a nanosecond.
 		for i := range 7 {
-			sleep(500 * time.Millisecond)
+			rtSleep(500 * time.Millisecond)
 			g.deliver(bad[i%len(bad)].in(t))
 		}
 		g.expect()
-		sleep(down100 - 3500*time.Millisecond)
+		rtSleep(rtDown100 - 3500*time.Millisecond)
 		g.expect(
 			"3.609375s advert prio=100",
 			"3.609375s add [192.0.2.100/24]",
@@ -385,10 +385,10 @@ func TestRouterInvalidPacketsChangeNothing(t *testing.T) {
 		// As Master: a higher priority in an invalid packet is no reason to step down, and
 		// the adverts stay on their one-second grid.
 		for _, b := range bad {
-			sleep(100 * time.Millisecond)
+			rtSleep(100 * time.Millisecond)
 			g.deliver(b.in(t))
 		}
-		sleep(time.Second - 500*time.Millisecond)
+		rtSleep(time.Second - 500*time.Millisecond)
 		want := []string{}
 		for _, l := range g.j.take() {
 			if !strings.Contains(l, "garp") {
@@ -412,9 +412,9 @@ func TestRouterInvalidPacketsChangeNothing(t *testing.T) {
 
 func TestRouterSetPriority(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newRig(t, baseConfig())
+		g := newRig(t, rtConfig())
 		g.start()
-		sleep(down100 + time.Second)
+		rtSleep(rtDown100 + time.Second)
 		g.take()
 
 		// Lowered from another goroutine: the Master advertises the new priority at once and
@@ -427,8 +427,8 @@ func TestRouterSetPriority(t *testing.T) {
 		}
 		// A Backup with priority 100 (> 50, preempting) therefore takes over, and this one
 		// steps down on its first advert.
-		sleep(time.Second)
-		g.deliver(advertFrom(t, testPeer, 100, testVIP))
+		rtSleep(time.Second)
+		g.deliver(rtAdvert(t, rtPeer, 100, rtVIP))
 		got := g.j.take()
 		if want := []string{
 			"5.609375s advert prio=50",
@@ -443,11 +443,11 @@ func TestRouterSetPriority(t *testing.T) {
 
 func TestRouterSetPriorityBeforeRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newRig(t, baseConfig())
+		g := newRig(t, rtConfig())
 		g.r.SetPriority(254)
 		g.start()
 		// Priority 254's Master_Down_Interval is 3 s + 2/256 s.
-		sleep(3*time.Second + 7812500*time.Nanosecond)
+		rtSleep(3*time.Second + 7812500*time.Nanosecond)
 		got := g.j.take()
 		if len(got) < 2 || got[1] != "3.0078125s advert prio=254" {
 			t.Errorf("journal %q: want a takeover at 3.0078125s with priority 254", got)
@@ -460,10 +460,10 @@ func TestRouterSetPriorityBeforeRun(t *testing.T) {
 // ARP waits until the addresses are really there.
 func TestRouterRetriesFailedInstall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newRig(t, baseConfig())
+		g := newRig(t, rtConfig())
 		g.addrs.failAdds = 2
 		g.start()
-		sleep(down100)
+		rtSleep(rtDown100)
 		g.expect(
 			"0s event initialize->backup",
 			"3.609375s advert prio=100",
@@ -473,7 +473,7 @@ func TestRouterRetriesFailedInstall(t *testing.T) {
 		if s := g.r.Status(); s.State != StateMaster || len(s.VirtualIPs) != 0 {
 			t.Errorf("after failed install: state %v, VIPs %v; want master holding nothing", s.State, s.VirtualIPs)
 		}
-		sleep(2*time.Second + 200*time.Millisecond)
+		rtSleep(2*time.Second + 200*time.Millisecond)
 		g.expect(
 			"4.609375s advert prio=100",
 			"4.609375s add [192.0.2.100/24] failed",
@@ -482,7 +482,7 @@ func TestRouterRetriesFailedInstall(t *testing.T) {
 			"5.609375s garp [192.0.2.100]",
 			"5.809375s garp [192.0.2.100]",
 		)
-		if s := g.r.Status(); !slices.Equal(s.VirtualIPs, []netip.Prefix{testVIP}) {
+		if s := g.r.Status(); !slices.Equal(s.VirtualIPs, []netip.Prefix{rtVIP}) {
 			t.Errorf("after retry: VIPs %v", s.VirtualIPs)
 		}
 		g.mu.Lock()
@@ -496,18 +496,18 @@ func TestRouterRetriesFailedInstall(t *testing.T) {
 
 func TestRouterUnicastPeers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := baseConfig()
+		cfg := rtConfig()
 		cfg.Unicast = true
-		cfg.Peers = []netip.Addr{testPeer}
+		cfg.Peers = []netip.Addr{rtPeer}
 		g := newRig(t, cfg)
 		g.start()
 		g.take()
 		// A stranger advertising with a high priority does not keep this Backup down.
 		for range 4 {
-			sleep(time.Second)
-			g.deliver(advertFrom(t, netip.MustParseAddr("192.0.2.77"), 200, testVIP))
+			rtSleep(time.Second)
+			g.deliver(rtAdvert(t, netip.MustParseAddr("192.0.2.77"), 200, rtVIP))
 		}
-		sleep(down100 - 4*time.Second)
+		rtSleep(rtDown100 - 4*time.Second)
 		if s := g.r.Status(); s.State != StateMaster || s.Dropped["peer"] != 4 {
 			t.Errorf("state %v, dropped %v; want master, 4 dropped as peer", s.State, s.Dropped)
 		}
@@ -517,7 +517,7 @@ func TestRouterUnicastPeers(t *testing.T) {
 
 func TestRouterRunTwice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newRig(t, baseConfig())
+		g := newRig(t, rtConfig())
 		g.start()
 		if err := g.r.Run(context.Background()); err == nil {
 			t.Error("second Run returned nil")
@@ -534,16 +534,16 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}{
 		{"no VIPs", func(c *Config) { c.VirtualIPs = nil }, "VirtualIPs"},
 		{"IPv6 VIP", func(c *Config) { c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")} }, "VirtualIPs[0]"},
-		{"duplicate VIP", func(c *Config) { c.VirtualIPs = []netip.Prefix{testVIP, testVIP} }, "listed twice"},
+		{"duplicate VIP", func(c *Config) { c.VirtualIPs = []netip.Prefix{rtVIP, rtVIP} }, "listed twice"},
 		{"unicast without peers", func(c *Config) { c.Unicast = true }, "Peers"},
-		{"peers without unicast", func(c *Config) { c.Peers = []netip.Addr{testPeer} }, "Peers"},
+		{"peers without unicast", func(c *Config) { c.Peers = []netip.Addr{rtPeer} }, "Peers"},
 		{"negative GARPCount", func(c *Config) { c.GARPCount = -1 }, "GARPCount"},
 		{"VRID 0", func(c *Config) { c.VRID = 0 }, "VRID"},
 		{"priority 0", func(c *Config) { c.Priority = 0 }, "priority"},
 		{"interval 1.5s", func(c *Config) { c.AdvertInterval = 1500 * time.Millisecond }, "interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := baseConfig()
+			cfg := rtConfig()
 			tc.mod(&cfg)
 			j := &journal{}
 			_, err := New(cfg, &fakeConn{j: j}, &fakeAddresser{j: j}, &fakeAnnouncer{j: j})
