@@ -214,8 +214,14 @@ func (r *Router) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// The state directory is created here as a package manager (or systemd's
+		// StateDirectory=) would.
+		stateDir := filepath.Join(r.Dir, "state")
+		if err := os.MkdirAll(stateDir, 0o755); err != nil {
+			return fmt.Errorf("testlab: %w", err)
+		}
 		conf := filepath.Join(r.Dir, "redundantd.toml")
-		toml := RedundantdTOML(r.Node, r.Config, filepath.Join(r.Dir, "state"))
+		toml := RedundantdTOML(r.Node, r.Config, stateDir)
 		if err := os.WriteFile(conf, []byte(toml), 0o644); err != nil {
 			return fmt.Errorf("testlab: %w", err)
 		}
@@ -334,9 +340,15 @@ type Status struct {
 	Priority    int               `json:"priority"`
 	VirtualIPs  []string          `json:"virtual_ips"`
 	MasterIP    string            `json:"master_ip"`
-	Since       time.Time         `json:"since"`
+	Since       string            `json:"since"` // RFC 3339; empty before the first transition
 	Transitions uint64            `json:"transitions"`
 	Dropped     map[string]uint64 `json:"dropped"`
+}
+
+// SinceTime parses Since; the zero time when it is empty or malformed.
+func (s Status) SinceTime() time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s.Since)
+	return t
 }
 
 // Status queries redundantd's API inside the node.
