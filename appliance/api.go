@@ -16,6 +16,7 @@ type StatusResponse struct {
 	GroupID     uint8             `json:"group_id"`
 	Priority    uint8             `json:"priority"`
 	VirtualIPs  []string          `json:"virtual_ips"`
+	Holding     []string          `json:"holding"`   // virtual IPs this node holds now (confirmed by netlink)
 	MasterIP    string            `json:"master_ip"` // the current Master's address as last heard
 	Since       string            `json:"since"`     // RFC 3339 time of the last transition
 	Transitions uint64            `json:"transitions"`
@@ -33,6 +34,7 @@ func (a *Appliance) Status() StatusResponse {
 		GroupID:    rc.GroupID,
 		Priority:   rc.Priority,
 		VirtualIPs: make([]string, 0, len(rc.VirtualIPs)),
+		Holding:    []string{},
 		Dropped:    map[string]uint64{},
 	}
 	for _, p := range rc.VirtualIPs {
@@ -54,6 +56,9 @@ func (a *Appliance) Status() StatusResponse {
 		s.Since = st.Since.UTC().Format(time.RFC3339Nano)
 	}
 	s.Transitions = st.Transitions
+	for _, p := range st.VirtualIPs {
+		s.Holding = append(s.Holding, p.String())
+	}
 	for k, v := range st.Dropped {
 		s.Dropped[k] = v
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -119,13 +120,15 @@ func (a *Appliance) onVRRPEvent(e vrrp.Event) {
 	if e.To == vrrp.StateMaster || e.From == vrrp.StateMaster {
 		sev = SeverityWarning
 	}
-	a.record(Event{
-		Time:     e.At,
-		Severity: sev,
-		Source:   "vrrp",
-		Name:     "transition",
-		Message:  fmt.Sprintf("%s -> %s: %s", e.From, e.To, e.Reason),
-	})
+	msg := fmt.Sprintf("%s -> %s: %s", e.From, e.To, e.Reason)
+	if e.MasterIP.IsValid() {
+		msg += fmt.Sprintf(" (master %s)", e.MasterIP)
+	}
+	a.record(Event{Time: e.At, Severity: sev, Source: "vrrp", Name: "transition", Message: msg})
+	if e.Err != nil {
+		a.record(Event{Time: e.At, Severity: SeverityCritical, Source: "vrrp", Name: "addresses",
+			Message: fmt.Sprintf("virtual IPs not in the wanted state after %s -> %s (retrying every advert interval): %v", e.From, e.To, e.Err)})
+	}
 	for {
 		select {
 		case a.roles <- e:
@@ -160,6 +163,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 	a.started = a.now()
 	ln, err := net.Listen("tcp", a.cfg.API.Listen)
 	if err != nil {
+		if c, ok := a.router.(io.Closer); ok {
+			c.Close()
+		}
 		return fmt.Errorf("api: listen on %s: %w", a.cfg.API.Listen, err)
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
