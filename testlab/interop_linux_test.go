@@ -1,0 +1,118 @@
+package testlab
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// holdFor waits for n adverts of master after now and asserts that during that whole window
+// backup sent no advert and never gained the VIP (it never claimed Master), and that at the
+// end both report the expected states and only the Master holds the VIP.
+func holdFor(t *testing.T, ctx context.Context, l *Lab, tl *Timeline, n int, master, backup *Router) {
+	t.Helper()
+	from := time.Now()
+	var last Advert
+	after := from
+	for i := 0; i < n; i++ {
+		a, err := tl.WaitAdvert(ctx, after, "an advert of the Master", From(master.Node, vrid(master)))
+		if err != nil {
+			t.Fatalf("after %d of %d adverts: %v", i, n, err)
+		}
+		if a.Priority == 0 {
+			t.Fatalf("%s resigned during the hold", master)
+		}
+		last, after = a, a.At
+	}
+	if bad := tl.AdvertsBetween(from, last.At, From(backup.Node, vrid(backup))); len(bad) != 0 {
+		t.Errorf("%s sent %d adverts while %s was a healthy Master (first: %v)", backup, len(bad), master, bad[0])
+	}
+	for _, e := range tl.VIPEvents() {
+		if e.Node == backup.Node && e.Present && e.At.After(from) {
+			t.Errorf("%s gained the VIP at %s while %s was a healthy Master", backup, e.At.Format("15:04:05.000"), master)
+		}
+	}
+	t.Logf("%s stayed Backup for %d adverts of %s (%v)", backup, n, master, last.At.Sub(from).Round(time.Millisecond))
+	assertSoleMaster(t, ctx, l, tl, master, backup)
+	for _, r := range []*Router{master, backup} {
+		if r.Impl != Redundantd {
+			continue
+		}
+		st, err := r.Node.Status(ctx)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for reason, c := range st.Dropped {
+			if c > 0 {
+				t.Errorf("%s dropped %d of the peer's adverts (%s)", r, c, reason)
+			}
+		}
+	}
+}
+
+// interop runs one direction of the keepalived interoperability check: first is Master,
+// second Backup. Each side must take over when the other is killed, respect a healthy Master
+// for 10 adverts, and take over on the other's priority-0 advert.
+func interop(t *testing.T, first, second Impl) {
+	t.Parallel()
+	RequireKeepalived(t)
+	l := NewT(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := VRRPConfig{AdvertInterval: time.Second}
+	master, backup := pair(t, ctx, l, tl, first, second, cfg)
+	holdFor(t, ctx, l, tl, 10, master, backup)
+
+	// The Master dies: the Backup (the other implementation) takes over.
+	f, err := MeasureFailover(ctx, tl, master, backup, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFailover(t, f)
+	if err := backup.WaitState(ctx, "master"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The old Master returns with preempt off: it must come back as Backup and release the
+	// VIP it held when it was killed.
+	if err := master.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.WaitState(ctx, "backup"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.WaitVIP(ctx, master.Node, false, f.Signal); err != nil {
+		t.Fatalf("restarted %s kept the stale VIP: %v", master, err)
+	}
+	holdFor(t, ctx, l, tl, 2, backup, master)
+
+	// Planned handover the other way: the new Master resigns with a priority-0 advert.
+	f, err = MeasureFailover(ctx, tl, backup, master, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFailover(t, f)
+	if exitErr := backup.Proc().err; exitErr != nil {
+		t.Errorf("%s exit after SIGTERM: %v, want status 0", backup, exitErr)
+	}
+	if err := master.WaitState(ctx, "master"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.WaitVIP(ctx, backup.Node, false, f.Signal); err != nil {
+		t.Errorf("%s did not remove the VIP when it stopped: %v", backup, err)
+	}
+	assertSoleMaster(t, ctx, l, tl, master)
+}
+
+func TestInteropKeepalivedMasterRedundantdBackup(t *testing.T) {
+	interop(t, Keepalived, Redundantd)
+}
+
+func TestInteropRedundantdMasterKeepalivedBackup(t *testing.T) {
+	interop(t, Redundantd, Keepalived)
+}
