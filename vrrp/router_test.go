@@ -361,7 +361,11 @@ func TestRouterInvalidPacketsChangeNothing(t *testing.T) {
 	}{
 		{"ttl", func(t *testing.T) Inbound { in := rtAdvert(t, rtPeer, 200, rtVIP); in.TTL = 254; return in }},
 		{"checksum", func(t *testing.T) Inbound { return corrupt(rtAdvert(t, rtPeer, 200, rtVIP)) }},
-		{"length", func(t *testing.T) Inbound { in := rtAdvert(t, rtPeer, 200, rtVIP); in.Payload = in.Payload[:5]; return in }},
+		{"length", func(t *testing.T) Inbound {
+			in := rtAdvert(t, rtPeer, 200, rtVIP)
+			in.Payload = in.Payload[:5]
+			return in
+		}},
 		{"addresses", func(t *testing.T) Inbound { return rtAdvert(t, rtPeer, 200, rtVIP2) }},
 		{"own", func(t *testing.T) Inbound { return rtAdvert(t, rtPrimary, 200, rtVIP) }},
 	}

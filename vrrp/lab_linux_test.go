@@ -1,0 +1,202 @@
+package vrrp
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// A small namespace lab for this package's privileged tests. Each test creates its own named
+// namespaces ("vrt-<pid>-<n>"), joined by veth pairs, addressed in 192.0.2.0/24, and deletes
+// them in t.Cleanup even when it fails. Nothing is sent outside them.
+
+var nsCounter atomic.Uint32
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to create network namespaces")
+	}
+}
+
+type testNS struct {
+	name string
+	ns   netns.NsHandle
+	h    *netlink.Handle
+}
+
+func newTestNS(t *testing.T) *testNS {
+	t.Helper()
+	needRoot(t)
+	name := fmt.Sprintf("vrt-%d-%d", os.Getpid(), nsCounter.Add(1))
+	var ns netns.NsHandle
+	var err error
+	func() {
+		runtime.LockOSThread()
+		orig, gerr := netns.Get()
+		if gerr != nil {
+			err = gerr
+			runtime.UnlockOSThread()
+			return
+		}
+		defer orig.Close()
+		ns, err = netns.NewNamed(name) // switches this thread into it
+		if serr := netns.Set(orig); serr != nil {
+			// Leave the thread locked: the runtime discards it with this goroutine's exit
+			// rather than reuse a thread stuck in the wrong namespace.
+			panic(fmt.Sprintf("restoring the network namespace: %v", serr))
+		}
+		runtime.UnlockOSThread()
+	}()
+	if err != nil {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+	n := &testNS{name: name, ns: ns}
+	t.Cleanup(func() {
+		if n.h != nil {
+			n.h.Close()
+		}
+		n.ns.Close()
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("deleting namespace %s: %v", name, err)
+		}
+	})
+	if n.h, err = netlink.NewHandleAt(ns); err != nil {
+		t.Fatalf("netlink handle in %s: %v", name, err)
+	}
+	lo, err := n.h.LinkByName("lo")
+	if err == nil {
+		err = n.h.LinkSetUp(lo)
+	}
+	if err != nil {
+		t.Fatalf("lo up in %s: %v", name, err)
+	}
+	return n
+}
+
+// do runs fn on an OS thread that is inside the namespace: sockets, netlink handles and
+// /proc/sys/net files opened by fn belong to it.
+func (n *testNS) do(t *testing.T, fn func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(n.ns); err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer func() {
+			if netns.Set(orig) == nil {
+				runtime.UnlockOSThread()
+			}
+			done <- nil
+		}()
+		fn()
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("entering namespace %s: %v", n.name, err)
+	}
+}
+
+// link returns the named link of the namespace.
+func (n *testNS) link(t *testing.T, name string) netlink.Link {
+	t.Helper()
+	l, err := n.h.LinkByName(name)
+	if err != nil {
+		t.Fatalf("%s: link %s: %v", n.name, name, err)
+	}
+	return l
+}
+
+// addAddr configures p on the named link.
+func (n *testNS) addAddr(t *testing.T, ifname string, p netip.Prefix) {
+	t.Helper()
+	if err := n.h.AddrAdd(n.link(t, ifname), netlinkAddr(p)); err != nil {
+		t.Fatalf("%s: adding %s to %s: %v", n.name, p, ifname, err)
+	}
+}
+
+// addrs lists the IPv4 prefixes on the named link, or nil when the link does not exist.
+func (n *testNS) addrs(t *testing.T, ifname string) []netip.Prefix {
+	t.Helper()
+	l, err := n.h.LinkByName(ifname)
+	if err != nil {
+		return nil
+	}
+	as, err := n.h.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatalf("%s: listing addresses of %s: %v", n.name, ifname, err)
+	}
+	var out []netip.Prefix
+	for _, a := range as {
+		if p, ok := ipNetPrefix(a.IPNet); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (n *testNS) hasAddr(t *testing.T, ifname string, p netip.Prefix) bool {
+	return slices.Contains(n.addrs(t, ifname), p)
+}
+
+// connect joins a and b with a veth pair named ifA (in a) and ifB (in b), both up, with
+// addresses pa and pb.
+func connect(t *testing.T, a *testNS, ifA string, pa netip.Prefix, b *testNS, ifB string, pb netip.Prefix) {
+	t.Helper()
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: ifA},
+		PeerName:      ifB,
+		PeerNamespace: netlink.NsFd(int(b.ns)),
+	}
+	if err := a.h.LinkAdd(veth); err != nil {
+		t.Fatalf("veth %s/%s: %v", ifA, ifB, err)
+	}
+	for _, side := range []struct {
+		n    *testNS
+		name string
+		p    netip.Prefix
+	}{{a, ifA, pa}, {b, ifB, pb}} {
+		side.n.addAddr(t, side.name, side.p)
+		if err := side.n.h.LinkSetUp(side.n.link(t, side.name)); err != nil {
+			t.Fatalf("%s up: %v", side.name, err)
+		}
+	}
+}
+
+// iface returns the net.Interface of a link of the namespace.
+func (n *testNS) iface(t *testing.T, name string) *net.Interface {
+	t.Helper()
+	return linkInterface(n.link(t, name))
+}
+
+// eventually polls cond every 5 ms until it holds or timeout passes, and returns how long it
+// took. It is for waiting on real kernels and real timers, not for asserting durations.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
