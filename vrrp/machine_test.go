@@ -721,3 +721,301 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// pairSim wires two Machines back to back: every SendAdvert of one is delivered to the other
+// after latency. It is a discrete-event simulation on explicit times: no clock, no sleeps.
+type pairSim struct {
+	t       *testing.T
+	m       [2]*Machine
+	ip      [2]netip.Addr
+	start   [2]time.Time
+	started [2]bool
+	latency time.Duration
+	queue   []pairDelivery
+	now     time.Time
+	trace   []string
+	// samples of the number of live Masters after each instant that had events.
+	samples []pairSample
+	// dead nodes neither tick nor send nor receive (a crash or a cut cable).
+	dead [2]bool
+	// lastRecv is when each node last received an advert.
+	lastRecv [2]time.Time
+	// becameMaster is when each node last became Master.
+	becameMaster [2]time.Time
+}
+
+type pairDelivery struct {
+	at time.Time
+	to int
+	in Inbound
+}
+
+type pairSample struct {
+	at      time.Time
+	masters int
+}
+
+func (s *pairSim) perform(from int, acts []Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case SendAdvert:
+			b, err := a.Advert.MarshalBinary()
+			if err != nil {
+				s.t.Fatalf("node %d sent an advert that does not marshal: %v", from, err)
+			}
+			s.queue = append(s.queue, pairDelivery{at: s.now.Add(s.latency), to: 1 - from,
+				in: Inbound{Src: s.ip[from], Dst: groupIP, TTL: 255, Payload: b}})
+			s.trace = append(s.trace, fmt.Sprintf("%v node %d advert priority %d", s.now.Sub(t0), from, a.Advert.Priority))
+		case Transition:
+			if a.To == StateMaster {
+				s.becameMaster[from] = a.At
+			}
+			if !a.At.Equal(s.now) {
+				s.t.Errorf("node %d transition at %v, simulation time %v", from, a.At, s.now)
+			}
+			s.trace = append(s.trace, fmt.Sprintf("%v node %d %v -> %v (%s)", s.now.Sub(t0), from, a.From, a.To, a.Reason))
+		}
+	}
+}
+
+func (s *pairSim) masters() int {
+	n := 0
+	for i, m := range s.m {
+		if !s.dead[i] && m.Status().State == StateMaster {
+			n++
+		}
+	}
+	return n
+}
+
+// runUntil processes, instant by instant, the deliveries, starts and timers due at or before
+// end. Within an instant: deliveries first, then starts, then timers.
+func (s *pairSim) runUntil(end time.Time) {
+	for {
+		next := time.Time{}
+		consider := func(at time.Time) {
+			if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+				next = at
+			}
+		}
+		for _, d := range s.queue {
+			consider(d.at)
+		}
+		for i := range s.m {
+			switch {
+			case s.dead[i]:
+			case !s.started[i]:
+				consider(s.start[i])
+			default:
+				consider(s.m[i].Deadline())
+			}
+		}
+		if next.IsZero() || next.After(end) {
+			return
+		}
+		s.now = next
+		var due, rest []pairDelivery
+		for _, d := range s.queue {
+			if d.at.Equal(next) {
+				due = append(due, d)
+			} else {
+				rest = append(rest, d)
+			}
+		}
+		s.queue = rest
+		// With zero latency, perform queues deliveries for this same instant; the next
+		// iteration handles them.
+		for _, d := range due {
+			if s.dead[d.to] || s.dead[1-d.to] {
+				continue
+			}
+			s.lastRecv[d.to] = next
+			s.perform(d.to, s.m[d.to].Receive(next, d.in))
+		}
+		for i := range s.m {
+			if !s.started[i] && s.start[i].Equal(next) {
+				s.started[i] = true
+				s.perform(i, s.m[i].Start(next))
+			}
+		}
+		for i := range s.m {
+			if s.started[i] && !s.dead[i] {
+				s.perform(i, s.m[i].Tick(next))
+			}
+		}
+		// Keep one sample per instant: the state once all of its events are handled.
+		if k := len(s.samples) - 1; k >= 0 && s.samples[k].at.Equal(next) {
+			s.samples = s.samples[:k]
+		}
+		s.samples = append(s.samples, pairSample{next, s.masters()})
+	}
+}
+
+type pairNode struct {
+	priority uint8
+	preempt  bool
+	start    time.Duration // after t0
+}
+
+func newPairSim(t *testing.T, a, b pairNode, latency time.Duration) *pairSim {
+	t.Helper()
+	s := &pairSim{t: t, latency: latency, ip: [2]netip.Addr{ourIP, peerIP}}
+	for i, n := range []pairNode{a, b} {
+		cfg := testConfig(n.priority, n.preempt)
+		cfg.Primary = s.ip[i]
+		s.m[i] = newTestMachine(t, cfg)
+		s.start[i] = t0.Add(n.start)
+	}
+	return s
+}
+
+func (s *pairSim) master() int {
+	for i, m := range s.m {
+		if !s.dead[i] && m.Status().State == StateMaster {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkStable asserts that from `from` on there was always exactly one Master, and that two
+// Masters never coexisted for longer than one advert's flight time.
+func (s *pairSim) checkStable(from time.Time) {
+	s.t.Helper()
+	var twoSince time.Time
+	for _, smp := range s.samples {
+		if smp.masters == 2 && twoSince.IsZero() {
+			twoSince = smp.at
+		}
+		if smp.masters < 2 && !twoSince.IsZero() {
+			if d := smp.at.Sub(twoSince); d > s.latency {
+				s.t.Errorf("two Masters for %v from %v (latency %v)\n%s", d, twoSince.Sub(t0), s.latency, strings.Join(s.trace, "\n"))
+			}
+			twoSince = time.Time{}
+		}
+		if !smp.at.Before(from) && smp.masters != 1 {
+			s.t.Errorf("%d Masters at %v, after convergence was due (%v)\n%s", smp.masters, smp.at.Sub(t0), from.Sub(t0), strings.Join(s.trace, "\n"))
+			return
+		}
+	}
+}
+
+func TestPairElection(t *testing.T) {
+	const later = 10 * time.Second
+	tests := []struct {
+		name     string
+		a, b     pairNode // a is 192.0.2.1, b is 192.0.2.2
+		winner   int
+		masterAt time.Duration // when the winner last became Master
+	}{
+		{"equal, together, preempt: greater address wins", pairNode{100, true, 0}, pairNode{100, true, 0}, 1, down100},
+		{"equal, together, no preempt: greater address wins", pairNode{100, false, 0}, pairNode{100, false, 0}, 1, down100},
+		{"higher wins, together", pairNode{150, false, 0}, pairNode{100, false, 0}, 0, down150},
+		{"higher wins, together, no preempt", pairNode{100, false, 0}, pairNode{150, false, 0}, 1, down150},
+		{"higher joins later and preempts", pairNode{100, true, 0}, pairNode{150, true, later}, 1, later + down150},
+		{"higher joins later without preempt", pairNode{100, true, 0}, pairNode{150, false, later}, 0, down100},
+		{"equal with greater address joins later: no preempt on a tie", pairNode{100, true, 0}, pairNode{100, true, later}, 0, down100},
+		{"owner joins later and always preempts", pairNode{100, true, 0}, pairNode{255, false, later}, 1, later},
+		{"owner first, 254 later", pairNode{255, false, 0}, pairNode{254, true, later}, 0, 0},
+		{"two owners: greater address wins", pairNode{255, true, 0}, pairNode{255, true, 0}, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newPairSim(t, tt.a, tt.b, time.Millisecond)
+			s.runUntil(t0.Add(30 * time.Second))
+			if got := s.master(); got != tt.winner || s.masters() != 1 {
+				t.Fatalf("Master = node %d (%d Masters), want node %d\n%s", got, s.masters(), tt.winner, strings.Join(s.trace, "\n"))
+			}
+			if got, want := s.becameMaster[tt.winner], t0.Add(tt.masterAt); !got.Equal(want) {
+				t.Errorf("winner became Master at %v, want %v", got.Sub(t0), tt.masterAt)
+			}
+			if ip := s.m[1-tt.winner].Status().MasterIP; ip != s.ip[tt.winner] {
+				t.Errorf("the Backup's MasterIP = %v, want %v", ip, s.ip[tt.winner])
+			}
+		})
+	}
+}
+
+// Every priority and preempt combination, started together or one after the other, with zero,
+// LAN and slow-link latency: the pair converges to exactly one Master by the time the RFC says,
+// never has two Masters for longer than an advert's flight time, and fails over at exactly
+// Skew_Time after a priority-0 advert or Master_Down_Interval after the Master went silent.
+func TestPairConvergesAllCombinations(t *testing.T) {
+	priorities := []uint8{1, 100, 150, 254, 255}
+	starts := [][2]time.Duration{{0, 0}, {0, 10 * time.Second}, {10 * time.Second, 0}, {0, 1500 * time.Millisecond}}
+	latencies := []time.Duration{0, time.Millisecond, 100 * time.Millisecond}
+	n := 0
+	for _, pa := range priorities {
+		for _, pb := range priorities {
+			for _, prA := range []bool{true, false} {
+				for _, prB := range []bool{true, false} {
+					for _, st := range starts {
+						for _, lat := range latencies {
+							for _, kill := range []bool{false, true} {
+								n++
+								a, b := pairNode{pa, prA, st[0]}, pairNode{pb, prB, st[1]}
+								name := fmt.Sprintf("a%+v/b%+v/latency %v/kill %v", a, b, lat, kill)
+								pairCheck(t, name, a, b, lat, kill)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d simulations", n)
+}
+
+func pairCheck(t *testing.T, name string, a, b pairNode, lat time.Duration, kill bool) {
+	t.Helper()
+	s := newPairSim(t, a, b, lat)
+	nodes := [2]pairNode{a, b}
+	lastStart := t0.Add(max(a.start, b.start))
+	converge := lastStart.Add(max(MasterDownInterval(time.Second, a.priority), MasterDownInterval(time.Second, b.priority)) + lat)
+	s.runUntil(t0.Add(40 * time.Second))
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf("%s: %s\n%s", name, fmt.Sprintf(format, args...), strings.Join(s.trace, "\n"))
+	}
+	s.checkStable(converge)
+	w := s.master()
+	if w < 0 || s.masters() != 1 {
+		fail("%d Masters at 40 s", s.masters())
+		return
+	}
+	loser := nodes[1-w]
+	if loser.priority > nodes[w].priority && (loser.preempt || loser.priority == 255) {
+		fail("node %d (priority %d, preempt %v) is Backup under a priority %d Master", 1-w, loser.priority, loser.preempt, nodes[w].priority)
+	}
+	if loser.priority == nodes[w].priority && a.start == b.start && w != 1 {
+		fail("equal priorities started together: node %d won, want the greater address", w)
+	}
+	for i, m := range s.m {
+		if d := m.Status().Dropped; len(d) != 0 {
+			fail("node %d dropped valid adverts: %v", i, d)
+		}
+	}
+
+	// Fail over: the Master resigns (priority 0) or dies silently.
+	off := t0.Add(40 * time.Second)
+	s.runUntil(off.Add(-1))
+	s.now = off
+	other := 1 - w
+	var want time.Time
+	if kill {
+		s.dead[w] = true
+		s.runUntil(off) // anything in flight at this instant is lost
+		want = s.lastRecv[other].Add(MasterDownInterval(time.Second, nodes[other].priority))
+	} else {
+		s.perform(w, s.m[w].Shutdown(off))
+		want = off.Add(lat + SkewTime(nodes[other].priority))
+	}
+	s.runUntil(off.Add(20 * time.Second))
+	if s.master() != other || s.masters() != 1 {
+		fail("after node %d went away (kill %v): Master = %d, %d Masters", w, kill, s.master(), s.masters())
+		return
+	}
+	if !s.becameMaster[other].Equal(want) {
+		fail("node %d took over at %v, want %v", other, s.becameMaster[other].Sub(t0), want.Sub(t0))
+	}
+}
