@@ -491,7 +491,9 @@ func TestDropChangesNothing(t *testing.T) {
 			return peerAdvert(t, p, nil)
 		}, DropAuthType},
 		{"wrong password", func(c *MachineConfig) { c.AuthType, c.AuthData = AuthSimple, secret12 }, func(t *testing.T, p uint8) Inbound {
-			return peerAdvert(t, p, func(a *Advertisement) { a.AuthType, a.AuthData = AuthSimple, [8]byte{'s', 'e', 'c', 'r', 'e', 't', '1', '3'} })
+			return peerAdvert(t, p, func(a *Advertisement) {
+				a.AuthType, a.AuthData = AuthSimple, [8]byte{'s', 'e', 'c', 'r', 'e', 't', '1', '3'}
+			})
 		}, DropAuthData},
 		{"interval 2 s", nil, func(t *testing.T, p uint8) Inbound {
 			return peerAdvert(t, p, func(a *Advertisement) { a.Interval = 2 * time.Second })
