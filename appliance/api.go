@@ -22,6 +22,8 @@ type StatusResponse struct {
 	Transitions uint64            `json:"transitions"`
 	Dropped     map[string]uint64 `json:"dropped"` // rejected adverts by reason
 	Uptime      string            `json:"uptime"`
+	// Parts holds the status of each part by name: "berofos" (one entry per device), "sync".
+	Parts map[string]any `json:"parts,omitempty"`
 }
 
 // Status reports the node's current state.
@@ -42,6 +44,12 @@ func (a *Appliance) Status() StatusResponse {
 	}
 	if !a.started.IsZero() {
 		s.Uptime = a.now().Sub(a.started).Truncate(time.Second).String()
+	}
+	for _, p := range a.parts {
+		if s.Parts == nil {
+			s.Parts = map[string]any{}
+		}
+		s.Parts[p.Name()] = p.Status()
 	}
 	if a.router == nil {
 		return s

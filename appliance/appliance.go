@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/redundantd/redundantd/vrrp"
@@ -24,12 +25,15 @@ type Router interface {
 	Status() vrrp.Status
 }
 
-// Follower is a part of the node that follows the VRRP role: the berofos controller moves
+// Part is a component of the node that follows the VRRP role: the berofos controller moves
 // the lines, the replication changes direction. Follow must not block: the part applies the
-// newest role in its own goroutine, so a hung device or peer never delays a takeover.
-type Follower interface {
+// newest role in its own goroutine (its Run), so a hung device or peer never delays a
+// takeover. Status is included in the API's status answer under Name.
+type Part interface {
 	Name() string
+	Run(ctx context.Context) error
 	Follow(role vrrp.State)
+	Status() any
 }
 
 // Options carries the appliance's dependencies.
@@ -38,41 +42,49 @@ type Options struct {
 	// DialVRRP opens the VRRP engine for the given configuration; production wraps
 	// vrrp.Dial, tests pass vrrp.New with fakes.
 	DialVRRP func(vrrp.Config) (Router, error)
-	// Followers are told every role change, in order, after the VRRP engine has taken or
-	// released the virtual IPs.
-	Followers []Follower
+	// Parts are run beside the VRRP engine and told every role change, in order, after the
+	// engine has taken or released the virtual IPs. New adds the parts the configuration
+	// asks for (berofos) after these.
+	Parts []Part
 	// Now stamps events; time.Now when nil.
 	Now func() time.Time
 }
 
 // Appliance is one redundantd node.
 type Appliance struct {
-	cfg       *Config
-	log       *slog.Logger
-	now       func() time.Time
-	router    Router // nil when redundancy is disabled
-	followers []Follower
-	events    *eventLog
-	roles     chan vrrp.Event // capacity 1: the newest role change replaces an unread one
-	started   time.Time
+	cfg     *Config
+	log     *slog.Logger
+	now     func() time.Time
+	router  Router // nil when redundancy is disabled
+	parts   []Part
+	events  *eventLog
+	roles   chan vrrp.Event // capacity 1: the newest role change replaces an unread one
+	started time.Time
 }
 
 // New builds the node and opens its VRRP engine (when redundancy is enabled). It starts no
 // goroutines; Run does.
 func New(cfg *Config, opts Options) (*Appliance, error) {
 	a := &Appliance{
-		cfg:       cfg,
-		log:       opts.Logger,
-		now:       opts.Now,
-		followers: opts.Followers,
-		events:    newEventLog(512),
-		roles:     make(chan vrrp.Event, 1),
+		cfg:    cfg,
+		log:    opts.Logger,
+		now:    opts.Now,
+		parts:  opts.Parts,
+		events: newEventLog(512),
+		roles:  make(chan vrrp.Event, 1),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if cfg.Berofos.Enabled {
+		p, err := newBerofosPart(cfg.Berofos, a.log.With("part", "berofos"), a.record)
+		if err != nil {
+			return nil, err
+		}
+		a.parts = append(a.parts, p)
 	}
 	if !cfg.Redundancy.Enabled {
 		return a, nil
@@ -174,11 +186,16 @@ func (a *Appliance) Run(ctx context.Context) error {
 	a.record(Event{Severity: SeverityInfo, Source: "appliance", Name: "start",
 		Message: fmt.Sprintf("node %s started (redundancy enabled: %t)", a.cfg.Node.ID, a.cfg.Redundancy.Enabled)})
 
-	workerDone := make(chan struct{})
-	go func() {
-		defer close(workerDone)
-		a.follow(ctx)
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { a.follow(ctx) })
+	for _, p := range a.parts {
+		wg.Go(func() {
+			if err := p.Run(ctx); err != nil && ctx.Err() == nil {
+				a.record(Event{Severity: SeverityCritical, Source: p.Name(), Name: "stopped",
+					Message: fmt.Sprintf("%s stopped: %v", p.Name(), err)})
+			}
+		})
+	}
 
 	var runErr error
 	if a.router != nil {
@@ -189,7 +206,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	} else {
 		<-ctx.Done()
 	}
-	<-workerDone
+	wg.Wait()
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -208,8 +225,8 @@ func (a *Appliance) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case e := <-a.roles:
-			for _, f := range a.followers {
-				f.Follow(e.To)
+			for _, p := range a.parts {
+				p.Follow(e.To)
 			}
 		}
 	}

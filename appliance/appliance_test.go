@@ -35,7 +35,9 @@ type recordingFollower struct {
 	got   chan struct{}
 }
 
-func (r *recordingFollower) Name() string { return "recorder" }
+func (r *recordingFollower) Name() string                  { return "recorder" }
+func (r *recordingFollower) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (r *recordingFollower) Status() any                   { return nil }
 func (r *recordingFollower) Follow(s vrrp.State) {
 	r.mu.Lock()
 	r.roles = append(r.roles, s)
@@ -53,13 +55,13 @@ func testConfig(t *testing.T) *Config {
 	return cfg
 }
 
-func newTestAppliance(t *testing.T, followers ...Follower) (*Appliance, *fakeRouter) {
+func newTestAppliance(t *testing.T, parts ...Part) (*Appliance, *fakeRouter) {
 	t.Helper()
 	fr := &fakeRouter{ran: make(chan struct{})}
 	a, err := New(testConfig(t), Options{
-		DialVRRP:  func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil },
-		Followers: followers,
-		Now:       func() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) },
+		DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil },
+		Parts:    parts,
+		Now:      func() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,10 @@ const (
 	DefaultGARPCount      = 5
 	DefaultGARPInterval   = 200 * time.Millisecond
 	DefaultAPIListen      = "127.0.0.1:7400"
+	DefaultBerofosConf    = "/etc/bnfos.conf"
+	DefaultKickInterval   = 5 * time.Second // res_bnfos's default
+	DefaultBerofosTimeout = 3 * time.Second // bnfos's default
+	DefaultPollInterval   = 2 * time.Second
 )
 
 // Config is the validated configuration of one redundantd node. It is produced only by
@@ -27,7 +31,27 @@ const (
 type Config struct {
 	Node       NodeConfig
 	Redundancy RedundancyConfig
+	Berofos    BerofosConfig
 	API        APIConfig
+}
+
+// BerofosConfig drives the berofos relay boxes that move the ISDN lines to the Master.
+type BerofosConfig struct {
+	Enabled bool
+	// Conf is the bnfos.conf file listing the devices (as written by
+	// `redundantctl berofos scan -x` or the vendor's `bnfos --scan -x`).
+	Conf string
+	// Devices names the sections of Conf to drive; empty means every device in it.
+	Devices []string
+	// LinesMode is the relay mode that routes the lines to THIS node: 1 (A-B) for the node
+	// wired to port B, 0 (A-D) for the node wired to port D.
+	LinesMode int
+	// Bypass keeps the device watchdog kicked while this node is Master, so that the lines
+	// fall back to port D (an existing PBX) by themselves when it is not.
+	Bypass       bool
+	KickInterval time.Duration
+	Timeout      time.Duration
+	PollInterval time.Duration
 }
 
 // NodeConfig describes this node: who it is and where it lives on the network.
@@ -84,6 +108,16 @@ type rawConfig struct {
 		GARPCount      *int64   `toml:"garp_count"`
 		GARPInterval   *string  `toml:"garp_interval"`
 	} `toml:"redundancy"`
+	Berofos struct {
+		Enabled      *bool    `toml:"enabled"`
+		Conf         *string  `toml:"conf"`
+		Devices      []string `toml:"devices"`
+		LinesMode    *int64   `toml:"lines_mode"`
+		Bypass       *bool    `toml:"bypass"`
+		KickInterval *string  `toml:"kick_interval"`
+		Timeout      *string  `toml:"timeout"`
+		PollInterval *string  `toml:"poll_interval"`
+	} `toml:"berofos"`
 	API struct {
 		Listen *string `toml:"listen"`
 	} `toml:"api"`
@@ -162,6 +196,23 @@ type problems []error
 
 func (p *problems) add(key, format string, args ...any) {
 	*p = append(*p, &ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)})
+}
+
+// duration parses an optional duration key, checks its range and returns def when absent.
+func (p *problems) duration(key string, v *string, def, lo, hi time.Duration) time.Duration {
+	if v == nil {
+		return def
+	}
+	d, err := time.ParseDuration(*v)
+	switch {
+	case err != nil:
+		p.add(key, "%q is not a duration (for example %q)", *v, def.String())
+	case d < lo || d > hi:
+		p.add(key, "%s is out of range %s..%s", d, lo, hi)
+	default:
+		return d
+	}
+	return def
 }
 
 func (r *rawConfig) validate() (*Config, error) {
@@ -300,18 +351,33 @@ func (r *rawConfig) validate() (*Config, error) {
 			rc.GARPCount = int(*rd.GARPCount)
 		}
 	}
-	rc.GARPInterval = DefaultGARPInterval
-	if rd.GARPInterval != nil {
-		d, err := time.ParseDuration(*rd.GARPInterval)
-		switch {
-		case err != nil:
-			errs.add("redundancy.garp_interval", "%q is not a duration (for example \"200ms\")", *rd.GARPInterval)
-		case d < 0 || d > time.Minute:
-			errs.add("redundancy.garp_interval", "%s is out of range 0s..1m", d)
-		default:
-			rc.GARPInterval = d
+	rc.GARPInterval = errs.duration("redundancy.garp_interval", rd.GARPInterval, DefaultGARPInterval, 0, time.Minute)
+
+	// [berofos]
+	bc, rb := &cfg.Berofos, &r.Berofos
+	bc.Enabled = rb.Enabled != nil && *rb.Enabled
+	bc.Conf = DefaultBerofosConf
+	if rb.Conf != nil {
+		bc.Conf = *rb.Conf
+		if !strings.HasPrefix(bc.Conf, "/") {
+			errs.add("berofos.conf", "%q must be an absolute path", bc.Conf)
 		}
 	}
+	bc.Devices = rb.Devices
+	bc.LinesMode = -1
+	if rb.LinesMode != nil {
+		if *rb.LinesMode != 0 && *rb.LinesMode != 1 {
+			errs.add("berofos.lines_mode", "%d: want 1 (this node is wired to port B) or 0 (port D)", *rb.LinesMode)
+		} else {
+			bc.LinesMode = int(*rb.LinesMode)
+		}
+	} else if bc.Enabled {
+		errs.add("berofos.lines_mode", "is required: 1 when this node is wired to port B, 0 when wired to port D")
+	}
+	bc.Bypass = rb.Bypass != nil && *rb.Bypass
+	bc.KickInterval = errs.duration("berofos.kick_interval", rb.KickInterval, DefaultKickInterval, 100*time.Millisecond, time.Hour)
+	bc.Timeout = errs.duration("berofos.timeout", rb.Timeout, DefaultBerofosTimeout, 10*time.Millisecond, time.Minute)
+	bc.PollInterval = errs.duration("berofos.poll_interval", rb.PollInterval, DefaultPollInterval, 100*time.Millisecond, time.Hour)
 
 	// [api]
 	cfg.API.Listen = DefaultAPIListen

@@ -33,6 +33,8 @@ func TestParseConfigDefaults(t *testing.T) {
 			VirtualIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.100/24")},
 			GARPCount:  5, GARPInterval: 200 * time.Millisecond,
 		},
+		Berofos: BerofosConfig{Conf: "/etc/bnfos.conf", LinesMode: -1, KickInterval: 5 * time.Second,
+			Timeout: 3 * time.Second, PollInterval: 2 * time.Second},
 		API: APIConfig{Listen: "127.0.0.1:7400"},
 	}
 	if diff := cmp.Diff(want, cfg, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
@@ -82,6 +84,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"relative state dir", `interface = "eth0"`, "interface = \"eth0\"\nstate_dir = \"state\"", []string{"node.state_dir"}, "absolute"},
 		{"garp count", `group_id = 18`, "group_id = 18\ngarp_count = -1", []string{"redundancy.garp_count"}, "out of range"},
 		{"api listen", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[api]\nlisten = \"localhost\"", []string{"api.listen"}, "address:port"},
+		{"berofos lines_mode missing", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[berofos]\nenabled = true", []string{"berofos.lines_mode"}, "port B"},
+		{"berofos lines_mode 2", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[berofos]\nlines_mode = 2", []string{"berofos.lines_mode"}, "want 1"},
+		{"berofos kick interval", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[berofos]\nkick_interval = \"1ms\"", []string{"berofos.kick_interval"}, "out of range"},
 		{"syntax", `group_id = 18`, `group_id = = 18`, nil, ""},
 	}
 	for _, tt := range tests {
