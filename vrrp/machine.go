@@ -276,6 +276,11 @@ func (m *Machine) Deadline() time.Time {
 // in MachineStatus.Dropped under its Drop* reason and changes nothing else: no state, no timer,
 // no MasterIP, no advert. A valid advert is handled as sections 6.4.2 (Backup) and 6.4.3
 // (Master) say. Receive in Initialize does nothing and counts nothing.
+//
+// One deviation: section 7.1 also drops every advert received by the address owner
+// (priority 255). With two owners for one VRID (a misconfiguration) that leaves two Masters
+// forever; like RFC 9568 erratum 8298 we process such adverts normally instead, so the owner
+// with the greater address wins, and a single owner is unaffected (nothing outranks 255).
 func (m *Machine) Receive(now time.Time, in Inbound) []Action {
 	if m.state == StateInitialize {
 		return nil

@@ -1021,3 +1021,39 @@ func pairCheck(t *testing.T, name string, a, b pairNode, lat time.Duration, kill
 		fail("node %d took over at %v, want %v", other, s.becameMaster[other].Sub(t0), want.Sub(t0))
 	}
 }
+
+// A Machine is driven with explicit times; the caller performs the returned actions and
+// calls Tick at Deadline.
+func ExampleMachine() {
+	m, err := NewMachine(MachineConfig{
+		VRID: 51, Priority: 100, AdvertInterval: time.Second, Preempt: true,
+		Primary:    netip.MustParseAddr("192.0.2.1"),
+		VirtualIPs: []netip.Addr{netip.MustParseAddr("192.0.2.100")},
+	})
+	if err != nil {
+		panic(err)
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	show := func(acts []Action) {
+		for _, a := range acts {
+			switch a := a.(type) {
+			case SendAdvert:
+				b, _ := a.Advert.MarshalBinary()
+				fmt.Printf("send advert priority %d: % x\n", a.Advert.Priority, b)
+			case Transition:
+				fmt.Printf("%v: %v -> %v\n", a.At.Sub(start), a.From, a.To)
+			}
+		}
+	}
+	show(m.Start(start))
+	fmt.Println("next timer in", m.Deadline().Sub(start))
+	show(m.Tick(m.Deadline()))
+	show(m.Shutdown(m.Deadline()))
+	// Output:
+	// 0s: initialize -> backup
+	// next timer in 3.609375s
+	// send advert priority 100: 21 33 64 01 00 01 b8 65 c0 00 02 64 00 00 00 00 00 00 00 00
+	// 3.609375s: backup -> master
+	// send advert priority 0: 21 33 00 01 00 01 1c 66 c0 00 02 64 00 00 00 00 00 00 00 00
+	// 4.609375s: master -> initialize
+}
