@@ -1,0 +1,143 @@
+package appliance
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redundantd/redundantd/berofos"
+	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/vrrp"
+)
+
+// startSim runs a simulated berofos on loopback and returns it with a bnfos.conf naming it.
+func startSim(t *testing.T, settings map[string]string) (*fossim.Sim, string) {
+	t.Helper()
+	sim, err := fossim.New(fossim.Config{Settings: settings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sim.Run(ctx, ln, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	conf := filepath.Join(t.TempDir(), "bnfos.conf")
+	if err := berofos.WriteConf(conf, []berofos.Device{{Name: "fos1", Host: ln.Addr().String(),
+		MAC: net.HardwareAddr{0x00, 0x19, 0x32, 0x00, 0x12, 0x1d}}}); err != nil {
+		t.Fatal(err)
+	}
+	return sim, conf
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func eventsMatching(a *Appliance, source, name string) []Event {
+	var out []Event
+	for _, e := range a.events.since(0) {
+		if e.Source == source && e.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestBerofosLinesFollowTheMaster(t *testing.T) {
+	sim, conf := startSim(t, map[string]string{"mode": "0", "modedef": "0"})
+	cfg := testConfig(t)
+	cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1, Timeout: time.Second,
+		PollInterval: 50 * time.Millisecond, KickInterval: time.Second}
+	fr := &fakeRouter{ran: make(chan struct{})}
+	a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-fr.ran
+
+	// A Backup leaves the device alone.
+	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateInitialize, To: vrrp.StateBackup})
+	time.Sleep(200 * time.Millisecond)
+	if n := len(sim.Sets()); n != 0 {
+		t.Fatalf("a Backup sent %d sets: %+v", n, sim.Sets())
+	}
+	// The Master takes the lines, confirmed by read-back.
+	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
+	waitFor(t, "relay mode 1", func() bool { return sim.Mode() == 1 })
+	waitFor(t, "a confirmed event", func() bool { return len(eventsMatching(a, "berofos", "confirmed")) == 1 })
+	// Someone presses the button: the Master puts the lines back.
+	sim.PressButton()
+	waitFor(t, "drift re-asserted", func() bool { return len(eventsMatching(a, "berofos", "drift")) >= 1 && sim.Mode() == 1 })
+
+	st := a.Status()
+	devs, ok := st.Parts["berofos"].([]berofos.DeviceStatus)
+	if !ok || len(devs) != 1 || !devs[0].Reachable || devs[0].Mode != 1 {
+		t.Errorf("status parts[berofos] = %#v", st.Parts["berofos"])
+	}
+}
+
+func TestBerofosUnreachableIsAnEvent(t *testing.T) {
+	sim, conf := startSim(t, map[string]string{"mode": "0"})
+	sim.SetDown(true)
+	cfg := testConfig(t)
+	cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1, Timeout: 200 * time.Millisecond,
+		PollInterval: 50 * time.Millisecond, KickInterval: time.Second}
+	fr := &fakeRouter{ran: make(chan struct{})}
+	a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-fr.ran
+	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
+	waitFor(t, "an unreachable event", func() bool { return len(eventsMatching(a, "berofos", "unreachable")) > 0 })
+	if e := eventsMatching(a, "berofos", "unreachable")[0]; e.Severity != SeverityCritical || !strings.Contains(e.Message, "fos1") {
+		t.Errorf("event = %+v", e)
+	}
+	// The device comes back: the lines move without anyone asking again.
+	sim.SetDown(false)
+	waitFor(t, "relay mode 1 after recovery", func() bool { return sim.Mode() == 1 })
+}
+
+func TestBerofosBadConfIsAStartupError(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "bnfos.conf")
+	if err := os.WriteFile(conf, []byte("[fos1]\nmac = zz\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1}
+	_, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { return &fakeRouter{}, nil }})
+	if err == nil || !strings.Contains(err.Error(), "bnfos.conf") {
+		t.Fatalf("New with a malformed bnfos.conf: err = %v", err)
+	}
+	cfg.Berofos.Devices = []string{"fos9"}
+	if err := berofos.WriteConf(conf, []berofos.Device{{Name: "fos1", Host: "127.0.0.1:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { return &fakeRouter{}, nil }})
+	if err == nil || !strings.Contains(err.Error(), "fos9") {
+		t.Fatalf("New naming a missing device: err = %v", err)
+	}
+}
