@@ -293,7 +293,9 @@ func (r *Router) Run(ctx context.Context) error {
 	reader.Go(func() { r.read(inbox, stop) })
 	defer func() {
 		close(stop)
-		r.Close() // unblocks the reader's Receive
+		if err := r.Close(); err != nil { // also unblocks the reader's Receive
+			r.log.Warn("releasing resources", "err", err)
+		}
 		reader.Wait()
 	}()
 

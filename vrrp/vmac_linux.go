@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -42,10 +43,16 @@ type vmacLink struct {
 	link    netlink.Link
 	ifi     *net.Interface
 	log     *slog.Logger
-	restore []sysctlValue
+	restore []sysctlRestore
 }
 
 type sysctlValue struct{ path, value string }
+
+// sysctlRestore puts back a value through a file opened in the right namespace.
+type sysctlRestore struct {
+	f     *os.File
+	value string
+}
 
 // sysctlRoot is /proc/sys; the net subtree there is the calling thread's network namespace.
 const sysctlRoot = "/proc/sys"
@@ -99,7 +106,7 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Log
 		// parent's route; strict reverse-path filtering on the macvlan would drop it.
 		{filepath.Join("net/ipv4/conf", name, "rp_filter"), "0"},
 	} {
-		if _, err := writeSysctl(s); err != nil {
+		if _, _, err := writeSysctl(s, false); err != nil {
 			if strings.HasPrefix(s.path, "net/ipv6/") && errors.Is(err, os.ErrNotExist) {
 				continue // kernel without IPv6
 			}
@@ -111,13 +118,15 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Log
 		{filepath.Join("net/ipv4/conf", pname, "arp_ignore"), "1"},
 		{filepath.Join("net/ipv4/conf", pname, "arp_announce"), "2"},
 	} {
-		old, err := writeSysctl(s)
+		old, f, err := writeSysctl(s, true)
 		if err != nil {
 			return nil, fmt.Errorf("vrrp: virtual MAC: %w", err)
 		}
-		if old != s.value {
-			v.restore = append(v.restore, sysctlValue{s.path, old})
+		if old == s.value {
+			f.Close()
+			continue
 		}
+		v.restore = append(v.restore, sysctlRestore{f, old})
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("vrrp: virtual MAC: setting %s up: %w", name, err)
@@ -140,28 +149,43 @@ func (v *vmacLink) Close() error {
 		}
 		v.link = nil
 	}
-	for _, s := range v.restore {
-		if _, err := writeSysctl(s); err != nil {
-			errs = append(errs, fmt.Errorf("vrrp: virtual MAC: restoring: %w", err))
+	for _, r := range v.restore {
+		if _, err := r.f.WriteAt([]byte(r.value+"\n"), 0); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp: virtual MAC: restoring %s to %s: %w", r.f.Name(), r.value, err))
 		}
+		r.f.Close()
 	}
 	v.restore = nil
 	return errors.Join(errs...)
 }
 
-// writeSysctl sets a /proc/sys value (path relative to /proc/sys) and returns the old one.
-func writeSysctl(s sysctlValue) (old string, err error) {
+// writeSysctl sets a /proc/sys value (path relative to /proc/sys) and returns the old one,
+// with the file still open when keep is set. A /proc/sys/net file belongs to the network
+// namespace of the thread that opened it, so restoring through the open file reaches the right
+// namespace from any thread.
+func writeSysctl(s sysctlValue, keep bool) (old string, f *os.File, err error) {
 	p := filepath.Join(sysctlRoot, s.path)
-	b, err := os.ReadFile(p)
+	f, err = os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", p, err)
+		return "", nil, fmt.Errorf("opening %s: %w", p, err)
 	}
-	old = strings.TrimSpace(string(b))
+	defer func() {
+		if !keep || err != nil {
+			f.Close()
+			f = nil
+		}
+	}()
+	b := make([]byte, 64)
+	n, err := f.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	old = strings.TrimSpace(string(b[:n]))
 	if old == s.value {
-		return old, nil
+		return old, f, nil
 	}
-	if err := os.WriteFile(p, []byte(s.value+"\n"), 0o644); err != nil {
-		return old, fmt.Errorf("setting %s to %s: %w", p, s.value, err)
+	if _, err := f.WriteAt([]byte(s.value+"\n"), 0); err != nil {
+		return old, nil, fmt.Errorf("setting %s to %s: %w", p, s.value, err)
 	}
-	return old, nil
+	return old, f, nil
 }
