@@ -77,6 +77,7 @@ func (a *Appliance) Status() StatusResponse {
 //
 //	GET /api/v1/status             the node's state (StatusResponse)
 //	GET /api/v1/events?after=SEQ   the retained event log, oldest first
+//	POST /api/v1/sync              replicate now (on the Master), answers the run's figures
 func (a *Appliance) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -97,6 +98,18 @@ func (a *Appliance) Handler() http.Handler {
 			ev = []Event{}
 		}
 		writeJSON(w, http.StatusOK, ev)
+	})
+	mux.HandleFunc("POST /api/v1/sync", func(w http.ResponseWriter, r *http.Request) {
+		if a.sync == nil {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "replication is not enabled ([sync] enabled = false)"})
+			return
+		}
+		st, err := a.sync.SyncNow(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "stats": st})
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
 	})
 	return mux
 }

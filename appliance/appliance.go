@@ -86,6 +86,14 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 		}
 		a.parts = append(a.parts, p)
 	}
+	if cfg.Sync.Enabled {
+		p, err := newSyncPart(cfg, a.log.With("part", "sync"), a.record)
+		if err != nil {
+			return nil, err
+		}
+		a.sync = p
+		a.parts = append(a.parts, p)
+	}
 	if !cfg.Redundancy.Enabled {
 		return a, nil
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,6 +26,9 @@ const (
 	DefaultKickInterval   = 5 * time.Second // res_bnfos's default
 	DefaultBerofosTimeout = 3 * time.Second // bnfos's default
 	DefaultPollInterval   = 2 * time.Second
+	DefaultSyncListen     = ":7401"
+	DefaultTrashRetention = 7 * 24 * time.Hour
+	DefaultMaxDelete      = 0.2
 )
 
 // Config is the validated configuration of one redundantd node. It is produced only by
@@ -32,7 +37,23 @@ type Config struct {
 	Node       NodeConfig
 	Redundancy RedundancyConfig
 	Berofos    BerofosConfig
+	Sync       SyncConfig
 	API        APIConfig
+}
+
+// SyncConfig replicates the PBX's configuration and voice data from the Master to the
+// Backup; the direction follows the VRRP role.
+type SyncConfig struct {
+	Enabled bool
+	Paths   []string // absolute trees, the same on both nodes
+	Listen  string   // the sync server's address, on every node
+	// Peer is the other node's sync address; default redundancy.peer with listen's port.
+	Peer            string
+	PeerFingerprint string // SHA-256 of the peer's certificate (redundantd -fingerprint)
+	Interval        string // "60s" or a cron spec
+	Watch           bool
+	TrashRetention  time.Duration
+	MaxDelete       float64
 }
 
 // BerofosConfig drives the berofos relay boxes that move the ISDN lines to the Master.
@@ -118,6 +139,17 @@ type rawConfig struct {
 		Timeout      *string  `toml:"timeout"`
 		PollInterval *string  `toml:"poll_interval"`
 	} `toml:"berofos"`
+	Sync struct {
+		Enabled         *bool    `toml:"enabled"`
+		Paths           []string `toml:"paths"`
+		Listen          *string  `toml:"listen"`
+		Peer            *string  `toml:"peer"`
+		PeerFingerprint *string  `toml:"peer_fingerprint"`
+		Interval        *string  `toml:"interval"`
+		Watch           *bool    `toml:"watch"`
+		TrashRetention  *string  `toml:"trash_retention"`
+		MaxDelete       *float64 `toml:"max_delete"`
+	} `toml:"sync"`
 	API struct {
 		Listen *string `toml:"listen"`
 	} `toml:"api"`
@@ -378,6 +410,57 @@ func (r *rawConfig) validate() (*Config, error) {
 	bc.KickInterval = errs.duration("berofos.kick_interval", rb.KickInterval, DefaultKickInterval, 100*time.Millisecond, time.Hour)
 	bc.Timeout = errs.duration("berofos.timeout", rb.Timeout, DefaultBerofosTimeout, 10*time.Millisecond, time.Minute)
 	bc.PollInterval = errs.duration("berofos.poll_interval", rb.PollInterval, DefaultPollInterval, 100*time.Millisecond, time.Hour)
+
+	// [sync]
+	sc, rs := &cfg.Sync, &r.Sync
+	sc.Enabled = rs.Enabled != nil && *rs.Enabled
+	for i, p := range rs.Paths {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
+			errs.add(fmt.Sprintf("sync.paths[%d]", i), "%q: want a clean absolute path other than /", p)
+		}
+	}
+	sc.Paths = rs.Paths
+	if sc.Enabled && len(sc.Paths) == 0 {
+		errs.add("sync.paths", "at least one tree is required, e.g. [\"/etc/asterisk\", \"/var/spool/asterisk/voicemail\"]")
+	}
+	sc.Listen = DefaultSyncListen
+	if rs.Listen != nil {
+		sc.Listen = *rs.Listen
+	}
+	_, port, err := net.SplitHostPort(sc.Listen)
+	if err != nil || port == "" || port == "0" {
+		errs.add("sync.listen", "%q is not host:port (for example \":7401\")", sc.Listen)
+	}
+	switch {
+	case rs.Peer != nil:
+		sc.Peer = *rs.Peer
+		if _, _, err := net.SplitHostPort(sc.Peer); err != nil {
+			errs.add("sync.peer", "%q is not host:port", sc.Peer)
+		}
+	case cfg.Redundancy.Peer.IsValid() && port != "":
+		sc.Peer = net.JoinHostPort(cfg.Redundancy.Peer.String(), port)
+	case sc.Enabled:
+		errs.add("sync.peer", "is required when redundancy.peer is not set")
+	}
+	if rs.PeerFingerprint != nil {
+		sc.PeerFingerprint = *rs.PeerFingerprint
+	} else if sc.Enabled {
+		errs.add("sync.peer_fingerprint", "is required: run `redundantd -fingerprint` on the peer and paste its answer here")
+	}
+	sc.Interval = "60s"
+	if rs.Interval != nil {
+		sc.Interval = *rs.Interval
+	}
+	sc.Watch = rs.Watch != nil && *rs.Watch
+	sc.TrashRetention = errs.duration("sync.trash_retention", rs.TrashRetention, DefaultTrashRetention, 0, 10*365*24*time.Hour)
+	sc.MaxDelete = DefaultMaxDelete
+	if rs.MaxDelete != nil {
+		if *rs.MaxDelete <= 0 || *rs.MaxDelete > 1 {
+			errs.add("sync.max_delete", "%v: want a share in (0, 1], e.g. 0.2 = a run may delete at most 20%% of the files", *rs.MaxDelete)
+		} else {
+			sc.MaxDelete = *rs.MaxDelete
+		}
+	}
 
 	// [api]
 	cfg.API.Listen = DefaultAPIListen

@@ -35,7 +35,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		},
 		Berofos: BerofosConfig{Conf: "/etc/bnfos.conf", LinesMode: -1, KickInterval: 5 * time.Second,
 			Timeout: 3 * time.Second, PollInterval: 2 * time.Second},
-		API: APIConfig{Listen: "127.0.0.1:7400"},
+		Sync: SyncConfig{Listen: ":7401", Interval: "60s", TrashRetention: 7 * 24 * time.Hour, MaxDelete: 0.2},
+		API:  APIConfig{Listen: "127.0.0.1:7400"},
 	}
 	if diff := cmp.Diff(want, cfg, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
@@ -87,6 +88,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"berofos lines_mode missing", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[berofos]\nenabled = true", []string{"berofos.lines_mode"}, "port B"},
 		{"berofos lines_mode 2", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[berofos]\nlines_mode = 2", []string{"berofos.lines_mode"}, "want 1"},
 		{"berofos kick interval", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[berofos]\nkick_interval = \"1ms\"", []string{"berofos.kick_interval"}, "out of range"},
+		{"sync without fingerprint", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\npeer = \"192.0.2.12\"\n[sync]\nenabled = true\npaths = [\"/etc/asterisk\"]", []string{"sync.peer_fingerprint"}, "redundantd -fingerprint"},
+		{"sync relative path", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[sync]\npaths = [\"etc/asterisk\"]", []string{"sync.paths[0]"}, "absolute"},
+		{"sync without peer", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[sync]\nenabled = true\npaths = [\"/etc/asterisk\"]\npeer_fingerprint = \"ab\"", []string{"sync.peer"}, "required"},
+		{"sync max_delete", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[sync]\nmax_delete = 1.5", []string{"sync.max_delete"}, "share"},
 		{"syntax", `group_id = 18`, `group_id = = 18`, nil, ""},
 	}
 	for _, tt := range tests {

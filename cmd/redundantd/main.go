@@ -29,6 +29,7 @@ func run() int {
 	fs := flag.NewFlagSet("redundantd", flag.ContinueOnError)
 	configPath := fs.String("config", "/etc/redundantd/redundantd.toml", "configuration file (TOML)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	fingerprint := fs.Bool("fingerprint", false, "print this node's sync certificate fingerprint (creating the certificate) and exit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON lines instead of text")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -50,6 +51,15 @@ func run() int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "redundantd: %v\n", err)
 		return 2
+	}
+	if *fingerprint {
+		fp, err := appliance.Fingerprint(cfg)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "redundantd: %v\n", err)
+			return 1
+		}
+		fmt.Println(fp)
+		return 0
 	}
 	if *check {
 		fmt.Printf("%s: configuration is valid\n", *configPath)
