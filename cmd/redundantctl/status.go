@@ -129,3 +129,38 @@ func render(v any) string {
 		return string(b)
 	}
 }
+
+func init() {
+	register("sync", "replicate now, on the Master (before a planned swap)", runSyncNow)
+}
+
+func runSyncNow(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
+	api := fs.String("api", "127.0.0.1:7400", "the daemon's API address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	u := *api
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(u, "/")+"/api/v1/sync", nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redundantctl sync:", err)
+		return 1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redundantctl sync: is redundantd running?", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	os.Stdout.Write(body)
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}
