@@ -367,6 +367,8 @@ func (d *demo) printLogs(failed bool) {
 	}
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds()) }
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
+}
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
