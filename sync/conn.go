@@ -1,0 +1,161 @@
+package sync
+
+import (
+	"bufio"
+	"encoding"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// countConn counts the bytes that cross the TCP connection (TLS records included): the
+// "bytes on the wire" of the run statistics.
+type countConn struct {
+	net.Conn
+	rx, tx atomic.Int64
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.rx.Add(int64(n))
+	return n, err
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.tx.Add(int64(n))
+	return n, err
+}
+
+// ErrPeer wraps an error the peer reported in an Error frame.
+var ErrPeer = errors.New("sync: peer refused")
+
+// peerConn frames messages over a TLS connection.
+type peerConn struct {
+	nc   net.Conn
+	cnt  *countConn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	buf  []byte
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
+	zbuf []byte
+}
+
+func newPeerConn(nc net.Conn, cnt *countConn) *peerConn {
+	zenc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	zdec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxFrame*2))
+	return &peerConn{nc: nc, cnt: cnt, br: bufio.NewReaderSize(nc, 256<<10), bw: bufio.NewWriterSize(nc, 256<<10), zenc: zenc, zdec: zdec}
+}
+
+func (c *peerConn) Close() error {
+	c.zdec.Close()
+	return c.nc.Close()
+}
+
+func (c *peerConn) sendRaw(t MsgType, p []byte) error {
+	if len(p) > maxFrame {
+		return fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(p))
+	}
+	var h [frameHeader]byte
+	h[0] = byte(t)
+	h[1], h[2], h[3], h[4] = byte(len(p)>>24), byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
+	if _, err := c.bw.Write(h[:]); err != nil {
+		return err
+	}
+	_, err := c.bw.Write(p)
+	return err
+}
+
+func (c *peerConn) send(t MsgType, m encoding.BinaryMarshaler) error {
+	var p []byte
+	if m != nil {
+		var err error
+		if p, err = m.MarshalBinary(); err != nil {
+			return err
+		}
+	}
+	return c.sendRaw(t, p)
+}
+
+// sendData sends one Data frame, compressed when the caller says it may pay and it does.
+// It returns false when compression did not pay, so the caller stops trying for this file.
+func (c *peerConn) sendData(p []byte, tryZstd bool) (bool, error) {
+	if tryZstd && len(p) >= 512 {
+		sample := p
+		if len(sample) > 4096 {
+			sample = sample[:4096]
+		}
+		c.zbuf = c.zenc.EncodeAll(sample, c.zbuf[:0])
+		if len(c.zbuf) < len(sample)*9/10 {
+			if len(sample) != len(p) {
+				c.zbuf = c.zenc.EncodeAll(p, c.zbuf[:0])
+			}
+			if len(c.zbuf) < len(p) {
+				out := make([]byte, 0, len(c.zbuf)+1)
+				out = append(out, dataZstd)
+				out = append(out, c.zbuf...)
+				return true, c.sendRaw(MsgData, out)
+			}
+		}
+		tryZstd = false
+	}
+	out := make([]byte, 0, len(p)+1)
+	out = append(out, 0)
+	out = append(out, p...)
+	return tryZstd, c.sendRaw(MsgData, out)
+}
+
+// dataPayload decodes a Data frame's payload into plain bytes (valid until the next recv).
+func (c *peerConn) dataPayload(p []byte) ([]byte, error) {
+	if len(p) < 1 || p[0]&^dataZstd != 0 {
+		return nil, fmt.Errorf("%w: data flags", ErrBadValue)
+	}
+	if p[0] == 0 {
+		return p[1:], nil
+	}
+	out, err := c.zdec.DecodeAll(p[1:], c.zbuf[:0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: zstd: %w", ErrBadValue, err)
+	}
+	if len(out) > maxFrame {
+		return nil, fmt.Errorf("%w: data chunk too large", ErrFrameTooLarge)
+	}
+	c.zbuf = out
+	return out, nil
+}
+
+func (c *peerConn) flush() error { return c.bw.Flush() }
+
+// recv reads one frame; the payload is valid until the next recv.
+func (c *peerConn) recv() (MsgType, []byte, error) {
+	return readFrame(c.br, &c.buf)
+}
+
+// expect flushes, reads one frame of type t into m; an Error frame becomes ErrPeer.
+func (c *peerConn) expect(t MsgType, m encoding.BinaryUnmarshaler) error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	got, p, err := c.recv()
+	if err != nil {
+		return err
+	}
+	if got == MsgError {
+		var e textMsg
+		if err := e.UnmarshalBinary(p); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %s", ErrPeer, e.Text)
+	}
+	if got != t {
+		return fmt.Errorf("%w: got frame %d, want %d", ErrFrameType, got, t)
+	}
+	if m == nil {
+		return nil
+	}
+	return m.UnmarshalBinary(p)
+}

@@ -1,0 +1,289 @@
+package sync
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// trees gives confined access to the replicated trees: every file system call on a path that
+// came over the wire goes through an os.Root, which refuses to leave the tree even through
+// symlinks, so a hostile or corrupted path cannot write outside it.
+type trees struct {
+	paths []string
+	roots []*os.Root
+	owner bool
+}
+
+func openTrees(paths []string) (*trees, error) {
+	t := &trees{paths: paths, owner: os.Geteuid() == 0}
+	for _, p := range paths {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.close()
+			return nil, fmt.Errorf("sync: tree %s: %w", p, err)
+		}
+		r, err := os.OpenRoot(p)
+		if err != nil {
+			t.close()
+			return nil, fmt.Errorf("sync: tree %s: %w", p, err)
+		}
+		t.roots = append(t.roots, r)
+	}
+	return t, nil
+}
+
+func (t *trees) close() {
+	for _, r := range t.roots {
+		r.Close()
+	}
+}
+
+// resolve returns the root and relative path of a checked wire path.
+func (t *trees) resolve(wp string) (*os.Root, string, error) {
+	if err := checkWirePath(wp); err != nil {
+		return nil, "", err
+	}
+	i, rel := splitWirePath(wp)
+	if i >= len(t.roots) {
+		return nil, "", fmt.Errorf("%w: tree %d not configured", ErrBadPath, i)
+	}
+	return t.roots[i], rel, nil
+}
+
+func (t *trees) abs(wp string) string {
+	i, rel := splitWirePath(wp)
+	return filepath.Join(t.paths[i], rel)
+}
+
+func tmpName(rel string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return path.Join(path.Dir(rel), tmpPrefix+hex.EncodeToString(b[:])+".tmp")
+}
+
+// createTemp creates a temporary file next to wp (same folder, so the final rename is atomic).
+func (t *trees) createTemp(wp string) (*os.File, string, error) {
+	r, rel, err := t.resolve(wp)
+	if err != nil {
+		return nil, "", err
+	}
+	if d := path.Dir(rel); d != "." {
+		if err := r.MkdirAll(d, 0o755); err != nil {
+			return nil, "", err
+		}
+	}
+	tmp := tmpName(rel)
+	f, err := r.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, tmp, nil
+}
+
+// setAttrs applies owner, mode and mtime of m to the open temporary file tmp.
+func (t *trees) setAttrs(r *os.Root, f *os.File, tmp string, m *Meta) error {
+	if t.owner {
+		if err := f.Chown(int(m.UID), int(m.GID)); err != nil {
+			return err
+		}
+	}
+	if err := f.Chmod(modeOf(m)); err != nil {
+		return err
+	}
+	mt := time.Unix(0, m.Mtime)
+	return r.Chtimes(tmp, mt, mt)
+}
+
+// commitTemp makes a fully written temporary file durable and visible under wp: fsync, owner,
+// mode, mtime, rename. The folder is fsynced later, once per folder and batch. It returns the
+// final stat for the manifest.
+func (t *trees) commitTemp(f *os.File, tmp, wp string, m *Meta) (*syscall.Stat_t, error) {
+	r, rel, err := t.resolve(wp)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	if err := t.setAttrs(r, f, tmp, m); err != nil {
+		return nil, err
+	}
+	if err := r.Rename(tmp, rel); err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return fi.Sys().(*syscall.Stat_t), nil
+}
+
+func (t *trees) discardTemp(f *os.File, tmp, wp string) {
+	if f != nil {
+		f.Close()
+	}
+	if r, _, err := t.resolve(wp); err == nil {
+		_ = r.Remove(tmp)
+	}
+}
+
+func modeOf(m *Meta) fs.FileMode {
+	mode := fs.FileMode(m.Mode & 0o777)
+	if m.Mode&uint32(fs.ModeSetuid) != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m.Mode&uint32(fs.ModeSetgid) != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m.Mode&uint32(fs.ModeSticky) != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// fsyncDir makes renames in folder dir (wire path of the folder, or "<tree>/" for the root)
+// durable.
+func (t *trees) fsyncDir(tree int, rel string) error {
+	if tree >= len(t.roots) {
+		return nil
+	}
+	if rel == "" {
+		rel = "."
+	}
+	d, err := t.roots[tree].Open(rel)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// locked reports whether the folder containing wp holds an Asterisk .lock file.
+func (t *trees) locked(wp string) bool {
+	r, rel, err := t.resolve(wp)
+	if err != nil {
+		return false
+	}
+	_, err = r.Lstat(path.Join(path.Dir(rel), ".lock"))
+	return err == nil
+}
+
+// toTrash moves wp into trashDir, keeping its tree-relative path. The move is a rename when
+// the trash is on the same file system and a copy otherwise.
+func (t *trees) toTrash(wp, trashDir string) error {
+	r, rel, err := t.resolve(wp)
+	if err != nil {
+		return err
+	}
+	fi, err := r.Lstat(rel)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	i, _ := splitWirePath(wp)
+	dst := filepath.Join(trashDir, fmt.Sprint(i), filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		// Folders go to the trash only with the files under them, which were moved first.
+		err := r.Remove(rel)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !isNotEmpty(err) {
+			return err
+		}
+		return nil
+	}
+	src := t.abs(wp)
+	if err := os.Rename(src, dst); err == nil {
+		return nil
+	} else if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		target, err := r.Readlink(rel)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(target, dst); err != nil {
+			return err
+		}
+		return r.Remove(rel)
+	}
+	in, err := r.Open(rel)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return r.Remove(rel)
+}
+
+func isNotEmpty(err error) bool {
+	return errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST)
+}
+
+// trashName is the per-run folder in the trash area; its name carries the time for retention.
+const trashLayout = "20060102T150405.000000000Z"
+
+func purgeTrash(dir string, now time.Time, keep time.Duration) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		ts, err := time.Parse(trashLayout, e.Name())
+		if err != nil {
+			continue
+		}
+		if now.Sub(ts) > keep {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeStaleTemps deletes temporary files left by an interrupted run.
+func (t *trees) removeStaleTemps() {
+	for _, p := range t.paths {
+		_ = filepath.WalkDir(p, func(name string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if !d.IsDir() && strings.HasPrefix(d.Name(), tmpPrefix) {
+				_ = os.Remove(name)
+			}
+			return nil
+		})
+	}
+}

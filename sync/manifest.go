@@ -1,0 +1,523 @@
+package sync
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"lukechampine.com/blake3"
+)
+
+// The manifest is the persistent record of every replicated entry on this node: what is on
+// disk now (Cur, with the stat fields that let a scan skip rehashing: size, mtime, inode,
+// ctime, mode) and what was last synced with the peer (Base). Base is the merge base of the
+// three-way decision after a failover: a path whose Cur differs from its Base was changed on
+// this node since the last sync. A scan rehashes a file whenever any stat field moved, so an
+// edit that keeps size and mtime is still seen (ctime changes), and a file modified within the
+// second of a scan is rehashed on the next one ("racily clean", as git does).
+
+var (
+	bucketEntries = []byte("entries")
+	bucketSigs    = []byte("sigs")
+	bucketMeta    = []byte("meta")
+	keyPeer       = []byte("peer")
+)
+
+type record struct {
+	Cur   *Meta
+	Base  *Meta
+	Dev   uint64
+	Ino   uint64
+	Ctime int64
+	Racy  bool
+}
+
+func (r *record) MarshalBinary() ([]byte, error) {
+	e := enc{}
+	var fl uint8
+	if r.Cur != nil {
+		fl |= 1
+	}
+	if r.Base != nil {
+		fl |= 2
+	}
+	if r.Racy {
+		fl |= 4
+	}
+	e.u8(fl)
+	if r.Cur != nil {
+		r.Cur.encode(&e)
+	}
+	if r.Base != nil {
+		r.Base.encode(&e)
+	}
+	e.uv(r.Dev)
+	e.uv(r.Ino)
+	e.sv(r.Ctime)
+	return e.b, nil
+}
+
+func (r *record) UnmarshalBinary(b []byte) error {
+	d := dec{b: b}
+	fl := d.u8()
+	if fl&1 != 0 {
+		r.Cur = new(Meta)
+		r.Cur.decode(&d)
+	}
+	if fl&2 != 0 {
+		r.Base = new(Meta)
+		r.Base.decode(&d)
+	}
+	r.Racy = fl&4 != 0
+	r.Dev = d.uv()
+	r.Ino = d.uv()
+	r.Ctime = d.sv()
+	return d.done()
+}
+
+type manifest struct {
+	db    *bolt.DB
+	trees []string
+	recs  map[string]*record
+	peer  string // fingerprint of the peer that the bases refer to ("" = never synced)
+	dirty map[string]bool
+	owner bool // this process can keep ownership (root)
+}
+
+func openManifest(file string, trees []string) (*manifest, error) {
+	db, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open manifest %s: %w", file, err)
+	}
+	m := &manifest{db: db, trees: trees, recs: map[string]*record{}, dirty: map[string]bool{}, owner: os.Geteuid() == 0}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketEntries, bucketSigs, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		m.peer = string(tx.Bucket(bucketMeta).Get(keyPeer))
+		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
+			r := new(record)
+			if err := r.UnmarshalBinary(v); err != nil {
+				return fmt.Errorf("entry %q: %w", k, err)
+			}
+			if checkWirePath(string(k)) != nil {
+				return nil
+			}
+			m.recs[string(k)] = r
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("load manifest %s: %w", file, err)
+	}
+	return m, nil
+}
+
+func (m *manifest) close() error { return m.db.Close() }
+
+// save writes the dirty records and new block sums in one transaction.
+func (m *manifest) save(newSigs map[Hash]*sigs) error {
+	if len(m.dirty) == 0 && len(newSigs) == 0 {
+		return nil
+	}
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		eb := tx.Bucket(bucketEntries)
+		for p := range m.dirty {
+			r := m.recs[p]
+			if r == nil || (r.Cur == nil && r.Base == nil) {
+				if err := eb.Delete([]byte(p)); err != nil {
+					return err
+				}
+				delete(m.recs, p)
+				continue
+			}
+			v, _ := r.MarshalBinary()
+			if err := eb.Put([]byte(p), v); err != nil {
+				return err
+			}
+		}
+		sb := tx.Bucket(bucketSigs)
+		for h, s := range newSigs {
+			v, _ := s.MarshalBinary()
+			if err := sb.Put(h[:], v); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyPeer, []byte(m.peer))
+	})
+	if err != nil {
+		return fmt.Errorf("save manifest: %w", err)
+	}
+	clear(m.dirty)
+	return nil
+}
+
+// setPeer records the peer the bases refer to; a different peer invalidates every base.
+func (m *manifest) setPeer(fp string) {
+	if m.peer == fp {
+		return
+	}
+	if m.peer != "" {
+		for p, r := range m.recs {
+			if r.Base != nil {
+				r.Base = nil
+				m.dirty[p] = true
+			}
+		}
+	}
+	m.peer = fp
+}
+
+func (m *manifest) loadSigs(h Hash) *sigs {
+	var s *sigs
+	_ = m.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSigs).Get(h[:])
+		if v == nil {
+			return nil
+		}
+		s = new(sigs)
+		if s.UnmarshalBinary(v) != nil {
+			s = nil
+		}
+		return nil
+	})
+	return s
+}
+
+// pruneSigs drops block sums no current or base entry refers to.
+func (m *manifest) pruneSigs() error {
+	keep := map[Hash]bool{}
+	for _, r := range m.recs {
+		if r.Cur != nil {
+			keep[r.Cur.Hash] = true
+		}
+		if r.Base != nil {
+			keep[r.Base.Hash] = true
+		}
+	}
+	return m.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSigs)
+		var drop [][]byte
+		_ = b.ForEach(func(k, _ []byte) error {
+			var h Hash
+			copy(h[:], k)
+			if !keep[h] {
+				drop = append(drop, bytes.Clone(k))
+			}
+			return nil
+		})
+		for _, k := range drop {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// scanResult is what one scan found besides the manifest update.
+type scanResult struct {
+	Locked   map[string]bool // folders (wire paths) holding a .lock: skipped this run
+	Unstable map[string]bool // files that changed while being hashed
+	Errors   []string
+	Hashed   int
+	Sigs     map[Hash]*sigs
+}
+
+// skipName reports names that are never replicated: Asterisk's in-flight files and our own
+// temporary files.
+func skipName(name string, dir bool) bool {
+	if dir {
+		return name == "tmp"
+	}
+	return name == ".lock" || strings.HasPrefix(name, ".lock-") || strings.HasPrefix(name, tmpPrefix)
+}
+
+const tmpPrefix = ".rdsync-"
+
+// scan walks the trees, updates Cur of every record and returns what it found. now is the
+// scan start (injected for the racy-clean rule).
+func (m *manifest) scan(now time.Time) scanResult {
+	res := scanResult{Locked: map[string]bool{}, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{}}
+	seen := make(map[string]bool, len(m.recs))
+	for ti, root := range m.trees {
+		m.walk(ti, root, "", now, seen, &res)
+	}
+	for p, r := range m.recs {
+		if !seen[p] && r.Cur != nil {
+			r.Cur = nil
+			m.dirty[p] = true
+		}
+	}
+	return res
+}
+
+func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string]bool, res *scanResult) {
+	dir := filepath.Join(root, rel)
+	f, err := os.Open(dir)
+	if err != nil {
+		if rel != "" || !errors.Is(err, fs.ErrNotExist) {
+			res.Errors = append(res.Errors, err.Error())
+		}
+		return
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		res.Errors = append(res.Errors, fmt.Sprintf("read dir %s: %v", dir, err))
+	}
+	for _, de := range ents {
+		if de.Name() == ".lock" {
+			res.Locked[wirePath(ti, rel)] = true
+		}
+	}
+	for _, de := range ents {
+		name := de.Name()
+		isDir := de.IsDir()
+		if skipName(name, isDir) {
+			continue
+		}
+		crel := name
+		if rel != "" {
+			crel = rel + "/" + name
+		}
+		wp := wirePath(ti, crel)
+		if checkWirePath(wp) != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("unreplicable name %q", filepath.Join(root, crel)))
+			continue
+		}
+		full := filepath.Join(root, crel)
+		fi, err := os.Lstat(full)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				res.Errors = append(res.Errors, err.Error())
+			}
+			continue
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		if st == nil {
+			continue
+		}
+		cur := Meta{Mode: uint32(fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)), UID: st.Uid, GID: st.Gid}
+		r := m.recs[wp]
+		switch {
+		case fi.IsDir():
+			cur.Kind = KindDir
+			seen[wp] = true
+			m.update(wp, r, &cur, st, false)
+			m.walk(ti, root, crel, now, seen, res)
+			continue
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(full)
+			if err != nil {
+				res.Errors = append(res.Errors, err.Error())
+				continue
+			}
+			if !m.linkInside(filepath.Dir(full), target) {
+				res.Errors = append(res.Errors, fmt.Sprintf("symlink %s -> %s points outside the replicated trees: skipped", full, target))
+				continue
+			}
+			cur.Kind = KindSymlink
+			cur.Target = target
+			cur.Hash = hashBytes([]byte(target))
+			seen[wp] = true
+			m.update(wp, r, &cur, st, false)
+			continue
+		case fi.Mode().IsRegular():
+		default:
+			continue // devices, fifos, sockets
+		}
+		cur.Kind = KindFile
+		cur.Size = fi.Size()
+		cur.Mtime = fi.ModTime().UnixNano()
+		ctime := st.Ctim.Nano()
+		if r != nil && r.Cur != nil && !r.Racy && r.Cur.Kind == KindFile && r.Cur.Size == cur.Size &&
+			r.Cur.Mtime == cur.Mtime && r.Ino == st.Ino && r.Dev == uint64(st.Dev) && r.Ctime == ctime {
+			cur.Hash = r.Cur.Hash
+			seen[wp] = true
+			m.update(wp, r, &cur, st, false)
+			continue
+		}
+		h, sg, stable, err := hashFile(full, fi)
+		res.Hashed++
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				res.Errors = append(res.Errors, err.Error())
+			}
+			continue
+		}
+		if !stable {
+			res.Unstable[wp] = true
+			if r != nil {
+				seen[wp] = r.Cur != nil // keep the old record; it is skipped this run
+			}
+			continue
+		}
+		cur.Hash = h
+		if sg != nil {
+			res.Sigs[h] = sg
+		}
+		seen[wp] = true
+		racy := now.UnixNano()-cur.Mtime < int64(2*time.Second) || now.UnixNano()-ctime < int64(2*time.Second)
+		m.update(wp, r, &cur, st, racy)
+	}
+}
+
+func (m *manifest) update(wp string, r *record, cur *Meta, st *syscall.Stat_t, racy bool) {
+	if r == nil {
+		r = &record{}
+		m.recs[wp] = r
+	}
+	ctime := st.Ctim.Nano()
+	if r.Cur != nil && *r.Cur == *cur && r.Ino == st.Ino && r.Dev == uint64(st.Dev) && r.Ctime == ctime && r.Racy == racy {
+		return
+	}
+	c := *cur
+	r.Cur = &c
+	r.Ino, r.Dev, r.Ctime, r.Racy = st.Ino, uint64(st.Dev), ctime, racy
+	m.dirty[wp] = true
+}
+
+// linkInside reports whether a symlink target, resolved lexically from dir, stays inside one
+// of the replicated trees.
+func (m *manifest) linkInside(dir, target string) bool {
+	t := target
+	if !filepath.IsAbs(t) {
+		t = filepath.Join(dir, t)
+	}
+	t = filepath.Clean(t)
+	for _, root := range m.trees {
+		if rel, err := filepath.Rel(root, t); err == nil && filepath.IsLocal(rel) {
+			return true
+		}
+		if t == filepath.Clean(root) {
+			return true
+		}
+	}
+	return false
+}
+
+// hashFile hashes a file and reports whether it stayed unchanged while it was read.
+func hashFile(full string, before fs.FileInfo) (Hash, *sigs, bool, error) {
+	f, err := os.Open(full)
+	if err != nil {
+		return Hash{}, nil, false, err
+	}
+	defer f.Close()
+	c := newContentHasher(before.Size())
+	if _, err := io.Copy(c, f); err != nil {
+		return Hash{}, nil, false, fmt.Errorf("read %s: %w", full, err)
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return Hash{}, nil, false, err
+	}
+	h, s := c.finish()
+	return h, s, sameStat(before, after) && c.n == after.Size(), nil
+}
+
+func sameStat(a, b fs.FileInfo) bool {
+	sa, _ := a.Sys().(*syscall.Stat_t)
+	sb, _ := b.Sys().(*syscall.Stat_t)
+	if sa == nil || sb == nil {
+		return false
+	}
+	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && sa.Ctim == sb.Ctim && sa.Ino == sb.Ino
+}
+
+// digest summarises the current entries; the source computes the same over the bases it
+// believes the replica holds, and equal digests mean there is nothing to compare.
+func digestOf(entries map[string]*Meta, owner bool) Hash {
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	h := blake3.New(32, nil)
+	e := enc{b: make([]byte, 0, 128)}
+	for _, k := range keys {
+		m := entries[k]
+		e.b = e.b[:0]
+		e.str(k)
+		e.u8(uint8(m.Kind))
+		e.hash(m.Hash)
+		e.str(m.Target)
+		e.uv(uint64(m.Mode))
+		if m.Kind == KindFile {
+			e.sv(m.Size)
+			e.sv(m.Mtime)
+		}
+		if owner {
+			e.uv(uint64(m.UID))
+			e.uv(uint64(m.GID))
+		}
+		h.Write(e.b)
+	}
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// curSet and baseSet return the current and last-synced entries by path.
+func (m *manifest) curSet() map[string]*Meta {
+	out := make(map[string]*Meta, len(m.recs))
+	for p, r := range m.recs {
+		if r.Cur != nil {
+			out[p] = r.Cur
+		}
+	}
+	return out
+}
+
+func (m *manifest) baseSet() map[string]*Meta {
+	out := make(map[string]*Meta, len(m.recs))
+	for p, r := range m.recs {
+		if r.Base != nil {
+			out[p] = r.Base
+		}
+	}
+	return out
+}
+
+// clean reports whether every entry equals its base (no local change since the last sync).
+func (m *manifest) clean(owner bool) bool {
+	for _, r := range m.recs {
+		if (r.Cur == nil) != (r.Base == nil) {
+			return false
+		}
+		if r.Cur != nil && (!sameContent(r.Cur, r.Base) || !sameAttrs(r.Cur, r.Base, owner)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *manifest) setBase(p string, b *Meta) {
+	r := m.recs[p]
+	if r == nil {
+		if b == nil {
+			return
+		}
+		r = &record{}
+		m.recs[p] = r
+	}
+	if b == nil {
+		r.Base = nil
+	} else {
+		c := *b
+		r.Base = &c
+	}
+	m.dirty[p] = true
+}

@@ -1,0 +1,437 @@
+package sync
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"lukechampine.com/blake3"
+)
+
+// Role is this node's part in replication; it follows the VRRP state.
+type Role uint8
+
+const (
+	RoleNone    Role = 0 // neither sends nor accepts data (start-up, fault)
+	RoleSource  Role = 1 // VRRP Master: runs scheduled syncs towards the peer
+	RoleReplica Role = 2 // VRRP Backup (Active or Passive): accepts the source's data
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleSource:
+		return "source"
+	case RoleReplica:
+		return "replica"
+	default:
+		return "none"
+	}
+}
+
+// Config configures a Node. Both nodes of a pair use the same Paths, in the same order.
+type Config struct {
+	Paths           []string      // absolute trees, e.g. /etc/asterisk, /var/spool/asterisk/voicemail
+	StateDir        string        // manifest, trash, certificate, conflict records
+	Listen          string        // sync server address, e.g. ":7401"
+	Peer            string        // the other node's host:port
+	PeerFingerprint string        // SHA-256 of the peer's certificate, hex (colons allowed)
+	Interval        string        // "60s" or a cron spec ("*/5 * * * *", "@hourly"); default "60s"
+	Watch           bool          // push changes seen by fsnotify within about a second
+	TrashRetention  time.Duration // default 7 days
+	MaxDeleteShare  float64       // a run deleting more than this share of the replica's files stops; default 0.2
+	Logger          *slog.Logger
+	OnEvent         func(Event) // called in order; must not block
+}
+
+// EventKind classifies an Event.
+type EventKind string
+
+const (
+	EventRun           EventKind = "run"          // a run finished (Stats; Err when it failed)
+	EventConflict      EventKind = "conflict"     // a config file changed on both sides; Path is the .conflict copy
+	EventMerged        EventKind = "merged"       // a voicemail message recorded on the peer was merged; Path is its new name
+	EventWrongPeer     EventKind = "wrong-peer"   // the peer presented another certificate; Detail has its fingerprint
+	EventPeerRole      EventKind = "peer-role"    // the peer refused (it is not a replica, trees differ, ...)
+	EventDeleteGuard   EventKind = "delete-guard" // a run was stopped by the max-delete guard
+	EventPeerConnected EventKind = "peer-connected"
+)
+
+// Event is reported through Config.OnEvent.
+type Event struct {
+	Kind   EventKind
+	At     time.Time
+	Path   string    // absolute path concerned, when there is one
+	Detail string    // human-readable detail
+	Stats  *RunStats // EventRun
+	Err    error
+}
+
+// RunStats describes one run, on the node that ran it (the source).
+type RunStats struct {
+	Started    time.Time
+	Duration   time.Duration
+	Full       bool // the replica's manifest had to be compared entry by entry
+	Files      int  // entries created or updated on the replica
+	FilesWhole int  // sent whole
+	FilesDelta int  // sent as a delta
+	FilesLocal int  // copied or renamed on the replica from content it already had
+	Deleted    int
+	Pulled     int // files taken from the replica (failback adopt, merge, conflict copies)
+	Conflicts  int
+	Skipped    int   // locked folders, files changing while read: retried next run
+	BytesSent  int64 // on the wire, TLS included
+	BytesRecv  int64
+	Literal    int64 // file bytes that had to be sent (before compression)
+	Errors     []string
+}
+
+// Status is a snapshot for the appliance.
+type Status struct {
+	Role          Role
+	Fingerprint   string // this node's certificate
+	PeerConnected bool
+	LastRun       RunStats
+	LastError     string
+	LastSuccess   time.Time
+	Runs          uint64
+}
+
+var (
+	ErrNotSource   = errors.New("sync: this node is not the source")
+	ErrNotRunning  = errors.New("sync: node is not running")
+	ErrDeleteGuard = errors.New("sync: max-delete guard")
+	ErrDiskFull    = errors.New("sync: replica could not write")
+)
+
+// Node replicates the trees to or from the peer, depending on its role.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	sched  cron.Schedule
+	peerFP string
+	id     tls.Certificate
+	fp     string
+	trees  Hash
+	retain time.Duration
+	share  float64
+
+	role    atomic.Uint32
+	roleCh  chan struct{}
+	trigger chan struct{}
+
+	runMu   stdsync.Mutex // one run or replica session at a time
+	man     *manifest
+	fs      *trees
+	conn    *peerConn // source side, long-lived
+	running atomic.Bool
+	sess    atomic.Pointer[sessionHandle] // replica side
+
+	evMu stdsync.Mutex
+	stMu stdsync.Mutex
+	st   Status
+
+	noDelta map[string]bool
+
+	now func() time.Time
+}
+
+type sessionHandle struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New validates cfg and loads (or creates) this node's certificate. It starts nothing.
+func New(cfg Config) (*Node, error) {
+	if len(cfg.Paths) == 0 {
+		return nil, errors.New("sync: paths: at least one tree is required")
+	}
+	if len(cfg.Paths) > maxTrees {
+		return nil, fmt.Errorf("sync: paths: at most %d trees", maxTrees)
+	}
+	for i, p := range cfg.Paths {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
+			return nil, fmt.Errorf("sync: paths[%d] %q: want a clean absolute path other than /", i, p)
+		}
+		for _, q := range cfg.Paths[:i] {
+			if rel, err := filepath.Rel(q, p); err == nil && filepath.IsLocal(rel) || q == p {
+				return nil, fmt.Errorf("sync: paths[%d] %q: nested in %q", i, p, q)
+			}
+			if rel, err := filepath.Rel(p, q); err == nil && filepath.IsLocal(rel) {
+				return nil, fmt.Errorf("sync: paths[%d] %q: contains %q", i, p, q)
+			}
+		}
+	}
+	if !filepath.IsAbs(cfg.StateDir) {
+		return nil, fmt.Errorf("sync: state_dir %q: want an absolute path", cfg.StateDir)
+	}
+	for _, p := range cfg.Paths {
+		if rel, err := filepath.Rel(p, cfg.StateDir); err == nil && filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("sync: state_dir %q: inside replicated tree %q", cfg.StateDir, p)
+		}
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return nil, fmt.Errorf("sync: listen %q: %w", cfg.Listen, err)
+	}
+	if _, _, err := net.SplitHostPort(cfg.Peer); err != nil {
+		return nil, fmt.Errorf("sync: peer %q: %w", cfg.Peer, err)
+	}
+	fp, err := normalizeFingerprint(cfg.PeerFingerprint)
+	if err != nil {
+		return nil, fmt.Errorf("sync: peer_fingerprint: %w", err)
+	}
+	if cfg.Interval == "" {
+		cfg.Interval = "60s"
+	}
+	sched, err := parseInterval(cfg.Interval)
+	if err != nil {
+		return nil, fmt.Errorf("sync: interval %q: %w", cfg.Interval, err)
+	}
+	if cfg.TrashRetention == 0 {
+		cfg.TrashRetention = 7 * 24 * time.Hour
+	}
+	if cfg.TrashRetention < 0 {
+		return nil, fmt.Errorf("sync: trash_retention %v: must not be negative", cfg.TrashRetention)
+	}
+	if cfg.MaxDeleteShare == 0 {
+		cfg.MaxDeleteShare = 0.2
+	}
+	if cfg.MaxDeleteShare < 0 || cfg.MaxDeleteShare > 1 {
+		return nil, fmt.Errorf("sync: max_delete %v: want a share in (0, 1]", cfg.MaxDeleteShare)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	id, err := loadOrCreateIdentity(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	own, err := Fingerprint(id.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	if own == fp {
+		return nil, errors.New("sync: peer_fingerprint is this node's own certificate")
+	}
+	th := blake3.New(32, nil)
+	for _, p := range cfg.Paths {
+		th.Write([]byte(p))
+		th.Write([]byte{0})
+	}
+	n := &Node{
+		cfg: cfg, log: cfg.Logger, sched: sched, peerFP: fp, id: id, fp: own,
+		retain: cfg.TrashRetention, share: cfg.MaxDeleteShare,
+		roleCh: make(chan struct{}, 1), trigger: make(chan struct{}, 1), now: time.Now, noDelta: map[string]bool{},
+	}
+	th.Sum(n.trees[:0])
+	n.st.Fingerprint = own
+	return n, nil
+}
+
+func parseInterval(s string) (cron.Schedule, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < time.Second {
+			return nil, errors.New("at least 1s")
+		}
+		return cron.Every(d), nil
+	}
+	p := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	return p.Parse(s)
+}
+
+// Fingerprint returns this node's certificate fingerprint (to configure on the peer).
+func (n *Node) Fingerprint() string { return n.fp }
+
+// SetRole changes the role; it never blocks. Leaving the replica role aborts a session in
+// progress (its temporary files are removed, nothing partial becomes visible).
+func (n *Node) SetRole(r Role) {
+	old := Role(n.role.Swap(uint32(r)))
+	if old == r {
+		return
+	}
+	n.stMu.Lock()
+	n.st.Role = r
+	n.stMu.Unlock()
+	if r != RoleReplica {
+		if h := n.sess.Load(); h != nil {
+			h.cancel()
+		}
+	}
+	select {
+	case n.roleCh <- struct{}{}:
+	default:
+	}
+}
+
+// Role returns the current role.
+func (n *Node) Role() Role { return Role(n.role.Load()) }
+
+// Status returns a snapshot.
+func (n *Node) Status() Status {
+	n.stMu.Lock()
+	defer n.stMu.Unlock()
+	s := n.st
+	s.LastRun.Errors = slices.Clone(s.LastRun.Errors)
+	return s
+}
+
+func (n *Node) emit(e Event) {
+	if e.At.IsZero() {
+		e.At = n.now()
+	}
+	n.evMu.Lock()
+	defer n.evMu.Unlock()
+	if n.cfg.OnEvent != nil {
+		n.cfg.OnEvent(e)
+	}
+}
+
+func (n *Node) setConnected(c bool) {
+	n.stMu.Lock()
+	n.st.PeerConnected = c
+	n.stMu.Unlock()
+}
+
+// Run serves the sync port and, while the role is RoleSource, runs scheduled syncs. It
+// returns when ctx is done.
+func (n *Node) Run(ctx context.Context) error {
+	if !n.running.CompareAndSwap(false, true) {
+		return errors.New("sync: Run called twice")
+	}
+	defer n.running.Store(false)
+	n.runMu.Lock()
+	man, err := openManifest(filepath.Join(n.cfg.StateDir, "sync.db"), n.cfg.Paths)
+	if err != nil {
+		n.runMu.Unlock()
+		return err
+	}
+	tfs, err := openTrees(n.cfg.Paths)
+	if err != nil {
+		man.close()
+		n.runMu.Unlock()
+		return err
+	}
+	tfs.removeStaleTemps()
+	n.man, n.fs = man, tfs
+	n.runMu.Unlock()
+
+	ln, err := net.Listen("tcp", n.cfg.Listen)
+	if err != nil {
+		n.closeState()
+		return fmt.Errorf("sync: listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg stdsync.WaitGroup
+	wg.Go(func() { n.serve(ctx, ln) })
+	wg.Go(func() { n.schedule(ctx) })
+	if n.cfg.Watch {
+		wg.Go(func() { n.watch(ctx) })
+	}
+	<-ctx.Done()
+	ln.Close()
+	cancel()
+	wg.Wait()
+	n.closeState()
+	return nil
+}
+
+func (n *Node) closeState() {
+	n.runMu.Lock()
+	defer n.runMu.Unlock()
+	if n.conn != nil {
+		n.conn.Close()
+		n.conn = nil
+	}
+	if n.man != nil {
+		n.man.close()
+		n.man = nil
+	}
+	if n.fs != nil {
+		n.fs.close()
+		n.fs = nil
+	}
+}
+
+// Addr is a helper for tests and the lab: the address Run listens on is Config.Listen.
+
+// schedule runs syncs on the configured schedule while this node is the source, immediately
+// on becoming the source, and on watch triggers. Runs never overlap (runMu).
+func (n *Node) schedule(ctx context.Context) {
+	for {
+		if n.Role() != RoleSource {
+			select {
+			case <-ctx.Done():
+				return
+			case <-n.roleCh:
+				if n.Role() == RoleSource {
+					n.scheduledRun(ctx)
+				}
+				continue
+			}
+		}
+		now := n.now()
+		t := time.NewTimer(n.sched.Next(now).Sub(now))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-n.roleCh:
+			t.Stop()
+			if n.Role() == RoleSource {
+				n.scheduledRun(ctx)
+			}
+		case <-n.trigger:
+			t.Stop()
+			n.scheduledRun(ctx)
+		case <-t.C:
+			n.scheduledRun(ctx)
+		}
+	}
+}
+
+func (n *Node) scheduledRun(ctx context.Context) {
+	if _, err := n.SyncNow(ctx); err != nil && ctx.Err() == nil {
+		n.log.Warn("sync run failed", "err", err)
+	}
+}
+
+// SyncNow runs one sync immediately (after any run in progress) and returns its statistics.
+// The appliance calls it before a planned swap.
+func (n *Node) SyncNow(ctx context.Context) (RunStats, error) {
+	if !n.running.Load() {
+		return RunStats{}, ErrNotRunning
+	}
+	if n.Role() != RoleSource {
+		return RunStats{}, ErrNotSource
+	}
+	n.runMu.Lock()
+	defer n.runMu.Unlock()
+	if n.man == nil {
+		return RunStats{}, ErrNotRunning
+	}
+	if n.Role() != RoleSource {
+		return RunStats{}, ErrNotSource
+	}
+	st, err := n.runOnce(ctx)
+	n.stMu.Lock()
+	n.st.LastRun = st
+	n.st.Runs++
+	if err != nil {
+		n.st.LastError = err.Error()
+	} else {
+		n.st.LastError = ""
+		n.st.LastSuccess = st.Started.Add(st.Duration)
+	}
+	n.stMu.Unlock()
+	stc := st
+	n.emit(Event{Kind: EventRun, Stats: &stc, Err: err})
+	return st, err
+}

@@ -1,0 +1,882 @@
+package sync
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	stdsync "sync"
+	"syscall"
+	"time"
+)
+
+// serve accepts connections from the peer. Only an authenticated peer gets past the TLS
+// handshake; only a source talking to a replica gets past Hello.
+func (n *Node) serve(ctx context.Context, ln net.Listener) {
+	var wg stdsync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			n.log.Warn("sync accept", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		wg.Go(func() { n.handleConn(ctx, c) })
+	}
+}
+
+func (n *Node) handleConn(ctx context.Context, c net.Conn) {
+	cnt := &countConn{Conn: c}
+	tc := tls.Server(cnt, serverTLS(n.id, n.peerFP, func(got string) {
+		n.emit(Event{Kind: EventWrongPeer, Detail: fmt.Sprintf("connection from %s presented certificate %q, pinned %s", c.RemoteAddr(), got, n.peerFP)})
+	}))
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		n.log.Warn("sync: handshake refused", "remote", c.RemoteAddr(), "err", err)
+		c.Close()
+		return
+	}
+	pc := newPeerConn(tc, cnt)
+	defer pc.Close()
+	var hello helloMsg
+	if err := pc.expect(MsgHello, &hello); err != nil {
+		n.log.Warn("sync: bad hello", "remote", c.RemoteAddr(), "err", err)
+		return
+	}
+	_ = tc.SetDeadline(time.Time{})
+	reason := ""
+	switch {
+	case hello.Version != protoVer:
+		reason = fmt.Sprintf("protocol version %d, want %d", hello.Version, protoVer)
+	case hello.Trees != n.trees:
+		reason = "the nodes replicate different trees (check [sync] paths on both)"
+	case n.Role() != RoleReplica:
+		reason = fmt.Sprintf("this node is %s, not replica", n.Role())
+	}
+	ack := helloMsg{Version: protoVer, Role: n.Role(), Trees: n.trees, OK: reason == "", Reason: reason}
+	if err := pc.send(MsgHelloAck, &ack); err != nil || pc.flush() != nil || reason != "" {
+		if reason != "" {
+			n.emit(Event{Kind: EventPeerRole, Detail: "refused source " + c.RemoteAddr().String() + ": " + reason})
+		}
+		return
+	}
+	// One session at a time; a new one replaces a stale one (peer rebooted).
+	sctx, cancel := context.WithCancel(ctx)
+	h := &sessionHandle{cancel: cancel, done: make(chan struct{})}
+	defer close(h.done)
+	defer cancel()
+	if old := n.sess.Swap(h); old != nil {
+		old.cancel()
+		<-old.done
+	}
+	stop := context.AfterFunc(sctx, func() { tc.Close() })
+	defer stop()
+	n.setConnected(true)
+	defer n.setConnected(false)
+	for {
+		t, p, err := pc.recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && sctx.Err() == nil {
+				n.log.Info("sync session ended", "err", err)
+			}
+			return
+		}
+		if t != MsgBegin || len(p) != 0 {
+			n.log.Warn("sync: unexpected frame outside a run", "type", t)
+			return
+		}
+		if err := n.replicaRun(sctx, pc, c.RemoteAddr().String()); err != nil {
+			n.log.Warn("sync: replica run aborted", "err", err)
+			return
+		}
+	}
+}
+
+// applier holds one run's state on the replica. File data is written by the session goroutine;
+// fsync, attributes and the rename run in a small pool so that fsync latencies overlap.
+// Barriers order the renames: content staged from the replica's own files (renumbering)
+// lands before anything can overwrite those files, and a voicemail message's .txt lands after
+// its audio.
+type applier struct {
+	n        *Node
+	pc       *peerConn
+	fs       *trees
+	man      *manifest
+	trashDir string
+
+	pool chan func()
+	wg   stdsync.WaitGroup
+
+	mu       stdsync.Mutex // guards the fields below (pool workers write them)
+	failed   []pathErr
+	fatal    error
+	dirs     map[[2]string]bool
+	applied  map[string]*record
+	removed  map[string]bool
+	sigs     map[Hash]*sigs
+	deferred []deferredJob
+	deletes  []deleteMsg
+}
+
+type deferredJob struct {
+	txt bool
+	fn  func()
+}
+
+func newApplier(n *Node, pc *peerConn) *applier {
+	a := &applier{
+		n: n, pc: pc, fs: n.fs, man: n.man,
+		trashDir: filepath.Join(n.cfg.StateDir, "trash", n.now().UTC().Format(trashLayout)),
+		pool:     make(chan func()),
+		dirs:     map[[2]string]bool{}, applied: map[string]*record{}, removed: map[string]bool{}, sigs: map[Hash]*sigs{},
+	}
+	for range 4 {
+		go func() {
+			for f := range a.pool {
+				f()
+				a.wg.Done()
+			}
+		}()
+	}
+	return a
+}
+
+func (a *applier) submit(f func()) {
+	a.wg.Add(1)
+	a.pool <- f
+}
+
+func (a *applier) stop() {
+	a.wg.Wait()
+	for _, j := range a.deferred {
+		j.fn() // deferred jobs own temp files; run them in abort mode below
+	}
+	a.deferred = nil
+	close(a.pool)
+}
+
+func isFatalErr(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EIO)
+}
+
+func (a *applier) fail(p string, err error, retry bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if isFatalErr(err) && a.fatal == nil {
+		a.fatal = fmt.Errorf("%w: %s: %w", ErrDiskFull, p, err)
+	}
+	a.failed = append(a.failed, pathErr{Path: p, Err: err.Error(), Retry: retry})
+}
+
+func (a *applier) isFatal() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fatal != nil
+}
+
+func (a *applier) touch(wp string) {
+	i, rel := splitWirePath(wp)
+	d := path.Dir(rel)
+	if d == "." {
+		d = ""
+	}
+	a.dirs[[2]string{fmt.Sprint(i), d}] = true
+}
+
+// done records an applied entry: it is now both current and the base.
+func (a *applier) done(wp string, m *Meta, st *syscall.Stat_t) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.touch(wp)
+	c := *m
+	b := *m
+	r := &record{Cur: &c, Base: &b}
+	if st != nil {
+		r.Dev, r.Ino, r.Ctime = uint64(st.Dev), st.Ino, st.Ctim.Nano()
+		r.Racy = a.n.now().UnixNano()-r.Ctime < int64(2*time.Second)
+	} else if old := a.man.recs[wp]; old != nil {
+		r.Dev, r.Ino, r.Ctime, r.Racy = old.Dev, old.Ino, old.Ctime, old.Racy
+	}
+	a.applied[wp] = r
+}
+
+// commitJob returns the job that makes a written temp file visible.
+func (a *applier) commitJob(f *os.File, tmp, wp string, m Meta) func() {
+	return func() {
+		if a.isFatal() {
+			a.fs.discardTemp(f, tmp, wp)
+			a.fail(wp, errors.New("not applied: an earlier write failed"), false)
+			return
+		}
+		st, err := a.fs.commitTemp(f, tmp, wp, &m)
+		if err != nil {
+			a.fs.discardTemp(f, tmp, wp)
+			a.fail(wp, err, false)
+			return
+		}
+		f.Close()
+		a.done(wp, &m, st)
+	}
+}
+
+func isTxt(wp string) bool { return isMsgFile(wp) && strings.HasSuffix(wp, ".txt") }
+
+func (a *applier) barrier() {
+	a.wg.Wait()
+	var txts []func()
+	for _, j := range a.deferred {
+		if j.txt {
+			txts = append(txts, j.fn)
+		} else {
+			a.submit(j.fn)
+		}
+	}
+	a.deferred = nil
+	a.wg.Wait()
+	for _, f := range txts {
+		a.submit(f)
+	}
+	a.wg.Wait()
+}
+
+// replicaRun answers one run of the source: Begin has been read.
+func (n *Node) replicaRun(ctx context.Context, pc *peerConn, remote string) error {
+	n.runMu.Lock()
+	defer n.runMu.Unlock()
+	if n.Role() != RoleReplica || n.man == nil {
+		_ = pc.send(MsgError, &textMsg{Text: "not replica"})
+		_ = pc.flush()
+		return ErrNotSource
+	}
+	man := n.man
+	if man.peer != "" && man.peer != n.peerFP {
+		man.setPeer(n.peerFP)
+	}
+	ever := man.peer == n.peerFP
+	now := n.now()
+	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
+		n.log.Warn("sync: trash purge", "err", err)
+	}
+	res := man.scan(now)
+	cur := man.curSet()
+	st := stateMsg{Digest: digestOf(cur, n.fs.owner), Clean: man.clean(n.fs.owner), Ever: ever, Owner: n.fs.owner}
+	for _, m := range cur {
+		if m.Kind == KindFile {
+			st.Count++
+		}
+	}
+	for d := range res.Locked {
+		st.Locked = append(st.Locked, d)
+	}
+	for p := range res.Unstable {
+		st.Locked = append(st.Locked, p) // a file changing on the replica: leave it this run
+	}
+	slices.Sort(st.Locked)
+	if err := man.save(res.Sigs); err != nil {
+		return err
+	}
+	if err := pc.send(MsgState, &st); err != nil {
+		return err
+	}
+	if err := pc.flush(); err != nil {
+		return err
+	}
+	a := newApplier(n, pc)
+	committed := false
+	defer func() {
+		if !committed {
+			a.abort()
+		}
+	}()
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t, p, err := pc.recv()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case MsgManifestReq:
+			if err := n.sendManifest(pc); err != nil {
+				return err
+			}
+		case MsgPull:
+			var m pathMsg
+			if err := m.UnmarshalBinary(p); err != nil {
+				return err
+			}
+			if err := n.sendPulled(pc, m.Path); err != nil {
+				return err
+			}
+		case MsgFile:
+			var m fileMsg
+			if err := m.UnmarshalBinary(p); err != nil {
+				return err
+			}
+			if err := a.file(&m); err != nil {
+				return err
+			}
+		case MsgDelete:
+			var m deleteMsg
+			if err := m.UnmarshalBinary(p); err != nil {
+				return err
+			}
+			a.deletes = append(a.deletes, m)
+		case MsgBarrier:
+			a.barrier()
+		case MsgCommit:
+			r := a.commit()
+			committed = true
+			if err := pc.send(MsgResult, &r); err != nil {
+				return err
+			}
+			return pc.flush()
+		default:
+			return fmt.Errorf("%w: %d during a run", ErrFrameType, t)
+		}
+	}
+}
+
+// abort ends a run that did not reach Commit: staged temp files are removed; files already
+// renamed into place are complete and are recorded.
+func (a *applier) abort() {
+	a.mu.Lock()
+	a.fatal = errors.New("run aborted")
+	a.mu.Unlock()
+	a.stop()
+	for p, r := range a.applied {
+		a.man.recs[p] = r
+		a.man.dirty[p] = true
+	}
+	_ = a.man.save(a.sigs)
+}
+
+func (a *applier) commit() resultMsg {
+	a.barrier()
+	var r resultMsg
+	if !a.isFatal() {
+		a.applyDeletes()
+	} else {
+		for _, d := range a.deletes {
+			a.fail(d.Path, errors.New("not deleted: the run failed"), false)
+		}
+	}
+	a.wg.Wait()
+	a.stop()
+	for d := range a.dirs {
+		var ti int
+		fmt.Sscan(d[0], &ti)
+		if err := a.fs.fsyncDir(ti, d[1]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.fail(wirePath(ti, d[1]+"/."), err, false)
+		}
+	}
+	for p, rec := range a.applied {
+		a.man.recs[p] = rec
+		a.man.dirty[p] = true
+	}
+	for p := range a.removed {
+		if rec := a.man.recs[p]; rec != nil {
+			rec.Cur, rec.Base = nil, nil
+			a.man.dirty[p] = true
+		}
+	}
+	if a.fatal == nil {
+		a.man.peer = a.n.peerFP
+	}
+	if err := a.man.save(a.sigs); err != nil {
+		a.fail("0/.", err, false)
+	}
+	r.Failed = a.failed
+	if a.fatal != nil {
+		r.Fatal = a.fatal.Error()
+	}
+	return r
+}
+
+func (a *applier) applyDeletes() {
+	var dirs []deleteMsg
+	for _, d := range a.deletes {
+		if d.Kind == KindDir {
+			dirs = append(dirs, d)
+			continue
+		}
+		if a.fs.locked(d.Path) {
+			a.fail(d.Path, errors.New("folder locked: retried next run"), false)
+			continue
+		}
+		r, rel, err := a.fs.resolve(d.Path)
+		if err != nil {
+			a.fail(d.Path, err, false)
+			continue
+		}
+		if d.Trash {
+			err = a.fs.toTrash(d.Path, a.trashDir)
+		} else {
+			err = r.Remove(rel)
+			if errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+		}
+		if err != nil {
+			a.fail(d.Path, err, false)
+			continue
+		}
+		a.mu.Lock()
+		a.removed[d.Path] = true
+		a.touch(d.Path)
+		a.mu.Unlock()
+	}
+	slices.SortFunc(dirs, func(x, y deleteMsg) int { return strings.Compare(y.Path, x.Path) })
+	for _, d := range dirs {
+		r, rel, err := a.fs.resolve(d.Path)
+		if err != nil {
+			a.fail(d.Path, err, false)
+			continue
+		}
+		if err := r.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.fail(d.Path, err, false)
+			continue
+		}
+		a.mu.Lock()
+		a.removed[d.Path] = true
+		a.touch(d.Path)
+		a.mu.Unlock()
+	}
+}
+
+// curOf returns the replica's current entry at wp, if the scan of this run saw it.
+func (a *applier) curOf(wp string) *Meta {
+	if r := a.man.recs[wp]; r != nil {
+		return r.Cur
+	}
+	return nil
+}
+
+// file applies one File message (reading its Data frames when it has any).
+func (a *applier) file(m *fileMsg) error {
+	hasData := m.Method == methodFull || m.Method == methodDelta
+	if a.isFatal() || a.fs.locked(m.Path) {
+		if a.isFatal() {
+			a.fail(m.Path, errors.New("not applied: an earlier write failed"), false)
+		} else {
+			a.fail(m.Path, errors.New("folder locked: retried next run"), false)
+		}
+		if hasData {
+			_, _, err := recvData(a.pc, io.Discard, nil)
+			return err
+		}
+		return nil
+	}
+	r, rel, err := a.fs.resolve(m.Path)
+	if err != nil {
+		return err
+	}
+	switch m.Method {
+	case methodMkdir:
+		if fi, err := r.Lstat(rel); err == nil && !fi.IsDir() {
+			if err := a.fs.toTrash(m.Path, a.trashDir); err != nil {
+				a.fail(m.Path, err, false)
+				return nil
+			}
+		}
+		if err := r.MkdirAll(rel, 0o755); err != nil {
+			a.fail(m.Path, err, false)
+			return nil
+		}
+		if a.fs.owner {
+			_ = r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID))
+		}
+		if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
+			a.fail(m.Path, err, false)
+			return nil
+		}
+		a.done(m.Path, &m.Meta, nil)
+	case methodSymlink:
+		i, _ := splitWirePath(m.Path)
+		if !a.man.linkInside(filepath.Dir(filepath.Join(a.fs.paths[i], rel)), m.Meta.Target) {
+			a.fail(m.Path, fmt.Errorf("%w: symlink target %q leaves the replicated trees", ErrBadPath, m.Meta.Target), false)
+			return nil
+		}
+		if d := path.Dir(rel); d != "." {
+			_ = r.MkdirAll(d, 0o755)
+		}
+		tmp := tmpName(rel)
+		if err := r.Symlink(m.Meta.Target, tmp); err != nil {
+			a.fail(m.Path, err, false)
+			return nil
+		}
+		if a.fs.owner {
+			_ = r.Lchown(tmp, int(m.Meta.UID), int(m.Meta.GID))
+		}
+		if err := r.Rename(tmp, rel); err != nil {
+			_ = r.Remove(tmp)
+			a.fail(m.Path, err, false)
+			return nil
+		}
+		a.done(m.Path, &m.Meta, nil)
+	case methodBase:
+		if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
+			a.fail(m.Path, errors.New("content changed on the replica"), false)
+			return nil
+		}
+		a.done(m.Path, &m.Meta, nil)
+	case methodMeta:
+		if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
+			a.fail(m.Path, errors.New("content changed on the replica"), false)
+			return nil
+		}
+		if a.fs.owner {
+			if err := r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID)); err != nil {
+				a.fail(m.Path, err, false)
+				return nil
+			}
+		}
+		if m.Meta.Kind != KindSymlink {
+			if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
+				a.fail(m.Path, err, false)
+				return nil
+			}
+		}
+		if m.Meta.Kind == KindFile {
+			mt := time.Unix(0, m.Meta.Mtime)
+			if err := r.Chtimes(rel, mt, mt); err != nil {
+				a.fail(m.Path, err, false)
+				return nil
+			}
+		}
+		fi, err := r.Lstat(rel)
+		if err != nil {
+			a.fail(m.Path, err, false)
+			return nil
+		}
+		a.done(m.Path, &m.Meta, fi.Sys().(*syscall.Stat_t))
+	case methodLocal:
+		a.local(m)
+	case methodFull:
+		return a.full(m)
+	case methodDelta:
+		return a.delta(m)
+	}
+	return nil
+}
+
+// local stages a file from content the replica already holds (renamed or renumbered
+// voicemail, copied config). The rename waits for the next barrier.
+func (a *applier) local(m *fileMsg) {
+	c := a.curOf(m.Src)
+	if c == nil || c.Kind != KindFile || c.Hash != m.Meta.Hash {
+		a.fail(m.Path, errors.New("local source changed on the replica"), true)
+		return
+	}
+	sr, srel, err := a.fs.resolve(m.Src)
+	if err != nil {
+		a.fail(m.Path, err, true)
+		return
+	}
+	dr, rel, _ := a.fs.resolve(m.Path)
+	var f *os.File
+	var tmp string
+	if m.Move && sr == dr {
+		if d := path.Dir(rel); d != "." {
+			_ = dr.MkdirAll(d, 0o755)
+		}
+		tmp = tmpName(rel)
+		if err = dr.Link(srel, tmp); err == nil {
+			f, err = dr.OpenFile(tmp, os.O_RDWR, 0)
+			if err != nil {
+				_ = dr.Remove(tmp)
+			}
+		}
+	}
+	if f == nil {
+		var in *os.File
+		if in, err = sr.Open(srel); err == nil {
+			f, tmp, err = a.fs.createTemp(m.Path)
+			if err == nil {
+				if _, err = io.Copy(f, in); err != nil {
+					a.fs.discardTemp(f, tmp, m.Path)
+					f = nil
+				}
+			}
+			in.Close()
+		}
+	}
+	if err != nil || f == nil {
+		if err == nil {
+			err = errors.New("local copy failed")
+		}
+		a.fail(m.Path, err, !isFatalErr(err))
+		return
+	}
+	job := a.commitJob(f, tmp, m.Path, m.Meta)
+	a.deferred = append(a.deferred, deferredJob{txt: isTxt(m.Path), fn: job})
+}
+
+// recvData reads Data frames up to FileEnd or FileAbort, writing them to w. A write error is
+// remembered (and returned as werr) while the frames are still consumed, so the stream stays
+// in step.
+func recvData(pc *peerConn, w io.Writer, h *contentHasher) (end *fileEndMsg, werr error, err error) {
+	for {
+		t, p, err := pc.recv()
+		if err != nil {
+			return nil, werr, err
+		}
+		switch t {
+		case MsgData:
+			b, err := pc.dataPayload(p)
+			if err != nil {
+				return nil, werr, err
+			}
+			if werr == nil {
+				if _, e := w.Write(b); e != nil {
+					werr = e
+				} else if h != nil {
+					h.Write(b)
+				}
+			}
+		case MsgFileEnd:
+			var e fileEndMsg
+			if err := e.UnmarshalBinary(p); err != nil {
+				return nil, werr, err
+			}
+			return &e, werr, nil
+		case MsgFileAbort:
+			var e textMsg
+			if err := e.UnmarshalBinary(p); err != nil {
+				return nil, werr, err
+			}
+			return nil, werr, nil
+		default:
+			return nil, werr, fmt.Errorf("%w: %d inside a file", ErrFrameType, t)
+		}
+	}
+}
+
+func (a *applier) full(m *fileMsg) error {
+	f, tmp, err := a.fs.createTemp(m.Path)
+	if err != nil {
+		a.fail(m.Path, err, false)
+		_, _, err := recvData(a.pc, io.Discard, nil)
+		return err
+	}
+	h := newContentHasher(m.Meta.Size)
+	end, werr, err := recvData(a.pc, f, h)
+	if err != nil {
+		a.fs.discardTemp(f, tmp, m.Path)
+		return err
+	}
+	if werr != nil || end == nil {
+		a.fs.discardTemp(f, tmp, m.Path)
+		if werr != nil {
+			a.fail(m.Path, werr, false)
+		} else {
+			a.fail(m.Path, errors.New("changed on the source while sent: next run"), false)
+		}
+		return nil
+	}
+	got, sg := h.finish()
+	if got != end.Hash || got != m.Meta.Hash {
+		a.fs.discardTemp(f, tmp, m.Path)
+		a.fail(m.Path, errors.New("content hash mismatch"), true)
+		return nil
+	}
+	if sg != nil {
+		a.mu.Lock()
+		a.sigs[got] = sg
+		a.mu.Unlock()
+	}
+	a.submit(a.commitJob(f, tmp, m.Path, m.Meta))
+	return nil
+}
+
+type limitedBuffer struct {
+	b   []byte
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if len(l.b)+len(p) > l.max {
+		return 0, fmt.Errorf("%w: delta larger than %d bytes", ErrBadValue, l.max)
+	}
+	l.b = append(l.b, p...)
+	return len(p), nil
+}
+
+func (a *applier) delta(m *fileMsg) error {
+	buf := &limitedBuffer{max: maxDelta + maxDelta/8}
+	end, werr, err := recvData(a.pc, buf, nil)
+	if err != nil {
+		return err
+	}
+	if werr != nil || end == nil {
+		if werr != nil {
+			a.fail(m.Path, werr, true)
+		} else {
+			a.fail(m.Path, errors.New("changed on the source while sent: next run"), false)
+		}
+		return nil
+	}
+	c := a.curOf(m.Path)
+	if c == nil || c.Kind != KindFile || c.Hash != m.Basis {
+		a.fail(m.Path, errors.New("delta basis changed on the replica"), true)
+		return nil
+	}
+	r, rel, _ := a.fs.resolve(m.Path)
+	basis, err := r.Open(rel)
+	if err != nil {
+		a.fail(m.Path, err, true)
+		return nil
+	}
+	defer basis.Close()
+	bfi, err := basis.Stat()
+	if err != nil {
+		a.fail(m.Path, err, true)
+		return nil
+	}
+	f, tmp, err := a.fs.createTemp(m.Path)
+	if err != nil {
+		a.fail(m.Path, err, false)
+		return nil
+	}
+	h := newContentHasher(m.Meta.Size)
+	if err := applyDelta(io.MultiWriter(f, h), basis, bfi.Size(), m.BlockSize, buf.b); err != nil {
+		a.fs.discardTemp(f, tmp, m.Path)
+		a.fail(m.Path, err, !isFatalErr(err))
+		return nil
+	}
+	got, sg := h.finish()
+	if got != m.Meta.Hash || got != end.Hash {
+		a.fs.discardTemp(f, tmp, m.Path)
+		a.fail(m.Path, errors.New("delta did not reproduce the content"), true)
+		return nil
+	}
+	if sg != nil {
+		a.mu.Lock()
+		a.sigs[got] = sg
+		a.mu.Unlock()
+	}
+	a.submit(a.commitJob(f, tmp, m.Path, m.Meta))
+	return nil
+}
+
+// sendManifest sends this node's manifest (current and base of every entry) in chunks.
+func (n *Node) sendManifest(pc *peerConn) error {
+	keys := make([]string, 0, len(n.man.recs))
+	for k := range n.man.recs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var m manifestMsg
+	size := 0
+	flushChunk := func(last bool) error {
+		m.Last = last
+		b, _ := m.MarshalBinary()
+		m.Entries = m.Entries[:0]
+		size = 0
+		return pc.sendRaw(MsgManifest, pc.zenc.EncodeAll(b, nil))
+	}
+	for _, k := range keys {
+		r := n.man.recs[k]
+		if r.Cur == nil && r.Base == nil {
+			continue
+		}
+		m.Entries = append(m.Entries, viewEntry{Path: k, Cur: r.Cur, Base: r.Base})
+		size += len(k) + 200
+		if size > maxFrame/2 {
+			if err := flushChunk(false); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flushChunk(true); err != nil {
+		return err
+	}
+	return pc.flush()
+}
+
+// sendPulled sends one of this node's files to the peer (failback: the source takes what the
+// replica recorded while it was Master).
+func (n *Node) sendPulled(pc *peerConn, wp string) error {
+	var cur *Meta
+	if r := n.man.recs[wp]; r != nil {
+		cur = r.Cur
+	}
+	if cur == nil || cur.Kind != KindFile {
+		return pc.send(MsgFileAbort, &textMsg{Text: "not a file here"})
+	}
+	r, rel, err := n.fs.resolve(wp)
+	if err != nil {
+		return pc.send(MsgFileAbort, &textMsg{Text: err.Error()})
+	}
+	f, err := r.Open(rel)
+	if err != nil {
+		return pc.send(MsgFileAbort, &textMsg{Text: err.Error()})
+	}
+	defer f.Close()
+	if err := pc.send(MsgFile, &fileMsg{Path: wp, Meta: *cur, Method: methodFull}); err != nil {
+		return err
+	}
+	_, _, err = sendWhole(pc, f, cur.Hash, true)
+	if err != nil {
+		return err
+	}
+	return pc.flush()
+}
+
+// sendWhole streams f as Data frames and closes it with FileEnd when the content hashed to
+// want and the file did not change while read, FileAbort otherwise. It returns the content
+// bytes read and the block sums.
+func sendWhole(pc *peerConn, f *os.File, want Hash, tryZstd bool) (int64, *sigs, error) {
+	before, err := f.Stat()
+	if err != nil {
+		return 0, nil, pc.send(MsgFileAbort, &textMsg{Text: err.Error()})
+	}
+	h := newContentHasher(before.Size())
+	buf := make([]byte, chunkSize)
+	var total int64
+	for {
+		k, rerr := io.ReadFull(f, buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			total += int64(k)
+			if testHookSendChunk != nil {
+				testHookSendChunk(f.Name())
+			}
+			if tryZstd, err = pc.sendData(buf[:k], tryZstd); err != nil {
+				return total, nil, err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return total, nil, pc.send(MsgFileAbort, &textMsg{Text: rerr.Error()})
+		}
+	}
+	after, err := f.Stat()
+	got, sg := h.finish()
+	if err != nil || !sameStat(before, after) || got != want {
+		return total, nil, pc.send(MsgFileAbort, &textMsg{Text: "changed while read"})
+	}
+	return total, sg, pc.send(MsgFileEnd, &fileEndMsg{Hash: got})
+}
+
+// testHookSendChunk, when set by a test, runs after each chunk of a file is read for sending.
+var testHookSendChunk func(name string)

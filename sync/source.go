@@ -1,0 +1,810 @@
+package sync
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The source drives every run:
+//
+//  1. scan its trees (a stat walk; only files whose stat moved are rehashed);
+//  2. Begin: the replica scans too and answers with a digest of what it holds. When the replica
+//     is clean (nothing changed there since the last sync) and the digest equals the digest of
+//     the source's recorded bases, the replica holds exactly what the source last sent, and the
+//     plan is computed locally; otherwise the replica sends its manifest;
+//  3. three-way decision per path between the source's current entry, the replica's current
+//     entry and the replica's base (what it last received): a path the replica changed since
+//     the last sync (it was Master, or split brain) is taken back before anything is pushed:
+//     adopted when only the replica changed it, merged under a new message number for
+//     voicemail, kept as a .conflict copy for other files;
+//  4. push: folders, then content the replica already has (copied or renamed there), a
+//     barrier, new and changed files (delta against the replica's version when the source
+//     knows its block sums, whole otherwise), a barrier, voicemail .txt files, deletes;
+//  5. Commit: the replica makes it durable and reports failures; the source records the new
+//     bases for everything that was applied.
+
+var msgRe = regexp.MustCompile(`^msg[0-9]{4}\.[^/]+$`)
+
+// isMsgFile reports whether wp is a voicemail message file (msgNNNN.<ext>).
+func isMsgFile(wp string) bool { return msgRe.MatchString(path.Base(wp)) }
+
+var audioExt = map[string]bool{
+	".wav": true, ".WAV": true, ".wav49": true, ".gsm": true, ".g729": true, ".g722": true, ".ulaw": true,
+	".alaw": true, ".sln": true, ".sln16": true, ".mp3": true, ".ogg": true, ".opus": true, ".g723": true,
+}
+
+func compressible(wp string) bool { return !audioExt[path.Ext(wp)] }
+
+func (n *Node) dial(ctx context.Context) (*peerConn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", n.cfg.Peer)
+	if err != nil {
+		return nil, fmt.Errorf("sync: dial peer %s: %w", n.cfg.Peer, err)
+	}
+	cnt := &countConn{Conn: c}
+	tc := tls.Client(cnt, clientTLS(n.id, n.peerFP, func(got string) {
+		n.emit(Event{Kind: EventWrongPeer, Detail: fmt.Sprintf("peer %s presented certificate %q, pinned %s", n.cfg.Peer, got, n.peerFP)})
+	}))
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("sync: TLS with %s: %w", n.cfg.Peer, err)
+	}
+	pc := newPeerConn(tc, cnt)
+	if err := pc.send(MsgHello, &helloMsg{Version: protoVer, Role: RoleSource, Trees: n.trees}); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	var ack helloMsg
+	if err := pc.expect(MsgHelloAck, &ack); err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("sync: hello: %w", err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	if !ack.OK {
+		pc.Close()
+		n.emit(Event{Kind: EventPeerRole, Detail: "peer refused: " + ack.Reason})
+		return nil, fmt.Errorf("%w: %s", ErrPeer, ack.Reason)
+	}
+	n.setConnected(true)
+	n.emit(Event{Kind: EventPeerConnected, Detail: n.cfg.Peer})
+	return pc, nil
+}
+
+// runOnce performs one run; runMu is held.
+func (n *Node) runOnce(ctx context.Context) (RunStats, error) {
+	st := RunStats{Started: n.now()}
+	wall := time.Now()
+	defer func() { st.Duration = time.Since(wall) }()
+	if n.conn == nil {
+		pc, err := n.dial(ctx)
+		if err != nil {
+			st.Errors = append(st.Errors, err.Error())
+			return st, err
+		}
+		n.conn = pc
+	}
+	pc := n.conn
+	rx0, tx0 := pc.cnt.rx.Load(), pc.cnt.tx.Load()
+	stop := context.AfterFunc(ctx, func() { _ = pc.nc.SetDeadline(time.Unix(1, 0)) })
+	var err error
+	for round := 0; round < 2; round++ {
+		var retry bool
+		retry, err = n.sourceRun(ctx, pc, &st, round > 0)
+		if err != nil || !retry {
+			break
+		}
+	}
+	stop()
+	st.BytesSent = pc.cnt.tx.Load() - tx0
+	st.BytesRecv = pc.cnt.rx.Load() - rx0
+	if err != nil {
+		st.Errors = append(st.Errors, err.Error())
+		var perr *protocolError
+		if !errors.As(err, &perr) {
+			pc.Close()
+			n.conn = nil
+			n.setConnected(false)
+		}
+	}
+	return st, err
+}
+
+// protocolError marks a run that failed with the connection still in step (guard, disk full
+// on the replica): the connection is kept.
+type protocolError struct{ err error }
+
+func (e *protocolError) Error() string { return e.err.Error() }
+func (e *protocolError) Unwrap() error { return e.err }
+
+type pullKind int
+
+const (
+	pullAdopt pullKind = iota
+	pullConflict
+	pullMerge
+)
+
+type pullReq struct {
+	from, to string
+	kind     pullKind
+}
+
+type plan struct {
+	mkdirs, locals, files, txts []fileMsg
+	deletes                     []deleteMsg
+	newBase                     map[string]*Meta // applied path -> new base (nil: none)
+	skipped                     int
+	// failback work
+	adopt     []string            // replica paths taken over unchanged
+	conflicts []string            // config files changed on both sides
+	merges    map[string][]string // voicemail group (folder/msgNNNN) -> replica files
+	sdeletes  []string            // deleted on the replica only: delete here too
+	smkdirs   []string
+	owner     bool
+	contentOf map[Hash]string
+}
+
+func (p *plan) failbackWork() bool {
+	return len(p.adopt)+len(p.conflicts)+len(p.merges)+len(p.sdeletes)+len(p.smkdirs) > 0
+}
+
+type planner struct {
+	sCur, sBase map[string]*Meta
+	view        map[string]viewEntry
+	rEver       bool
+	owner       bool
+	skip        func(string) bool
+	resolved    map[string]bool
+	noDelta     map[string]bool
+	sigsOf      func(Hash) *sigs
+}
+
+func (pl *planner) rChanged(p string) bool {
+	if !pl.rEver || pl.resolved[p] {
+		return false
+	}
+	v := pl.view[p]
+	return !sameContent(v.Cur, v.Base)
+}
+
+func (pl *planner) plan() *plan {
+	out := &plan{newBase: map[string]*Meta{}, merges: map[string][]string{}, owner: pl.owner}
+	keys := make([]string, 0, len(pl.sCur)+len(pl.view))
+	for k := range pl.sCur {
+		keys = append(keys, k)
+	}
+	for k := range pl.view {
+		if _, ok := pl.sCur[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	sHashes := map[Hash]bool{}
+	for _, m := range pl.sCur {
+		if m.Kind == KindFile {
+			sHashes[m.Hash] = true
+		}
+	}
+	var content []string
+	replaced := map[string]bool{}
+	for _, p := range keys {
+		if pl.skip(p) {
+			out.skipped++
+			continue
+		}
+		sc, v := pl.sCur[p], pl.view[p]
+		rc := v.Cur
+		if pl.rChanged(p) && !sameContent(sc, rc) {
+			sChanged := !sameContent(sc, pl.sBase[p])
+			switch {
+			case !sChanged && rc != nil && rc.Kind == KindFile:
+				out.adopt = append(out.adopt, p)
+			case !sChanged && rc != nil && rc.Kind == KindDir:
+				out.smkdirs = append(out.smkdirs, p)
+			case !sChanged && rc == nil && sc != nil:
+				out.sdeletes = append(out.sdeletes, p)
+			case rc == nil:
+				goto push // changed here, deleted there: keep this side's
+			case sc == nil && rc.Kind == KindFile:
+				out.adopt = append(out.adopt, p) // deleted here, changed there: keep theirs
+			case sc != nil && sc.Kind == KindFile && rc.Kind == KindFile && isMsgFile(p):
+				g := strings.TrimSuffix(p, path.Ext(p))
+				out.merges[g] = append(out.merges[g], p)
+			case rc.Kind == KindFile:
+				out.conflicts = append(out.conflicts, p)
+			default:
+				goto push
+			}
+			continue
+		}
+	push:
+		rb := v.Base
+		if sc == nil {
+			if rc != nil {
+				out.deletes = append(out.deletes, deleteMsg{Path: p, Kind: rc.Kind, Trash: !(rc.Kind == KindFile && sHashes[rc.Hash])})
+				replaced[p] = true
+				out.newBase[p] = nil
+			} else if rb != nil {
+				out.deletes = append(out.deletes, deleteMsg{Path: p, Kind: rb.Kind})
+				out.newBase[p] = nil
+			}
+			continue
+		}
+		out.newBase[p] = sc
+		switch {
+		case rc == nil || !sameContent(sc, rc):
+			replaced[p] = rc != nil
+			switch sc.Kind {
+			case KindDir:
+				out.mkdirs = append(out.mkdirs, fileMsg{Path: p, Meta: *sc, Method: methodMkdir})
+			case KindSymlink:
+				out.files = append(out.files, fileMsg{Path: p, Meta: *sc, Method: methodSymlink})
+			default:
+				content = append(content, p)
+			}
+		case !sameAttrs(sc, rc, pl.owner):
+			out.add(fileMsg{Path: p, Meta: *sc, Method: methodMeta})
+		case pl.resolved[p] || rb == nil || !sameContent(rb, rc) || !sameAttrs(rb, rc, pl.owner):
+			out.add(fileMsg{Path: p, Meta: *sc, Method: methodBase})
+		}
+	}
+	// Content the replica already holds, at a path that is not protected.
+	rByHash := map[Hash]string{}
+	for _, p := range keys {
+		v := pl.view[p]
+		if v.Cur != nil && v.Cur.Kind == KindFile && !pl.skip(p) && !pl.rChanged(p) {
+			if _, ok := rByHash[v.Cur.Hash]; !ok {
+				rByHash[v.Cur.Hash] = p
+			}
+		}
+	}
+	moved := map[string]bool{}
+	for _, p := range content {
+		sc, rc := pl.sCur[p], pl.view[p].Cur
+		if q, ok := rByHash[sc.Hash]; ok {
+			mv := replaced[q] && !moved[q]
+			moved[q] = moved[q] || mv
+			out.locals = append(out.locals, fileMsg{Path: p, Meta: *sc, Method: methodLocal, Src: q, Move: mv})
+			continue
+		}
+		if rc != nil && rc.Kind == KindFile && rc.Size >= sigMinSize && sc.Size <= maxDelta && !pl.noDelta[p] {
+			if s := pl.sigsOf(rc.Hash); s != nil && s.Size == rc.Size {
+				out.add(fileMsg{Path: p, Meta: *sc, Method: methodDelta, Basis: rc.Hash, BlockSize: s.BlockSize})
+				continue
+			}
+		}
+		out.add(fileMsg{Path: p, Meta: *sc, Method: methodFull})
+	}
+	return out
+}
+
+func (p *plan) add(m fileMsg) {
+	if isTxt(m.Path) {
+		p.txts = append(p.txts, m)
+	} else {
+		p.files = append(p.files, m)
+	}
+}
+
+// sourceRun runs one Begin..Commit exchange. retry reports that some deltas failed and a
+// second exchange should send those files whole.
+func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second bool) (retry bool, err error) {
+	man := n.man
+	man.setPeer(n.peerFP)
+	now := n.now()
+	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
+		n.log.Warn("sync: trash purge", "err", err)
+	}
+	res := man.scan(now)
+	if err := man.save(res.Sigs); err != nil {
+		return false, err
+	}
+	st.Errors = append(st.Errors, res.Errors...)
+	if err := pc.sendRaw(MsgBegin, nil); err != nil {
+		return false, err
+	}
+	var rs stateMsg
+	if err := pc.expect(MsgState, &rs); err != nil {
+		return false, fmt.Errorf("sync: begin: %w", err)
+	}
+	owner := rs.Owner && n.fs.owner
+	view := map[string]viewEntry{}
+	bases := man.baseSet()
+	if rs.Clean && rs.Ever && rs.Digest == digestOf(bases, owner) {
+		for p, b := range bases {
+			view[p] = viewEntry{Path: p, Cur: b, Base: b}
+		}
+	} else {
+		st.Full = true
+		if view, err = n.fetchManifest(pc); err != nil {
+			return false, err
+		}
+	}
+	locked := map[string]bool{}
+	for d := range res.Locked {
+		locked[d] = true
+	}
+	for _, d := range rs.Locked {
+		locked[d] = true
+	}
+	skip := func(p string) bool {
+		if res.Unstable[p] || locked[p] {
+			return true
+		}
+		i, rel := splitWirePath(p)
+		d := path.Dir(rel)
+		if d == "." {
+			return false
+		}
+		return locked[wirePath(i, d)]
+	}
+	pl := &planner{sCur: man.curSet(), sBase: bases, view: view, rEver: rs.Ever, owner: owner, skip: skip,
+		resolved: map[string]bool{}, noDelta: n.noDelta, sigsOf: man.loadSigs}
+	p := pl.plan()
+	if p.failbackWork() && !second {
+		if err := n.failback(ctx, pc, p, pl, st); err != nil {
+			return false, err
+		}
+		res2 := man.scan(n.now())
+		if err := man.save(res2.Sigs); err != nil {
+			return false, err
+		}
+		for k := range res2.Unstable {
+			res.Unstable[k] = true
+		}
+		pl.sCur = man.curSet()
+		p = pl.plan()
+	}
+	st.Skipped += p.skipped
+	trash := 0
+	for _, d := range p.deletes {
+		if d.Trash && d.Kind != KindDir {
+			trash++
+		}
+	}
+	if trash > 5 && float64(trash) > n.share*float64(rs.Count) {
+		err := fmt.Errorf("%w: run would delete %d of %d files on the replica (max_delete %.0f%%); nothing was sent",
+			ErrDeleteGuard, trash, rs.Count, n.share*100)
+		n.emit(Event{Kind: EventDeleteGuard, Detail: err.Error(), Err: err})
+		// End the run cleanly: an empty commit.
+		if e := pc.sendRaw(MsgCommit, nil); e != nil {
+			return false, e
+		}
+		var r resultMsg
+		if e := pc.expect(MsgResult, &r); e != nil {
+			return false, e
+		}
+		return false, &protocolError{err}
+	}
+	return n.push(pc, p, st)
+}
+
+func (n *Node) fetchManifest(pc *peerConn) (map[string]viewEntry, error) {
+	if err := pc.sendRaw(MsgManifestReq, nil); err != nil {
+		return nil, err
+	}
+	if err := pc.flush(); err != nil {
+		return nil, err
+	}
+	view := map[string]viewEntry{}
+	for {
+		t, p, err := pc.recv()
+		if err != nil {
+			return nil, err
+		}
+		if t != MsgManifest {
+			return nil, fmt.Errorf("%w: %d, want manifest", ErrFrameType, t)
+		}
+		b, err := pc.zdec.DecodeAll(p, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w: manifest: %w", ErrBadValue, err)
+		}
+		var m manifestMsg
+		if err := m.UnmarshalBinary(b); err != nil {
+			return nil, err
+		}
+		for _, e := range m.Entries {
+			view[e.Path] = e
+		}
+		if m.Last {
+			return view, nil
+		}
+	}
+}
+
+// push sends the plan and records the new bases.
+func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
+	man := n.man
+	sent := map[string]bool{}
+	for _, m := range p.mkdirs {
+		if err := pc.send(MsgFile, &m); err != nil {
+			return false, err
+		}
+	}
+	for _, m := range p.locals {
+		if err := pc.send(MsgFile, &m); err != nil {
+			return false, err
+		}
+		st.FilesLocal++
+	}
+	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
+		return false, err
+	}
+	sendOne := func(m fileMsg) error {
+		switch m.Method {
+		case methodFull:
+			r, rel, err := n.fs.resolve(m.Path)
+			if err != nil {
+				return err
+			}
+			f, err := r.Open(rel)
+			if err != nil {
+				sent[m.Path] = false
+				st.Skipped++
+				return nil
+			}
+			defer f.Close()
+			if err := pc.send(MsgFile, &m); err != nil {
+				return err
+			}
+			k, _, err := sendWhole(pc, f, m.Meta.Hash, compressible(m.Path))
+			st.Literal += k
+			st.FilesWhole++
+			return err
+		case methodDelta:
+			r, rel, err := n.fs.resolve(m.Path)
+			if err != nil {
+				return err
+			}
+			data, err := r.ReadFile(rel)
+			if err != nil || hashBytes(data) != m.Meta.Hash {
+				sent[m.Path] = false // changed since the scan: next run
+				st.Skipped++
+				return nil
+			}
+			s := man.loadSigs(m.Basis)
+			if s == nil {
+				m.Method = methodFull
+				m.Basis, m.BlockSize = Hash{}, 0
+				return errRetryFull
+			}
+			d := makeDelta(data, s)
+			if err := pc.send(MsgFile, &m); err != nil {
+				return err
+			}
+			for off := 0; off < len(d); off += chunkSize {
+				if _, err := pc.sendData(d[off:min(off+chunkSize, len(d))], false); err != nil {
+					return err
+				}
+			}
+			st.Literal += int64(len(d))
+			st.FilesDelta++
+			return pc.send(MsgFileEnd, &fileEndMsg{Hash: m.Meta.Hash})
+		default:
+			return pc.send(MsgFile, &m)
+		}
+	}
+	for _, m := range p.files {
+		if err := sendOne(m); err != nil {
+			if !errors.Is(err, errRetryFull) {
+				return false, err
+			}
+			if err := sendOne(fileMsg{Path: m.Path, Meta: m.Meta, Method: methodFull}); err != nil {
+				return false, err
+			}
+		}
+	}
+	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
+		return false, err
+	}
+	for _, m := range p.txts {
+		if err := sendOne(m); err != nil {
+			return false, err
+		}
+	}
+	for _, d := range p.deletes {
+		if err := pc.send(MsgDelete, &d); err != nil {
+			return false, err
+		}
+	}
+	if err := pc.sendRaw(MsgCommit, nil); err != nil {
+		return false, err
+	}
+	var r resultMsg
+	if err := pc.expect(MsgResult, &r); err != nil {
+		return false, err
+	}
+	failed := map[string]bool{}
+	retry := false
+	for _, f := range r.Failed {
+		failed[f.Path] = true
+		if f.Retry {
+			n.noDelta[f.Path] = true
+			retry = true
+		}
+		st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
+	}
+	for path, b := range p.newBase {
+		if failed[path] {
+			continue
+		}
+		if ok, seen := sent[path]; seen && !ok {
+			continue
+		}
+		if b == nil {
+			if r := man.recs[path]; r != nil && r.Base != nil {
+				man.setBase(path, nil)
+			}
+			continue
+		}
+		if r := man.recs[path]; r == nil || r.Base == nil || *r.Base != *b {
+			man.setBase(path, b)
+		}
+		if r := man.recs[path]; r != nil && r.Cur != nil && sameContent(r.Cur, b) {
+			delete(n.noDelta, path)
+		}
+	}
+	for _, l := range [][]fileMsg{p.locals, p.files, p.txts} {
+		for _, m := range l {
+			if !failed[m.Path] && m.Method != methodBase {
+				st.Files++
+			}
+		}
+	}
+	for _, d := range p.deletes {
+		if !failed[d.Path] {
+			st.Deleted++
+		}
+	}
+	if err := man.save(nil); err != nil {
+		return false, err
+	}
+	if r.Fatal != "" {
+		return false, &protocolError{fmt.Errorf("%w: %s (nothing was deleted)", ErrDiskFull, r.Fatal)}
+	}
+	return retry, nil
+}
+
+var errRetryFull = errors.New("retry whole")
+
+// failback takes back what the replica changed since the last sync, before the push can
+// overwrite it: adopted files, .conflict copies, voicemail merged under new numbers.
+func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner, st *RunStats) error {
+	trashDir := filepath.Join(n.cfg.StateDir, "trash", n.now().UTC().Format(trashLayout))
+	for _, d := range p.smkdirs {
+		r, rel, err := n.fs.resolve(d)
+		if err != nil {
+			return err
+		}
+		m := pl.view[d].Cur
+		if err := r.MkdirAll(rel, modeOf(m)); err == nil {
+			pl.resolved[d] = true
+		}
+	}
+	for _, f := range p.adopt {
+		if err := n.pull(pc, f, f, st); err != nil {
+			return err
+		}
+		pl.resolved[f] = true
+	}
+	for _, f := range p.sdeletes {
+		if err := n.fs.toTrash(f, trashDir); err != nil {
+			st.Errors = append(st.Errors, err.Error())
+			continue
+		}
+		pl.resolved[f] = true
+	}
+	for _, f := range p.conflicts {
+		dst := n.conflictName(f)
+		if err := n.pull(pc, f, dst, st); err != nil {
+			return err
+		}
+		pl.resolved[f] = true
+		st.Conflicts++
+		n.recordConflict(f, dst)
+		n.emit(Event{Kind: EventConflict, Path: n.fs.abs(dst),
+			Detail: fmt.Sprintf("%s was changed on both nodes; the peer's version is kept as %s", n.fs.abs(f), n.fs.abs(dst))})
+	}
+	groups := make([]string, 0, len(p.merges))
+	for g := range p.merges {
+		groups = append(groups, g)
+	}
+	slices.Sort(groups)
+	for _, g := range groups {
+		if err := n.mergeMessage(pc, g, pl, st); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// pull copies the replica's file from into this node's tree at to (temp, fsync, rename).
+func (n *Node) pull(pc *peerConn, from, to string, st *RunStats) error {
+	if err := pc.send(MsgPull, &pathMsg{Path: from}); err != nil {
+		return err
+	}
+	if err := pc.flush(); err != nil {
+		return err
+	}
+	t, b, err := pc.recv()
+	if err != nil {
+		return err
+	}
+	if t == MsgFileAbort {
+		st.Errors = append(st.Errors, "pull "+from+": not available on the peer")
+		return nil
+	}
+	if t != MsgFile {
+		return fmt.Errorf("%w: %d, want file", ErrFrameType, t)
+	}
+	var m fileMsg
+	if err := m.UnmarshalBinary(b); err != nil {
+		return err
+	}
+	if m.Path != from || m.Method != methodFull || m.Meta.Kind != KindFile {
+		return fmt.Errorf("%w: pulled %q, asked %q", ErrBadValue, m.Path, from)
+	}
+	f, tmp, err := n.fs.createTemp(to)
+	if err != nil {
+		_, _, rerr := recvData(pc, io.Discard, nil)
+		st.Errors = append(st.Errors, fmt.Sprintf("pull %s: %v", n.fs.abs(to), err))
+		return rerr
+	}
+	h := newContentHasher(m.Meta.Size)
+	end, werr, err := recvData(pc, f, h)
+	if err != nil {
+		n.fs.discardTemp(f, tmp, to)
+		return err
+	}
+	got, _ := h.finish()
+	if werr != nil || end == nil || got != end.Hash || got != m.Meta.Hash {
+		n.fs.discardTemp(f, tmp, to)
+		st.Errors = append(st.Errors, fmt.Sprintf("pull %s: incomplete", n.fs.abs(to)))
+		return nil
+	}
+	if _, err := n.fs.commitTemp(f, tmp, to, &m.Meta); err != nil {
+		n.fs.discardTemp(f, tmp, to)
+		st.Errors = append(st.Errors, fmt.Sprintf("pull %s: %v", n.fs.abs(to), err))
+		return nil
+	}
+	f.Close()
+	i, rel := splitWirePath(to)
+	d := path.Dir(rel)
+	if d == "." {
+		d = ""
+	}
+	_ = n.fs.fsyncDir(i, d)
+	st.Pulled++
+	return nil
+}
+
+func (n *Node) conflictName(wp string) string {
+	for k := 1; ; k++ {
+		c := wp + ".conflict"
+		if k > 1 {
+			c = fmt.Sprintf("%s.conflict%d", wp, k)
+		}
+		if r, rel, err := n.fs.resolve(c); err == nil {
+			if _, err := r.Lstat(rel); err != nil {
+				return c
+			}
+		}
+	}
+}
+
+func (n *Node) recordConflict(orig, copyPath string) {
+	rec, _ := json.Marshal(map[string]string{"at": n.now().UTC().Format(time.RFC3339), "path": n.fs.abs(orig), "peer_copy": n.fs.abs(copyPath)})
+	f, err := os.OpenFile(filepath.Join(n.cfg.StateDir, "conflicts.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.Write(append(rec, '\n'))
+}
+
+// mergeMessage places a voicemail message the replica recorded (group "<folder>/msgNNNN")
+// into this node's folder under the first free message number, audio first and .txt last,
+// holding the folder's .lock as Asterisk does. A message whose audio already exists in this
+// node's mailbox is not copied twice.
+func (n *Node) mergeMessage(pc *peerConn, g string, pl *planner, st *RunStats) error {
+	var files []string
+	for p, v := range pl.view {
+		if v.Cur != nil && v.Cur.Kind == KindFile && strings.TrimSuffix(p, path.Ext(p)) == g {
+			files = append(files, p)
+		}
+	}
+	slices.SortFunc(files, func(a, b string) int {
+		ta, tb := strings.HasSuffix(a, ".txt"), strings.HasSuffix(b, ".txt")
+		if ta != tb {
+			if ta {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a, b)
+	})
+	folder := path.Dir(g)
+	mailbox := path.Dir(folder) + "/"
+	have := map[Hash]bool{}
+	for p, m := range pl.sCur {
+		if m.Kind == KindFile && strings.HasPrefix(p, mailbox) {
+			have[m.Hash] = true
+		}
+	}
+	dup := true
+	for _, f := range files {
+		if !strings.HasSuffix(f, ".txt") && !have[pl.view[f].Cur.Hash] {
+			dup = false
+		}
+	}
+	if dup {
+		for _, f := range files {
+			pl.resolved[f] = true
+		}
+		return nil
+	}
+	r, frel, err := n.fs.resolve(folder)
+	if err != nil {
+		return err
+	}
+	if err := r.MkdirAll(frel, 0o755); err != nil {
+		st.Errors = append(st.Errors, err.Error())
+		return nil
+	}
+	lock, err := r.OpenFile(path.Join(frel, ".lock"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		st.Skipped += len(files) // Asterisk holds the folder: merge on the next run
+		return nil
+	}
+	lock.Close()
+	defer r.Remove(path.Join(frel, ".lock"))
+	dir, err := r.Open(frel)
+	if err != nil {
+		return err
+	}
+	ents, err := dir.ReadDir(-1)
+	dir.Close()
+	if err != nil {
+		return err
+	}
+	used := map[int]bool{}
+	for _, e := range ents {
+		var k int
+		if msgRe.MatchString(e.Name()) {
+			fmt.Sscanf(e.Name()[3:7], "%d", &k)
+			used[k] = true
+		}
+	}
+	num := 0
+	for used[num] {
+		num++
+	}
+	if num > 9999 {
+		st.Errors = append(st.Errors, "mailbox folder "+n.fs.abs(folder)+" full: message not merged")
+		return nil
+	}
+	var dst string
+	for _, f := range files {
+		dst = fmt.Sprintf("%s/msg%04d%s", folder, num, path.Ext(f))
+		if err := n.pull(pc, f, dst, st); err != nil {
+			return err
+		}
+		pl.resolved[f] = true
+	}
+	n.emit(Event{Kind: EventMerged, Path: n.fs.abs(fmt.Sprintf("%s/msg%04d", folder, num)),
+		Detail: fmt.Sprintf("voicemail %s recorded on the peer merged as msg%04d", n.fs.abs(g), num)})
+	return nil
+}
