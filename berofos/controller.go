@@ -63,7 +63,7 @@ type ControllerConfig struct {
 	// Kick enables the bypass scenario: while SetHealthy(true) the controller keeps the
 	// device watchdog armed and kicks it every KickInterval (default 5s); when the node is
 	// unhealthy or the controller stops, kicks stop and the device falls back to A-D by
-	// itself after its wdogitime.
+	// itself after its wdogitime. While unhealthy, LinesToMe is not asserted either.
 	Kick         bool
 	KickInterval time.Duration
 
@@ -269,6 +269,13 @@ func (c *Controller) SetHealthy(ok bool) {
 	}
 }
 
+func drain(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+	}
+}
+
 func poke(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -295,6 +302,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.genCtx, c.genCancel = context.WithCancel(ctx)
 	c.mu.Unlock()
 
+	// Pokes from SetDesired and SetHealthy before Run are covered by the first pass.
+	for i := range c.wake {
+		drain(c.wake[i])
+		drain(c.kickWake[i])
+	}
 	var wg sync.WaitGroup
 	for i := range c.cfg.Devices {
 		w := &worker{c: c, i: i, dev: c.cfg.Devices[i], log: c.log.With("berofos", c.cfg.Devices[i].Name)}
@@ -365,6 +377,7 @@ func (w *worker) run(ctx context.Context) {
 		case err == nil:
 			backoff = 0
 			wait = w.c.cfg.PollInterval
+			w.update(func(s *DeviceStatus) { s.Failures = 0 })
 		case genCtx.Err() != nil:
 			continue // the desired state changed under us: start over at once
 		default:
@@ -426,6 +439,10 @@ func (w *worker) reconcile(genCtx context.Context, d Desired, gen uint64, health
 	if want < 0 {
 		return nil
 	}
+	if w.c.cfg.Kick && !healthy && d == LinesToMe {
+		// Bypass: an unhealthy node does not pull the lines back; the watchdog decides.
+		return nil
+	}
 	if mode == want {
 		if w.asserted != gen {
 			w.asserted = gen
@@ -477,7 +494,7 @@ func (w *worker) seen(cfg *ConfigTxt, d Desired) (int, error) {
 	}
 	now := time.Now()
 	w.update(func(s *DeviceStatus) {
-		s.Reachable, s.LastSeen, s.Failures = true, now, 0
+		s.Reachable, s.LastSeen = true, now
 		s.Mode, s.Watchdog = mode, ws
 		s.InPlace = s.WantMode >= 0 && mode == s.WantMode
 	})
@@ -527,12 +544,14 @@ func (w *worker) failed(genCtx context.Context, d Desired, err error, kind Event
 func (w *worker) kickLoop(ctx context.Context) {
 	t := time.NewTicker(w.c.cfg.KickInterval)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-w.c.kickWake[w.i]:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-w.c.kickWake[w.i]:
+			}
 		}
 		d, _, _, healthy := w.c.snapshot()
 		if !healthy {
