@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -28,6 +29,7 @@ type netlinkAddresser struct {
 	h      *netlink.Handle
 	link   netlink.Link
 	record string // state file path; empty: no crash recovery
+	bootID string
 	log    *slog.Logger
 
 	owned []netip.Prefix // installed by us, in installation order
@@ -37,9 +39,24 @@ var _ Addresser = (*netlinkAddresser)(nil)
 
 // addrRecord is the state file's content. Interface names the link the addresses were put on,
 // so that a record is never applied to a different link.
+// BootID is the kernel's boot_id: addresses do not survive a reboot, so a record from another
+// boot describes nothing that is still configured, and an address found after a reboot is
+// someone else's (the distribution's network configuration), never a leftover of ours.
 type addrRecord struct {
 	Interface string         `json:"interface"`
 	Addresses []netip.Prefix `json:"addresses"`
+	BootID    string         `json:"boot_id,omitempty"`
+}
+
+// bootIDPath is the kernel's random UUID for the current boot.
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+func readBootID() string {
+	b, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // recordPath names the state file of one virtual router on one interface.
@@ -51,7 +68,7 @@ func recordPath(dir, ifname string, vrid uint8) string {
 }
 
 func newNetlinkAddresser(h *netlink.Handle, link netlink.Link, record string, log *slog.Logger) *netlinkAddresser {
-	return &netlinkAddresser{h: h, link: link, record: record, log: log}
+	return &netlinkAddresser{h: h, link: link, record: record, bootID: readBootID(), log: log}
 }
 
 // present lists the IPv4 prefixes configured on the link.
@@ -155,7 +172,9 @@ func (a *netlinkAddresser) removeStale(h *netlink.Handle, allowed []string) erro
 	}
 	b, err := os.ReadFile(a.record)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		// First start: write an empty record now, so that a StateDir where it cannot be
+		// written fails Dial rather than the first takeover.
+		return a.save()
 	}
 	if err != nil {
 		return fmt.Errorf("vrrp: reading address record: %w", err)
@@ -169,6 +188,9 @@ func (a *netlinkAddresser) removeStale(h *netlink.Handle, allowed []string) erro
 	var errs []error
 	switch link, err := h.LinkByName(rec.Interface); {
 	case len(rec.Addresses) == 0:
+	case rec.BootID != a.bootID:
+		a.log.Info("address record is from an earlier boot; its addresses are long gone",
+			"record", a.record, "addresses", rec.Addresses)
 	case !slices.Contains(allowed, rec.Interface):
 		a.log.Warn("address record names another interface; leaving its addresses alone",
 			"record", a.record, "record_interface", rec.Interface, "addresses", rec.Addresses)
@@ -205,7 +227,7 @@ func (a *netlinkAddresser) save() error {
 	if a.record == "" {
 		return nil
 	}
-	rec := addrRecord{Interface: a.link.Attrs().Name, Addresses: a.owned}
+	rec := addrRecord{Interface: a.link.Attrs().Name, Addresses: a.owned, BootID: a.bootID}
 	if rec.Addresses == nil {
 		rec.Addresses = []netip.Prefix{}
 	}

@@ -51,7 +51,7 @@ func TestAddresserOwnership(t *testing.T) {
 	if !a.hasAddr(t, "vrt0", labVIP) || !a.hasAddr(t, "vrt0", foreign) {
 		t.Fatalf("after Add: %v", a.addrs(t, "vrt0"))
 	}
-	if diff := cmp.Diff(addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}}, readRecord(t, path), cmpPrefix); diff != "" {
+	if diff := cmp.Diff(addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}, BootID: readBootID()}, readRecord(t, path), cmpPrefix); diff != "" {
 		t.Errorf("record after Add (-want +got):\n%s", diff)
 	}
 	// Adding again is a no-op, not an error.
@@ -100,7 +100,7 @@ func TestAddresserRemovesStale(t *testing.T) {
 
 	dir := t.TempDir()
 	path := recordPath(dir, "vrt0", 51)
-	b0, _ := json.Marshal(addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{stale, gone}})
+	b0, _ := json.Marshal(addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{stale, gone}, BootID: readBootID()})
 	if err := os.WriteFile(path, b0, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +120,8 @@ func TestAddresserRemovesStale(t *testing.T) {
 	}
 }
 
-// A record naming a link this router would never use is not trusted, and a corrupt record
-// stops start-up instead of being guessed at.
+// A record naming a link this router would never use, or written before the last reboot, is
+// not acted on, and a corrupt record stops start-up instead of being guessed at.
 func TestAddresserRecordSafety(t *testing.T) {
 	a, b := newTestNS(t), newTestNS(t)
 	connect(t, a, "vrt0", labA, b, "vrt1", labB)
@@ -130,15 +130,24 @@ func TestAddresserRecordSafety(t *testing.T) {
 	path := filepath.Join(dir, "record.json")
 	ad := newNetlinkAddresser(a.h, a.link(t, "vrt0"), path, slog.New(slog.DiscardHandler))
 
-	b0, _ := json.Marshal(addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}})
-	if err := os.WriteFile(path, b0, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := ad.removeStale(a.h, []string{"eth9"}); err != nil {
-		t.Fatalf("removeStale: %v", err)
-	}
-	if !a.hasAddr(t, "vrt0", labVIP) {
-		t.Error("removed an address recorded for a link outside the allowed ones")
+	for _, tc := range []struct {
+		name    string
+		rec     addrRecord
+		allowed string
+	}{
+		{"another link", addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}, BootID: readBootID()}, "eth9"},
+		{"another boot", addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}, BootID: "0b0b0b0b-earlier-boot"}, "vrt0"},
+	} {
+		b0, _ := json.Marshal(tc.rec)
+		if err := os.WriteFile(path, b0, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := ad.removeStale(a.h, []string{tc.allowed}); err != nil {
+			t.Fatalf("%s: removeStale: %v", tc.name, err)
+		}
+		if !a.hasAddr(t, "vrt0", labVIP) {
+			t.Errorf("%s: removed an address on the strength of the record", tc.name)
+		}
 	}
 
 	if err := os.WriteFile(path, []byte(`{"interface": "vrt0", "addresses": [`), 0o600); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -27,6 +28,11 @@ func Dial(cfg Config) (_ *Router, err error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("vrid", cfg.VRID, "interface", cfg.Interface)
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+			return nil, fmt.Errorf("vrrp: StateDir: %w", err)
+		}
+	}
 
 	var closers []func() error
 	defer func() {

@@ -21,7 +21,7 @@ import (
 
 var nsCounter atomic.Uint32
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to create network namespaces")
@@ -34,7 +34,7 @@ type testNS struct {
 	h    *netlink.Handle
 }
 
-func newTestNS(t *testing.T) *testNS {
+func newTestNS(t testing.TB) *testNS {
 	t.Helper()
 	needRoot(t)
 	name := fmt.Sprintf("vrt-%d-%d", os.Getpid(), nsCounter.Add(1))
@@ -85,7 +85,7 @@ func newTestNS(t *testing.T) *testNS {
 
 // do runs fn on an OS thread that is inside the namespace: sockets, netlink handles and
 // /proc/sys/net files opened by fn belong to it.
-func (n *testNS) do(t *testing.T, fn func()) {
+func (n *testNS) do(t testing.TB, fn func()) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
@@ -116,7 +116,7 @@ func (n *testNS) do(t *testing.T, fn func()) {
 }
 
 // link returns the named link of the namespace.
-func (n *testNS) link(t *testing.T, name string) netlink.Link {
+func (n *testNS) link(t testing.TB, name string) netlink.Link {
 	t.Helper()
 	l, err := n.h.LinkByName(name)
 	if err != nil {
@@ -126,7 +126,7 @@ func (n *testNS) link(t *testing.T, name string) netlink.Link {
 }
 
 // addAddr configures p on the named link.
-func (n *testNS) addAddr(t *testing.T, ifname string, p netip.Prefix) {
+func (n *testNS) addAddr(t testing.TB, ifname string, p netip.Prefix) {
 	t.Helper()
 	if err := n.h.AddrAdd(n.link(t, ifname), netlinkAddr(p)); err != nil {
 		t.Fatalf("%s: adding %s to %s: %v", n.name, p, ifname, err)
@@ -134,7 +134,7 @@ func (n *testNS) addAddr(t *testing.T, ifname string, p netip.Prefix) {
 }
 
 // addrs lists the IPv4 prefixes on the named link, or nil when the link does not exist.
-func (n *testNS) addrs(t *testing.T, ifname string) []netip.Prefix {
+func (n *testNS) addrs(t testing.TB, ifname string) []netip.Prefix {
 	t.Helper()
 	l, err := n.h.LinkByName(ifname)
 	if err != nil {
@@ -153,13 +153,13 @@ func (n *testNS) addrs(t *testing.T, ifname string) []netip.Prefix {
 	return out
 }
 
-func (n *testNS) hasAddr(t *testing.T, ifname string, p netip.Prefix) bool {
+func (n *testNS) hasAddr(t testing.TB, ifname string, p netip.Prefix) bool {
 	return slices.Contains(n.addrs(t, ifname), p)
 }
 
 // connect joins a and b with a veth pair named ifA (in a) and ifB (in b), both up, with
 // addresses pa and pb.
-func connect(t *testing.T, a *testNS, ifA string, pa netip.Prefix, b *testNS, ifB string, pb netip.Prefix) {
+func connect(t testing.TB, a *testNS, ifA string, pa netip.Prefix, b *testNS, ifB string, pb netip.Prefix) {
 	t.Helper()
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: ifA},
@@ -182,14 +182,14 @@ func connect(t *testing.T, a *testNS, ifA string, pa netip.Prefix, b *testNS, if
 }
 
 // iface returns the net.Interface of a link of the namespace.
-func (n *testNS) iface(t *testing.T, name string) *net.Interface {
+func (n *testNS) iface(t testing.TB, name string) *net.Interface {
 	t.Helper()
 	return linkInterface(n.link(t, name))
 }
 
 // eventually polls cond every 5 ms until it holds or timeout passes, and returns how long it
 // took. It is for waiting on real kernels and real timers, not for asserting durations.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {

@@ -1,0 +1,126 @@
+package vrrp
+
+import (
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+func TestDialErrors(t *testing.T) {
+	a, b := newTestNS(t), newTestNS(t)
+	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	// A link that happens to carry the virtual-MAC link's name but is not ours.
+	foreign := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: vmacName(51)}, PeerName: "vrt9"}
+	if err := a.h.LinkAdd(foreign); err != nil {
+		t.Fatal(err)
+	}
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no interface", func(c *Config) { c.Interface = "" }, "Interface"},
+		{"unknown interface", func(c *Config) { c.Interface = "vrt-nope" }, `"vrt-nope"`},
+		{"primary not on interface", func(c *Config) { c.Primary = netip.MustParseAddr("192.0.2.9") }, "192.0.2.9 is not configured"},
+		{"state dir is a file", func(c *Config) { c.StateDir = notADir }, "StateDir"},
+		{"foreign link with the virtual-MAC name", func(c *Config) { c.VirtualMAC = true }, "refusing to touch it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := labConfig("vrt0", labA, 100, t.TempDir())
+			tc.mod(&cfg)
+			var err error
+			a.do(t, func() {
+				var r *Router
+				if r, err = Dial(cfg); err == nil {
+					r.Close()
+				}
+			})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Dial: %v; want an error mentioning %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := a.h.LinkByName(vmacName(51)); err != nil {
+		t.Errorf("the foreign %s is gone: %v", vmacName(51), err)
+	}
+}
+
+// Dial picks the interface's own address when Primary is unset, and Close releases what Dial
+// set up for a Router that never ran, the virtual-MAC link included.
+func TestDialDefaultsAndClose(t *testing.T) {
+	a, b := newTestNS(t), newTestNS(t)
+	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	a.addAddr(t, "vrt0", labVIP) // a virtual address is never taken for the primary one
+	cfg := labConfig("vrt0", netip.Prefix{}, 100, t.TempDir())
+	cfg.VirtualIPs = []netip.Prefix{labVIP}
+	cfg.VirtualMAC = true
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	var r *Router
+	var err error
+	a.do(t, func() { r, err = Dial(cfg) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.cfg.Primary != labA.Addr() {
+		t.Errorf("Primary = %v, want %v", r.cfg.Primary, labA.Addr())
+	}
+	if r.cfg.GARPCount != DefaultGARPCount || r.cfg.GARPInterval != DefaultGARPInterval || r.cfg.AdvertInterval != DefaultAdvertInterval {
+		t.Errorf("defaults: %d GARPs every %v, adverts every %v", r.cfg.GARPCount, r.cfg.GARPInterval, r.cfg.AdvertInterval)
+	}
+	if _, err := a.h.LinkByName(vmacName(51)); err != nil {
+		t.Fatalf("no virtual-MAC link after Dial: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if _, err := a.h.LinkByName(vmacName(51)); err == nil {
+		t.Error("virtual-MAC link left after Close")
+	}
+	if !a.hasAddr(t, "vrt0", labVIP) {
+		t.Error("Close removed an address Dial did not add")
+	}
+}
+
+// BenchmarkAddresserAddRemove measures what a takeover and a release cost the Router on top
+// of the protocol: one Add and one Remove of a virtual address, each a netlink request and its
+// ACK, with or without the record written and fsynced to StateDir (under os.TempDir).
+func BenchmarkAddresserAddRemove(b *testing.B) {
+	for _, withRecord := range []bool{false, true} {
+		name := "no-record"
+		if withRecord {
+			name = "record"
+		}
+		b.Run(name, func(b *testing.B) {
+			a, peer := newTestNS(b), newTestNS(b)
+			connect(b, a, "vrt0", labA, peer, "vrt1", labB)
+			path := ""
+			if withRecord {
+				path = recordPath(b.TempDir(), "vrt0", 51)
+			}
+			ad := newNetlinkAddresser(a.h, a.link(b, "vrt0"), path, slog.New(slog.DiscardHandler))
+			vips := []netip.Prefix{labVIP}
+			var add time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if err := ad.Add(vips); err != nil {
+					b.Fatal(err)
+				}
+				add += time.Since(start)
+				if err := ad.Remove(vips); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(add.Microseconds())/float64(b.N), "add-µs/op")
+		})
+	}
+}
