@@ -223,7 +223,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	th := blake3.New(32, nil)
 	for _, p := range cfg.Paths {
-		th.Write([]byte(p))
+		// Last components only, in order: the nodes of a pair normally use identical paths,
+		// but a lab or a migration may place the trees elsewhere.
+		th.Write([]byte(filepath.Base(p)))
 		th.Write([]byte{0})
 	}
 	n := &Node{

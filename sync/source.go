@@ -84,8 +84,8 @@ func (n *Node) dial(ctx context.Context) (*peerConn, error) {
 }
 
 // runOnce performs one run; runMu is held.
-func (n *Node) runOnce(ctx context.Context) (RunStats, error) {
-	st := RunStats{Started: n.now()}
+func (n *Node) runOnce(ctx context.Context) (st RunStats, err error) {
+	st = RunStats{Started: n.now()}
 	wall := time.Now()
 	defer func() { st.Duration = time.Since(wall) }()
 	if n.conn == nil {
@@ -99,7 +99,6 @@ func (n *Node) runOnce(ctx context.Context) (RunStats, error) {
 	pc := n.conn
 	rx0, tx0 := pc.cnt.rx.Load(), pc.cnt.tx.Load()
 	stop := context.AfterFunc(ctx, func() { _ = pc.nc.SetDeadline(time.Unix(1, 0)) })
-	var err error
 	for round := 0; round < 2; round++ {
 		var retry bool
 		retry, err = n.sourceRun(ctx, pc, &st, round > 0)

@@ -1,0 +1,323 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	stdsync "sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// freePort returns a loopback address with a free ephemeral port.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type testNode struct {
+	*Node
+	root   string
+	trees  []string
+	state  string
+	mu     stdsync.Mutex
+	events []Event
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (tn *testNode) eventsOf(k EventKind) []Event {
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	var out []Event
+	for _, e := range tn.events {
+		if e.Kind == k {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (tn *testNode) path(tree int, rel string) string {
+	return filepath.Join(tn.trees[tree], filepath.FromSlash(rel))
+}
+
+// newPair starts two nodes on loopback; a is the source, b the replica.
+func newPair(t *testing.T, tweak func(a, b *Config)) (*testNode, *testNode) {
+	t.Helper()
+	dir := t.TempDir()
+	mk := func(name string) (*testNode, Config) {
+		tn := &testNode{root: filepath.Join(dir, name)}
+		tn.trees = []string{filepath.Join(tn.root, "etc"), filepath.Join(tn.root, "voicemail")}
+		tn.state = filepath.Join(tn.root, "state")
+		for _, p := range tn.trees {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tn, Config{Paths: tn.trees, StateDir: tn.state, Listen: freePort(t), Interval: "1h"}
+	}
+	a, ca := mk("a")
+	b, cb := mk("b")
+	fa, err := LocalFingerprint(a.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := LocalFingerprint(b.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.Peer, ca.PeerFingerprint = cb.Listen, fb
+	cb.Peer, cb.PeerFingerprint = ca.Listen, fa
+	if tweak != nil {
+		tweak(&ca, &cb)
+	}
+	for _, x := range []struct {
+		tn *testNode
+		c  Config
+	}{{a, ca}, {b, cb}} {
+		tn := x.tn
+		x.c.OnEvent = func(e Event) {
+			tn.mu.Lock()
+			tn.events = append(tn.events, e)
+			tn.mu.Unlock()
+		}
+		n, err := New(x.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn.Node = n
+		tn.start(t)
+	}
+	b.SetRole(RoleReplica)
+	a.SetRole(RoleSource)
+	// Becoming the source starts a run at once; let it finish so that tests count their own.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(a.eventsOf(EventRun)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no run after becoming source")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return a, b
+}
+
+func (tn *testNode) start(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	tn.cancel = cancel
+	tn.done = make(chan error, 1)
+	go func() { tn.done <- tn.Run(ctx) }()
+	// Wait until the listener is up.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", tn.cfg.Listen)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node did not start: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Cleanup(tn.stop)
+}
+
+func (tn *testNode) stop() {
+	if tn.cancel != nil {
+		tn.cancel()
+		<-tn.done
+		tn.cancel = nil
+	}
+}
+
+func writeFile(t *testing.T, name string, data []byte, mtime time.Time) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !mtime.IsZero() {
+		if err := os.Chtimes(name, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// treeDiff compares two trees (content, kind, mode, mtime of files, owner), ignoring what is
+// never replicated (tmp/ folders, .lock files).
+func treeDiff(a, b string) []string {
+	type ent struct {
+		kind  string
+		data  []byte
+		mode  fs.FileMode
+		mtime int64
+		uid   uint32
+	}
+	load := func(root string) map[string]ent {
+		out := map[string]ent{}
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || p == root {
+				return nil
+			}
+			rel, _ := filepath.Rel(root, p)
+			if d.IsDir() && d.Name() == "tmp" {
+				return filepath.SkipDir
+			}
+			if skipName(d.Name(), false) && !d.IsDir() {
+				return nil
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return nil
+			}
+			e := ent{mode: fi.Mode(), uid: fi.Sys().(*syscall.Stat_t).Uid}
+			switch {
+			case fi.IsDir():
+				e.kind = "dir"
+			case fi.Mode()&fs.ModeSymlink != 0:
+				e.kind = "link"
+				l, _ := os.Readlink(p)
+				e.data = []byte(l)
+			default:
+				e.kind = "file"
+				e.data, _ = os.ReadFile(p)
+				e.mtime = fi.ModTime().UnixNano()
+			}
+			out[rel] = e
+			return nil
+		})
+		return out
+	}
+	ea, eb := load(a), load(b)
+	var diffs []string
+	for k, x := range ea {
+		y, ok := eb[k]
+		switch {
+		case !ok:
+			diffs = append(diffs, "missing on replica: "+k)
+		case x.kind != y.kind || !bytes.Equal(x.data, y.data):
+			diffs = append(diffs, "content differs: "+k)
+		case x.kind != "link" && x.mode != y.mode:
+			diffs = append(diffs, fmt.Sprintf("mode differs: %s %v %v", k, x.mode, y.mode))
+		case x.mtime != y.mtime:
+			diffs = append(diffs, "mtime differs: "+k)
+		case x.uid != y.uid:
+			diffs = append(diffs, "owner differs: "+k)
+		}
+	}
+	for k := range eb {
+		if _, ok := ea[k]; !ok {
+			diffs = append(diffs, "extra on replica: "+k)
+		}
+	}
+	return diffs
+}
+
+func assertSame(t *testing.T, a, b *testNode) {
+	t.Helper()
+	for i := range a.trees {
+		if d := treeDiff(a.trees[i], b.trees[i]); len(d) > 0 {
+			if len(d) > 10 {
+				d = append(d[:10], "...")
+			}
+			t.Fatalf("tree %d differs:\n%s", i, strings.Join(d, "\n"))
+		}
+	}
+}
+
+func syncNow(t *testing.T, n *testNode) RunStats {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := n.SyncNow(ctx)
+	if err != nil {
+		t.Fatalf("SyncNow: %v (stats %+v)", err, st)
+	}
+	return st
+}
+
+func randBytes(seed, n int) []byte {
+	b := make([]byte, n)
+	x := uint64(seed)*0x9E3779B97F4A7C15 + 1
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[i] = byte(x)
+	}
+	return b
+}
+
+var old = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+
+func TestReplicateAndNoChange(t *testing.T) {
+	a, b := newPair(t, nil)
+	writeFile(t, a.path(0, "sip.conf"), []byte(strings.Repeat("[general]\ncontext=default\n", 200)), old)
+	writeFile(t, a.path(0, "sub/extensions.conf"), []byte("exten => 100,1,Dial(SIP/100)\n"), old)
+	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), randBytes(1, 300<<10), old)
+	writeFile(t, a.path(1, "default/100/INBOX/msg0000.txt"), []byte("[message]\norigmailbox=100\n"), old)
+	if err := os.Chmod(a.path(0, "sip.conf"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(a.path(1, "default/100/Old"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sip.conf", a.path(0, "sip-link.conf")); err != nil {
+		t.Fatal(err)
+	}
+	st := syncNow(t, a)
+	assertSame(t, a, b)
+	if st.Files < 5 || st.Duration <= 0 {
+		t.Errorf("initial run: %+v", st)
+	}
+
+	st = syncNow(t, a)
+	if st.Full || st.Files != 0 || st.BytesSent+st.BytesRecv > 2048 {
+		t.Errorf("no-change run: full=%v files=%d bytes=%d+%d, want incremental, 0 files, < 2 KB",
+			st.Full, st.Files, st.BytesSent, st.BytesRecv)
+	}
+
+	// Edit keeping size and mtime: the hash must notice it (ctime moved).
+	data := randBytes(1, 300<<10)
+	copy(data[1000:], []byte("edited in place"))
+	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), data, old)
+	if err := os.Remove(a.path(0, "sub/extensions.conf")); err != nil {
+		t.Fatal(err)
+	}
+	st = syncNow(t, a)
+	assertSame(t, a, b)
+	if st.FilesDelta != 1 || st.Deleted != 1 || st.Literal > 8<<10 {
+		t.Errorf("edit run: delta=%d deleted=%d literal=%d, want 1 delta of a few KB and 1 delete", st.FilesDelta, st.Deleted, st.Literal)
+	}
+	// The deleted file is in the replica's trash.
+	found := false
+	_ = filepath.WalkDir(filepath.Join(b.state, "trash"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "extensions.conf" {
+			found = true
+		}
+		return nil
+	})
+	if !found {
+		t.Error("deleted file not found in the replica's trash")
+	}
+	if s := a.Status(); !s.PeerConnected || s.LastError != "" || s.Runs != 4 {
+		t.Errorf("status: %+v", s)
+	}
+	if len(a.eventsOf(EventRun)) != 4 {
+		t.Errorf("run events: %d, want 4", len(a.eventsOf(EventRun)))
+	}
+}
