@@ -1,0 +1,236 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redundantd/redundantd/testlab"
+)
+
+func init() {
+	register("bench failover", "unplanned (SIGKILL) and planned (SIGTERM) failover times, redundantd vs keepalived", runBenchFailover)
+}
+
+// failoverSeries is the measured takeovers of one implementation in one mode.
+type failoverSeries struct {
+	impl    testlab.Impl
+	planned bool
+	runs    []time.Duration
+	theory  time.Duration
+}
+
+func (s failoverSeries) mode() string {
+	if s.planned {
+		return "planned (SIGTERM, from the priority-0 advert)"
+	}
+	return "unplanned (SIGKILL, from the last advert)"
+}
+
+func (s failoverSeries) median() time.Duration {
+	r := slices.Clone(s.runs)
+	slices.Sort(r)
+	if len(r) == 0 {
+		return 0
+	}
+	if len(r)%2 == 1 {
+		return r[len(r)/2]
+	}
+	return (r[len(r)/2-1] + r[len(r)/2]) / 2
+}
+
+func (s failoverSeries) worst() time.Duration { return slices.Max(s.runs) }
+func (s failoverSeries) best() time.Duration  { return slices.Min(s.runs) }
+
+func runBenchFailover(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench failover", flag.ContinueOnError)
+	runs := fs.Int("runs", 10, "failovers of each kind per implementation")
+	only := fs.String("impl", "both", "redundantd, keepalived or both")
+	verbose := fs.Bool("v", false, "print every failover as it is measured")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *runs < 1 {
+		return errors.New("bench failover: -runs must be at least 1")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("bench failover: the lab needs root (network namespaces)")
+	}
+	var impls []testlab.Impl
+	switch *only {
+	case "both":
+		impls = []testlab.Impl{testlab.Redundantd, testlab.Keepalived}
+	case "redundantd":
+		impls = []testlab.Impl{testlab.Redundantd}
+	case "keepalived":
+		impls = []testlab.Impl{testlab.Keepalived}
+	default:
+		return fmt.Errorf("bench failover: -impl %q: want redundantd, keepalived or both", *only)
+	}
+	if slices.Contains(impls, testlab.Keepalived) && testlab.KeepalivedPath() == "" {
+		fmt.Println("keepalived is not installed: measuring redundantd only (no reference)")
+		impls = slices.DeleteFunc(impls, func(i testlab.Impl) bool { return i == testlab.Keepalived })
+	}
+	if len(impls) == 0 {
+		return errors.New("bench failover: nothing to measure")
+	}
+	if slices.Contains(impls, testlab.Redundantd) {
+		if _, err := testlab.BuildBinary(ctx, testlab.RedundantdPkg); err != nil {
+			return err
+		}
+		defer testlab.RemoveBinaries()
+	}
+
+	lab, err := testlab.New(ctx, testlab.Options{Nodes: 2})
+	if err != nil {
+		return err
+	}
+	defer lab.Close()
+	vip := lab.DefaultVIP()
+	tl, err := lab.Record(ctx, vip.Addr())
+	if err != nil {
+		return err
+	}
+	cfg := testlab.VRRPConfig{VRID: 51, Priority: 100, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}}
+	fmt.Printf("failover benchmark: lab %s, 2 nodes, VRID %d, priority %d on both, adverts every %s, preempt off, %d runs of each kind\n",
+		lab.Name, cfg.VRID, cfg.Priority, cfg.AdvertInterval, *runs)
+	fmt.Println("times are from the reference advert seen on the bridge to the new Master's VIP appearing (netlink)")
+
+	var results []failoverSeries
+	for _, impl := range impls {
+		res, err := benchImpl(ctx, lab, tl, impl, cfg, *runs, *verbose)
+		if err != nil {
+			return fmt.Errorf("%s: %w", impl, err)
+		}
+		results = append(results, res...)
+	}
+	printFailoverResults(results)
+	return nil
+}
+
+// benchImpl runs the SIGKILL series then the SIGTERM series for one implementation, the two
+// nodes trading the Master role at each run, and stops both at the end.
+func benchImpl(ctx context.Context, lab *testlab.Lab, tl *testlab.Timeline, impl testlab.Impl, cfg testlab.VRRPConfig, runs int, verbose bool) ([]failoverSeries, error) {
+	fmt.Printf("\n%s: starting node1, then node2\n", impl)
+	master, err := lab.Node(1).StartRouter(ctx, impl, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := master.WaitState(ctx, "master"); err != nil {
+		return nil, err
+	}
+	backup, err := lab.Node(2).StartRouter(ctx, impl, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitQuietBackup(ctx, tl, backup, master, cfg.VRID); err != nil {
+		return nil, err
+	}
+	var out []failoverSeries
+	for _, planned := range []bool{false, true} {
+		s := failoverSeries{impl: impl, planned: planned}
+		fmt.Printf("  %s:", s.mode())
+		for i := 0; i < runs; i++ {
+			f, err := testlab.MeasureFailover(ctx, tl, master, backup, planned)
+			if err != nil {
+				return nil, err
+			}
+			if err := backup.WaitState(ctx, "master"); err != nil {
+				return nil, err
+			}
+			s.runs = append(s.runs, f.Elapsed())
+			s.theory = f.Theory()
+			if verbose {
+				fmt.Printf("\n    run %d: %s -> %s %s", i+1, f.From.Node.Name, f.To.Node.Name, ms(f.Elapsed()))
+			} else {
+				fmt.Printf(" %d", f.Elapsed().Round(time.Millisecond).Milliseconds())
+			}
+			// The stopped node returns as Backup (preempt off) and is the next Backup.
+			if err := master.Start(ctx); err != nil {
+				return nil, err
+			}
+			if err := waitQuietBackup(ctx, tl, master, backup, cfg.VRID); err != nil {
+				return nil, err
+			}
+			master, backup = backup, master
+		}
+		fmt.Println(" ms")
+		out = append(out, s)
+	}
+	for _, r := range []*testlab.Router{master, backup} {
+		if err := r.Term(ctx); err != nil {
+			return nil, fmt.Errorf("stopping %s: %w", r, err)
+		}
+	}
+	if h, err := lab.Holders(tl.VIP); err != nil || len(h) != 0 {
+		return nil, fmt.Errorf("after stopping %s the VIP is still held by %d nodes (%v)", impl, len(h), err)
+	}
+	return out, nil
+}
+
+// waitQuietBackup waits until b is Backup, holds no VIP, and an advert of m has been seen
+// after b reported Backup (so b's Master_Down timer runs from a real advert).
+func waitQuietBackup(ctx context.Context, tl *testlab.Timeline, b, m *testlab.Router, vrid uint8) error {
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := b.WaitState(wctx, "backup"); err != nil {
+		return err
+	}
+	if _, err := tl.WaitAdvert(wctx, time.Now(), "an advert of "+m.String(), testlab.From(m.Node, vrid)); err != nil {
+		return err
+	}
+	for {
+		ok, err := b.Node.HasAddr(tl.VIP)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("%s still holds the stale VIP after restarting", b)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func printFailoverResults(results []failoverSeries) {
+	fmt.Println()
+	fmt.Printf("%-11s %-46s %4s %8s %8s %8s %8s %8s\n", "impl", "failover", "runs", "best", "median", "worst", "RFC", "target")
+	for _, s := range results {
+		fmt.Printf("%-11s %-46s %4d %8s %8s %8s %8s %8s\n", s.impl, s.mode(), len(s.runs),
+			ms(s.best()), ms(s.median()), ms(s.worst()), ms(s.theory), ms(s.theory+20*time.Millisecond))
+	}
+	fmt.Println()
+	for _, s := range results {
+		if s.impl != testlab.Redundantd {
+			continue
+		}
+		target := s.theory + 20*time.Millisecond
+		verdict := "within target"
+		if s.worst() > target {
+			verdict = "MISSED target"
+		}
+		line := fmt.Sprintf("redundantd %s: worst %s vs target %s: %s", strings.SplitN(s.mode(), " ", 2)[0], ms(s.worst()), ms(target), verdict)
+		for _, k := range results {
+			if k.impl == testlab.Keepalived && k.planned == s.planned {
+				cmp := "not slower than keepalived"
+				if s.median() > k.median() || s.worst() > k.worst() {
+					cmp = "SLOWER than keepalived"
+				}
+				line += fmt.Sprintf("; median %s vs keepalived %s, worst %s vs %s: %s",
+					ms(s.median()), ms(k.median()), ms(s.worst()), ms(k.worst()), cmp)
+			}
+		}
+		fmt.Println(line)
+	}
+}
