@@ -39,6 +39,7 @@ func runDemo(ctx context.Context, args []string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("demo: the lab needs root (network namespaces); run it with sudo")
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	begin := time.Now()
@@ -59,13 +60,17 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	d.lab = lab
 	err = d.run(ctx)
-	if err != nil || *logs {
+	interrupted := parent.Err() != nil
+	if (err != nil && !interrupted) || *logs {
 		d.printLogs(err != nil)
 	}
 	cerr := lab.Close()
 	left, _ := lab.Namespaces()
+	if interrupted {
+		d.say("\ninterrupted: lab removed (%d namespaces left)\n", len(left))
+		return errors.Join(errors.New("demo interrupted"), cerr)
+	}
 	if err != nil {
-		// Ctrl-C (or the 90 s limit) cancels ctx; the lab is removed either way.
 		return errors.Join(err, cerr)
 	}
 	if cerr != nil {
