@@ -142,6 +142,7 @@ type Router struct {
 	closers []func() error // extra resources (Dial's macvlan, netlink handle), closed last
 
 	running   atomic.Bool
+	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 	prioWake  chan struct{}
@@ -266,9 +267,10 @@ func (r *Router) Status() Status {
 	return s
 }
 
-// SetPriority changes this node's priority, for a swap or for Passive mode. It is safe for
-// concurrent use and does not wait: the Run goroutine applies the newest value at once (or, if
-// Run has not started, right after it starts).
+// SetPriority changes this node's priority (1..255), for a swap or for Passive mode. It is
+// safe for concurrent use and does not wait: the Run goroutine applies the newest value at
+// once (or, if Run has not started, before it starts). A Master announces the new priority at
+// once. Priority 0 is ignored: to resign, cancel Run.
 func (r *Router) SetPriority(p uint8) {
 	r.mu.Lock()
 	r.pendingPrio, r.hasPending = p, true
@@ -286,6 +288,9 @@ func (r *Router) SetPriority(p uint8) {
 func (r *Router) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("vrrp: Router.Run called twice")
+	}
+	if r.closed.Load() {
+		return errors.New("vrrp: Router.Run called after Close")
 	}
 	inbox := make(chan Inbound, 16)
 	stop := make(chan struct{})
@@ -326,7 +331,12 @@ func (r *Router) Run(ctx context.Context) error {
 		case in := <-inbox:
 			r.step(r.m.Receive(time.Now(), in))
 		case <-timer.C:
-			r.step(r.m.Tick(time.Now()))
+			now := time.Now()
+			if late := now.Sub(r.m.Deadline()); late > 10*time.Millisecond {
+				// A starved process turns into a late takeover or late adverts; say so.
+				r.log.Warn("timer fired late", "late", late)
+			}
+			r.step(r.m.Tick(now))
 		case <-r.garpTimer.C:
 			r.announce()
 		case <-r.prioWake:
@@ -375,6 +385,10 @@ func (r *Router) applyPriority() {
 	r.hasPending = false
 	r.mu.Unlock()
 	if !ok {
+		return
+	}
+	if p == 0 {
+		r.log.Warn("ignoring priority 0: it is reserved for a resigning Master (cancel Run instead)")
 		return
 	}
 	r.log.Info("priority changed", "priority", p)
@@ -430,6 +444,7 @@ func (r *Router) transition(t Transition) {
 // install adds the virtual addresses and starts the gratuitous ARP burst once they are
 // confirmed: announcing an address this node cannot answer for would black-hole it.
 func (r *Router) install() error {
+	start := time.Now()
 	err := r.addrs.Add(r.cfg.VirtualIPs)
 	if err != nil {
 		r.installFailed, r.lastRetry = true, time.Now()
@@ -438,7 +453,7 @@ func (r *Router) install() error {
 	}
 	r.installFailed, r.removeFailed = false, false
 	r.held = true
-	r.log.Info("virtual addresses installed", "virtual_ips", r.cfg.VirtualIPs)
+	r.log.Info("virtual addresses installed", "virtual_ips", r.cfg.VirtualIPs, "took", time.Since(start))
 	r.garpLeft = r.cfg.GARPCount
 	r.announce()
 	return nil
@@ -520,6 +535,7 @@ func (r *Router) publish() {
 // Run installs them, and Run removes them before it returns.
 func (r *Router) Close() error {
 	r.closeOnce.Do(func() {
+		r.closed.Store(true)
 		errs := []error{r.conn.Close()}
 		for _, x := range []any{r.arp, r.addrs} {
 			if c, ok := x.(io.Closer); ok {
