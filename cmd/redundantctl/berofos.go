@@ -1,0 +1,523 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redundantd/redundantd/berofos"
+)
+
+func init() {
+	register("berofos", "drive berofos relay boxes (scan, get, set, show, kick, master, slave)",
+		func(ctx context.Context, args []string) int { return runBerofos(ctx, args, os.Stdout, os.Stderr) })
+}
+
+const berofosUsage = `usage: redundantctl berofos <command> [flags] [args]
+
+commands:
+  scan [-x] [-h host]      find devices (broadcast, or one host); -x writes bnfos.conf
+  get KEY...               print keys from the device's config.txt
+  set KEY=VALUE...         set keys, each confirmed by reading it back
+  show                     print every readable key
+  kick [-c] [-w SECONDS]   kick the watchdog once, or every SECONDS (default 2) with -c
+  master                   relay mode 1 (A-B) on every configured device, confirmed
+  slave                    relay mode 0 (A-D) on every configured device, confirmed
+
+flags (every command):
+  -conf PATH   bnfos.conf (default /etc/bnfos.conf)
+  -f fosN      device from bnfos.conf (default fos1)
+  -h HOST      device address (host or host:port) instead of bnfos.conf
+  -m MAC       device MAC (GBL4 commands)      -u USER:PASSWORD   HTTP login
+  -t SECONDS   timeout per request (default 3)  -json              machine-readable output
+
+keys: ` + "%s\n"
+
+// ctlFlags are the flags every berofos subcommand takes.
+type ctlFlags struct {
+	conf, name, host, mac, login string
+	timeout                      float64
+	udpPort                      int
+	json                         bool
+}
+
+func (f *ctlFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.conf, "conf", berofos.DefaultConfPath, "bnfos.conf `path`")
+	fs.StringVar(&f.name, "f", "fos1", "device `name` in bnfos.conf")
+	fs.StringVar(&f.host, "h", "", "device `host` or host:port (instead of bnfos.conf)")
+	fs.StringVar(&f.mac, "m", "", "device `mac`")
+	fs.StringVar(&f.login, "u", "", "HTTP login `user:password`")
+	fs.Float64Var(&f.timeout, "t", 3, "timeout per request in `seconds`")
+	fs.IntVar(&f.udpPort, "udp-port", 0, "GBL4 `port` (default 50123; for simulators)")
+	fs.BoolVar(&f.json, "json", false, "JSON output")
+}
+
+func (f *ctlFlags) client() *berofos.Client {
+	return berofos.NewClient(berofos.ClientOptions{Timeout: time.Duration(f.timeout * float64(time.Second))})
+}
+
+// device resolves the device the flags name: -h, or the -f section of bnfos.conf, with -m
+// and -u overriding its mac and login.
+func (f *ctlFlags) device() (berofos.Device, error) {
+	var d berofos.Device
+	if f.host != "" {
+		d = berofos.Device{Name: f.host, Host: f.host}
+	} else {
+		devs, err := berofos.LoadConf(f.conf)
+		if err != nil {
+			return d, err
+		}
+		if d, err = berofos.FindDevice(devs, f.name); err != nil {
+			return d, fmt.Errorf("%s: %w", f.conf, err)
+		}
+	}
+	if f.mac != "" {
+		mac, err := net.ParseMAC(f.mac)
+		if err != nil || len(mac) != 6 {
+			return d, fmt.Errorf("-m %q: want XX:XX:XX:XX:XX:XX", f.mac)
+		}
+		d.MAC = mac
+	}
+	if f.login != "" {
+		d.Login = f.login
+	}
+	d.UDPPort = f.udpPort
+	return d, nil
+}
+
+// cli carries a subcommand's output streams.
+type cli struct {
+	stdout, stderr io.Writer
+	json           bool
+}
+
+func (c *cli) fail(err error) int {
+	if c.json {
+		json.NewEncoder(c.stdout).Encode(map[string]string{"error": err.Error()})
+	}
+	fmt.Fprintln(c.stderr, "redundantctl berofos:", err)
+	return 1
+}
+
+func (c *cli) emitJSON(v any) {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func keyNames() string {
+	var names []string
+	for _, k := range berofos.Keys {
+		names = append(names, k.Name)
+	}
+	return strings.Join(names, " ")
+}
+
+func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-help" || args[0] == "--help" {
+		fmt.Fprintf(stderr, berofosUsage, keyNames())
+		return 2
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("berofos "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f ctlFlags
+	f.register(fs)
+	var write, continuous bool
+	var wait float64
+	switch sub {
+	case "scan":
+		fs.BoolVar(&write, "x", false, "write the devices found to bnfos.conf")
+	case "kick":
+		fs.BoolVar(&continuous, "c", false, "kick continuously")
+		fs.Float64Var(&wait, "w", 2, "`seconds` between kicks with -c")
+	case "get", "set", "show", "master", "slave":
+	default:
+		fmt.Fprintf(stderr, "redundantctl berofos: unknown command %q\n", sub)
+		fmt.Fprintf(stderr, berofosUsage, keyNames())
+		return 2
+	}
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2
+	}
+	c := &cli{stdout: stdout, stderr: stderr, json: f.json}
+	if sub != "get" && sub != "set" && len(positional) > 0 {
+		fmt.Fprintf(stderr, "redundantctl berofos %s: unexpected arguments %q\n", sub, positional)
+		return 2
+	}
+	switch sub {
+	case "scan":
+		return c.scan(ctx, &f, write)
+	case "get":
+		return c.get(ctx, &f, positional)
+	case "set":
+		return c.set(ctx, &f, positional)
+	case "show":
+		return c.show(ctx, &f)
+	case "kick":
+		return c.kick(ctx, &f, continuous, time.Duration(wait*float64(time.Second)))
+	case "master":
+		return c.mode(ctx, &f, 1)
+	case "slave":
+		return c.mode(ctx, &f, 0)
+	}
+	return 2
+}
+
+// parseInterleaved parses flags before, between and after positional arguments, so that
+// "get mode -f fos2" works as "get -f fos2 mode" does.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+type scanJSON struct {
+	Name     string `json:"name"`
+	MAC      string `json:"mac"`
+	IP       string `json:"ip"`
+	Netmask  string `json:"netmask"`
+	Gateway  string `json:"gateway"`
+	HTTPPort int    `json:"http_port"`
+	Firmware string `json:"firmware"`
+	FlashMod bool   `json:"flash_mode"`
+	DHCP     bool   `json:"dhcp"`
+	HTTPAuth bool   `json:"http_auth"`
+}
+
+func (c *cli) scan(ctx context.Context, f *ctlFlags, write bool) int {
+	cl := f.client()
+	defer cl.Close()
+	timeout := time.Duration(f.timeout * float64(time.Second))
+	replies, err := cl.Scan(ctx, f.host, f.udpPort, timeout)
+	if err != nil {
+		return c.fail(err)
+	}
+	// Keep the logins of devices already in bnfos.conf (matched by MAC).
+	var old []berofos.Device
+	if write {
+		if devs, err := berofos.LoadConf(f.conf); err == nil {
+			old = devs
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return c.fail(fmt.Errorf("%v (not overwritten)", err))
+		}
+	}
+	var out []scanJSON
+	var devs []berofos.Device
+	for i, r := range replies {
+		name := fmt.Sprintf("fos%d", i+1)
+		host := r.IP.String()
+		if r.HTTPPort != 80 && r.HTTPPort != 0 {
+			host = net.JoinHostPort(host, strconv.Itoa(int(r.HTTPPort)))
+		}
+		d := berofos.Device{Name: name, Host: host, MAC: r.MAC}
+		for _, o := range old {
+			if o.MAC.String() == r.MAC.String() {
+				d.Login = o.Login
+			}
+		}
+		devs = append(devs, d)
+		out = append(out, scanJSON{Name: name, MAC: strings.ToUpper(r.MAC.String()), IP: r.IP.String(),
+			Netmask: r.Netmask.String(), Gateway: r.Gateway.String(), HTTPPort: int(r.HTTPPort), Firmware: r.Firmware(),
+			FlashMod: r.DevMode != berofos.DevModeOperational, DHCP: r.Options&berofos.OptionDHCP != 0,
+			HTTPAuth: r.Options&berofos.OptionHTTPAuth != 0})
+	}
+	if write {
+		if len(devs) == 0 {
+			return c.fail(errors.New("no device answered; bnfos.conf not written"))
+		}
+		if err := berofos.WriteConf(f.conf, devs); err != nil {
+			return c.fail(err)
+		}
+	}
+	if c.json {
+		if out == nil {
+			out = []scanJSON{}
+		}
+		c.emitJSON(out)
+		return 0
+	}
+	if len(out) == 0 {
+		fmt.Fprintln(c.stdout, "no berofos answered")
+		return 0
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tMAC\tADDRESS\tGATEWAY\tPORT\tFIRMWARE\tMODE\tOPTIONS")
+	for _, s := range out {
+		mode := "operational"
+		if s.FlashMod {
+			mode = "flash"
+		}
+		var opts []string
+		if s.DHCP {
+			opts = append(opts, "dhcp")
+		}
+		if s.HTTPAuth {
+			opts = append(opts, "password")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.MAC, s.IP, s.Netmask, s.Gateway, s.HTTPPort,
+			s.Firmware, mode, strings.Join(opts, ","))
+	}
+	tw.Flush()
+	if write {
+		fmt.Fprintf(c.stdout, "wrote %s (%d devices)\n", f.conf, len(devs))
+	}
+	return 0
+}
+
+func (c *cli) get(ctx context.Context, f *ctlFlags, keys []string) int {
+	if len(keys) == 0 {
+		return c.fail(errors.New("get: name at least one key"))
+	}
+	for _, k := range keys {
+		if _, err := berofos.LookupKey(k); err != nil {
+			return c.fail(err)
+		}
+	}
+	d, err := f.device()
+	if err != nil {
+		return c.fail(err)
+	}
+	cl := f.client()
+	defer cl.Close()
+	cfg, err := cl.ReadConfig(ctx, d)
+	if err != nil {
+		return c.fail(err)
+	}
+	vals := map[string]string{}
+	for _, k := range keys {
+		v, err := cfg.Get(k)
+		if err != nil {
+			return c.fail(err)
+		}
+		vals[k] = v
+	}
+	if c.json {
+		c.emitJSON(vals)
+		return 0
+	}
+	for _, k := range keys {
+		if len(keys) == 1 {
+			fmt.Fprintln(c.stdout, vals[k])
+		} else {
+			fmt.Fprintf(c.stdout, "%s=%s\n", k, vals[k])
+		}
+	}
+	return 0
+}
+
+func (c *cli) set(ctx context.Context, f *ctlFlags, pairs []string) int {
+	if len(pairs) == 0 {
+		return c.fail(errors.New("set: give KEY=VALUE"))
+	}
+	type kv struct{ k, v string }
+	var sets []kv
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return c.fail(fmt.Errorf("set: %q: want KEY=VALUE", p))
+		}
+		key, err := berofos.LookupKey(k)
+		if err != nil {
+			return c.fail(err)
+		}
+		if _, err := key.Normalize(v); err != nil {
+			return c.fail(err)
+		}
+		sets = append(sets, kv{k, v})
+	}
+	d, err := f.device()
+	if err != nil {
+		return c.fail(err)
+	}
+	cl := f.client()
+	defer cl.Close()
+	type result struct {
+		Key       string `json:"key"`
+		Value     string `json:"value"`
+		Confirmed bool   `json:"confirmed"`
+		Error     string `json:"error,omitempty"`
+	}
+	var res []result
+	code := 0
+	for _, s := range sets {
+		key, _ := berofos.LookupKey(s.k)
+		v, _ := key.Normalize(s.v)
+		_, err := cl.Set(ctx, d, s.k, s.v)
+		r := result{Key: s.k, Value: v, Confirmed: err == nil && key.Verifiable()}
+		if err != nil {
+			r.Error, code = err.Error(), 1
+		}
+		res = append(res, r)
+		if !c.json {
+			switch {
+			case err != nil:
+				fmt.Fprintf(c.stderr, "redundantctl berofos: %v\n", err)
+			case key.Verifiable():
+				fmt.Fprintf(c.stdout, "%s: %s=%s (confirmed)\n", d, s.k, v)
+			default:
+				fmt.Fprintf(c.stdout, "%s: %s sent (the device does not report it back)\n", d, s.k)
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if c.json {
+		c.emitJSON(res)
+	}
+	return code
+}
+
+func (c *cli) show(ctx context.Context, f *ctlFlags) int {
+	d, err := f.device()
+	if err != nil {
+		return c.fail(err)
+	}
+	cl := f.client()
+	defer cl.Close()
+	cfg, err := cl.ReadConfig(ctx, d)
+	if err != nil {
+		return c.fail(err)
+	}
+	vals := cfg.Values()
+	if c.json {
+		m := map[string]string{}
+		for _, e := range vals {
+			m[e.Key] = e.Value
+		}
+		c.emitJSON(m)
+		return 0
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "# %s (%s)\n", d, d.Host)
+	for _, e := range vals {
+		k, _ := berofos.LookupKey(e.Key)
+		fmt.Fprintf(tw, "%s\t%s\t# %s\n", e.Key, e.Value, k.Help)
+	}
+	tw.Flush()
+	return 0
+}
+
+func (c *cli) kick(ctx context.Context, f *ctlFlags, continuous bool, every time.Duration) int {
+	d, err := f.device()
+	if err != nil {
+		return c.fail(err)
+	}
+	if len(d.MAC) != 6 {
+		return c.fail(fmt.Errorf("%s: kick needs the device's MAC (-m or mac = in %s)", d, f.conf))
+	}
+	cl := f.client()
+	defer cl.Close()
+	if !continuous {
+		if err := cl.Kick(ctx, d); err != nil {
+			return c.fail(err)
+		}
+		if c.json {
+			c.emitJSON(map[string]any{"device": d.String(), "kicked": true})
+		} else {
+			fmt.Fprintf(c.stdout, "%s: watchdog kicked\n", d)
+		}
+		return 0
+	}
+	if every <= 0 {
+		return c.fail(errors.New("kick: -w must be positive"))
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failed := false
+	for {
+		err := cl.Kick(ctx, d)
+		switch {
+		case ctx.Err() != nil:
+			return 0
+		case err != nil:
+			fmt.Fprintf(c.stderr, "redundantctl berofos: %v\n", err)
+			failed = true
+		case failed:
+			fmt.Fprintf(c.stdout, "%s: kicks answered again\n", d)
+			failed = false
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-t.C:
+		}
+	}
+}
+
+// mode is master/slave: every device in bnfos.conf (or the one -h names), confirmed.
+func (c *cli) mode(ctx context.Context, f *ctlFlags, mode int) int {
+	var devs []berofos.Device
+	if f.host != "" {
+		d, err := f.device()
+		if err != nil {
+			return c.fail(err)
+		}
+		devs = []berofos.Device{d}
+	} else {
+		var err error
+		if devs, err = berofos.LoadConf(f.conf); err != nil {
+			return c.fail(err)
+		}
+		if len(devs) == 0 {
+			return c.fail(fmt.Errorf("%s lists no device", f.conf))
+		}
+		for i := range devs {
+			devs[i].UDPPort = f.udpPort
+		}
+	}
+	cl := f.client()
+	defer cl.Close()
+	results := cl.ApplyMode(ctx, devs, mode)
+	type result struct {
+		Device  string `json:"device"`
+		Mode    int    `json:"mode"`
+		Changed bool   `json:"changed"`
+		OK      bool   `json:"ok"`
+		Error   string `json:"error,omitempty"`
+	}
+	var out []result
+	code := 0
+	for _, r := range results {
+		res := result{Device: r.Device, Mode: r.Mode, Changed: r.Changed, OK: r.Err == nil}
+		if r.Err != nil {
+			res.Error, code = r.Err.Error(), 1
+		}
+		out = append(out, res)
+	}
+	if c.json {
+		c.emitJSON(out)
+		return code
+	}
+	names := map[int]string{0: "A-D", 1: "A-B"}
+	for _, r := range out {
+		switch {
+		case !r.OK:
+			fmt.Fprintf(c.stderr, "%s: NOT switched to mode %d (%s): %s\n", r.Device, mode, names[mode], r.Error)
+		case r.Changed:
+			fmt.Fprintf(c.stdout, "%s: switched to mode %d (%s), confirmed\n", r.Device, mode, names[mode])
+		default:
+			fmt.Fprintf(c.stdout, "%s: already in mode %d (%s)\n", r.Device, mode, names[mode])
+		}
+	}
+	return code
+}

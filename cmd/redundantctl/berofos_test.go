@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/redundantd/redundantd/berofos"
+	"github.com/redundantd/redundantd/testlab/fossim"
+)
+
+type simDev struct {
+	sim     *fossim.Sim
+	dev     berofos.Device
+	udpPort int
+}
+
+// startSims runs n simulated devices on loopback and writes a bnfos.conf naming them.
+func startSims(t *testing.T, n int, cfg func(i int) fossim.Config) ([]simDev, string) {
+	t.Helper()
+	var out []simDev
+	var devs []berofos.Device
+	for i := range n {
+		c := cfg(i)
+		if c.MAC == nil {
+			c.MAC = net.HardwareAddr{0, 0x19, 0x32, 0, 0x12, byte(0x1D + i)}
+		}
+		sim, err := fossim.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- sim.Run(ctx, ln, pc) }()
+		t.Cleanup(func() { cancel(); <-done })
+		d := berofos.Device{Name: fmt.Sprintf("fos%d", i+1), Host: ln.Addr().String(), MAC: c.MAC}
+		if c.Password != "" {
+			d.Login = "admin:" + c.Password
+		}
+		devs = append(devs, d)
+		out = append(out, simDev{sim: sim, dev: d, udpPort: pc.LocalAddr().(*net.UDPAddr).Port})
+	}
+	conf := filepath.Join(t.TempDir(), "bnfos.conf")
+	if err := berofos.WriteConf(conf, devs); err != nil {
+		t.Fatal(err)
+	}
+	return out, conf
+}
+
+func ctl(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = runBerofos(t.Context(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestBerofosMasterSlave(t *testing.T) {
+	sims, conf := startSims(t, 2, func(i int) fossim.Config {
+		return fossim.Config{Password: []string{"", "secret"}[i], Settings: map[string]string{"modedef": "0"}}
+	})
+	code, out, errOut := ctl(t, "master", "-conf", conf)
+	if code != 0 {
+		t.Fatalf("master: exit %d\n%s%s", code, out, errOut)
+	}
+	want := "fos1: switched to mode 1 (A-B), confirmed\nfos2: switched to mode 1 (A-B), confirmed\n"
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("master output (-want +got):\n%s", diff)
+	}
+	for i, s := range sims {
+		if s.sim.Mode() != 1 {
+			t.Errorf("fos%d mode %d", i+1, s.sim.Mode())
+		}
+	}
+	code, out, _ = ctl(t, "master", "-conf", conf)
+	if code != 0 || !strings.Contains(out, "fos1: already in mode 1") || len(sims[0].sim.Sets()) != 1 {
+		t.Errorf("second master: exit %d, %q, %d sets", code, out, len(sims[0].sim.Sets()))
+	}
+	// fos2 does not take the set: slave fails with a non-zero exit, fos1 still switches.
+	sims[1].sim.SetIgnoreSets(true)
+	code, out, errOut = ctl(t, "slave", "-conf", conf, "-json")
+	if code != 1 {
+		t.Errorf("slave with a stuck device: exit %d, want 1", code)
+	}
+	var res []struct {
+		Device  string
+		Mode    int
+		Changed bool
+		OK      bool
+		Error   string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("-json output %q: %v", out, err)
+	}
+	if len(res) != 2 || !res[0].OK || !res[0].Changed || res[0].Mode != 0 || res[1].OK || !strings.Contains(res[1].Error, "did not take") {
+		t.Errorf("slave results %+v (stderr %q)", res, errOut)
+	}
+	if sims[0].sim.Mode() != 0 || sims[1].sim.Mode() != 1 {
+		t.Errorf("modes %d %d", sims[0].sim.Mode(), sims[1].sim.Mode())
+	}
+}
+
+func TestBerofosGetSetShowKick(t *testing.T) {
+	sims, conf := startSims(t, 2, func(i int) fossim.Config { return fossim.Config{} })
+	s := sims[1]
+	udp := fmt.Sprint(s.udpPort)
+	code, out, errOut := ctl(t, "set", "-conf", conf, "-f", "fos2", "mode=0", "hostname=lab fos")
+	if code != 0 || out != "fos2: mode=0 (confirmed)\nfos2: hostname=lab fos (confirmed)\n" {
+		t.Errorf("set: exit %d %q %q", code, out, errOut)
+	}
+	code, out, _ = ctl(t, "get", "mode", "-conf", conf, "-f", "fos2")
+	if code != 0 || out != "0\n" {
+		t.Errorf("get mode: exit %d %q", code, out)
+	}
+	code, out, _ = ctl(t, "get", "-conf", conf, "-f", "fos2", "-json", "mode", "hostname")
+	if code != 0 || strings.Join(strings.Fields(out), "") != `{"hostname":"labfos","mode":"0"}` {
+		t.Errorf("get -json: exit %d %q", code, out)
+	}
+	code, out, _ = ctl(t, "show", "-h", s.dev.Host)
+	if code != 0 || !strings.Contains(out, "hostname   lab fos") || !strings.Contains(out, "wdogstate  0") {
+		t.Errorf("show: exit %d\n%s", code, out)
+	}
+	code, _, errOut = ctl(t, "set", "-conf", conf, "mode=2")
+	if code != 1 || !strings.Contains(errOut, "bad value for mode") {
+		t.Errorf("set mode=2: exit %d %q", code, errOut)
+	}
+	code, _, errOut = ctl(t, "get", "-conf", conf, "-f", "fos9", "mode")
+	if code != 1 || !strings.Contains(errOut, "no device [fos9]") {
+		t.Errorf("get from a missing device: exit %d %q", code, errOut)
+	}
+	code, out, errOut = ctl(t, "kick", "-conf", conf, "-f", "fos2", "-udp-port", udp)
+	if code != 0 || out != "fos2: watchdog kicked\n" || s.sim.Kicks() != 1 {
+		t.Errorf("kick: exit %d %q %q, %d kicks", code, out, errOut, s.sim.Kicks())
+	}
+	// -c kicks until interrupted.
+	ctx, cancel := context.WithCancel(t.Context())
+	var o, e bytes.Buffer
+	done := make(chan int)
+	go func() { done <- runBerofos(ctx, []string{"kick", "-conf", conf, "-f", "fos2", "-udp-port", udp, "-c", "-w", "0.05"}, &o, &e) }()
+	for s.sim.Kicks() < 4 {
+		select {
+		case <-done:
+			t.Fatalf("kick -c returned: %q", e.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("kick -c exit %d", code)
+	}
+}
+
+func TestBerofosScanWritesConf(t *testing.T) {
+	sims, _ := startSims(t, 1, func(i int) fossim.Config { return fossim.Config{Password: "pw"} })
+	s := sims[0]
+	conf := filepath.Join(t.TempDir(), "bnfos.conf")
+	// An existing entry for the same MAC keeps its login.
+	if err := os.WriteFile(conf, []byte("[fos1]\nmac = 00:19:32:00:12:1D\nhost = 192.0.2.99\nlogin = admin:pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := ctl(t, "scan", "-x", "-h", "127.0.0.1", "-udp-port", fmt.Sprint(s.udpPort), "-conf", conf, "-t", "1")
+	if code != 0 {
+		t.Fatalf("scan: exit %d %q", code, errOut)
+	}
+	if !strings.Contains(out, "00:19:32:00:12:1D") || !strings.Contains(out, "192.0.2.10/255.255.255.0") || !strings.Contains(out, "password") {
+		t.Errorf("scan output:\n%s", out)
+	}
+	devs, err := berofos.LoadConf(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(s.dev.Host)
+	want := []berofos.Device{{Name: "fos1", MAC: s.dev.MAC, Host: "192.0.2.10:" + port, Login: "admin:pw"}}
+	if diff := cmp.Diff(want, devs); diff != "" {
+		t.Errorf("bnfos.conf (-want +got):\n%s", diff)
+	}
+	code, out, _ = ctl(t, "scan", "-json", "-h", "127.0.0.1", "-udp-port", fmt.Sprint(s.udpPort+1), "-t", "0.2")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("scan of a silent port: exit %d %q", code, out)
+	}
+}
