@@ -152,7 +152,9 @@ func TestBerofosGetSetShowKick(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var o, e bytes.Buffer
 	done := make(chan int)
-	go func() { done <- runBerofos(ctx, []string{"kick", "-conf", conf, "-f", "fos2", "-udp-port", udp, "-c", "-w", "0.05"}, &o, &e) }()
+	go func() {
+		done <- runBerofos(ctx, []string{"kick", "-conf", conf, "-f", "fos2", "-udp-port", udp, "-c", "-w", "0.05"}, &o, &e)
+	}()
 	for s.sim.Kicks() < 4 {
 		select {
 		case <-done:
