@@ -83,8 +83,9 @@ func (c *fakeConn) Close() error {
 }
 
 type fakeAddresser struct {
-	j        *journal
-	failAdds int // the next failAdds calls to Add fail
+	j           *journal
+	failAdds    int // the next failAdds calls to Add fail
+	failRemoves int // the next failRemoves calls to Remove fail
 }
 
 func (a *fakeAddresser) Add(vips []netip.Prefix) error {
@@ -98,6 +99,11 @@ func (a *fakeAddresser) Add(vips []netip.Prefix) error {
 }
 
 func (a *fakeAddresser) Remove(vips []netip.Prefix) error {
+	if a.failRemoves > 0 {
+		a.failRemoves--
+		a.j.add("remove %v failed", vips)
+		return errors.New("netlink: no buffer space available")
+	}
 	a.j.add("remove %v", vips)
 	return nil
 }
@@ -494,6 +500,55 @@ func TestRouterRetriesFailedInstall(t *testing.T) {
 			t.Errorf("events %+v: want the takeover to carry the Add error", g.events)
 		}
 		g.mu.Unlock()
+		g.stop()
+	})
+}
+
+// A failed Remove leaves a Backup holding the VIP beside the new Master: it is retried once
+// per advertisement interval until it succeeds.
+func TestRouterRetriesFailedRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, rtConfig())
+		g.addrs.failRemoves = 1
+		g.start()
+		rtSleep(rtDown100 + time.Second)
+		g.take()
+		g.deliver(rtAdvert(t, rtPeer, 200, rtVIP))
+		g.expect("4.609375s remove [192.0.2.100/24] failed", "4.609375s event master->backup")
+		// Retries ride on the next step at least an interval later: the Master's adverts.
+		rtSleep(500 * time.Millisecond)
+		g.deliver(rtAdvert(t, rtPeer, 200, rtVIP))
+		g.expect()
+		rtSleep(500 * time.Millisecond)
+		g.deliver(rtAdvert(t, rtPeer, 200, rtVIP))
+		g.expect("5.609375s remove [192.0.2.100/24]")
+		g.stop()
+		g.expect("5.609375s event backup->initialize", "5.609375s conn closed")
+	})
+}
+
+// Status and SetPriority may be called from any goroutine while Run works (run with -race).
+func TestRouterConcurrentUse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, rtConfig())
+		g.start()
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				for j := range 50 {
+					g.r.SetPriority(uint8(100 + i + j))
+					s := g.r.Status()
+					s.Dropped["mine"]++ // a snapshot is the caller's to modify
+					s.VirtualIPs = append(s.VirtualIPs, rtVIP2)
+					time.Sleep(10 * time.Millisecond)
+				}
+			})
+		}
+		wg.Wait()
+		synctest.Wait()
+		if s := g.r.Status(); s.Dropped["mine"] != 0 || len(s.VirtualIPs) > 1 {
+			t.Errorf("a caller's changes to a snapshot leaked into the Router: %+v", s)
+		}
 		g.stop()
 	})
 }
