@@ -21,7 +21,7 @@ func (s *Sim) emitLocked(codes ...int) {
 	for _, c := range codes {
 		msg := fmt.Sprintf("berofos:%02d: %s", c, syslogText[c])
 		s.messages = append(s.messages, msg)
-		s.log.Debug("fossim: syslog", "msg", msg)
+		s.log.Info("fossim: syslog", "line", msg)
 		if s.vals["3_log"] != "1" || s.udp == nil {
 			continue
 		}
