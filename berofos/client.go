@@ -448,7 +448,8 @@ func (c *Client) Flash(ctx context.Context, d Device, image []byte, progress fun
 
 // Scan asks devices to identify themselves. With host "" the request is broadcast to
 // 255.255.255.255 and replies are collected until timeout; with a host, Scan returns as soon
-// as that host answered. port 0 means 50123. Replies are deduplicated by MAC, in arrival order.
+// as that host answered. port 0 means 50123. Replies are deduplicated by MAC, in arrival order;
+// replies whose hardware magic is not a berofos's (0x0050, 0x00BB) are ignored.
 func (c *Client) Scan(ctx context.Context, host string, port int, timeout time.Duration) ([]ScanReply, error) {
 	if timeout <= 0 {
 		timeout = c.opt.Timeout
@@ -478,6 +479,11 @@ func (c *Client) Scan(ctx context.Context, host string, port int, timeout time.D
 				return false // our own broadcast request, looped back
 			}
 			c.log.Debug("gbl4: bad scan reply ignored", "from", src, "err", err)
+			return false
+		}
+		if r.HWMagic != HWMagic1 && r.HWMagic != HWMagic2 {
+			// Another beroNet product speaking GBL4 (bnfos filters the same way).
+			c.log.Debug("gbl4: scan reply from a device that is not a berofos ignored", "from", src, "hwmagic", r.HWMagic)
 			return false
 		}
 		if !seen[r.MAC.String()] {
