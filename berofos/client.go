@@ -361,13 +361,13 @@ func (c *Client) Ping(ctx context.Context, d Device) error {
 }
 
 // result sends a request answered by a Result for d's MAC (netconf, reset).
-func (c *Client) result(ctx context.Context, d Device, req []byte, cmd Cmd) error {
+func (c *Client) result(ctx context.Context, d Device, req []byte, cmd Cmd, timeout time.Duration) error {
 	dst, err := udpTarget(ctx, d)
 	if err != nil {
 		return err
 	}
 	var res Result
-	err = c.exchange(ctx, dst, req, c.opt.Timeout, func(_ netip.Addr, b []byte) bool {
+	err = c.exchange(ctx, dst, req, timeout, func(_ netip.Addr, b []byte) bool {
 		var r Result
 		if r.UnmarshalBinary(b) != nil || r.Cmd != cmd || !macEqual(r.MAC, d.MAC) {
 			return false
@@ -376,7 +376,7 @@ func (c *Client) result(ctx context.Context, d Device, req []byte, cmd Cmd) erro
 		return true
 	})
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return fmt.Errorf("%w: %s: %v unanswered within %v (is the device in flash mode?)", ErrNoReply, d, cmd, c.opt.Timeout)
+		return fmt.Errorf("%w: %s: %v unanswered within %v (is the device in flash mode?)", ErrNoReply, d, cmd, timeout)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %v: %w", d, cmd, err)
@@ -387,13 +387,17 @@ func (c *Client) result(ctx context.Context, d Device, req []byte, cmd Cmd) erro
 	return nil
 }
 
-// Reset restarts a device in flash mode.
+// ResetTimeout is how long a reset may take to be answered (bnfos waits 8s).
+const ResetTimeout = 8 * time.Second
+
+// Reset restarts a device in flash mode; it waits up to the longer of the client's timeout
+// and ResetTimeout for the answer.
 func (c *Client) Reset(ctx context.Context, d Device) error {
 	req, err := c.macRequest(d, CmdReset)
 	if err != nil {
 		return err
 	}
-	return c.result(ctx, d, req, CmdReset)
+	return c.result(ctx, d, req, CmdReset, max(c.opt.Timeout, ResetTimeout))
 }
 
 // Netconf writes the network configuration of a device in flash mode (n.MAC is taken from d).
@@ -406,7 +410,7 @@ func (c *Client) Netconf(ctx context.Context, d Device, n Netconf) error {
 	if err != nil {
 		return err
 	}
-	return c.result(ctx, d, req, CmdNetconf)
+	return c.result(ctx, d, req, CmdNetconf, c.opt.Timeout)
 }
 
 // Flash writes a firmware image to a device in flash mode: the prepare request, then each
