@@ -3,6 +3,7 @@ package testlab
 import (
 	"context"
 	"errors"
+	"flag"
 	"net"
 	"net/netip"
 	"os"
@@ -20,6 +21,14 @@ import (
 var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
 
 func TestMain(m *testing.M) {
+	// The lab tests spend their time waiting for RFC timers, not on the CPU: unless -parallel
+	// was given, run them all at once rather than GOMAXPROCS at a time.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "16")
+	}
 	code := m.Run()
 	RemoveBinaries()
 	os.Exit(code)
