@@ -81,12 +81,24 @@ func (s *sigs) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
+// weakSum computes the rolling sum of a block; b = sum over j of the prefix sums of a, which is
+// the same as sum (l-i) x_i without a multiplication per byte.
 func weakSum(p []byte) uint32 {
 	var a, b uint32
-	l := uint32(len(p))
-	for i, x := range p {
+	for len(p) >= 4 {
+		a += uint32(p[0])
+		b += a
+		a += uint32(p[1])
+		b += a
+		a += uint32(p[2])
+		b += a
+		a += uint32(p[3])
+		b += a
+		p = p[4:]
+	}
+	for _, x := range p {
 		a += uint32(x)
-		b += (l - uint32(i)) * uint32(x)
+		b += a
 	}
 	return (a & 0xffff) | (b&0xffff)<<16
 }
@@ -215,11 +227,8 @@ func makeDelta(data []byte, s *sigs) []byte {
 	fresh := true
 	for full > 0 && i+bs <= n {
 		if fresh {
-			a, b = 0, 0
-			for j, x := range data[i : i+bs] {
-				a += uint32(x)
-				b += uint32(bs-j) * uint32(x)
-			}
+			w := weakSum(data[i : i+bs])
+			a, b = w&0xffff, w>>16
 			fresh = false
 		}
 		w := (a & 0xffff) | (b&0xffff)<<16

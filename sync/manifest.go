@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 	"lukechampine.com/blake3"
 )
 
@@ -91,6 +93,36 @@ type manifest struct {
 	peer  string // fingerprint of the peer that the bases refer to ("" = never synced)
 	dirty map[string]bool
 	owner bool // this process can keep ownership (root)
+
+	version uint64 // bumped on every change, keys the digest cache
+	digests map[digestKey]Hash
+}
+
+type digestKey struct {
+	version uint64
+	base    bool
+	owner   bool
+}
+
+func (m *manifest) markDirty(p string) {
+	m.dirty[p] = true
+	m.version++
+}
+
+// digest returns the digest of the current (or base) entries, cached until the next change.
+func (m *manifest) digest(base, owner bool) Hash {
+	k := digestKey{m.version, base, owner}
+	if h, ok := m.digests[k]; ok {
+		return h
+	}
+	var h Hash
+	if base {
+		h = digestOf(m.baseSet(), owner)
+	} else {
+		h = digestOf(m.curSet(), owner)
+	}
+	m.digests = map[digestKey]Hash{k: h}
+	return h
 }
 
 func openManifest(file string, trees []string) (*manifest, error) {
@@ -173,7 +205,7 @@ func (m *manifest) setPeer(fp string) {
 		for p, r := range m.recs {
 			if r.Base != nil {
 				r.Base = nil
-				m.dirty[p] = true
+				m.markDirty(p)
 			}
 		}
 	}
@@ -228,6 +260,11 @@ func (m *manifest) pruneSigs() error {
 }
 
 // scanResult is what one scan found besides the manifest update.
+// racyWindow: a file whose mtime or ctime is this close to the scan could still be modified
+// within the same timestamp tick (Linux file times advance by a jiffy, at most 10 ms) without
+// any stat field moving, so it is rehashed on the next scan.
+const racyWindow = 50 * time.Millisecond
+
 type scanResult struct {
 	Locked   map[string]bool // folders (wire paths) holding a .lock: skipped this run
 	Unstable map[string]bool // files that changed while being hashed
@@ -258,7 +295,7 @@ func (m *manifest) scan(now time.Time) scanResult {
 	for p, r := range m.recs {
 		if !seen[p] && r.Cur != nil {
 			r.Cur = nil
-			m.dirty[p] = true
+			m.markDirty(p)
 		}
 	}
 	return res
@@ -273,59 +310,56 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		}
 		return
 	}
-	ents, err := f.ReadDir(-1)
-	f.Close()
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
 	if err != nil {
 		res.Errors = append(res.Errors, fmt.Sprintf("read dir %s: %v", dir, err))
 	}
-	for _, de := range ents {
-		if de.Name() == ".lock" {
+	dfd := int(f.Fd())
+	for _, name := range names {
+		if name == ".lock" {
 			res.Locked[wirePath(ti, rel)] = true
 		}
 	}
-	for _, de := range ents {
-		name := de.Name()
-		isDir := de.IsDir()
-		if skipName(name, isDir) {
-			continue
-		}
-		crel := name
-		if rel != "" {
-			crel = rel + "/" + name
-		}
-		wp := wirePath(ti, crel)
-		if checkWirePath(wp) != nil {
-			res.Errors = append(res.Errors, fmt.Sprintf("unreplicable name %q", filepath.Join(root, crel)))
-			continue
-		}
-		full := filepath.Join(root, crel)
-		fi, err := os.Lstat(full)
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				res.Errors = append(res.Errors, err.Error())
+	prefix := strconv.Itoa(ti) + "/"
+	if rel != "" {
+		prefix += rel + "/"
+	}
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if !errors.Is(err, unix.ENOENT) {
+				res.Errors = append(res.Errors, fmt.Sprintf("stat %s: %v", filepath.Join(dir, name), err))
 			}
 			continue
 		}
-		st, _ := fi.Sys().(*syscall.Stat_t)
-		if st == nil {
+		ft := st.Mode & unix.S_IFMT
+		if skipName(name, ft == unix.S_IFDIR) {
 			continue
 		}
-		cur := Meta{Mode: uint32(fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)), UID: st.Uid, GID: st.Gid}
+		wp := prefix + name
+		crel := wp[len(strconv.Itoa(ti))+1:]
+		if checkWirePath(wp) != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("unreplicable name %q", filepath.Join(dir, name)))
+			continue
+		}
+		cur := Meta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
 		r := m.recs[wp]
-		switch {
-		case fi.IsDir():
+		switch ft {
+		case unix.S_IFDIR:
 			cur.Kind = KindDir
 			seen[wp] = true
-			m.update(wp, r, &cur, st, false)
+			m.update(wp, r, &cur, &st, false)
 			m.walk(ti, root, crel, now, seen, res)
 			continue
-		case fi.Mode()&fs.ModeSymlink != 0:
+		case unix.S_IFLNK:
+			full := filepath.Join(dir, name)
 			target, err := os.Readlink(full)
 			if err != nil {
 				res.Errors = append(res.Errors, err.Error())
 				continue
 			}
-			if !m.linkInside(filepath.Dir(full), target) {
+			if !m.linkInside(dir, target) {
 				res.Errors = append(res.Errors, fmt.Sprintf("symlink %s -> %s points outside the replicated trees: skipped", full, target))
 				continue
 			}
@@ -333,24 +367,24 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 			cur.Target = target
 			cur.Hash = hashBytes([]byte(target))
 			seen[wp] = true
-			m.update(wp, r, &cur, st, false)
+			m.update(wp, r, &cur, &st, false)
 			continue
-		case fi.Mode().IsRegular():
+		case unix.S_IFREG:
 		default:
 			continue // devices, fifos, sockets
 		}
 		cur.Kind = KindFile
-		cur.Size = fi.Size()
-		cur.Mtime = fi.ModTime().UnixNano()
+		cur.Size = st.Size
+		cur.Mtime = st.Mtim.Nano()
 		ctime := st.Ctim.Nano()
 		if r != nil && r.Cur != nil && !r.Racy && r.Cur.Kind == KindFile && r.Cur.Size == cur.Size &&
-			r.Cur.Mtime == cur.Mtime && r.Ino == st.Ino && r.Dev == uint64(st.Dev) && r.Ctime == ctime {
+			r.Cur.Mtime == cur.Mtime && r.Ino == st.Ino && r.Dev == st.Dev && r.Ctime == ctime {
 			cur.Hash = r.Cur.Hash
 			seen[wp] = true
-			m.update(wp, r, &cur, st, false)
+			m.update(wp, r, &cur, &st, false)
 			continue
 		}
-		h, sg, stable, err := hashFile(full, fi)
+		h, sg, stable, err := hashFile(filepath.Join(dir, name), &st)
 		res.Hashed++
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
@@ -370,24 +404,24 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 			res.Sigs[h] = sg
 		}
 		seen[wp] = true
-		racy := now.UnixNano()-cur.Mtime < int64(2*time.Second) || now.UnixNano()-ctime < int64(2*time.Second)
-		m.update(wp, r, &cur, st, racy)
+		racy := now.UnixNano()-cur.Mtime < int64(racyWindow) || now.UnixNano()-ctime < int64(racyWindow)
+		m.update(wp, r, &cur, &st, racy)
 	}
 }
 
-func (m *manifest) update(wp string, r *record, cur *Meta, st *syscall.Stat_t, racy bool) {
+func (m *manifest) update(wp string, r *record, cur *Meta, st *unix.Stat_t, racy bool) {
 	if r == nil {
 		r = &record{}
 		m.recs[wp] = r
 	}
 	ctime := st.Ctim.Nano()
-	if r.Cur != nil && *r.Cur == *cur && r.Ino == st.Ino && r.Dev == uint64(st.Dev) && r.Ctime == ctime && r.Racy == racy {
+	if r.Cur != nil && *r.Cur == *cur && r.Ino == st.Ino && r.Dev == st.Dev && r.Ctime == ctime && r.Racy == racy {
 		return
 	}
 	c := *cur
 	r.Cur = &c
-	r.Ino, r.Dev, r.Ctime, r.Racy = st.Ino, uint64(st.Dev), ctime, racy
-	m.dirty[wp] = true
+	r.Ino, r.Dev, r.Ctime, r.Racy = st.Ino, st.Dev, ctime, racy
+	m.markDirty(wp)
 }
 
 // linkInside reports whether a symlink target, resolved lexically from dir, stays inside one
@@ -410,22 +444,26 @@ func (m *manifest) linkInside(dir, target string) bool {
 }
 
 // hashFile hashes a file and reports whether it stayed unchanged while it was read.
-func hashFile(full string, before fs.FileInfo) (Hash, *sigs, bool, error) {
+func hashFile(full string, before *unix.Stat_t) (Hash, *sigs, bool, error) {
 	f, err := os.Open(full)
 	if err != nil {
 		return Hash{}, nil, false, err
 	}
 	defer f.Close()
-	c := newContentHasher(before.Size())
+	c := newContentHasher(before.Size)
 	if _, err := io.Copy(c, f); err != nil {
 		return Hash{}, nil, false, fmt.Errorf("read %s: %w", full, err)
 	}
-	after, err := f.Stat()
-	if err != nil {
+	var after unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
 		return Hash{}, nil, false, err
 	}
 	h, s := c.finish()
-	return h, s, sameStat(before, after) && c.n == after.Size(), nil
+	return h, s, sameUnixStat(before, &after) && c.n == after.Size, nil
+}
+
+func sameUnixStat(a, b *unix.Stat_t) bool {
+	return a.Size == b.Size && a.Mtim == b.Mtim && a.Ctim == b.Ctim && a.Ino == b.Ino && a.Dev == b.Dev
 }
 
 func sameStat(a, b fs.FileInfo) bool {
@@ -519,5 +557,5 @@ func (m *manifest) setBase(p string, b *Meta) {
 		c := *b
 		r.Base = &c
 	}
-	m.dirty[p] = true
+	m.markDirty(p)
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // freePort returns a loopback address with a free ephemeral port.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +54,7 @@ func (tn *testNode) path(tree int, rel string) string {
 }
 
 // newPair starts two nodes on loopback; a is the source, b the replica.
-func newPair(t *testing.T, tweak func(a, b *Config)) (*testNode, *testNode) {
+func newPair(t testing.TB, tweak func(a, b *Config)) (*testNode, *testNode) {
 	t.Helper()
 	dir := t.TempDir()
 	mk := func(name string) (*testNode, Config) {
@@ -113,7 +113,7 @@ func newPair(t *testing.T, tweak func(a, b *Config)) (*testNode, *testNode) {
 	return a, b
 }
 
-func (tn *testNode) start(t *testing.T) {
+func (tn *testNode) start(t testing.TB) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tn.cancel = cancel
 	tn.done = make(chan error, 1)
@@ -142,7 +142,7 @@ func (tn *testNode) stop() {
 	}
 }
 
-func writeFile(t *testing.T, name string, data []byte, mtime time.Time) {
+func writeFile(t testing.TB, name string, data []byte, mtime time.Time) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		t.Fatal(err)

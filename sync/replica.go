@@ -209,7 +209,7 @@ func (a *applier) done(wp string, m *Meta, st *syscall.Stat_t) {
 	r := &record{Cur: &c, Base: &b}
 	if st != nil {
 		r.Dev, r.Ino, r.Ctime = uint64(st.Dev), st.Ino, st.Ctim.Nano()
-		r.Racy = a.n.now().UnixNano()-r.Ctime < int64(2*time.Second)
+		r.Racy = a.n.now().UnixNano()-r.Ctime < int64(racyWindow)
 	} else if old := a.man.recs[wp]; old != nil {
 		r.Dev, r.Ino, r.Ctime, r.Racy = old.Dev, old.Ino, old.Ctime, old.Racy
 	}
@@ -274,10 +274,9 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn, remote string) erro
 		n.log.Warn("sync: trash purge", "err", err)
 	}
 	res := man.scan(now)
-	cur := man.curSet()
-	st := stateMsg{Digest: digestOf(cur, n.fs.owner), Clean: man.clean(n.fs.owner), Ever: ever, Owner: n.fs.owner}
-	for _, m := range cur {
-		if m.Kind == KindFile {
+	st := stateMsg{Digest: man.digest(false, n.fs.owner), Clean: man.clean(n.fs.owner), Ever: ever, Owner: n.fs.owner}
+	for _, r := range man.recs {
+		if r.Cur != nil && r.Cur.Kind == KindFile {
 			st.Count++
 		}
 	}
@@ -363,7 +362,7 @@ func (a *applier) abort() {
 	a.stop()
 	for p, r := range a.applied {
 		a.man.recs[p] = r
-		a.man.dirty[p] = true
+		a.man.markDirty(p)
 	}
 	_ = a.man.save(a.sigs)
 }
@@ -389,12 +388,12 @@ func (a *applier) commit() resultMsg {
 	}
 	for p, rec := range a.applied {
 		a.man.recs[p] = rec
-		a.man.dirty[p] = true
+		a.man.markDirty(p)
 	}
 	for p := range a.removed {
 		if rec := a.man.recs[p]; rec != nil {
 			rec.Cur, rec.Base = nil, nil
-			a.man.dirty[p] = true
+			a.man.markDirty(p)
 		}
 	}
 	if a.fatal == nil {
@@ -833,49 +832,47 @@ func (n *Node) sendPulled(pc *peerConn, wp string) error {
 	if err := pc.send(MsgFile, &fileMsg{Path: wp, Meta: *cur, Method: methodFull}); err != nil {
 		return err
 	}
-	_, _, err = sendWhole(pc, f, cur.Hash, true)
+	_, err = sendWhole(pc, f, cur.Hash, true)
 	if err != nil {
 		return err
 	}
 	return pc.flush()
 }
 
-// sendWhole streams f as Data frames and closes it with FileEnd when the content hashed to
-// want and the file did not change while read, FileAbort otherwise. It returns the content
-// bytes read and the block sums.
-func sendWhole(pc *peerConn, f *os.File, want Hash, tryZstd bool) (int64, *sigs, error) {
+// sendWhole streams f as Data frames and closes it with FileEnd carrying want, the hash the
+// scan computed, when the file did not change while it was read (same size, mtime, ctime and
+// inode before and after), FileAbort otherwise. The receiver hashes what it got and rejects a
+// mismatch, so a change the stat fields miss is still caught there. It returns the bytes read.
+func sendWhole(pc *peerConn, f *os.File, want Hash, tryZstd bool) (int64, error) {
 	before, err := f.Stat()
 	if err != nil {
-		return 0, nil, pc.send(MsgFileAbort, &textMsg{Text: err.Error()})
+		return 0, pc.send(MsgFileAbort, &textMsg{Text: err.Error()})
 	}
-	h := newContentHasher(before.Size())
 	buf := make([]byte, chunkSize)
 	var total int64
 	for {
 		k, rerr := io.ReadFull(f, buf)
 		if k > 0 {
-			h.Write(buf[:k])
 			total += int64(k)
 			if testHookSendChunk != nil {
 				testHookSendChunk(f.Name())
 			}
 			if tryZstd, err = pc.sendData(buf[:k], tryZstd); err != nil {
-				return total, nil, err
+				return total, err
 			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
 		}
 		if rerr != nil {
-			return total, nil, pc.send(MsgFileAbort, &textMsg{Text: rerr.Error()})
+			return total, pc.send(MsgFileAbort, &textMsg{Text: rerr.Error()})
 		}
 	}
 	after, err := f.Stat()
-	got, sg := h.finish()
-	if err != nil || !sameStat(before, after) || got != want {
-		return total, nil, pc.send(MsgFileAbort, &textMsg{Text: "changed while read"})
+	if err != nil || !sameStat(before, after) || total != after.Size() {
+		return total, pc.send(MsgFileAbort, &textMsg{Text: "changed while read"})
 	}
-	return total, sg, pc.send(MsgFileEnd, &fileEndMsg{Hash: got})
+	return total, pc.send(MsgFileEnd, &fileEndMsg{Hash: want})
 }
 
 // testHookSendChunk, when set by a test, runs after each chunk of a file is read for sending.

@@ -307,22 +307,41 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
+	// The replica scans while this node does.
+	if err := pc.sendRaw(MsgBegin, nil); err != nil {
+		return false, err
+	}
+	if err := pc.flush(); err != nil {
+		return false, err
+	}
 	res := man.scan(now)
 	if err := man.save(res.Sigs); err != nil {
 		return false, err
 	}
 	st.Errors = append(st.Errors, res.Errors...)
-	if err := pc.sendRaw(MsgBegin, nil); err != nil {
-		return false, err
-	}
 	var rs stateMsg
 	if err := pc.expect(MsgState, &rs); err != nil {
 		return false, fmt.Errorf("sync: begin: %w", err)
 	}
 	owner := rs.Owner && n.fs.owner
 	view := map[string]viewEntry{}
+	fast := rs.Clean && rs.Ever && rs.Digest == man.digest(true, owner)
+	if fast && man.clean(owner) && len(res.Unstable) == 0 && len(res.Locked) == 0 && len(rs.Locked) == 0 {
+		// The replica holds exactly the last-synced state and nothing changed here.
+		if err := pc.sendRaw(MsgCommit, nil); err != nil {
+			return false, err
+		}
+		var r resultMsg
+		if err := pc.expect(MsgResult, &r); err != nil {
+			return false, err
+		}
+		if len(r.Failed) > 0 || r.Fatal != "" {
+			return false, fmt.Errorf("sync: empty commit failed: %v %s", r.Failed, r.Fatal)
+		}
+		return false, nil
+	}
 	bases := man.baseSet()
-	if rs.Clean && rs.Ever && rs.Digest == digestOf(bases, owner) {
+	if fast {
 		for p, b := range bases {
 			view[p] = viewEntry{Path: p, Cur: b, Base: b}
 		}
@@ -459,7 +478,7 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			if err := pc.send(MsgFile, &m); err != nil {
 				return err
 			}
-			k, _, err := sendWhole(pc, f, m.Meta.Hash, compressible(m.Path))
+			k, err := sendWhole(pc, f, m.Meta.Hash, compressible(m.Path))
 			st.Literal += k
 			st.FilesWhole++
 			return err
