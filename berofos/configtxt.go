@@ -66,8 +66,9 @@ func (c *ConfigTxt) MarshalText() ([]byte, error) {
 }
 
 // UnmarshalText parses a config.txt body. Blank lines are skipped and a CR before the LF is
-// tolerated (also several, as some proxies produce); the first meaningful line must be the magic line, every other line "key=value",
-// and the body must end with a newline (a truncated answer is an error, not a short config).
+// tolerated (also several, as some proxies produce); the first meaningful line must be the magic
+// line and the body must end with a newline (a truncated answer is an error, not a short
+// config). After the magic, lines that are not "key=value" are skipped, as bnfos skips them.
 // Errors name the line.
 func (c *ConfigTxt) UnmarshalText(b []byte) error {
 	if len(b) > MaxConfigSize {
@@ -93,7 +94,7 @@ func (c *ConfigTxt) UnmarshalText(b []byte) error {
 			continue
 		}
 		if !ok || key == "" {
-			return fmt.Errorf("%w: line %d: want key=value, got %.40q", ErrSyntax, i+1, line)
+			continue // bnfos skips such lines too; the keys that matter are checked by Get
 		}
 		if key == MagicKey {
 			return fmt.Errorf("%w: line %d: second magic line", ErrSyntax, i+1)

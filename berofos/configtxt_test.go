@@ -58,6 +58,7 @@ func TestConfigTxtParse(t *testing.T) {
 		}},
 		{"CRLF", strings.ReplaceAll(firmware157, "\n", "\r\n"), map[string]string{"mode": "1", "hostname": "fos 1", "pwd": "1", "port": "80"}},
 		{"blank lines and unknown keys", "\n\nbnfos_confmap_magic=0.1\n\n9_future=x=y\n4_mode=0\n6_wstate=2\n", map[string]string{"mode": "0", "wdogstate": "2"}},
+		{"lines that are not key=value are skipped", "bnfos_confmap_magic=0.1\n<br>\n=1\n4_mode=1\n", map[string]string{"mode": "1"}},
 		{"boolean spelled 1", "bnfos_confmap_magic=0.1\n3_pwd=1\n2_wen=0\n", map[string]string{"pwd": "1", "wdogdef": "0"}},
 	}
 	for _, tt := range tests {
@@ -109,8 +110,6 @@ func TestConfigTxtErrors(t *testing.T) {
 		{"empty", "", ErrNoMagic, "empty answer"},
 		{"html page", "<html>\n<body>berofos</body>\n</html>\n", ErrNoMagic, "line 1"},
 		{"magic not first", "4_mode=1\nbnfos_confmap_magic=0.1\n", ErrNoMagic, "line 1"},
-		{"no equals", "bnfos_confmap_magic=0.1\n4_mode=1\ngarbage\n", ErrSyntax, "line 3"},
-		{"empty key", "bnfos_confmap_magic=0.1\n=1\n", ErrSyntax, "line 2"},
 		{"truncated", "bnfos_confmap_magic=0.1\n4_mode=1\n6_wst", ErrSyntax, "truncated"},
 		{"second magic", "bnfos_confmap_magic=0.1\nbnfos_confmap_magic=0.1\n", ErrSyntax, "line 2"},
 		{"binary", "\x00\x13\xff\xfe\n=\n", ErrNoMagic, "line 1"},
