@@ -157,3 +157,30 @@ func TestKnobs(t *testing.T) {
 		t.Errorf("HTTP in flash mode: %d", code)
 	}
 }
+
+// FuzzHandleUDP feeds arbitrary datagrams to the simulator's GBL4 handler, in both modes: it
+// must never panic, and every reply it sends must be a valid frame.
+func FuzzHandleUDP(f *testing.F) {
+	mac := []byte{0x00, 0x19, 0x32, 0x00, 0x12, 0x1D}
+	for _, q := range []berofos.Request{{Cmd: berofos.CmdKick, MAC: mac}, {Cmd: berofos.CmdPing, MAC: mac}, {Cmd: berofos.CmdReset, MAC: mac}} {
+		b, _ := q.MarshalBinary()
+		f.Add(b, false)
+		f.Add(b, true)
+	}
+	scan, _ := (&berofos.Frame{Cmd: berofos.CmdScan}).MarshalBinary()
+	f.Add(scan, false)
+	prep, _ := (&berofos.FlashPrepare{MAC: mac, Pages: 1}).MarshalBinary()
+	f.Add(prep, true)
+	f.Fuzz(func(t *testing.T, b []byte, flash bool) {
+		s, err := New(Config{FlashMode: flash})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := s.handleUDP(b); out != nil {
+			var fr berofos.Frame
+			if err := fr.UnmarshalBinary(out); err != nil {
+				t.Fatalf("invalid reply % x: %v", out, err)
+			}
+		}
+	})
+}
