@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"encoding/binary"
+	"strings"
 	"net/netip"
 	"sync"
 	"testing"
@@ -99,11 +100,11 @@ func (w *addrWatch) lastAdded(ip netip.Addr) time.Time {
 
 // TestRouterFailoverTiming measures, on a veth pair, the two takeovers the failover benchmark
 // cares about, as seen from the Backup's side: from the Master's priority-0 advert on the wire
-// to the VIP on the Backup (RFC: Skew_Time), and from the Master's last advert before its link
-// died to the VIP on the Backup (RFC: Master_Down_Interval). It logs the figures; it asserts
-// only that each takeover happened for the right reason and within the RFC time plus a
-// generous margin, since shared CI machines are noisy (the benchmark proper is
-// `redundantlab bench`).
+// to the VIP on the Backup (RFC: Skew_Time), and from the Master's last advert before it fell
+// silent to the VIP on the Backup (RFC: Master_Down_Interval). It logs the figures and asserts
+// only that each takeover had the right cause and came within a wide margin of the RFC time:
+// the sniffer timestamps frames in user space and CI machines are noisy. The benchmark proper
+// is `redundantlab bench`.
 func TestRouterFailoverTiming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes about 15 s of real time")
@@ -130,9 +131,13 @@ func TestRouterFailoverTiming(t *testing.T) {
 	if !ok {
 		t.Fatal("no priority-0 advert from a seen on the wire")
 	}
+	eventually(t, time.Second, "b reports the takeover", func() bool { return nb.lastEvent().To == StateMaster })
+	if e := nb.lastEvent(); !strings.Contains(e.Reason, "resigned") {
+		t.Errorf("b's takeover: %q, want one caused by the priority-0 advert", e.Reason)
+	}
 	skew := vip.lastAdded(labVIP.Addr()).Sub(resign.at)
 	t.Logf("priority-0 advert -> VIP on the Backup: %v (Skew_Time(100) = %v, target +20 ms)", skew.Round(100*time.Microsecond), SkewTime(100))
-	if skew < SkewTime(100)-5*time.Millisecond || skew > SkewTime(100)+500*time.Millisecond {
+	if skew < SkewTime(100)-100*time.Millisecond || skew > SkewTime(100)+500*time.Millisecond {
 		t.Errorf("takeover after resign took %v, want about Skew_Time %v", skew, SkewTime(100))
 	}
 
@@ -146,11 +151,15 @@ func TestRouterFailoverTiming(t *testing.T) {
 	na.r.conn.Close()
 	before := vip.lastAdded(labVIP.Addr())
 	eventually(t, 10*time.Second, "b holds the VIP again", func() bool { return vip.lastAdded(labVIP.Addr()).After(before) })
+	eventually(t, time.Second, "b reports the takeover", func() bool { return nb.lastEvent().To == StateMaster })
+	if e := nb.lastEvent(); !strings.Contains(e.Reason, "Master_Down_Interval") {
+		t.Errorf("b's takeover: %q, want one caused by Master_Down_Interval", e.Reason)
+	}
 	lastAdv, _ := adverts.last(labA.Addr(), func(p uint8) bool { return p != 0 })
 	down := vip.lastAdded(labVIP.Addr()).Sub(lastAdv.at)
 	want := MasterDownInterval(time.Second, 100)
 	t.Logf("last advert -> VIP on the Backup: %v (Master_Down_Interval(100) = %v, target +20 ms)", down.Round(100*time.Microsecond), want)
-	if down < want-5*time.Millisecond || down > want+500*time.Millisecond {
+	if down < want-100*time.Millisecond || down > want+500*time.Millisecond {
 		t.Errorf("takeover after silence took %v, want about Master_Down_Interval %v", down, want)
 	}
 	if got := nb.r.Status(); got.State != StateMaster {

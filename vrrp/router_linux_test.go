@@ -126,6 +126,8 @@ func TestRoutersElectAndFailOver(t *testing.T) {
 	nb := dialNode(t, b, cfgB)
 
 	eventually(t, 10*time.Second, "a holds the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
+	// The status is published once the whole step (addresses, first GARP, OnEvent) is done.
+	eventually(t, time.Second, "a reports master", func() bool { return na.r.Status().State == StateMaster })
 	if s := na.r.Status(); s.State != StateMaster || len(s.VirtualIPs) != 1 {
 		t.Errorf("a: %+v, want master holding the VIP", s)
 	}
