@@ -2,8 +2,8 @@ package vrrp
 
 import (
 	"encoding/binary"
-	"strings"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
