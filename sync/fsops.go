@@ -76,13 +76,16 @@ func (t *trees) createTemp(wp string) (*os.File, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if d := path.Dir(rel); d != "." {
-		if err := r.MkdirAll(d, 0o755); err != nil {
-			return nil, "", err
-		}
-	}
 	tmp := tmpName(rel)
 	f, err := r.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if d := path.Dir(rel); d != "." {
+			if err := r.MkdirAll(d, 0o755); err != nil {
+				return nil, "", err
+			}
+		}
+		f, err = r.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	}
 	if err != nil {
 		return nil, "", err
 	}

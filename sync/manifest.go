@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	stdsync "sync"
 	"syscall"
 	"time"
 
@@ -271,6 +272,7 @@ type scanResult struct {
 	Errors   []string
 	Hashed   int
 	Sigs     map[Hash]*sigs
+	jobs     []hashJob
 }
 
 // skipName reports names that are never replicated: Asterisk's in-flight files and our own
@@ -292,6 +294,7 @@ func (m *manifest) scan(now time.Time) scanResult {
 	for ti, root := range m.trees {
 		m.walk(ti, root, "", now, seen, &res)
 	}
+	m.hashJobs(now, seen, &res)
 	for p, r := range m.recs {
 		if !seen[p] && r.Cur != nil {
 			r.Cur = nil
@@ -384,30 +387,69 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 			m.update(wp, r, &cur, &st, false)
 			continue
 		}
-		h, sg, stable, err := hashFile(filepath.Join(dir, name), &st)
-		res.Hashed++
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				res.Errors = append(res.Errors, err.Error())
-			}
-			continue
-		}
-		if !stable {
-			res.Unstable[wp] = true
-			if r != nil {
-				seen[wp] = r.Cur != nil // keep the old record; it is skipped this run
-			}
-			continue
-		}
-		cur.Hash = h
-		if sg != nil {
-			res.Sigs[h] = sg
-		}
-		seen[wp] = true
-		racy := now.UnixNano()-cur.Mtime < int64(racyWindow) || now.UnixNano()-ctime < int64(racyWindow)
-		m.update(wp, r, &cur, &st, racy)
+		res.jobs = append(res.jobs, hashJob{wp: wp, full: filepath.Join(dir, name), st: st, cur: cur, r: r})
 	}
 }
+
+// hashJob is a file whose stat moved since the last scan; jobs are hashed in parallel after
+// the walk.
+type hashJob struct {
+	wp, full string
+	st       unix.Stat_t
+	cur      Meta
+	r        *record
+	h        Hash
+	sg       *sigs
+	stable   bool
+	err      error
+}
+
+func (m *manifest) hashJobs(now time.Time, seen map[string]bool, res *scanResult) {
+	jobs := res.jobs
+	res.jobs = nil
+	next := make(chan int)
+	var wg stdsync.WaitGroup
+	for range min(hashWorkers, len(jobs)) {
+		wg.Go(func() {
+			for i := range next {
+				j := &jobs[i]
+				j.h, j.sg, j.stable, j.err = hashFile(j.full, &j.st)
+			}
+		})
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i := range jobs {
+		j := &jobs[i]
+		res.Hashed++
+		if j.err != nil {
+			if !errors.Is(j.err, fs.ErrNotExist) {
+				res.Errors = append(res.Errors, j.err.Error())
+			}
+			continue
+		}
+		if !j.stable {
+			res.Unstable[j.wp] = true
+			if j.r != nil {
+				seen[j.wp] = j.r.Cur != nil // keep the old record; it is skipped this run
+			}
+			continue
+		}
+		j.cur.Hash = j.h
+		if j.sg != nil {
+			res.Sigs[j.h] = j.sg
+		}
+		seen[j.wp] = true
+		ctime := j.st.Ctim.Nano()
+		racy := now.UnixNano()-j.cur.Mtime < int64(racyWindow) || now.UnixNano()-ctime < int64(racyWindow)
+		m.update(j.wp, j.r, &j.cur, &j.st, racy)
+	}
+}
+
+const hashWorkers = 2
 
 func (m *manifest) update(wp string, r *record, cur *Meta, st *unix.Stat_t, racy bool) {
 	if r == nil {

@@ -208,8 +208,9 @@ func (a *applier) done(wp string, m *Meta, st *syscall.Stat_t) {
 	b := *m
 	r := &record{Cur: &c, Base: &b}
 	if st != nil {
+		// Not racy: this node wrote the file and knows its content; a replica has no other
+		// writer.
 		r.Dev, r.Ino, r.Ctime = uint64(st.Dev), st.Ino, st.Ctim.Nano()
-		r.Racy = a.n.now().UnixNano()-r.Ctime < int64(racyWindow)
 	} else if old := a.man.recs[wp]; old != nil {
 		r.Dev, r.Ino, r.Ctime, r.Racy = old.Dev, old.Ino, old.Ctime, old.Racy
 	}
@@ -668,14 +669,57 @@ func recvData(pc *peerConn, w io.Writer, h *contentHasher) (end *fileEndMsg, wer
 	}
 }
 
+// memStage: files up to this size are received into memory and written, hashed, fsynced and
+// renamed by the pool, so that the slow parts (inode creation, fsync) overlap with receiving
+// the next files; larger files are streamed to their temporary file as they arrive.
+const memStage = 8 << 20
+
 func (a *applier) full(m *fileMsg) error {
+	if m.Meta.Size <= memStage {
+		buf := &limitedBuffer{max: memStage, b: make([]byte, 0, m.Meta.Size)}
+		end, werr, err := recvData(a.pc, buf, nil)
+		if err != nil {
+			return err
+		}
+		if werr != nil || end == nil {
+			if werr != nil {
+				a.fail(m.Path, werr, true)
+			} else {
+				a.fail(m.Path, errors.New("changed on the source while sent: next run"), false)
+			}
+			return nil
+		}
+		data, meta, want := buf.b, m.Meta, end.Hash
+		a.submit(func() {
+			if a.isFatal() {
+				a.fail(m.Path, errors.New("not applied: an earlier write failed"), false)
+				return
+			}
+			if got := hashBytes(data); got != want || got != meta.Hash {
+				a.fail(m.Path, errors.New("content hash mismatch"), true)
+				return
+			}
+			f, tmp, err := a.fs.createTemp(m.Path)
+			if err != nil {
+				a.fail(m.Path, err, false)
+				return
+			}
+			if _, err := f.Write(data); err != nil {
+				a.fs.discardTemp(f, tmp, m.Path)
+				a.fail(m.Path, err, false)
+				return
+			}
+			a.commitJob(f, tmp, m.Path, meta)()
+		})
+		return nil
+	}
 	f, tmp, err := a.fs.createTemp(m.Path)
 	if err != nil {
 		a.fail(m.Path, err, false)
 		_, _, err := recvData(a.pc, io.Discard, nil)
 		return err
 	}
-	h := newContentHasher(m.Meta.Size)
+	h := newContentHasher(0)
 	end, werr, err := recvData(a.pc, f, h)
 	if err != nil {
 		a.fs.discardTemp(f, tmp, m.Path)
@@ -690,16 +734,11 @@ func (a *applier) full(m *fileMsg) error {
 		}
 		return nil
 	}
-	got, sg := h.finish()
+	got, _ := h.finish()
 	if got != end.Hash || got != m.Meta.Hash {
 		a.fs.discardTemp(f, tmp, m.Path)
 		a.fail(m.Path, errors.New("content hash mismatch"), true)
 		return nil
-	}
-	if sg != nil {
-		a.mu.Lock()
-		a.sigs[got] = sg
-		a.mu.Unlock()
 	}
 	a.submit(a.commitJob(f, tmp, m.Path, m.Meta))
 	return nil
@@ -754,7 +793,7 @@ func (a *applier) delta(m *fileMsg) error {
 		a.fail(m.Path, err, false)
 		return nil
 	}
-	h := newContentHasher(m.Meta.Size)
+	h := newContentHasher(0)
 	if err := applyDelta(io.MultiWriter(f, h), basis, bfi.Size(), m.BlockSize, buf.b); err != nil {
 		a.fs.discardTemp(f, tmp, m.Path)
 		a.fail(m.Path, err, !isFatalErr(err))

@@ -314,11 +314,13 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	if err := pc.flush(); err != nil {
 		return false, err
 	}
+	t0 := time.Now()
 	res := man.scan(now)
 	if err := man.save(res.Sigs); err != nil {
 		return false, err
 	}
 	st.Errors = append(st.Errors, res.Errors...)
+	n.log.Debug("sync: scanned", "hashed", res.Hashed, "took", time.Since(t0))
 	var rs stateMsg
 	if err := pc.expect(MsgState, &rs); err != nil {
 		return false, fmt.Errorf("sync: begin: %w", err)
@@ -407,6 +409,8 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		}
 		return false, &protocolError{err}
 	}
+	n.log.Debug("sync: planned", "full", st.Full, "took", time.Since(t0))
+	defer func() { n.log.Debug("sync: pushed", "took", time.Since(t0)) }()
 	return n.push(pc, p, st)
 }
 
@@ -541,10 +545,12 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 	if err := pc.sendRaw(MsgCommit, nil); err != nil {
 		return false, err
 	}
+	t0 := time.Now()
 	var r resultMsg
 	if err := pc.expect(MsgResult, &r); err != nil {
 		return false, err
 	}
+	n.log.Debug("sync: committed", "wait", time.Since(t0))
 	failed := map[string]bool{}
 	retry := false
 	for _, f := range r.Failed {

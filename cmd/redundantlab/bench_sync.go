@@ -39,6 +39,7 @@ func benchSync(ctx context.Context, args []string) error {
 	seed := fl.Uint64("seed", 1, "PRNG seed of the data set and the edits")
 	keep := fl.Bool("keep", false, "keep the temporary directory")
 	rsyncBin := fl.String("rsync", "/usr/bin/rsync", "rsync binary")
+	verbose := fl.Bool("v", false, "log redundantd's run phases")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of redundantd's runs to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -67,7 +68,7 @@ func benchSync(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	b := &syncBench{dir: dir, rng: rng, rsync: *rsyncBin, clock: time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)}
+	b := &syncBench{dir: dir, rng: rng, rsync: *rsyncBin, verbose: *verbose, clock: time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)}
 	t0 := time.Now()
 	ds, err := b.generate(*scale)
 	if err != nil {
@@ -212,6 +213,7 @@ type syncBench struct {
 	lastAud  int64
 
 	clock     time.Time
+	verbose   bool
 	mailboxes []string // voicemail folders (relative to src/voicemail) holding messages
 }
 
@@ -544,6 +546,9 @@ func (b *syncBench) startNodes(ctx context.Context) error {
 	src := filepath.Join(b.dir, "src")
 	dst := filepath.Join(b.dir, "ours")
 	log := slog.New(slog.DiscardHandler)
+	if b.verbose {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	b.src, err = pbxsync.New(pbxsync.Config{Paths: []string{filepath.Join(src, "etc"), filepath.Join(src, "voicemail")},
 		StateDir: srcState, Listen: a1, Peer: a2, PeerFingerprint: fd, Interval: "24h", Logger: log, MaxDeleteShare: 0.5})
 	if err != nil {
