@@ -60,7 +60,17 @@ func TestDialErrors(t *testing.T) {
 func TestDialDefaultsAndClose(t *testing.T) {
 	a, b := newTestNS(t), newTestNS(t)
 	connect(t, a, "vrt0", labA, b, "vrt1", labB)
-	a.addAddr(t, "vrt0", labVIP) // a virtual address is never taken for the primary one
+	needMacvlan(t, a, "vrt0")
+	// The VIP is listed first (it becomes the subnet's primary address in the kernel's sense),
+	// yet a virtual address is never taken for this node's own.
+	if err := a.h.AddrDel(a.link(t, "vrt0"), netlinkAddr(labA)); err != nil {
+		t.Fatal(err)
+	}
+	a.addAddr(t, "vrt0", labVIP)
+	a.addAddr(t, "vrt0", labA)
+	if got := a.addrs(t, "vrt0"); len(got) != 2 || got[0] != labVIP {
+		t.Fatalf("addresses %v: want the VIP listed first", got)
+	}
 	cfg := labConfig("vrt0", netip.Prefix{}, 100, t.TempDir())
 	cfg.VirtualIPs = []netip.Prefix{labVIP}
 	cfg.VirtualMAC = true

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // A small namespace lab for this package's privileged tests. Each test creates its own named
@@ -178,6 +180,24 @@ func connect(t testing.TB, a *testNS, ifA string, pa netip.Prefix, b *testNS, if
 		if err := side.n.h.LinkSetUp(side.n.link(t, side.name)); err != nil {
 			t.Fatalf("%s up: %v", side.name, err)
 		}
+	}
+}
+
+// needMacvlan skips the test when the kernel cannot create macvlan links (no module).
+func needMacvlan(t testing.TB, n *testNS, parent string) {
+	t.Helper()
+	probe := &netlink.Macvlan{
+		LinkAttrs: netlink.LinkAttrs{Name: "vrt-probe", ParentIndex: n.link(t, parent).Attrs().Index},
+		Mode:      netlink.MACVLAN_MODE_BRIDGE,
+	}
+	if err := n.h.LinkAdd(probe); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			t.Skipf("this kernel has no macvlan support: %v", err)
+		}
+		t.Fatalf("creating a macvlan: %v", err)
+	}
+	if err := n.h.LinkDel(probe); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -189,6 +189,7 @@ func TestRoutersElectAndFailOver(t *testing.T) {
 func TestRouterVirtualMAC(t *testing.T) {
 	a, b := newTestNS(t), newTestNS(t)
 	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	needMacvlan(t, a, "vrt0")
 	vmac := VirtualMAC(51)
 	adverts := listenFrames(t, b, "vrt1", etherTypeIP)
 	arps := listenFrames(t, b, "vrt1", etherTypeARP)
