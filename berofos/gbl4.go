@@ -169,6 +169,7 @@ const (
 const (
 	PhyConf10M     = 0x01
 	PhyConf100M    = 0x02
+	PhyConfAuto    = 0xFF
 	PhyStateLink   = 0x01
 	PhyState100M   = 0x02
 	PhyStateFull   = 0x04
@@ -362,7 +363,7 @@ func (r *Result) UnmarshalBinary(b []byte) error {
 type Netconf struct {
 	MAC                  net.HardwareAddr
 	IP, Netmask, Gateway netip.Addr
-	PhyConf              uint8 // 0 auto, PhyConf10M, PhyConf100M
+	PhyConf              uint8 // PhyConfAuto, PhyConf10M or PhyConf100M
 	Options              uint8 // OptionDHCP | OptionHTTPAuth | OptionIPACL
 	HTTPPort             uint16
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -32,6 +33,11 @@ commands:
   kick [-c] [-w SECONDS]   kick the watchdog once, or every SECONDS (default 2) with -c
   master                   relay mode 1 (A-B) on every configured device, confirmed
   slave                    relay mode 0 (A-D) on every configured device, confirmed
+  ping                     check that the device answers GBL4
+  netconf -i IP -n MASK -g GW [-d 0|1] [-a 0|1] [-e 0|1|2] [-p PORT]
+                           network setup (flash mode only; applied at the next boot)
+  flash FILE               write a firmware image (flash mode only)
+  reset                    restart a device in flash mode
 
 flags (every command):
   -conf PATH   bnfos.conf (default /etc/bnfos.conf)
@@ -134,13 +140,25 @@ func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	f.register(fs)
 	var write, continuous bool
 	var wait float64
+	var nc struct {
+		ip, mask, gw          string
+		dhcp, auth, phy, port int
+	}
 	switch sub {
 	case "scan":
 		fs.BoolVar(&write, "x", false, "write the devices found to bnfos.conf")
 	case "kick":
 		fs.BoolVar(&continuous, "c", false, "kick continuously")
 		fs.Float64Var(&wait, "w", 2, "`seconds` between kicks with -c")
-	case "get", "set", "show", "master", "slave":
+	case "netconf":
+		fs.StringVar(&nc.ip, "i", "", "ip `address`")
+		fs.StringVar(&nc.mask, "n", "255.255.255.0", "`netmask`")
+		fs.StringVar(&nc.gw, "g", "0.0.0.0", "`gateway`")
+		fs.IntVar(&nc.dhcp, "d", 1, "dhcp (1 on, 0 off)")
+		fs.IntVar(&nc.auth, "a", 0, "http auth (1 on, 0 off)")
+		fs.IntVar(&nc.phy, "e", 0, "ethernet (0 auto, 1 10 Mbit, 2 100 Mbit)")
+		fs.IntVar(&nc.port, "p", 80, "http `port`")
+	case "get", "set", "show", "master", "slave", "ping", "flash", "reset":
 	default:
 		fmt.Fprintf(stderr, "redundantctl berofos: unknown command %q\n", sub)
 		fmt.Fprintf(stderr, berofosUsage, keyNames())
@@ -151,7 +169,7 @@ func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 	c := &cli{stdout: stdout, stderr: stderr, json: f.json}
-	if sub != "get" && sub != "set" && len(positional) > 0 {
+	if sub != "get" && sub != "set" && sub != "flash" && len(positional) > 0 {
 		fmt.Fprintf(stderr, "redundantctl berofos %s: unexpected arguments %q\n", sub, positional)
 		return 2
 	}
@@ -166,6 +184,19 @@ func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return c.show(ctx, &f)
 	case "kick":
 		return c.kick(ctx, &f, continuous, time.Duration(wait*float64(time.Second)))
+	case "ping", "reset":
+		return c.gbl4(ctx, &f, sub)
+	case "flash":
+		if len(positional) != 1 {
+			return c.fail(errors.New("flash: give exactly one firmware file"))
+		}
+		return c.flash(ctx, &f, positional[0])
+	case "netconf":
+		n, err := netconfFrom(nc.ip, nc.mask, nc.gw, nc.dhcp, nc.auth, nc.phy, nc.port)
+		if err != nil {
+			return c.fail(err)
+		}
+		return c.netconf(ctx, &f, n)
 	case "master":
 		return c.mode(ctx, &f, 1)
 	case "slave":
@@ -520,4 +551,120 @@ func (c *cli) mode(ctx context.Context, f *ctlFlags, mode int) int {
 		}
 	}
 	return code
+}
+
+// gbl4Device resolves the device for a GBL4 command, which needs its MAC.
+func (c *cli) gbl4Device(f *ctlFlags, what string) (berofos.Device, error) {
+	d, err := f.device()
+	if err != nil {
+		return d, err
+	}
+	if len(d.MAC) != 6 {
+		return d, fmt.Errorf("%s: %s needs the device's MAC (-m or mac = in %s)", d, what, f.conf)
+	}
+	return d, nil
+}
+
+func (c *cli) done(d berofos.Device, key, text string) int {
+	if c.json {
+		c.emitJSON(map[string]any{"device": d.String(), key: true})
+	} else {
+		fmt.Fprintf(c.stdout, "%s: %s\n", d, text)
+	}
+	return 0
+}
+
+func (c *cli) gbl4(ctx context.Context, f *ctlFlags, sub string) int {
+	d, err := c.gbl4Device(f, sub)
+	if err != nil {
+		return c.fail(err)
+	}
+	cl := f.client()
+	defer cl.Close()
+	if sub == "ping" {
+		if err := cl.Ping(ctx, d); err != nil {
+			return c.fail(err)
+		}
+		return c.done(d, "answered", "answered")
+	}
+	if err := cl.Reset(ctx, d); err != nil {
+		return c.fail(err)
+	}
+	return c.done(d, "reset", "reset, now in operational mode")
+}
+
+func netconfFrom(ip, mask, gw string, dhcp, auth, phy, port int) (berofos.Netconf, error) {
+	var n berofos.Netconf
+	for _, a := range []struct {
+		flag, v string
+		dst     *netip.Addr
+	}{{"-i", ip, &n.IP}, {"-n", mask, &n.Netmask}, {"-g", gw, &n.Gateway}} {
+		addr, err := netip.ParseAddr(a.v)
+		if err != nil || !addr.Is4() {
+			return n, fmt.Errorf("netconf %s %q: want an IPv4 address", a.flag, a.v)
+		}
+		*a.dst = addr
+	}
+	switch phy {
+	case 0:
+		n.PhyConf = berofos.PhyConfAuto
+	case 1:
+		n.PhyConf = berofos.PhyConf10M
+	case 2:
+		n.PhyConf = berofos.PhyConf100M
+	default:
+		return n, fmt.Errorf("netconf -e %d: want 0 (auto), 1 (10 Mbit) or 2 (100 Mbit)", phy)
+	}
+	if dhcp != 0 && dhcp != 1 || auth != 0 && auth != 1 {
+		return n, errors.New("netconf: -d and -a take 0 or 1")
+	}
+	if dhcp == 1 {
+		n.Options |= berofos.OptionDHCP
+	}
+	if auth == 1 {
+		n.Options |= berofos.OptionHTTPAuth
+	}
+	if port < 1 || port > 65535 {
+		return n, fmt.Errorf("netconf -p %d: want 1..65535", port)
+	}
+	n.HTTPPort = uint16(port)
+	return n, nil
+}
+
+func (c *cli) netconf(ctx context.Context, f *ctlFlags, n berofos.Netconf) int {
+	d, err := c.gbl4Device(f, "netconf")
+	if err != nil {
+		return c.fail(err)
+	}
+	cl := f.client()
+	defer cl.Close()
+	if err := cl.Netconf(ctx, d, n); err != nil {
+		return c.fail(err)
+	}
+	return c.done(d, "netconf", "network configuration written (applied at the next boot)")
+}
+
+func (c *cli) flash(ctx context.Context, f *ctlFlags, file string) int {
+	d, err := c.gbl4Device(f, "flash")
+	if err != nil {
+		return c.fail(err)
+	}
+	image, err := os.ReadFile(file)
+	if err != nil {
+		return c.fail(err)
+	}
+	cl := f.client()
+	defer cl.Close()
+	err = cl.Flash(ctx, d, image, func(done, total int) {
+		if !c.json {
+			fmt.Fprintf(c.stderr, "\rpage %d of %d flashed", done, total)
+		}
+	})
+	if !c.json {
+		fmt.Fprintln(c.stderr)
+	}
+	if err != nil {
+		return c.fail(err)
+	}
+	return c.done(d, "flashed", "firmware written; reset the device to run it")
 }

@@ -197,3 +197,48 @@ func TestBerofosScanWritesConf(t *testing.T) {
 		t.Errorf("scan of a silent port: exit %d %q", code, out)
 	}
 }
+
+func TestBerofosFlashModeCommands(t *testing.T) {
+	sims, conf := startSims(t, 1, func(i int) fossim.Config { return fossim.Config{FlashMode: true} })
+	s := sims[0]
+	udp := fmt.Sprint(s.udpPort)
+	base := []string{"-conf", conf, "-udp-port", udp, "-t", "0.5"}
+	if code, out, errOut := ctl(t, append([]string{"ping"}, base...)...); code != 0 || out != "fos1: answered\n" {
+		t.Errorf("ping: exit %d %q %q", code, out, errOut)
+	}
+	code, out, errOut := ctl(t, append([]string{"netconf", "-i", "192.0.2.30", "-n", "255.255.255.0", "-g", "192.0.2.1", "-d", "0", "-p", "8080"}, base...)...)
+	if code != 0 || !strings.Contains(out, "network configuration written") {
+		t.Errorf("netconf: exit %d %q %q", code, out, errOut)
+	}
+	fw := filepath.Join(t.TempDir(), "bnfos_v154.bin")
+	image := []byte(strings.Repeat("berofos firmware ", 64)) // 1088 bytes: 3 pages
+	if err := os.WriteFile(fw, image, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = ctl(t, append([]string{"flash", fw}, base...)...)
+	if code != 0 || !strings.Contains(out, "firmware written") || !strings.Contains(errOut, "page 3 of 3 flashed") {
+		t.Errorf("flash: exit %d %q %q", code, out, errOut)
+	}
+	if got := s.sim.FlashedImage(); len(got) != 3*berofos.PageSize || !bytes.Equal(got[:len(image)], image) {
+		t.Errorf("device holds %d bytes, not the image", len(got))
+	}
+	if code, out, errOut = ctl(t, append([]string{"reset", "-json"}, base...)...); code != 0 || !strings.Contains(out, `"reset": true`) {
+		t.Errorf("reset: exit %d %q %q", code, out, errOut)
+	}
+	code, out, _ = ctl(t, "scan", "-h", "127.0.0.1", "-udp-port", udp, "-json", "-t", "1")
+	var found []struct {
+		IP        string `json:"ip"`
+		HTTPPort  int    `json:"http_port"`
+		FlashMode bool   `json:"flash_mode"`
+		DHCP      bool   `json:"dhcp"`
+	}
+	if err := json.Unmarshal([]byte(out), &found); err != nil || code != 0 || len(found) != 1 {
+		t.Fatalf("scan after reset: exit %d %q %v", code, out, err)
+	}
+	if f := found[0]; f.IP != "192.0.2.30" || f.HTTPPort != 8080 || f.FlashMode || f.DHCP {
+		t.Errorf("after netconf and reset: %+v", f)
+	}
+	if code, _, errOut = ctl(t, "netconf", "-i", "300.1.2.3", "-conf", conf); code != 1 || !strings.Contains(errOut, "-i") {
+		t.Errorf("bad netconf address: exit %d %q", code, errOut)
+	}
+}
