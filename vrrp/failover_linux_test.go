@@ -19,9 +19,10 @@ type advertLog struct {
 }
 
 type seenAdvert struct {
-	at   time.Time
-	src  netip.Addr
-	prio uint8
+	at       time.Time
+	src, dst netip.Addr
+	groupMAC bool // sent to an Ethernet multicast address
+	prio     uint8
 }
 
 func (l *advertLog) run(c *packet.Conn) {
@@ -38,8 +39,9 @@ func (l *advertLog) run(c *packet.Conn) {
 		}
 		ihl := int(f[14]&0x0f) * 4
 		src, _ := netip.AddrFromSlice(f[14+12 : 14+16])
+		dst, _ := netip.AddrFromSlice(f[14+16 : 14+20])
 		l.mu.Lock()
-		l.adverts = append(l.adverts, seenAdvert{at: at, src: src, prio: f[14+ihl+2]})
+		l.adverts = append(l.adverts, seenAdvert{at: at, src: src, dst: dst, groupMAC: f[0]&1 != 0, prio: f[14+ihl+2]})
 		l.mu.Unlock()
 	}
 }

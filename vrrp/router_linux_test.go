@@ -288,3 +288,56 @@ func neighMAC(t *testing.T, n *testNS, ifname string, ip netip.Addr) net.Hardwar
 	}
 	return nil
 }
+
+// Unicast peers, and a swap: the Master lowers its priority below the Backup's, the Backup
+// (preempting) takes over and the old Master steps down on its first advert, so the VIP moves
+// without either node stopping. Every advert on the wire is unicast to the peer.
+func TestRoutersUnicastSwap(t *testing.T) {
+	a, b := newTestNS(t), newTestNS(t)
+	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	sniff := listenFrames(t, b, "vrt1", etherTypeIP)
+	var adverts advertLog
+	go adverts.run(sniff)
+
+	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
+	cfgA.Unicast, cfgA.Peers = true, []netip.Addr{labB.Addr()}
+	cfgA.Logger = testLogger(t, "a")
+	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
+	cfgB.Unicast, cfgB.Peers = true, []netip.Addr{labA.Addr()}
+	cfgB.Logger = testLogger(t, "b")
+	na := dialNode(t, a, cfgA)
+	nb := dialNode(t, b, cfgB)
+
+	eventually(t, 10*time.Second, "a is master", func() bool { return na.r.Status().State == StateMaster })
+	eventually(t, 3*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	if !a.hasAddr(t, "vrt0", labVIP) || b.hasAddr(t, "vrt1", labVIP) {
+		t.Fatalf("VIP on a: %v, on b: %v; want a only", a.hasAddr(t, "vrt0", labVIP), b.hasAddr(t, "vrt1", labVIP))
+	}
+
+	na.r.SetPriority(50)
+	eventually(t, 6*time.Second, "b is master", func() bool { return nb.r.Status().State == StateMaster })
+	eventually(t, 3*time.Second, "a steps down", func() bool { return na.r.Status().State == StateBackup })
+	if !b.hasAddr(t, "vrt1", labVIP) || a.hasAddr(t, "vrt0", labVIP) {
+		t.Errorf("after the swap VIP on a: %v, on b: %v; want b only", a.hasAddr(t, "vrt0", labVIP), b.hasAddr(t, "vrt1", labVIP))
+	}
+	if s := na.r.Status(); s.Priority != 50 || s.MasterIP != labB.Addr() {
+		t.Errorf("a after the swap: %+v", s)
+	}
+	for _, s := range []Status{na.r.Status(), nb.r.Status()} {
+		if len(s.Dropped) != 0 {
+			t.Errorf("dropped %v, want nothing", s.Dropped)
+		}
+	}
+
+	adverts.mu.Lock()
+	defer adverts.mu.Unlock()
+	if len(adverts.adverts) == 0 {
+		t.Fatal("no adverts seen")
+	}
+	for _, ad := range adverts.adverts {
+		if ad.groupMAC || !(ad.src == labA.Addr() && ad.dst == labB.Addr() || ad.src == labB.Addr() && ad.dst == labA.Addr()) {
+			t.Errorf("advert %+v: want unicast between the peers", ad)
+			break
+		}
+	}
+}
