@@ -59,7 +59,9 @@ const sysctlRoot = "/proc/sys"
 
 // setupVMAC creates the macvlan on parent, replacing a leftover from a crashed run (with its
 // addresses: only this daemon puts addresses on it). A link of that name that is not such a
-// leftover is someone else's and makes setup fail.
+// leftover is someone else's and makes setup fail. (keepalived's use_vmac link for the same
+// VRID on the same parent looks exactly like a leftover: the two must not share a VRID on one
+// segment anyway.)
 func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Logger) (_ *vmacLink, err error) {
 	name := vmacName(vrid)
 	mac := VirtualMAC(vrid)
@@ -73,7 +75,7 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Log
 			return nil, fmt.Errorf("vrrp: virtual MAC: deleting leftover %s: %w", name, err)
 		}
 		log.Info("deleted virtual-MAC link left by a previous run", "link", name)
-	} else if _, notFound := err.(netlink.LinkNotFoundError); !notFound {
+	} else if nf := (netlink.LinkNotFoundError{}); !errors.As(err, &nf) {
 		return nil, fmt.Errorf("vrrp: virtual MAC: looking up %s: %w", name, err)
 	}
 
