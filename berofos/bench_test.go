@@ -24,9 +24,15 @@ func benchRoleChange(b *testing.B, n int) {
 		sim, dev := startSim(b, fmt.Sprintf("fos%d", i+1), fossim.Config{MAC: net.HardwareAddr{0, 0x19, 0x32, 0, 0x12, byte(i)}})
 		devs, sims = append(devs, dev), append(sims, sim)
 	}
-	confirmed := make(chan berofos.DeviceEvent, 1024)
 	client := berofos.NewClient(berofos.ClientOptions{})
 	b.Cleanup(client.Close)
+	measureRoleChange(b, client, devs, sims)
+}
+
+// measureRoleChange flips the desired state b.N times and reports the figures.
+func measureRoleChange(b *testing.B, client *berofos.Client, devs []berofos.Device, sims []*fossim.Sim) {
+	n := len(devs)
+	confirmed := make(chan berofos.DeviceEvent, 1024)
 	c, err := berofos.NewController(berofos.ControllerConfig{
 		Devices: devs, ModeForMe: 1,
 		OnEvent: func(e berofos.DeviceEvent) {
@@ -107,3 +113,44 @@ func benchRoleChange(b *testing.B, n int) {
 
 func BenchmarkRoleChange1Device(b *testing.B)  { benchRoleChange(b, 1) }
 func BenchmarkRoleChange4Devices(b *testing.B) { benchRoleChange(b, 4) }
+
+// benchRoleChangeLab is benchRoleChange across a veth pair between two network namespaces,
+// the simulators listening on 192.0.2.10 as in the lab.
+func benchRoleChangeLab(b *testing.B, n int) {
+	devNS, nodeNS := labPair(b)
+	var devs []berofos.Device
+	var sims []*fossim.Sim
+	for i := range n {
+		sim, err := fossim.New(fossim.Config{MAC: net.HardwareAddr{0, 0x19, 0x32, 0, 0x12, byte(i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var ln net.Listener
+		if err := inNS(devNS, func() (err error) {
+			ln, err = net.Listen("tcp4", fmt.Sprintf("192.0.2.10:%d", 8001+i))
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- sim.Run(ctx, ln, nil) }()
+		b.Cleanup(func() { cancel(); <-done })
+		devs = append(devs, berofos.Device{Name: fmt.Sprintf("fos%d", i+1), Host: ln.Addr().String()})
+		sims = append(sims, sim)
+	}
+	client := berofos.NewClient(berofos.ClientOptions{
+		Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+			err = inNS(nodeNS, func() (err error) {
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	})
+	b.Cleanup(client.Close)
+	measureRoleChange(b, client, devs, sims)
+}
+
+func BenchmarkRoleChangeLab1Device(b *testing.B)  { benchRoleChangeLab(b, 1) }
+func BenchmarkRoleChangeLab4Devices(b *testing.B) { benchRoleChangeLab(b, 4) }

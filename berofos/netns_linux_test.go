@@ -42,7 +42,7 @@ func inNS(ns netns.NsHandle, f func() error) error {
 // labPair creates two uniquely named namespaces joined by a veth pair: the device side with
 // 192.0.2.10/24 and the node side with 192.0.2.1/24 and a default route over the link, so a
 // limited broadcast from the node reaches the device. Both are removed in t.Cleanup.
-func labPair(t *testing.T) (dev, node netns.NsHandle) {
+func labPair(t testing.TB) (dev, node netns.NsHandle) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
