@@ -152,8 +152,36 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 		}
 		l.nodes = append(l.nodes, n)
 	}
+	for _, n := range l.nodes {
+		if err := n.waitCarrier(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return l, nil
+}
+
+// waitCarrier waits until the node's eth0 is operationally up: the kernel reports carrier
+// asynchronously (link watch), and until then frames sent on it are lost.
+func (n *Node) waitCarrier(ctx context.Context) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		eth, err := n.handle.LinkByName(n.Iface)
+		if err != nil {
+			return fmt.Errorf("testlab: %s/%s: %w", n.Name, n.Iface, err)
+		}
+		if eth.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testlab: %s/%s has no carrier after 5 s (state %s)", n.Name, n.Iface, eth.Attrs().OperState)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // hostAddr is the address with host part h in the lab's subnet.
@@ -251,7 +279,14 @@ func (l *Lab) AddHost(name string) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.attach(name, fmt.Sprintf("h%d", extra+1), addr)
+	n, err := l.attach(name, fmt.Sprintf("h%d", extra+1), addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.waitCarrier(l.ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // Node returns node i, counted from 1 as in its name ("node1" is Node(1)); nil if none.
@@ -501,8 +536,14 @@ func (n *Node) HTTPClient() *http.Client {
 // cable is pulled. RestoreLink undoes it.
 func (n *Node) CutLink() error { return n.setPort(false) }
 
-// RestoreLink sets the bridge end of the node's veth up again.
-func (n *Node) RestoreLink() error { return n.setPort(true) }
+// RestoreLink sets the bridge end of the node's veth up again and waits until the node's eth0
+// has carrier.
+func (n *Node) RestoreLink() error {
+	if err := n.setPort(true); err != nil {
+		return err
+	}
+	return n.waitCarrier(n.lab.ctx)
+}
 
 func (n *Node) setPort(up bool) error {
 	port, err := n.lab.bridge.LinkByName(n.portName)
@@ -520,13 +561,10 @@ func (n *Node) setPort(up bool) error {
 	return nil
 }
 
-// Addrs lists the IPv4 addresses on the node's eth0 now.
+// Addrs lists the IPv4 addresses in the node's namespace now, on every link (a virtual IP
+// may sit on a macvlan in virtual MAC mode).
 func (n *Node) Addrs() ([]netip.Prefix, error) {
-	eth, err := n.handle.LinkByName(n.Iface)
-	if err != nil {
-		return nil, fmt.Errorf("testlab: %s/%s: %w", n.Name, n.Iface, err)
-	}
-	as, err := n.handle.AddrList(eth, netlink.FAMILY_V4)
+	as, err := n.handle.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, fmt.Errorf("testlab: addresses of %s: %w", n.Name, err)
 	}
@@ -539,7 +577,7 @@ func (n *Node) Addrs() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// HasAddr reports whether addr is on the node's eth0 now.
+// HasAddr reports whether addr is in the node's namespace now (on any link).
 func (n *Node) HasAddr(addr netip.Addr) (bool, error) {
 	ps, err := n.Addrs()
 	if err != nil {

@@ -74,7 +74,8 @@ func checkFailover(t *testing.T, f Failover) {
 	if f.Planned {
 		kind = "planned"
 	}
-	t.Logf("%s failover %s -> %s: %v after the reference advert (RFC: %v)", kind, f.From, f.To, f.Elapsed().Round(time.Millisecond), f.Theory())
+	t.Logf("%s failover %s -> %s: VIP %v after the reference advert, first advert after %v (RFC: %v)", kind, f.From, f.To,
+		f.Elapsed().Round(time.Millisecond), f.FirstAdvert.At.Sub(f.Ref.At).Round(time.Millisecond), f.Theory())
 	if f.Elapsed() < f.Theory()-50*time.Millisecond {
 		t.Errorf("%s took over %v after the reference advert, sooner than the RFC's %v", f.To, f.Elapsed(), f.Theory())
 	}
@@ -231,4 +232,74 @@ func TestRedundantdLinkCutTakeover(t *testing.T) {
 		t.Errorf("node1 did not release the VIP: %v", err)
 	}
 	assertSoleMaster(t, ctx, l, tl, backup, master)
+}
+
+// TestRedundantdModes runs a pair in the optional modes of issue 2 and checks on the wire
+// that the mode is really in force, then hands over with SIGTERM and SIGKILL.
+func TestRedundantdModes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   VRRPConfig
+		check func(t *testing.T, a Advert, master, backup *Node)
+	}{
+		{
+			name: "unicast",
+			cfg:  VRRPConfig{Unicast: true},
+			check: func(t *testing.T, a Advert, master, backup *Node) {
+				if a.Dst != backup.Addr {
+					t.Errorf("unicast advert of %s sent to %s, want the peer %s", master.Name, a.Dst, backup.Addr)
+				}
+			},
+		},
+		{
+			name: "virtual MAC",
+			cfg:  VRRPConfig{VirtualMAC: true},
+			check: func(t *testing.T, a Advert, master, backup *Node) {
+				// RFC 3768 section 7.3: 00-00-5E-00-01-{VRID}.
+				if want := "00:00:5e:00:01:33"; a.SrcMAC.String() != want {
+					t.Errorf("advert of %s from MAC %s, want the virtual MAC %s", master.Name, a.SrcMAC, want)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := NewT(t, Options{})
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			tl, err := l.Record(ctx, l.DefaultVIP().Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			master, backup := pair(t, ctx, l, tl, Redundantd, Redundantd, tc.cfg)
+			a, err := tl.WaitAdvert(ctx, time.Now(), "an advert of the Master", From(master.Node, 51))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, a, master.Node, backup.Node)
+			assertSoleMaster(t, ctx, l, tl, master, backup)
+
+			f, err := MeasureFailover(ctx, tl, master, backup, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFailover(t, f)
+			tc.check(t, f.FirstAdvert, backup.Node, master.Node)
+			if err := master.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := master.WaitState(ctx, "backup"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tl.WaitAdvert(ctx, time.Now(), "an advert of the new Master", From(backup.Node, 51)); err != nil {
+				t.Fatal(err)
+			}
+			f, err = MeasureFailover(ctx, tl, backup, master, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFailover(t, f)
+			tc.check(t, f.FirstAdvert, master.Node, backup.Node)
+		})
+	}
 }
