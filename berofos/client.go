@@ -277,7 +277,11 @@ func (c *Client) exchange(ctx context.Context, dst netip.AddrPort, req []byte, t
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		conn.SetReadDeadline(nextSend)
+		dl := nextSend
+		if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+			dl = d
+		}
+		conn.SetReadDeadline(dl)
 		n, from, err := conn.ReadFrom(buf)
 		if err != nil {
 			var ne net.Error
