@@ -229,6 +229,9 @@ func TestRouterVirtualMAC(t *testing.T) {
 	}
 
 	adv := nextFrame(t, adverts, 3*time.Second, func(f []byte) bool { return len(f) > 34 && f[14+9] == ipProtoVRRP })
+	if tos, ttl := adv[14+1], adv[14+8]; tos != tosInternetControl || ttl != 255 {
+		t.Errorf("advert with TOS %#x and TTL %d, want %#x and 255", tos, ttl, tosInternetControl)
+	}
 	if got := net.HardwareAddr(adv[6:12]); !bytes.Equal(got, vmac) {
 		t.Errorf("advert from MAC %v, want %v", got, vmac)
 	}
