@@ -237,6 +237,7 @@ func TestRedundantdLinkCutTakeover(t *testing.T) {
 // TestRedundantdModes runs a pair in the optional modes of issue 2 and checks on the wire
 // that the mode is really in force, then hands over with SIGTERM and SIGKILL.
 func TestRedundantdModes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		cfg   VRRPConfig
