@@ -57,6 +57,7 @@ type Appliance struct {
 	now     func() time.Time
 	router  Router // nil when redundancy is disabled
 	parts   []Part
+	sync    *syncPart // nil when replication is off
 	events  *eventLog
 	roles   chan vrrp.Event // capacity 1: the newest role change replaces an unread one
 	started time.Time
