@@ -577,6 +577,15 @@ func (n *Node) Addrs() ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// MAC is the hardware address of the node's eth0.
+func (n *Node) MAC() (net.HardwareAddr, error) {
+	eth, err := n.handle.LinkByName(n.Iface)
+	if err != nil {
+		return nil, fmt.Errorf("testlab: %s/%s: %w", n.Name, n.Iface, err)
+	}
+	return eth.Attrs().HardwareAddr, nil
+}
+
 // HasAddr reports whether addr is in the node's namespace now (on any link).
 func (n *Node) HasAddr(addr netip.Addr) (bool, error) {
 	ps, err := n.Addrs()

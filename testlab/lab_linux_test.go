@@ -332,3 +332,30 @@ func TestParseVRRPFrame(t *testing.T) {
 		t.Error("UDP frame accepted as VRRP")
 	}
 }
+
+func TestParseARPFrame(t *testing.T) {
+	frame := []byte{
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // broadcast
+		0x02, 0x11, 0x22, 0x33, 0x44, 0x55,
+		0x08, 0x06,
+		0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01, // Ethernet/IPv4, request
+		0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 192, 0, 2, 100, // sender
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 192, 0, 2, 100, // target
+	}
+	got, ok := parseARPFrame(frame)
+	if !ok {
+		t.Fatal("ARP frame not recognised")
+	}
+	mac := net.HardwareAddr{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}
+	want := ARP{SrcMAC: mac, Op: 1, SenderMAC: mac,
+		SenderIP: netip.MustParseAddr("192.0.2.100"), TargetIP: netip.MustParseAddr("192.0.2.100")}
+	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
+		t.Errorf("parseARPFrame (-want +got):\n%s", diff)
+	}
+	if !got.Gratuitous() {
+		t.Error("announcement not reported as gratuitous")
+	}
+	if _, ok := parseARPFrame(frame[:len(frame)-1]); ok {
+		t.Error("truncated ARP frame accepted")
+	}
+}

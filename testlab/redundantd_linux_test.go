@@ -97,8 +97,9 @@ func TestRedundantdPairElectsOneMasterAndFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Both start at once with equal priority: the election must still end with one Master.
-	a := StartRouterT(t, l.Node(1), Redundantd, VRRPConfig{})
-	b := StartRouterT(t, l.Node(2), Redundantd, VRRPConfig{})
+	cfg := VRRPConfig{GARPCount: 3, GARPInterval: 100 * time.Millisecond}
+	a := StartRouterT(t, l.Node(1), Redundantd, cfg)
+	b := StartRouterT(t, l.Node(2), Redundantd, cfg)
 	var master, backup *Router
 	deadline := time.Now().Add(15 * time.Second)
 	for master == nil {
@@ -138,6 +139,30 @@ func TestRedundantdPairElectsOneMasterAndFailsOver(t *testing.T) {
 	checkFailover(t, f)
 	if err := backup.WaitState(ctx, "master"); err != nil {
 		t.Fatal(err)
+	}
+	// The new Master announces the VIP: garp_count gratuitous ARPs, garp_interval apart, from
+	// its own MAC, starting with the takeover.
+	mac, err := backup.Node.MAC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3*cfg.GARPInterval + 500*time.Millisecond) // the burst's length plus slack; then count
+	garps := tl.GARPs(f.Ref.At, time.Now())
+	if len(garps) != cfg.GARPCount {
+		t.Errorf("%d gratuitous ARPs for the VIP after the takeover, want garp_count %d", len(garps), cfg.GARPCount)
+	}
+	for i, g := range garps {
+		if g.SrcMAC.String() != mac.String() || g.SenderMAC.String() != mac.String() {
+			t.Errorf("gratuitous ARP %d from %s (sender %s), want the new Master's %s", i, g.SrcMAC, g.SenderMAC, mac)
+		}
+		if i > 0 {
+			if gap := g.At.Sub(garps[i-1].At); gap < cfg.GARPInterval-20*time.Millisecond || gap > cfg.GARPInterval+200*time.Millisecond {
+				t.Errorf("gratuitous ARP %d came %v after the previous one, want about %v", i, gap, cfg.GARPInterval)
+			}
+		}
+	}
+	if len(garps) > 0 && garps[0].At.Sub(f.VIP.At) > 100*time.Millisecond {
+		t.Errorf("first gratuitous ARP %v after the VIP was installed", garps[0].At.Sub(f.VIP.At))
 	}
 
 	// The old Master comes back (preempt off): it must remove the VIP it left behind when it

@@ -17,6 +17,7 @@ type Timeline struct {
 
 	mu      sync.Mutex
 	adverts []Advert
+	arps    []ARP
 	vips    []VIPEvent
 	holding map[*Node]bool
 	notify  chan struct{}
@@ -25,6 +26,10 @@ type Timeline struct {
 // Record starts a Timeline for vip; it records until ctx ends or the lab is closed.
 func (l *Lab) Record(ctx context.Context, vip netip.Addr) (*Timeline, error) {
 	adverts, err := l.SniffVRRP(ctx)
+	if err != nil {
+		return nil, err
+	}
+	arps, err := l.SniffARP(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +42,14 @@ func (l *Lab) Record(ctx context.Context, vip netip.Addr) (*Timeline, error) {
 		for a := range adverts {
 			tl.mu.Lock()
 			tl.adverts = append(tl.adverts, a)
+			tl.wake()
+			tl.mu.Unlock()
+		}
+	}()
+	go func() {
+		for a := range arps {
+			tl.mu.Lock()
+			tl.arps = append(tl.arps, a)
 			tl.wake()
 			tl.mu.Unlock()
 		}
@@ -64,6 +77,35 @@ func (tl *Timeline) Adverts() []Advert {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	return append([]Advert(nil), tl.adverts...)
+}
+
+// GARPs returns the gratuitous ARPs for the timeline's VIP recorded in (from, to], oldest
+// first.
+func (tl *Timeline) GARPs(from, to time.Time) []ARP {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var out []ARP
+	for _, a := range tl.arps {
+		if a.At.After(from) && !a.At.After(to) && a.Gratuitous() && a.SenderIP == tl.VIP {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// WaitGARP returns the first gratuitous ARP for the VIP recorded after after.
+func (tl *Timeline) WaitGARP(ctx context.Context, after time.Time) (ARP, error) {
+	var found ARP
+	err := tl.wait(ctx, "a gratuitous ARP for "+tl.VIP.String(), func() bool {
+		for _, a := range tl.arps {
+			if a.At.After(after) && a.Gratuitous() && a.SenderIP == tl.VIP {
+				found = a
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
 }
 
 // VIPEvents returns a copy of the VIP events recorded so far, oldest first.
@@ -195,6 +237,8 @@ type Failover struct {
 	VIP VIPEvent // the VIP appearing on the new Master
 	// FirstAdvert is the new Master's first advert after Ref (zero At if none was seen yet).
 	FirstAdvert Advert
+	// FirstGARP is the first gratuitous ARP for the VIP after Ref (zero At if none within 2 s).
+	FirstGARP ARP
 }
 
 // Elapsed is the failover time: from Ref to the VIP on the new Master.
@@ -257,5 +301,8 @@ func MeasureFailover(ctx context.Context, tl *Timeline, master, backup *Router, 
 		return f, err
 	}
 	f.FirstAdvert, _ = tl.WaitAdvert(wctx, f.Ref.At, "first advert of "+backup.String(), From(backup.Node, vrid))
+	gctx, gcancel := context.WithTimeout(wctx, 2*time.Second)
+	defer gcancel()
+	f.FirstGARP, _ = tl.WaitGARP(gctx, f.Ref.At)
 	return f, nil
 }

@@ -217,3 +217,92 @@ func (l *Lab) WatchVIP(ctx context.Context, vip netip.Addr) (<-chan VIPEvent, er
 	}()
 	return out, nil
 }
+
+// ARP is one ARP packet seen on the lab bridge. A gratuitous ARP (RFC 5227 announcement, as
+// VRRP Masters send for their virtual IPs) has SenderIP == TargetIP.
+type ARP struct {
+	At        time.Time
+	SrcMAC    net.HardwareAddr // Ethernet source
+	Op        uint16           // 1 request, 2 reply
+	SenderMAC net.HardwareAddr
+	SenderIP  netip.Addr
+	TargetIP  netip.Addr
+}
+
+// Gratuitous reports whether the packet announces SenderIP (sender and target IP equal).
+func (a ARP) Gratuitous() bool { return a.SenderIP == a.TargetIP }
+
+// parseARPFrame decodes an Ethernet/IPv4 ARP frame.
+func parseARPFrame(b []byte) (ARP, bool) {
+	const ethLen = 14
+	if len(b) < ethLen+28 || binary.BigEndian.Uint16(b[12:14]) != unix.ETH_P_ARP {
+		return ARP{}, false
+	}
+	p := b[ethLen:]
+	if binary.BigEndian.Uint16(p[0:2]) != 1 || binary.BigEndian.Uint16(p[2:4]) != unix.ETH_P_IP || p[4] != 6 || p[5] != 4 {
+		return ARP{}, false
+	}
+	return ARP{
+		SrcMAC:    append(net.HardwareAddr(nil), b[6:12]...),
+		Op:        binary.BigEndian.Uint16(p[6:8]),
+		SenderMAC: append(net.HardwareAddr(nil), p[8:14]...),
+		SenderIP:  netip.AddrFrom4([4]byte(p[14:18])),
+		TargetIP:  netip.AddrFrom4([4]byte(p[24:28])),
+	}, true
+}
+
+// SniffARP reports every ARP packet crossing br0 until ctx is cancelled or the lab is closed;
+// then the channel is closed.
+func (l *Lab) SniffARP(ctx context.Context) (<-chan ARP, error) {
+	var conn *packet.Conn
+	err := doIn(l.bridgeNS, func() error {
+		ifi, err := net.InterfaceByName("br0")
+		if err != nil {
+			return err
+		}
+		conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
+		if err != nil {
+			return err
+		}
+		return conn.SetPromiscuous(true)
+	})
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, fmt.Errorf("testlab: sniff ARP on br0: %w", err)
+	}
+	out := make(chan ARP, 64)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stopLab := context.AfterFunc(l.ctx, func() { conn.Close() })
+	go func() {
+		defer close(out)
+		defer stop()
+		defer stopLab()
+		defer conn.Close()
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) || ctx.Err() != nil || l.ctx.Err() != nil {
+					return
+				}
+				continue
+			}
+			at := time.Now()
+			a, ok := parseARPFrame(buf[:n])
+			if !ok {
+				continue
+			}
+			a.At = at
+			select {
+			case out <- a:
+			case <-ctx.Done():
+				return
+			case <-l.ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
