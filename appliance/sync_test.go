@@ -1,0 +1,136 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	pbxsync "github.com/redundantd/redundantd/sync"
+	"github.com/redundantd/redundantd/vrrp"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncNode is one appliance with replication on loopback and a fake VRRP engine.
+type syncNode struct {
+	a    *Appliance
+	fr   *fakeRouter
+	tree string
+}
+
+func TestSyncFollowsTheRole(t *testing.T) {
+	base := t.TempDir()
+	ports := []int{freePort(t), freePort(t)}
+	cfgs := make([]*Config, 2)
+	for i := range cfgs {
+		cfg := testConfig(t)
+		cfg.Node.StateDir = filepath.Join(base, fmt.Sprint("state", i))
+		tree := filepath.Join(base, fmt.Sprint("tree", i), "voicemail")
+		if err := os.MkdirAll(tree, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Sync = SyncConfig{Enabled: true, Paths: []string{tree}, Listen: fmt.Sprintf("127.0.0.1:%d", ports[i]),
+			Peer: fmt.Sprintf("127.0.0.1:%d", ports[1-i]), Interval: "1h", TrashRetention: DefaultTrashRetention, MaxDelete: 0.5}
+		cfgs[i] = cfg
+	}
+	// The operator's step: each node's fingerprint is configured on the other.
+	for i := range cfgs {
+		fp, err := Fingerprint(cfgs[1-i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs[i].Sync.PeerFingerprint = fp
+	}
+	nodes := make([]syncNode, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	var done []chan error
+	for i, cfg := range cfgs {
+		fr := &fakeRouter{ran: make(chan struct{})}
+		a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := make(chan error, 1)
+		go func() { d <- a.Run(ctx) }()
+		done = append(done, d)
+		<-fr.ran
+		nodes[i] = syncNode{a: a, fr: fr, tree: cfg.Sync.Paths[0]}
+	}
+	defer func() {
+		cancel()
+		for _, d := range done {
+			<-d
+		}
+	}()
+
+	// Node 0 is Master, node 1 Backup: a message recorded on 0 reaches 1 on "sync now".
+	nodes[0].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
+	nodes[1].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateInitialize, To: vrrp.StateBackup})
+	msg := filepath.Join("default", "1001", "INBOX", "msg0000.wav")
+	write(t, filepath.Join(nodes[0].tree, msg), "audio recorded on node 0")
+	syncNow(t, nodes[0].a, http.StatusOK)
+	if b, err := os.ReadFile(filepath.Join(nodes[1].tree, msg)); err != nil || string(b) != "audio recorded on node 0" {
+		t.Fatalf("replica has %q, %v", b, err)
+	}
+	// A Backup refuses to be the source.
+	syncNow(t, nodes[1].a, http.StatusConflict)
+
+	// Failover: node 1 is Master now and the direction follows.
+	nodes[0].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateMaster, To: vrrp.StateBackup})
+	nodes[1].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
+	msg2 := filepath.Join("default", "1001", "INBOX", "msg0001.wav")
+	write(t, filepath.Join(nodes[1].tree, msg2), "audio recorded on node 1 after failover")
+	waitFor(t, "node 1 to replicate", func() bool {
+		rec := httptest.NewRecorder()
+		nodes[1].a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/sync", nil))
+		return rec.Code == http.StatusOK
+	})
+	if b, err := os.ReadFile(filepath.Join(nodes[0].tree, msg2)); err != nil || string(b) != "audio recorded on node 1 after failover" {
+		t.Fatalf("old Master has %q, %v", b, err)
+	}
+	st, ok := nodes[1].a.Status().Parts["sync"].(pbxsync.Status)
+	if !ok || st.Role != pbxsync.RoleSource || st.Runs == 0 {
+		t.Errorf("status parts[sync] = %#v", nodes[1].a.Status().Parts["sync"])
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncNow asks the API to replicate, retrying while the role change is still on its way.
+func syncNow(t *testing.T, a *Appliance, want int) {
+	t.Helper()
+	var rec *httptest.ResponseRecorder
+	waitFor(t, fmt.Sprintf("sync now to answer %d", want), func() bool {
+		rec = httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/sync", nil))
+		return rec.Code == want
+	})
+	if want == http.StatusOK {
+		var st pbxsync.RunStats
+		if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+			t.Fatalf("sync answer %s: %v", rec.Body, err)
+		}
+	}
+}
