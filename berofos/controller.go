@@ -379,7 +379,10 @@ func (w *worker) run(ctx context.Context) {
 			wait = w.c.cfg.PollInterval
 			w.update(func(s *DeviceStatus) { s.Failures = 0 })
 		case genCtx.Err() != nil:
-			continue // the desired state changed under us: start over at once
+			// The desired state changed under us: start over at once (the poke that came
+			// with the change is covered by this pass).
+			drain(w.c.wake[w.i])
+			continue
 		default:
 			if backoff == 0 {
 				backoff = w.c.cfg.RetryMin
