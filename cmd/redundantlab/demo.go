@@ -341,6 +341,9 @@ func (d *demo) printFailover(ctx context.Context, f testlab.Failover, refText st
 	if !f.FirstAdvert.At.IsZero() {
 		rows = append(rows, row{f.FirstAdvert.At, fmt.Sprintf("first advert from %s, priority %d", f.To.Node.Name, f.FirstAdvert.Priority)})
 	}
+	if !f.FirstGARP.At.IsZero() {
+		rows = append(rows, row{f.FirstGARP.At, fmt.Sprintf("first gratuitous ARP for %s", f.FirstGARP.SenderIP)})
+	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].at.Before(rows[j].at) })
 	d.say("  timeline in ms from the %s:\n", refText)
 	for _, r := range rows {
