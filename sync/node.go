@@ -140,6 +140,7 @@ type Node struct {
 	st   Status
 
 	noDelta map[string]bool
+	runHook func(context.Context) // tests: replaces the run the scheduler starts
 
 	now func() time.Time
 }
@@ -400,6 +401,10 @@ func (n *Node) schedule(ctx context.Context) {
 }
 
 func (n *Node) scheduledRun(ctx context.Context) {
+	if n.runHook != nil {
+		n.runHook(ctx)
+		return
+	}
 	if _, err := n.SyncNow(ctx); err != nil && ctx.Err() == nil {
 		n.log.Warn("sync run failed", "err", err)
 	}

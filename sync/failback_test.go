@@ -1,0 +1,140 @@
+package sync
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestFailbackMerge: both nodes change data while each believes it is Master (the old Master
+// before it died, the new one after the failover). When they meet again, nothing is lost:
+// voicemail recorded on the node that is now the replica is merged under a new message number,
+// a config file changed on both sides is kept as a .conflict copy, a change made on one side
+// only is kept whichever side made it.
+func TestFailbackMerge(t *testing.T) {
+	a, b := newPair(t, nil)
+	inbox := "default/100/INBOX/"
+	writeFile(t, a.path(1, inbox+"msg0000.wav"), randBytes(1, 100<<10), old0)
+	writeFile(t, a.path(1, inbox+"msg0000.txt"), []byte("[message]\ncallerid=first\n"), old0)
+	writeFile(t, a.path(0, "sip.conf"), []byte("v1"), old0)
+	writeFile(t, a.path(0, "extensions.conf"), []byte("e1"), old0)
+	writeFile(t, a.path(0, "users.conf"), []byte("u1"), old0)
+	syncNow(t, a)
+	assertSame(t, a, b)
+
+	// a, still Master, records a message and edits two files; none of it is replicated.
+	aMsg := randBytes(2, 150<<10)
+	writeFile(t, a.path(1, inbox+"msg0001.wav"), aMsg, old0)
+	writeFile(t, a.path(1, inbox+"msg0001.txt"), []byte("[message]\ncallerid=recorded-on-a\n"), old0)
+	writeFile(t, a.path(0, "sip.conf"), []byte("edited on a"), old0)
+	writeFile(t, a.path(0, "extensions.conf"), []byte("only a changed this"), old0)
+
+	// Failover: b becomes Master, a is gone.
+	a.SetRole(RoleNone)
+	b.SetRole(RoleSource)
+	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 }) // refused: a is not a replica
+	bMsg := randBytes(3, 120<<10)
+	writeFile(t, b.path(1, inbox+"msg0001.wav"), bMsg, old0)
+	writeFile(t, b.path(1, inbox+"msg0001.txt"), []byte("[message]\ncallerid=recorded-on-b\n"), old0)
+	writeFile(t, b.path(0, "sip.conf"), []byte("edited on b"), old0)
+	writeFile(t, b.path(0, "users.conf"), []byte("only b changed this"), old0)
+
+	// a comes back as Backup; b stays the source.
+	a.SetRole(RoleReplica)
+	st := syncNow(t, b)
+	assertSame(t, b, a)
+	check := func(rel string, tree int, want []byte) {
+		t.Helper()
+		got, err := os.ReadFile(b.path(tree, rel))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%s: %q %v, want %q", rel, got, err, want)
+		}
+	}
+	check(inbox+"msg0001.wav", 1, bMsg)
+	check(inbox+"msg0002.wav", 1, aMsg)
+	check(inbox+"msg0002.txt", 1, []byte("[message]\ncallerid=recorded-on-a\n"))
+	check("sip.conf", 0, []byte("edited on b"))
+	check("sip.conf.conflict", 0, []byte("edited on a"))
+	check("extensions.conf", 0, []byte("only a changed this"))
+	check("users.conf", 0, []byte("only b changed this"))
+	if st.Conflicts != 1 || st.Pulled != 4 {
+		t.Errorf("stats: conflicts %d pulled %d, want 1 and 4 (2 merged, 1 conflict copy, 1 adopted)", st.Conflicts, st.Pulled)
+	}
+	if ev := b.eventsOf(EventConflict); len(ev) != 1 || !strings.HasSuffix(ev[0].Path, "sip.conf.conflict") {
+		t.Errorf("conflict events: %+v", ev)
+	}
+	if ev := b.eventsOf(EventMerged); len(ev) != 1 || !strings.HasSuffix(ev[0].Path, "msg0002") {
+		t.Errorf("merge events: %+v", ev)
+	}
+	if _, err := os.Stat(b.state + "/conflicts.jsonl"); err != nil {
+		t.Errorf("conflict not recorded: %v", err)
+	}
+	// The pair is settled: the next run has nothing to do and needs no manifest exchange.
+	st = syncNow(t, b)
+	if st.Full || st.Files != 0 || st.Pulled != 0 {
+		t.Errorf("run after the merge: %+v", st)
+	}
+	// Messages deleted and renumbered on the replica while it was Master (only there) are
+	// taken over too, not resurrected.
+}
+
+// TestFullDiskOnReplica fills a small tmpfs mounted over the replica's voicemail tree in a
+// private mount namespace (the test re-executes itself in one): the run fails with a clear
+// error, nothing is deleted, no temporary file is left, and the next run completes once there
+// is room.
+func TestFullDiskOnReplica(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs in a private mount namespace")
+	}
+	if os.Getenv("SYNC_FULLDISK_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFullDiskOnReplica$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "SYNC_FULLDISK_CHILD=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestFullDiskOnReplica") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		if strings.Contains(string(out), "--- SKIP") {
+			t.Skip(string(out))
+		}
+		return
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		t.Skipf("cannot make mounts private: %v", err)
+	}
+	a, b := newPair(t, func(_, cb *Config) {
+		if err := unix.Mount("tmpfs", cb.Paths[1], "tmpfs", 0, "size=2m"); err != nil {
+			t.Skipf("cannot mount tmpfs: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(cb.Paths[1], unix.MNT_DETACH) })
+	})
+	inbox := "default/100/INBOX/"
+	writeFile(t, a.path(1, inbox+"msg0000.wav"), randBytes(1, 300<<10), old0)
+	writeFile(t, a.path(1, inbox+"msg0001.wav"), randBytes(2, 300<<10), old0)
+	syncNow(t, a)
+	assertSame(t, a, b)
+
+	os.Remove(a.path(1, inbox+"msg0000.wav"))
+	writeFile(t, a.path(1, inbox+"msg0002.wav"), randBytes(3, 3<<20), old0) // does not fit
+	writeFile(t, a.path(0, "sip.conf"), []byte("config still fits"), old0)
+	_, err := a.SyncNow(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("run onto a full disk: %v, want a no-space error", err)
+	}
+	if _, err := os.Stat(b.path(1, inbox+"msg0000.wav")); err != nil {
+		t.Errorf("a file was deleted in a failed run: %v", err)
+	}
+	noTemps(t, b)
+	if s := a.Status(); !strings.Contains(s.LastError, "no space left") {
+		t.Errorf("status error %q", s.LastError)
+	}
+	// Room again: the big message goes, the next run completes.
+	os.Remove(a.path(1, inbox+"msg0002.wav"))
+	syncNow(t, a)
+	assertSame(t, a, b)
+	t.Log("full disk handled")
+}
