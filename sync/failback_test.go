@@ -78,8 +78,39 @@ func TestFailbackMerge(t *testing.T) {
 	if st.Full || st.Files != 0 || st.Pulled != 0 {
 		t.Errorf("run after the merge: %+v", st)
 	}
-	// Messages deleted and renumbered on the replica while it was Master (only there) are
-	// taken over too, not resurrected.
+}
+
+// TestFailbackAdoptsRenumbering: while b was Master it deleted a message (Asterisk renumbered
+// the rest); a, back as Master (preemption), takes that state over instead of resurrecting
+// the deleted message or duplicating the renumbered ones.
+func TestFailbackAdoptsRenumbering(t *testing.T) {
+	a, b := newPair(t, nil)
+	inbox := "default/100/INBOX/"
+	msgs := [][]byte{randBytes(10, 90<<10), randBytes(11, 90<<10), randBytes(12, 90<<10)}
+	for i, m := range msgs {
+		writeFile(t, a.path(1, inbox+"msg000"+string(rune('0'+i))+".wav"), m, old0)
+	}
+	syncNow(t, a)
+	a.SetRole(RoleNone)
+	b.SetRole(RoleSource)
+	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	os.Remove(b.path(1, inbox+"msg0000.wav"))
+	os.Rename(b.path(1, inbox+"msg0001.wav"), b.path(1, inbox+"msg0000.wav"))
+	os.Rename(b.path(1, inbox+"msg0002.wav"), b.path(1, inbox+"msg0001.wav"))
+	// a preempts: b goes back to Backup, a is the source again.
+	b.SetRole(RoleReplica)
+	a.SetRole(RoleSource)
+	syncNow(t, a)
+	assertSame(t, a, b)
+	for i, want := range [][]byte{msgs[1], msgs[2]} {
+		got, _ := os.ReadFile(a.path(1, inbox+"msg000"+string(rune('0'+i))+".wav"))
+		if string(got) != string(want) {
+			t.Errorf("msg000%d is not the renumbered message", i)
+		}
+	}
+	if _, err := os.Stat(a.path(1, inbox+"msg0002.wav")); err == nil {
+		t.Error("deleted message resurrected")
+	}
 }
 
 // TestFullDiskOnReplica fills a small tmpfs mounted over the replica's voicemail tree in a

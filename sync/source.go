@@ -88,25 +88,40 @@ func (n *Node) runOnce(ctx context.Context) (st RunStats, err error) {
 	st = RunStats{Started: n.now()}
 	wall := time.Now()
 	defer func() { st.Duration = time.Since(wall) }()
-	if n.conn == nil {
-		pc, err := n.dial(ctx)
-		if err != nil {
-			st.Errors = append(st.Errors, err.Error())
-			return st, err
+	var pc *peerConn
+	var rx0, tx0 int64
+	for attempt := 0; attempt < 2; attempt++ {
+		reused := n.conn != nil
+		if n.conn == nil {
+			c, err := n.dial(ctx)
+			if err != nil {
+				st.Errors = append(st.Errors, err.Error())
+				return st, err
+			}
+			n.conn = c
 		}
-		n.conn = pc
-	}
-	pc := n.conn
-	rx0, tx0 := pc.cnt.rx.Load(), pc.cnt.tx.Load()
-	stop := context.AfterFunc(ctx, func() { _ = pc.nc.SetDeadline(time.Unix(1, 0)) })
-	for round := 0; round < 2; round++ {
-		var retry bool
-		retry, err = n.sourceRun(ctx, pc, &st, round > 0)
-		if err != nil || !retry {
+		pc = n.conn
+		rx0, tx0 = pc.cnt.rx.Load(), pc.cnt.tx.Load()
+		stop := context.AfterFunc(ctx, func() { _ = pc.nc.SetDeadline(time.Unix(1, 0)) })
+		err = nil
+		for round := 0; round < 2; round++ {
+			var retry bool
+			retry, err = n.sourceRun(ctx, pc, &st, round > 0)
+			if err != nil || !retry {
+				break
+			}
+		}
+		stop()
+		var perr *protocolError
+		if err == nil || errors.As(err, &perr) || !reused || ctx.Err() != nil {
 			break
 		}
+		// The long-lived connection went stale (the peer restarted or changed role):
+		// redial once; a run is safe to repeat.
+		pc.Close()
+		n.conn = nil
+		st = RunStats{Started: st.Started}
 	}
-	stop()
 	st.BytesSent = pc.cnt.tx.Load() - tx0
 	st.BytesRecv = pc.cnt.rx.Load() - rx0
 	if err != nil {
