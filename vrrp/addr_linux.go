@@ -25,6 +25,14 @@ import (
 // is left alone, with a log line. What it added is recorded in a state file before the netlink
 // request is sent (a write-ahead record), so that after a crash the next start removes those
 // addresses ([netlinkAddresser.removeStale]) instead of mistaking them for someone else's.
+//
+// The record is replaced atomically (temporary file, rename) before the netlink request, and
+// made durable (fsync of the file and its directory) by Flush, which the Router calls once the
+// takeover is done. The order is deliberate: addresses do not outlive the kernel, so the
+// record only has to survive a crash of this process, which the page cache does; an fsync on
+// the takeover path would add a disk flush (milliseconds, and far more on a disk busy with
+// voicemail or replication) between Master_Down_Timer and the VIP. A record torn by an OS crash
+// in that window describes addresses that the crash removed, and is ignored at start-up.
 type netlinkAddresser struct {
 	h      *netlink.Handle
 	link   netlink.Link
@@ -33,6 +41,7 @@ type netlinkAddresser struct {
 	log    *slog.Logger
 
 	owned []netip.Prefix // installed by us, in installation order
+	dirty bool           // the record was replaced and not yet fsynced
 }
 
 var _ Addresser = (*netlinkAddresser)(nil)
@@ -174,16 +183,20 @@ func (a *netlinkAddresser) removeStale(h *netlink.Handle, allowed []string) erro
 	if errors.Is(err, os.ErrNotExist) {
 		// First start: write an empty record now, so that a StateDir where it cannot be
 		// written fails Dial rather than the first takeover.
-		return a.save()
+		if err := a.save(); err != nil {
+			return err
+		}
+		return a.Flush()
 	}
 	if err != nil {
 		return fmt.Errorf("vrrp: reading address record: %w", err)
 	}
 	var rec addrRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
-		// A torn record cannot happen (it is replaced atomically); a corrupt one is someone
-		// else's doing. Refuse to guess which addresses are ours.
-		return fmt.Errorf("vrrp: address record %s is corrupt (remove it after checking the addresses by hand): %w", a.record, err)
+		// Only an OS crash between a rename and its Flush tears the record, and that crash
+		// took the addresses with it. Remove nothing: anything on the link now is not ours.
+		a.log.Warn("address record unreadable; removing no address on its strength", "record", a.record, "err", err)
+		rec = addrRecord{}
 	}
 	var errs []error
 	switch link, err := h.LinkByName(rec.Interface); {
@@ -218,11 +231,14 @@ func (a *netlinkAddresser) removeStale(h *netlink.Handle, allowed []string) erro
 	if len(errs) > 0 {
 		return errors.Join(errs...) // keep the record, so that the next start retries
 	}
-	return a.save()
+	if err := a.save(); err != nil {
+		return err
+	}
+	return a.Flush()
 }
 
-// save replaces the record atomically (temporary file, fsync, rename, fsync of the
-// directory), so that a crash leaves either the old or the new record, never a torn one.
+// save replaces the record atomically (temporary file, rename): readers, and a restart after
+// a crash of this process, see the old or the new record, never a mix. Flush makes it durable.
 func (a *netlinkAddresser) save() error {
 	if a.record == "" {
 		return nil
@@ -235,15 +251,32 @@ func (a *netlinkAddresser) save() error {
 	if err != nil {
 		return fmt.Errorf("vrrp: encoding address record: %w", err)
 	}
-	if err := writeFileAtomic(a.record, append(b, '\n')); err != nil {
+	if err := replaceFile(a.record, append(b, '\n')); err != nil {
 		return fmt.Errorf("vrrp: writing address record: %w", err)
 	}
+	a.dirty = true
 	return nil
 }
 
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+// Flush makes the last record change durable: fsync of the record, then of its directory (the
+// rename). The Router calls it after each step, off the takeover path; it does nothing when
+// the record has not changed.
+func (a *netlinkAddresser) Flush() error {
+	if !a.dirty {
+		return nil
+	}
+	for _, p := range []string{a.record, filepath.Dir(a.record)} {
+		if err := fsyncPath(p); err != nil {
+			return fmt.Errorf("vrrp: flushing address record: %w", err)
+		}
+	}
+	a.dirty = false
+	return nil
+}
+
+// replaceFile writes data to a temporary file next to path and renames it over path.
+func replaceFile(path string, data []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
@@ -256,21 +289,19 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
+	return os.Rename(f.Name(), path)
+}
+
+func fsyncPath(p string) error {
+	f, err := os.Open(p)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	defer f.Close()
+	return f.Sync()
 }
 
 // netlinkAddr converts a prefix to the netlink form. The broadcast address is left for

@@ -103,7 +103,8 @@ func TestDialDefaultsAndClose(t *testing.T) {
 
 // BenchmarkAddresserAddRemove measures what a takeover and a release cost the Router on top
 // of the protocol: one Add and one Remove of a virtual address, each a netlink request and its
-// ACK, with or without the record written and fsynced to StateDir (under os.TempDir).
+// ACK, with or without the record replaced in StateDir (under os.TempDir) beforehand, and the
+// Flush (fsync) that follows off the takeover path.
 func BenchmarkAddresserAddRemove(b *testing.B) {
 	for _, withRecord := range []bool{false, true} {
 		name := "no-record"
@@ -119,18 +120,27 @@ func BenchmarkAddresserAddRemove(b *testing.B) {
 			}
 			ad := newNetlinkAddresser(a.h, a.link(b, "vrt0"), path, slog.New(slog.DiscardHandler))
 			vips := []netip.Prefix{labVIP}
-			var add time.Duration
+			var add, flush time.Duration
 			for b.Loop() {
 				start := time.Now()
 				if err := ad.Add(vips); err != nil {
 					b.Fatal(err)
 				}
 				add += time.Since(start)
+				start = time.Now()
+				if err := ad.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				flush += time.Since(start)
 				if err := ad.Remove(vips); err != nil {
+					b.Fatal(err)
+				}
+				if err := ad.Flush(); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(add.Microseconds())/float64(b.N), "add-µs/op")
+			b.ReportMetric(float64(flush.Microseconds())/float64(b.N), "flush-µs/op")
 		})
 	}
 }

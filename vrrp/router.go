@@ -39,6 +39,10 @@ type Conn interface {
 
 // Addresser installs and removes the virtual addresses. Implementations must never remove an
 // address they did not add.
+//
+// An Addresser may also have a method Flush() error for slow bookkeeping (the production one
+// fsyncs its ownership record there): the Router calls it after every step, once the
+// addresses, the first gratuitous ARP and OnEvent are done, so that it never delays them.
 type Addresser interface {
 	// Add installs the prefixes; it returns once the kernel has confirmed them.
 	Add(vips []netip.Prefix) error
@@ -409,6 +413,11 @@ func (r *Router) step(actions []Action) {
 	}
 	r.retry()
 	r.publish()
+	if f, ok := r.addrs.(interface{ Flush() error }); ok {
+		if err := f.Flush(); err != nil {
+			r.log.Warn("flushing the address record", "err", err)
+		}
+	}
 }
 
 func (r *Router) send(a *Advertisement) {

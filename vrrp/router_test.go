@@ -527,6 +527,50 @@ func TestRouterRetriesFailedRelease(t *testing.T) {
 	})
 }
 
+// flushingAddresser journals Flush calls, like the production Addresser's fsync.
+type flushingAddresser struct{ *fakeAddresser }
+
+func (f flushingAddresser) Flush() error {
+	f.j.add("flush")
+	return nil
+}
+
+// An Addresser's Flush runs after the takeover's addresses, gratuitous ARP and event, never
+// before them.
+func TestRouterFlushesAfterTheStep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		conn := &fakeConn{j: j, in: make(chan Inbound), closed: make(chan struct{})}
+		cfg := rtConfig()
+		cfg.OnEvent = func(e Event) { j.add("event %v->%v", e.From, e.To) }
+		r, err := New(cfg, conn, flushingAddresser{&fakeAddresser{j: j}}, &fakeAnnouncer{j: j})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(rtDown100)
+		synctest.Wait()
+		want := []string{
+			"0s event initialize->backup",
+			"0s flush",
+			"3.609375s advert prio=100",
+			"3.609375s add [192.0.2.100/24]",
+			"3.609375s garp [192.0.2.100]",
+			"3.609375s event backup->master",
+			"3.609375s flush",
+		}
+		if diff := cmp.Diff(want, j.take()); diff != "" {
+			t.Errorf("journal (-want +got):\n%s", diff)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+}
+
 // Status and SetPriority may be called from any goroutine while Run works (run with -race).
 func TestRouterConcurrentUse(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
