@@ -2,11 +2,13 @@ package berofos_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,19 +128,41 @@ func labPair(t testing.TB) (dev, node netns.NsHandle) {
 	return dev, node
 }
 
-// TestLabNamespaceScanAndControl runs the simulator in its own namespace, on the real
-// berofos ports, and drives it from another namespace: a broadcast scan, password-protected
-// HTTP and the controller, watchdog kicks over GBL4 included.
-func TestLabNamespaceScanAndControl(t *testing.T) {
-	devNS, nodeNS := labPair(t)
-	sim, err := fossim.New(fossim.Config{IP: mustAddr("192.0.2.10"), Password: "secret",
-		Settings: map[string]string{"modedef": "0", "scenario": "1", "wdogitime": "2"}})
+// nsClient returns a client whose sockets live in ns.
+func nsClient(t testing.TB, ns netns.NsHandle, timeout time.Duration) *berofos.Client {
+	c := berofos.NewClient(berofos.ClientOptions{
+		Timeout:    timeout,
+		Retransmit: 100 * time.Millisecond,
+		Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+			err = inNS(ns, func() (err error) {
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+		ListenPacket: func(ctx context.Context) (pc net.PacketConn, err error) {
+			err = inNS(ns, func() (err error) {
+				pc, err = (&net.ListenConfig{}).ListenPacket(ctx, "udp4", ":0")
+				return err
+			})
+			return pc, err
+		},
+	})
+	t.Cleanup(c.Close)
+	return c
+}
+
+// labSim runs a simulator in ns on the berofos ports of 192.0.2.10.
+func labSim(t testing.TB, ns netns.NsHandle, cfg fossim.Config) *fossim.Sim {
+	t.Helper()
+	cfg.IP = mustAddr("192.0.2.10")
+	sim, err := fossim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ln net.Listener
 	var pc net.PacketConn
-	if err := inNS(devNS, func() (err error) {
+	if err := inNS(ns, func() (err error) {
 		if ln, err = net.Listen("tcp4", "192.0.2.10:80"); err != nil {
 			return err
 		}
@@ -156,26 +180,84 @@ func TestLabNamespaceScanAndControl(t *testing.T) {
 			t.Errorf("sim: %v", err)
 		}
 	})
+	return sim
+}
 
-	client := berofos.NewClient(berofos.ClientOptions{
-		Timeout:    time.Second,
-		Retransmit: 100 * time.Millisecond,
-		Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = inNS(nodeNS, func() (err error) {
-				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
-		ListenPacket: func(ctx context.Context) (pc net.PacketConn, err error) {
-			err = inNS(nodeNS, func() (err error) {
-				pc, err = (&net.ListenConfig{}).ListenPacket(ctx, "udp4", ":0")
-				return err
-			})
-			return pc, err
-		},
-	})
-	t.Cleanup(client.Close)
+// TestLabNamespaceFailures runs the failure cases across the lab link: wrong password, CRLF
+// config.txt, garbage answers, a slow device, a device that is down, and a device that
+// reboots to its default mode while the controller holds the lines.
+func TestLabNamespaceFailures(t *testing.T) {
+	devNS, nodeNS := labPair(t)
+	sim := labSim(t, devNS, fossim.Config{Password: "secret", Settings: map[string]string{"modedef": "0"}})
+	client := nsClient(t, nodeNS, 300*time.Millisecond)
+	dev := berofos.Device{Name: "fos1", Host: "192.0.2.10", MAC: net.HardwareAddr{0x00, 0x19, 0x32, 0x00, 0x12, 0x1D}, Login: "admin:secret"}
+	ctx := t.Context()
+
+	wrong := dev
+	wrong.Login = "admin:nope"
+	if _, err := nsClient(t, nodeNS, time.Second).ReadConfig(ctx, wrong); !errors.Is(err, berofos.ErrAuth) {
+		t.Errorf("wrong password: %v, want ErrAuth", err)
+	}
+	sim.SetCRLF(true)
+	if cfg, err := client.ReadConfig(ctx, dev); err != nil {
+		t.Errorf("CRLF config.txt: %v", err)
+	} else if m, _ := cfg.Mode(); m != 0 {
+		t.Errorf("CRLF config.txt: mode %d", m)
+	}
+	sim.SetCRLF(false)
+	sim.SetGarbage(true)
+	if _, err := client.ReadConfig(ctx, dev); !errors.Is(err, berofos.ErrNoMagic) {
+		t.Errorf("garbage: %v, want ErrNoMagic", err)
+	}
+	if err := client.Kick(ctx, dev); !errors.Is(err, berofos.ErrNoReply) {
+		t.Errorf("garbage GBL4: %v, want ErrNoReply", err)
+	}
+	sim.SetGarbage(false)
+	sim.SetDelay(time.Second)
+	if _, err := client.ReadConfig(ctx, dev); err == nil || !strings.Contains(err.Error(), "no answer within") {
+		t.Errorf("slow device: %v", err)
+	}
+	sim.SetDelay(0)
+	sim.SetDown(true)
+	if _, err := client.ReadConfig(ctx, dev); err == nil {
+		t.Error("device down: no error")
+	}
+	if err := client.Ping(ctx, dev); !errors.Is(err, berofos.ErrNoReply) {
+		t.Errorf("device down, ping: %v", err)
+	}
+	sim.SetDown(false)
+
+	ev := &events{}
+	c, err := berofos.NewController(berofos.ControllerConfig{Devices: []berofos.Device{dev}, ModeForMe: 1,
+		PollInterval: 100 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+		Timeout: 300 * time.Millisecond, OnEvent: ev.add}, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	cdone := make(chan error, 1)
+	go func() { cdone <- c.Run(cctx) }()
+	defer func() { ccancel(); <-cdone }()
+	c.SetDesired(berofos.LinesToMe)
+	eventually(t, 5*time.Second, "confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
+	sim.SetDown(true)
+	sim.Reboot() // comes back in modedef 0
+	eventually(t, 5*time.Second, "unreachable", func() bool { return ev.count("fos1", berofos.EventUnreachable) == 1 })
+	sim.SetDown(false)
+	eventually(t, 5*time.Second, "re-asserted after the reboot", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
+	if sim.Mode() != 1 || ev.count("fos1", berofos.EventReachable) != 1 {
+		t.Errorf("after the reboot: mode %d, %d reachable events", sim.Mode(), ev.count("fos1", berofos.EventReachable))
+	}
+}
+
+// TestLabNamespaceScanAndControl runs the simulator in its own namespace, on the real
+// berofos ports, and drives it from another namespace: a broadcast scan, password-protected
+// HTTP and the controller, watchdog kicks over GBL4 included.
+func TestLabNamespaceScanAndControl(t *testing.T) {
+	devNS, nodeNS := labPair(t)
+	sim := labSim(t, devNS, fossim.Config{Password: "secret",
+		Settings: map[string]string{"modedef": "0", "scenario": "1", "wdogitime": "2"}})
+	client := nsClient(t, nodeNS, time.Second)
 
 	replies, err := client.Scan(t.Context(), "", 0, 500*time.Millisecond)
 	if err != nil {
