@@ -33,7 +33,9 @@ type Config struct {
 	// 192.0.2.10, 255.255.255.0, 192.0.2.1).
 	IP, Netmask, Gateway netip.Addr
 	// HTTPPort is the port config.txt and scan replies report; 0 means the port of the
-	// HTTP listener given to Run (80 when there is none).
+	// HTTP listener given to Run (80 when there is none). Network settings changed later
+	// (address, port, dhcp over HTTP or netconf) are only stored and reported, as a device
+	// applies them at its next boot; the simulator never rebinds its sockets.
 	HTTPPort uint16
 	// Firmware and bootloader versions (defaults 1.53 and 1.0).
 	FWMajor, FWMinor, BootMajor, BootMinor uint8
