@@ -20,6 +20,9 @@ const (
 	LinesToPeer
 )
 
+// MarshalText encodes d as its name, for JSON and logs.
+func (d Desired) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
 func (d Desired) String() string {
 	switch d {
 	case LinesUnknown:
@@ -101,6 +104,9 @@ const (
 var eventNames = [...]string{"confirmed", "in-place", "drift", "unreachable", "reachable", "set-failed",
 	"watchdog-failure", "watchdog-armed", "kick-failed", "kick-ok"}
 
+// MarshalText encodes k as its name, for JSON and logs.
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
 		return eventNames[k]
@@ -118,23 +124,25 @@ type DeviceEvent struct {
 	At      time.Time
 }
 
-// DeviceStatus is a snapshot of one device as the controller knows it.
+// DeviceStatus is a snapshot of one device as the controller knows it. It encodes to JSON
+// with snake_case keys for the daemon's API; times that never happened are left out.
 type DeviceStatus struct {
-	Name, Host     string
-	Reachable      bool      // the last read succeeded
-	LastSeen       time.Time // last successful read
-	Mode           int       // relay mode last read; -1 unknown
-	Desired        Desired
-	WantMode       int  // mode the desired state maps to; -1 for LinesUnknown
-	InPlace        bool // Mode == WantMode, confirmed by the last read
-	Failures       int  // consecutive failed attempts
-	LastError      string
-	LastErrorAt    time.Time
-	LastChange     time.Time // last confirmed change made by this controller
-	LastChangeMode int       // mode set then; -1 when none
-	Watchdog       int       // 0 off, 1 on, 2 failure; -1 unknown
-	LastKick       time.Time // last answered kick
-	KickError      string    // last kick failure, "" after a success
+	Name           string    `json:"name"`
+	Host           string    `json:"host"`
+	Reachable      bool      `json:"reachable"`              // the last read succeeded
+	LastSeen       time.Time `json:"last_seen,omitzero"`     // last successful read
+	Mode           int       `json:"mode"`                   // relay mode last read; -1 unknown
+	Desired        Desired   `json:"desired"`                // "unknown", "to-me", "to-peer"
+	WantMode       int       `json:"want_mode"`              // mode the desired state maps to; -1 for LinesUnknown
+	InPlace        bool      `json:"in_place"`               // Mode == WantMode, confirmed by the last read
+	Failures       int       `json:"failures"`               // consecutive failed attempts
+	LastError      string    `json:"last_error,omitempty"`   // the last failure, kept after recovery
+	LastErrorAt    time.Time `json:"last_error_at,omitzero"` //
+	LastChange     time.Time `json:"last_change,omitzero"`   // last confirmed change made by this controller
+	LastChangeMode int       `json:"last_change_mode"`       // mode set then; -1 when none
+	Watchdog       int       `json:"watchdog"`               // 0 off, 1 on, 2 failure; -1 unknown
+	LastKick       time.Time `json:"last_kick,omitzero"`     // last answered kick
+	KickError      string    `json:"kick_error,omitempty"`   // last kick failure, "" after a success
 }
 
 // Controller keeps every configured berofos in the relay mode the appliance wants. Each

@@ -2,6 +2,7 @@ package berofos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -503,5 +504,20 @@ func TestNewControllerValidation(t *testing.T) {
 		if _, err := NewController(tt.cfg, nil); err == nil {
 			t.Errorf("%s: NewController accepted %+v", tt.name, tt.cfg)
 		}
+	}
+}
+
+func TestDeviceStatusJSON(t *testing.T) {
+	st := DeviceStatus{Name: "fos1", Host: "192.0.2.11", Reachable: true, Mode: 1, Desired: LinesToMe, WantMode: 1,
+		InPlace: true, LastChangeMode: 1, Watchdog: -1,
+		LastChange: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"name":"fos1","host":"192.0.2.11","reachable":true,"mode":1,"desired":"to-me","want_mode":1,"in_place":true,` +
+		`"failures":0,"last_change":"2026-01-02T03:04:05Z","last_change_mode":1,"watchdog":-1}`
+	if diff := cmp.Diff(want, string(b)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
