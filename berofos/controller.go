@@ -129,20 +129,20 @@ type DeviceEvent struct {
 type DeviceStatus struct {
 	Name           string    `json:"name"`
 	Host           string    `json:"host"`
-	Reachable      bool      `json:"reachable"`              // the last read succeeded
-	LastSeen       time.Time `json:"last_seen,omitzero"`     // last successful read
-	Mode           int       `json:"mode"`                   // relay mode last read; -1 unknown
-	Desired        Desired   `json:"desired"`                // "unknown", "to-me", "to-peer"
-	WantMode       int       `json:"want_mode"`              // mode the desired state maps to; -1 for LinesUnknown
-	InPlace        bool      `json:"in_place"`               // Mode == WantMode, confirmed by the last read
-	Failures       int       `json:"failures"`               // consecutive failed attempts
-	LastError      string    `json:"last_error,omitempty"`   // the last failure, kept after recovery
-	LastErrorAt    time.Time `json:"last_error_at,omitzero"` //
-	LastChange     time.Time `json:"last_change,omitzero"`   // last confirmed change made by this controller
-	LastChangeMode int       `json:"last_change_mode"`       // mode set then; -1 when none
-	Watchdog       int       `json:"watchdog"`               // 0 off, 1 on, 2 failure; -1 unknown
-	LastKick       time.Time `json:"last_kick,omitzero"`     // last answered kick
-	KickError      string    `json:"kick_error,omitempty"`   // last kick failure, "" after a success
+	Reachable      bool      `json:"reachable"`            // the last read succeeded
+	LastSeen       time.Time `json:"last_seen,omitzero"`   // last successful read
+	Mode           int       `json:"mode"`                 // relay mode last read; -1 unknown
+	Desired        Desired   `json:"desired"`              // "unknown", "to-me", "to-peer"
+	WantMode       int       `json:"want_mode"`            // mode the desired state maps to; -1 for LinesUnknown
+	InPlace        bool      `json:"in_place"`             // Mode == WantMode, confirmed by the last read
+	Failures       int       `json:"failures"`             // consecutive failed attempts
+	LastError      string    `json:"last_error,omitempty"` // the last failure, kept after recovery
+	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
+	LastChange     time.Time `json:"last_change,omitzero"` // last confirmed change made by this controller
+	LastChangeMode int       `json:"last_change_mode"`     // mode set then; -1 when none
+	Watchdog       int       `json:"watchdog"`             // 0 off, 1 on, 2 failure; -1 unknown
+	LastKick       time.Time `json:"last_kick,omitzero"`   // last answered kick
+	KickError      string    `json:"kick_error,omitempty"` // last kick failure, "" after a success
 }
 
 // Controller keeps every configured berofos in the relay mode the appliance wants. Each
