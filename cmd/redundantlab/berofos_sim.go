@@ -48,6 +48,9 @@ func runBerofosSim(ctx context.Context, args []string) error {
 	sets := setFlags{}
 	fs.Var(sets, "set", "initial `key=value` (bnfos key names, repeatable), e.g. -set modedef=1 -set scenario=1")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	mac, err := net.ParseMAC(*macStr)
