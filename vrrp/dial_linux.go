@@ -78,11 +78,17 @@ func Dial(cfg Config) (_ *Router, err error) {
 		return nil, err
 	}
 
-	peers := []netip.Addr(nil)
+	peers, advertIfi := []netip.Addr(nil), sendIfi
 	if cfg.Unicast {
-		peers = cfg.Peers
+		// Unicast adverts leave from the parent even in virtual-MAC mode. From the macvlan,
+		// with the Primary address as source, the kernel would resolve the peer with an ARP
+		// request sent from the virtual MAC on behalf of the Primary address, teaching the peer
+		// (and the segment) that this node's own address lives at a MAC that moves with the
+		// Master. Multicast adverts need no ARP and do leave from the virtual MAC (RFC 3768
+		// section 7.3).
+		peers, advertIfi = cfg.Peers, pifi
 	}
-	conn, err := newRawConn(connConfig{recv: pifi, send: sendIfi, primary: cfg.Primary, peers: peers})
+	conn, err := newRawConn(connConfig{recv: pifi, send: advertIfi, primary: cfg.Primary, peers: peers})
 	if err != nil {
 		return nil, err
 	}

@@ -294,16 +294,20 @@ func neighMAC(t *testing.T, n *testNS, ifname string, ip netip.Addr) net.Hardwar
 
 // Unicast peers, and a swap: the Master lowers its priority below the Backup's, the Backup
 // (preempting) takes over and the old Master steps down on its first advert, so the VIP moves
-// without either node stopping. Every advert on the wire is unicast to the peer.
+// without either node stopping. Every advert on the wire is unicast to the peer. Node a runs
+// in virtual-MAC mode: its unicast adverts must not teach b that a's own address lives at the
+// virtual MAC (which moves to b with the swap).
 func TestRoutersUnicastSwap(t *testing.T) {
 	a, b := newTestNS(t), newTestNS(t)
 	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	needMacvlan(t, a, "vrt0")
 	sniff := listenFrames(t, b, "vrt1", etherTypeIP)
 	var adverts advertLog
 	go adverts.run(sniff)
 
 	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
 	cfgA.Unicast, cfgA.Peers = true, []netip.Addr{labB.Addr()}
+	cfgA.VirtualMAC = true // mixed modes, as between FRR and keepalived
 	cfgA.Logger = testLogger(t, "a")
 	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
 	cfgB.Unicast, cfgB.Peers = true, []netip.Addr{labA.Addr()}
@@ -313,15 +317,19 @@ func TestRoutersUnicastSwap(t *testing.T) {
 
 	eventually(t, 10*time.Second, "a is master", func() bool { return na.r.Status().State == StateMaster })
 	eventually(t, 3*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
-	if !a.hasAddr(t, "vrt0", labVIP) || b.hasAddr(t, "vrt1", labVIP) {
-		t.Fatalf("VIP on a: %v, on b: %v; want a only", a.hasAddr(t, "vrt0", labVIP), b.hasAddr(t, "vrt1", labVIP))
+	if !a.hasAddr(t, vmacName(51), labVIP) || b.hasAddr(t, "vrt1", labVIP) {
+		t.Fatalf("VIP on a: %v, on b: %v; want a only", a.hasAddr(t, vmacName(51), labVIP), b.hasAddr(t, "vrt1", labVIP))
+	}
+
+	if mac := neighMAC(t, b, "vrt1", labA.Addr()); mac != nil && bytes.Equal(mac, VirtualMAC(51)) {
+		t.Errorf("b resolves a's own address %v to the virtual MAC", labA.Addr())
 	}
 
 	na.r.SetPriority(50)
 	eventually(t, 6*time.Second, "b is master", func() bool { return nb.r.Status().State == StateMaster })
 	eventually(t, 3*time.Second, "a steps down", func() bool { return na.r.Status().State == StateBackup })
-	if !b.hasAddr(t, "vrt1", labVIP) || a.hasAddr(t, "vrt0", labVIP) {
-		t.Errorf("after the swap VIP on a: %v, on b: %v; want b only", a.hasAddr(t, "vrt0", labVIP), b.hasAddr(t, "vrt1", labVIP))
+	if !b.hasAddr(t, "vrt1", labVIP) || a.hasAddr(t, vmacName(51), labVIP) {
+		t.Errorf("after the swap VIP on a: %v, on b: %v; want b only", a.hasAddr(t, vmacName(51), labVIP), b.hasAddr(t, "vrt1", labVIP))
 	}
 	if s := na.r.Status(); s.Priority != 50 || s.MasterIP != labB.Addr() {
 		t.Errorf("a after the swap: %+v", s)
