@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -33,7 +34,14 @@ func (s setFlags) Set(v string) error {
 }
 
 func runBerofosSim(ctx context.Context, args []string) error {
+	return berofosSim(ctx, args, os.Stderr)
+}
+
+// berofosSim runs the simulator; the banner naming the addresses served and the log go to
+// out.
+func berofosSim(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("berofos-sim", flag.ContinueOnError)
+	fs.SetOutput(out)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP `address` to serve (\"\" for none)")
 	udpAddr := fs.String("udp", "127.0.0.1:50123", "GBL4 UDP `address` to serve (\"\" for none); 0.0.0.0:50123 to answer broadcast scans")
 	nsName := fs.String("netns", "", "open the sockets inside this named network `namespace`")
@@ -93,7 +101,7 @@ func runBerofosSim(ctx context.Context, args []string) error {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
 	sim, err := fossim.New(cfg)
 	if err != nil {
 		return err
@@ -109,7 +117,7 @@ func runBerofosSim(ctx context.Context, args []string) error {
 	if pc != nil {
 		where = append(where, "gbl4 udp "+pc.LocalAddr().String())
 	}
-	fmt.Fprintf(os.Stderr, "berofos-sim: mac %s, mode %d, serving %s; Ctrl-C to stop\n",
+	fmt.Fprintf(out, "berofos-sim: mac %s, mode %d, serving %s; Ctrl-C to stop\n",
 		strings.ToUpper(mac.String()), sim.Mode(), strings.Join(where, ", "))
 	return sim.Run(ctx, ln, pc)
 }
