@@ -24,7 +24,8 @@ func init() {
 type failoverSeries struct {
 	impl    testlab.Impl
 	planned bool
-	runs    []time.Duration
+	runs    []time.Duration // reference advert -> VIP on the new Master
+	adverts []time.Duration // reference advert -> the new Master's first advert
 	theory  time.Duration
 }
 
@@ -35,8 +36,10 @@ func (s failoverSeries) mode() string {
 	return "unplanned (SIGKILL, from the last advert)"
 }
 
-func (s failoverSeries) median() time.Duration {
-	r := slices.Clone(s.runs)
+func (s failoverSeries) median() time.Duration { return median(s.runs) }
+
+func median(runs []time.Duration) time.Duration {
+	r := slices.Clone(runs)
 	slices.Sort(r)
 	if len(r) == 0 {
 		return 0
@@ -147,6 +150,9 @@ func benchImpl(ctx context.Context, lab *testlab.Lab, tl *testlab.Timeline, impl
 				return nil, err
 			}
 			s.runs = append(s.runs, f.Elapsed())
+			if !f.FirstAdvert.At.IsZero() {
+				s.adverts = append(s.adverts, f.FirstAdvert.At.Sub(f.Ref.At))
+			}
 			s.theory = f.Theory()
 			if verbose {
 				fmt.Printf("\n    run %d: %s -> %s %s", i+1, f.From.Node.Name, f.To.Node.Name, ms(f.Elapsed()))
@@ -205,11 +211,12 @@ func waitQuietBackup(ctx context.Context, tl *testlab.Timeline, b, m *testlab.Ro
 
 func printFailoverResults(results []failoverSeries) {
 	fmt.Println()
-	fmt.Printf("%-11s %-46s %4s %8s %8s %8s %8s %8s\n", "impl", "failover", "runs", "best", "median", "worst", "RFC", "target")
+	fmt.Printf("%-11s %-46s %4s %8s %8s %8s %8s %8s %10s\n", "impl", "failover", "runs", "best", "median", "worst", "RFC", "target", "advert p50")
 	for _, s := range results {
-		fmt.Printf("%-11s %-46s %4d %8s %8s %8s %8s %8s\n", s.impl, s.mode(), len(s.runs),
-			ms(s.best()), ms(s.median()), ms(s.worst()), ms(s.theory), ms(s.theory+20*time.Millisecond))
+		fmt.Printf("%-11s %-46s %4d %8s %8s %8s %8s %8s %10s\n", s.impl, s.mode(), len(s.runs),
+			ms(s.best()), ms(s.median()), ms(s.worst()), ms(s.theory), ms(s.theory+20*time.Millisecond), ms(median(s.adverts)))
 	}
+	fmt.Println("(best/median/worst: to the VIP on the new Master; advert p50: to its first advert)")
 	fmt.Println()
 	for _, s := range results {
 		if s.impl != testlab.Redundantd {
