@@ -257,6 +257,13 @@ func TestRouterVirtualMAC(t *testing.T) {
 		return bytes.Equal(neighMAC(t, b, "vrt1", labVIP.Addr()), vmac)
 	})
 
+	// The Master's adverts leave from the macvlan and must not come back to it through the
+	// parent (they would be counted as "own"). Wait for the next one to be sure.
+	nextFrame(t, adverts, 3*time.Second, func(f []byte) bool { return len(f) > 34 && f[14+9] == ipProtoVRRP })
+	time.Sleep(50 * time.Millisecond)
+	if s := na.r.Status(); len(s.Dropped) != 0 {
+		t.Errorf("Master dropped %v", s.Dropped)
+	}
 	na.stop(t)
 	if _, err := a.h.LinkByName(vmacName(51)); err == nil {
 		t.Error("macvlan still there after Run returned")
