@@ -146,7 +146,7 @@ func newApplier(n *Node, pc *peerConn) *applier {
 		pool:     make(chan func()),
 		dirs:     map[[2]string]bool{}, applied: map[string]*record{}, removed: map[string]bool{}, sigs: map[Hash]*sigs{},
 	}
-	for range 4 {
+	for range applyWorkers {
 		go func() {
 			for f := range a.pool {
 				f()
@@ -265,6 +265,7 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn, remote string) erro
 		_ = pc.flush()
 		return ErrNotSource
 	}
+	defer n.fs.releaseDirs()
 	man := n.man
 	if man.peer != "" && man.peer != n.peerFP {
 		man.setPeer(n.peerFP)
@@ -291,6 +292,13 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn, remote string) erro
 	if err := man.save(res.Sigs); err != nil {
 		return err
 	}
+	n.fs.createNs.Store(0)
+	n.fs.syncNs.Store(0)
+	n.fs.commitNs.Store(0)
+	defer func() {
+		n.log.Debug("sync: replica run", "create", time.Duration(n.fs.createNs.Load()),
+			"fsync", time.Duration(n.fs.syncNs.Load()), "commit", time.Duration(n.fs.commitNs.Load()))
+	}()
 	if err := pc.send(MsgState, &st); err != nil {
 		return err
 	}
@@ -916,3 +924,6 @@ func sendWhole(pc *peerConn, f *os.File, want Hash, tryZstd bool) (int64, error)
 
 // testHookSendChunk, when set by a test, runs after each chunk of a file is read for sending.
 var testHookSendChunk func(name string)
+
+// applyWorkers is the number of goroutines that create, fsync and rename files on the replica.
+var applyWorkers = envInt("RDSYNC_WORKERS", 2)

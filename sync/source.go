@@ -86,6 +86,7 @@ func (n *Node) dial(ctx context.Context) (*peerConn, error) {
 // runOnce performs one run; runMu is held.
 func (n *Node) runOnce(ctx context.Context) (st RunStats, err error) {
 	st = RunStats{Started: n.now()}
+	defer n.fs.releaseDirs()
 	wall := time.Now()
 	defer func() { st.Duration = time.Since(wall) }()
 	var pc *peerConn
