@@ -54,6 +54,7 @@ func (j *journal) take() []string {
 type fakeConn struct {
 	j      *journal
 	in     chan Inbound
+	errs   chan error // nil unless a test injects receive errors
 	closed chan struct{}
 	once   sync.Once
 }
@@ -62,6 +63,9 @@ func (c *fakeConn) Receive() (Inbound, error) {
 	select {
 	case in := <-c.in:
 		return in, nil
+	case err := <-c.errs:
+		c.j.add("receive error")
+		return Inbound{}, err
 	case <-c.closed:
 		return Inbound{}, net.ErrClosed
 	}
@@ -568,6 +572,29 @@ func TestRouterFlushesAfterTheStep(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	})
+}
+
+// Receive errors (ENOBUFS, a vanished interface) neither stop the Router nor make it spin:
+// the reader backs off, 10 ms doubling, and carries on.
+func TestRouterSurvivesReceiveErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, rtConfig())
+		g.conn.errs = make(chan error)
+		g.start()
+		g.take()
+		go func() {
+			for range 3 {
+				g.conn.errs <- errors.New("recvmsg: no buffer space available")
+			}
+		}()
+		rtSleep(time.Second)
+		g.expect("0s receive error", "10ms receive error", "30ms receive error")
+		g.deliver(rtAdvert(t, rtPeer, 200, rtVIP))
+		if s := g.r.Status(); s.MasterIP != rtPeer {
+			t.Errorf("after receive errors the Router no longer hears adverts: %+v", s)
+		}
+		g.stop()
 	})
 }
 
