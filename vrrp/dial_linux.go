@@ -60,6 +60,10 @@ func Dial(cfg Config) (_ *Router, err error) {
 	if cfg.Primary, err = resolvePrimary(h, parent, cfg); err != nil {
 		return nil, err
 	}
+	// Reject what the protocol cannot run before touching links, addresses or sockets.
+	if _, err := NewMachine(cfg.machineConfig()); err != nil {
+		return nil, err
+	}
 
 	sendIfi, addrLink := pifi, parent
 	allowed := []string{cfg.Interface}

@@ -34,6 +34,7 @@ func TestDialErrors(t *testing.T) {
 		{"primary not on interface", func(c *Config) { c.Primary = netip.MustParseAddr("192.0.2.9") }, "192.0.2.9 is not configured"},
 		{"state dir is a file", func(c *Config) { c.StateDir = notADir }, "StateDir"},
 		{"foreign link with the virtual-MAC name", func(c *Config) { c.VirtualMAC = true }, "refusing to touch it"},
+		{"VRID 0, before any link is made", func(c *Config) { c.VRID, c.VirtualMAC = 0, true }, "VRID 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := labConfig("vrt0", labA, 100, t.TempDir())
@@ -52,6 +53,9 @@ func TestDialErrors(t *testing.T) {
 	}
 	if _, err := a.h.LinkByName(vmacName(51)); err != nil {
 		t.Errorf("the foreign %s is gone: %v", vmacName(51), err)
+	}
+	if _, err := a.h.LinkByName(vmacName(0)); err == nil {
+		t.Errorf("%s was created for an invalid configuration", vmacName(0))
 	}
 }
 

@@ -184,21 +184,7 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 	if err != nil {
 		return nil, err
 	}
-	mc := MachineConfig{
-		VRID:           cfg.VRID,
-		Priority:       cfg.Priority,
-		AdvertInterval: cfg.AdvertInterval,
-		Preempt:        cfg.Preempt,
-		Primary:        cfg.Primary,
-		AuthType:       cfg.AuthType,
-		AuthData:       cfg.AuthData,
-	}
-	for _, p := range cfg.VirtualIPs {
-		mc.VirtualIPs = append(mc.VirtualIPs, p.Addr())
-	}
-	if cfg.Unicast {
-		mc.Peers = slices.Clone(cfg.Peers)
-	}
+	mc := cfg.machineConfig()
 	m, err := NewMachine(mc)
 	if err != nil {
 		return nil, err
@@ -215,6 +201,25 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 	}
 	r.publish()
 	return r, nil
+}
+
+func (c Config) machineConfig() MachineConfig {
+	mc := MachineConfig{
+		VRID:           c.VRID,
+		Priority:       c.Priority,
+		AdvertInterval: c.AdvertInterval,
+		Preempt:        c.Preempt,
+		Primary:        c.Primary,
+		AuthType:       c.AuthType,
+		AuthData:       c.AuthData,
+	}
+	for _, p := range c.VirtualIPs {
+		mc.VirtualIPs = append(mc.VirtualIPs, p.Addr())
+	}
+	if c.Unicast {
+		mc.Peers = slices.Clone(c.Peers)
+	}
+	return mc
 }
 
 // withDefaults fills in the zero fields and rejects what neither the Machine nor the I/O can
