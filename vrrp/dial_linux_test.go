@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -146,5 +147,36 @@ func BenchmarkAddresserAddRemove(b *testing.B) {
 			b.ReportMetric(float64(add.Microseconds())/float64(b.N), "add-µs/op")
 			b.ReportMetric(float64(flush.Microseconds())/float64(b.N), "flush-µs/op")
 		})
+	}
+}
+
+// A node that crashed as Master left its VIP behind: the next Dial removes it (and only it)
+// before the new Router starts, so the restarted node does not hold the VIP beside the new
+// Master.
+func TestDialRemovesStaleVIP(t *testing.T) {
+	a, b := newTestNS(t), newTestNS(t)
+	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	foreign := netip.MustParsePrefix("192.0.2.101/24")
+	a.addAddr(t, "vrt0", labVIP)
+	a.addAddr(t, "vrt0", foreign)
+	dir := t.TempDir()
+	rec, _ := json.Marshal(addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}, BootID: readBootID()})
+	if err := os.WriteFile(recordPath(dir, "vrt0", 51), rec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := labConfig("vrt0", labA, 100, dir)
+	cfg.VirtualIPs = []netip.Prefix{labVIP, foreign}
+	var r *Router
+	var err error
+	a.do(t, func() { r, err = Dial(cfg) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if a.hasAddr(t, "vrt0", labVIP) {
+		t.Error("Dial kept the stale VIP recorded by the crashed run")
+	}
+	if !a.hasAddr(t, "vrt0", foreign) {
+		t.Error("Dial removed an address that was never recorded")
 	}
 }
