@@ -94,7 +94,7 @@ const (
 	EventDrift                            // the device left the asserted mode (reboot, button, watchdog); re-asserting
 	EventUnreachable                      // the device stopped answering, or answers garbage
 	EventReachable                        // the device answers again
-	EventSetFailed                        // a set was not confirmed (device answered, value did not take)
+	EventSetFailed                        // a set was not confirmed (device answered, value did not take); once per failure streak
 	EventWatchdogFailure                  // the device watchdog reports failure (wdogstate 2)
 	EventWatchdogArmed                    // the controller switched the watchdog on (bypass)
 	EventKickFailed                       // a watchdog kick was not answered (reported on the first failure)
@@ -360,6 +360,7 @@ type worker struct {
 	reachable  bool
 	lastWstate int
 	kickFailed bool
+	setFailing bool // a set-failed event was sent for the current failure streak
 }
 
 func (w *worker) update(f func(s *DeviceStatus)) {
@@ -385,6 +386,7 @@ func (w *worker) run(ctx context.Context) {
 		case err == nil:
 			backoff = 0
 			wait = w.c.cfg.PollInterval
+			w.setFailing = false
 			w.update(func(s *DeviceStatus) { s.Failures = 0 })
 		case genCtx.Err() != nil:
 			// The desired state changed under us: start over at once (the poke that came
@@ -546,7 +548,10 @@ func (w *worker) failed(genCtx context.Context, d Desired, err error, kind Event
 		}
 	default:
 		w.log.Warn("berofos set failed", "err", err)
-		w.event(kind, d, -1, err)
+		if !w.setFailing { // once per failure streak; Status counts the attempts
+			w.setFailing = true
+			w.event(kind, d, -1, err)
+		}
 	}
 	return err
 }
