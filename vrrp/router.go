@@ -340,7 +340,8 @@ func (r *Router) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			r.step(r.m.Shutdown(time.Now()))
 			if r.held || r.removeFailed {
-				r.release()
+				r.release() // a last try, whatever the Machine's state
+				r.flush()
 			}
 			r.log.Info("virtual router stopped")
 			return nil
@@ -425,6 +426,11 @@ func (r *Router) step(actions []Action) {
 	}
 	r.retry()
 	r.publish()
+	r.flush()
+}
+
+// flush runs the Addresser's slow bookkeeping, if it has any (see [Addresser]).
+func (r *Router) flush() {
 	if f, ok := r.addrs.(interface{ Flush() error }); ok {
 		if err := f.Flush(); err != nil {
 			r.log.Warn("flushing the address record", "err", err)
