@@ -95,6 +95,7 @@ type manifest struct {
 	dirty map[string]bool
 	owner bool // this process can keep ownership (root)
 
+	inodes  map[[2]uint64]bool
 	version uint64 // bumped on every change, keys the digest cache
 	digests map[digestKey]Hash
 }
@@ -272,7 +273,33 @@ type scanResult struct {
 	Errors   []string
 	Hashed   int
 	Sigs     map[Hash]*sigs
+	Pending  map[string]bool // new files to be hashed while sent
 	jobs     []hashJob
+	pending  []hashJob
+}
+
+// knownInode reports whether a current file of the manifest has this inode (before the scan).
+func (m *manifest) knownInode(dev, ino uint64) bool {
+	if m.inodes == nil {
+		m.inodes = map[[2]uint64]bool{}
+		for _, r := range m.recs {
+			if r.Cur != nil && r.Cur.Kind == KindFile {
+				m.inodes[[2]uint64{r.Dev, r.Ino}] = true
+			}
+		}
+	}
+	return m.inodes[[2]uint64{dev, ino}]
+}
+
+// hashPending hashes the files a deferred scan left pending (needed before a three-way
+// comparison with the replica's manifest).
+func (m *manifest) hashPending(now time.Time, res *scanResult) {
+	res.jobs = res.pending
+	res.pending = nil
+	for _, j := range res.jobs {
+		delete(res.Pending, j.wp)
+	}
+	m.hashJobs(now, map[string]bool{}, res)
 }
 
 // skipName reports names that are never replicated: Asterisk's in-flight files and our own
@@ -288,11 +315,31 @@ const tmpPrefix = ".rdsync-"
 
 // scan walks the trees, updates Cur of every record and returns what it found. now is the
 // scan start (injected for the racy-clean rule).
-func (m *manifest) scan(now time.Time) scanResult {
-	res := scanResult{Locked: map[string]bool{}, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{}}
+//
+// With deferNew (source side), a file at a path the manifest has never seen, and whose inode
+// is not that of a known file (so it was not renamed there), is not read now: it gets a zero
+// hash and is hashed while it is sent, which overlaps reading it with the transfer. Its
+// record is marked racy, so if it is not sent this run it is hashed by the next scan.
+func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
+	res := scanResult{Locked: map[string]bool{}, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{}, Pending: map[string]bool{}}
 	seen := make(map[string]bool, len(m.recs))
+	m.inodes = nil
 	for ti, root := range m.trees {
 		m.walk(ti, root, "", now, seen, &res)
+	}
+	if deferNew {
+		keep := res.jobs[:0]
+		for _, j := range res.jobs {
+			if j.r == nil && !m.knownInode(j.st.Dev, j.st.Ino) {
+				seen[j.wp] = true
+				res.Pending[j.wp] = true
+				res.pending = append(res.pending, j)
+				m.update(j.wp, nil, &j.cur, &j.st, true)
+				continue
+			}
+			keep = append(keep, j)
+		}
+		res.jobs = keep
 	}
 	m.hashJobs(now, seen, &res)
 	for p, r := range m.recs {

@@ -275,7 +275,7 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn, remote string) erro
 	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
-	res := man.scan(now)
+	res := man.scan(now, false)
 	st := stateMsg{Digest: man.digest(false, n.fs.owner), Clean: man.clean(n.fs.owner), Ever: ever, Owner: n.fs.owner}
 	for _, r := range man.recs {
 		if r.Cur != nil && r.Cur.Kind == KindFile {
@@ -703,10 +703,12 @@ func (a *applier) full(m *fileMsg) error {
 				a.fail(m.Path, errors.New("not applied: an earlier write failed"), false)
 				return
 			}
-			if got := hashBytes(data); got != want || got != meta.Hash {
+			got := hashBytes(data)
+			if got != want || (meta.Hash != Hash{} && got != meta.Hash) {
 				a.fail(m.Path, errors.New("content hash mismatch"), true)
 				return
 			}
+			meta.Hash = got
 			f, tmp, err := a.fs.createTemp(m.Path)
 			if err != nil {
 				a.fail(m.Path, err, false)
@@ -743,12 +745,14 @@ func (a *applier) full(m *fileMsg) error {
 		return nil
 	}
 	got, _ := h.finish()
-	if got != end.Hash || got != m.Meta.Hash {
+	if got != end.Hash || (m.Meta.Hash != Hash{} && got != m.Meta.Hash) {
 		a.fs.discardTemp(f, tmp, m.Path)
 		a.fail(m.Path, errors.New("content hash mismatch"), true)
 		return nil
 	}
-	a.submit(a.commitJob(f, tmp, m.Path, m.Meta))
+	meta := m.Meta
+	meta.Hash = got
+	a.submit(a.commitJob(f, tmp, m.Path, meta))
 	return nil
 }
 
@@ -784,41 +788,44 @@ func (a *applier) delta(m *fileMsg) error {
 		a.fail(m.Path, errors.New("delta basis changed on the replica"), true)
 		return nil
 	}
-	r, rel, _ := a.fs.resolve(m.Path)
-	basis, err := r.Open(rel)
-	if err != nil {
-		a.fail(m.Path, err, true)
-		return nil
-	}
-	defer basis.Close()
-	bfi, err := basis.Stat()
-	if err != nil {
-		a.fail(m.Path, err, true)
-		return nil
-	}
-	f, tmp, err := a.fs.createTemp(m.Path)
-	if err != nil {
-		a.fail(m.Path, err, false)
-		return nil
-	}
-	h := newContentHasher(0)
-	if err := applyDelta(io.MultiWriter(f, h), basis, bfi.Size(), m.BlockSize, buf.b); err != nil {
-		a.fs.discardTemp(f, tmp, m.Path)
-		a.fail(m.Path, err, !isFatalErr(err))
-		return nil
-	}
-	got, sg := h.finish()
-	if got != m.Meta.Hash || got != end.Hash {
-		a.fs.discardTemp(f, tmp, m.Path)
-		a.fail(m.Path, errors.New("delta did not reproduce the content"), true)
-		return nil
-	}
-	if sg != nil {
-		a.mu.Lock()
-		a.sigs[got] = sg
-		a.mu.Unlock()
-	}
-	a.submit(a.commitJob(f, tmp, m.Path, m.Meta))
+	// Rebuilding, creating the file and fsync happen in the pool, overlapping with the next
+	// files on the wire.
+	delta, meta, endHash := buf.b, m.Meta, end.Hash
+	a.submit(func() {
+		if a.isFatal() {
+			a.fail(m.Path, errors.New("not applied: an earlier write failed"), false)
+			return
+		}
+		r, rel, _ := a.fs.resolve(m.Path)
+		basis, err := r.Open(rel)
+		if err != nil {
+			a.fail(m.Path, err, true)
+			return
+		}
+		defer basis.Close()
+		bfi, err := basis.Stat()
+		if err != nil {
+			a.fail(m.Path, err, true)
+			return
+		}
+		f, tmp, err := a.fs.createTemp(m.Path)
+		if err != nil {
+			a.fail(m.Path, err, false)
+			return
+		}
+		h := newContentHasher(0)
+		if err := applyDelta(io.MultiWriter(f, h), basis, bfi.Size(), m.BlockSize, delta); err != nil {
+			a.fs.discardTemp(f, tmp, m.Path)
+			a.fail(m.Path, err, !isFatalErr(err))
+			return
+		}
+		if got, _ := h.finish(); got != meta.Hash || got != endHash {
+			a.fs.discardTemp(f, tmp, m.Path)
+			a.fail(m.Path, errors.New("delta did not reproduce the content"), true)
+			return
+		}
+		a.commitJob(f, tmp, m.Path, meta)()
+	})
 	return nil
 }
 
@@ -879,21 +886,28 @@ func (n *Node) sendPulled(pc *peerConn, wp string) error {
 	if err := pc.send(MsgFile, &fileMsg{Path: wp, Meta: *cur, Method: methodFull}); err != nil {
 		return err
 	}
-	_, err = sendWhole(pc, f, cur.Hash, true)
+	_, _, _, err = sendWhole(pc, f, cur, true)
 	if err != nil {
 		return err
 	}
 	return pc.flush()
 }
 
-// sendWhole streams f as Data frames and closes it with FileEnd carrying want, the hash the
-// scan computed, when the file did not change while it was read (same size, mtime, ctime and
-// inode before and after), FileAbort otherwise. The receiver hashes what it got and rejects a
-// mismatch, so a change the stat fields miss is still caught there. It returns the bytes read.
-func sendWhole(pc *peerConn, f *os.File, want Hash, tryZstd bool) (int64, error) {
+// sendWhole streams f as Data frames and closes it with FileEnd when the file is the one the
+// scan saw (size and mtime) and did not change while it was read (same size, mtime, ctime and
+// inode before and after), FileAbort otherwise. FileEnd carries want, the hash the scan
+// computed; when want is zero (a new file, hashed while sent) the hash and block sums are
+// computed here. The receiver hashes what it got and rejects a mismatch, so a change the stat
+// fields miss is still caught there. It returns the bytes read, the hash and the block sums.
+func sendWhole(pc *peerConn, f *os.File, m *Meta, tryZstd bool) (int64, Hash, *sigs, error) {
+	want := m.Hash
 	before, err := f.Stat()
 	if err != nil {
-		return 0, pc.send(MsgFileAbort, &textMsg{Text: err.Error()})
+		return 0, want, nil, pc.send(MsgFileAbort, &textMsg{Text: err.Error()})
+	}
+	var h *contentHasher
+	if want == (Hash{}) {
+		h = newContentHasher(before.Size())
 	}
 	buf := make([]byte, chunkSize)
 	var total int64
@@ -901,25 +915,33 @@ func sendWhole(pc *peerConn, f *os.File, want Hash, tryZstd bool) (int64, error)
 		k, rerr := io.ReadFull(f, buf)
 		if k > 0 {
 			total += int64(k)
+			if h != nil {
+				h.Write(buf[:k])
+			}
 			if testHookSendChunk != nil {
 				testHookSendChunk(f.Name())
 			}
 			if tryZstd, err = pc.sendData(buf[:k], tryZstd); err != nil {
-				return total, err
+				return total, want, nil, err
 			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
 		}
 		if rerr != nil {
-			return total, pc.send(MsgFileAbort, &textMsg{Text: rerr.Error()})
+			return total, want, nil, pc.send(MsgFileAbort, &textMsg{Text: rerr.Error()})
 		}
 	}
 	after, err := f.Stat()
-	if err != nil || !sameStat(before, after) || total != after.Size() {
-		return total, pc.send(MsgFileAbort, &textMsg{Text: "changed while read"})
+	if err != nil || !sameStat(before, after) || total != after.Size() ||
+		(m.Kind == KindFile && (before.Size() != m.Size || before.ModTime().UnixNano() != m.Mtime)) {
+		return total, want, nil, pc.send(MsgFileAbort, &textMsg{Text: "changed while read"})
 	}
-	return total, pc.send(MsgFileEnd, &fileEndMsg{Hash: want})
+	var sg *sigs
+	if h != nil {
+		want, sg = h.finish()
+	}
+	return total, want, sg, pc.send(MsgFileEnd, &fileEndMsg{Hash: want})
 }
 
 // testHookSendChunk, when set by a test, runs after each chunk of a file is read for sending.

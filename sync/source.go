@@ -289,6 +289,10 @@ func (pl *planner) plan() *plan {
 	moved := map[string]bool{}
 	for _, p := range content {
 		sc, rc := pl.sCur[p], pl.view[p].Cur
+		if sc.Kind == KindFile && sc.Hash == (Hash{}) { // new file, hashed while sent
+			out.add(fileMsg{Path: p, Meta: *sc, Method: methodFull})
+			continue
+		}
 		if q, ok := rByHash[sc.Hash]; ok {
 			mv := replaced[q] && !moved[q]
 			moved[q] = moved[q] || mv
@@ -331,7 +335,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		return false, err
 	}
 	t0 := time.Now()
-	res := man.scan(now)
+	res := man.scan(now, true)
 	if err := man.save(res.Sigs); err != nil {
 		return false, err
 	}
@@ -368,6 +372,13 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		if view, err = n.fetchManifest(pc); err != nil {
 			return false, err
 		}
+		if rs.Ever && len(res.Pending) > 0 {
+			// The three-way comparison needs every hash.
+			man.hashPending(n.now(), &res)
+			if err := man.save(res.Sigs); err != nil {
+				return false, err
+			}
+		}
 	}
 	locked := map[string]bool{}
 	for d := range res.Locked {
@@ -394,7 +405,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		if err := n.failback(ctx, pc, p, pl, st); err != nil {
 			return false, err
 		}
-		res2 := man.scan(n.now())
+		res2 := man.scan(n.now(), false)
 		if err := man.save(res2.Sigs); err != nil {
 			return false, err
 		}
@@ -467,6 +478,8 @@ func (n *Node) fetchManifest(pc *peerConn) (map[string]viewEntry, error) {
 func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 	man := n.man
 	sent := map[string]bool{}
+	computed := map[string]Hash{} // new files hashed while sent
+	newSigs := map[Hash]*sigs{}
 	for _, m := range p.mkdirs {
 		if err := pc.send(MsgFile, &m); err != nil {
 			return false, err
@@ -498,17 +511,23 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			if err := pc.send(MsgFile, &m); err != nil {
 				return err
 			}
-			k, err := sendWhole(pc, f, m.Meta.Hash, compressible(m.Path))
+			k, h, sg, err := sendWhole(pc, f, &m.Meta, compressible(m.Path))
 			st.Literal += k
 			st.FilesWhole++
+			if m.Meta.Hash == (Hash{}) && err == nil {
+				computed[m.Path] = h
+				if sg != nil {
+					newSigs[h] = sg
+				}
+			}
 			return err
 		case methodDelta:
 			r, rel, err := n.fs.resolve(m.Path)
 			if err != nil {
 				return err
 			}
-			data, err := r.ReadFile(rel)
-			if err != nil || hashBytes(data) != m.Meta.Hash {
+			data, ok := readStable(r, rel, &m.Meta)
+			if !ok {
 				sent[m.Path] = false // changed since the scan: next run
 				st.Skipped++
 				return nil
@@ -590,6 +609,22 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			}
 			continue
 		}
+		if b.Kind == KindFile && b.Hash == (Hash{}) {
+			h, ok := computed[path]
+			if !ok {
+				continue // not sent (changed, vanished): hashed by the next scan
+			}
+			nb := *b
+			nb.Hash = h
+			b = &nb
+			if r := man.recs[path]; r != nil && r.Cur != nil && r.Cur.Hash == (Hash{}) && r.Cur.Size == b.Size && r.Cur.Mtime == b.Mtime {
+				c := *r.Cur
+				c.Hash = h
+				r.Cur = &c
+				r.Racy = false
+				man.markDirty(path)
+			}
+		}
 		if r := man.recs[path]; r == nil || r.Base == nil || *r.Base != *b {
 			man.setBase(path, b)
 		}
@@ -609,7 +644,7 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			st.Deleted++
 		}
 	}
-	if err := man.save(nil); err != nil {
+	if err := man.save(newSigs); err != nil {
 		return false, err
 	}
 	if r.Fatal != "" {
@@ -847,4 +882,27 @@ func (n *Node) mergeMessage(pc *peerConn, g string, pl *planner, st *RunStats) e
 	n.emit(Event{Kind: EventMerged, Path: n.fs.abs(fmt.Sprintf("%s/msg%04d", folder, num)),
 		Detail: fmt.Sprintf("voicemail %s recorded on the peer merged as msg%04d", n.fs.abs(g), num)})
 	return nil
+}
+
+// readStable reads a file that must still be the one the scan hashed (size and mtime as in m)
+// and must not change while read. The replica verifies the content hash of what it rebuilds.
+func readStable(r *os.Root, rel string, m *Meta) ([]byte, bool) {
+	f, err := r.Open(rel)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil || before.Size() != m.Size || before.ModTime().UnixNano() != m.Mtime {
+		return nil, false
+	}
+	data := make([]byte, before.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, false
+	}
+	after, err := f.Stat()
+	if err != nil || !sameStat(before, after) {
+		return nil, false
+	}
+	return data, true
 }
