@@ -141,6 +141,7 @@ func ParseConf(b []byte) ([]Device, error) {
 		return nil
 	}
 	names := map[string]bool{}
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // a UTF-8 BOM from a Windows editor
 	for i, line := range strings.Split(string(b), "\n") {
 		n := i + 1
 		line = strings.TrimSpace(line)

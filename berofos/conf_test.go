@@ -38,6 +38,7 @@ func TestParseConf(t *testing.T) {
 		{"CRLF, comments, spacing, unknown key, host:port", "; written by hand\r\n[ fos1 ]\r\n  HOST=127.0.0.1:8080\r\nmac=00-19-32-00-12-1d\r\ncolor = blue\r\n",
 			[]Device{{Name: "fos1", MAC: testMAC, Host: "127.0.0.1:8080"}}},
 		{"no mac", "[fos1]\nhost = fos.example.com\n", []Device{{Name: "fos1", Host: "fos.example.com"}}},
+		{"UTF-8 BOM", "\xef\xbb\xbf[fos1]\nhost = 10.0.0.1\n", []Device{{Name: "fos1", Host: "10.0.0.1"}}},
 		{"empty file", "# nothing yet\n", nil},
 	}
 	for _, tt := range tests {
