@@ -389,10 +389,8 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		}
 		wp := prefix + name
 		crel := wp[len(strconv.Itoa(ti))+1:]
-		if checkWirePath(wp) != nil {
-			res.Errors = append(res.Errors, fmt.Sprintf("unreplicable name %q", filepath.Join(dir, name)))
-			continue
-		}
+		// A name from the kernel has no slash or NUL and is neither "." nor "..": wp is a
+		// valid wire path.
 		cur := Meta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
 		r := m.recs[wp]
 		switch ft {

@@ -16,6 +16,8 @@ import (
 	stdsync "sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // serve accepts connections from the peer. Only an authenticated peer gets past the TLS
@@ -204,6 +206,10 @@ func (a *applier) done(wp string, m *Meta, st *syscall.Stat_t) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.touch(wp)
+	if m.Kind == KindDir {
+		i, rel := splitWirePath(wp)
+		a.dirs[[2]string{fmt.Sprint(i), rel}] = true
+	}
 	c := *m
 	b := *m
 	r := &record{Cur: &c, Base: &b}
@@ -398,6 +404,26 @@ func (a *applier) commit() resultMsg {
 	for p, rec := range a.applied {
 		a.man.recs[p] = rec
 		a.man.markDirty(p)
+	}
+	// Folders whose entries changed have a new ctime: record it now, so that the next scan
+	// finds them unchanged and the next run with nothing to do writes nothing.
+	for d := range a.dirs {
+		var ti int
+		fmt.Sscan(d[0], &ti)
+		if d[1] == "" {
+			continue
+		}
+		wp := wirePath(ti, d[1])
+		rec := a.man.recs[wp]
+		if rec == nil || rec.Cur == nil {
+			continue
+		}
+		if df, err := a.fs.dir(ti, d[1]); err == nil {
+			var st unix.Stat_t
+			if unix.Fstat(int(df.Fd()), &st) == nil {
+				rec.Dev, rec.Ino, rec.Ctime = st.Dev, st.Ino, st.Ctim.Nano()
+			}
+		}
 	}
 	for p := range a.removed {
 		if rec := a.man.recs[p]; rec != nil {
