@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"syscall"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -82,6 +84,11 @@ func newRawConn(cc connConfig) (_ *rawConn, err error) {
 	if err := pc.SetMulticastInterface(cc.send); err != nil {
 		return nil, fmt.Errorf("vrrp: setting multicast interface %s: %w", cc.send.Name, err)
 	}
+	// Linux delivers to a socket the multicast of every group any socket of the host joined,
+	// unless IP_MULTICAST_ALL is off: keep to our own membership (none in unicast mode).
+	if err := disableMulticastAll(c); err != nil {
+		return nil, fmt.Errorf("vrrp: disabling IP_MULTICAST_ALL: %w", err)
+	}
 	rc := &rawConn{
 		pc:        pc,
 		recvIndex: cc.recv.Index,
@@ -147,6 +154,20 @@ func (c *rawConn) Receive() (Inbound, error) {
 			Payload: slices.Clone(c.buf[:n]),
 		}, nil
 	}
+}
+
+func disableMulticastAll(c net.PacketConn) error {
+	sc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := sc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // Close closes the socket; a blocked Receive returns an error wrapping net.ErrClosed.

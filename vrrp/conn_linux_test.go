@@ -91,6 +91,21 @@ func TestRawConnUnicast(t *testing.T) {
 	if in.Src != labA.Addr() || in.Dst != labB.Addr() || in.TTL != 255 || !bytes.Equal(in.Payload, payload) {
 		t.Errorf("received %+v; want unicast from %v to %v with TTL 255", in, labA.Addr(), labB.Addr())
 	}
+
+	// Multicast adverts for a group another socket of the host joined (keepalived on the same
+	// box, say) do not reach a unicast-mode Conn.
+	cm := openConn(t, b, "vrt1", labB.Addr(), nil)
+	ma := openConn(t, a, "vrt0", labA.Addr(), nil)
+	if err := ma.Send(payload); err != nil {
+		t.Fatal(err)
+	}
+	receiveWithin(t, cm, 2*time.Second)
+	if err := cb.pc.SetReadDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := cb.Receive(); err == nil {
+		t.Errorf("unicast-mode Conn received %+v, sent to %v", in, vrrpGroup)
+	}
 }
 
 // One raw socket sees VRRP from every interface of the namespace; a Conn returns only what
