@@ -43,6 +43,7 @@ type peerConn struct {
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
 	zbuf []byte
+	rbuf []byte // file read buffer of the sender
 }
 
 func newPeerConn(nc net.Conn, cnt *countConn) *peerConn {
@@ -89,24 +90,36 @@ func (c *peerConn) sendData(p []byte, tryZstd bool) (bool, error) {
 		if len(sample) > 4096 {
 			sample = sample[:4096]
 		}
-		c.zbuf = c.zenc.EncodeAll(sample, c.zbuf[:0])
-		if len(c.zbuf) < len(sample)*9/10 {
+		c.zbuf = c.zenc.EncodeAll(sample, append(c.zbuf[:0], dataZstd))
+		if len(c.zbuf)-1 < len(sample)*9/10 {
 			if len(sample) != len(p) {
-				c.zbuf = c.zenc.EncodeAll(p, c.zbuf[:0])
+				c.zbuf = c.zenc.EncodeAll(p, append(c.zbuf[:0], dataZstd))
 			}
-			if len(c.zbuf) < len(p) {
-				out := make([]byte, 0, len(c.zbuf)+1)
-				out = append(out, dataZstd)
-				out = append(out, c.zbuf...)
-				return true, c.sendRaw(MsgData, out)
+			if len(c.zbuf)-1 < len(p) {
+				return true, c.sendRaw(MsgData, c.zbuf)
 			}
 		}
 		tryZstd = false
 	}
-	out := make([]byte, 0, len(p)+1)
-	out = append(out, 0)
-	out = append(out, p...)
-	return tryZstd, c.sendRaw(MsgData, out)
+	return tryZstd, c.sendParts(MsgData, []byte{0}, p)
+}
+
+// sendParts sends one frame whose payload is the concatenation of head and body, without
+// copying body.
+func (c *peerConn) sendParts(t MsgType, head, body []byte) error {
+	n := len(head) + len(body)
+	if n > maxFrame {
+		return fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+	}
+	h := [frameHeader]byte{byte(t), byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	if _, err := c.bw.Write(h[:]); err != nil {
+		return err
+	}
+	if _, err := c.bw.Write(head); err != nil {
+		return err
+	}
+	_, err := c.bw.Write(body)
+	return err
 }
 
 // dataPayload decodes a Data frame's payload into plain bytes (valid until the next recv).

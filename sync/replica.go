@@ -708,14 +708,24 @@ func recvData(pc *peerConn, w io.Writer, h *contentHasher) (end *fileEndMsg, wer
 // the next files; larger files are streamed to their temporary file as they arrive.
 const memStage = 8 << 20
 
+// stageBufs recycles the staging buffers (at most one per worker plus one being received).
+var stageBufs = stdsync.Pool{New: func() any { b := make([]byte, 0, 2<<20); return &b }}
+
 func (a *applier) full(m *fileMsg) error {
 	if m.Meta.Size <= memStage {
-		buf := &limitedBuffer{max: memStage, b: make([]byte, 0, m.Meta.Size)}
+		bp := stageBufs.Get().(*[]byte)
+		buf := &limitedBuffer{max: memStage, b: (*bp)[:0]}
 		end, werr, err := recvData(a.pc, buf, nil)
+		release := func() {
+			*bp = buf.b[:0]
+			stageBufs.Put(bp)
+		}
 		if err != nil {
+			release()
 			return err
 		}
 		if werr != nil || end == nil {
+			release()
 			if werr != nil {
 				a.fail(m.Path, werr, true)
 			} else {
@@ -725,6 +735,7 @@ func (a *applier) full(m *fileMsg) error {
 		}
 		data, meta, want := buf.b, m.Meta, end.Hash
 		a.submit(func() {
+			defer release()
 			if a.isFatal() {
 				a.fail(m.Path, errors.New("not applied: an earlier write failed"), false)
 				return
@@ -935,7 +946,10 @@ func sendWhole(pc *peerConn, f *os.File, m *Meta, tryZstd bool) (int64, Hash, *s
 	if want == (Hash{}) {
 		h = newContentHasher(before.Size())
 	}
-	buf := make([]byte, chunkSize)
+	if pc.rbuf == nil {
+		pc.rbuf = make([]byte, chunkSize)
+	}
+	buf := pc.rbuf
 	var total int64
 	for {
 		k, rerr := io.ReadFull(f, buf)

@@ -678,6 +678,8 @@ func compareTrees(src, dst string, attrs bool) ([]string, error) {
 	return diffs, err
 }
 
+var cmpBufA, cmpBufB [256 << 10]byte
+
 func sameFile(a, b string) (bool, error) {
 	fa, err := os.Open(a)
 	if err != nil {
@@ -689,7 +691,7 @@ func sameFile(a, b string) (bool, error) {
 		return false, err
 	}
 	defer fb.Close()
-	ba, bb := make([]byte, 256<<10), make([]byte, 256<<10)
+	ba, bb := cmpBufA[:], cmpBufB[:]
 	for {
 		na, ea := io.ReadFull(fa, ba)
 		nb, eb := io.ReadFull(fb, bb)
