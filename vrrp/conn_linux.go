@@ -26,9 +26,6 @@ const (
 	maxAdvertLen = 1500
 )
 
-// vrrpGroup is the IPv4 multicast address VRRP adverts are sent to (RFC 3768 section 5.2.2).
-var vrrpGroup = netip.AddrFrom4([4]byte{224, 0, 0, 18})
-
 // rawConn is the production [Conn]: one raw IPv4 socket for protocol 112.
 //
 // Adverts are sent with TTL 255 (RFC 3768 section 5.2.3: receivers discard anything else, so

@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,23 +20,6 @@ type keepalived struct {
 	out  *syncBuffer
 	once sync.Once
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startKeepalived(t *testing.T, n *testNS, ifname string, prio uint8) *keepalived {

@@ -27,6 +27,9 @@ const (
 	DefaultGARPInterval = 200 * time.Millisecond
 )
 
+// vrrpGroup is the IPv4 multicast address VRRP adverts are sent to (RFC 3768 section 5.2.2).
+var vrrpGroup = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+
 // Conn sends and receives VRRP adverts: the raw IPv4 protocol-112 socket in production.
 type Conn interface {
 	// Receive blocks until an advert for this virtual router's interface arrives and returns
@@ -172,7 +175,14 @@ type Router struct {
 	garpLeft      int
 	garpTimer     *time.Timer
 	sendFailing   bool
+	seenDropped   map[string]uint64    // Dropped as last reported
+	dropLogged    map[string]time.Time // when each reason was last logged
 }
+
+// dropLogEvery limits the warning for one drop reason: a misconfigured peer (another
+// password, interval or address list: the classic split brain) is named at once, and then
+// once a minute while it lasts, not once per advert.
+const dropLogEvery = time.Minute
 
 // New returns a Router over the given I/O. Run takes ownership of conn, and of addrs and arp
 // when they implement io.Closer, and closes them when it returns.
@@ -346,7 +356,9 @@ func (r *Router) Run(ctx context.Context) error {
 			r.log.Info("virtual router stopped")
 			return nil
 		case in := <-inbox:
-			r.step(r.m.Receive(time.Now(), in))
+			now := time.Now()
+			r.step(r.m.Receive(now, in))
+			r.reportDrops(now, in.Src)
 		case <-timer.C:
 			now := time.Now()
 			if late := now.Sub(r.m.Deadline()); late > 10*time.Millisecond {
@@ -427,6 +439,25 @@ func (r *Router) step(actions []Action) {
 	r.retry()
 	r.publish()
 	r.flush()
+}
+
+// reportDrops logs the packets the Machine just refused, by reason and sender, rate-limited
+// per reason by dropLogEvery. It reads the status this goroutine itself published.
+func (r *Router) reportDrops(now time.Time, src netip.Addr) {
+	dropped := r.status.Dropped
+	for reason, n := range dropped {
+		if n == r.seenDropped[reason] {
+			continue
+		}
+		if last, ok := r.dropLogged[reason]; !ok || now.Sub(last) >= dropLogEvery {
+			r.log.Warn("advert dropped", "reason", reason, "src", src, "total", n)
+			if r.dropLogged == nil {
+				r.dropLogged = make(map[string]time.Time)
+			}
+			r.dropLogged[reason] = now
+		}
+	}
+	r.seenDropped = dropped
 }
 
 // flush runs the Addresser's slow bookkeeping, if it has any (see [Addresser]).

@@ -1,9 +1,11 @@
 package vrrp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -49,6 +51,24 @@ func (j *journal) take() []string {
 	l := j.lines
 	j.lines = nil
 	return l
+}
+
+// syncBuffer is a bytes.Buffer for writers on several goroutines (loggers, child processes).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 type fakeConn struct {
@@ -593,6 +613,52 @@ func TestRouterSurvivesReceiveErrors(t *testing.T) {
 		g.deliver(rtAdvert(t, rtPeer, 200, rtVIP))
 		if s := g.r.Status(); s.MasterIP != rtPeer {
 			t.Errorf("after receive errors the Router no longer hears adverts: %+v", s)
+		}
+		g.stop()
+	})
+}
+
+// A peer whose adverts are refused (here: another authentication type, the classic split
+// brain) is named in a warning at once, then once a minute per reason, not once per packet.
+func TestRouterLogsDrops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		cfg := rtConfig()
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
+			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey {
+					return slog.Attr{}
+				}
+				return a
+			},
+		}))
+		g := newRig(t, cfg)
+		g.start()
+		wrongAuth := func() Inbound {
+			a := Advertisement{Version: 2, Type: TypeAdvertisement, VRID: 51, Priority: 200, Interval: time.Second,
+				AuthType: AuthSimple, AuthData: [8]byte{'s', 'e', 'c', 'r', 'e', 't'}, Addresses: []netip.Addr{rtVIP.Addr()}}
+			b, err := a.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return Inbound{Src: rtPeer, Dst: vrrpGroup, TTL: 255, Payload: b}
+		}
+		for range 90 {
+			rtSleep(time.Second)
+			g.deliver(wrongAuth())
+		}
+		var got []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "advert dropped") {
+				got = append(got, l)
+			}
+		}
+		want := []string{
+			`level=WARN msg="advert dropped" vrid=51 interface=eth-test reason=auth_type src=192.0.2.2 total=1`,
+			`level=WARN msg="advert dropped" vrid=51 interface=eth-test reason=auth_type src=192.0.2.2 total=61`,
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("drop warnings (-want +got):\n%s", diff)
 		}
 		g.stop()
 	})
