@@ -31,8 +31,8 @@ type trees struct {
 	createMu stdsync.Mutex
 	// time spent creating, fsyncing and committing files (debug log of each run)
 	createNs, syncNs, commitNs atomic.Int64
-	dmu      stdsync.Mutex
-	dirs     map[string]*os.File
+	dmu                        stdsync.Mutex
+	dirs                       map[string]*os.File
 }
 
 func openTrees(paths []string) (*trees, error) {

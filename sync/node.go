@@ -363,8 +363,6 @@ func (n *Node) closeState() {
 	}
 }
 
-// Addr is a helper for tests and the lab: the address Run listens on is Config.Listen.
-
 // schedule runs syncs on the configured schedule while this node is the source, immediately
 // on becoming the source, and on watch triggers. Runs never overlap (runMu).
 func (n *Node) schedule(ctx context.Context) {

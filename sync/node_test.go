@@ -321,3 +321,23 @@ func TestReplicateAndNoChange(t *testing.T) {
 		t.Errorf("run events: %d, want 4", len(a.eventsOf(EventRun)))
 	}
 }
+
+func TestWatchPushesChanges(t *testing.T) {
+	a, b := newPair(t, func(ca, _ *Config) { ca.Watch = true })
+	runs := len(a.eventsOf(EventRun))
+	time.Sleep(100 * time.Millisecond) // the watcher is set up
+	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), []byte("new message"), time.Time{})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if data, err := os.ReadFile(b.path(1, "default/100/INBOX/msg0000.wav")); err == nil && string(data) == "new message" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("change not pushed within 5 s without a scheduled run")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(a.eventsOf(EventRun)) <= runs {
+		t.Error("no run event for the pushed change")
+	}
+}

@@ -103,7 +103,7 @@ func (n *Node) handleConn(ctx context.Context, c net.Conn) {
 			n.log.Warn("sync: unexpected frame outside a run", "type", t)
 			return
 		}
-		if err := n.replicaRun(sctx, pc, c.RemoteAddr().String()); err != nil {
+		if err := n.replicaRun(sctx, pc); err != nil {
 			n.log.Warn("sync: replica run aborted", "err", err)
 			return
 		}
@@ -263,7 +263,7 @@ func (a *applier) barrier() {
 }
 
 // replicaRun answers one run of the source: Begin has been read.
-func (n *Node) replicaRun(ctx context.Context, pc *peerConn, remote string) error {
+func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 	n.runMu.Lock()
 	defer n.runMu.Unlock()
 	if n.Role() != RoleReplica || n.man == nil {
