@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/testlab"
+	"github.com/redundantd/redundantd/testlab/fossim"
 )
 
 func init() {
-	register("demo", "two-node lab: election, SIGKILL failover timeline, return as Backup, planned handover", runDemo)
+	register("demo", "two nodes and a simulated berofos: election, SIGKILL failover timeline, return as Backup, planned handover", runDemo)
 }
 
 // demo is the state of one demo run: the lab, the recorder and the output.
@@ -28,6 +29,9 @@ type demo struct {
 	tl    *testlab.Timeline
 	nodes []*testlab.Router
 	vrid  uint8
+	fos   *testlab.Berofos
+	// linesMode[i] is the relay mode that gives node i+1 the ISDN lines.
+	linesMode []int
 }
 
 func runDemo(ctx context.Context, args []string) error {
@@ -92,12 +96,20 @@ func (d *demo) run(ctx context.Context) error {
 		{VRID: d.vrid, Priority: 110, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}},
 		{VRID: d.vrid, Priority: 100, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}},
 	}
-	// The simulated berofos goes here once redundantd has its [berofos] section: add a host
-	// with l.AddHost("fos"), start testlab/fossim in it, put the section into cfgs[i].Extra,
-	// and print the relay state after each step below.
+	// The ISDN lines: a simulated berofos on the bridge. node1 is wired to port B (relay mode
+	// 1, A-B, gives it the lines), node2 to port D (mode 0, A-D); only the Master sets it.
+	fos, err := l.StartBerofos(ctx, "fos1", fossim.Config{})
+	if err != nil {
+		return err
+	}
+	d.fos, d.linesMode = fos, []int{1, 0}
+	for i := range cfgs {
+		cfgs[i].Extra = fos.TOML(d.linesMode[i])
+	}
 	d.say("  lab %s: bridge br0 in its own namespace, one namespace per node\n", l.Name)
 	d.say("    node1  %-13s priority %d\n", n1.Addr, cfgs[0].Priority)
 	d.say("    node2  %-13s priority %d\n", n2.Addr, cfgs[1].Priority)
+	d.say("    fos1   %-13s simulated berofos: ISDN lines to node1 in relay mode A-B, to node2 in A-D\n", fos.Host.Addr)
 	d.say("    virtual IP %s, VRID %d, adverts every 1 s, preempt off\n", vip, d.vrid)
 
 	tl, err := l.Record(ctx, vip.Addr())
@@ -143,14 +155,17 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.say("  => %s is Master after %s (its Master_Down_Interval at priority %d: %s, plus start-up);\n     %s is %s, master_ip %s\n",
+	d.say("  => %s is Master after %s (its Master_Down_Interval at priority %d: %s, plus start-up);\n     %s is %s, master_ip %s; %s\n",
 		master.Node.Name, ms(d.firstVIP(master.Node, t0).Sub(t0)), mcfg.Priority,
-		ms(testlab.MasterDownInterval(time.Second, mcfg.Priority)), backup.Node.Name, bst.State, bst.MasterIP)
+		ms(testlab.MasterDownInterval(time.Second, mcfg.Priority)), backup.Node.Name, bst.State, bst.MasterIP, d.lines())
 
 	// 2. Unplanned failover.
 	d.say("\n2. Unplanned failover: SIGKILL the Master's redundantd (nothing is sent on the wire)\n")
 	f, err := testlab.MeasureFailover(ctx, tl, master, backup, false)
 	if err != nil {
+		return err
+	}
+	if _, err := d.waitLines(ctx, backup); err != nil {
 		return err
 	}
 	d.printFailover(ctx, f, "last advert heard from "+master.Node.Name)
@@ -162,6 +177,7 @@ func (d *demo) run(ctx context.Context) error {
 	d.say("\n3. %s comes back with priority %d; preempt is off, so it must stay Backup\n",
 		old.Node.Name, cfgs[idx(d.nodes, old)].Priority)
 	t3 := time.Now()
+	setsBefore := len(d.fos.Sim.Sets())
 	if err := old.Start(ctx); err != nil {
 		return err
 	}
@@ -186,16 +202,20 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	sent := len(tl.AdvertsBetween(t3, held, testlab.From(old.Node, d.vrid)))
-	d.say("  => %s is %s (master_ip %s), sent %d adverts; %s is still Master\n",
-		old.Node.Name, ost.State, ost.MasterIP, sent, cur.Node.Name)
-	if ost.State != "backup" || sent != 0 {
-		return fmt.Errorf("%s did not return as a quiet Backup: state %s, %d adverts", old.Node.Name, ost.State, sent)
+	newSets := len(d.fos.Sim.Sets()) - setsBefore
+	d.say("  => %s is %s (master_ip %s), sent %d adverts and %d berofos sets; %s is still Master; %s\n",
+		old.Node.Name, ost.State, ost.MasterIP, sent, newSets, cur.Node.Name, d.lines())
+	if ost.State != "backup" || sent != 0 || newSets != 0 {
+		return fmt.Errorf("%s did not return as a quiet Backup: state %s, %d adverts, %d berofos sets", old.Node.Name, ost.State, sent, newSets)
 	}
 
 	// 4. Planned handover.
 	d.say("\n4. Planned handover: SIGTERM %s's redundantd (it resigns with a priority-0 advert)\n", cur.Node.Name)
 	f, err = testlab.MeasureFailover(ctx, tl, cur, old, true)
 	if err != nil {
+		return err
+	}
+	if _, err := d.waitLines(ctx, old); err != nil {
 		return err
 	}
 	d.printFailover(ctx, f, "priority-0 advert from "+cur.Node.Name)
@@ -217,10 +237,54 @@ func (d *demo) run(ctx context.Context) error {
 		d.say("  %s: %s since %s, %d transitions, virtual IPs %s\n", r.Node.Name, st.State,
 			st.SinceTime().Format("15:04:05.000"), st.Transitions, strings.Join(st.VirtualIPs, " "))
 	}
+	d.say("  fos1: %s, %d set requests received in all\n", d.lines(), len(d.fos.Sim.Sets()))
 	if err := old.Term(ctx); err != nil {
 		return fmt.Errorf("stopping %s: %w", old, err)
 	}
 	return nil
+}
+
+// modeName is the berofos relay mode as the device's web page shows it.
+func modeName(m int) string {
+	switch m {
+	case 0:
+		return "A-D"
+	case 1:
+		return "A-B"
+	case 2:
+		return "A-B,C-D"
+	}
+	return fmt.Sprintf("mode %d", m)
+}
+
+// lines says where the berofos sends the ISDN lines now.
+func (d *demo) lines() string {
+	m := d.fos.Sim.Mode()
+	for i, lm := range d.linesMode {
+		if lm == m {
+			return fmt.Sprintf("ISDN lines on node%d (relay %s)", i+1, modeName(m))
+		}
+	}
+	return "ISDN lines: relay " + modeName(m)
+}
+
+// waitLines waits until the berofos gives the lines to r's node and returns when it saw that.
+func (d *demo) waitLines(ctx context.Context, r *testlab.Router) (time.Time, error) {
+	want := d.linesMode[idx(d.nodes, r)]
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if d.fos.Sim.Mode() == want {
+			return time.Now(), nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("the berofos did not switch the lines to %s within 5 s (%s)", r.Node.Name, d.lines())
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // waitRoles polls both daemons' status until one is Master and the other Backup.
@@ -343,6 +407,11 @@ func (d *demo) printFailover(ctx context.Context, f testlab.Failover, refText st
 	}
 	if !f.FirstGARP.At.IsZero() {
 		rows = append(rows, row{f.FirstGARP.At, fmt.Sprintf("first gratuitous ARP for %s", f.FirstGARP.SenderIP)})
+	}
+	for _, set := range d.fos.Sim.Sets() {
+		if set.At.After(ref) {
+			rows = append(rows, row{set.At, fmt.Sprintf("berofos fos1: set %s=%s", set.Key, set.Value)})
+		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].at.Before(rows[j].at) })
 	d.say("  timeline in ms from the %s:\n", refText)
