@@ -497,3 +497,36 @@ func TestOwnershipModeMtime(t *testing.T) {
 		t.Errorf("chmod re-sent content: %+v", st)
 	}
 }
+
+// TestReplicaFileChangedDuringRun: a file on the replica is edited while a run is in
+// progress and the source pushes a new version of it in that run: the local edit is not
+// overwritten; the next run treats it as a change made on both sides (.conflict copy).
+func TestReplicaFileChangedDuringRun(t *testing.T) {
+	a, b := newPair(t, nil)
+	writeFile(t, a.path(0, "a-big.bin"), randBytes(1, 600<<10), old0)
+	writeFile(t, a.path(0, "b.conf"), []byte("v1"), old0)
+	syncNow(t, a)
+	writeFile(t, a.path(0, "a-big.bin"), randBytes(2, 600<<10), old0.Add(time.Hour))
+	writeFile(t, a.path(0, "b.conf"), []byte("v2 from the source"), old0.Add(time.Hour))
+	var once stdsync.Once
+	testHookSendChunk = func(string) {
+		once.Do(func() { writeFile(t, b.path(0, "b.conf"), []byte("edited on the replica meanwhile"), time.Time{}) })
+	}
+	defer func() { testHookSendChunk = nil }()
+	st := syncNow(t, a)
+	testHookSendChunk = nil
+	if got, _ := os.ReadFile(b.path(0, "b.conf")); string(got) != "edited on the replica meanwhile" {
+		t.Fatalf("replica's edit overwritten: %q", got)
+	}
+	if !strings.Contains(strings.Join(st.Errors, "\n"), "changed on the replica during the run") {
+		t.Errorf("not reported: %q", st.Errors)
+	}
+	syncNow(t, a)
+	assertSame(t, a, b)
+	if got, _ := os.ReadFile(a.path(0, "b.conf.conflict")); string(got) != "edited on the replica meanwhile" {
+		t.Errorf("conflict copy: %q", got)
+	}
+	if got, _ := os.ReadFile(a.path(0, "b.conf")); string(got) != "v2 from the source" {
+		t.Errorf("source version: %q", got)
+	}
+}

@@ -231,6 +231,11 @@ func (a *applier) commitJob(f *os.File, tmp, wp string, m Meta) func() {
 			a.fail(wp, errors.New("not applied: an earlier write failed"), false)
 			return
 		}
+		if err := a.unchangedSinceScan(wp); err != nil {
+			a.fs.discardTemp(f, tmp, wp)
+			a.fail(wp, err, false)
+			return
+		}
 		st, err := a.fs.commitTemp(f, tmp, wp, &m)
 		if err != nil {
 			a.fs.discardTemp(f, tmp, wp)
@@ -240,6 +245,47 @@ func (a *applier) commitJob(f *os.File, tmp, wp string, m Meta) func() {
 		f.Close()
 		a.done(wp, &m, st)
 	}
+}
+
+// errChangedHere: a file on the replica changed after this run's scan (someone wrote it while
+// the run was in progress). It is not overwritten or deleted; the next run sees the change
+// and the three-way rules decide.
+var errChangedHere = errors.New("changed on the replica during the run: kept, next run decides")
+
+// unchangedSinceScan checks that wp is still what the scan of this run recorded (absent, or
+// the same inode, size and mtime; the ctime is left out because this run's own hard links
+// move it), so that replacing or deleting it cannot destroy a change made meanwhile.
+func (a *applier) unchangedSinceScan(wp string) error {
+	_, rel, err := a.fs.resolve(wp)
+	if err != nil {
+		return err
+	}
+	i, _ := splitWirePath(wp)
+	df, err := a.fs.dir(i, path.Dir(rel))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	rec := a.man.recs[wp]
+	var st unix.Stat_t
+	if err := unix.Fstatat(int(df.Fd()), path.Base(rel), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil // absent: nothing to lose
+		}
+		return err
+	}
+	if rec == nil || rec.Cur == nil {
+		return errChangedHere // created since the scan
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return nil
+	}
+	if st.Ino != rec.Ino || st.Size != rec.Cur.Size || (rec.Cur.Kind == KindFile && st.Mtim.Nano() != rec.Cur.Mtime) {
+		return errChangedHere
+	}
+	return nil
 }
 
 func isTxt(wp string) bool { return isMsgFile(wp) && strings.HasSuffix(wp, ".txt") }
@@ -457,6 +503,10 @@ func (a *applier) applyDeletes() {
 		}
 		r, rel, err := a.fs.resolve(d.Path)
 		if err != nil {
+			a.fail(d.Path, err, false)
+			continue
+		}
+		if err := a.unchangedSinceScan(d.Path); err != nil {
 			a.fail(d.Path, err, false)
 			continue
 		}
