@@ -115,8 +115,28 @@ func TestAddresserRemovesStale(t *testing.T) {
 	if got := readRecord(t, path); got.Interface != "vrt0" || len(got.Addresses) != 0 {
 		t.Errorf("record after removeStale: %+v, want vrt0 with no addresses", got)
 	}
+	// Besides the record, the state dir holds the spare for the next replacement (created
+	// ahead of the takeover); Close removes it, and a crashed run's spares go at the next start.
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("state dir holds %v, want the record and one spare", ents)
+	}
+	if err := ad.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
-		t.Errorf("state dir holds %d entries, want only the record (no temporary files)", len(ents))
+		t.Errorf("state dir after Close holds %v, want only the record", ents)
+	}
+	leftover := filepath.Join(dir, ".vrrp-vrt0-51.json.tmp123")
+	if err := os.WriteFile(leftover, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ad2 := newNetlinkAddresser(a.h, a.link(t, "vrt0"), path, slog.New(slog.DiscardHandler))
+	defer ad2.Close()
+	if err := ad2.removeStale(a.h, []string{"vrt0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(leftover); err == nil {
+		t.Error("a crashed run's temporary file survived the next start")
 	}
 }
 

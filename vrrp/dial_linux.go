@@ -47,7 +47,9 @@ func Dial(cfg Config) (_ *Router, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: opening netlink: %w", err)
 	}
-	closers = append(closers, func() error { h.Close(); return nil })
+	closeHandle := func() error { h.Close(); return nil }
+	closers = append(closers, closeHandle)
+	extras := []func() error{closeHandle} // the Router's, beyond the I/O New is given
 
 	parent, err := h.LinkByName(cfg.Interface)
 	if err != nil {
@@ -74,10 +76,12 @@ func Dial(cfg Config) (_ *Router, err error) {
 			return nil, err
 		}
 		closers = append(closers, v.Close)
+		extras = append(extras, v.Close)
 		sendIfi, addrLink = v.ifi, v.link
 	}
 
 	addrs := newNetlinkAddresser(h, addrLink, recordPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)
+	closers = append(closers, addrs.Close)
 	if err := addrs.removeStale(h, allowed); err != nil {
 		return nil, err
 	}
@@ -108,9 +112,9 @@ func Dial(cfg Config) (_ *Router, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// New's Router closes conn and arp itself; Dial's extras go last, the macvlan before the
+	// The Router closes conn, addrs and arp itself, then the extras: the macvlan before the
 	// netlink handle that deletes it.
-	for _, c := range slices.Backward(closers[:len(closers)-2]) {
+	for _, c := range slices.Backward(extras) {
 		r.closers = append(r.closers, c)
 	}
 	return r, nil
