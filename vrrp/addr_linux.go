@@ -29,12 +29,13 @@ import (
 //
 // The record is replaced atomically (temporary file, rename) before the netlink request, and
 // made durable (fsync of the file and its directory) by Flush, which the Router calls once the
-// takeover is done; Flush also creates the next temporary file, because creating a file costs
-// a millisecond or more on ext4 where writing and renaming one costs tens of microseconds. The order is deliberate: addresses do not outlive the kernel, so the
+// takeover is done. The order is deliberate: addresses do not outlive the kernel, so the
 // record only has to survive a crash of this process, which the page cache does; an fsync on
-// the takeover path would add a disk flush (milliseconds, and far more on a disk busy with
-// voicemail or replication) between Master_Down_Timer and the VIP. A record torn by an OS crash
-// in that window describes addresses that the crash removed, and is ignored at start-up.
+// the takeover path would put a disk flush (milliseconds, far more on a disk busy with
+// voicemail or replication) between Master_Down_Timer and the VIP. A record torn by an OS
+// crash in that window describes addresses the crash removed, and is ignored at start-up. For
+// the same reason the record is best kept on a tmpfs such as /run, whose lifetime is the
+// addresses' own.
 type netlinkAddresser struct {
 	h      *netlink.Handle
 	link   netlink.Link
@@ -49,10 +50,10 @@ type netlinkAddresser struct {
 var _ Addresser = (*netlinkAddresser)(nil)
 
 // addrRecord is the state file's content. Interface names the link the addresses were put on,
-// so that a record is never applied to a different link.
-// BootID is the kernel's boot_id: addresses do not survive a reboot, so a record from another
-// boot describes nothing that is still configured, and an address found after a reboot is
-// someone else's (the distribution's network configuration), never a leftover of ours.
+// so that a record is never applied to a different link. BootID is the kernel's boot_id:
+// addresses do not survive a reboot, so a record from another boot describes nothing that is
+// still configured, and an address found after a reboot is someone else's (the distribution's
+// network configuration), never a leftover of ours.
 type addrRecord struct {
 	Interface string         `json:"interface"`
 	Addresses []netip.Prefix `json:"addresses"`
