@@ -98,7 +98,9 @@ type Config struct {
 	AuthData [8]byte
 
 	// StateDir holds a record of the addresses this node added, so that a restart after a
-	// crash removes the ones it left behind. Empty disables that recovery.
+	// crash removes the ones it left behind. Empty disables that recovery. A tmpfs such as
+	// /run/redundantd suits it best: the record matters only as long as the addresses, which
+	// do not survive a reboot, and writing it there costs nothing on the takeover path.
 	StateDir string
 
 	// Logger receives structured logs; nil discards them.
