@@ -377,8 +377,8 @@ func (r *rawConfig) validate() (*Config, error) {
 	rc.VirtualMAC = rd.VirtualMAC != nil && *rd.VirtualMAC
 	rc.GARPCount = DefaultGARPCount
 	if rd.GARPCount != nil {
-		if *rd.GARPCount < 0 || *rd.GARPCount > 100 {
-			errs.add("redundancy.garp_count", "%d is out of range 0..100", *rd.GARPCount)
+		if *rd.GARPCount < 1 || *rd.GARPCount > 100 {
+			errs.add("redundancy.garp_count", "%d is out of range 1..100 (the new Master must announce itself at least once)", *rd.GARPCount)
 		} else {
 			rc.GARPCount = int(*rd.GARPCount)
 		}
