@@ -1,0 +1,129 @@
+package testlab
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/net/ipv4"
+)
+
+// advertPayload builds an RFC 3768 advertisement for VRID 51 and one address, with a correct
+// checksum unless badSum.
+func advertPayload(prio uint8, vip [4]byte, badSum bool) []byte {
+	b := []byte{0x21, 51, prio, 1, 0, 1, 0, 0, vip[0], vip[1], vip[2], vip[3], 0, 0, 0, 0, 0, 0, 0, 0}
+	var sum uint32
+	for i := 0; i < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	c := ^uint16(sum)
+	if badSum {
+		c ^= 0x5a5a
+	}
+	b[6], b[7] = byte(c>>8), byte(c)
+	return b
+}
+
+// TestInvalidAdvertsDoNotDelayTakeover kills the Master and, while the Backup waits out
+// Master_Down_Interval, floods the bridge from a third host with high-priority adverts for the
+// same VRID that fail RFC 3768 section 7.1 checks (IP TTL not 255; bad checksum). Had any of
+// them reset the Backup's timer, the takeover would slip; it must happen on time, and the
+// daemon must count the drops by reason.
+func TestInvalidAdvertsDoNotDelayTakeover(t *testing.T) {
+	t.Parallel()
+	l := NewT(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := l.AddHost("evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, backup := pair(t, ctx, l, tl, Redundantd, Redundantd, VRRPConfig{})
+
+	vip := l.DefaultVIP().Addr().As4()
+	type bad struct {
+		ttl     int
+		payload []byte
+	}
+	bads := []bad{
+		{ttl: 64, payload: advertPayload(254, vip, false)},
+		{ttl: 255, payload: advertPayload(254, vip, true)},
+	}
+	sent := 0
+	flood, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- evil.Do(func() error {
+			c, err := net.ListenPacket("ip4:112", "0.0.0.0")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			pc := ipv4.NewPacketConn(c)
+			ifi, err := net.InterfaceByName("eth0")
+			if err != nil {
+				return err
+			}
+			if err := pc.SetMulticastInterface(ifi); err != nil {
+				return err
+			}
+			dst := &net.IPAddr{IP: net.IPv4(224, 0, 0, 18)}
+			tick := time.NewTicker(250 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				for _, b := range bads {
+					if err := pc.SetMulticastTTL(b.ttl); err != nil {
+						return err
+					}
+					if _, err := pc.WriteTo(b.payload, nil, dst); err != nil {
+						return err
+					}
+					sent++
+				}
+				select {
+				case <-flood.Done():
+					return nil
+				case <-tick.C:
+				}
+			}
+		})
+	}()
+
+	f, err := MeasureFailover(ctx, tl, master, backup, false)
+	stop()
+	if ferr := <-done; ferr != nil {
+		t.Fatalf("sending the invalid adverts: %v", ferr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFailover(t, f)
+	// The flood lasts the whole interval, so a Backup that let any of it reset its timer would
+	// not have taken over at all; a tight bound also catches one that accepted a few.
+	if f.Elapsed() > f.Theory()+100*time.Millisecond {
+		t.Errorf("takeover %v after the last valid advert, want within 100 ms of %v", f.Elapsed(), f.Theory())
+	}
+	evilAdverts := tl.AdvertsBetween(f.Ref.At, f.VIP.At, From(evil, 51))
+	if len(evilAdverts) < 10 {
+		t.Fatalf("only %d invalid adverts crossed the bridge during the takeover; the test proves nothing", len(evilAdverts))
+	}
+	st, err := backup.Node.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d invalid adverts sent, %d during Master_Down_Interval; dropped: %v", sent, len(evilAdverts), st.Dropped)
+	if st.Dropped["ttl"] == 0 || st.Dropped["checksum"] == 0 {
+		t.Errorf("dropped = %v, want counts for both \"ttl\" and \"checksum\"", st.Dropped)
+	}
+	if st.State != "master" {
+		t.Errorf("%s state %q after the takeover, want master", backup, st.State)
+	}
+}
