@@ -98,12 +98,31 @@ func TestInvalidAdvertsDoNotDelayTakeover(t *testing.T) {
 	}()
 
 	f, err := MeasureFailover(ctx, tl, master, backup, false)
+	if err != nil {
+		stop()
+		<-done
+		t.Fatal(err)
+	}
+	// The new Master keeps its advert rhythm under the flood: an invalid packet must not
+	// delay its next advert either (RFC 3768 section 7.1: discard, nothing else).
+	rhythm := []Advert{f.FirstAdvert}
+	for len(rhythm) < 5 {
+		a, err := tl.WaitAdvert(ctx, rhythm[len(rhythm)-1].At, "an advert of the new Master", From(backup.Node, 51))
+		if err != nil {
+			stop()
+			<-done
+			t.Fatal(err)
+		}
+		rhythm = append(rhythm, a)
+	}
 	stop()
 	if ferr := <-done; ferr != nil {
 		t.Fatalf("sending the invalid adverts: %v", ferr)
 	}
-	if err != nil {
-		t.Fatal(err)
+	for i := 1; i < len(rhythm); i++ {
+		if gap := rhythm[i].At.Sub(rhythm[i-1].At); gap < 950*time.Millisecond || gap > 1050*time.Millisecond {
+			t.Errorf("the Master's advert %d came %v after the previous one under the flood, want 1 s", i, gap.Round(time.Millisecond))
+		}
 	}
 	checkFailover(t, f)
 	// The flood lasts the whole interval, so a Backup that let any of it reset its timer would
