@@ -95,9 +95,10 @@ type manifest struct {
 	dirty map[string]bool
 	owner bool // this process can keep ownership (root)
 
-	inodes  map[[2]uint64]bool
-	version uint64 // bumped on every change, keys the digest cache
-	digests map[digestKey]Hash
+	inodes     map[[2]uint64]bool
+	lastLocked map[string]bool // folders holding a .lock at the last scan
+	version    uint64          // bumped on every change, keys the digest cache
+	digests    map[digestKey]Hash
 }
 
 type digestKey struct {
@@ -278,6 +279,16 @@ type scanResult struct {
 	pending  []hashJob
 }
 
+// anyRacy reports whether some entry must be rehashed by the next scan.
+func (m *manifest) anyRacy() bool {
+	for _, r := range m.recs {
+		if r.Racy && r.Cur != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // knownInode reports whether a current file of the manifest has this inode (before the scan).
 func (m *manifest) knownInode(dev, ino uint64) bool {
 	if m.inodes == nil {
@@ -342,6 +353,7 @@ func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
 		res.jobs = keep
 	}
 	m.hashJobs(now, seen, &res)
+	m.lastLocked = res.Locked
 	for p, r := range m.recs {
 		if !seen[p] && r.Cur != nil {
 			r.Cur = nil

@@ -140,7 +140,15 @@ type Node struct {
 	st   Status
 
 	noDelta map[string]bool
-	runHook func(context.Context) // tests: replaces the run the scheduler starts
+
+	// watcher state for skipping the source's stat walk (watch.go)
+	sentinel     chan struct{}
+	watchOK      atomic.Bool
+	watchGen     atomic.Uint64
+	lastScanGen  uint64                // watchGen when the last complete source scan started (runMu)
+	lastScanOK   bool                  // the watcher was healthy when it started
+	lastFullScan time.Time             // time of the last scan; one is forced every fullScanEvery
+	runHook      func(context.Context) // tests: replaces the run the scheduler starts
 
 	now func() time.Time
 }
@@ -232,7 +240,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger, sched: sched, peerFP: fp, id: id, fp: own,
 		retain: cfg.TrashRetention, share: cfg.MaxDeleteShare,
-		roleCh: make(chan struct{}, 1), trigger: make(chan struct{}, 1), now: time.Now, noDelta: map[string]bool{},
+		roleCh: make(chan struct{}, 1), trigger: make(chan struct{}, 1), sentinel: make(chan struct{}, 1), now: time.Now, noDelta: map[string]bool{},
 	}
 	th.Sum(n.trees[:0])
 	n.st.Fingerprint = own
@@ -335,9 +343,7 @@ func (n *Node) Run(ctx context.Context) error {
 	var wg stdsync.WaitGroup
 	wg.Go(func() { n.serve(ctx, ln) })
 	wg.Go(func() { n.schedule(ctx) })
-	if n.cfg.Watch {
-		wg.Go(func() { n.watch(ctx) })
-	}
+	wg.Go(func() { n.watch(ctx) }) // pushes changes only with Config.Watch
 	<-ctx.Done()
 	ln.Close()
 	cancel()

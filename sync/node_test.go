@@ -341,3 +341,24 @@ func TestWatchPushesChanges(t *testing.T) {
 		t.Error("no run event for the pushed change")
 	}
 }
+
+// TestWatchSkipsWalkSafely: with watch on, a source run trusts the watcher instead of walking
+// the trees, but a change made just before SyncNow is never missed.
+func TestWatchSkipsWalkSafely(t *testing.T) {
+	a, b := newPair(t, func(ca, _ *Config) { ca.Watch = true; ca.Interval = "24h" })
+	name := a.path(0, "sip.conf")
+	writeFile(t, name, []byte("version 000"), old)
+	syncNow(t, a)
+	for i := 1; i <= 20; i++ {
+		// Same size and mtime: only the content (and ctime) differ.
+		writeFile(t, name, fmt.Appendf(nil, "version %03d", i), old)
+		syncNow(t, a)
+		if got, _ := os.ReadFile(b.path(0, "sip.conf")); string(got) != fmt.Sprintf("version %03d", i) {
+			t.Fatalf("change %d missed: replica has %q", i, got)
+		}
+	}
+	st := syncNow(t, a)
+	if st.Files != 0 || st.Full {
+		t.Errorf("idle run: %+v", st)
+	}
+}

@@ -137,6 +137,29 @@ func (n *Node) runOnce(ctx context.Context) (st RunStats, err error) {
 	return st, err
 }
 
+// fullScanEvery bounds how long the source trusts its watcher instead of walking the trees.
+const fullScanEvery = 10 * time.Minute
+
+// sourceScan walks the trees, unless the watcher proves that nothing changed since the last
+// walk: it was healthy when that walk started and has seen no event since, no entry is
+// racy or pending, and the last walk is recent. runMu is held.
+func (n *Node) sourceScan(now time.Time) (scanResult, error) {
+	man := n.man
+	if n.watchOK.Load() && n.lastScanOK && now.Sub(n.lastFullScan) < fullScanEvery &&
+		!man.anyRacy() && n.watcherCaughtUp() && n.watchOK.Load() && n.watchGen.Load() == n.lastScanGen {
+		n.log.Debug("sync: no change seen by the watcher since the last scan: walk skipped")
+		return scanResult{Locked: man.lastLocked, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{}, Pending: map[string]bool{}}, nil
+	}
+	healthy := n.watchOK.Load() && n.watcherCaughtUp()
+	gen := n.watchGen.Load()
+	res := man.scan(now, true)
+	n.lastScanGen, n.lastScanOK, n.lastFullScan = gen, healthy && n.watchOK.Load(), now
+	if len(res.Unstable) > 0 {
+		n.lastScanOK = false // rescan them next time
+	}
+	return res, man.save(res.Sigs)
+}
+
 // protocolError marks a run that failed with the connection still in step (guard, disk full
 // on the replica): the connection is kept.
 type protocolError struct{ err error }
@@ -335,8 +358,8 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		return false, err
 	}
 	t0 := time.Now()
-	res := man.scan(now, true)
-	if err := man.save(res.Sigs); err != nil {
+	res, err := n.sourceScan(now)
+	if err != nil {
 		return false, err
 	}
 	st.Errors = append(st.Errors, res.Errors...)
@@ -406,6 +429,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 			return false, err
 		}
 		res2 := man.scan(n.now(), false)
+		n.lastScanOK = false
 		if err := man.save(res2.Sigs); err != nil {
 			return false, err
 		}

@@ -2,7 +2,9 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -16,24 +18,38 @@ const watchDebounce = 700 * time.Millisecond
 // watch triggers a run shortly after a change in the trees while this node is the source.
 // The periodic run stays the safety net for anything inotify misses (queue overflow, trees
 // over the watch limit).
+//
+// It also lets a source skip its stat walk: every event bumps watchGen (after any new folder
+// is watched), and a source run whose previous scan started with the watcher healthy and the
+// same watchGen knows that nothing changed since (see sourceScan). Any trouble (a folder that
+// could not be watched, a queue overflow, a watcher error) clears watchOK until the next
+// start, so every run scans again.
 func (n *Node) watch(ctx context.Context) {
+	defer n.watchOK.Store(false)
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		n.log.Warn("sync: watch disabled", "err", err)
 		return
 	}
 	defer w.Close()
+	ok := true
 	add := func(root string) {
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) { // gone again: nothing to watch
+					ok = false
+					n.watchOK.Store(false)
+				}
 				return nil
 			}
 			if d.IsDir() {
 				if skipName(d.Name(), true) && p != root {
 					return filepath.SkipDir
 				}
-				if err := w.Add(p); err != nil {
+				if err := w.Add(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					n.log.Warn("sync: watch", "path", p, "err", err)
+					ok = false
+					n.watchOK.Store(false)
 				}
 			}
 			return nil
@@ -42,6 +58,8 @@ func (n *Node) watch(ctx context.Context) {
 	for _, p := range n.cfg.Paths {
 		add(p)
 	}
+	n.watchGen.Add(1)
+	n.watchOK.Store(ok)
 	var timer *time.Timer
 	var fire <-chan time.Time
 	for {
@@ -53,12 +71,21 @@ func (n *Node) watch(ctx context.Context) {
 				return
 			}
 			name := filepath.Base(ev.Name)
-			if skipName(name, false) {
+			if name == sentinelName && filepath.Dir(ev.Name) == n.cfg.Paths[0] {
+				select {
+				case n.sentinel <- struct{}{}:
+				default:
+				}
 				continue
 			}
-			if ev.Has(fsnotify.Create) {
+			if skipName(name, false) {
+				n.watchGen.Add(1) // a .lock coming or going changes what a scan skips
+				continue
+			}
+			if ev.Has(fsnotify.Create) && !skipName(name, true) {
 				add(ev.Name) // new folders are watched too (no-op for files)
 			}
+			n.watchGen.Add(1)
 			if timer == nil {
 				timer = time.NewTimer(watchDebounce)
 			} else {
@@ -70,14 +97,47 @@ func (n *Node) watch(ctx context.Context) {
 				return
 			}
 			n.log.Warn("sync: watch", "err", err)
+			n.watchOK.Store(false) // e.g. queue overflow: events were lost
+			n.watchGen.Add(1)
 		case <-fire:
 			fire = nil
-			if n.Role() == RoleSource {
+			if n.cfg.Watch && n.Role() == RoleSource {
 				select {
 				case n.trigger <- struct{}{}:
 				default:
 				}
 			}
 		}
+	}
+}
+
+// sentinelName is touched in the first tree before a source run trusts its watcher: inotify
+// delivers events in order, so once the watcher has seen the sentinel's event it has seen
+// every change made before the run started.
+const sentinelName = tmpPrefix + "sentinel"
+
+// watcherCaughtUp touches the sentinel and waits for the watcher to report it.
+func (n *Node) watcherCaughtUp() bool {
+	select { // drop a stale signal
+	case <-n.sentinel:
+	default:
+	}
+	name := filepath.Join(n.cfg.Paths[0], sentinelName)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	now := time.Now()
+	if err := os.Chtimes(name, now, now); err != nil {
+		return false
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-n.sentinel:
+		return true
+	case <-t.C:
+		return false
 	}
 }
