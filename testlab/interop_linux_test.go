@@ -116,3 +116,43 @@ func TestInteropKeepalivedMasterRedundantdBackup(t *testing.T) {
 func TestInteropRedundantdMasterKeepalivedBackup(t *testing.T) {
 	interop(t, Redundantd, Keepalived)
 }
+
+// TestInteropUnicast checks the unicast-peer mode against keepalived's unicast_peer: adverts go
+// to the peer's address, each side accepts the other's, and a SIGTERM handover works both ways.
+func TestInteropUnicast(t *testing.T) {
+	t.Parallel()
+	RequireKeepalived(t)
+	l := NewT(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := VRRPConfig{Unicast: true}
+	master, backup := pair(t, ctx, l, tl, Keepalived, Redundantd, cfg)
+	holdFor(t, ctx, l, tl, 3, master, backup)
+	for _, a := range tl.AdvertsBetween(time.Time{}, time.Now(), From(master.Node, 51)) {
+		if a.Dst != backup.Node.Addr {
+			t.Fatalf("keepalived advert to %s, want unicast to %s", a.Dst, backup.Node.Addr)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		f, err := MeasureFailover(ctx, tl, master, backup, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFailover(t, f)
+		if f.FirstAdvert.Dst != master.Node.Addr {
+			t.Errorf("%s's first advert went to %s, want unicast to %s", backup, f.FirstAdvert.Dst, master.Node.Addr)
+		}
+		if err := master.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := master.WaitState(ctx, "backup"); err != nil {
+			t.Fatal(err)
+		}
+		holdFor(t, ctx, l, tl, 2, backup, master)
+		master, backup = backup, master
+	}
+}
