@@ -214,12 +214,8 @@ func (r *Router) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// The state directory is created here as a package manager (or systemd's
-		// StateDirectory=) would.
+		// The daemon creates its state directory itself on first start.
 		stateDir := filepath.Join(r.Dir, "state")
-		if err := os.MkdirAll(stateDir, 0o755); err != nil {
-			return fmt.Errorf("testlab: %w", err)
-		}
 		conf := filepath.Join(r.Dir, "redundantd.toml")
 		toml := RedundantdTOML(r.Node, r.Config, stateDir)
 		if err := os.WriteFile(conf, []byte(toml), 0o644); err != nil {
