@@ -140,6 +140,22 @@ func TestRedundantdPairElectsOneMasterAndFailsOver(t *testing.T) {
 	if err := backup.WaitState(ctx, "master"); err != nil {
 		t.Fatal(err)
 	}
+	// The status API tells the same story as the wire and netlink.
+	st, err := backup.Node.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GroupID != 51 || st.Priority != 100 || st.MasterIP != backup.Node.Addr.String() ||
+		len(st.VirtualIPs) != 1 || st.VirtualIPs[0] != l.DefaultVIP().String() {
+		t.Errorf("status of the new Master = %+v; want group_id 51, priority 100, master_ip %s, virtual_ips [%s]",
+			st, backup.Node.Addr, l.DefaultVIP())
+	}
+	if st.Transitions != 2 {
+		t.Errorf("new Master reports %d transitions, want 2 (initialize -> backup -> master)", st.Transitions)
+	}
+	if d := st.SinceTime().Sub(f.VIP.At); d < -100*time.Millisecond || d > 100*time.Millisecond {
+		t.Errorf("status since %s is %v from the VIP appearing", st.Since, d)
+	}
 	// The new Master announces the VIP: garp_count gratuitous ARPs, garp_interval apart, from
 	// its own MAC, starting with the takeover.
 	mac, err := backup.Node.MAC()
