@@ -410,6 +410,20 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 		}
 		defer orig.Close()
 		ns, err := netns.NewNamed(name)
+		// NewNamed moves this thread into the new namespace, unless it failed first.
+		stayed := false
+		if cur, gerr := netns.Get(); gerr == nil {
+			stayed = cur.Equal(orig)
+			cur.Close()
+		}
+		if stayed {
+			runtime.UnlockOSThread()
+			if err != nil {
+				err = fmt.Errorf("testlab: create namespace %s: %w", name, err)
+			}
+			ch <- result{ns, err}
+			return
+		}
 		if rerr := netns.Set(orig); rerr != nil {
 			// This thread is in the wrong namespace: leave it locked so the runtime discards it.
 			if err == nil {

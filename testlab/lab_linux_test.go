@@ -152,6 +152,7 @@ func TestCloseRemovesEverything(t *testing.T) {
 	t.Parallel()
 	RequireRoot(t)
 	l, err := New(context.Background(), Options{Nodes: 2, Prefix: "rlabclose"})
+	SkipIfUnprivileged(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}

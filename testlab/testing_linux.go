@@ -2,8 +2,11 @@ package testlab
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // RequireRoot skips the test unless it runs as root (namespaces need CAP_SYS_ADMIN and
@@ -23,6 +26,16 @@ func RequireKeepalived(t testing.TB) {
 	}
 }
 
+// SkipIfUnprivileged skips the test when err from New says that this process, although root,
+// may not create namespaces or links (an unprivileged container without CAP_SYS_ADMIN or
+// CAP_NET_ADMIN).
+func SkipIfUnprivileged(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		t.Skipf("skipping: cannot build a network-namespace lab here: %v", err)
+	}
+}
+
 // NewT builds a lab for a test: it skips unless root, fails the test if the lab cannot be
 // built, and removes the lab in t.Cleanup even when the test fails. When the test failed, the
 // output of every process the lab ran is logged.
@@ -30,6 +43,7 @@ func NewT(t testing.TB, opts Options) *Lab {
 	t.Helper()
 	RequireRoot(t)
 	l, err := New(context.Background(), opts)
+	SkipIfUnprivileged(t, err)
 	if err != nil {
 		t.Fatalf("testlab.New: %v", err)
 	}
