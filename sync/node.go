@@ -341,9 +341,11 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg stdsync.WaitGroup
+	ready := make(chan struct{})
+	wg.Go(func() { n.watch(ctx, ready) }) // pushes changes only with Config.Watch
+	<-ready                               // the first run can already rely on the watcher
 	wg.Go(func() { n.serve(ctx, ln) })
 	wg.Go(func() { n.schedule(ctx) })
-	wg.Go(func() { n.watch(ctx) }) // pushes changes only with Config.Watch
 	<-ctx.Done()
 	ln.Close()
 	cancel()

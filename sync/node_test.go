@@ -337,8 +337,13 @@ func TestWatchPushesChanges(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(a.eventsOf(EventRun)) <= runs {
-		t.Error("no run event for the pushed change")
+	// The replica applies before the source reports the run.
+	deadline = time.Now().Add(5 * time.Second)
+	for len(a.eventsOf(EventRun)) <= runs {
+		if time.Now().After(deadline) {
+			t.Fatal("no run event for the pushed change")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

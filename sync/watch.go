@@ -24,11 +24,12 @@ const watchDebounce = 700 * time.Millisecond
 // same watchGen knows that nothing changed since (see sourceScan). Any trouble (a folder that
 // could not be watched, a queue overflow, a watcher error) clears watchOK until the next
 // start, so every run scans again.
-func (n *Node) watch(ctx context.Context) {
+func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 	defer n.watchOK.Store(false)
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		n.log.Warn("sync: watch disabled", "err", err)
+		close(ready)
 		return
 	}
 	defer w.Close()
@@ -58,8 +59,12 @@ func (n *Node) watch(ctx context.Context) {
 	for _, p := range n.cfg.Paths {
 		add(p)
 	}
+	if err := w.Add(n.cfg.StateDir); err != nil { // for the sentinel only
+		ok = false
+	}
 	n.watchGen.Add(1)
 	n.watchOK.Store(ok)
+	close(ready)
 	var timer *time.Timer
 	var fire <-chan time.Time
 	for {
@@ -71,12 +76,14 @@ func (n *Node) watch(ctx context.Context) {
 				return
 			}
 			name := filepath.Base(ev.Name)
-			if name == sentinelName && filepath.Dir(ev.Name) == n.cfg.Paths[0] {
-				select {
-				case n.sentinel <- struct{}{}:
-				default:
+			if filepath.Dir(ev.Name) == filepath.Clean(n.cfg.StateDir) {
+				if name == sentinelName {
+					select {
+					case n.sentinel <- struct{}{}:
+					default:
+					}
 				}
-				continue
+				continue // the manifest, trash and conflict records are not replicated
 			}
 			if skipName(name, false) {
 				n.watchGen.Add(1) // a .lock coming or going changes what a scan skips
@@ -111,9 +118,10 @@ func (n *Node) watch(ctx context.Context) {
 	}
 }
 
-// sentinelName is touched in the first tree before a source run trusts its watcher: inotify
-// delivers events in order, so once the watcher has seen the sentinel's event it has seen
-// every change made before the run started.
+// sentinelName is touched in the state directory (watched by the same inotify instance as the
+// trees) before a source run trusts its watcher: inotify delivers the events of one instance
+// in order, so once the watcher has seen the sentinel's event it has seen every change made
+// in the trees before the run started.
 const sentinelName = tmpPrefix + "sentinel"
 
 // watcherCaughtUp touches the sentinel and waits for the watcher to report it.
@@ -122,7 +130,7 @@ func (n *Node) watcherCaughtUp() bool {
 	case <-n.sentinel:
 	default:
 	}
-	name := filepath.Join(n.cfg.Paths[0], sentinelName)
+	name := filepath.Join(n.cfg.StateDir, sentinelName)
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return false
