@@ -367,3 +367,19 @@ func TestWatchSkipsWalkSafely(t *testing.T) {
 		t.Errorf("idle run: %+v", st)
 	}
 }
+
+// TestReplicaChangeSeenAfterIdleRuns: the replica skips its walk when its watcher saw nothing,
+// but a change made there between runs is still found (and, made on the replica only, kept).
+func TestReplicaChangeSeenAfterIdleRuns(t *testing.T) {
+	a, b := newPair(t, nil)
+	writeFile(t, a.path(0, "queues.conf"), []byte("original"), old)
+	syncNow(t, a)
+	syncNow(t, a)
+	syncNow(t, a)
+	writeFile(t, b.path(0, "queues.conf"), []byte("edited on the backup"), old)
+	st := syncNow(t, a)
+	if got, _ := os.ReadFile(a.path(0, "queues.conf")); string(got) != "edited on the backup" || st.Pulled != 1 {
+		t.Fatalf("replica-only change not taken over: %q (pulled %d)", got, st.Pulled)
+	}
+	assertSame(t, a, b)
+}

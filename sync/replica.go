@@ -327,7 +327,10 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
-	res := man.scan(now, false)
+	res, err := n.trackedScan(now, false)
+	if err != nil {
+		return err
+	}
 	st := stateMsg{Digest: man.digest(false, n.fs.owner), Clean: man.clean(n.fs.owner), Ever: ever, Owner: n.fs.owner}
 	for _, r := range man.recs {
 		if r.Cur != nil && r.Cur.Kind == KindFile {
@@ -341,9 +344,6 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 		st.Locked = append(st.Locked, p) // a file changing on the replica: leave it this run
 	}
 	slices.Sort(st.Locked)
-	if err := man.save(res.Sigs); err != nil {
-		return err
-	}
 	n.fs.createNs.Store(0)
 	n.fs.syncNs.Store(0)
 	n.fs.commitNs.Store(0)
@@ -407,7 +407,17 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 			if err := pc.send(MsgResult, &r); err != nil {
 				return err
 			}
-			return pc.flush()
+			if err := pc.flush(); err != nil {
+				return err
+			}
+			// Walk again once this run's own changes have been seen by the watcher (the
+			// source is no longer waiting): the next run can then skip the walk if nothing
+			// else touches the trees, and a change made by someone else during this run
+			// is found now.
+			if _, err := n.trackedScan(n.now(), false); err != nil {
+				n.log.Warn("sync: scan after the run", "err", err)
+			}
+			return nil
 		default:
 			return fmt.Errorf("%w: %d during a run", ErrFrameType, t)
 		}

@@ -140,10 +140,11 @@ func (n *Node) runOnce(ctx context.Context) (st RunStats, err error) {
 // fullScanEvery bounds how long the source trusts its watcher instead of walking the trees.
 const fullScanEvery = 10 * time.Minute
 
-// sourceScan walks the trees, unless the watcher proves that nothing changed since the last
-// walk: it was healthy when that walk started and has seen no event since, no entry is
-// racy or pending, and the last walk is recent. runMu is held.
-func (n *Node) sourceScan(now time.Time) (scanResult, error) {
+// trackedScan walks the trees, unless the watcher proves that nothing changed since the last
+// walk: it was healthy and caught up when that walk started and has seen no event since, no
+// entry is racy or pending, and the last walk is recent. runMu is held. The source defers
+// hashing new files (deferNew); the replica does not.
+func (n *Node) trackedScan(now time.Time, deferNew bool) (scanResult, error) {
 	man := n.man
 	if n.watchOK.Load() && n.lastScanOK && now.Sub(n.lastFullScan) < fullScanEvery &&
 		!man.anyRacy() && n.watcherCaughtUp() && n.watchOK.Load() && n.watchGen.Load() == n.lastScanGen {
@@ -152,7 +153,7 @@ func (n *Node) sourceScan(now time.Time) (scanResult, error) {
 	}
 	healthy := n.watchOK.Load() && n.watcherCaughtUp()
 	gen := n.watchGen.Load()
-	res := man.scan(now, true)
+	res := man.scan(now, deferNew)
 	n.lastScanGen, n.lastScanOK, n.lastFullScan = gen, healthy && n.watchOK.Load(), now
 	if len(res.Unstable) > 0 {
 		n.lastScanOK = false // rescan them next time
@@ -358,7 +359,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		return false, err
 	}
 	t0 := time.Now()
-	res, err := n.sourceScan(now)
+	res, err := n.trackedScan(now, true)
 	if err != nil {
 		return false, err
 	}
