@@ -504,15 +504,17 @@ func (b *syncBench) runRsync(ctx context.Context, module string, fsync bool) (be
 	if err != nil {
 		return benchRow{}, fmt.Errorf("%v: %s", err, out.String())
 	}
-	// The daemon reaps its connection process shortly after the client exits.
-	var daemon time.Duration
-	for i := 0; i < 50; i++ {
-		daemon = procCPU(b.rsyncd.Process.Pid) - d0
-		if daemon > 0 {
+	// The daemon reaps its connection process shortly after the client exits; its CPU time
+	// is in the daemon's cutime/cstime from then on.
+	pid := b.rsyncd.Process.Pid
+	for i := 0; i < 1000; i++ {
+		kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err != nil || len(strings.TrimSpace(string(kids))) == 0 {
 			break
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+	daemon := procCPU(pid) - d0
 	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime() + daemon
 	var wire int64
 	sc := bufio.NewScanner(&out)
