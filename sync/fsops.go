@@ -357,10 +357,3 @@ func (t *trees) removeStaleTemps() {
 		})
 	}
 }
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
