@@ -428,6 +428,18 @@ func (r *Router) applyPriority() {
 
 // step performs a Machine's actions in order and publishes the new status.
 func (r *Router) step(actions []Action) {
+	// A node becoming Master takes the virtual addresses before its first advert leaves, as
+	// keepalived does: the address is what phones and trunks need, and the advert follows
+	// within the same step (RFC 3768 section 6.4.2 lists both as one transition).
+	for i, a := range actions {
+		if t, ok := a.(Transition); ok && t.To == StateMaster && i > 0 {
+			reordered := make([]Action, 0, len(actions))
+			reordered = append(reordered, t)
+			reordered = append(reordered, actions[:i]...)
+			actions = append(reordered, actions[i+1:]...)
+			break
+		}
+	}
 	for _, a := range actions {
 		switch a := a.(type) {
 		case SendAdvert:

@@ -266,10 +266,10 @@ func TestRouterTakesOverAdvertisesAndResigns(t *testing.T) {
 		g.expect() // nothing before Master_Down_Interval
 		rtSleep(time.Nanosecond)
 		g.expect(
-			"3.609375s advert prio=100",
 			"3.609375s add [192.0.2.100/24]",
 			"3.609375s garp [192.0.2.100]",
 			"3.609375s event backup->master",
+			"3.609375s advert prio=100",
 		)
 		s := g.r.Status()
 		if s.State != StateMaster || s.MasterIP != rtPrimary || !slices.Equal(s.VirtualIPs, []netip.Prefix{rtVIP}) {
@@ -325,10 +325,10 @@ func TestRouterFollowsMasterAndTakesOverAfterResign(t *testing.T) {
 		g.expect()
 		rtSleep(time.Nanosecond)
 		g.expect(
-			"10.909375s advert prio=100",
 			"10.909375s add [192.0.2.100/24]",
 			"10.909375s garp [192.0.2.100]",
 			"10.909375s event backup->master",
+			"10.909375s advert prio=100",
 		)
 		g.stop()
 	})
@@ -411,10 +411,10 @@ func TestRouterInvalidPacketsChangeNothing(t *testing.T) {
 		g.expect()
 		rtSleep(rtDown100 - 3500*time.Millisecond)
 		g.expect(
-			"3.609375s advert prio=100",
 			"3.609375s add [192.0.2.100/24]",
 			"3.609375s garp [192.0.2.100]",
 			"3.609375s event backup->master",
+			"3.609375s advert prio=100",
 		)
 		// As Master: a higher priority in an invalid packet is no reason to step down, and
 		// the adverts stay on their one-second grid.
@@ -483,7 +483,7 @@ func TestRouterSetPriorityBeforeRun(t *testing.T) {
 		// Priority 254's Master_Down_Interval is 3 s + 2/256 s.
 		rtSleep(3*time.Second + 7812500*time.Nanosecond)
 		got := g.j.take()
-		if len(got) < 2 || got[1] != "3.0078125s advert prio=254" {
+		if len(got) < 2 || !slices.Contains(got, "3.0078125s advert prio=254") {
 			t.Errorf("journal %q: want a takeover at 3.0078125s with priority 254", got)
 		}
 		g.stop()
@@ -500,9 +500,9 @@ func TestRouterRetriesFailedInstall(t *testing.T) {
 		rtSleep(rtDown100)
 		g.expect(
 			"0s event initialize->backup",
-			"3.609375s advert prio=100",
 			"3.609375s add [192.0.2.100/24] failed",
 			"3.609375s event backup->master",
+			"3.609375s advert prio=100",
 		)
 		if s := g.r.Status(); s.State != StateMaster || len(s.VirtualIPs) != 0 {
 			t.Errorf("after failed install: state %v, VIPs %v; want master holding nothing", s.State, s.VirtualIPs)
@@ -579,10 +579,10 @@ func TestRouterFlushesAfterTheStep(t *testing.T) {
 		want := []string{
 			"0s event initialize->backup",
 			"0s flush",
-			"3.609375s advert prio=100",
 			"3.609375s add [192.0.2.100/24]",
 			"3.609375s garp [192.0.2.100]",
 			"3.609375s event backup->master",
+			"3.609375s advert prio=100",
 			"3.609375s flush",
 		}
 		if diff := cmp.Diff(want, j.take()); diff != "" {
