@@ -1,9 +1,11 @@
 package sync
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	stdsync "sync"
 	"syscall"
 	"testing"
 
@@ -168,4 +170,54 @@ func TestFullDiskOnReplica(t *testing.T) {
 	syncNow(t, a)
 	assertSame(t, a, b)
 	t.Log("full disk handled")
+}
+
+// TestSplitBrainRefused: both nodes believe they are Master; neither accepts the other's data
+// and both report it; when one steps down, the next run reconciles without loss.
+func TestSplitBrainRefused(t *testing.T) {
+	a, b := newPair(t, nil)
+	writeFile(t, a.path(0, "sip.conf"), []byte("v1"), old0)
+	syncNow(t, a)
+	b.SetRole(RoleSource)
+	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	writeFile(t, a.path(1, "default/1/INBOX/msg0000.wav"), []byte("recorded on a"), old0)
+	writeFile(t, b.path(1, "default/1/INBOX/msg0000.wav"), []byte("recorded on b"), old0)
+	if _, err := a.SyncNow(t.Context()); err == nil {
+		t.Fatal("a pushed to b while b is source")
+	}
+	if _, err := b.SyncNow(t.Context()); err == nil {
+		t.Fatal("b pushed to a while a is source")
+	}
+	if len(a.eventsOf(EventPeerRole)) == 0 || len(b.eventsOf(EventPeerRole)) == 0 {
+		t.Errorf("peer-role events: a %d, b %d", len(a.eventsOf(EventPeerRole)), len(b.eventsOf(EventPeerRole)))
+	}
+	// b steps down.
+	b.SetRole(RoleReplica)
+	syncNow(t, a)
+	assertSame(t, a, b)
+	for _, n := range []string{"msg0000.wav", "msg0001.wav"} {
+		if _, err := os.Stat(a.path(1, "default/1/INBOX/"+n)); err != nil {
+			t.Errorf("%s missing after the split brain: %v", n, err)
+		}
+	}
+}
+
+// TestRoleChangeAbortsReplicaSession: a replica that becomes Master in the middle of a run
+// stops applying at once; nothing partial is left.
+func TestRoleChangeAbortsReplicaSession(t *testing.T) {
+	a, b := newPair(t, nil)
+	for i := 0; i < 6; i++ {
+		writeFile(t, a.path(1, fmt.Sprintf("default/1/INBOX/msg%04d.wav", i)), randBytes(i, 2<<20), old0)
+	}
+	var once stdsync.Once
+	testHookSendChunk = func(string) { once.Do(func() { b.SetRole(RoleSource) }) }
+	defer func() { testHookSendChunk = nil }()
+	if _, err := a.SyncNow(t.Context()); err == nil {
+		t.Fatal("run completed although the replica became source")
+	}
+	testHookSendChunk = nil
+	b.runMu.Lock()
+	b.runMu.Unlock()
+	noTemps(t, b)
+	noPartial(t, a, b, nil)
 }
