@@ -8,6 +8,7 @@ import (
 	stdsync "sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -220,4 +221,27 @@ func TestRoleChangeAbortsReplicaSession(t *testing.T) {
 	b.runMu.Unlock()
 	noTemps(t, b)
 	noPartial(t, a, b, nil)
+}
+
+// TestDeltaAfterFailover: the new source never hashed the files it received as replica, so it
+// holds no block sums of the peer's version; it asks the peer for them and still sends only
+// a delta.
+func TestDeltaAfterFailover(t *testing.T) {
+	a, b := newPair(t, nil)
+	data := randBytes(5, 1<<20)
+	writeFile(t, a.path(1, "default/1/INBOX/msg0000.wav"), data, old0)
+	syncNow(t, a)
+	a.SetRole(RoleReplica)
+	b.SetRole(RoleSource)
+	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	copy(data[300000:], "edited after the failover")
+	writeFile(t, b.path(1, "default/1/INBOX/msg0000.wav"), data, old0.Add(time.Minute))
+	st := syncNow(t, b)
+	assertSame(t, b, a)
+	if st.FilesDelta != 1 || st.Literal > 16<<10 || st.BytesSent > 64<<10 {
+		t.Errorf("after failover: delta %d, literal %d, sent %d bytes; want one small delta", st.FilesDelta, st.Literal, st.BytesSent)
+	}
+	if st.BytesRecv < 4<<10 { // 1 MB in 1 KB blocks: about 8 KB of sums from the replica
+		t.Errorf("received %d bytes: the replica's block sums were not fetched", st.BytesRecv)
+	}
 }

@@ -409,3 +409,62 @@ func wrapDec(what string, err error) error {
 	}
 	return nil
 }
+
+// sigReqMsg asks the replica for the block sums of its version (Basis) of each path, for a
+// delta when the source does not hold them (after a failover, the new source never hashed
+// the files it received). The replica answers with one sigsMsg per item, in order.
+type sigReqMsg struct {
+	Items []sigReqItem
+}
+
+type sigReqItem struct {
+	Path  string
+	Basis Hash
+}
+
+func (m *sigReqMsg) MarshalBinary() ([]byte, error) {
+	e := enc{}
+	e.uv(uint64(len(m.Items)))
+	for _, it := range m.Items {
+		e.str(it.Path)
+		e.hash(it.Basis)
+	}
+	return e.b, nil
+}
+
+func (m *sigReqMsg) UnmarshalBinary(b []byte) error {
+	d := dec{b: b}
+	n := d.uv()
+	if n > uint64(len(b)) {
+		d.fail(ErrTruncated)
+	}
+	m.Items = nil
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var it sigReqItem
+		it.Path = d.path()
+		it.Basis = d.hash()
+		m.Items = append(m.Items, it)
+	}
+	return wrapDec("sig request", d.done())
+}
+
+// sigsMsg carries the block sums of one requested path (empty: not available, the file is
+// no longer the requested version).
+type sigsMsg struct {
+	Path string
+	Sums []byte // sigs.MarshalBinary
+}
+
+func (m *sigsMsg) MarshalBinary() ([]byte, error) {
+	e := enc{}
+	e.str(m.Path)
+	e.bytes(m.Sums)
+	return e.b, nil
+}
+
+func (m *sigsMsg) UnmarshalBinary(b []byte) error {
+	d := dec{b: b}
+	m.Path = d.path()
+	m.Sums = d.bytes()
+	return wrapDec("sigs", d.done())
+}

@@ -148,6 +148,7 @@ type Node struct {
 	lastScanGen  uint64                // watchGen when the last complete source scan started (runMu)
 	lastScanOK   bool                  // the watcher was healthy when it started
 	lastFullScan time.Time             // time of the last scan; one is forced every fullScanEvery
+	lastPrune    time.Time             // block sums no entry refers to are dropped hourly
 	runHook      func(context.Context) // tests: replaces the run the scheduler starts
 
 	now func() time.Time

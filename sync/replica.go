@@ -377,6 +377,14 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 			if err := n.sendManifest(pc); err != nil {
 				return err
 			}
+		case MsgSigReq:
+			var m sigReqMsg
+			if err := m.UnmarshalBinary(p); err != nil {
+				return err
+			}
+			if err := n.sendSigs(pc, &m); err != nil {
+				return err
+			}
 		case MsgPull:
 			var m pathMsg
 			if err := m.UnmarshalBinary(p); err != nil {
@@ -1051,3 +1059,28 @@ var testHookSendChunk func(name string)
 // Two overlap fsync with receiving; more only contend for the file system's journal (measured
 // with 1, 2 and 4 on the benchmark machine).
 const applyWorkers = 2
+
+// sendSigs answers a SigReq: the block sums of this node's current version of each path,
+// computed now, when it still is the requested version.
+func (n *Node) sendSigs(pc *peerConn, m *sigReqMsg) error {
+	for _, it := range m.Items {
+		out := sigsMsg{Path: it.Path}
+		if rec := n.man.recs[it.Path]; rec != nil && rec.Cur != nil && rec.Cur.Kind == KindFile && rec.Cur.Hash == it.Basis {
+			if r, rel, err := n.fs.resolve(it.Path); err == nil {
+				if f, err := r.Open(rel); err == nil {
+					c := newContentHasher(rec.Cur.Size)
+					if _, err := io.Copy(c, f); err == nil {
+						if h, sg := c.finish(); h == it.Basis && sg != nil {
+							out.Sums, _ = sg.MarshalBinary()
+						}
+					}
+					f.Close()
+				}
+			}
+		}
+		if err := pc.send(MsgSigs, &out); err != nil {
+			return err
+		}
+	}
+	return pc.flush()
+}

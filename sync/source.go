@@ -123,6 +123,12 @@ func (n *Node) runOnce(ctx context.Context) (st RunStats, err error) {
 		n.conn = nil
 		st = RunStats{Started: st.Started}
 	}
+	if err == nil && n.now().Sub(n.lastPrune) > time.Hour {
+		n.lastPrune = n.now()
+		if perr := n.man.pruneSigs(); perr != nil {
+			n.log.Warn("sync: prune block sums", "err", perr)
+		}
+	}
 	st.BytesSent = pc.cnt.tx.Load() - tx0
 	st.BytesRecv = pc.cnt.rx.Load() - rx0
 	if err != nil {
@@ -328,6 +334,9 @@ func (pl *planner) plan() *plan {
 				out.add(fileMsg{Path: p, Meta: *sc, Method: methodDelta, Basis: rc.Hash, BlockSize: s.BlockSize})
 				continue
 			}
+			// No block sums of the replica's version here: ask the replica for them.
+			out.add(fileMsg{Path: p, Meta: *sc, Method: methodDelta, Basis: rc.Hash})
+			continue
 		}
 		out.add(fileMsg{Path: p, Meta: *sc, Method: methodFull})
 	}
@@ -505,6 +514,9 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 	sent := map[string]bool{}
 	computed := map[string]Hash{} // new files hashed while sent
 	newSigs := map[Hash]*sigs{}
+	if err := n.fetchSigs(pc, p, newSigs); err != nil {
+		return false, err
+	}
 	for _, m := range p.mkdirs {
 		if err := pc.send(MsgFile, &m); err != nil {
 			return false, err
@@ -557,7 +569,10 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 				st.Skipped++
 				return nil
 			}
-			s := man.loadSigs(m.Basis)
+			s := newSigs[m.Basis]
+			if s == nil {
+				s = man.loadSigs(m.Basis)
+			}
 			if s == nil {
 				m.Method = methodFull
 				m.Basis, m.BlockSize = Hash{}, 0
@@ -930,4 +945,58 @@ func readStable(r *os.Root, rel string, m *Meta) ([]byte, bool) {
 		return nil, false
 	}
 	return data, true
+}
+
+// fetchSigs asks the replica for the block sums of the basis of every delta whose sums this
+// node does not hold (BlockSize 0 in the plan) and fills in the block sizes; a delta without
+// sums becomes a whole-file transfer.
+func (n *Node) fetchSigs(pc *peerConn, p *plan, got map[Hash]*sigs) error {
+	var req sigReqMsg
+	for _, l := range [][]fileMsg{p.files, p.txts} {
+		for _, m := range l {
+			if m.Method == methodDelta && m.BlockSize == 0 {
+				req.Items = append(req.Items, sigReqItem{Path: m.Path, Basis: m.Basis})
+			}
+		}
+	}
+	if len(req.Items) > 0 {
+		if err := pc.send(MsgSigReq, &req); err != nil {
+			return err
+		}
+		if err := pc.flush(); err != nil {
+			return err
+		}
+		for _, it := range req.Items {
+			var sm sigsMsg
+			if err := pc.expect(MsgSigs, &sm); err != nil {
+				return err
+			}
+			if sm.Path != it.Path {
+				return fmt.Errorf("%w: sums for %q, asked %q", ErrBadValue, sm.Path, it.Path)
+			}
+			if len(sm.Sums) == 0 {
+				continue
+			}
+			s := new(sigs)
+			if err := s.UnmarshalBinary(sm.Sums); err != nil || s.BlockSize == 0 || s.BlockSize > maxBlock ||
+				int64(len(s.Weak)) != (s.Size+int64(s.BlockSize)-1)/int64(s.BlockSize) {
+				return fmt.Errorf("%w: block sums for %q", ErrBadValue, it.Path)
+			}
+			got[it.Basis] = s
+		}
+	}
+	for _, l := range []*[]fileMsg{&p.files, &p.txts} {
+		for i := range *l {
+			m := &(*l)[i]
+			if m.Method != methodDelta || m.BlockSize != 0 {
+				continue
+			}
+			if s := got[m.Basis]; s != nil {
+				m.BlockSize = s.BlockSize
+			} else {
+				m.Method, m.Basis = methodFull, Hash{}
+			}
+		}
+	}
+	return nil
 }

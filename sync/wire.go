@@ -61,7 +61,9 @@ const (
 	MsgResult      MsgType = 14
 	MsgPull        MsgType = 15
 	MsgError       MsgType = 16
-	msgTypeMax             = 16
+	MsgSigReq      MsgType = 17
+	MsgSigs        MsgType = 18
+	msgTypeMax             = 18
 )
 
 // Frame is one protocol frame.

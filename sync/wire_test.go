@@ -122,6 +122,8 @@ func FuzzFrame(f *testing.F) {
 		{MsgManifest, &manifestMsg{Last: true, Entries: []viewEntry{{Path: "0/a", Cur: &Meta{Kind: KindDir}}}}},
 		{MsgFileEnd, &fileEndMsg{Hash: Hash{9}}},
 		{MsgPull, &pathMsg{Path: "1/x"}},
+		{MsgSigReq, &sigReqMsg{Items: []sigReqItem{{Path: "1/a/msg0000.wav", Basis: Hash{3}}}}},
+		{MsgSigs, &sigsMsg{Path: "1/a/msg0000.wav", Sums: []byte{0x80, 0x08, 0x80, 0x80, 0x08, 1, 2, 3, 4, 5, 6, 7, 8}}},
 	}
 	for _, s := range seeds {
 		p, _ := s.m.MarshalBinary()
@@ -146,7 +148,8 @@ func FuzzFrame(f *testing.F) {
 		for _, m := range []interface {
 			UnmarshalBinary([]byte) error
 			MarshalBinary() ([]byte, error)
-		}{&helloMsg{}, &stateMsg{}, &manifestMsg{}, &fileMsg{}, &fileEndMsg{}, &textMsg{}, &pathMsg{}, &deleteMsg{}, &resultMsg{}} {
+		}{&helloMsg{}, &stateMsg{}, &manifestMsg{}, &fileMsg{}, &fileEndMsg{}, &textMsg{}, &pathMsg{}, &deleteMsg{}, &resultMsg{},
+			&sigReqMsg{}, &sigsMsg{}} {
 			if err := m.UnmarshalBinary(fr.Payload); err != nil {
 				continue
 			}
