@@ -122,8 +122,9 @@ type applier struct {
 	man      *manifest
 	trashDir string
 
-	pool chan func()
-	wg   stdsync.WaitGroup
+	pool    chan func()
+	creates chan createReq
+	wg      stdsync.WaitGroup
 
 	mu       stdsync.Mutex // guards the fields below (pool workers write them)
 	failed   []pathErr
@@ -136,6 +137,37 @@ type applier struct {
 	deletes  []deleteMsg
 }
 
+// Inode creation is the slowest step on some file systems and is serialised there anyway: one
+// goroutine creates the temporary files of staged files as soon as their File message
+// arrives, ahead of the workers that write, fsync and rename them.
+type createReq struct {
+	wp  string
+	res chan tempFile
+}
+
+type tempFile struct {
+	f   *os.File
+	tmp string
+	err error
+}
+
+// stageAhead is how many received files may wait for a worker (memory: at most
+// stageAhead+applyWorkers+1 staged files of up to memStage bytes).
+const stageAhead = 8
+
+func (a *applier) precreate(wp string) chan tempFile {
+	ch := make(chan tempFile, 1)
+	a.creates <- createReq{wp: wp, res: ch}
+	return ch
+}
+
+// dropTemp waits for a precreated temporary file nobody will use and removes it.
+func (a *applier) dropTemp(ch chan tempFile, wp string) {
+	if t := <-ch; t.err == nil {
+		a.fs.discardTemp(t.f, t.tmp, wp)
+	}
+}
+
 type deferredJob struct {
 	txt bool
 	fn  func()
@@ -145,9 +177,16 @@ func newApplier(n *Node, pc *peerConn) *applier {
 	a := &applier{
 		n: n, pc: pc, fs: n.fs, man: n.man,
 		trashDir: filepath.Join(n.cfg.StateDir, "trash", n.now().UTC().Format(trashLayout)),
-		pool:     make(chan func()),
+		pool:     make(chan func(), stageAhead),
+		creates:  make(chan createReq, stageAhead+applyWorkers+1),
 		dirs:     map[[2]string]bool{}, applied: map[string]*record{}, removed: map[string]bool{}, sigs: map[Hash]*sigs{},
 	}
+	go func() {
+		for r := range a.creates {
+			f, tmp, err := a.fs.createTemp(r.wp)
+			r.res <- tempFile{f, tmp, err}
+		}
+	}()
 	for range applyWorkers {
 		go func() {
 			for f := range a.pool {
@@ -171,6 +210,7 @@ func (a *applier) stop() {
 	}
 	a.deferred = nil
 	close(a.pool)
+	close(a.creates)
 }
 
 func isFatalErr(err error) bool {
@@ -774,13 +814,14 @@ func recvData(pc *peerConn, w io.Writer, h *contentHasher) (end *fileEndMsg, wer
 // memStage: files up to this size are received into memory and written, hashed, fsynced and
 // renamed by the pool, so that the slow parts (inode creation, fsync) overlap with receiving
 // the next files; larger files are streamed to their temporary file as they arrive.
-const memStage = 8 << 20
+const memStage = 4 << 20
 
 // stageBufs recycles the staging buffers (at most one per worker plus one being received).
 var stageBufs = stdsync.Pool{New: func() any { b := make([]byte, 0, 2<<20); return &b }}
 
 func (a *applier) full(m *fileMsg) error {
 	if m.Meta.Size <= memStage {
+		fut := a.precreate(m.Path)
 		bp := stageBufs.Get().(*[]byte)
 		buf := &limitedBuffer{max: memStage, b: (*bp)[:0]}
 		end, werr, err := recvData(a.pc, buf, nil)
@@ -790,10 +831,12 @@ func (a *applier) full(m *fileMsg) error {
 		}
 		if err != nil {
 			release()
+			a.dropTemp(fut, m.Path)
 			return err
 		}
 		if werr != nil || end == nil {
 			release()
+			a.dropTemp(fut, m.Path)
 			if werr != nil {
 				a.fail(m.Path, werr, true)
 			} else {
@@ -805,26 +848,28 @@ func (a *applier) full(m *fileMsg) error {
 		a.submit(func() {
 			defer release()
 			if a.isFatal() {
+				a.dropTemp(fut, m.Path)
 				a.fail(m.Path, errors.New("not applied: an earlier write failed"), false)
 				return
 			}
 			got := hashBytes(data)
 			if got != want || (meta.Hash != Hash{} && got != meta.Hash) {
+				a.dropTemp(fut, m.Path)
 				a.fail(m.Path, errors.New("content hash mismatch"), true)
 				return
 			}
 			meta.Hash = got
-			f, tmp, err := a.fs.createTemp(m.Path)
-			if err != nil {
+			t := <-fut
+			if t.err != nil {
+				a.fail(m.Path, t.err, false)
+				return
+			}
+			if _, err := t.f.Write(data); err != nil {
+				a.fs.discardTemp(t.f, t.tmp, m.Path)
 				a.fail(m.Path, err, false)
 				return
 			}
-			if _, err := f.Write(data); err != nil {
-				a.fs.discardTemp(f, tmp, m.Path)
-				a.fail(m.Path, err, false)
-				return
-			}
-			a.commitJob(f, tmp, m.Path, meta)()
+			a.commitJob(t.f, t.tmp, m.Path, meta)()
 		})
 		return nil
 	}
