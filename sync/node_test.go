@@ -383,3 +383,26 @@ func TestReplicaChangeSeenAfterIdleRuns(t *testing.T) {
 	}
 	assertSame(t, a, b)
 }
+
+// TestFolderBecomesFileAndBack: a path that changes kind on the source follows on the replica.
+func TestFolderBecomesFileAndBack(t *testing.T) {
+	a, b := newPair(t, nil)
+	writeFile(t, a.path(0, "extra/inner.conf"), []byte("inside"), old)
+	writeFile(t, a.path(0, "extra/sub/deeper.conf"), []byte("deeper"), old)
+	syncNow(t, a)
+	if err := os.RemoveAll(a.path(0, "extra")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, a.path(0, "extra"), []byte("now a file"), old)
+	st := syncNow(t, a)
+	assertSame(t, a, b)
+	if len(st.Errors) != 0 {
+		t.Errorf("errors: %q", st.Errors)
+	}
+	if err := os.Remove(a.path(0, "extra")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, a.path(0, "extra/again.conf"), []byte("a folder again"), old)
+	syncNow(t, a)
+	assertSame(t, a, b)
+}

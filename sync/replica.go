@@ -135,6 +135,7 @@ type applier struct {
 	sigs     map[Hash]*sigs
 	deferred []deferredJob
 	deletes  []deleteMsg
+	overDirs []overDir
 }
 
 // Inode creation is the slowest step on some file systems and is serialised there anyway: one
@@ -276,6 +277,14 @@ func (a *applier) commitJob(f *os.File, tmp, wp string, m Meta) func() {
 			a.fail(wp, err, false)
 			return
 		}
+		if a.isDir(wp) {
+			// A folder becomes a file: its entries are deleted by this run's deletes, which
+			// come last; the file replaces the emptied folder after them.
+			a.mu.Lock()
+			a.overDirs = append(a.overDirs, overDir{f: f, tmp: tmp, wp: wp, m: m})
+			a.mu.Unlock()
+			return
+		}
 		st, err := a.fs.commitTemp(f, tmp, wp, &m)
 		if err != nil {
 			a.fs.discardTemp(f, tmp, wp)
@@ -285,6 +294,49 @@ func (a *applier) commitJob(f *os.File, tmp, wp string, m Meta) func() {
 		f.Close()
 		a.done(wp, &m, st)
 	}
+}
+
+// overDir is a file waiting for the folder at its path to be emptied by the deletes.
+type overDir struct {
+	f   *os.File
+	tmp string
+	wp  string
+	m   Meta
+}
+
+func (a *applier) isDir(wp string) bool {
+	r, rel, err := a.fs.resolve(wp)
+	if err != nil {
+		return false
+	}
+	fi, err := r.Lstat(rel)
+	return err == nil && fi.IsDir()
+}
+
+// replaceDirs puts the files waiting in overDirs in place of their (now empty) folders.
+func (a *applier) replaceDirs() {
+	for _, o := range a.overDirs {
+		r, rel, _ := a.fs.resolve(o.wp)
+		if a.isFatal() {
+			a.fs.discardTemp(o.f, o.tmp, o.wp)
+			a.fail(o.wp, errors.New("not applied: an earlier write failed"), false)
+			continue
+		}
+		if err := r.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.fs.discardTemp(o.f, o.tmp, o.wp)
+			a.fail(o.wp, fmt.Errorf("a folder is in the way and not empty: %w", err), false)
+			continue
+		}
+		st, err := a.fs.commitTemp(o.f, o.tmp, o.wp, &o.m)
+		if err != nil {
+			a.fs.discardTemp(o.f, o.tmp, o.wp)
+			a.fail(o.wp, err, false)
+			continue
+		}
+		o.f.Close()
+		a.done(o.wp, &o.m, st)
+	}
+	a.overDirs = nil
 }
 
 // errChangedHere: a file on the replica changed after this run's scan (someone wrote it while
@@ -478,6 +530,8 @@ func (a *applier) abort() {
 	a.mu.Lock()
 	a.fatal = errors.New("run aborted")
 	a.mu.Unlock()
+	a.wg.Wait()
+	a.replaceDirs() // in abort mode: discards
 	a.stop()
 	for p, r := range a.applied {
 		a.man.recs[p] = r
@@ -497,6 +551,7 @@ func (a *applier) commit() resultMsg {
 		}
 	}
 	a.wg.Wait()
+	a.replaceDirs()
 	a.stop()
 	for d := range a.dirs {
 		var ti int
