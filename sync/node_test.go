@@ -15,15 +15,29 @@ import (
 	"time"
 )
 
-// freePort returns a loopback address with a free ephemeral port.
+var (
+	portsMu   stdsync.Mutex
+	portsUsed = map[string]bool{}
+)
+
+// freePort returns a loopback address with a free ephemeral port, never the same one twice in
+// this test binary (the kernel may hand a just-closed port out again).
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !portsUsed[addr] {
+			portsUsed[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type testNode struct {
@@ -118,9 +132,14 @@ func (tn *testNode) start(t testing.TB) {
 	tn.cancel = cancel
 	tn.done = make(chan error, 1)
 	go func() { tn.done <- tn.Run(ctx) }()
-	// Wait until the listener is up.
+	// Wait until the listener is up (and is this node's: Run has not failed).
 	deadline := time.Now().Add(5 * time.Second)
 	for {
+		select {
+		case err := <-tn.done:
+			t.Fatalf("node did not start: %v", err)
+		default:
+		}
 		c, err := net.Dial("tcp", tn.cfg.Listen)
 		if err == nil {
 			c.Close()

@@ -411,13 +411,23 @@ func (b *syncBench) renumber(n int) (string, error) {
 	return fmt.Sprintf("%d folders: msg0000 deleted, %d messages renumbered", min(n, len(cands)), moved), nil
 }
 
+var handedOut = map[string]bool{}
+
+// freeAddr returns a free loopback port, never one it returned before (the kernel may hand a
+// just-closed port out again).
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func (b *syncBench) startRsyncd() error {
