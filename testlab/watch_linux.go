@@ -79,13 +79,23 @@ func parseVRRPFrame(b []byte) (Advert, bool) {
 // then the channel is closed. br0 is put in promiscuous mode so unicast adverts between nodes
 // are seen too.
 func (l *Lab) SniffVRRP(ctx context.Context) (<-chan Advert, error) {
+	return sniff(ctx, l, "", unix.ETH_P_IP, 256, func(b []byte, at time.Time) (Advert, bool) {
+		a, ok := parseVRRPFrame(b)
+		a.At = at
+		return a, ok
+	})
+}
+
+// sniff reads the frames of one EtherType crossing br0 (promiscuous), stamps each with the
+// time it was read, and delivers those parse accepts until ctx or the lab ends.
+func sniff[T any](ctx context.Context, l *Lab, what string, ethertype uint16, buffer int, parse func([]byte, time.Time) (T, bool)) (<-chan T, error) {
 	var conn *packet.Conn
 	err := doIn(l.bridgeNS, func() error {
 		ifi, err := net.InterfaceByName("br0")
 		if err != nil {
 			return err
 		}
-		conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
+		conn, err = packet.Listen(ifi, packet.Raw, int(ethertype), nil)
 		if err != nil {
 			return err
 		}
@@ -95,9 +105,9 @@ func (l *Lab) SniffVRRP(ctx context.Context) (<-chan Advert, error) {
 		if conn != nil {
 			conn.Close()
 		}
-		return nil, fmt.Errorf("testlab: sniff br0: %w", err)
+		return nil, fmt.Errorf("testlab: sniff %sbr0: %w", what, err)
 	}
-	out := make(chan Advert, 256)
+	out := make(chan T, buffer)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	stopLab := context.AfterFunc(l.ctx, func() { conn.Close() })
 	go func() {
@@ -114,14 +124,12 @@ func (l *Lab) SniffVRRP(ctx context.Context) (<-chan Advert, error) {
 				}
 				continue
 			}
-			at := time.Now()
-			a, ok := parseVRRPFrame(buf[:n])
+			v, ok := parse(buf[:n], time.Now())
 			if !ok {
 				continue
 			}
-			a.At = at
 			select {
-			case out <- a:
+			case out <- v:
 			case <-ctx.Done():
 				return
 			case <-l.ctx.Done():
@@ -254,55 +262,9 @@ func parseARPFrame(b []byte) (ARP, bool) {
 // SniffARP reports every ARP packet crossing br0 until ctx is cancelled or the lab is closed;
 // then the channel is closed.
 func (l *Lab) SniffARP(ctx context.Context) (<-chan ARP, error) {
-	var conn *packet.Conn
-	err := doIn(l.bridgeNS, func() error {
-		ifi, err := net.InterfaceByName("br0")
-		if err != nil {
-			return err
-		}
-		conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
-		if err != nil {
-			return err
-		}
-		return conn.SetPromiscuous(true)
+	return sniff(ctx, l, "ARP on ", unix.ETH_P_ARP, 64, func(b []byte, at time.Time) (ARP, bool) {
+		a, ok := parseARPFrame(b)
+		a.At = at
+		return a, ok
 	})
-	if err != nil {
-		if conn != nil {
-			conn.Close()
-		}
-		return nil, fmt.Errorf("testlab: sniff ARP on br0: %w", err)
-	}
-	out := make(chan ARP, 64)
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	stopLab := context.AfterFunc(l.ctx, func() { conn.Close() })
-	go func() {
-		defer close(out)
-		defer stop()
-		defer stopLab()
-		defer conn.Close()
-		buf := make([]byte, 2048)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) || ctx.Err() != nil || l.ctx.Err() != nil {
-					return
-				}
-				continue
-			}
-			at := time.Now()
-			a, ok := parseARPFrame(buf[:n])
-			if !ok {
-				continue
-			}
-			a.At = at
-			select {
-			case out <- a:
-			case <-ctx.Done():
-				return
-			case <-l.ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
 }
