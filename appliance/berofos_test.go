@@ -48,6 +48,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// runWithBerofos runs an appliance driving the devices of conf, with a fake VRRP engine,
+// until the test ends.
+func runWithBerofos(t *testing.T, conf string, timeout time.Duration) (*Appliance, *fakeRouter) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1, Timeout: timeout,
+		PollInterval: 50 * time.Millisecond, KickInterval: time.Second}
+	fr := &fakeRouter{ran: make(chan struct{})}
+	a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-fr.ran
+	return a, fr
+}
+
 func eventsMatching(a *Appliance, source, name string) []Event {
 	var out []Event
 	for _, e := range a.events.since(0) {
@@ -60,19 +80,7 @@ func eventsMatching(a *Appliance, source, name string) []Event {
 
 func TestBerofosLinesFollowTheMaster(t *testing.T) {
 	sim, conf := startSim(t, map[string]string{"mode": "0", "modedef": "0"})
-	cfg := testConfig(t)
-	cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1, Timeout: time.Second,
-		PollInterval: 50 * time.Millisecond, KickInterval: time.Second}
-	fr := &fakeRouter{ran: make(chan struct{})}
-	a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	<-fr.ran
+	a, fr := runWithBerofos(t, conf, time.Second)
 
 	// A Backup leaves the device alone.
 	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateInitialize, To: vrrp.StateBackup})
@@ -98,19 +106,7 @@ func TestBerofosLinesFollowTheMaster(t *testing.T) {
 func TestBerofosUnreachableIsAnEvent(t *testing.T) {
 	sim, conf := startSim(t, map[string]string{"mode": "0"})
 	sim.SetDown(true)
-	cfg := testConfig(t)
-	cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1, Timeout: 200 * time.Millisecond,
-		PollInterval: 50 * time.Millisecond, KickInterval: time.Second}
-	fr := &fakeRouter{ran: make(chan struct{})}
-	a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	<-fr.ran
+	a, fr := runWithBerofos(t, conf, 200*time.Millisecond)
 	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
 	waitFor(t, "an unreachable event", func() bool { return len(eventsMatching(a, "berofos", "unreachable")) > 0 })
 	if e := eventsMatching(a, "berofos", "unreachable")[0]; e.Severity != SeverityCritical || !strings.Contains(e.Message, "fos1") {

@@ -22,29 +22,38 @@ func init() {
 func apiGet(ctx context.Context, api, path string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if !strings.Contains(api, "://") {
-		api = "http://" + api
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(api, "/")+path, nil)
+	body, err := apiDo(ctx, http.MethodGet, api, path)
 	if err != nil {
 		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("is redundantd running? %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("%s: bad answer: %w", path, err)
 	}
 	return nil
+}
+
+// apiDo sends one request to the daemon's API and returns the body of a 200 answer.
+func apiDo(ctx context.Context, method, api, path string) ([]byte, error) {
+	if !strings.Contains(api, "://") {
+		api = "http://" + api
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(api, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("is redundantd running? %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
 }
 
 func runStatus(ctx context.Context, args []string) int {
@@ -142,25 +151,11 @@ func runSyncNow(ctx context.Context, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	u := *api
-	if !strings.Contains(u, "://") {
-		u = "http://" + u
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(u, "/")+"/api/v1/sync", nil)
+	body, err := apiDo(ctx, http.MethodPost, *api, "/api/v1/sync")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "redundantctl sync:", err)
 		return 1
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "redundantctl sync: is redundantd running?", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	os.Stdout.Write(body)
-	if resp.StatusCode != http.StatusOK {
-		return 1
-	}
 	return 0
 }
