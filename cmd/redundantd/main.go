@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,47 +23,48 @@ import (
 )
 
 func main() {
-	os.Exit(run())
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run() int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("redundantd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	configPath := fs.String("config", "/etc/redundantd/redundantd.toml", "configuration file (TOML)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	fingerprint := fs.Bool("fingerprint", false, "print this node's sync certificate fingerprint (creating the certificate) and exit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON lines instead of text")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "redundantd: -log-level: %v\n", err)
+		fmt.Fprintf(stderr, "redundantd: -log-level: %v\n", err)
 		return 2
 	}
 	hopts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
 	if *logJSON {
-		h = slog.NewJSONHandler(os.Stderr, hopts)
+		h = slog.NewJSONHandler(stderr, hopts)
 	}
 	log := slog.New(h)
 
 	cfg, err := appliance.LoadConfig(*configPath)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "redundantd: %v\n", err)
+		fmt.Fprintf(stderr, "redundantd: %v\n", err)
 		return 2
 	}
 	if *fingerprint {
 		fp, err := appliance.Fingerprint(cfg)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "redundantd: %v\n", err)
+			fmt.Fprintf(stderr, "redundantd: %v\n", err)
 			return 1
 		}
-		fmt.Println(fp)
+		fmt.Fprintln(stdout, fp)
 		return 0
 	}
 	if *check {
-		fmt.Printf("%s: configuration is valid\n", *configPath)
+		fmt.Fprintf(stdout, "%s: configuration is valid\n", *configPath)
 		return 0
 	}
 
