@@ -21,21 +21,39 @@ import (
 // link with RTM_NEWADDR/RTM_DELADDR; each call returns after the kernel's netlink ACK, so a nil
 // error means the address is (or is no longer) configured.
 //
-// Ownership: it removes only addresses it added itself. An address that was already on the
-// link when it was asked to add it belongs to someone else (an operator, another daemon) and
-// is left alone, with a log line. What it added is recorded in a state file before the netlink
-// request is sent (a write-ahead record), so that after a crash the next start removes those
-// addresses ([netlinkAddresser.removeStale]) instead of mistaking them for someone else's.
+// Ownership: it removes only addresses it added itself. An address that is on the link when
+// it is not ours to add belongs to someone else (an operator, another daemon) and is left
+// alone, with a log line. Which addresses are ours is kept in a state file, the record, so that
+// after a crash the next start removes what this process left ([netlinkAddresser.removeStale])
+// instead of mistaking it for someone else's.
 //
-// The record is replaced atomically (temporary file, rename) before the netlink request, and
-// made durable (fsync of the file and its directory) by Flush, which the Router calls once the
-// takeover is done. The order is deliberate: addresses do not outlive the kernel, so the
-// record only has to survive a crash of this process, which the page cache does; an fsync on
-// the takeover path would put a disk flush (milliseconds, far more on a disk busy with
-// voicemail or replication) between Master_Down_Timer and the VIP. A record torn by an OS
-// crash in that window describes addresses the crash removed, and is ignored at start-up. For
-// the same reason the record is best kept on a tmpfs such as /run, whose lifetime is the
-// addresses' own.
+// The record names the addresses this addresser has claimed. At start-up, after the stale
+// removal, Dial claims every virtual address that is not on the link ([netlinkAddresser.claim])
+// and records the claim, fsynced: that is the slow part, done once, when no takeover waits for
+// it. A claimed address is ours whether or not it is configured, so Add installs it and Remove
+// deletes it without touching the disk: a takeover costs one address dump and one RTM_NEWADDR.
+// An address on the link at start-up that the record does not name is foreign and never
+// touched. If a foreign address disappears later, Add claims it on the slow path: the record is
+// replaced before the netlink request (write-ahead) and fsynced by Flush after the step. If a
+// claimed address that Add has not installed shows up on the link anyway (added by hand), Add
+// gives the claim up (record replaced) and leaves the address alone. Close gives up the claims
+// on what is not installed, so that a clean stop leaves a record of installed addresses only
+// (none, after the Router's release).
+//
+// One narrow case remains: an operator adds a claimed virtual address by hand while this node
+// does not hold it (Backup, after redundantd started or released it), and redundantd then
+// crashes (no Close) before an Add noticed the address. The record still claims it, so the
+// next start removes it as stale, and the hand-made address is gone (the node claims it again
+// and installs it when it is Master). No other address is ever removed.
+//
+// The record is replaced atomically (temporary file, rename), and made durable (fsync of the
+// file and its directory) by Flush, which the Router calls once each step is done. On the
+// slow path the order is deliberate: addresses do not outlive the kernel, so the record only
+// has to survive a crash of this process, which the page cache does; an fsync on the takeover
+// path would put a disk flush (milliseconds, far more on a disk busy with voicemail or
+// replication) between Master_Down_Timer and the VIP. A record torn by an OS crash in that
+// window describes addresses the crash removed, and is ignored at start-up. For the same reason
+// the record is best kept on a tmpfs such as /run, whose lifetime is the addresses' own.
 type netlinkAddresser struct {
 	h      *netlink.Handle
 	link   netlink.Link
@@ -43,17 +61,18 @@ type netlinkAddresser struct {
 	bootID string
 	log    *slog.Logger
 
-	owned []netip.Prefix // installed by us, in installation order
-	file  recordFile
+	claimed   []netip.Prefix // ours, as the record says, in claim order
+	installed []netip.Prefix // claimed and added by us since; a subset of claimed
+	file      recordFile
 }
 
 var _ Addresser = (*netlinkAddresser)(nil)
 
-// addrRecord is the state file's content. Interface names the link the addresses were put on,
-// so that a record is never applied to a different link. BootID is the kernel's boot_id:
-// addresses do not survive a reboot, so a record from another boot describes nothing that is
-// still configured, and an address found after a reboot is someone else's (the distribution's
-// network configuration), never a leftover of ours.
+// addrRecord is the state file's content: the claimed addresses. Interface names the link the
+// addresses are claimed on, so that a record is never applied to a different link. BootID is
+// the kernel's boot_id: addresses do not survive a reboot, so a record from another boot
+// describes nothing that is still configured, and an address found after a reboot is someone
+// else's (the distribution's network configuration), never a leftover of ours.
 type addrRecord struct {
 	Interface string         `json:"interface"`
 	Addresses []netip.Prefix `json:"addresses"`
@@ -98,64 +117,100 @@ func (a *netlinkAddresser) present() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// Add installs every prefix in vips that is not on the link yet. A prefix whose address is
-// already configured but was not added by us is skipped: it is not ours to manage.
+// claim makes ours every prefix of vips whose address is not on the link, records the claim
+// and makes it durable. Dial calls it once, after removeStale; an address that is configured
+// now (with any prefix length) is someone else's and is not claimed.
+func (a *netlinkAddresser) claim(vips []netip.Prefix) error {
+	present, err := a.present()
+	if err != nil {
+		return err
+	}
+	var add []netip.Prefix
+	for _, v := range vips {
+		switch {
+		case slices.Contains(a.claimed, v), slices.Contains(add, v):
+		case containsAddr(present, v.Addr()):
+			a.log.Warn("virtual address already configured and not added by redundantd; leaving it alone",
+				"interface", a.link.Attrs().Name, "address", v)
+		default:
+			add = append(add, v)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	a.claimed = append(a.claimed, add...)
+	if err := a.save(); err != nil {
+		a.claimed = a.claimed[:len(a.claimed)-len(add)]
+		return err
+	}
+	return a.Flush()
+}
+
+// Add installs every prefix in vips that is not on the link yet and is ours or can be made
+// ours. An address that is already configured but was not added by us is skipped: it is not
+// ours to manage. Installing a claimed prefix writes nothing to disk; only claiming one (a
+// foreign address that has gone since start-up) or giving a claim up replaces the record, and
+// before the netlink request.
 func (a *netlinkAddresser) Add(vips []netip.Prefix) error {
 	present, err := a.present()
 	if err != nil {
 		return err
 	}
-	var todo []netip.Prefix
+	var todo, claim, unclaim []netip.Prefix
 	for _, v := range vips {
-		if slices.Contains(a.owned, v) {
-			if !containsAddr(present, v.Addr()) {
+		here := containsAddr(present, v.Addr())
+		switch {
+		case slices.Contains(a.installed, v):
+			if !here {
 				todo = append(todo, v) // ours, but removed behind our back: put it back
 			}
-			continue
-		}
-		if containsAddr(present, v.Addr()) {
+		case here:
+			if slices.Contains(a.claimed, v) {
+				unclaim = append(unclaim, v) // configured by someone else since we claimed it
+			}
 			a.log.Warn("virtual address already configured and not added by redundantd; leaving it alone",
 				"interface", a.link.Attrs().Name, "address", v)
-			continue
-		}
-		todo = append(todo, v)
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	for _, v := range todo {
-		if !slices.Contains(a.owned, v) {
-			a.owned = append(a.owned, v)
+		case slices.Contains(a.claimed, v):
+			todo = append(todo, v)
+		default:
+			claim = append(claim, v)
+			todo = append(todo, v)
 		}
 	}
-	if err := a.save(); err != nil {
-		// Without the record a crash would orphan the addresses; refuse rather than risk it.
-		a.owned = slices.DeleteFunc(a.owned, func(p netip.Prefix) bool { return slices.Contains(todo, p) })
-		return err
+	if len(claim) > 0 || len(unclaim) > 0 {
+		old := a.claimed
+		a.claimed = append(slices.DeleteFunc(slices.Clone(a.claimed), func(p netip.Prefix) bool {
+			return slices.Contains(unclaim, p)
+		}), claim...)
+		if err := a.save(); err != nil {
+			// Without the record a crash would orphan the new addresses, or remove someone
+			// else's; refuse rather than risk it.
+			a.claimed = old
+			return err
+		}
 	}
 	var errs []error
 	for _, v := range todo {
 		err := a.h.AddrAdd(a.link, netlinkAddr(v))
 		if err != nil && !errors.Is(err, unix.EEXIST) {
-			a.owned = slices.DeleteFunc(a.owned, func(p netip.Prefix) bool { return p == v })
 			errs = append(errs, fmt.Errorf("vrrp: adding %s to %s: %w", v, a.link.Attrs().Name, err))
+			continue
 		}
-	}
-	if len(errs) > 0 {
-		if err := a.save(); err != nil {
-			errs = append(errs, err)
+		if !slices.Contains(a.installed, v) {
+			a.installed = append(a.installed, v)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Remove deletes those prefixes of vips that this addresser added; any other is left alone.
-// An address that is already gone counts as removed.
+// Remove deletes those prefixes of vips that this addresser installed; any other is left
+// alone. An address that is already gone counts as removed. The claims stay, so the record is
+// not touched.
 func (a *netlinkAddresser) Remove(vips []netip.Prefix) error {
 	var errs []error
-	removed := false
 	for _, v := range vips {
-		if !slices.Contains(a.owned, v) {
+		if !slices.Contains(a.installed, v) {
 			continue
 		}
 		err := a.h.AddrDel(a.link, netlinkAddr(v))
@@ -163,19 +218,14 @@ func (a *netlinkAddresser) Remove(vips []netip.Prefix) error {
 			errs = append(errs, fmt.Errorf("vrrp: removing %s from %s: %w", v, a.link.Attrs().Name, err))
 			continue
 		}
-		a.owned = slices.DeleteFunc(a.owned, func(p netip.Prefix) bool { return p == v })
-		removed = true
-	}
-	if removed {
-		if err := a.save(); err != nil {
-			errs = append(errs, err)
-		}
+		a.installed = slices.DeleteFunc(a.installed, func(p netip.Prefix) bool { return p == v })
 	}
 	return errors.Join(errs...)
 }
 
-// removeStale removes the addresses a previous run recorded and left configured (it crashed or
-// was killed as Master), then clears the record. Recorded addresses that are gone are ignored.
+// removeStale removes the addresses a previous run recorded as claimed and that are still
+// configured (it crashed or was killed as Master), then clears the record. Recorded addresses
+// that are gone are ignored.
 // The record may name a link other than the Addresser's (the run before used the other
 // virtual-MAC setting); it is honoured only for a link in allowed, and looked up through h.
 func (a *netlinkAddresser) removeStale(h *netlink.Handle, allowed []string) error {
@@ -247,7 +297,7 @@ func (a *netlinkAddresser) save() error {
 	if a.record == "" {
 		return nil
 	}
-	rec := addrRecord{Interface: a.link.Attrs().Name, Addresses: a.owned, BootID: a.bootID}
+	rec := addrRecord{Interface: a.link.Attrs().Name, Addresses: a.claimed, BootID: a.bootID}
 	if rec.Addresses == nil {
 		rec.Addresses = []netip.Prefix{}
 	}
@@ -273,8 +323,21 @@ func (a *netlinkAddresser) Flush() error {
 	return nil
 }
 
-// Close releases the record's files. It removes no address.
-func (a *netlinkAddresser) Close() error { return a.file.close() }
+// Close gives up the claims on the addresses that are not installed, so that the record left
+// behind names only addresses this process put on the link (none after the Router's release),
+// and releases the record's files. It removes no address.
+func (a *netlinkAddresser) Close() error {
+	var errs []error
+	if len(a.claimed) != len(a.installed) {
+		a.claimed = slices.Clone(a.installed)
+		if err := a.save(); err != nil {
+			errs = append(errs, err)
+		} else if err := a.file.sync(); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp: flushing address record: %w", err))
+		}
+	}
+	return errors.Join(append(errs, a.file.close())...)
+}
 
 // recordFile replaces a small file atomically and fast. A temporary file (the spare) is created
 // ahead of time; replace writes into it and renames it over the file, and flush fsyncs the
@@ -339,7 +402,22 @@ func (rf *recordFile) replace(data []byte) error {
 	return nil
 }
 
+// flush makes the last replacement durable (sync) and creates the next spare.
 func (rf *recordFile) flush() error {
+	errs := []error{rf.sync()}
+	if rf.spare == nil {
+		f, err := rf.createSpare()
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			rf.spare = f
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sync fsyncs the last file renamed into place and the directory, and closes the written files.
+func (rf *recordFile) sync() error {
 	var errs []error
 	if n := len(rf.written); n > 0 {
 		// Only the newest is the record now; the others were renamed over.
@@ -353,14 +431,6 @@ func (rf *recordFile) flush() error {
 			f.Close()
 		}
 		rf.written = nil
-	}
-	if rf.spare == nil {
-		f, err := rf.createSpare()
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			rf.spare = f
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 var (
@@ -17,7 +18,10 @@ var (
 	labVIP = netip.MustParsePrefix("192.0.2.100/24")
 )
 
-var cmpPrefix = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
+var (
+	cmpPrefix    = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
+	sortPrefixes = cmpopts.SortSlices(func(a, b netip.Prefix) bool { return a.String() < b.String() })
+)
 
 func readRecord(t *testing.T, path string) addrRecord {
 	t.Helper()
@@ -33,8 +37,9 @@ func readRecord(t *testing.T, path string) addrRecord {
 }
 
 // The Addresser removes only what it added: an address that was configured before it was
-// asked to add it survives Add and Remove, and every change is recorded on disk before the
-// kernel is asked.
+// asked to add it survives Add and Remove. An address it adds without a claim made at start-up
+// is claimed on the way, and recorded on disk before the kernel is asked; the claim outlives
+// Remove and is given up by Close.
 func TestAddresserOwnership(t *testing.T) {
 	a, b := newTestNS(t), newTestNS(t)
 	connect(t, a, "vrt0", labA, b, "vrt1", labB)
@@ -51,7 +56,8 @@ func TestAddresserOwnership(t *testing.T) {
 	if !a.hasAddr(t, "vrt0", labVIP) || !a.hasAddr(t, "vrt0", foreign) {
 		t.Fatalf("after Add: %v", a.addrs(t, "vrt0"))
 	}
-	if diff := cmp.Diff(addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}, BootID: readBootID()}, readRecord(t, path), cmpPrefix); diff != "" {
+	claimed := addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}, BootID: readBootID()}
+	if diff := cmp.Diff(claimed, readRecord(t, path), cmpPrefix); diff != "" {
 		t.Errorf("record after Add (-want +got):\n%s", diff)
 	}
 	// Adding again is a no-op, not an error.
@@ -68,8 +74,8 @@ func TestAddresserOwnership(t *testing.T) {
 	if !a.hasAddr(t, "vrt0", foreign) {
 		t.Errorf("Remove took away %v, which it had not added", foreign)
 	}
-	if got := readRecord(t, path); len(got.Addresses) != 0 {
-		t.Errorf("record after Remove: %+v, want no addresses", got)
+	if diff := cmp.Diff(claimed, readRecord(t, path), cmpPrefix); diff != "" {
+		t.Errorf("record after Remove (-want +got):\n%s", diff)
 	}
 	if err := ad.Remove(vips); err != nil {
 		t.Errorf("second Remove: %v", err)
@@ -84,6 +90,146 @@ func TestAddresserOwnership(t *testing.T) {
 	}
 	if err := ad.Add(vips); err != nil || !a.hasAddr(t, "vrt0", labVIP) {
 		t.Errorf("re-Add after external delete: %v, addresses %v", err, a.addrs(t, "vrt0"))
+	}
+	if err := ad.Remove(vips); err != nil {
+		t.Fatal(err)
+	}
+	if err := ad.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := readRecord(t, path); got.Interface != "vrt0" || len(got.Addresses) != 0 {
+		t.Errorf("record after Close: %+v, want vrt0 with no addresses", got)
+	}
+	if !a.hasAddr(t, "vrt0", foreign) {
+		t.Errorf("Close took away %v", foreign)
+	}
+}
+
+// recordFileID identifies the record file on disk: every replacement (a rename) changes it.
+func recordFileID(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
+// The claim made at start-up: the virtual addresses that are not configured are recorded as
+// ours, durably, once; Add and Remove of a claimed address then leave the record alone. An
+// address configured at start-up is not claimed and never touched; when it disappears, Add
+// claims it on the slow path. A claimed address that someone configures by hand (with our
+// prefix length or another) before Add installed it is given up, not taken over.
+func TestAddresserClaim(t *testing.T) {
+	a, b := newTestNS(t), newTestNS(t)
+	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	foreign := netip.MustParsePrefix("192.0.2.101/24")
+	a.addAddr(t, "vrt0", foreign)
+
+	dir := t.TempDir()
+	path := recordPath(dir, "vrt0", 51)
+	ad := newNetlinkAddresser(a.h, a.link(t, "vrt0"), path, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { ad.Close() })
+	if err := ad.removeStale(a.h, []string{"vrt0"}); err != nil {
+		t.Fatal(err)
+	}
+	vips := []netip.Prefix{labVIP, foreign}
+	if err := ad.claim(vips); err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	want := addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}, BootID: readBootID()}
+	if diff := cmp.Diff(want, readRecord(t, path), cmpPrefix); diff != "" {
+		t.Errorf("record after claim (-want +got):\n%s", diff)
+	}
+	if len(ad.file.written) != 0 {
+		t.Error("the claim is not fsynced when claim returns")
+	}
+	if !a.hasAddr(t, "vrt0", foreign) || a.hasAddr(t, "vrt0", labVIP) {
+		t.Errorf("claim changed the link: %v", a.addrs(t, "vrt0"))
+	}
+
+	// Takeover and release of the claimed address: no record replacement.
+	before := recordFileID(t, path)
+	for i := range 2 {
+		if err := ad.Add(vips); err != nil {
+			t.Fatalf("Add %d: %v", i, err)
+		}
+		if !a.hasAddr(t, "vrt0", labVIP) || !a.hasAddr(t, "vrt0", foreign) {
+			t.Fatalf("after Add %d: %v", i, a.addrs(t, "vrt0"))
+		}
+		if err := ad.Remove(vips); err != nil {
+			t.Fatalf("Remove %d: %v", i, err)
+		}
+		if a.hasAddr(t, "vrt0", labVIP) || !a.hasAddr(t, "vrt0", foreign) {
+			t.Fatalf("after Remove %d: %v", i, a.addrs(t, "vrt0"))
+		}
+	}
+	if !os.SameFile(before, recordFileID(t, path)) {
+		t.Error("Add or Remove of a claimed address replaced the record")
+	}
+
+	// Someone configures the claimed address by hand while we are not Master: it is theirs.
+	for _, byHand := range []netip.Prefix{labVIP, netip.MustParsePrefix("192.0.2.100/32")} {
+		a.addAddr(t, "vrt0", byHand)
+		if err := ad.Add(vips); err != nil {
+			t.Fatalf("Add over %v configured by hand: %v", byHand, err)
+		}
+		if diff := cmp.Diff([]netip.Prefix{labA, foreign, byHand}, a.addrs(t, "vrt0"), cmpPrefix, sortPrefixes); diff != "" {
+			t.Errorf("Add over %v configured by hand (-want +got):\n%s", byHand, diff)
+		}
+		if got := readRecord(t, path); len(got.Addresses) != 0 {
+			t.Errorf("record with %v configured by hand: %+v, want the claim given up", byHand, got)
+		}
+		if err := ad.Remove(vips); err != nil {
+			t.Fatal(err)
+		}
+		if !a.hasAddr(t, "vrt0", byHand) {
+			t.Errorf("Remove took away %v, configured by hand", byHand)
+		}
+		// Once it is gone, the address is claimed again by the next Add, on the slow path.
+		if err := a.h.AddrDel(a.link(t, "vrt0"), netlinkAddr(byHand)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ad.Add(vips); err != nil || !a.hasAddr(t, "vrt0", labVIP) {
+			t.Fatalf("Add after the hand-made %v went: %v, addresses %v", byHand, err, a.addrs(t, "vrt0"))
+		}
+		if diff := cmp.Diff(want, readRecord(t, path), cmpPrefix); diff != "" {
+			t.Errorf("record after claiming %v again (-want +got):\n%s", labVIP, diff)
+		}
+		if err := ad.Remove(vips); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The foreign address goes away: the next Add claims it, recorded before it is added.
+	if err := a.h.AddrDel(a.link(t, "vrt0"), netlinkAddr(foreign)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ad.Add(vips); err != nil {
+		t.Fatal(err)
+	}
+	if !a.hasAddr(t, "vrt0", labVIP) || !a.hasAddr(t, "vrt0", foreign) {
+		t.Fatalf("after Add claiming %v: %v", foreign, a.addrs(t, "vrt0"))
+	}
+	want.Addresses = vips
+	if diff := cmp.Diff(want, readRecord(t, path), cmpPrefix); diff != "" {
+		t.Errorf("record after claiming %v (-want +got):\n%s", foreign, diff)
+	}
+
+	// A crash as Master: the next start removes both (they are recorded), and claims them again.
+	ad2 := newNetlinkAddresser(a.h, a.link(t, "vrt0"), path, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { ad2.Close() })
+	if err := ad2.removeStale(a.h, []string{"vrt0"}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]netip.Prefix{labA}, a.addrs(t, "vrt0"), cmpPrefix); diff != "" {
+		t.Errorf("addresses after the restart (-want +got):\n%s", diff)
+	}
+	if err := ad2.claim(vips); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, readRecord(t, path), cmpPrefix); diff != "" {
+		t.Errorf("record after the restart's claim (-want +got):\n%s", diff)
 	}
 }
 

@@ -13,8 +13,9 @@ import (
 
 // Dial sets up the production I/O for cfg and returns a Router over it: a netlink handle, in
 // virtual-MAC mode the macvlan (replacing a leftover of a crashed run), the removal of virtual
-// addresses a crashed run left behind (per the record in StateDir), the raw protocol-112 socket
-// and the gratuitous ARP socket.
+// addresses a crashed run left behind (per the record in StateDir), the claim on the virtual
+// addresses that are not configured (recorded now, so that a takeover writes nothing to disk),
+// the raw protocol-112 socket and the gratuitous ARP socket.
 //
 // Everything is bound to the network namespace of the calling thread at the time of the call;
 // the Router keeps working there whichever thread runs it. Dial needs CAP_NET_ADMIN and
@@ -83,6 +84,9 @@ func Dial(cfg Config) (_ *Router, err error) {
 	addrs := newNetlinkAddresser(h, addrLink, recordPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)
 	closers = append(closers, addrs.Close)
 	if err := addrs.removeStale(h, allowed); err != nil {
+		return nil, err
+	}
+	if err := addrs.claim(cfg.VirtualIPs); err != nil {
 		return nil, err
 	}
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 )
 
@@ -107,9 +108,9 @@ func TestDialDefaultsAndClose(t *testing.T) {
 }
 
 // BenchmarkAddresserAddRemove measures what a takeover and a release cost the Router on top
-// of the protocol: one Add and one Remove of a virtual address, each a netlink request and its
-// ACK, with or without the record replaced in StateDir (under os.TempDir) beforehand, and the
-// Flush (fsync) that follows off the takeover path.
+// of the protocol: one Add and one Remove of a virtual address, each an address dump, a netlink
+// request and its ACK, and the Flush that follows off the takeover path. With a record (in
+// StateDir, under os.TempDir), the address is claimed first, as Dial does.
 func BenchmarkAddresserAddRemove(b *testing.B) {
 	for _, withRecord := range []bool{false, true} {
 		name := "no-record"
@@ -124,7 +125,14 @@ func BenchmarkAddresserAddRemove(b *testing.B) {
 				path = recordPath(b.TempDir(), "vrt0", 51)
 			}
 			ad := newNetlinkAddresser(a.h, a.link(b, "vrt0"), path, slog.New(slog.DiscardHandler))
+			defer ad.Close()
 			vips := []netip.Prefix{labVIP}
+			if err := ad.removeStale(a.h, []string{"vrt0"}); err != nil {
+				b.Fatal(err)
+			}
+			if err := ad.claim(vips); err != nil {
+				b.Fatal(err)
+			}
 			var add, flush time.Duration
 			for b.Loop() {
 				start := time.Now()
@@ -178,5 +186,10 @@ func TestDialRemovesStaleVIP(t *testing.T) {
 	}
 	if !a.hasAddr(t, "vrt0", foreign) {
 		t.Error("Dial removed an address that was never recorded")
+	}
+	// The VIP it removed is claimed again, for the next takeover; the foreign one is not.
+	want := addrRecord{Interface: "vrt0", Addresses: []netip.Prefix{labVIP}, BootID: readBootID()}
+	if diff := cmp.Diff(want, readRecord(t, recordPath(dir, "vrt0", 51)), cmpPrefix); diff != "" {
+		t.Errorf("record after Dial (-want +got):\n%s", diff)
 	}
 }

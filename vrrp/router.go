@@ -97,10 +97,11 @@ type Config struct {
 	AuthType AuthType
 	AuthData [8]byte
 
-	// StateDir holds a record of the addresses this node added, so that a restart after a
-	// crash removes the ones it left behind. Empty disables that recovery. A tmpfs such as
-	// /run/redundantd suits it best: the record matters only as long as the addresses, which
-	// do not survive a reboot, and writing it there costs nothing on the takeover path.
+	// StateDir holds a record of the virtual addresses this node claims as its own (those not
+	// configured when it started, written once by Dial), so that a restart after a crash
+	// removes the ones it left behind and never anyone else's. Empty disables that recovery. A
+	// tmpfs such as /run/redundantd suits it best: the record matters only as long as the
+	// addresses, which do not survive a reboot.
 	StateDir string
 
 	// Logger receives structured logs; nil discards them.
