@@ -53,6 +53,14 @@ func median(runs []time.Duration) time.Duration {
 func (s failoverSeries) worst() time.Duration { return slices.Max(s.runs) }
 func (s failoverSeries) best() time.Duration  { return slices.Min(s.runs) }
 
+// tenths is d in milliseconds rounded to 0.1 ms: the two implementations differ by about a
+// millisecond, which whole milliseconds would hide or exaggerate.
+func tenths(d time.Duration) float64 {
+	return float64(d.Round(100*time.Microsecond)) / float64(time.Millisecond)
+}
+
+func ms1(d time.Duration) string { return fmt.Sprintf("%.1f ms", tenths(d)) }
+
 func runBenchFailover(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench failover", flag.ContinueOnError)
 	runs := fs.Int("runs", 10, "failovers of each kind per implementation")
@@ -155,9 +163,9 @@ func benchImpl(ctx context.Context, lab *testlab.Lab, tl *testlab.Timeline, impl
 			}
 			s.theory = f.Theory()
 			if verbose {
-				fmt.Printf("\n    run %d: %s -> %s %s", i+1, f.From.Node.Name, f.To.Node.Name, ms(f.Elapsed()))
+				fmt.Printf("\n    run %d: %s -> %s %s", i+1, f.From.Node.Name, f.To.Node.Name, ms1(f.Elapsed()))
 			} else {
-				fmt.Printf(" %d", f.Elapsed().Round(time.Millisecond).Milliseconds())
+				fmt.Printf(" %.1f", tenths(f.Elapsed()))
 			}
 			// The stopped node returns as Backup (preempt off) and is the next Backup.
 			if err := master.Start(ctx); err != nil {
@@ -211,10 +219,10 @@ func waitQuietBackup(ctx context.Context, tl *testlab.Timeline, b, m *testlab.Ro
 
 func printFailoverResults(results []failoverSeries) {
 	fmt.Println()
-	fmt.Printf("%-11s %-46s %4s %8s %8s %8s %8s %8s %10s\n", "impl", "failover", "runs", "best", "median", "worst", "RFC", "target", "advert p50")
+	fmt.Printf("%-11s %-46s %4s %9s %9s %9s %9s %9s %10s\n", "impl", "failover", "runs", "best", "median", "worst", "RFC", "target", "advert p50")
 	for _, s := range results {
-		fmt.Printf("%-11s %-46s %4d %8s %8s %8s %8s %8s %10s\n", s.impl, s.mode(), len(s.runs),
-			ms(s.best()), ms(s.median()), ms(s.worst()), ms(s.theory), ms(s.theory+20*time.Millisecond), ms(median(s.adverts)))
+		fmt.Printf("%-11s %-46s %4d %9s %9s %9s %9s %9s %10s\n", s.impl, s.mode(), len(s.runs),
+			ms1(s.best()), ms1(s.median()), ms1(s.worst()), ms1(s.theory), ms1(s.theory+20*time.Millisecond), ms1(median(s.adverts)))
 	}
 	fmt.Println("(best/median/worst: to the VIP on the new Master; advert p50: to its first advert)")
 	fmt.Println()
@@ -227,7 +235,7 @@ func printFailoverResults(results []failoverSeries) {
 		if s.worst() > target {
 			verdict = "MISSED target"
 		}
-		line := fmt.Sprintf("redundantd %s: worst %s vs target %s: %s", strings.SplitN(s.mode(), " ", 2)[0], ms(s.worst()), ms(target), verdict)
+		line := fmt.Sprintf("redundantd %s: worst %s vs target %s: %s", strings.SplitN(s.mode(), " ", 2)[0], ms1(s.worst()), ms1(target), verdict)
 		for _, k := range results {
 			if k.impl == testlab.Keepalived && k.planned == s.planned {
 				cmp := "not slower than keepalived"
@@ -235,7 +243,7 @@ func printFailoverResults(results []failoverSeries) {
 					cmp = "SLOWER than keepalived"
 				}
 				line += fmt.Sprintf("; median %s vs keepalived %s, worst %s vs %s: %s",
-					ms(s.median()), ms(k.median()), ms(s.worst()), ms(k.worst()), cmp)
+					ms1(s.median()), ms1(k.median()), ms1(s.worst()), ms1(k.worst()), cmp)
 			}
 		}
 		fmt.Println(line)
