@@ -15,7 +15,8 @@ import (
 // virtual-MAC mode the macvlan (replacing a leftover of a crashed run), the removal of virtual
 // addresses a crashed run left behind (per the record in StateDir), the claim on the virtual
 // addresses that are not configured (recorded now, so that a takeover writes nothing to disk),
-// the raw protocol-112 socket and the gratuitous ARP socket.
+// the raw protocol-112 socket and the gratuitous ARP socket. Its Router runs the protocol
+// timers on a timerfd, which fires on time where a time.Timer may be up to 1 ms late.
 //
 // Everything is bound to the network namespace of the calling thread at the time of the call;
 // the Router keeps working there whichever thread runs it. Dial needs CAP_NET_ADMIN and
@@ -116,6 +117,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 	if err != nil {
 		return nil, err
 	}
+	r.newTimer = func() (protocolTimer, error) { return newTimerfd() }
 	// The Router closes conn, addrs and arp itself, then the extras: the macvlan before the
 	// netlink handle that deletes it.
 	for _, c := range slices.Backward(extras) {

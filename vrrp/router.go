@@ -177,6 +177,7 @@ type Router struct {
 	lastRetry     time.Time
 	garpLeft      int
 	garpTimer     *time.Timer
+	newTimer      func() (protocolTimer, error) // the protocol timer's; nil: a time.Timer
 	sendFailing   bool
 	seenDropped   map[string]uint64    // Dropped as last reported
 	dropLogged    map[string]time.Time // when each reason was last logged
@@ -333,8 +334,8 @@ func (r *Router) Run(ctx context.Context) error {
 		reader.Wait()
 	}()
 
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	timer := r.protocolTimer()
+	defer timer.Close()
 	r.garpTimer = time.NewTimer(time.Hour)
 	r.garpTimer.Stop()
 	defer r.garpTimer.Stop()
@@ -362,7 +363,7 @@ func (r *Router) Run(ctx context.Context) error {
 			now := time.Now()
 			r.step(r.m.Receive(now, in))
 			r.reportDrops(now, in.Src)
-		case <-timer.C:
+		case <-timer.C():
 			now := time.Now()
 			if late := now.Sub(r.m.Deadline()); late > 10*time.Millisecond {
 				// A starved process turns into a late takeover or late adverts; say so.
@@ -375,6 +376,18 @@ func (r *Router) Run(ctx context.Context) error {
 			r.applyPriority()
 		}
 	}
+}
+
+// protocolTimer makes the timer of Run: the precise one Dial asks for, or a time.Timer.
+func (r *Router) protocolTimer() protocolTimer {
+	if r.newTimer != nil {
+		t, err := r.newTimer()
+		if err == nil {
+			return t
+		}
+		r.log.Warn("precise timer unavailable; protocol timers may fire up to 1 ms late", "err", err)
+	}
+	return newStdTimer()
 }
 
 // read feeds inbox from the Conn until stop is closed. Receive errors other than a closed
