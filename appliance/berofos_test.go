@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,21 +16,9 @@ import (
 // startSim runs a simulated berofos on loopback and returns it with a bnfos.conf naming it.
 func startSim(t *testing.T, settings map[string]string) (*fossim.Sim, string) {
 	t.Helper()
-	sim, err := fossim.New(fossim.Config{Settings: settings})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); sim.Run(ctx, ln, nil) }()
-	t.Cleanup(func() { cancel(); <-done })
+	sim, dev := fossim.StartLoopback(t, "fos1", fossim.Config{Settings: settings})
 	conf := filepath.Join(t.TempDir(), "bnfos.conf")
-	if err := berofos.WriteConf(conf, []berofos.Device{{Name: "fos1", Host: ln.Addr().String(),
-		MAC: net.HardwareAddr{0x00, 0x19, 0x32, 0x00, 0x12, 0x1d}}}); err != nil {
+	if err := berofos.WriteConf(conf, []berofos.Device{dev}); err != nil {
 		t.Fatal(err)
 	}
 	return sim, conf

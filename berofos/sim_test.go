@@ -21,36 +21,7 @@ import (
 // that reaches it.
 func startSim(t testing.TB, name string, cfg fossim.Config) (*fossim.Sim, berofos.Device) {
 	t.Helper()
-	sim, err := fossim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sim.Run(ctx, ln, pc) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sim %s: %v", name, err)
-		}
-	})
-	mac := cfg.MAC
-	if mac == nil {
-		mac = net.HardwareAddr{0x00, 0x19, 0x32, 0x00, 0x12, 0x1D}
-	}
-	dev := berofos.Device{Name: name, Host: ln.Addr().String(), MAC: mac, UDPPort: pc.LocalAddr().(*net.UDPAddr).Port}
-	if cfg.Password != "" {
-		dev.Login = "admin:" + cfg.Password
-	}
-	return sim, dev
+	return fossim.StartLoopback(t, name, cfg)
 }
 
 func newClient(t testing.TB, timeout time.Duration) *berofos.Client {

@@ -34,28 +34,11 @@ func startSims(t *testing.T, n int, cfg func(i int) fossim.Config) ([]simDev, st
 		if c.MAC == nil {
 			c.MAC = net.HardwareAddr{0, 0x19, 0x32, 0, 0x12, byte(0x1D + i)}
 		}
-		sim, err := fossim.New(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- sim.Run(ctx, ln, pc) }()
-		t.Cleanup(func() { cancel(); <-done })
-		d := berofos.Device{Name: fmt.Sprintf("fos%d", i+1), Host: ln.Addr().String(), MAC: c.MAC}
-		if c.Password != "" {
-			d.Login = "admin:" + c.Password
-		}
+		sim, d := fossim.StartLoopback(t, fmt.Sprintf("fos%d", i+1), c)
+		udpPort := d.UDPPort
+		d.UDPPort = 0 // bnfos.conf has no port key
 		devs = append(devs, d)
-		out = append(out, simDev{sim: sim, dev: d, udpPort: pc.LocalAddr().(*net.UDPAddr).Port})
+		out = append(out, simDev{sim: sim, dev: d, udpPort: udpPort})
 	}
 	conf := filepath.Join(t.TempDir(), "bnfos.conf")
 	if err := berofos.WriteConf(conf, devs); err != nil {
