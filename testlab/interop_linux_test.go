@@ -57,13 +57,7 @@ func holdFor(t *testing.T, ctx context.Context, l *Lab, tl *Timeline, n int, mas
 func interop(t *testing.T, first, second Impl) {
 	t.Parallel()
 	RequireKeepalived(t)
-	l := NewT(t, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, ctx, tl := recordedLab(t, 90*time.Second)
 	cfg := VRRPConfig{AdvertInterval: time.Second}
 	master, backup := pair(t, ctx, l, tl, first, second, cfg)
 	holdFor(t, ctx, l, tl, 10, master, backup)
@@ -122,13 +116,7 @@ func TestInteropRedundantdMasterKeepalivedBackup(t *testing.T) {
 func TestInteropUnicast(t *testing.T) {
 	t.Parallel()
 	RequireKeepalived(t)
-	l := NewT(t, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, ctx, tl := recordedLab(t, 60*time.Second)
 	cfg := VRRPConfig{Unicast: true}
 	master, backup := pair(t, ctx, l, tl, Keepalived, Redundantd, cfg)
 	holdFor(t, ctx, l, tl, 3, master, backup)

@@ -35,13 +35,7 @@ func advertPayload(prio uint8, vip [4]byte, badSum bool) []byte {
 // daemon must count the drops by reason.
 func TestInvalidAdvertsDoNotDelayTakeover(t *testing.T) {
 	t.Parallel()
-	l := NewT(t, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, ctx, tl := recordedLab(t, 60*time.Second)
 	evil, err := l.AddHost("evil")
 	if err != nil {
 		t.Fatal(err)

@@ -89,13 +89,7 @@ func checkFailover(t *testing.T, f Failover) {
 
 func TestRedundantdPairElectsOneMasterAndFailsOver(t *testing.T) {
 	t.Parallel()
-	l := NewT(t, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, ctx, tl := recordedLab(t, 60*time.Second)
 	// Both start at once with equal priority: the election must still end with one Master.
 	cfg := VRRPConfig{GARPCount: 3, GARPInterval: 100 * time.Millisecond}
 	a := StartRouterT(t, l.Node(1), Redundantd, cfg)
@@ -223,13 +217,7 @@ func TestRedundantdPairElectsOneMasterAndFailsOver(t *testing.T) {
 
 func TestRedundantdLinkCutTakeover(t *testing.T) {
 	t.Parallel()
-	l := NewT(t, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, ctx, tl := recordedLab(t, 60*time.Second)
 	master, backup := pair(t, ctx, l, tl, Redundantd, Redundantd, VRRPConfig{})
 	cut := time.Now()
 	if err := master.Node.CutLink(); err != nil {
@@ -308,13 +296,7 @@ func TestRedundantdModes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			l := NewT(t, Options{})
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			tl, err := l.Record(ctx, l.DefaultVIP().Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
+			l, ctx, tl := recordedLab(t, 60*time.Second)
 			master, backup := pair(t, ctx, l, tl, Redundantd, Redundantd, tc.cfg)
 			a, err := tl.WaitAdvert(ctx, time.Now(), "an advert of the Master", From(master.Node, 51))
 			if err != nil {
