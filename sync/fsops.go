@@ -156,7 +156,7 @@ func (t *trees) createTemp(wp string) (*os.File, string, error) {
 // commitTemp makes a fully written temporary file durable and visible under wp: fsync, owner,
 // mode, mtime, rename. The folder is fsynced later, once per folder and batch. It returns the
 // final stat for the manifest.
-func (t *trees) commitTemp(f *os.File, tmp, wp string, m *Meta) (*syscall.Stat_t, error) {
+func (t *trees) commitTemp(f *os.File, tmp, wp string, m *Meta) (fs.FileInfo, error) {
 	_, rel, err := t.resolve(wp)
 	if err != nil {
 		return nil, err
@@ -188,11 +188,7 @@ func (t *trees) commitTemp(f *os.File, tmp, wp string, m *Meta) (*syscall.Stat_t
 	if err := unix.Renameat(dfd, path.Base(tmp), dfd, path.Base(rel)); err != nil {
 		return nil, &fs.PathError{Op: "rename", Path: filepath.Join(t.paths[i], rel), Err: err}
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	return fi.Sys().(*syscall.Stat_t), nil
+	return f.Stat()
 }
 
 func (t *trees) discardTemp(f *os.File, tmp, wp string) {

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	stdsync "sync"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -341,7 +340,7 @@ func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
 	if deferNew {
 		keep := res.jobs[:0]
 		for _, j := range res.jobs {
-			if j.r == nil && !m.knownInode(j.st.Dev, j.st.Ino) {
+			if j.r == nil && !m.knownInode(statDev(&j.st), j.st.Ino) {
 				seen[j.wp] = true
 				res.Pending[j.wp] = true
 				res.pending = append(res.pending, j)
@@ -403,7 +402,7 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		crel := wp[len(strconv.Itoa(ti))+1:]
 		// A name from the kernel has no slash or NUL and is neither "." nor "..": wp is a
 		// valid wire path.
-		cur := Meta{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}
+		cur := Meta{Mode: statMode(&st) & 0o7777, UID: st.Uid, GID: st.Gid}
 		r := m.recs[wp]
 		switch ft {
 		case unix.S_IFDIR:
@@ -438,7 +437,7 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		cur.Mtime = st.Mtim.Nano()
 		ctime := st.Ctim.Nano()
 		if r != nil && r.Cur != nil && !r.Racy && r.Cur.Kind == KindFile && r.Cur.Size == cur.Size &&
-			r.Cur.Mtime == cur.Mtime && r.Ino == st.Ino && r.Dev == st.Dev && r.Ctime == ctime {
+			r.Cur.Mtime == cur.Mtime && r.Ino == st.Ino && r.Dev == statDev(&st) && r.Ctime == ctime {
 			cur.Hash = r.Cur.Hash
 			seen[wp] = true
 			m.update(wp, r, &cur, &st, false)
@@ -514,12 +513,12 @@ func (m *manifest) update(wp string, r *record, cur *Meta, st *unix.Stat_t, racy
 		m.recs[wp] = r
 	}
 	ctime := st.Ctim.Nano()
-	if r.Cur != nil && *r.Cur == *cur && r.Ino == st.Ino && r.Dev == st.Dev && r.Ctime == ctime && r.Racy == racy {
+	if r.Cur != nil && *r.Cur == *cur && r.Ino == st.Ino && r.Dev == statDev(st) && r.Ctime == ctime && r.Racy == racy {
 		return
 	}
 	c := *cur
 	r.Cur = &c
-	r.Ino, r.Dev, r.Ctime, r.Racy = st.Ino, st.Dev, ctime, racy
+	r.Ino, r.Dev, r.Ctime, r.Racy = st.Ino, statDev(st), ctime, racy
 	m.markDirty(wp)
 }
 
@@ -566,12 +565,12 @@ func sameUnixStat(a, b *unix.Stat_t) bool {
 }
 
 func sameStat(a, b fs.FileInfo) bool {
-	sa, _ := a.Sys().(*syscall.Stat_t)
-	sb, _ := b.Sys().(*syscall.Stat_t)
-	if sa == nil || sb == nil {
+	_, inoA, ctimeA, okA := fileIdentity(a)
+	_, inoB, ctimeB, okB := fileIdentity(b)
+	if !okA || !okB {
 		return false
 	}
-	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && sa.Ctim == sb.Ctim && sa.Ino == sb.Ino
+	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && ctimeA == ctimeB && inoA == inoB
 }
 
 // digest summarises the current entries; the source computes the same over the bases it

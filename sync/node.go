@@ -161,6 +161,9 @@ type sessionHandle struct {
 
 // New validates cfg and loads (or creates) this node's certificate. It starts nothing.
 func New(cfg Config) (*Node, error) {
+	if err := checkPlatform(); err != nil {
+		return nil, err
+	}
 	if len(cfg.Paths) == 0 {
 		return nil, errors.New("sync: paths: at least one tree is required")
 	}

@@ -243,7 +243,7 @@ func (a *applier) touch(wp string) {
 }
 
 // done records an applied entry: it is now both current and the base.
-func (a *applier) done(wp string, m *Meta, st *syscall.Stat_t) {
+func (a *applier) done(wp string, m *Meta, fi fs.FileInfo) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.touch(wp)
@@ -254,11 +254,13 @@ func (a *applier) done(wp string, m *Meta, st *syscall.Stat_t) {
 	c := *m
 	b := *m
 	r := &record{Cur: &c, Base: &b}
-	if st != nil {
+	var ok bool
+	if fi != nil {
 		// Not racy: this node wrote the file and knows its content; a replica has no other
 		// writer.
-		r.Dev, r.Ino, r.Ctime = uint64(st.Dev), st.Ino, st.Ctim.Nano()
-	} else if old := a.man.recs[wp]; old != nil {
+		r.Dev, r.Ino, r.Ctime, ok = fileIdentity(fi)
+	}
+	if old := a.man.recs[wp]; !ok && old != nil {
 		r.Dev, r.Ino, r.Ctime, r.Racy = old.Dev, old.Ino, old.Ctime, old.Racy
 	}
 	a.applied[wp] = r
@@ -580,7 +582,7 @@ func (a *applier) commit() resultMsg {
 		if df, err := a.fs.dir(ti, d[1]); err == nil {
 			var st unix.Stat_t
 			if unix.Fstat(int(df.Fd()), &st) == nil {
-				rec.Dev, rec.Ino, rec.Ctime = st.Dev, st.Ino, st.Ctim.Nano()
+				rec.Dev, rec.Ino, rec.Ctime = statDev(&st), st.Ino, st.Ctim.Nano()
 			}
 		}
 	}
@@ -763,7 +765,7 @@ func (a *applier) file(m *fileMsg) error {
 			a.fail(m.Path, err, false)
 			return nil
 		}
-		a.done(m.Path, &m.Meta, fi.Sys().(*syscall.Stat_t))
+		a.done(m.Path, &m.Meta, fi)
 	case methodLocal:
 		a.local(m)
 	case methodFull:
