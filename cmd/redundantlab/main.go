@@ -1,4 +1,6 @@
-// Command redundantlab builds a network-namespace lab of redundantd nodes and a simulated
+//go:build linux
+
+// Command redundantlab (Linux only: it needs network namespaces) builds a network-namespace lab of redundantd nodes and a simulated
 // berofos on one Linux machine, runs the demo and the benchmarks in it, and removes it again.
 //
 // Each subcommand lives in its own file and registers itself in commands, so that the demo,
