@@ -73,6 +73,18 @@ func (f *ctlFlags) client() *berofos.Client {
 
 // device resolves the device the flags name: -h, or the -f section of bnfos.conf, with -m
 // and -u overriding its mac and login.
+// readConfig reads config.txt from the device the flags name.
+func (f *ctlFlags) readConfig(ctx context.Context) (berofos.Device, *berofos.ConfigTxt, error) {
+	d, err := f.device()
+	if err != nil {
+		return d, nil, err
+	}
+	cl := f.client()
+	defer cl.Close()
+	cfg, err := cl.ReadConfig(ctx, d)
+	return d, cfg, err
+}
+
 func (f *ctlFlags) device() (berofos.Device, error) {
 	var d berofos.Device
 	if f.host != "" {
@@ -323,13 +335,7 @@ func (c *cli) get(ctx context.Context, f *ctlFlags, keys []string) int {
 			return c.fail(err)
 		}
 	}
-	d, err := f.device()
-	if err != nil {
-		return c.fail(err)
-	}
-	cl := f.client()
-	defer cl.Close()
-	cfg, err := cl.ReadConfig(ctx, d)
+	_, cfg, err := f.readConfig(ctx)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -419,13 +425,7 @@ func (c *cli) set(ctx context.Context, f *ctlFlags, pairs []string) int {
 }
 
 func (c *cli) show(ctx context.Context, f *ctlFlags) int {
-	d, err := f.device()
-	if err != nil {
-		return c.fail(err)
-	}
-	cl := f.client()
-	defer cl.Close()
-	cfg, err := cl.ReadConfig(ctx, d)
+	d, cfg, err := f.readConfig(ctx)
 	if err != nil {
 		return c.fail(err)
 	}
