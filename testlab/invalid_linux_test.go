@@ -55,21 +55,7 @@ func TestInvalidAdvertsDoNotDelayTakeover(t *testing.T) {
 	flood, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- evil.Do(func() error {
-			c, err := net.ListenPacket("ip4:112", "0.0.0.0")
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			pc := ipv4.NewPacketConn(c)
-			ifi, err := net.InterfaceByName("eth0")
-			if err != nil {
-				return err
-			}
-			if err := pc.SetMulticastInterface(ifi); err != nil {
-				return err
-			}
-			dst := &net.IPAddr{IP: net.IPv4(224, 0, 0, 18)}
+		done <- sendVRRP(evil, func(pc *ipv4.PacketConn, dst *net.IPAddr) error {
 			tick := time.NewTicker(250 * time.Millisecond)
 			defer tick.Stop()
 			for {

@@ -233,24 +233,11 @@ func TestSniffVRRPAndWatchVIP(t *testing.T) {
 
 	// An advert from node1, sent the way a VRRP router sends it.
 	start := time.Now()
-	err = a.Do(func() error {
-		c, err := net.ListenPacket("ip4:112", "0.0.0.0")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		pc := ipv4.NewPacketConn(c)
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		if err := pc.SetMulticastInterface(ifi); err != nil {
-			return err
-		}
+	err = sendVRRP(a, func(pc *ipv4.PacketConn, dst *net.IPAddr) error {
 		if err := pc.SetMulticastTTL(255); err != nil {
 			return err
 		}
-		_, err = pc.WriteTo(vrrpPayload, nil, &net.IPAddr{IP: net.IPv4(224, 0, 0, 18)})
+		_, err := pc.WriteTo(vrrpPayload, nil, dst)
 		return err
 	})
 	if err != nil {

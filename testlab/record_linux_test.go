@@ -2,8 +2,11 @@ package testlab
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // recordedLab builds a two-node lab for the test, a context bounded by timeout, and a
@@ -18,4 +21,25 @@ func recordedLab(t *testing.T, timeout time.Duration) (*Lab, context.Context, *T
 		t.Fatal(err)
 	}
 	return l, ctx, tl
+}
+
+// sendVRRP opens a raw protocol-112 socket in node n, aimed at 224.0.0.18 on its eth0, and
+// hands it to send: the way a VRRP router (or a forger of adverts) sends.
+func sendVRRP(n *Node, send func(pc *ipv4.PacketConn, dst *net.IPAddr) error) error {
+	return n.Do(func() error {
+		c, err := net.ListenPacket("ip4:112", "0.0.0.0")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		pc := ipv4.NewPacketConn(c)
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		if err := pc.SetMulticastInterface(ifi); err != nil {
+			return err
+		}
+		return send(pc, &net.IPAddr{IP: net.IPv4(224, 0, 0, 18)})
+	})
 }
