@@ -374,8 +374,8 @@ func (m *ServiceManager) finishStep(r stepResult) seqNext {
 	if r.res.Output != "" && (!ok || r.st.Op == opStart) {
 		ev.Message += "\n" + r.res.Output
 	}
-	m.record(ev)
 
+	// The status changes before the event is recorded, so whoever reads the event sees it.
 	m.mu.Lock()
 	m.last[r.st.Service] = lastRun{kind: r.st.Op.String(), res: r.res, set: true}
 	var change healthChange
@@ -386,6 +386,7 @@ func (m *ServiceManager) finishStep(r stepResult) seqNext {
 	n := m.seq.Done(r.st, ok)
 	m.syncTrackers(time.Now())
 	m.mu.Unlock()
+	m.record(ev)
 	m.healthEvent(r.st.Service, change, r.res)
 	return n
 }
@@ -434,17 +435,22 @@ func (m *ServiceManager) finishCheck(r checkResult) {
 }
 
 // healthEvent reports a service's verdict change and, when the node's verdict changes with
-// it, calls OnHealth.
+// it, calls OnHealth. The node's verdict is updated before the event is recorded.
 func (m *ServiceManager) healthEvent(i int, change healthChange, res cmdResult) {
 	if change == healthSame {
 		return
 	}
 	s := m.svcs[i].cfg
+	m.mu.Lock()
+	_, svcWhy := m.trackers[i].Healthy()
+	ok, why := verdict(m.trackers)
+	changed := ok != m.healthy || why != m.reason
+	m.healthy, m.reason = ok, why
+	m.mu.Unlock()
 	switch change {
 	case healthBecameUnhealthy:
-		_, why := m.trackers[i].Healthy()
 		m.record(Event{Severity: SeverityCritical, Source: "service", Name: "unhealthy",
-			Message: fmt.Sprintf("unhealthy: %s (%s)", why, res.describe())})
+			Message: fmt.Sprintf("unhealthy: %s (%s)", svcWhy, res.describe())})
 	case healthBecameHealthy:
 		what := fmt.Sprintf("%d checks in a row passed", s.Rise)
 		if len(s.Check) == 0 {
@@ -453,11 +459,6 @@ func (m *ServiceManager) healthEvent(i int, change healthChange, res cmdResult) 
 		m.record(Event{Severity: SeverityInfo, Source: "service", Name: "healthy",
 			Message: fmt.Sprintf("service %s is healthy again (%s)", s.Name, what)})
 	}
-	m.mu.Lock()
-	ok, why := verdict(m.trackers)
-	changed := ok != m.healthy || why != m.reason
-	m.healthy, m.reason = ok, why
-	m.mu.Unlock()
 	if changed && m.onHealth != nil {
 		m.onHealth(ok, why)
 	}
