@@ -95,7 +95,7 @@ type checkResult struct {
 //
 // When Run's context ends, the services are stopped (in reverse order, each with its
 // timeout) before Run returns: a node whose daemon stops must not leave a PBX running
-// beside the new Master.
+// beside the new Master. No notification is sent for that last step.
 type ServiceManager struct {
 	log      *slog.Logger
 	record   func(Event) Event
@@ -465,11 +465,15 @@ func (m *ServiceManager) healthEvent(i int, change healthChange, res cmdResult) 
 }
 
 // shutdown waits for the step in flight (killed with Run's context), then stops every
-// service that may run, in reverse order, each with its own timeout.
+// service that may run, in reverse order, each with its own timeout. A manager that was
+// never given a role has run nothing and touches nothing.
 func (m *ServiceManager) shutdown(stepDone chan stepResult) {
 	m.mu.Lock()
-	inFlight := m.seq.inFlight
+	inFlight, hasRole := m.seq.inFlight, m.seq.hasRole
 	m.mu.Unlock()
+	if !hasRole {
+		return
+	}
 	n := m.seqCall(func() seqNext { return m.seq.Follow(vrrp.StateInitialize) })
 	if inFlight {
 		n = m.finishStep(<-stepDone)

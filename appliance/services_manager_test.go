@@ -371,6 +371,22 @@ func TestServicesStoppedWhenRunEnds(t *testing.T) {
 	}
 }
 
+func TestServicesUntouchedWithoutARole(t *testing.T) {
+	r := newSvcRig(t)
+	r.start(t, ServiceManagerConfig{Services: []ServiceConfig{r.simpleService("a")}})
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	r.done <- nil
+	if got := r.log(t); len(got) != 0 {
+		t.Errorf("a manager never given a role ran %q", got)
+	}
+	if s := r.status()[0]; s.State != ServiceUnknown || s.LastExit != nil {
+		t.Errorf("status %+v, want unknown with no command run", s)
+	}
+}
+
 func TestServicesDraining(t *testing.T) {
 	drain := func(script string) ServiceConfig {
 		return ServiceConfig{Name: "x", Start: []string{"true"}, Stop: []string{"true"},
