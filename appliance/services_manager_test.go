@@ -192,6 +192,31 @@ func TestServicesHungStartIsKilledAndBackupFollows(t *testing.T) {
 	waitFor(t, "the hung start's child to be killed with its group", func() bool { return processGone(pid) })
 }
 
+func TestServicesDaemonizingStartSucceeds(t *testing.T) {
+	r := newSvcRig(t)
+	pidFile := filepath.Join(r.dir, "pid")
+	d := r.simpleService("pbx")
+	// Like a daemon that forks without closing its inherited output: the start command
+	// exits 0 at once while its child keeps stdout open.
+	d.Start = []string{"sh", "-c", fmt.Sprintf("sleep 600 & echo $! > %s; echo forked", pidFile)}
+	r.start(t, ServiceManagerConfig{Services: []ServiceConfig{d}})
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(pidFile)
+		var pid int
+		if _, err := fmt.Sscan(string(b), &pid); err == nil && pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	r.m.Follow(vrrp.StateMaster)
+	e := r.waitEvent(t, "started", "service pbx")
+	if !strings.Contains(e.Message, "exit status 0") || !strings.Contains(e.Message, "forked") {
+		t.Errorf("started event %q", e.Message)
+	}
+	if s := r.status()[0]; s.State != ServiceRunning || s.LastError != "" {
+		t.Errorf("status %+v", s)
+	}
+}
+
 func TestServicesSupersede(t *testing.T) {
 	r := newSvcRig(t)
 	gate := filepath.Join(r.dir, "gate")
