@@ -516,3 +516,57 @@ func TestTailBuffer(t *testing.T) {
 		})
 	}
 }
+
+// TestServicesAsAppliancePart runs the manager as the appliance will: a Part told each role
+// change by the appliance, recording into its event log, shown in its status. A hung start
+// delays neither another part nor the next role.
+func TestServicesAsAppliancePart(t *testing.T) {
+	r := newSvcRig(t)
+	gate := filepath.Join(r.dir, "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pbx := r.simpleService("asterisk")
+	pbx.Start = []string{"sh", "-c", fmt.Sprintf("echo start-asterisk >> %s/log; read x < %s", r.dir, gate)}
+	var a *Appliance
+	sm, err := NewServiceManager(ServiceManagerConfig{Services: []ServiceConfig{pbx}},
+		func(e Event) Event { return a.record(e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &recordingFollower{got: make(chan struct{}, 8)}
+	a, fr := newTestAppliance(t, sm, other)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	<-fr.ran
+
+	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateInitialize, To: vrrp.StateMaster})
+	<-other.got
+	waitFor(t, "the start to hang", func() bool { return len(r.log(t)) == 1 })
+	// The other part hears the next role although the PBX's start still hangs.
+	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateMaster, To: vrrp.StateBackup})
+	<-other.got
+	if st := a.Status().Parts["services"].([]ServiceStatus); st[0].State != ServiceStarting {
+		t.Errorf("services status while the start hangs: %+v", st)
+	}
+	if err := os.WriteFile(gate, []byte("go\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the Backup role applied", func() bool { return len(eventsMatching(a, "service", "stopped")) == 1 })
+	if n := len(eventsMatching(a, "service", "started")); n != 1 {
+		t.Errorf("%d started events in the appliance's log, want 1", n)
+	}
+	if got := r.log(t); !equalWords(got, "start-asterisk", "stop-asterisk") {
+		t.Errorf("commands ran %q", got)
+	}
+	if st := a.Status().Parts["services"].([]ServiceStatus); st[0].State != ServiceStopped {
+		t.Errorf("services status after Backup: %+v", st)
+	}
+}
