@@ -356,23 +356,23 @@ func (m *ServiceManager) finishStep(r stepResult) seqNext {
 	if r.st.Op == opStop {
 		cmdline = strings.Join(s.cfg.Stop, " ")
 	}
-	ev := Event{Severity: SeverityInfo, Source: "service"}
+	ev := Event{Priority: PriorityInfo, Application: AppService}
 	switch {
 	case r.st.Op == opStart && ok:
 		ev.Name = "started"
-		ev.Message = fmt.Sprintf("service %s started (%s: %s)", s.cfg.Name, cmdline, r.res.describe())
+		ev.Description = fmt.Sprintf("service %s started (%s: %s)", s.cfg.Name, cmdline, r.res.describe())
 	case r.st.Op == opStart:
-		ev.Severity, ev.Name = SeverityCritical, "start-failed"
-		ev.Message = fmt.Sprintf("service %s failed to start (%s: %s)", s.cfg.Name, cmdline, r.res.describe())
+		ev.Priority, ev.Name = PriorityWarning, "start-failed"
+		ev.Description = fmt.Sprintf("service %s failed to start (%s: %s)", s.cfg.Name, cmdline, r.res.describe())
 	case ok:
 		ev.Name = "stopped"
-		ev.Message = fmt.Sprintf("service %s stopped (%s: %s)", s.cfg.Name, cmdline, r.res.describe())
+		ev.Description = fmt.Sprintf("service %s stopped (%s: %s)", s.cfg.Name, cmdline, r.res.describe())
 	default:
-		ev.Severity, ev.Name = SeverityCritical, "stop-failed"
-		ev.Message = fmt.Sprintf("service %s failed to stop, it may still be running (%s: %s)", s.cfg.Name, cmdline, r.res.describe())
+		ev.Priority, ev.Name = PriorityWarning, "stop-failed"
+		ev.Description = fmt.Sprintf("service %s failed to stop, it may still be running (%s: %s)", s.cfg.Name, cmdline, r.res.describe())
 	}
 	if r.res.Output != "" && (!ok || r.st.Op == opStart) {
-		ev.Message += "\n" + r.res.Output
+		ev.Description += "\n" + r.res.Output
 	}
 
 	// The status changes before the event is recorded, so whoever reads the event sees it.
@@ -429,7 +429,7 @@ func (m *ServiceManager) finishCheck(r checkResult) {
 		if r.res.Output != "" {
 			msg += "\n" + r.res.Output
 		}
-		m.record(Event{Severity: SeverityWarning, Source: "service", Name: "check-failed", Message: msg})
+		m.record(Event{Priority: PriorityNotice, Application: AppService, Name: "check-failed", Description: msg})
 	}
 	m.healthEvent(r.svc, change, r.res)
 }
@@ -449,15 +449,15 @@ func (m *ServiceManager) healthEvent(i int, change healthChange, res cmdResult) 
 	m.mu.Unlock()
 	switch change {
 	case healthBecameUnhealthy:
-		m.record(Event{Severity: SeverityCritical, Source: "service", Name: "unhealthy",
-			Message: fmt.Sprintf("unhealthy: %s (%s)", svcWhy, res.describe())})
+		m.record(Event{Priority: PriorityWarning, Application: AppService, Name: "unhealthy",
+			Description: fmt.Sprintf("unhealthy: %s (%s)", svcWhy, res.describe())})
 	case healthBecameHealthy:
 		what := fmt.Sprintf("%d checks in a row passed", s.Rise)
 		if len(s.Check) == 0 {
 			what = "started"
 		}
-		m.record(Event{Severity: SeverityInfo, Source: "service", Name: "healthy",
-			Message: fmt.Sprintf("service %s is healthy again (%s)", s.Name, what)})
+		m.record(Event{Priority: PriorityInfo, Application: AppService, Name: "healthy",
+			Description: fmt.Sprintf("service %s is healthy again (%s)", s.Name, what)})
 	}
 	if changed && m.onHealth != nil {
 		m.onHealth(ok, why)
@@ -497,8 +497,8 @@ func (m *ServiceManager) queueNotify(role vrrp.State) {
 		}
 		select {
 		case old := <-m.notifyQ:
-			m.record(Event{Severity: SeverityWarning, Source: "service", Name: "notify-failed",
-				Message: fmt.Sprintf("notify %s not run: %d newer notifications waited behind a slow notify command", notifyState(old), notifyQueue)})
+			m.record(Event{Priority: PriorityNotice, Application: AppService, Name: "notify-failed",
+				Description: fmt.Sprintf("notify %s not run: %d newer notifications waited behind a slow notify command", notifyState(old), notifyQueue)})
 		default:
 		}
 	}
@@ -520,7 +520,7 @@ func (m *ServiceManager) runNotify(ctx context.Context) {
 				if res.Output != "" {
 					msg += "\n" + res.Output
 				}
-				m.record(Event{Severity: SeverityWarning, Source: "service", Name: "notify-failed", Message: msg})
+				m.record(Event{Priority: PriorityNotice, Application: AppService, Name: "notify-failed", Description: msg})
 			}
 		}
 	}

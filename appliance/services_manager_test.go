@@ -83,10 +83,10 @@ func (r *svcRig) waitEvent(t *testing.T, name, substr string) Event {
 		select {
 		case e := <-r.events:
 			r.seen = append(r.seen, e)
-			if e.Source != "service" {
-				t.Errorf("event from source %q, want \"service\": %+v", e.Source, e)
+			if e.Application != AppService {
+				t.Errorf("event from application %q, want SERVICE: %+v", e.Application, e)
 			}
-			if e.Name == name && strings.Contains(e.Message, substr) {
+			if e.Name == name && strings.Contains(e.Description, substr) {
 				return e
 			}
 		case <-timeout:
@@ -100,7 +100,7 @@ func (r *svcRig) waitEvent(t *testing.T, name, substr string) Event {
 func (r *svcRig) names() []string {
 	var out []string
 	for _, e := range r.seen {
-		f := strings.Fields(e.Message)
+		f := strings.Fields(e.Description)
 		out = append(out, e.Name+" "+f[1])
 	}
 	return out
@@ -173,11 +173,11 @@ func TestServicesHungStartIsKilledAndBackupFollows(t *testing.T) {
 	r.m.Follow(vrrp.StateBackup)
 
 	e := r.waitEvent(t, "start-failed", "service a ")
-	if !strings.Contains(e.Message, "timed out after 300ms; its process group was killed") || !strings.Contains(e.Message, "hanging now") {
-		t.Errorf("start-failed event does not say it timed out with its output: %q", e.Message)
+	if !strings.Contains(e.Description, "timed out after 300ms; its process group was killed") || !strings.Contains(e.Description, "hanging now") {
+		t.Errorf("start-failed event does not say it timed out with its output: %q", e.Description)
 	}
-	if e.Severity != SeverityCritical {
-		t.Errorf("start-failed severity %d, want critical", e.Severity)
+	if e.Priority != PriorityWarning {
+		t.Errorf("start-failed priority %d, want warning", e.Priority)
 	}
 	r.waitEvent(t, "stopped", "service a ")
 	if got := r.log(t); !equalWords(got, "start-a", "stop-b", "stop-a") {
@@ -209,8 +209,8 @@ func TestServicesDaemonizingStartSucceeds(t *testing.T) {
 	})
 	r.m.Follow(vrrp.StateMaster)
 	e := r.waitEvent(t, "started", "service pbx")
-	if !strings.Contains(e.Message, "exit status 0") || !strings.Contains(e.Message, "forked") {
-		t.Errorf("started event %q", e.Message)
+	if !strings.Contains(e.Description, "exit status 0") || !strings.Contains(e.Description, "forked") {
+		t.Errorf("started event %q", e.Description)
 	}
 	if s := r.status()[0]; s.State != ServiceRunning || s.LastError != "" {
 		t.Errorf("status %+v", s)
@@ -261,8 +261,8 @@ func TestServicesFailedStartContinuesAndIsUnhealthy(t *testing.T) {
 	})
 	r.m.Follow(vrrp.StateMaster)
 	e := r.waitEvent(t, "start-failed", "service db ")
-	if !strings.Contains(e.Message, "exit status 3") || !strings.Contains(e.Message, "Job for db.service failed") {
-		t.Errorf("start-failed message %q lacks the exit status or the output", e.Message)
+	if !strings.Contains(e.Description, "exit status 3") || !strings.Contains(e.Description, "Job for db.service failed") {
+		t.Errorf("start-failed message %q lacks the exit status or the output", e.Description)
 	}
 	r.waitEvent(t, "unhealthy", "service db failed to start")
 	r.waitEvent(t, "started", "service pbx ")
@@ -304,8 +304,8 @@ func TestServicesHealthCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := r.waitEvent(t, "check-failed", "(1 of 2)")
-	if !strings.Contains(e.Message, "Unable to connect to remote asterisk") {
-		t.Errorf("check-failed message %q lacks the output", e.Message)
+	if !strings.Contains(e.Description, "Unable to connect to remote asterisk") {
+		t.Errorf("check-failed message %q lacks the output", e.Description)
 	}
 	r.waitEvent(t, "check-failed", "(2 of 2)")
 	r.waitEvent(t, "unhealthy", "unhealthy: service asterisk failed")
@@ -325,8 +325,8 @@ func TestServicesHealthCheck(t *testing.T) {
 		t.Errorf("OnHealth got %q", got)
 	}
 	for _, e := range r.seen {
-		if e.Name == "check-failed" && strings.Contains(e.Message, "(3 of 2)") {
-			t.Errorf("failed checks reported after the verdict fell: %q", e.Message)
+		if e.Name == "check-failed" && strings.Contains(e.Description, "(3 of 2)") {
+			t.Errorf("failed checks reported after the verdict fell: %q", e.Description)
 		}
 	}
 
@@ -360,8 +360,8 @@ func TestServicesNotify(t *testing.T) {
 	waitFor(t, "notify BACKUP", func() bool { return strings.HasSuffix(read(), "INSTANCE VI_18 BACKUP 100\n") })
 	r.m.Follow(vrrp.StateInitialize)
 	e := r.waitEvent(t, "notify-failed", "notify FAULT failed")
-	if !strings.Contains(e.Message, "exit status 1") {
-		t.Errorf("notify-failed message %q", e.Message)
+	if !strings.Contains(e.Description, "exit status 1") {
+		t.Errorf("notify-failed message %q", e.Description)
 	}
 }
 
@@ -559,8 +559,8 @@ func TestServicesAsAppliancePart(t *testing.T) {
 	if err := os.WriteFile(gate, []byte("go\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the Backup role applied", func() bool { return len(eventsMatching(a, "service", "stopped")) == 1 })
-	if n := len(eventsMatching(a, "service", "started")); n != 1 {
+	waitFor(t, "the Backup role applied", func() bool { return len(eventsMatching(a, AppService, "stopped")) == 1 })
+	if n := len(eventsMatching(a, AppService, "started")); n != 1 {
 		t.Errorf("%d started events in the appliance's log, want 1", n)
 	}
 	if got := r.log(t); !equalWords(got, "start-asterisk", "stop-asterisk") {
