@@ -160,14 +160,6 @@ func TestAPIOutlivesIdleConnections(t *testing.T) {
 	}
 }
 
-// noisyPart records ordinary events on demand, as a flapping device would.
-type noisyPart struct{ record func(Event) Event }
-
-func (noisyPart) Name() string                  { return "noisy" }
-func (noisyPart) Run(ctx context.Context) error { <-ctx.Done(); return nil }
-func (noisyPart) Follow(vrrp.State)             {}
-func (noisyPart) Status() any                   { return nil }
-
 // TestEventFloodKeepsTransitions reproduces issue 12 item 8: a flood pushed every start and
 // transition event out of the log. Mutating requests are rate limited, and ordinary events
 // cannot evict the protected ones.
