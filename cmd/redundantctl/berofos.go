@@ -44,7 +44,11 @@ flags (every command):
   -f fosN      device from bnfos.conf (default fos1)
   -h HOST      device address (host or host:port) instead of bnfos.conf
   -m MAC       device MAC (GBL4 commands)      -u USER:PASSWORD   HTTP login
-  -t SECONDS   timeout per request (default 3)  -json              machine-readable output
+  -t SECONDS   timeout per request, 0.01 to 60 (default 3)
+  -json        machine-readable output
+
+exit status: 0 done, 1 the device failed or did not answer (also scan -h when
+nothing answers), 2 a usage error (bad flag, bad -t or -w)
 
 keys: ` + "%s\n"
 
@@ -67,8 +71,30 @@ func (f *ctlFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "JSON output")
 }
 
+// Limits of the -t and -w flags. The client would replace a zero or negative timeout by its
+// default without a word, and a huge one overflows time.Duration; both are usage errors.
+const (
+	minTimeout  = 10 * time.Millisecond // as berofos.timeout in redundantd.toml
+	maxTimeout  = time.Minute
+	minKickWait = 10 * time.Millisecond
+	maxKickWait = time.Hour
+)
+
+// seconds converts a flag given in seconds to a duration within lo..hi, or says why not.
+func seconds(flagName string, v float64, lo, hi time.Duration) (time.Duration, error) {
+	// NaN fails both comparisons, so it is refused too.
+	if !(v >= lo.Seconds() && v <= hi.Seconds()) {
+		return 0, fmt.Errorf("%s %v: want %g to %g seconds", flagName, v, lo.Seconds(), hi.Seconds())
+	}
+	return time.Duration(v * float64(time.Second)), nil
+}
+
+func (f *ctlFlags) timeoutDuration() time.Duration {
+	return time.Duration(f.timeout * float64(time.Second))
+}
+
 func (f *ctlFlags) client() *berofos.Client {
-	return berofos.NewClient(berofos.ClientOptions{Timeout: time.Duration(f.timeout * float64(time.Second))})
+	return berofos.NewClient(berofos.ClientOptions{Timeout: f.timeoutDuration()})
 }
 
 // device resolves the device the flags name: -h, or the -f section of bnfos.conf, with -m
@@ -180,6 +206,17 @@ func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return 2
 	}
+	if _, err := seconds("-t", f.timeout, minTimeout, maxTimeout); err != nil {
+		fmt.Fprintf(stderr, "redundantctl berofos %s: %v\n", sub, err)
+		return 2
+	}
+	var kickEvery time.Duration
+	if sub == "kick" && continuous {
+		if kickEvery, err = seconds("-w", wait, minKickWait, maxKickWait); err != nil {
+			fmt.Fprintf(stderr, "redundantctl berofos %s: %v\n", sub, err)
+			return 2
+		}
+	}
 	c := &cli{stdout: stdout, stderr: stderr, json: f.json}
 	if sub != "get" && sub != "set" && sub != "flash" && len(positional) > 0 {
 		fmt.Fprintf(stderr, "redundantctl berofos %s: unexpected arguments %q\n", sub, positional)
@@ -195,7 +232,7 @@ func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case "show":
 		return c.show(ctx, &f)
 	case "kick":
-		return c.kick(ctx, &f, continuous, time.Duration(wait*float64(time.Second)))
+		return c.kick(ctx, &f, continuous, kickEvery)
 	case "ping", "reset":
 		return c.gbl4(ctx, &f, sub)
 	case "flash":
@@ -249,7 +286,7 @@ type scanJSON struct {
 func (c *cli) scan(ctx context.Context, f *ctlFlags, write bool) int {
 	cl := f.client()
 	defer cl.Close()
-	timeout := time.Duration(f.timeout * float64(time.Second))
+	timeout := f.timeoutDuration()
 	replies, err := cl.Scan(ctx, f.host, f.udpPort, timeout)
 	if err != nil {
 		return c.fail(err)
@@ -291,16 +328,25 @@ func (c *cli) scan(ctx context.Context, f *ctlFlags, write bool) int {
 			return c.fail(err)
 		}
 	}
+	// A broadcast scan that finds nothing is an answer ("there is none here"); a scan of one
+	// named host that stays silent is a failure, as ping to a silent device is.
+	code := 0
+	if len(out) == 0 && f.host != "" {
+		fmt.Fprintf(c.stderr, "redundantctl berofos: %s: no berofos answered within %s\n", f.host, timeout)
+		code = 1
+	}
 	if c.json {
 		if out == nil {
 			out = []scanJSON{}
 		}
 		c.emitJSON(out)
-		return 0
+		return code
 	}
 	if len(out) == 0 {
-		fmt.Fprintln(c.stdout, "no berofos answered")
-		return 0
+		if f.host == "" {
+			fmt.Fprintln(c.stdout, "no berofos answered")
+		}
+		return code
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tMAC\tADDRESS\tGATEWAY\tPORT\tFIRMWARE\tMODE\tOPTIONS")
@@ -468,9 +514,6 @@ func (c *cli) kick(ctx context.Context, f *ctlFlags, continuous bool, every time
 			fmt.Fprintf(c.stdout, "%s: watchdog kicked\n", d)
 		}
 		return 0
-	}
-	if every <= 0 {
-		return c.fail(errors.New("kick: -w must be positive"))
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
