@@ -592,62 +592,29 @@ func addrProblem(a netip.Addr, allowLinkLocal bool) string {
 func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) RedundancyConfig {
 	rc := RedundancyConfig{
 		Enabled:        r.Enabled == nil || *r.Enabled,
-		Priority:       DefaultPriority,
-		AdvertInterval: DefaultAdvertInterval,
 		Preempt:        r.Preempt != nil && *r.Preempt,
 		AllowLinkLocal: r.AllowLinkLocal != nil && *r.AllowLinkLocal,
 		Unicast:        r.Unicast != nil && *r.Unicast,
 		VirtualMAC:     r.VirtualMAC != nil && *r.VirtualMAC,
-		GARPCount:      DefaultGARPCount,
 	}
 	if node.Address.IsValid() {
 		if why := addrProblem(node.Address, rc.AllowLinkLocal); why != "" {
 			p.add("node.address", "%s %s", node.Address, why)
 		}
 	}
-	switch {
-	case r.GroupID == nil:
-		if rc.Enabled {
-			p.add("redundancy.group_id", "is required: the VRID (1..255) shared by every node of the group")
-		}
-	case *r.GroupID < 1 || *r.GroupID > 255:
-		p.add("redundancy.group_id", "%d is out of range 1..255", *r.GroupID)
-	default:
-		rc.GroupID = uint8(*r.GroupID)
-	}
-	if r.Priority != nil {
-		if *r.Priority < 1 || *r.Priority > 255 {
-			p.add("redundancy.priority", "%d is out of range 1..255 (0 is reserved for a resigning Master)", *r.Priority)
-		} else {
-			rc.Priority = uint8(*r.Priority)
-		}
-	}
-	if r.AdvertInterval != nil {
-		d, err := time.ParseDuration(*r.AdvertInterval)
-		switch {
-		case err != nil:
-			p.add("redundancy.advert_interval", "%q is not a duration (for example \"1s\")", *r.AdvertInterval)
-		case d < time.Second || d > 255*time.Second || d%time.Second != 0:
-			p.add("redundancy.advert_interval", "%s must be a whole number of seconds from 1s to 255s (RFC 3768 section 5.3.7)", d)
-		default:
-			rc.AdvertInterval = d
-		}
-	}
+	rc.GroupID = validateVRID(p, r.GroupID, rc.Enabled)
+	rc.Priority = validatePriority(p, r.Priority)
+	rc.AdvertInterval = validateAdvertInterval(p, r.AdvertInterval)
 	rc.Peer = validatePeer(p, r.Peer, node, rc.AllowLinkLocal)
 	if rc.Unicast && r.Peer == nil {
 		p.add("redundancy.peer", "is required when unicast = true")
 	}
-	rc.VirtualIPs = validateVirtualIPs(p, r.VirtualIPs, node, rc)
+	rc.VirtualIPs = validateVirtualIPs(p, r.VirtualIPs, rc)
 	if rc.Enabled && len(r.VirtualIPs) == 0 {
 		p.add("redundancy.virtual_ips", "at least one virtual IP is required")
 	}
-	owner := node.Address.IsValid() && slices.ContainsFunc(rc.VirtualIPs, func(v netip.Prefix) bool { return v.Addr() == node.Address })
-	if rc.Priority == 255 && !owner && node.Address.IsValid() {
-		p.add("redundancy.priority", "255 is for the address owner only, and node.address %s is not among virtual_ips (RFC 3768 section 5.3.4)", node.Address)
-	}
-	if owner && rc.Priority != 255 {
-		p.add("redundancy.virtual_ips", "contains node.address %s: only the owner (priority 255) may list its own address", node.Address)
-	}
+	checkOwner(p, rc, node)
+	rc.GARPCount = DefaultGARPCount
 	if r.GARPCount != nil {
 		if *r.GARPCount < 1 || *r.GARPCount > 100 {
 			p.add("redundancy.garp_count", "%d is out of range 1..100 (the new Master must announce itself at least once)", *r.GARPCount)
@@ -659,6 +626,62 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 	// is what a switch's ARP handling can tell apart.
 	rc.GARPInterval = p.duration("redundancy.garp_interval", r.GARPInterval, DefaultGARPInterval, 10*time.Millisecond, time.Minute)
 	return rc
+}
+
+func validateVRID(p *problems, v *int64, enabled bool) uint8 {
+	switch {
+	case v == nil:
+		if enabled {
+			p.add("redundancy.group_id", "is required: the VRID (1..255) shared by every node of the group")
+		}
+	case *v < 1 || *v > 255:
+		p.add("redundancy.group_id", "%d is out of range 1..255", *v)
+	default:
+		return uint8(*v)
+	}
+	return 0
+}
+
+func validatePriority(p *problems, v *int64) uint8 {
+	if v == nil {
+		return DefaultPriority
+	}
+	if *v < 1 || *v > 255 {
+		p.add("redundancy.priority", "%d is out of range 1..255 (0 is reserved for a resigning Master)", *v)
+		return DefaultPriority
+	}
+	return uint8(*v)
+}
+
+func validateAdvertInterval(p *problems, v *string) time.Duration {
+	if v == nil {
+		return DefaultAdvertInterval
+	}
+	d, err := time.ParseDuration(*v)
+	switch {
+	case err != nil:
+		p.add("redundancy.advert_interval", "%q is not a duration (for example \"1s\")", *v)
+	case d < time.Second || d > 255*time.Second || d%time.Second != 0:
+		p.add("redundancy.advert_interval", "%s must be a whole number of seconds from 1s to 255s (RFC 3768 section 5.3.7)", d)
+	default:
+		return d
+	}
+	return DefaultAdvertInterval
+}
+
+// checkOwner applies RFC 3768 section 5.3.4: priority 255 is the address owner's, the node
+// whose own address is a virtual IP, and only the owner lists its own address.
+func checkOwner(p *problems, rc RedundancyConfig, node NodeConfig) {
+	if !node.Address.IsValid() {
+		return
+	}
+	owner := slices.ContainsFunc(rc.VirtualIPs, func(v netip.Prefix) bool { return v.Addr() == node.Address })
+	if rc.Priority == 255 && !owner {
+		p.add("redundancy.priority", "255 is for the address owner only, and node.address %s is not among virtual_ips (RFC 3768 section 5.3.4)", node.Address)
+	}
+	if owner && rc.Priority != 255 {
+		p.add("redundancy.virtual_ips", "contains node.address %s: only the owner (priority 255) may list its own address", node.Address)
+	}
 }
 
 func validatePeer(p *problems, s *string, node NodeConfig, allowLinkLocal bool) netip.Addr {
@@ -684,7 +707,7 @@ func validatePeer(p *problems, s *string, node NodeConfig, allowLinkLocal bool) 
 // validateVirtualIPs checks each entry: an IPv4 host address with a prefix length, not a
 // special address, not the network or broadcast address of its prefix, listed once, and not
 // the peer's own address (this node's gratuitous ARP would take it from the peer).
-func validateVirtualIPs(p *problems, list []string, node NodeConfig, rc RedundancyConfig) []netip.Prefix {
+func validateVirtualIPs(p *problems, list []string, rc RedundancyConfig) []netip.Prefix {
 	if !p.listLen("redundancy.virtual_ips", len(list), MaxVirtualIPs, "an advert carries at most 255 addresses") {
 		return nil
 	}

@@ -166,6 +166,55 @@ func keyNames() string {
 	return strings.Join(names, " ")
 }
 
+// subFlags are the flags of one subcommand, beyond ctlFlags.
+type subFlags struct {
+	write, continuous bool
+	wait              float64
+	kickEvery         time.Duration // wait, checked
+	nc                struct {
+		ip, mask, gw          string
+		dhcp, auth, phy, port int
+	}
+}
+
+// register adds sub's own flags to fs; false when sub is not a command.
+func (o *subFlags) register(fs *flag.FlagSet, sub string) bool {
+	switch sub {
+	case "scan":
+		fs.BoolVar(&o.write, "x", false, "write the devices found to bnfos.conf")
+	case "kick":
+		fs.BoolVar(&o.continuous, "c", false, "kick continuously")
+		fs.Float64Var(&o.wait, "w", 2, "`seconds` between kicks with -c")
+	case "netconf":
+		fs.StringVar(&o.nc.ip, "i", "", "ip `address`")
+		fs.StringVar(&o.nc.mask, "n", "255.255.255.0", "`netmask`")
+		fs.StringVar(&o.nc.gw, "g", "0.0.0.0", "`gateway`")
+		fs.IntVar(&o.nc.dhcp, "d", 1, "dhcp (1 on, 0 off)")
+		fs.IntVar(&o.nc.auth, "a", 0, "http auth (1 on, 0 off)")
+		fs.IntVar(&o.nc.phy, "e", 0, "ethernet (0 auto, 1 10 Mbit, 2 100 Mbit)")
+		fs.IntVar(&o.nc.port, "p", 80, "http `port`")
+	case "get", "set", "show", "master", "slave", "ping", "flash", "reset":
+	default:
+		return false
+	}
+	return true
+}
+
+// check rejects the values the client would silently replace or cannot represent.
+func (o *subFlags) check(f *ctlFlags) error {
+	if _, err := seconds("-t", f.timeout, minTimeout, maxTimeout); err != nil {
+		return err
+	}
+	if o.continuous {
+		d, err := seconds("-w", o.wait, minKickWait, maxKickWait)
+		if err != nil {
+			return err
+		}
+		o.kickEvery = d
+	}
+	return nil
+}
+
 func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-help" || args[0] == "--help" {
 		fmt.Fprintf(stderr, berofosUsage, keyNames())
@@ -176,28 +225,8 @@ func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var f ctlFlags
 	f.register(fs)
-	var write, continuous bool
-	var wait float64
-	var nc struct {
-		ip, mask, gw          string
-		dhcp, auth, phy, port int
-	}
-	switch sub {
-	case "scan":
-		fs.BoolVar(&write, "x", false, "write the devices found to bnfos.conf")
-	case "kick":
-		fs.BoolVar(&continuous, "c", false, "kick continuously")
-		fs.Float64Var(&wait, "w", 2, "`seconds` between kicks with -c")
-	case "netconf":
-		fs.StringVar(&nc.ip, "i", "", "ip `address`")
-		fs.StringVar(&nc.mask, "n", "255.255.255.0", "`netmask`")
-		fs.StringVar(&nc.gw, "g", "0.0.0.0", "`gateway`")
-		fs.IntVar(&nc.dhcp, "d", 1, "dhcp (1 on, 0 off)")
-		fs.IntVar(&nc.auth, "a", 0, "http auth (1 on, 0 off)")
-		fs.IntVar(&nc.phy, "e", 0, "ethernet (0 auto, 1 10 Mbit, 2 100 Mbit)")
-		fs.IntVar(&nc.port, "p", 80, "http `port`")
-	case "get", "set", "show", "master", "slave", "ping", "flash", "reset":
-	default:
+	var o subFlags
+	if !o.register(fs, sub) {
 		fmt.Fprintf(stderr, "redundantctl berofos: unknown command %q\n", sub)
 		fmt.Fprintf(stderr, berofosUsage, keyNames())
 		return 2
@@ -206,50 +235,47 @@ func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return 2
 	}
-	if _, err := seconds("-t", f.timeout, minTimeout, maxTimeout); err != nil {
+	if err := o.check(&f); err != nil {
 		fmt.Fprintf(stderr, "redundantctl berofos %s: %v\n", sub, err)
 		return 2
 	}
-	var kickEvery time.Duration
-	if sub == "kick" && continuous {
-		if kickEvery, err = seconds("-w", wait, minKickWait, maxKickWait); err != nil {
-			fmt.Fprintf(stderr, "redundantctl berofos %s: %v\n", sub, err)
-			return 2
-		}
-	}
-	c := &cli{stdout: stdout, stderr: stderr, json: f.json}
 	if sub != "get" && sub != "set" && sub != "flash" && len(positional) > 0 {
 		fmt.Fprintf(stderr, "redundantctl berofos %s: unexpected arguments %q\n", sub, positional)
 		return 2
 	}
+	c := &cli{stdout: stdout, stderr: stderr, json: f.json}
+	return c.dispatch(ctx, sub, &f, &o, positional)
+}
+
+func (c *cli) dispatch(ctx context.Context, sub string, f *ctlFlags, o *subFlags, positional []string) int {
 	switch sub {
 	case "scan":
-		return c.scan(ctx, &f, write)
+		return c.scan(ctx, f, o.write)
 	case "get":
-		return c.get(ctx, &f, positional)
+		return c.get(ctx, f, positional)
 	case "set":
-		return c.set(ctx, &f, positional)
+		return c.set(ctx, f, positional)
 	case "show":
-		return c.show(ctx, &f)
+		return c.show(ctx, f)
 	case "kick":
-		return c.kick(ctx, &f, continuous, kickEvery)
+		return c.kick(ctx, f, o.continuous, o.kickEvery)
 	case "ping", "reset":
-		return c.gbl4(ctx, &f, sub)
+		return c.gbl4(ctx, f, sub)
 	case "flash":
 		if len(positional) != 1 {
 			return c.fail(errors.New("flash: give exactly one firmware file"))
 		}
-		return c.flash(ctx, &f, positional[0])
+		return c.flash(ctx, f, positional[0])
 	case "netconf":
-		n, err := netconfFrom(nc.ip, nc.mask, nc.gw, nc.dhcp, nc.auth, nc.phy, nc.port)
+		n, err := netconfFrom(o.nc.ip, o.nc.mask, o.nc.gw, o.nc.dhcp, o.nc.auth, o.nc.phy, o.nc.port)
 		if err != nil {
 			return c.fail(err)
 		}
-		return c.netconf(ctx, &f, n)
+		return c.netconf(ctx, f, n)
 	case "master":
-		return c.mode(ctx, &f, 1)
+		return c.mode(ctx, f, 1)
 	case "slave":
-		return c.mode(ctx, &f, 0)
+		return c.mode(ctx, f, 0)
 	}
 	return 2
 }
@@ -348,6 +374,15 @@ func (c *cli) scan(ctx context.Context, f *ctlFlags, write bool) int {
 		}
 		return code
 	}
+	c.printScan(out)
+	if write {
+		fmt.Fprintf(c.stdout, "wrote %s (%d devices)\n", f.conf, len(devs))
+	}
+	return 0
+}
+
+// printScan prints the devices found as a table.
+func (c *cli) printScan(out []scanJSON) {
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tMAC\tADDRESS\tGATEWAY\tPORT\tFIRMWARE\tMODE\tOPTIONS")
 	for _, s := range out {
@@ -366,10 +401,6 @@ func (c *cli) scan(ctx context.Context, f *ctlFlags, write bool) int {
 			s.Firmware, mode, strings.Join(opts, ","))
 	}
 	tw.Flush()
-	if write {
-		fmt.Fprintf(c.stdout, "wrote %s (%d devices)\n", f.conf, len(devs))
-	}
-	return 0
 }
 
 func (c *cli) get(ctx context.Context, f *ctlFlags, keys []string) int {
