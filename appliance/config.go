@@ -275,7 +275,7 @@ func ParseConfig(b []byte) (*Config, error) {
 	var raw rawConfig
 	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
-		return nil, decodeError(err)
+		return nil, decodeError(err, b)
 	}
 	return raw.validate()
 }
@@ -305,22 +305,47 @@ func checkUTF8(b []byte) error {
 // keyAtLine names, as well as a plain scan can, the key whose line starts at lineStart: the
 // last table header before it and the bare key before '=' on the line, when it precedes off.
 func keyAtLine(b []byte, lineStart, off int) string {
+	return joinKey(tableBefore(b, lineStart), keyOnLine(b[lineStart:off]))
+}
+
+// tableBefore is the name of the last table header ("[node]", "[[service]]") before offset
+// end, "" when there is none.
+func tableBefore(b []byte, end int) string {
 	table := ""
-	for _, l := range bytes.Split(b[:lineStart], []byte("\n")) {
-		l = bytes.TrimSpace(l)
-		if len(l) > 2 && l[0] == '[' {
-			if i := bytes.IndexByte(l, ']'); i > 0 {
-				table = strings.Trim(string(l[1:i]), "[] \t")
-			}
+	for _, l := range bytes.Split(b[:end], []byte("\n")) {
+		if name, ok := tableHeader(l); ok {
+			table = name
 		}
 	}
-	key := ""
-	if eq := bytes.IndexByte(b[lineStart:off], '='); eq > 0 {
-		k := strings.TrimSpace(string(b[lineStart : lineStart+eq]))
-		if k != "" && !strings.ContainsAny(k, " \t\"'[#") {
-			key = k
-		}
+	return table
+}
+
+func tableHeader(l []byte) (string, bool) {
+	l = bytes.TrimSpace(l)
+	if len(l) < 3 || l[0] != '[' {
+		return "", false
 	}
+	i := bytes.IndexByte(l, ']')
+	if i < 0 {
+		return "", false
+	}
+	return strings.Trim(string(l[1:i]), "[] \t"), true
+}
+
+// keyOnLine is the bare key before '=' in line, "" when there is none.
+func keyOnLine(line []byte) string {
+	eq := bytes.IndexByte(line, '=')
+	if eq <= 0 {
+		return ""
+	}
+	k := strings.TrimSpace(string(line[:eq]))
+	if k == "" || strings.ContainsAny(k, " \t\"'[#") {
+		return ""
+	}
+	return k
+}
+
+func joinKey(table, key string) string {
 	switch {
 	case table != "" && key != "":
 		return table + "." + key
@@ -332,28 +357,73 @@ func keyAtLine(b []byte, lineStart, off int) string {
 	return "(document)"
 }
 
-// decodeError turns go-toml's errors into ConfigErrors that name the key.
-func decodeError(err error) error {
+// lineBounds returns the offsets of the start and end of the 1-based line n of b.
+func lineBounds(b []byte, n int) (start, end int) {
+	for i := 1; i < n; i++ {
+		j := bytes.IndexByte(b[start:], '\n')
+		if j < 0 {
+			return len(b), len(b)
+		}
+		start += j + 1
+	}
+	end = len(b)
+	if j := bytes.IndexByte(b[start:], '\n'); j >= 0 {
+		end = start + j
+	}
+	return start, end
+}
+
+// decodeError turns go-toml's errors into ConfigErrors that name the key. go-toml gives the
+// key without its table for some errors ("interface" for a key given twice) and none for
+// syntax errors; the document b supplies them.
+func decodeError(err error, b []byte) error {
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) {
 		errs := make([]error, 0, len(strict.Errors))
 		for i := range strict.Errors {
 			e := &strict.Errors[i]
 			line, _ := e.Position()
-			errs = append(errs, &ConfigError{Key: strings.Join(e.Key(), "."), Line: line, Problem: "unknown key"})
+			errs = append(errs, &ConfigError{Key: dottedKey(e.Key()), Line: line, Problem: "unknown key"})
 		}
 		return joinCapped(errs)
 	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		line, _ := de.Position()
-		key := strings.Join(de.Key(), ".")
+		key := dottedKey(de.Key())
+		if line > 0 {
+			start, end := lineBounds(b, line)
+			_, header := tableHeader(b[start:end])
+			switch {
+			case key == "":
+				key = keyAtLine(b, start, end)
+			case len(de.Key()) == 1 && !header:
+				key = joinKey(tableBefore(b, start), key)
+			}
+		}
 		if key == "" {
 			key = "(document)"
 		}
 		return &ConfigError{Key: key, Line: line, Problem: decodeProblem(de)}
 	}
 	return &ConfigError{Key: "(document)", Problem: strings.TrimPrefix(err.Error(), "toml: ")}
+}
+
+// dottedKey writes a key path as TOML does: bare parts as they are, others (empty, with a
+// dot or a space) quoted.
+func dottedKey(parts []string) string {
+	out := make([]string, len(parts))
+	for i, k := range parts {
+		bare := k != "" && strings.IndexFunc(k, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+		}) < 0
+		if bare {
+			out[i] = k
+		} else {
+			out[i] = strconv.Quote(k)
+		}
+	}
+	return strings.Join(out, ".")
 }
 
 // tomlTypeRE picks the TOML type out of go-toml's "cannot decode TOML integer into struct

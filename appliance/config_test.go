@@ -95,7 +95,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"sync relative path", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[sync]\npaths = [\"etc/asterisk\"]", []string{"sync.paths[0]"}, "absolute"},
 		{"sync without peer", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[sync]\nenabled = true\npaths = [\"/etc/asterisk\"]\npeer_fingerprint = \"" + testFingerprint + "\"", []string{"sync.peer"}, "required"},
 		{"sync max_delete", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[sync]\nmax_delete = 1.5", []string{"sync.max_delete"}, "share"},
-		{"syntax", `group_id = 18`, `group_id = = 18`, nil, ""},
+		{"syntax", `group_id = 18`, `group_id = = 18`, []string{"redundancy.group_id"}, "(line 7)"},
+		{"key given twice", `interface = "eth0"`, "interface = \"eth0\"\ninterface = \"eth1\"", []string{"node.interface"}, "(line 5): key interface is already defined"},
+		{"wrong type", `interface = "eth0"`, `interface = true`, []string{"node.interface"}, "expected a string, not a boolean"},
+		{"wrong type in a list", `"192.0.2.100/24"`, `"192.0.2.100/24", 7`, []string{"redundancy.virtual_ips"}, "expected a list of strings, not an integer"},
+		{"section as a value", `[node]`, "api = 1\n[node]", []string{"api"}, "expected a table, not an integer"},
+		{"unterminated string", `group_id = 18`, "group_id = 18\ngarp_interval = \"1s", []string{"redundancy.garp_interval"}, "(line 8)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,4 +385,34 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// FuzzParseConfig: any document is either a Config or an error that wraps ErrConfig and
+// names a key; never a panic (the UTF-8 and line scans index into the document).
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("[node]\nid = \"caf\xe9\"\n"))
+	f.Add([]byte("[node]\ninterface = 5\n[[x]]\ny = = 1\n"))
+	f.Add([]byte("\xef\xbb\xbf[a]\nb = \"\n"))
+	if b, err := os.ReadFile("../docs/redundantd.toml"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := ParseConfig(b)
+		if err == nil {
+			if cfg == nil {
+				t.Fatal("nil Config without an error")
+			}
+			return
+		}
+		if !errors.Is(err, ErrConfig) {
+			t.Fatalf("error %v does not wrap ErrConfig", err)
+		}
+		for _, e := range flatten(err) {
+			var ce *ConfigError
+			if !errors.As(e, &ce) || ce.Key == "" {
+				t.Fatalf("error %q names no key", e)
+			}
+		}
+	})
 }
