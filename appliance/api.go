@@ -24,6 +24,8 @@ type StatusResponse struct {
 	Uptime      string            `json:"uptime"`
 	// Parts holds the status of each part by name: "berofos" (one entry per device), "sync".
 	Parts map[string]any `json:"parts,omitempty"`
+	// Events is the state of the event log: how many are kept, how many only in memory.
+	Events EventStoreStatus `json:"events"`
 }
 
 // Status reports the node's current state.
@@ -38,6 +40,7 @@ func (a *Appliance) Status() StatusResponse {
 		VirtualIPs: make([]string, 0, len(rc.VirtualIPs)),
 		Holding:    []string{},
 		Dropped:    map[string]uint64{},
+		Events:     a.events.status(),
 	}
 	for _, p := range rc.VirtualIPs {
 		s.VirtualIPs = append(s.VirtualIPs, p.String())
@@ -77,9 +80,24 @@ func (a *Appliance) Status() StatusResponse {
 //
 //	GET /api/v1/status             the node's state (StatusResponse)
 //	GET /api/v1/events?after=SEQ   the retained event log, oldest first
+//	POST /api/v1/events/read       mark events read: {"seqs":[..]} or {"up_to":SEQ}
 //	POST /api/v1/sync              replicate now (on the Master), answers the run's figures
+//
+// Mutating requests share one rate limit (429 when exceeded), so a flood can neither run
+// the replication back to back nor push the log's events out; concurrent "sync now"
+// requests share runs.
 func (a *Appliance) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mutating := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !a.mutating.allow(a.now()) {
+				w.Header().Set("Retry-After", "1")
+				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many requests; try again in a second"})
+				return
+			}
+			h(w, r)
+		}
+	}
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Status())
 	})
@@ -93,25 +111,51 @@ func (a *Appliance) Handler() http.Handler {
 			}
 			after = n
 		}
-		ev := a.events.since(after)
+		ev, _ := a.events.log.since(after)
 		if ev == nil {
 			ev = []Event{}
 		}
 		writeJSON(w, http.StatusOK, ev)
 	})
-	mux.HandleFunc("POST /api/v1/sync", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /api/v1/events/read", mutating(func(w http.ResponseWriter, r *http.Request) {
+		var req MarkReadRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+			return
+		}
+		if len(req.Seqs) == 0 && req.UpTo == 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "name the events: seqs or up_to"})
+			return
+		}
+		writeJSON(w, http.StatusOK, MarkReadResponse{Marked: a.events.markRead(req.Seqs, req.UpTo)})
+	}))
+	mux.HandleFunc("POST /api/v1/sync", mutating(func(w http.ResponseWriter, r *http.Request) {
 		if a.sync == nil {
 			writeJSON(w, http.StatusConflict, map[string]string{"error": "replication is not enabled ([sync] enabled = false)"})
 			return
 		}
-		st, err := a.sync.SyncNow(r.Context())
+		// A large run may outlast the server's write timeout.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		st, err := a.syncNow(r.Context())
 		if err != nil {
 			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "stats": st})
 			return
 		}
 		writeJSON(w, http.StatusOK, st)
-	})
+	}))
 	return mux
+}
+
+// MarkReadRequest is the body of POST /api/v1/events/read: the events to mark, by number,
+// or every event up to and including UpTo.
+type MarkReadRequest struct {
+	Seqs []uint64 `json:"seqs,omitempty"`
+	UpTo uint64   `json:"up_to,omitempty"`
+}
+
+// MarkReadResponse answers POST /api/v1/events/read.
+type MarkReadResponse struct {
+	Marked int `json:"marked"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	pbxsync "github.com/redundantd/redundantd/sync"
 	"github.com/redundantd/redundantd/vrrp"
 )
 
@@ -48,6 +49,11 @@ type Options struct {
 	Parts []Part
 	// Now stamps events; time.Now when nil.
 	Now func() time.Time
+	// EventLimits bounds the event log; DefaultEventLimits when zero.
+	EventLimits EventLimits
+	// APIListener serves the API when set (tests, socket activation); otherwise Run listens
+	// on api.listen.
+	APIListener net.Listener
 }
 
 // Appliance is one redundantd node.
@@ -57,22 +63,31 @@ type Appliance struct {
 	now     func() time.Time
 	router  Router // nil when redundancy is disabled
 	parts   []Part
+	apiLn   net.Listener
 	sync    *syncPart // nil when replication is off
-	events  *eventLog
+	events  *eventStore
 	roles   chan vrrp.Event // capacity 1: the newest role change replaces an unread one
 	started time.Time
+
+	mutating *tokenBucket // rate of API requests that change something
+	apiConns *connLimiter // set by Run
+	syncRuns coalescer[pbxsync.RunStats]
+	runCtx   context.Context // Run's context, for work the API starts on the node's behalf
 }
 
 // New builds the node and opens its VRRP engine (when redundancy is enabled). It starts no
 // goroutines; Run does.
 func New(cfg *Config, opts Options) (*Appliance, error) {
 	a := &Appliance{
-		cfg:    cfg,
-		log:    opts.Logger,
-		now:    opts.Now,
-		parts:  opts.Parts,
-		events: newEventLog(512),
-		roles:  make(chan vrrp.Event, 1),
+		cfg:   cfg,
+		log:   opts.Logger,
+		now:   opts.Now,
+		parts: opts.Parts,
+		apiLn: opts.APIListener,
+		roles: make(chan vrrp.Event, 1),
+
+		mutating: newTokenBucket(apiMutatingRate, apiMutatingBurst),
+		runCtx:   context.Background(),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -80,6 +95,11 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	limits := opts.EventLimits
+	if limits.Count == 0 {
+		limits = DefaultEventLimits
+	}
+	a.events = openEventStore(cfg.Node.StateDir, limits, a.log.With("part", "events"), a.now)
 	if cfg.Berofos.Enabled {
 		p, err := newBerofosPart(cfg.Berofos, a.log.With("part", "berofos"), a.record)
 		if err != nil {
@@ -137,18 +157,10 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 // onVRRPEvent runs on the VRRP engine's goroutine: it records the event and hands the role
 // to the transition worker without blocking.
 func (a *Appliance) onVRRPEvent(e vrrp.Event) {
-	sev := SeverityInfo
-	if e.To == vrrp.StateMaster || e.From == vrrp.StateMaster {
-		sev = SeverityWarning
-	}
-	msg := fmt.Sprintf("%s -> %s: %s", e.From, e.To, e.Reason)
-	if e.MasterIP.IsValid() {
-		msg += fmt.Sprintf(" (master %s)", e.MasterIP)
-	}
-	a.record(Event{Time: e.At, Severity: sev, Source: "vrrp", Name: "transition", Message: msg})
+	a.record(transitionEvent(e))
 	if e.Err != nil {
-		a.record(Event{Time: e.At, Severity: SeverityCritical, Source: "vrrp", Name: "addresses",
-			Message: fmt.Sprintf("virtual IPs not in the wanted state after %s -> %s (retrying every advert interval): %v", e.From, e.To, e.Err)})
+		a.record(Event{Time: e.At, Priority: PriorityWarning, Application: AppRedundancy, Name: "addresses",
+			Description: fmt.Sprintf("virtual IPs not in the wanted state after %s -> %s (retrying every advert interval): %v", e.From, e.To, e.Err)})
 	}
 	for {
 		select {
@@ -164,17 +176,31 @@ func (a *Appliance) onVRRPEvent(e vrrp.Event) {
 	}
 }
 
-// record stamps, stores and logs an event.
+// transitionEvent describes a role change for the operator: "became master" with the reason
+// and the Master heard, at notice priority when this node takes or leaves the Master role.
+func transitionEvent(e vrrp.Event) Event {
+	prio := PriorityInfo
+	if e.To == vrrp.StateMaster || e.From == vrrp.StateMaster {
+		prio = PriorityNotice
+	}
+	msg := fmt.Sprintf("%s -> %s: %s", e.From, e.To, e.Reason)
+	if e.MasterIP.IsValid() {
+		msg += fmt.Sprintf(" (master %s)", e.MasterIP)
+	}
+	return Event{Time: e.At, Priority: prio, Application: AppRedundancy, Name: "became " + e.To.String(), Description: msg}
+}
+
+// record stamps, stores and logs an event. It never waits for the disk.
 func (a *Appliance) record(e Event) Event {
 	if e.Time.IsZero() {
 		e.Time = a.now()
 	}
 	e = a.events.add(e)
 	level := slog.LevelInfo
-	if e.Severity <= SeverityWarning {
+	if e.Priority >= PriorityWarning {
 		level = slog.LevelWarn
 	}
-	a.log.Log(context.Background(), level, e.Message, "source", e.Source, "event", e.Name, "seq", e.Seq)
+	a.log.Log(context.Background(), level, e.Description, "application", e.Application, "event", e.Name, "seq", e.Seq)
 	return e
 }
 
@@ -182,26 +208,32 @@ func (a *Appliance) record(e Event) Event {
 // advert, addresses released) before Run returns.
 func (a *Appliance) Run(ctx context.Context) error {
 	a.started = a.now()
-	ln, err := net.Listen("tcp", a.cfg.API.Listen)
+	ln, err := a.apiLn, error(nil)
+	if ln == nil {
+		ln, err = net.Listen("tcp", a.cfg.API.Listen)
+	}
 	if err != nil {
 		if c, ok := a.router.(io.Closer); ok {
 			c.Close()
 		}
 		return fmt.Errorf("api: listen on %s: %w", a.cfg.API.Listen, err)
 	}
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	a.runCtx = ctx
+	srv, lln := newAPIServer(a.Handler(), ln)
+	a.apiConns = lln
 	apiErr := make(chan error, 1)
-	go func() { apiErr <- srv.Serve(ln) }()
-	a.record(Event{Severity: SeverityInfo, Source: "appliance", Name: "start",
-		Message: fmt.Sprintf("node %s started (redundancy enabled: %t)", a.cfg.Node.ID, a.cfg.Redundancy.Enabled)})
+	go func() { apiErr <- srv.Serve(lln) }()
+	a.record(Event{Priority: PriorityInfo, Application: AppRedundancy, Name: "start",
+		Description: fmt.Sprintf("node %s started (redundancy enabled: %t)", a.cfg.Node.ID, a.cfg.Redundancy.Enabled)})
 
 	var wg sync.WaitGroup
+	wg.Go(func() { a.events.run(ctx) })
 	wg.Go(func() { a.follow(ctx) })
 	for _, p := range a.parts {
 		wg.Go(func() {
 			if err := p.Run(ctx); err != nil && ctx.Err() == nil {
-				a.record(Event{Severity: SeverityCritical, Source: p.Name(), Name: "stopped",
-					Message: fmt.Sprintf("%s stopped: %v", p.Name(), err)})
+				a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "part stopped",
+					Description: fmt.Sprintf("%s stopped: %v", p.Name(), err)})
 			}
 		})
 	}
@@ -223,8 +255,14 @@ func (a *Appliance) Run(ctx context.Context) error {
 	if err := <-apiErr; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
 		runErr = fmt.Errorf("api: %w", err)
 	}
-	a.record(Event{Severity: SeverityInfo, Source: "appliance", Name: "stop", Message: "node stopped"})
+	a.record(Event{Priority: PriorityInfo, Application: AppRedundancy, Name: "stop", Description: "node stopped"})
+	a.events.flush()
 	return runErr
+}
+
+// syncNow replicates now, sharing the run with concurrent callers (see coalescer).
+func (a *Appliance) syncNow(ctx context.Context) (pbxsync.RunStats, error) {
+	return a.syncRuns.do(ctx, func() (pbxsync.RunStats, error) { return a.sync.SyncNow(a.runCtx) })
 }
 
 // follow delivers role changes to the followers one at a time, newest first.

@@ -52,6 +52,7 @@ func testConfig(t *testing.T) *Config {
 		t.Fatal(err)
 	}
 	cfg.API.Listen = "127.0.0.1:0"
+	cfg.Node.StateDir = t.TempDir()
 	return cfg
 }
 
@@ -148,9 +149,9 @@ func TestTransitionsReachFollowersAndEventLog(t *testing.T) {
 	f.mu.Unlock()
 
 	var msgs []string
-	for _, e := range a.events.since(0) {
-		if e.Source == "vrrp" {
-			msgs = append(msgs, e.Message)
+	for _, e := range a.events.log.all() {
+		if e.Name == "became backup" || e.Name == "became master" {
+			msgs = append(msgs, e.Description)
 		}
 	}
 	want := []string{"initialize -> backup: startup", "backup -> master: master down (master 192.0.2.11)"}
@@ -170,22 +171,5 @@ func TestNewestRoleWins(t *testing.T) {
 	}
 	if e := <-a.roles; e.To != vrrp.StateBackup {
 		t.Errorf("queued role %s, want the newest (backup)", e.To)
-	}
-}
-
-func TestEventLogRing(t *testing.T) {
-	l := newEventLog(3)
-	for i := 0; i < 5; i++ {
-		l.add(Event{Name: "e"})
-	}
-	var seqs []uint64
-	for _, e := range l.since(0) {
-		seqs = append(seqs, e.Seq)
-	}
-	if diff := cmp.Diff([]uint64{3, 4, 5}, seqs); diff != "" {
-		t.Errorf("retained (-want +got):\n%s", diff)
-	}
-	if got := l.since(4); len(got) != 1 || got[0].Seq != 5 {
-		t.Errorf("since(4) = %+v", got)
 	}
 }

@@ -69,12 +69,12 @@ func (p *berofosPart) Follow(role vrrp.State) {
 
 // berofosEvent turns a device event into an event-log entry an operator can act on.
 func berofosEvent(e berofos.DeviceEvent) Event {
-	sev := SeverityInfo
+	prio := PriorityInfo
 	switch e.Kind {
 	case berofos.EventUnreachable, berofos.EventSetFailed, berofos.EventWatchdogFailure, berofos.EventKickFailed:
-		sev = SeverityCritical
+		prio = PriorityWarning
 	case berofos.EventDrift:
-		sev = SeverityWarning
+		prio = PriorityNotice
 	}
 	msg := fmt.Sprintf("%s: %s (want lines %s", e.Device, e.Kind, e.Desired)
 	if e.Mode >= 0 {
@@ -84,5 +84,5 @@ func berofosEvent(e berofos.DeviceEvent) Event {
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
-	return Event{Time: e.At, Severity: sev, Source: "berofos", Name: e.Kind.String(), Message: msg}
+	return Event{Time: e.At, Priority: prio, Application: AppBerofos, Name: e.Kind.String(), Description: msg}
 }

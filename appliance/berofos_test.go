@@ -55,10 +55,10 @@ func runWithBerofos(t *testing.T, conf string, timeout time.Duration) (*Applianc
 	return a, fr
 }
 
-func eventsMatching(a *Appliance, source, name string) []Event {
+func eventsMatching(a *Appliance, app, name string) []Event {
 	var out []Event
-	for _, e := range a.events.since(0) {
-		if e.Source == source && e.Name == name {
+	for _, e := range a.events.log.all() {
+		if e.Application == app && e.Name == name {
 			out = append(out, e)
 		}
 	}
@@ -78,10 +78,16 @@ func TestBerofosLinesFollowTheMaster(t *testing.T) {
 	// The Master takes the lines, confirmed by read-back.
 	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
 	waitFor(t, "relay mode 1", func() bool { return sim.Mode() == 1 })
-	waitFor(t, "a confirmed event", func() bool { return len(eventsMatching(a, "berofos", "confirmed")) == 1 })
-	// Someone presses the button: the Master puts the lines back.
+	waitFor(t, "a confirmed event", func() bool { return len(eventsMatching(a, AppBerofos, "confirmed")) == 1 })
+	// Someone presses the button: the Master puts the lines back. The second "confirmed"
+	// event is emitted after the controller has recorded the read-back in its status, so the
+	// status read below sees the re-asserted mode, not the drifted one of the read before it.
 	sim.PressButton()
-	waitFor(t, "drift re-asserted", func() bool { return len(eventsMatching(a, "berofos", "drift")) >= 1 && sim.Mode() == 1 })
+	waitFor(t, "drift seen", func() bool { return len(eventsMatching(a, AppBerofos, "drift")) >= 1 })
+	waitFor(t, "drift re-asserted and confirmed", func() bool { return len(eventsMatching(a, AppBerofos, "confirmed")) >= 2 })
+	if m := sim.Mode(); m != 1 {
+		t.Fatalf("relay mode after the re-assertion was confirmed = %d, want 1", m)
+	}
 
 	st := a.Status()
 	devs, ok := st.Parts["berofos"].([]berofos.DeviceStatus)
@@ -95,8 +101,8 @@ func TestBerofosUnreachableIsAnEvent(t *testing.T) {
 	sim.SetDown(true)
 	a, fr := runWithBerofos(t, conf, 200*time.Millisecond)
 	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
-	waitFor(t, "an unreachable event", func() bool { return len(eventsMatching(a, "berofos", "unreachable")) > 0 })
-	if e := eventsMatching(a, "berofos", "unreachable")[0]; e.Severity != SeverityCritical || !strings.Contains(e.Message, "fos1") {
+	waitFor(t, "an unreachable event", func() bool { return len(eventsMatching(a, AppBerofos, "unreachable")) > 0 })
+	if e := eventsMatching(a, AppBerofos, "unreachable")[0]; e.Priority != PriorityWarning || !strings.Contains(e.Description, "fos1") {
 		t.Errorf("event = %+v", e)
 	}
 	// The device comes back: the lines move without anyone asking again.

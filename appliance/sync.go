@@ -66,7 +66,7 @@ func (p *syncPart) Follow(role vrrp.State) {
 func (p *syncPart) SyncNow(ctx context.Context) (pbxsync.RunStats, error) { return p.n.SyncNow(ctx) }
 
 func syncEvent(e pbxsync.Event) Event {
-	ev := Event{Time: e.At, Severity: SeverityInfo, Source: "sync", Name: string(e.Kind)}
+	ev := Event{Time: e.At, Priority: PriorityInfo, Application: AppSync, Name: string(e.Kind)}
 	var b strings.Builder
 	switch e.Kind {
 	case pbxsync.EventRun:
@@ -77,10 +77,10 @@ func syncEvent(e pbxsync.Event) Event {
 			b.WriteString("run")
 		}
 	case pbxsync.EventConflict, pbxsync.EventWrongPeer, pbxsync.EventDeleteGuard, pbxsync.EventPeerRole:
-		ev.Severity = SeverityCritical
+		ev.Priority = PriorityWarning
 		b.WriteString(string(e.Kind))
 	case pbxsync.EventMerged:
-		ev.Severity = SeverityWarning
+		ev.Priority = PriorityNotice
 		b.WriteString(string(e.Kind))
 	default:
 		b.WriteString(string(e.Kind))
@@ -92,9 +92,9 @@ func syncEvent(e pbxsync.Event) Event {
 		fmt.Fprintf(&b, ": %s", e.Detail)
 	}
 	if e.Err != nil {
-		ev.Severity = SeverityCritical
+		ev.Priority = PriorityWarning
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
-	ev.Message = b.String()
+	ev.Description = b.String()
 	return ev
 }

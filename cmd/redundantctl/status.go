@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/redundantd/redundantd/appliance"
 )
 
 func init() {
@@ -100,14 +102,7 @@ func runEvents(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var ev []struct {
-		Seq      uint64    `json:"seq"`
-		Time     time.Time `json:"time"`
-		Severity int       `json:"severity"`
-		Source   string    `json:"source"`
-		Name     string    `json:"name"`
-		Message  string    `json:"message"`
-	}
+	var ev []appliance.Event
 	if err := apiGet(ctx, *api, fmt.Sprintf("/api/v1/events?after=%d", *after), &ev); err != nil {
 		fmt.Fprintln(os.Stderr, "redundantctl events:", err)
 		return 1
@@ -120,7 +115,7 @@ func runEvents(ctx context.Context, args []string) int {
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	for _, e := range ev {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", e.Seq, e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Severity, e.Source, e.Name, e.Message)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Seq, e.Status, e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Priority, e.Application, e.Name, e.Description)
 	}
 	tw.Flush()
 	return 0
