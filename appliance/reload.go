@@ -15,6 +15,7 @@ var liveKeys = map[string]bool{
 	"redundancy.garp_count":       true, // used at the next transition to Master
 	"redundancy.garp_interval":    true,
 	"redundancy.allow_link_local": true, // only widens what the file may say; nothing to apply
+	"redundancy.notify":           true, // when it exists: run at the next transition
 	"berofos":                     true, // the berofos part is rebuilt with the new settings
 	"sync":                        true, // the sync part is rebuilt with the new settings
 	"service":                     true, // [[service]], when it exists
