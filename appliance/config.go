@@ -231,7 +231,9 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	cfg, err := ParseConfig(b)
 	if err == nil {
-		err = checkFiles(cfg)
+		if err = checkFiles(cfg); err != nil {
+			addLines(err, bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")))
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -277,7 +279,12 @@ func ParseConfig(b []byte) (*Config, error) {
 	if err := dec.Decode(&raw); err != nil {
 		return nil, decodeError(err, b)
 	}
-	return raw.validate()
+	cfg, err := raw.validate()
+	if err != nil {
+		addLines(err, b)
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // checkUTF8 finds the first byte that is not UTF-8 and names its line, column and, where the
@@ -355,6 +362,65 @@ func joinKey(table, key string) string {
 		return table
 	}
 	return "(document)"
+}
+
+// addLines fills in the line of each ConfigError of err that has none, from a scan of the
+// document: the validators work on decoded values, which carry no position.
+func addLines(err error, b []byte) {
+	var lines map[string]int
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		ce, ok := e.(*ConfigError)
+		if !ok || ce.Line != 0 {
+			return
+		}
+		if lines == nil {
+			lines = keyLines(b)
+		}
+		ce.Line = lines[ce.Key]
+		if ce.Line == 0 && strings.HasSuffix(ce.Key, "]") {
+			if i := strings.LastIndexByte(ce.Key, '['); i > 0 {
+				ce.Line = lines[ce.Key[:i]] // a list entry: the line of its key
+			}
+		}
+	}
+	walk(err)
+}
+
+// keyLines maps the dotted keys of the document ("node.interface", "service[1].start") to
+// the line they are given on, as far as a line scan can tell: bare keys under [table] and
+// [[table]] headers. Keys it cannot place are absent (their errors have no line).
+func keyLines(b []byte) map[string]int {
+	out := map[string]int{}
+	table := ""
+	entries := map[string]int{} // [[table]] -> entries seen
+	for i, l := range bytes.Split(b, []byte("\n")) {
+		t := bytes.TrimSpace(l)
+		if name, ok := tableHeader(t); ok {
+			table = name
+			if bytes.HasPrefix(t, []byte("[[")) {
+				table = fmt.Sprintf("%s[%d]", name, entries[name])
+				entries[name]++
+			}
+			if _, seen := out[table]; !seen {
+				out[table] = i + 1
+			}
+			continue
+		}
+		if k := keyOnLine(t); k != "" {
+			key := joinKey(table, k)
+			if _, seen := out[key]; !seen {
+				out[key] = i + 1
+			}
+		}
+	}
+	return out
 }
 
 // lineBounds returns the offsets of the start and end of the 1-based line n of b.

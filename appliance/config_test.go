@@ -136,7 +136,8 @@ const testFingerprint = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c1
 
 // badFile is one of testdata/bad/*.toml: a configuration with one mistake, and in its
 // header comments the key the error must name ("# want:"), a phrase it must contain
-// ("# says:") and, for decoding errors, the line ("# line:").
+// ("# says:") and, for some, its line ("# line:"; every error must have one). The header
+// lines count: "# line:" is the line in the file as it is.
 type badFile struct {
 	path, want, says string
 	line             int
@@ -199,8 +200,11 @@ func TestLoadConfigBadFiles(t *testing.T) {
 			if !strings.Contains(err.Error(), f.says) {
 				t.Errorf("error %q does not say %q", err, f.says)
 			}
-			if f.line != 0 && (len(lines) != 1 || lines[0] != f.line) {
-				t.Errorf("lines %v, want [%d]", lines, f.line)
+			switch {
+			case len(lines) != 1 || lines[0] == 0:
+				t.Errorf("lines %v: want the line of %s", lines, f.want)
+			case f.line != 0 && lines[0] != f.line:
+				t.Errorf("line %d, want %d", lines[0], f.line)
 			}
 			if strings.Contains(err.Error(), "struct {") || strings.Contains(err.Error(), "rawConfig") {
 				t.Errorf("error dumps a Go type: %v", err)
@@ -305,7 +309,7 @@ func TestConfigSizeLimits(t *testing.T) {
 	}
 	under.WriteString("]\n")
 	_, err = ParseConfig([]byte(under.String()))
-	if err == nil || len(err.Error()) > 200 || !strings.Contains(err.Error(), "sync.paths: ") || !strings.Contains(err.Error(), "at most 64") {
+	if err == nil || len(err.Error()) > 200 || !strings.Contains(err.Error(), "sync.paths (line 10): ") || !strings.Contains(err.Error(), "at most 64") {
 		t.Errorf("ParseConfig of a %d-byte list: %.300v", under.Len(), err)
 	}
 	// Many bad entries within the list limits: at most maxReported are listed.
