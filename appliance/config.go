@@ -212,8 +212,8 @@ const (
 	MaxVirtualIPs = 255
 	// MaxSyncPaths is the most sync.paths (the sync protocol's tree index).
 	MaxSyncPaths = pbxsync.MaxTrees
-	// MaxBerofosDevices is the most berofos.devices; a pair of PBXs drives one or two boxes
-	// (a berofos switches four E1/T1 or eight BRI ports), so 32 leaves room for any rack.
+	// MaxBerofosDevices is the most berofos.devices; a pair of PBXs drives one or two boxes,
+	// so 32 leaves room for any rack.
 	MaxBerofosDevices = 32
 	// maxReported is how many problems one error lists; the rest are counted.
 	maxReported = 25
