@@ -13,6 +13,10 @@ var (
 	ErrNoMagic = errors.New("config.txt: no bnfos_confmap_magic line")
 	ErrSyntax  = errors.New("config.txt: syntax error")
 	ErrMissing = errors.New("config.txt: key missing")
+	// ErrDuplicateKey is a key sent twice. A device never does that, so the answer is not
+	// config.txt as the firmware wrote it (a proxy, another product, a corrupted flash), and
+	// neither value can be trusted to be the one the relay acts on.
+	ErrDuplicateKey = errors.New("config.txt: key given twice")
 )
 
 // MagicKey is the key of the first meaningful line of config.txt.
@@ -41,13 +45,17 @@ func (c *ConfigTxt) Validate() error {
 	if c.Version == "" || strings.ContainsAny(c.Version, "\n") || strings.HasSuffix(c.Version, "\r") {
 		return fmt.Errorf("%w: bad version %q", ErrNoMagic, c.Version)
 	}
+	seen := make(map[string]bool, len(c.Entries))
 	for i, e := range c.Entries {
 		switch {
 		case e.Key == "" || strings.ContainsAny(e.Key, "=\n") || e.Key == MagicKey:
 			return fmt.Errorf("%w: entry %d: bad key %q", ErrSyntax, i, e.Key)
 		case strings.Contains(e.Value, "\n") || strings.HasSuffix(e.Value, "\r"):
 			return fmt.Errorf("%w: entry %d (%s): bad value %q", ErrSyntax, i, e.Key, e.Value)
+		case seen[e.Key]:
+			return fmt.Errorf("%w: entry %d: %s", ErrDuplicateKey, i, e.Key)
 		}
+		seen[e.Key] = true
 	}
 	return nil
 }
@@ -69,12 +77,15 @@ func (c *ConfigTxt) MarshalText() ([]byte, error) {
 // tolerated (also several, as some proxies produce); the first meaningful line must be the magic
 // line and the body must end with a newline (a truncated answer is an error, not a short
 // config). After the magic, lines that are not "key=value" are skipped, as bnfos skips them.
-// Errors name the line.
+// A key given twice is an error (ErrDuplicateKey), not "the last one wins": the firmware sends
+// each key once, so a repeated key means the body is not what the device holds. Errors name
+// the line.
 func (c *ConfigTxt) UnmarshalText(b []byte) error {
 	if len(b) > MaxConfigSize {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrSyntax, len(b), MaxConfigSize)
 	}
 	var out ConfigTxt
+	first := map[string]int{} // key -> line it was first given on
 	lines := strings.Split(string(b), "\n")
 	last := len(lines) - 1
 	if lines[last] != "" {
@@ -99,6 +110,10 @@ func (c *ConfigTxt) UnmarshalText(b []byte) error {
 		if key == MagicKey {
 			return fmt.Errorf("%w: line %d: second magic line", ErrSyntax, i+1)
 		}
+		if l, dup := first[key]; dup {
+			return fmt.Errorf("%w: line %d: %.40q again (first on line %d)", ErrDuplicateKey, i+1, key, l)
+		}
+		first[key] = i + 1
 		out.Entries = append(out.Entries, Entry{Key: key, Value: value})
 	}
 	if out.Version == "" {
@@ -117,7 +132,7 @@ func ParseConfigTxt(b []byte) (*ConfigTxt, error) {
 	return c, nil
 }
 
-// Raw returns the value of a config.txt key as sent (the last one when repeated).
+// Raw returns the value of a config.txt key as sent.
 func (c *ConfigTxt) Raw(confKey string) (string, bool) {
 	for i := len(c.Entries) - 1; i >= 0; i-- {
 		if c.Entries[i].Key == confKey {

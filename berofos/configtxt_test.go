@@ -3,6 +3,7 @@ package berofos
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -122,6 +123,40 @@ func TestConfigTxtErrors(t *testing.T) {
 				t.Errorf("error = %v, want %v mentioning %q", err, tt.want, tt.wantText)
 			}
 		})
+	}
+}
+
+// TestConfigTxtDuplicateKey: a body that repeats a key (here the firmware 1.5.7 answer with
+// a second, contradicting 4_mode line at the end, as a caching proxy splicing two answers
+// produced) is refused with the line of each copy, instead of the last value winning.
+func TestConfigTxtDuplicateKey(t *testing.T) {
+	golden, err := os.ReadFile("testdata/config-duplicate-mode.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(golden, []byte(firmware157)) {
+		t.Fatal("testdata/config-duplicate-mode.txt no longer starts with the firmware 1.5.7 answer")
+	}
+	_, err = ParseConfigTxt(golden)
+	if !errors.Is(err, ErrDuplicateKey) {
+		t.Fatalf("error = %v, want ErrDuplicateKey", err)
+	}
+	if diff := cmp.Diff(`config.txt: key given twice: line 33: "4_mode" again (first on line 27)`, err.Error()); diff != "" {
+		t.Errorf("error text (-want +got):\n%s", diff)
+	}
+	for _, tt := range []struct{ name, in string }{
+		{"unknown key", "bnfos_confmap_magic=0.1\n9_x=1\n4_mode=1\n9_x=1\n"},
+		{"same value twice, CRLF", "bnfos_confmap_magic=0.1\r\n4_mode=1\r\n4_mode=1\r\n"},
+		{"empty values", "bnfos_confmap_magic=0.1\n3_dhcp=\n3_dhcp=\n"},
+	} {
+		if _, err := ParseConfigTxt([]byte(tt.in)); !errors.Is(err, ErrDuplicateKey) {
+			t.Errorf("%s: error = %v, want ErrDuplicateKey", tt.name, err)
+		}
+	}
+	// Validate refuses what the parser would refuse, so MarshalText never writes it.
+	c := &ConfigTxt{Version: MagicVersion, Entries: []Entry{{"4_mode", "1"}, {"5_p0", "0"}, {"4_mode", "0"}}}
+	if _, err := c.MarshalText(); !errors.Is(err, ErrDuplicateKey) {
+		t.Errorf("MarshalText with 4_mode twice: error = %v, want ErrDuplicateKey", err)
 	}
 }
 

@@ -44,7 +44,11 @@ flags (every command):
   -f fosN      device from bnfos.conf (default fos1)
   -h HOST      device address (host or host:port) instead of bnfos.conf
   -m MAC       device MAC (GBL4 commands)      -u USER:PASSWORD   HTTP login
-  -t SECONDS   timeout per request (default 3)  -json              machine-readable output
+  -t SECONDS   timeout per request, 0.01 to 60 (default 3)
+  -json        machine-readable output
+
+exit status: 0 done, 1 the device failed or did not answer (also scan -h when
+nothing answers), 2 a usage error (bad flag, bad -t or -w)
 
 keys: ` + "%s\n"
 
@@ -67,8 +71,30 @@ func (f *ctlFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "JSON output")
 }
 
+// Limits of the -t and -w flags. The client would replace a zero or negative timeout by its
+// default without a word, and a huge one overflows time.Duration; both are usage errors.
+const (
+	minTimeout  = 10 * time.Millisecond // as berofos.timeout in redundantd.toml
+	maxTimeout  = time.Minute
+	minKickWait = 10 * time.Millisecond
+	maxKickWait = time.Hour
+)
+
+// seconds converts a flag given in seconds to a duration within lo..hi, or says why not.
+func seconds(flagName string, v float64, lo, hi time.Duration) (time.Duration, error) {
+	// NaN fails both comparisons, so it is refused too.
+	if !(v >= lo.Seconds() && v <= hi.Seconds()) {
+		return 0, fmt.Errorf("%s %v: want %g to %g seconds", flagName, v, lo.Seconds(), hi.Seconds())
+	}
+	return time.Duration(v * float64(time.Second)), nil
+}
+
+func (f *ctlFlags) timeoutDuration() time.Duration {
+	return time.Duration(f.timeout * float64(time.Second))
+}
+
 func (f *ctlFlags) client() *berofos.Client {
-	return berofos.NewClient(berofos.ClientOptions{Timeout: time.Duration(f.timeout * float64(time.Second))})
+	return berofos.NewClient(berofos.ClientOptions{Timeout: f.timeoutDuration()})
 }
 
 // device resolves the device the flags name: -h, or the -f section of bnfos.conf, with -m
@@ -140,6 +166,55 @@ func keyNames() string {
 	return strings.Join(names, " ")
 }
 
+// subFlags are the flags of one subcommand, beyond ctlFlags.
+type subFlags struct {
+	write, continuous bool
+	wait              float64
+	kickEvery         time.Duration // wait, checked
+	nc                struct {
+		ip, mask, gw          string
+		dhcp, auth, phy, port int
+	}
+}
+
+// register adds sub's own flags to fs; false when sub is not a command.
+func (o *subFlags) register(fs *flag.FlagSet, sub string) bool {
+	switch sub {
+	case "scan":
+		fs.BoolVar(&o.write, "x", false, "write the devices found to bnfos.conf")
+	case "kick":
+		fs.BoolVar(&o.continuous, "c", false, "kick continuously")
+		fs.Float64Var(&o.wait, "w", 2, "`seconds` between kicks with -c")
+	case "netconf":
+		fs.StringVar(&o.nc.ip, "i", "", "ip `address`")
+		fs.StringVar(&o.nc.mask, "n", "255.255.255.0", "`netmask`")
+		fs.StringVar(&o.nc.gw, "g", "0.0.0.0", "`gateway`")
+		fs.IntVar(&o.nc.dhcp, "d", 1, "dhcp (1 on, 0 off)")
+		fs.IntVar(&o.nc.auth, "a", 0, "http auth (1 on, 0 off)")
+		fs.IntVar(&o.nc.phy, "e", 0, "ethernet (0 auto, 1 10 Mbit, 2 100 Mbit)")
+		fs.IntVar(&o.nc.port, "p", 80, "http `port`")
+	case "get", "set", "show", "master", "slave", "ping", "flash", "reset":
+	default:
+		return false
+	}
+	return true
+}
+
+// check rejects the values the client would silently replace or cannot represent.
+func (o *subFlags) check(f *ctlFlags) error {
+	if _, err := seconds("-t", f.timeout, minTimeout, maxTimeout); err != nil {
+		return err
+	}
+	if o.continuous {
+		d, err := seconds("-w", o.wait, minKickWait, maxKickWait)
+		if err != nil {
+			return err
+		}
+		o.kickEvery = d
+	}
+	return nil
+}
+
 func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-help" || args[0] == "--help" {
 		fmt.Fprintf(stderr, berofosUsage, keyNames())
@@ -150,28 +225,8 @@ func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var f ctlFlags
 	f.register(fs)
-	var write, continuous bool
-	var wait float64
-	var nc struct {
-		ip, mask, gw          string
-		dhcp, auth, phy, port int
-	}
-	switch sub {
-	case "scan":
-		fs.BoolVar(&write, "x", false, "write the devices found to bnfos.conf")
-	case "kick":
-		fs.BoolVar(&continuous, "c", false, "kick continuously")
-		fs.Float64Var(&wait, "w", 2, "`seconds` between kicks with -c")
-	case "netconf":
-		fs.StringVar(&nc.ip, "i", "", "ip `address`")
-		fs.StringVar(&nc.mask, "n", "255.255.255.0", "`netmask`")
-		fs.StringVar(&nc.gw, "g", "0.0.0.0", "`gateway`")
-		fs.IntVar(&nc.dhcp, "d", 1, "dhcp (1 on, 0 off)")
-		fs.IntVar(&nc.auth, "a", 0, "http auth (1 on, 0 off)")
-		fs.IntVar(&nc.phy, "e", 0, "ethernet (0 auto, 1 10 Mbit, 2 100 Mbit)")
-		fs.IntVar(&nc.port, "p", 80, "http `port`")
-	case "get", "set", "show", "master", "slave", "ping", "flash", "reset":
-	default:
+	var o subFlags
+	if !o.register(fs, sub) {
 		fmt.Fprintf(stderr, "redundantctl berofos: unknown command %q\n", sub)
 		fmt.Fprintf(stderr, berofosUsage, keyNames())
 		return 2
@@ -180,39 +235,47 @@ func runBerofos(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return 2
 	}
-	c := &cli{stdout: stdout, stderr: stderr, json: f.json}
+	if err := o.check(&f); err != nil {
+		fmt.Fprintf(stderr, "redundantctl berofos %s: %v\n", sub, err)
+		return 2
+	}
 	if sub != "get" && sub != "set" && sub != "flash" && len(positional) > 0 {
 		fmt.Fprintf(stderr, "redundantctl berofos %s: unexpected arguments %q\n", sub, positional)
 		return 2
 	}
+	c := &cli{stdout: stdout, stderr: stderr, json: f.json}
+	return c.dispatch(ctx, sub, &f, &o, positional)
+}
+
+func (c *cli) dispatch(ctx context.Context, sub string, f *ctlFlags, o *subFlags, positional []string) int {
 	switch sub {
 	case "scan":
-		return c.scan(ctx, &f, write)
+		return c.scan(ctx, f, o.write)
 	case "get":
-		return c.get(ctx, &f, positional)
+		return c.get(ctx, f, positional)
 	case "set":
-		return c.set(ctx, &f, positional)
+		return c.set(ctx, f, positional)
 	case "show":
-		return c.show(ctx, &f)
+		return c.show(ctx, f)
 	case "kick":
-		return c.kick(ctx, &f, continuous, time.Duration(wait*float64(time.Second)))
+		return c.kick(ctx, f, o.continuous, o.kickEvery)
 	case "ping", "reset":
-		return c.gbl4(ctx, &f, sub)
+		return c.gbl4(ctx, f, sub)
 	case "flash":
 		if len(positional) != 1 {
 			return c.fail(errors.New("flash: give exactly one firmware file"))
 		}
-		return c.flash(ctx, &f, positional[0])
+		return c.flash(ctx, f, positional[0])
 	case "netconf":
-		n, err := netconfFrom(nc.ip, nc.mask, nc.gw, nc.dhcp, nc.auth, nc.phy, nc.port)
+		n, err := netconfFrom(o.nc.ip, o.nc.mask, o.nc.gw, o.nc.dhcp, o.nc.auth, o.nc.phy, o.nc.port)
 		if err != nil {
 			return c.fail(err)
 		}
-		return c.netconf(ctx, &f, n)
+		return c.netconf(ctx, f, n)
 	case "master":
-		return c.mode(ctx, &f, 1)
+		return c.mode(ctx, f, 1)
 	case "slave":
-		return c.mode(ctx, &f, 0)
+		return c.mode(ctx, f, 0)
 	}
 	return 2
 }
@@ -249,7 +312,7 @@ type scanJSON struct {
 func (c *cli) scan(ctx context.Context, f *ctlFlags, write bool) int {
 	cl := f.client()
 	defer cl.Close()
-	timeout := time.Duration(f.timeout * float64(time.Second))
+	timeout := f.timeoutDuration()
 	replies, err := cl.Scan(ctx, f.host, f.udpPort, timeout)
 	if err != nil {
 		return c.fail(err)
@@ -291,17 +354,35 @@ func (c *cli) scan(ctx context.Context, f *ctlFlags, write bool) int {
 			return c.fail(err)
 		}
 	}
+	// A broadcast scan that finds nothing is an answer ("there is none here"); a scan of one
+	// named host that stays silent is a failure, as ping to a silent device is.
+	code := 0
+	if len(out) == 0 && f.host != "" {
+		fmt.Fprintf(c.stderr, "redundantctl berofos: %s: no berofos answered within %s\n", f.host, timeout)
+		code = 1
+	}
 	if c.json {
 		if out == nil {
 			out = []scanJSON{}
 		}
 		c.emitJSON(out)
-		return 0
+		return code
 	}
 	if len(out) == 0 {
-		fmt.Fprintln(c.stdout, "no berofos answered")
-		return 0
+		if f.host == "" {
+			fmt.Fprintln(c.stdout, "no berofos answered")
+		}
+		return code
 	}
+	c.printScan(out)
+	if write {
+		fmt.Fprintf(c.stdout, "wrote %s (%d devices)\n", f.conf, len(devs))
+	}
+	return 0
+}
+
+// printScan prints the devices found as a table.
+func (c *cli) printScan(out []scanJSON) {
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tMAC\tADDRESS\tGATEWAY\tPORT\tFIRMWARE\tMODE\tOPTIONS")
 	for _, s := range out {
@@ -320,10 +401,6 @@ func (c *cli) scan(ctx context.Context, f *ctlFlags, write bool) int {
 			s.Firmware, mode, strings.Join(opts, ","))
 	}
 	tw.Flush()
-	if write {
-		fmt.Fprintf(c.stdout, "wrote %s (%d devices)\n", f.conf, len(devs))
-	}
-	return 0
 }
 
 func (c *cli) get(ctx context.Context, f *ctlFlags, keys []string) int {
@@ -468,9 +545,6 @@ func (c *cli) kick(ctx context.Context, f *ctlFlags, continuous bool, every time
 			fmt.Fprintf(c.stdout, "%s: watchdog kicked\n", d)
 		}
 		return 0
-	}
-	if every <= 0 {
-		return c.fail(errors.New("kick: -w must be positive"))
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -175,9 +175,42 @@ func TestBerofosScanWritesConf(t *testing.T) {
 	if diff := cmp.Diff(want, devs); diff != "" {
 		t.Errorf("bnfos.conf (-want +got):\n%s", diff)
 	}
-	code, out, _ = ctl(t, "scan", "-json", "-h", "127.0.0.1", "-udp-port", fmt.Sprint(s.udpPort+1), "-t", "0.2")
-	if code != 0 || strings.TrimSpace(out) != "[]" {
-		t.Errorf("scan of a silent port: exit %d %q", code, out)
+	// One named host that does not answer is a failure (exit 1), in both output formats;
+	// the JSON answer is still the (empty) list.
+	silent := fmt.Sprint(s.udpPort + 1)
+	code, out, errOut = ctl(t, "scan", "-json", "-h", "127.0.0.1", "-udp-port", silent, "-t", "0.2")
+	if code != 1 || strings.TrimSpace(out) != "[]" || !strings.Contains(errOut, "127.0.0.1: no berofos answered within 200ms") {
+		t.Errorf("scan -json of a silent port: exit %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = ctl(t, "scan", "-h", "127.0.0.1", "-udp-port", silent, "-t", "0.2")
+	if code != 1 || out != "" || !strings.Contains(errOut, "no berofos answered") {
+		t.Errorf("scan of a silent port: exit %d %q %q", code, out, errOut)
+	}
+}
+
+// TestBerofosBadTimeouts: a timeout the client would silently replace (zero, negative) or
+// cannot represent (huge, NaN) is a usage error, exit 2, before anything is sent.
+func TestBerofosBadTimeouts(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"ping", "-h", "192.0.2.1", "-m", "00:19:32:00:12:1D", "-t", "0"}, "-t 0: want 0.01 to 60 seconds"},
+		{[]string{"show", "-h", "192.0.2.1", "-t", "-1"}, "-t -1: want"},
+		{[]string{"scan", "-h", "192.0.2.1", "-t", "1e300"}, "-t 1e+300: want"},
+		{[]string{"get", "mode", "-h", "192.0.2.1", "-t", "61"}, "-t 61: want"},
+		{[]string{"master", "-h", "192.0.2.1", "-t", "0.001"}, "-t 0.001: want"},
+		{[]string{"scan", "-t", "NaN"}, "-t NaN: want"},
+		{[]string{"scan", "-t", "+Inf"}, "-t +Inf: want"},
+		{[]string{"kick", "-c", "-w", "0", "-h", "192.0.2.1", "-m", "00:19:32:00:12:1D"}, "-w 0: want 0.01 to 3600 seconds"},
+		{[]string{"kick", "-c", "-w", "-2", "-h", "192.0.2.1", "-m", "00:19:32:00:12:1D"}, "-w -2: want"},
+		{[]string{"kick", "-c", "-w", "1e12", "-h", "192.0.2.1", "-m", "00:19:32:00:12:1D"}, "-w 1e+12: want"},
+	}
+	for _, tt := range tests {
+		code, out, errOut := ctl(t, tt.args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tt.wantErr) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 saying %q", tt.args, code, out, errOut, tt.wantErr)
+		}
 	}
 }
 

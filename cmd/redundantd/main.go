@@ -30,7 +30,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("redundantd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "/etc/redundantd/redundantd.toml", "configuration file (TOML)")
-	check := fs.Bool("check", false, "validate the configuration and exit")
+	check := fs.Bool("check", false, "validate the configuration and the files it names (berofos.conf, the sync certificate) as start-up does, and exit: 0 valid, 2 not")
 	fingerprint := fs.Bool("fingerprint", false, "print this node's sync certificate fingerprint (creating the certificate) and exit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON lines instead of text")

@@ -8,6 +8,35 @@ import (
 	"testing"
 )
 
+// TestCheckAsStrictAsTheDaemon runs -check on each of appliance's bad configurations (one
+// mistake each; the header names the key): every one exits 2 naming the key, as the daemon
+// itself does, where before some were "valid" for -check and then stopped the daemon with
+// exit 1 (issue 12 item 7).
+func TestCheckAsStrictAsTheDaemon(t *testing.T) {
+	paths, err := filepath.Glob("../../appliance/testdata/bad/*.toml")
+	if err != nil || len(paths) < 20 {
+		t.Fatalf("appliance/testdata/bad: %d files, %v", len(paths), err)
+	}
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _, _ := strings.Cut(strings.TrimPrefix(string(b), "# want: "), "\n")
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			for _, args := range [][]string{{"-check", "-config", path}, {"-config", path}} {
+				var out, errb bytes.Buffer
+				if code := run(args, &out, &errb); code != 2 || !strings.Contains(errb.String(), key+" ") && !strings.Contains(errb.String(), key+":") {
+					t.Errorf("redundantd %s: exit %d, want 2 naming %s; stdout %q, stderr %q", strings.Join(args, " "), code, key, out.String(), errb.String())
+				}
+				if out.Len() != 0 {
+					t.Errorf("redundantd %s: stdout %q", strings.Join(args, " "), out.String())
+				}
+			}
+		})
+	}
+}
+
 func TestExitStatus(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {

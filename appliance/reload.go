@@ -1,0 +1,96 @@
+package appliance
+
+import (
+	"reflect"
+	"strings"
+)
+
+// liveKeys are the settings a running node can take from a reloaded file (SIGHUP) without
+// a restart: a whole section when the key has no dot. Everything else decides the node's
+// identity on the network (the VRID, the addresses, the interface, the advert timing its
+// peers have learned, the API socket) and is applied by a restart only.
+var liveKeys = map[string]bool{
+	"redundancy.priority":         true, // the Router's SetPriority; a Master announces it at once
+	"redundancy.preempt":          true,
+	"redundancy.garp_count":       true, // used at the next transition to Master
+	"redundancy.garp_interval":    true,
+	"redundancy.allow_link_local": true, // only widens what the file may say; nothing to apply
+	"redundancy.notify":           true, // when it exists: run at the next transition
+	"berofos":                     true, // the berofos part is rebuilt with the new settings
+	"sync":                        true, // the sync part is rebuilt with the new settings
+	"service":                     true, // [[service]], when it exists
+}
+
+// ReloadPlan compares the running configuration with a newly loaded one (both validated by
+// LoadConfig) and returns the dotted keys that differ, in file order: apply are those a
+// running node can take at once, restart those that need a restart of the daemon and are to
+// be kept as they are until then. Both are empty when nothing changed. It is pure: the
+// caller (the SIGHUP handler) applies, reports and keeps the old values.
+//
+// The keys are the TOML keys: each Config field is named by the toml tag of the rawConfig
+// field of the same name, so a section or key added to both is compared without a change
+// here, and needs a restart unless liveKeys lists it.
+func ReloadPlan(old, new *Config) (apply []string, restart []string) {
+	add := func(key string) {
+		if liveKeys[key] || liveKeys[sectionOf(key)] {
+			apply = append(apply, key)
+		} else {
+			restart = append(restart, key)
+		}
+	}
+	ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(new).Elem()
+	rawT := reflect.TypeOf(rawConfig{})
+	for i := range ov.NumField() {
+		f := ov.Type().Field(i)
+		section, rawSection := tomlName(rawT, f.Name)
+		a, b := ov.Field(i), nv.Field(i)
+		if f.Type.Kind() != reflect.Struct {
+			if !sameValue(a, b) {
+				add(section)
+			}
+			continue
+		}
+		for j := range a.NumField() {
+			if !f.Type.Field(j).IsExported() {
+				continue // not a setting
+			}
+			if !sameValue(a.Field(j), b.Field(j)) {
+				key, _ := tomlName(rawSection, f.Type.Field(j).Name)
+				add(section + "." + key)
+			}
+		}
+	}
+	return apply, restart
+}
+
+func sectionOf(key string) string {
+	s, _, _ := strings.Cut(key, ".")
+	return s
+}
+
+// tomlName is the toml tag of the field called name in the raw struct t, and that field's
+// type (for its own fields); the lowercased name when raw has no such field.
+func tomlName(t reflect.Type, name string) (string, reflect.Type) {
+	if t != nil {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() == reflect.Struct {
+			if f, ok := t.FieldByName(name); ok {
+				if tag, _, _ := strings.Cut(f.Tag.Get("toml"), ","); tag != "" {
+					return tag, f.Type
+				}
+			}
+		}
+	}
+	return strings.ToLower(name), nil
+}
+
+// sameValue is reflect.DeepEqual except that a nil and an empty list are the same setting
+// (`devices = []` and no devices key).
+func sameValue(a, b reflect.Value) bool {
+	if a.Kind() == reflect.Slice && a.Len() == 0 && b.Len() == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a.Interface(), b.Interface())
+}
