@@ -58,16 +58,20 @@ type Options struct {
 
 // Appliance is one redundantd node.
 type Appliance struct {
-	cfg     *Config
-	log     *slog.Logger
-	now     func() time.Time
-	router  Router // nil when redundancy is disabled
-	parts   []Part
-	apiLn   net.Listener
-	sync    *syncPart // nil when replication is off
-	events  *eventStore
-	roles   chan vrrp.Event // capacity 1: the newest role change replaces an unread one
-	started time.Time
+	cfg      *Config
+	log      *slog.Logger
+	now      func() time.Time
+	router   Router // nil when redundancy is disabled
+	parts    []Part
+	apiLn    net.Listener
+	sync     *syncPart       // nil when replication is off
+	services *ServiceManager // nil when no service or notify command is configured
+	events   *eventStore
+	roles    chan vrrp.Event // capacity 1: the newest role change replaces an unread one
+	started  time.Time
+
+	healthMu  sync.Mutex
+	unhealthy string // why the services are unhealthy; "" when healthy
 
 	mutating *tokenBucket // rate of API requests that change something
 	apiConns *connLimiter // set by Run
@@ -106,6 +110,21 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 			return nil, err
 		}
 		a.parts = append(a.parts, p)
+	}
+	if len(cfg.Services) > 0 || len(cfg.Redundancy.Notify) > 0 {
+		sm, err := NewServiceManager(ServiceManagerConfig{
+			Services:       cfg.Services,
+			Notify:         cfg.Redundancy.Notify,
+			NotifyInstance: fmt.Sprintf("VI_%d", cfg.Redundancy.GroupID),
+			Priority:       int(cfg.Redundancy.Priority),
+			OnHealth:       a.onServiceHealth,
+			Logger:         a.log.With("part", "services"),
+		}, a.record)
+		if err != nil {
+			return nil, err
+		}
+		a.services = sm
+		a.parts = append(a.parts, sm)
 	}
 	if cfg.Sync.Enabled {
 		p, err := newSyncPart(cfg, a.log.With("part", "sync"), a.record)
@@ -238,6 +257,10 @@ func (a *Appliance) Run(ctx context.Context) error {
 		})
 	}
 
+	if a.router == nil && a.services != nil {
+		// Without redundancy this node is the PBX: its services run.
+		a.services.Follow(vrrp.StateMaster)
+	}
 	var runErr error
 	if a.router != nil {
 		runErr = a.router.Run(ctx)
@@ -258,6 +281,24 @@ func (a *Appliance) Run(ctx context.Context) error {
 	a.record(Event{Priority: PriorityInfo, Application: AppRedundancy, Name: "stop", Description: "node stopped"})
 	a.events.flush()
 	return runErr
+}
+
+// onServiceHealth receives the services' verdict (from the service manager's goroutine).
+func (a *Appliance) onServiceHealth(healthy bool, reason string) {
+	a.healthMu.Lock()
+	if healthy {
+		a.unhealthy = ""
+	} else {
+		a.unhealthy = reason
+	}
+	a.healthMu.Unlock()
+}
+
+// health returns why this node's services are unhealthy, "" when they are healthy.
+func (a *Appliance) health() string {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	return a.unhealthy
 }
 
 // syncNow replicates now, sharing the run with concurrent callers (see coalescer).
