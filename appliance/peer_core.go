@@ -376,3 +376,37 @@ func peerNextBackoff(d time.Duration) time.Duration {
 func peerPrefer(curDialer, newDialer, lowerID string) bool {
 	return curDialer != lowerID || newDialer == lowerID
 }
+
+// Requests one node makes of the other over the peer link; the receiver answers each.
+const (
+	// PeerRequestSetBackupMode asks the Backup to change its mode (the Master forwards an
+	// operator's change made on it; issue 7 section 2).
+	PeerRequestSetBackupMode = "set-backup-mode"
+	// PeerRequestTakeOver asks the Backup to become Master now, also when Passive (swap).
+	PeerRequestTakeOver = "take-over"
+)
+
+// PeerRequest is a request to the peer. ID is assigned by PeerLink.Request.
+type PeerRequest struct {
+	ID     uint64 `json:"id"`
+	Type   string `json:"type"`
+	Mode   string `json:"mode,omitempty"`   // set-backup-mode: PeerModeActive or PeerModePassive
+	Reason string `json:"reason,omitempty"` // take-over: shown in the new Master's events
+}
+
+// validate checks a request before it is sent and again when it is received.
+func (r PeerRequest) validate() error {
+	switch r.Type {
+	case PeerRequestSetBackupMode:
+		if r.Mode != PeerModeActive && r.Mode != PeerModePassive {
+			return fmt.Errorf("%w: %s: mode %q is neither %q nor %q", ErrPeerMessage, r.Type, r.Mode, PeerModeActive, PeerModePassive)
+		}
+	case PeerRequestTakeOver:
+		if len(r.Reason) > 1024 {
+			return fmt.Errorf("%w: %s: reason longer than 1024 bytes", ErrPeerMessage, r.Type)
+		}
+	default:
+		return fmt.Errorf("%w: unknown request %q", ErrPeerMessage, r.Type)
+	}
+	return nil
+}

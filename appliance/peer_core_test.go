@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	peerT0          = time.Date(2026, 12, 1, 16, 59, 17, 0, time.UTC)
+	peerT0      = time.Date(2026, 12, 1, 16, 59, 17, 0, time.UTC)
 	coreVIPs    = []netip.Prefix{netip.MustParsePrefix("192.168.74.12/24"), netip.MustParsePrefix("192.168.74.13/24")}
 	coreLocal   = peerLocal{NodeID: "node-a", Version: "6.0.9", Settings: PeerSettings{GroupID: 12, VirtualIPs: coreVIPs, AdvertInterval: time.Second, SyncPaths: []string{"/var/spool/asterisk/voicemail", "/etc/asterisk"}}}
 	corePeerID  = "12-6.0.9-02022e71495548488048538516516657"
@@ -283,6 +283,28 @@ func TestPeerPrefer(t *testing.T) {
 	for _, c := range cases {
 		if got := peerPrefer(c.cur, c.new, "a"); got != c.want {
 			t.Errorf("peerPrefer(current dialled by %s, new by %s) = %t, want %t", c.cur, c.new, got, c.want)
+		}
+	}
+}
+
+func TestPeerRequestValidate(t *testing.T) {
+	cases := []struct {
+		r  PeerRequest
+		ok bool
+	}{
+		{PeerRequest{Type: PeerRequestSetBackupMode, Mode: PeerModePassive}, true},
+		{PeerRequest{Type: PeerRequestSetBackupMode, Mode: PeerModeActive}, true},
+		{PeerRequest{Type: PeerRequestSetBackupMode, Mode: "Passive"}, false},
+		{PeerRequest{Type: PeerRequestSetBackupMode}, false},
+		{PeerRequest{Type: PeerRequestTakeOver, Reason: "swap requested by the operator"}, true},
+		{PeerRequest{Type: PeerRequestTakeOver}, true},
+		{PeerRequest{Type: "reboot"}, false},
+		{PeerRequest{}, false},
+	}
+	for _, c := range cases {
+		err := c.r.validate()
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrPeerMessage)) {
+			t.Errorf("%+v: validate() = %v, want ok=%t or ErrPeerMessage", c.r, err, c.ok)
 		}
 	}
 }
