@@ -224,14 +224,26 @@ func (l *PeerLink) Run(ctx context.Context, ln net.Listener) error {
 		l.wg.Go(func() { l.dialLoop(ctx) })
 	}
 	var err error
+	var backoff time.Duration
 	for {
 		c, aerr := ln.Accept()
 		if aerr != nil {
-			if ctx.Err() == nil {
-				err = fmt.Errorf("peer link: accept: %w", aerr)
+			if ctx.Err() != nil {
+				break
 			}
-			break
+			if errors.Is(aerr, net.ErrClosed) {
+				err = fmt.Errorf("peer link: accept: %w", aerr)
+				break
+			}
+			// Out of file descriptors and the like: wait and accept again.
+			backoff = peerNextBackoff(backoff)
+			l.log.Warn("peer link: accept failed", "err", aerr, "retry_in", backoff)
+			if peerSleep(ctx, backoff) != nil {
+				break
+			}
+			continue
 		}
+		backoff = 0
 		l.wg.Go(func() {
 			if _, err := l.serve(ctx, tls.Server(c, l.srv), false); err != nil && ctx.Err() == nil {
 				l.log.Debug("peer link: incoming connection ended", "remote", c.RemoteAddr(), "err", err)
@@ -273,13 +285,21 @@ func (l *PeerLink) dialLoop(ctx context.Context) {
 			backoff = 0
 		}
 		backoff = peerNextBackoff(backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if peerSleep(ctx, backoff) != nil {
 			return
-		case <-t.C:
 		}
+	}
+}
+
+// peerSleep waits for d or until ctx ends.
+func peerSleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -336,7 +356,7 @@ func (l *PeerLink) serve(ctx context.Context, tc *tls.Conn, dialled bool) (bool,
 func (l *PeerLink) accept(m *peerInfo) error {
 	err := m.validate()
 	if err == nil {
-		err = checkPeer(l.local, m)
+		err = peerCheck(l.local, m)
 	}
 	if err != nil {
 		l.refuse(err.Error())
@@ -411,7 +431,7 @@ func (l *PeerLink) deliver() {
 
 func (l *PeerLink) refuse(reason string) {
 	role := l.cfg.Local().Role
-	l.update(role, func() (PeerView, bool) { return viewRefused(l.view, reason), true })
+	l.update(role, func() (PeerView, bool) { return peerViewRefused(l.view, reason), true })
 }
 
 // noteError shows why the link is down while it is down.
@@ -443,7 +463,7 @@ func (l *PeerLink) adopt(pc *peerConn, m *peerInfo) bool {
 			l.down = make(chan struct{})
 		}
 		l.cur, adopted = pc, true
-		v := viewUpdate(l.view, l.local, m, l.now())
+		v := peerViewUpdate(l.view, l.local, m, l.now())
 		return v, true
 	})
 	if old != nil {
@@ -475,7 +495,7 @@ func (l *PeerLink) lost(ctx context.Context, pc *peerConn, err error) {
 		l.cur = nil
 		l.ready = make(chan struct{})
 		close(l.down)
-		return viewLost(l.view, reason, l.now()), true
+		return peerViewLost(l.view, reason, l.now()), true
 	}
 	if ctx.Err() != nil {
 		l.mu.Lock()
@@ -511,7 +531,7 @@ func (l *PeerLink) readLoop(ctx context.Context, pc *peerConn) error {
 				if l.cur != pc {
 					return PeerView{}, false
 				}
-				return viewUpdate(l.view, l.local, m.Info, l.now()), true
+				return peerViewUpdate(l.view, l.local, m.Info, l.now()), true
 			})
 		case "request":
 			if m.Request == nil {

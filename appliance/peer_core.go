@@ -187,9 +187,9 @@ func (m *peerInfo) validate() error {
 	return nil
 }
 
-// checkPeer decides whether a validated hello is accepted at all: a node of another group,
+// peerCheck decides whether a validated hello is accepted at all: a node of another group,
 // or this node itself, is refused. Other differences are mismatches, not refusals.
-func checkPeer(local peerLocal, m *peerInfo) error {
+func peerCheck(local peerLocal, m *peerInfo) error {
 	if m.Settings.GroupID != local.Settings.GroupID {
 		return fmt.Errorf("%w: the peer %s is in group %d, this node in group %d",
 			ErrPeerGroup, m.NodeID, m.Settings.GroupID, local.Settings.GroupID)
@@ -213,7 +213,7 @@ func peerMismatches(local peerLocal, m *peerInfo) []PeerMismatch {
 	}
 	l, p := local.Settings.canonical(), m.Settings.canonical()
 	n := len(out)
-	if a, b := prefixList(l.VirtualIPs), prefixList(p.VirtualIPs); a != b {
+	if a, b := peerPrefixList(l.VirtualIPs), peerPrefixList(p.VirtualIPs); a != b {
 		out = append(out, PeerMismatch{Setting: "virtual_ips", Local: a, Peer: b})
 	}
 	if l.AdvertInterval != p.AdvertInterval {
@@ -228,7 +228,7 @@ func peerMismatches(local peerLocal, m *peerInfo) []PeerMismatch {
 	return out
 }
 
-func prefixList(ps []netip.Prefix) string {
+func peerPrefixList(ps []netip.Prefix) string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = p.String()
@@ -236,9 +236,9 @@ func prefixList(ps []netip.Prefix) string {
 	return strings.Join(s, ",")
 }
 
-// viewUpdate applies an accepted hello or status to the view. since is set when the link
+// peerViewUpdate applies an accepted hello or status to the view. since is set when the link
 // comes up.
-func viewUpdate(prev PeerView, local peerLocal, m *peerInfo, now time.Time) PeerView {
+func peerViewUpdate(prev PeerView, local peerLocal, m *peerInfo, now time.Time) PeerView {
 	v := PeerView{
 		Connected:           true,
 		ID:                  PeerID(m.Settings.GroupID, m.Version, m.NodeID),
@@ -260,10 +260,10 @@ func viewUpdate(prev PeerView, local peerLocal, m *peerInfo, now time.Time) Peer
 	return v.clone()
 }
 
-// viewLost marks the peer down, keeping what was last known of it (the status page still
+// peerViewLost marks the peer down, keeping what was last known of it (the status page still
 // names the device that went away, and a reconnection with the same mismatch raises no new
 // event).
-func viewLost(prev PeerView, reason string, now time.Time) PeerView {
+func peerViewLost(prev PeerView, reason string, now time.Time) PeerView {
 	v := prev.clone()
 	if v.Connected {
 		v.Since = now
@@ -273,8 +273,8 @@ func viewLost(prev PeerView, reason string, now time.Time) PeerView {
 	return v
 }
 
-// viewRefused records why a connection attempt was refused.
-func viewRefused(prev PeerView, reason string) PeerView {
+// peerViewRefused records why a connection attempt was refused.
+func peerViewRefused(prev PeerView, reason string) PeerView {
 	v := prev.clone()
 	v.Refused = reason
 	return v
@@ -327,13 +327,13 @@ func peerEvents(prev, next peerSnapshot) []Event {
 		add(SeverityCritical, "both master", "Peer device with ID %s is Master too", n.ID)
 	}
 	if n.Connected {
-		out = append(out, mismatchEvents(p.Mismatches, n.Mismatches, n.ID)...)
+		out = append(out, peerMismatchEvents(p.Mismatches, n.Mismatches, n.ID)...)
 	}
 	return out
 }
 
-// mismatchEvents raises one event per new mismatch and one when all are resolved.
-func mismatchEvents(prev, next []PeerMismatch, id string) []Event {
+// peerMismatchEvents raises one event per new mismatch and one when all are resolved.
+func peerMismatchEvents(prev, next []PeerMismatch, id string) []Event {
 	var out []Event
 	for _, m := range next {
 		if slices.Contains(prev, m) {

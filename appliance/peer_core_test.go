@@ -98,7 +98,7 @@ func TestPeerInfoValidate(t *testing.T) {
 	}
 }
 
-func TestCheckPeer(t *testing.T) {
+func TestPeerCheck(t *testing.T) {
 	other := corePeer(PeerRoleBackup, PeerModeActive)
 	other.Settings.GroupID = 13
 	self := corePeer(PeerRoleBackup, PeerModeActive)
@@ -113,8 +113,8 @@ func TestCheckPeer(t *testing.T) {
 		{"itself", self, ErrPeerSelf},
 	}
 	for _, c := range cases {
-		if err := checkPeer(coreLocal, c.m); !errors.Is(err, c.want) || (c.want == nil && err != nil) {
-			t.Errorf("%s: checkPeer = %v, want %v", c.name, err, c.want)
+		if err := peerCheck(coreLocal, c.m); !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+			t.Errorf("%s: peerCheck = %v, want %v", c.name, err, c.want)
 		}
 	}
 }
@@ -156,7 +156,7 @@ func TestPeerView(t *testing.T) {
 	m := corePeer(PeerRoleBackup, PeerModePassive)
 	m.LastSync = &PeerSyncResult{At: peerT0, OK: true}
 	m.Services = []PeerServiceState{{Name: "asterisk", State: "stopped"}}
-	v := viewUpdate(PeerView{}, coreLocal, m, peerT0)
+	v := peerViewUpdate(PeerView{}, coreLocal, m, peerT0)
 	want := PeerView{Connected: true, ID: corePeerID, NodeID: corePeerRaw, Version: "6.0.9", GroupID: 12,
 		SettingsFingerprint: coreLocal.Settings.Fingerprint(), Role: PeerRoleBackup, BackupMode: PeerModePassive,
 		LastSync: &PeerSyncResult{At: peerT0, OK: true}, Services: []PeerServiceState{{"asterisk", "stopped"}},
@@ -168,19 +168,19 @@ func TestPeerView(t *testing.T) {
 	if v.Services[0].State != "stopped" {
 		t.Error("view aliases the message's services")
 	}
-	v2 := viewUpdate(v, coreLocal, m, peerT0.Add(time.Second))
+	v2 := peerViewUpdate(v, coreLocal, m, peerT0.Add(time.Second))
 	if !v2.Since.Equal(peerT0) || !v2.LastSeen.Equal(peerT0.Add(time.Second)) {
 		t.Errorf("status: since %v last_seen %v, want since kept at %v and last_seen advanced", v2.Since, v2.LastSeen, peerT0)
 	}
-	lost := viewLost(v2, "connection closed", peerT0.Add(3*time.Second))
+	lost := peerViewLost(v2, "connection closed", peerT0.Add(3*time.Second))
 	if lost.Connected || lost.LastError != "connection closed" || !lost.Since.Equal(peerT0.Add(3*time.Second)) || lost.ID != corePeerID {
 		t.Errorf("lost view = %+v, want down since the loss, naming the device and the reason", lost)
 	}
-	if again := viewLost(lost, "dial: refused", peerT0.Add(9*time.Second)); !again.Since.Equal(lost.Since) {
+	if again := peerViewLost(lost, "dial: refused", peerT0.Add(9*time.Second)); !again.Since.Equal(lost.Since) {
 		t.Errorf("a second loss moved since to %v", again.Since)
 	}
-	if r := viewRefused(lost, "group"); r.Refused != "group" || lost.Refused != "" {
-		t.Error("viewRefused does not record the reason, or modifies its input")
+	if r := peerViewRefused(lost, "group"); r.Refused != "group" || lost.Refused != "" {
+		t.Error("peerViewRefused does not record the reason, or modifies its input")
 	}
 }
 

@@ -422,9 +422,9 @@ func TestPeerLinkDownAndReconnect(t *testing.T) {
 	}
 }
 
-// rawPeer connects to n's listener as the node whose certificate is in dir and sends the
+// peerRaw connects to n's listener as the node whose certificate is in dir and sends the
 // given frames; it returns the TLS connection.
-func rawPeer(t *testing.T, n *peerTestNode, dir string, frames ...[]byte) *tls.Conn {
+func peerRaw(t *testing.T, n *peerTestNode, dir string, frames ...[]byte) *tls.Conn {
 	t.Helper()
 	_, cli, err := pbxsync.PinnedTLS(dir, n.fingerprint())
 	if err != nil {
@@ -444,7 +444,7 @@ func rawPeer(t *testing.T, n *peerTestNode, dir string, frames ...[]byte) *tls.C
 	return c
 }
 
-func frame(t *testing.T, m peerMsg) []byte {
+func peerFrame(t *testing.T, m peerMsg) []byte {
 	var b bytes.Buffer
 	if err := writePeerMsg(&b, m); err != nil {
 		t.Fatal(err)
@@ -461,7 +461,7 @@ func TestPeerLinkSilentPeer(t *testing.T) {
 	hello := &peerInfo{NodeID: "b", Version: "1.4.0", Settings: peerTestSettings,
 		SettingsFingerprint: peerTestSettings.Fingerprint(), PeerStatus: peerBackupStatus}
 	// A Backup that says hello, then hangs (its daemon stuck, the TCP connection open).
-	rawPeer(t, a, b.dir, frame(t, peerMsg{Type: "hello", Info: hello}))
+	peerRaw(t, a, b.dir, peerFrame(t, peerMsg{Type: "hello", Info: hello}))
 	a.waitEvent("up passive", 1)
 	a.waitEvent("down", 1)
 	if v := a.link.Status(); v.LastError != "no status for 3 intervals" {
@@ -474,16 +474,16 @@ func TestPeerLinkBadInput(t *testing.T) {
 	b := newPeerTestNode(t, "b", peerBackupStatus)
 	a.start(a.config(b.dir, peerTestSettings, nil))
 	huge := []byte{0xff, 0xff, 0xff, 0xff}
-	rawPeer(t, a, b.dir, huge)
+	peerRaw(t, a, b.dir, huge)
 	e := a.waitEvent("refused", 1)
 	if !strings.Contains(e.Message, "frame of 4294967295 bytes") {
 		t.Errorf("oversized frame: %q", e.Message)
 	}
-	rawPeer(t, a, b.dir, []byte{0, 0, 0, 5}, []byte("nope!"))
+	peerRaw(t, a, b.dir, []byte{0, 0, 0, 5}, []byte("nope!"))
 	a.waitEvent("refused", 2)
 	bad := &peerInfo{NodeID: "b", Version: "1.4.0", Settings: peerTestSettings, SettingsFingerprint: "x",
 		PeerStatus: PeerStatus{Role: PeerRoleBackup, BackupMode: "half"}}
-	rawPeer(t, a, b.dir, frame(t, peerMsg{Type: "hello", Info: bad}))
+	peerRaw(t, a, b.dir, peerFrame(t, peerMsg{Type: "hello", Info: bad}))
 	if e := a.waitEvent("refused", 3); !strings.Contains(e.Message, `backup_mode "half"`) {
 		t.Errorf("invalid hello: %q", e.Message)
 	}
@@ -503,7 +503,7 @@ func TestPeerLinkBothDial(t *testing.T) {
 	b.start(b.config(a.dir, peerTestSettings, a.dialer()))
 	a.waitEvent("up passive", 1)
 	b.waitFor("the link up", func() bool { return b.link.Status().Connected })
-	// Whichever connection won, both use the same one.
+	// Both first dials succeed, so both must end on the one a dialled (the lower node id).
 	a.waitFor("one connection on both sides", func() bool {
 		a.link.mu.Lock()
 		ca := a.link.cur
@@ -511,7 +511,8 @@ func TestPeerLinkBothDial(t *testing.T) {
 		b.link.mu.Lock()
 		cb := b.link.cur
 		b.link.mu.Unlock()
-		return ca != nil && cb != nil && ca.tc.LocalAddr().String() == cb.tc.RemoteAddr().String()
+		return ca != nil && cb != nil && ca.dialer == "a" && cb.dialer == "a" &&
+			ca.tc.LocalAddr().String() == cb.tc.RemoteAddr().String()
 	})
 	if err := a.link.Request(context.Background(), PeerRequest{Type: PeerRequestSetBackupMode, Mode: PeerModeActive}); err != nil {
 		t.Errorf("request over the settled link: %v", err)
