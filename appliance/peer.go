@@ -90,6 +90,7 @@ func PeerTLS(cfg *Config) (server, client *tls.Config, err error) {
 type PeerLink struct {
 	cfg   PeerConfig
 	local peerLocal
+	fp    string // local.Settings.Fingerprint()
 	log   *slog.Logger
 	now   func() time.Time
 	srv   *tls.Config
@@ -166,6 +167,7 @@ func NewPeerLink(cfg PeerConfig) (*PeerLink, error) {
 	l := &PeerLink{
 		cfg:     cfg,
 		local:   peerLocal{NodeID: cfg.NodeID, Version: cfg.Version, Settings: cfg.Settings},
+		fp:      cfg.Settings.Fingerprint(),
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		srv:     cfg.ServerTLS.Clone(),
@@ -380,7 +382,7 @@ func (l *PeerLink) refuseTLS(err error) {
 
 func (l *PeerLink) info() *peerInfo {
 	return &peerInfo{NodeID: l.local.NodeID, Version: l.local.Version, Settings: l.local.Settings,
-		SettingsFingerprint: l.local.Settings.Fingerprint(), PeerStatus: l.cfg.Local()}
+		SettingsFingerprint: l.fp, PeerStatus: l.cfg.Local()}
 }
 
 // update applies a change to the view under the lock and raises the events it implies, in

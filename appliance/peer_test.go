@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	pbxsync "github.com/redundantd/redundantd/sync"
 )
 
@@ -517,4 +519,61 @@ func TestPeerLinkBothDial(t *testing.T) {
 	if err := a.link.Request(context.Background(), PeerRequest{Type: PeerRequestSetBackupMode, Mode: PeerModeActive}); err != nil {
 		t.Errorf("request over the settled link: %v", err)
 	}
+}
+
+// peerCmp compares netip values by ==.
+var peerCmp = cmpopts.EquateComparable(netip.Prefix{})
+
+func TestPeerFrameGolden(t *testing.T) {
+	m := peerMsg{Type: "status", Info: &peerInfo{NodeID: "b", Version: "1.4.0", Settings: peerTestSettings,
+		SettingsFingerprint: "0d86", PeerStatus: peerBackupStatus}}
+	body := `{"type":"status","info":{"node_id":"b","version":"1.4.0","settings":{"group_id":7,` +
+		`"virtual_ips":["10.0.0.100/24"],"advert_interval":1000000000,"sync_paths":["/var/spool/asterisk/voicemail"]},` +
+		`"settings_fingerprint":"0d86","role":"backup","backup_mode":"passive","last_sync":{"at":"2026-12-01T20:00:00Z","ok":true}}}`
+	want := append([]byte{0, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+	got := peerFrame(t, m)
+	if !bytes.Equal(got, want) {
+		t.Errorf("frame:\n got %q\nwant %q", got, want)
+	}
+	back, err := readPeerMsg(bytes.NewReader(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m, back, peerCmp); diff != "" {
+		t.Errorf("decoded frame (-want +got):\n%s", diff)
+	}
+	req := peerFrame(t, peerMsg{Type: "request", Request: &PeerRequest{ID: 3, Type: PeerRequestSetBackupMode, Mode: PeerModePassive}})
+	if wantReq := `{"type":"request","request":{"id":3,"type":"set-backup-mode","mode":"passive"}}`; string(req[4:]) != wantReq {
+		t.Errorf("request frame %s, want %s", req[4:], wantReq)
+	}
+}
+
+func FuzzPeerFrame(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 2, '{', '}'})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add(append([]byte{0, 0, 0, 50}, `{"type":"response","response":{"id":1,"ok":false}}`...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := readPeerMsg(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if m.Info != nil {
+			_ = m.Info.validate()
+		}
+		if m.Request != nil {
+			_ = m.Request.validate()
+		}
+		var buf bytes.Buffer
+		if err := writePeerMsg(&buf, m); err != nil {
+			t.Fatalf("re-encoding a decoded frame: %v", err)
+		}
+		again, err := readPeerMsg(&buf)
+		if err != nil {
+			t.Fatalf("re-reading: %v", err)
+		}
+		if diff := cmp.Diff(m, again, peerCmp); diff != "" {
+			t.Errorf("round trip (-first +second):\n%s", diff)
+		}
+	})
 }
