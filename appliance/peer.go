@@ -86,6 +86,17 @@ func PeerTLS(cfg *Config) (server, client *tls.Config, err error) {
 	return s, c, nil
 }
 
+// PeerSettingsOf returns the settings of cfg that must match on both nodes. Sync paths count
+// only when replication is on.
+func PeerSettingsOf(cfg *Config) PeerSettings {
+	s := PeerSettings{GroupID: cfg.Redundancy.GroupID, VirtualIPs: cfg.Redundancy.VirtualIPs,
+		AdvertInterval: cfg.Redundancy.AdvertInterval}
+	if cfg.Sync.Enabled {
+		s.SyncPaths = cfg.Sync.Paths
+	}
+	return s
+}
+
 // PeerLink keeps the connection to the other node and this node's view of it.
 type PeerLink struct {
 	cfg   PeerConfig

@@ -577,3 +577,44 @@ func FuzzPeerFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestPeerSettingsOf(t *testing.T) {
+	cfg := &Config{Redundancy: RedundancyConfig{GroupID: 12, VirtualIPs: peerTestSettings.VirtualIPs, AdvertInterval: 2 * time.Second},
+		Sync: SyncConfig{Paths: []string{"/var/spool/asterisk/voicemail"}}}
+	want := PeerSettings{GroupID: 12, VirtualIPs: peerTestSettings.VirtualIPs, AdvertInterval: 2 * time.Second}
+	if diff := cmp.Diff(want, PeerSettingsOf(cfg), peerCmp); diff != "" {
+		t.Errorf("sync off (-want +got):\n%s", diff)
+	}
+	cfg.Sync.Enabled = true
+	want.SyncPaths = cfg.Sync.Paths
+	if diff := cmp.Diff(want, PeerSettingsOf(cfg), peerCmp); diff != "" {
+		t.Errorf("sync on (-want +got):\n%s", diff)
+	}
+}
+
+func TestPeerTLS(t *testing.T) {
+	other := t.TempDir()
+	fp, err := pbxsync.LocalFingerprint(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Node: NodeConfig{StateDir: t.TempDir()}, Sync: SyncConfig{PeerFingerprint: fp}}
+	srv, cli, err := PeerTLS(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := Fingerprint(cfg) // the fingerprint the operator gives the other node
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*tls.Config{srv, cli} {
+		got, err := pbxsync.Fingerprint(c.Certificates[0].Certificate[0])
+		if err != nil || got != own {
+			t.Errorf("peer link presents %s (%v), want the sync certificate %s", got, err, own)
+		}
+	}
+	cfg.Sync.PeerFingerprint = ""
+	if _, _, err := PeerTLS(cfg); err == nil {
+		t.Error("PeerTLS without a peer fingerprint succeeded")
+	}
+}
