@@ -107,14 +107,14 @@ type PeerLink struct {
 	srv   *tls.Config
 	cli   *tls.Config
 
-	mu        sync.Mutex
-	cur       *peerConn
-	view      PeerView
-	localRole string        // the role the last events were derived with
-	ready     chan struct{} // closed while connected
-	down      chan struct{} // closed while not connected
-	nextID    uint64
-	waiters   map[uint64]chan error
+	mu      sync.Mutex
+	cur     *peerConn
+	view    PeerView
+	snap    peerSnapshot  // what the last events were derived from
+	ready   chan struct{} // closed while connected
+	down    chan struct{} // closed while not connected
+	nextID  uint64
+	waiters map[uint64]chan error
 
 	pending []peerPending // changes not yet delivered to Record and OnChange, in order
 	evMu    sync.Mutex    // held by the goroutine delivering pending
@@ -405,10 +405,8 @@ func (l *PeerLink) update(localRole string, change func() (PeerView, bool)) {
 		l.mu.Unlock()
 		return
 	}
-	prev := peerSnapshot{View: l.view, LocalRole: l.localRole}
-	now := peerSnapshot{View: next, LocalRole: localRole}
-	l.view, l.localRole = next, localRole
-	events := peerEvents(prev, now)
+	snap, events := peerStep(l.snap, next, localRole)
+	l.view, l.snap = next, snap
 	at := l.now()
 	for i := range events {
 		events[i].Time = at

@@ -281,10 +281,25 @@ func peerViewRefused(prev PeerView, reason string) PeerView {
 }
 
 // peerSnapshot is what the events are derived from: the view of the peer and this node's
-// own role at one moment.
+// own role at one moment, and for how many consecutive updates both nodes have said Master.
 type peerSnapshot struct {
-	View      PeerView
-	LocalRole string
+	View       PeerView
+	LocalRole  string
+	bothMaster int
+}
+
+// peerBothMasterAfter is how many consecutive updates must show both nodes Master before it
+// is an event: in a swap a status the old Master sent just before resigning may arrive just
+// after the new Master took over, and that is not a split brain.
+const peerBothMasterAfter = 2
+
+// peerStep moves from prev to the new view and this node's role, and returns the events.
+func peerStep(prev peerSnapshot, view PeerView, localRole string) (peerSnapshot, []Event) {
+	next := peerSnapshot{View: view, LocalRole: localRole}
+	if view.Connected && localRole == PeerRoleMaster && view.Role == PeerRoleMaster {
+		next.bothMaster = prev.bothMaster + 1
+	}
+	return next, peerEvents(prev, next)
 }
 
 // backupUp tells whether the snapshot shows what the seed's Master reports as "Backup
@@ -322,8 +337,7 @@ func peerEvents(prev, next peerSnapshot) []Event {
 	if p.Connected && n.Connected && p.Role != n.Role {
 		add(SeverityInfo, "peer role", "Peer device with ID %s changed role: %s -> %s", n.ID, p.Role, n.Role)
 	}
-	if n.Connected && next.LocalRole == PeerRoleMaster && n.Role == PeerRoleMaster &&
-		!(p.Connected && prev.LocalRole == PeerRoleMaster && p.Role == PeerRoleMaster) {
+	if next.bothMaster == peerBothMasterAfter {
 		add(SeverityCritical, "both master", "Peer device with ID %s is Master too", n.ID)
 	}
 	if n.Connected {

@@ -195,6 +195,38 @@ func peerLost(s peerSnapshot, reason string) peerSnapshot {
 	return s
 }
 
+func both(s peerSnapshot, n int) peerSnapshot {
+	s.bothMaster = n
+	return s
+}
+
+func TestPeerStepBothMaster(t *testing.T) {
+	// A swap: the stale status of the old Master (still "master") arrives once after this
+	// node took over, then the old Master reports Backup. No split brain event.
+	up := func(role string) PeerView {
+		return PeerView{Connected: true, ID: corePeerID, Role: role, BackupMode: PeerModeActive}
+	}
+	s := peerSnapshot{View: up(PeerRoleMaster), LocalRole: PeerRoleBackup}
+	var names []string
+	for _, step := range []struct{ peer, local string }{
+		{PeerRoleMaster, PeerRoleMaster}, // stale
+		{PeerRoleBackup, PeerRoleMaster},
+		{PeerRoleMaster, PeerRoleMaster}, // a real split brain: reported on its second update
+		{PeerRoleMaster, PeerRoleMaster},
+		{PeerRoleMaster, PeerRoleMaster},
+	} {
+		var evs []Event
+		s, evs = peerStep(s, up(step.peer), step.local)
+		for _, e := range evs {
+			names = append(names, e.Name)
+		}
+	}
+	want := []string{"up active", "peer role", "peer role", "both master"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
 func TestPeerEvents(t *testing.T) {
 	const (
 		M, B   = PeerRoleMaster, PeerRoleBackup
@@ -234,10 +266,11 @@ func TestPeerEvents(t *testing.T) {
 			[]Event{ev(SeverityInfo, "peer up", "Peer device with ID "+corePeerID+" is UP (master, active mode)")}},
 		{"master lost, seen from the backup", peerSnap(B, M, Ac), peerLost(peerSnap(B, M, Ac), "no status for 3 intervals"),
 			[]Event{ev(SeverityWarning, "peer down", "Peer device with ID "+corePeerID+" is DOWN (no status for 3 intervals)")}},
-		{"both master", peerSnap(M, B, Ac), peerSnap(M, M, Ac),
-			[]Event{ev(SeverityInfo, "peer role", "Peer device with ID "+corePeerID+" changed role: backup -> master"),
-				ev(SeverityCritical, "both master", "Peer device with ID "+corePeerID+" is Master too")}},
-		{"both master, still", peerSnap(M, M, Ac), peerSnap(M, M, Ac), nil},
+		{"both master, first update", peerSnap(M, B, Ac), both(peerSnap(M, M, Ac), 1),
+			[]Event{ev(SeverityInfo, "peer role", "Peer device with ID "+corePeerID+" changed role: backup -> master")}},
+		{"both master, second update", both(peerSnap(M, M, Ac), 1), both(peerSnap(M, M, Ac), 2),
+			[]Event{ev(SeverityCritical, "both master", "Peer device with ID "+corePeerID+" is Master too")}},
+		{"both master, still", both(peerSnap(M, M, Ac), 2), both(peerSnap(M, M, Ac), 3), nil},
 		{"refused", never, refused, []Event{ev(SeverityCritical, "refused", "peer link refused: peer: different redundancy group: ...")}},
 		{"refused again for the same reason", refused, refused, nil},
 		{"version mismatch on connect", never, peerSnap(M, B, Ac, version), []Event{upActive,
