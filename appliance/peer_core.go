@@ -310,35 +310,35 @@ func (s peerSnapshot) backupUp() bool {
 
 // peerEvents returns the events raised by going from prev to next, in the seed's words
 // where the seed has them (Figure 10). The seed's priorities are 1 for "up active", 2 for
-// "up passive" and 3 for "down"; in today's Severity they are Info, Warning and Critical.
+// "up passive" and 3 for "down"; PriorityInfo, PriorityNotice and PriorityWarning.
 func peerEvents(prev, next peerSnapshot) []Event {
 	var out []Event
-	add := func(sev Severity, name, format string, args ...any) {
-		out = append(out, Event{Severity: sev, Source: "peer", Name: name, Message: fmt.Sprintf(format, args...)})
+	add := func(prio Priority, name, format string, args ...any) {
+		out = append(out, Event{Priority: prio, Application: AppRedundancy, Name: name, Description: fmt.Sprintf(format, args...)})
 	}
 	p, n := prev.View, next.View
 	if next.View.Refused != "" && next.View.Refused != prev.View.Refused {
-		add(SeverityCritical, "refused", "peer link refused: %s", n.Refused)
+		add(PriorityWarning, "refused", "peer link refused: %s", n.Refused)
 	}
 	switch {
 	case next.backupUp() && (!prev.backupUp() || p.BackupMode != n.BackupMode || p.ID != n.ID):
 		if n.BackupMode == PeerModePassive {
-			add(SeverityWarning, "up passive", "Backup device with ID %s is UP (Passive mode)", n.ID)
+			add(PriorityNotice, "up passive", "Backup device with ID %s is UP (Passive mode)", n.ID)
 		} else {
-			add(SeverityInfo, "up active", "Backup device with ID %s is UP (Active mode)", n.ID)
+			add(PriorityInfo, "up active", "Backup device with ID %s is UP (Active mode)", n.ID)
 		}
 	case prev.backupUp() && !n.Connected:
-		add(SeverityCritical, "down", "Backup device is DOWN")
+		add(PriorityWarning, "down", "Backup device is DOWN")
 	case p.Connected && !n.Connected:
-		add(SeverityWarning, "peer down", "Peer device with ID %s is DOWN (%s)", p.ID, n.LastError)
+		add(PriorityNotice, "peer down", "Peer device with ID %s is DOWN (%s)", p.ID, n.LastError)
 	case !p.Connected && n.Connected:
-		add(SeverityInfo, "peer up", "Peer device with ID %s is UP (%s, %s mode)", n.ID, n.Role, n.BackupMode)
+		add(PriorityInfo, "peer up", "Peer device with ID %s is UP (%s, %s mode)", n.ID, n.Role, n.BackupMode)
 	}
 	if p.Connected && n.Connected && p.Role != n.Role {
-		add(SeverityInfo, "peer role", "Peer device with ID %s changed role: %s -> %s", n.ID, p.Role, n.Role)
+		add(PriorityInfo, "peer role", "Peer device with ID %s changed role: %s -> %s", n.ID, p.Role, n.Role)
 	}
 	if next.bothMaster == peerBothMasterAfter {
-		add(SeverityCritical, "both master", "Peer device with ID %s is Master too", n.ID)
+		add(PriorityWarning, "both master", "Peer device with ID %s is Master too", n.ID)
 	}
 	if n.Connected {
 		out = append(out, peerMismatchEvents(p.Mismatches, n.Mismatches, n.ID)...)
@@ -357,11 +357,11 @@ func peerMismatchEvents(prev, next []PeerMismatch, id string) []Event {
 		if m.Setting == "version" {
 			msg += " (both devices must run the same software version)"
 		}
-		out = append(out, Event{Severity: SeverityWarning, Source: "peer", Name: "mismatch", Message: msg})
+		out = append(out, Event{Priority: PriorityNotice, Application: AppRedundancy, Name: "mismatch", Description: msg})
 	}
 	if len(prev) > 0 && len(next) == 0 {
-		out = append(out, Event{Severity: SeverityInfo, Source: "peer", Name: "mismatch resolved",
-			Message: fmt.Sprintf("Peer device with ID %s: versions and settings match", id)})
+		out = append(out, Event{Priority: PriorityInfo, Application: AppRedundancy, Name: "mismatch resolved",
+			Description: fmt.Sprintf("Peer device with ID %s: versions and settings match", id)})
 	}
 	return out
 }

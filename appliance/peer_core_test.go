@@ -232,12 +232,12 @@ func TestPeerEvents(t *testing.T) {
 		M, B   = PeerRoleMaster, PeerRoleBackup
 		Ac, Pa = PeerModeActive, PeerModePassive
 	)
-	ev := func(sev Severity, name, msg string) Event {
-		return Event{Severity: sev, Source: "peer", Name: name, Message: msg}
+	ev := func(prio Priority, name, msg string) Event {
+		return Event{Priority: prio, Application: AppRedundancy, Name: name, Description: msg}
 	}
-	upActive := ev(SeverityInfo, "up active", "Backup device with ID "+corePeerID+" is UP (Active mode)")
-	upPassive := ev(SeverityWarning, "up passive", "Backup device with ID "+corePeerID+" is UP (Passive mode)")
-	bdown := ev(SeverityCritical, "down", "Backup device is DOWN")
+	upActive := ev(PriorityInfo, "up active", "Backup device with ID "+corePeerID+" is UP (Active mode)")
+	upPassive := ev(PriorityNotice, "up passive", "Backup device with ID "+corePeerID+" is UP (Passive mode)")
+	bdown := ev(PriorityWarning, "down", "Backup device is DOWN")
 	version := PeerMismatch{"version", "6.0.9", "6.1.0"}
 	vips := PeerMismatch{"virtual_ips", "a", "b"}
 	never := peerSnapshot{LocalRole: M}
@@ -259,28 +259,28 @@ func TestPeerEvents(t *testing.T) {
 		{"backup returns", peerLost(peerSnap(M, B, Pa), "x"), peerSnap(M, B, Pa), []Event{upPassive}},
 		{"this node became master (failover, peer connected)", peerSnap(B, B, Ac), peerSnap(M, B, Ac), []Event{upActive}},
 		{"swap seen on the new master", peerSnap(B, M, Ac), peerSnap(M, B, Pa),
-			[]Event{upPassive, ev(SeverityInfo, "peer role", "Peer device with ID "+corePeerID+" changed role: master -> backup")}},
+			[]Event{upPassive, ev(PriorityInfo, "peer role", "Peer device with ID "+corePeerID+" changed role: master -> backup")}},
 		{"swap seen on the old master: no DOWN", peerSnap(M, B, Pa), peerSnap(B, M, Pa),
-			[]Event{ev(SeverityInfo, "peer role", "Peer device with ID "+corePeerID+" changed role: backup -> master")}},
+			[]Event{ev(PriorityInfo, "peer role", "Peer device with ID "+corePeerID+" changed role: backup -> master")}},
 		{"master seen from the backup", peerSnapshot{LocalRole: B}, peerSnap(B, M, Ac),
-			[]Event{ev(SeverityInfo, "peer up", "Peer device with ID "+corePeerID+" is UP (master, active mode)")}},
+			[]Event{ev(PriorityInfo, "peer up", "Peer device with ID "+corePeerID+" is UP (master, active mode)")}},
 		{"master lost, seen from the backup", peerSnap(B, M, Ac), peerLost(peerSnap(B, M, Ac), "no status for 3 intervals"),
-			[]Event{ev(SeverityWarning, "peer down", "Peer device with ID "+corePeerID+" is DOWN (no status for 3 intervals)")}},
+			[]Event{ev(PriorityNotice, "peer down", "Peer device with ID "+corePeerID+" is DOWN (no status for 3 intervals)")}},
 		{"both master, first update", peerSnap(M, B, Ac), both(peerSnap(M, M, Ac), 1),
-			[]Event{ev(SeverityInfo, "peer role", "Peer device with ID "+corePeerID+" changed role: backup -> master")}},
+			[]Event{ev(PriorityInfo, "peer role", "Peer device with ID "+corePeerID+" changed role: backup -> master")}},
 		{"both master, second update", both(peerSnap(M, M, Ac), 1), both(peerSnap(M, M, Ac), 2),
-			[]Event{ev(SeverityCritical, "both master", "Peer device with ID "+corePeerID+" is Master too")}},
+			[]Event{ev(PriorityWarning, "both master", "Peer device with ID "+corePeerID+" is Master too")}},
 		{"both master, still", both(peerSnap(M, M, Ac), 2), both(peerSnap(M, M, Ac), 3), nil},
-		{"refused", never, refused, []Event{ev(SeverityCritical, "refused", "peer link refused: peer: different redundancy group: ...")}},
+		{"refused", never, refused, []Event{ev(PriorityWarning, "refused", "peer link refused: peer: different redundancy group: ...")}},
 		{"refused again for the same reason", refused, refused, nil},
 		{"version mismatch on connect", never, peerSnap(M, B, Ac, version), []Event{upActive,
-			ev(SeverityWarning, "mismatch", "Peer device with ID "+corePeerID+" differs in version: 6.0.9 here, 6.1.0 there (both devices must run the same software version)")}},
+			ev(PriorityNotice, "mismatch", "Peer device with ID "+corePeerID+" differs in version: 6.0.9 here, 6.1.0 there (both devices must run the same software version)")}},
 		{"mismatch kept", peerSnap(M, B, Ac, version), peerSnap(M, B, Ac, version), nil},
 		{"mismatch known from before the loss", peerLost(peerSnap(M, B, Ac, version), "x"), peerSnap(M, B, Ac, version), []Event{upActive}},
 		{"second mismatch", peerSnap(M, B, Ac, version), peerSnap(M, B, Ac, version, vips),
-			[]Event{ev(SeverityWarning, "mismatch", "Peer device with ID "+corePeerID+" differs in virtual_ips: a here, b there")}},
+			[]Event{ev(PriorityNotice, "mismatch", "Peer device with ID "+corePeerID+" differs in virtual_ips: a here, b there")}},
 		{"mismatch resolved", peerSnap(M, B, Ac, version), peerSnap(M, B, Ac),
-			[]Event{ev(SeverityInfo, "mismatch resolved", "Peer device with ID "+corePeerID+": versions and settings match")}},
+			[]Event{ev(PriorityInfo, "mismatch resolved", "Peer device with ID "+corePeerID+": versions and settings match")}},
 	}
 	for _, c := range cases {
 		if diff := cmp.Diff(c.want, peerEvents(c.prev, c.next)); diff != "" {

@@ -230,7 +230,7 @@ func peerPair(t *testing.T) (a, b *peerTestNode) {
 func TestPeerLinkUpAndStatus(t *testing.T) {
 	a, b := peerPair(t)
 	e := a.waitEvent("up passive", 1)
-	if want := "Backup device with ID 7-1.4.0-b is UP (Passive mode)"; e.Message != want || e.Source != "peer" || e.Time.IsZero() {
+	if want := "Backup device with ID 7-1.4.0-b is UP (Passive mode)"; e.Description != want || e.Application != AppRedundancy || e.Time.IsZero() {
 		t.Errorf("master's event = %+v, want %q from source peer, stamped", e, want)
 	}
 	select {
@@ -251,8 +251,8 @@ func TestPeerLinkUpAndStatus(t *testing.T) {
 
 	// The Backup's operator switches it to Active: the Master says so in the seed's words.
 	b.setStatus(func(s *PeerStatus) { s.BackupMode = PeerModeActive })
-	if e := a.waitEvent("up active", 1); e.Message != "Backup device with ID 7-1.4.0-b is UP (Active mode)" {
-		t.Errorf("after the mode change: %q", e.Message)
+	if e := a.waitEvent("up active", 1); e.Description != "Backup device with ID 7-1.4.0-b is UP (Active mode)" {
+		t.Errorf("after the mode change: %q", e.Description)
 	}
 
 	// The status page's JSON is snake_case.
@@ -298,12 +298,12 @@ func TestPeerLinkWrongCertificate(t *testing.T) {
 	}
 	a.start(a.config(stranger.dir, peerTestSettings, dial)) // a pins the wrong node
 	ea := a.waitEvent("refused", 1)
-	if !strings.Contains(ea.Message, "not the pinned one") || !strings.Contains(ea.Message, b.fingerprint()) {
-		t.Errorf("dialler's refusal %q does not say the certificate %s is not the pinned one", ea.Message, b.fingerprint())
+	if !strings.Contains(ea.Description, "not the pinned one") || !strings.Contains(ea.Description, b.fingerprint()) {
+		t.Errorf("dialler's refusal %q does not say the certificate %s is not the pinned one", ea.Description, b.fingerprint())
 	}
 	eb := b.waitEvent("refused", 1)
-	if !strings.Contains(eb.Message, "rejected this node's certificate") {
-		t.Errorf("acceptor's refusal %q does not say its certificate was rejected", eb.Message)
+	if !strings.Contains(eb.Description, "rejected this node's certificate") {
+		t.Errorf("acceptor's refusal %q does not say its certificate was rejected", eb.Description)
 	}
 	// Retries with the same result raise no new event; they keep being refused.
 	a.waitFor("two retries", func() bool { return dials.Load() >= 3 })
@@ -329,7 +329,7 @@ func TestPeerLinkOtherGroupRefused(t *testing.T) {
 	a.start(a.config(b.dir, peerTestSettings, b.dialer()))
 	for _, n := range []*peerTestNode{a, b} {
 		e := n.waitEvent("refused", 1)
-		if !strings.Contains(e.Message, "different redundancy group") || e.Severity != SeverityCritical {
+		if !strings.Contains(e.Description, "different redundancy group") || e.Priority != PriorityWarning {
 			t.Errorf("%s: refusal %+v, want a critical event naming the group", n.name, e)
 		}
 		if v := n.link.Status(); v.Connected || !strings.Contains(v.Refused, "group") {
@@ -399,7 +399,7 @@ func TestPeerLinkDownAndReconnect(t *testing.T) {
 	a.waitEvent("up passive", 1)
 	b.stop() // the Backup's daemon dies: its connection closes
 	e := a.waitEvent("down", 1)
-	if e.Message != "Backup device is DOWN" || e.Severity != SeverityCritical {
+	if e.Description != "Backup device is DOWN" || e.Priority != PriorityWarning {
 		t.Errorf("down event = %+v, want the seed's words, critical", e)
 	}
 	v := a.link.Status()
@@ -478,16 +478,16 @@ func TestPeerLinkBadInput(t *testing.T) {
 	huge := []byte{0xff, 0xff, 0xff, 0xff}
 	peerRaw(t, a, b.dir, huge)
 	e := a.waitEvent("refused", 1)
-	if !strings.Contains(e.Message, "frame of 4294967295 bytes") {
-		t.Errorf("oversized frame: %q", e.Message)
+	if !strings.Contains(e.Description, "frame of 4294967295 bytes") {
+		t.Errorf("oversized frame: %q", e.Description)
 	}
 	peerRaw(t, a, b.dir, []byte{0, 0, 0, 5}, []byte("nope!"))
 	a.waitEvent("refused", 2)
 	bad := &peerInfo{NodeID: "b", Version: "1.4.0", Settings: peerTestSettings, SettingsFingerprint: "x",
 		PeerStatus: PeerStatus{Role: PeerRoleBackup, BackupMode: "half"}}
 	peerRaw(t, a, b.dir, peerFrame(t, peerMsg{Type: "hello", Info: bad}))
-	if e := a.waitEvent("refused", 3); !strings.Contains(e.Message, `backup_mode "half"`) {
-		t.Errorf("invalid hello: %q", e.Message)
+	if e := a.waitEvent("refused", 3); !strings.Contains(e.Description, `backup_mode "half"`) {
+		t.Errorf("invalid hello: %q", e.Description)
 	}
 	if v := a.link.Status(); v.Connected {
 		t.Errorf("bad input connected the peer: %+v", v)
