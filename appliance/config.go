@@ -50,6 +50,7 @@ type Config struct {
 	Berofos    BerofosConfig
 	Sync       SyncConfig
 	API        APIConfig
+	Peer       PeerLinkConfig
 	// Services are the PBX's services, started in order on the Master and stopped in
 	// reverse order on a Backup ([[service]], docs/services.md).
 	Services []ServiceConfig
@@ -146,6 +147,7 @@ type rawConfig struct {
 	Sync       rawSync       `toml:"sync"`
 	API        rawAPI        `toml:"api"`
 	Services   []rawService  `toml:"service"`
+	Peer       rawPeer       `toml:"peer"`
 }
 
 type rawNode struct {
@@ -657,6 +659,7 @@ func (r *rawConfig) validate() (*Config, error) {
 	cfg.Berofos = validateBerofos(&p, &r.Berofos)
 	cfg.Sync = validateSync(&p, &r.Sync, cfg.Node, cfg.Redundancy)
 	cfg.API = validateAPI(&p, &r.API, cfg.Sync, cfg.Node)
+	cfg.Peer = validatePeerLink(&p, &r.Peer, cfg.Redundancy, cfg.Sync)
 	if p.listLen("service", len(r.Services), MaxServices, "services on one node") {
 		if len(r.Services) > 0 {
 			cfg.Services = validateServices(r.Services, &p)

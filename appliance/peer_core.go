@@ -111,10 +111,16 @@ type PeerServiceState struct {
 // PeerStatus is what a node tells its peer about itself every interval; the appliance
 // provides it (PeerConfig.Local).
 type PeerStatus struct {
-	Role       string             `json:"role"`        // PeerRoleMaster, PeerRoleBackup or another vrrp state name
-	BackupMode string             `json:"backup_mode"` // PeerModeActive or PeerModePassive
-	LastSync   *PeerSyncResult    `json:"last_sync,omitempty"`
-	Services   []PeerServiceState `json:"services,omitempty"`
+	Role       string `json:"role"`        // PeerRoleMaster, PeerRoleBackup or another vrrp state name
+	BackupMode string `json:"backup_mode"` // PeerModeActive or PeerModePassive
+	// ModeSetAt is when the group's Backup mode was last set at run time (zero: the
+	// configuration's default); the newer setting wins between the nodes (newerMode).
+	ModeSetAt time.Time          `json:"mode_set_at,omitzero"`
+	ModeSetBy string             `json:"mode_set_by,omitempty"`
+	LastSync  *PeerSyncResult    `json:"last_sync,omitempty"`
+	Services  []PeerServiceState `json:"services,omitempty"`
+	// Unhealthy says why the node's services fail their checks; "" when healthy.
+	Unhealthy string `json:"unhealthy,omitempty"`
 }
 
 // peerInfo is the body of a hello and of every status: who the node is and how it stands.
@@ -143,10 +149,13 @@ type PeerView struct {
 	SettingsFingerprint string             `json:"settings_fingerprint,omitempty"`
 	Role                string             `json:"role,omitempty"`
 	BackupMode          string             `json:"backup_mode,omitempty"`
+	ModeSetAt           time.Time          `json:"mode_set_at,omitzero"`
+	ModeSetBy           string             `json:"mode_set_by,omitempty"`
 	LastSync            *PeerSyncResult    `json:"last_sync,omitempty"`
 	Services            []PeerServiceState `json:"services,omitempty"`
-	LastSeen            time.Time          `json:"last_seen,omitzero"` // last message received
-	Since               time.Time          `json:"since,omitzero"`     // connected since, or down since
+	Unhealthy           string             `json:"unhealthy,omitempty"` // why the peer's services fail their checks
+	LastSeen            time.Time          `json:"last_seen,omitzero"`  // last message received
+	Since               time.Time          `json:"since,omitzero"`      // connected since, or down since
 	Mismatches          []PeerMismatch     `json:"mismatches,omitempty"`
 	Refused             string             `json:"refused,omitempty"`    // why the last connection was refused
 	LastError           string             `json:"last_error,omitempty"` // why the link went down
@@ -248,8 +257,11 @@ func peerViewUpdate(prev PeerView, local peerLocal, m *peerInfo, now time.Time) 
 		SettingsFingerprint: m.SettingsFingerprint,
 		Role:                m.Role,
 		BackupMode:          m.BackupMode,
+		ModeSetAt:           m.ModeSetAt,
+		ModeSetBy:           m.ModeSetBy,
 		LastSync:            m.LastSync,
 		Services:            m.Services,
+		Unhealthy:           m.Unhealthy,
 		LastSeen:            now,
 		Since:               prev.Since,
 		Mismatches:          peerMismatches(local, m),
