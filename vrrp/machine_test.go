@@ -143,7 +143,7 @@ func TestStartBackupThenMaster(t *testing.T) {
 	checkState(t, m, StateInitialize, time.Time{})
 	checkActions(t, "Tick before Start", m.Tick(t0), nil)
 
-	checkActions(t, "Start", m.Start(t0), []Action{Transition{From: StateInitialize, To: StateBackup, At: t0}})
+	checkActions(t, "Start", m.Start(t0), []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseStart, At: t0}})
 	checkState(t, m, StateBackup, t0.Add(down100))
 	checkActions(t, "second Start", m.Start(t0.Add(time.Millisecond)), nil)
 
@@ -153,7 +153,7 @@ func TestStartBackupThenMaster(t *testing.T) {
 	up := t0.Add(down100)
 	checkActions(t, "Tick at Master_Down_Interval", m.Tick(up), []Action{
 		SendAdvert{ourAdvert(100)},
-		Transition{From: StateBackup, To: StateMaster, At: up},
+		Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: up},
 	})
 	checkState(t, m, StateMaster, up.Add(time.Second))
 
@@ -166,7 +166,7 @@ func TestStartBackupThenMaster(t *testing.T) {
 	checkState(t, m, StateMaster, late.Add(time.Second))
 
 	want := MachineStatus{State: StateMaster, Priority: 100, MasterIP: ourIP, Since: up, Transitions: 2,
-		Dropped: map[string]uint64{}}
+		Dropped: map[string]uint64{}, Preempt: true}
 	if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)
 	}
@@ -187,7 +187,7 @@ func TestBackupAdvertResetsTimer(t *testing.T) {
 	checkActions(t, "Tick at the old deadline", m.Tick(t0.Add(5*time.Second+down100)), nil)
 	checkActions(t, "Tick at the new deadline", m.Tick(last.Add(down100)), []Action{
 		SendAdvert{ourAdvert(100)},
-		Transition{From: StateBackup, To: StateMaster, At: last.Add(down100)},
+		Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: last.Add(down100)},
 	})
 }
 
@@ -205,7 +205,7 @@ func TestBackupPriorityZeroSkew(t *testing.T) {
 	acts := m.Tick(resign.Add(skew100))
 	checkActions(t, "Tick at Skew_Time", acts, []Action{
 		SendAdvert{ourAdvert(100)},
-		Transition{From: StateBackup, To: StateMaster, At: resign.Add(skew100)},
+		Transition{From: StateBackup, To: StateMaster, Cause: CausePriorityZero, At: resign.Add(skew100)},
 	})
 	if tr := acts[1].(Transition); !strings.Contains(tr.Reason, "resigned") || !strings.Contains(tr.Reason, peerIP.String()) {
 		t.Errorf("Reason = %q, want it to name the resigning master %v", tr.Reason, peerIP)
@@ -243,7 +243,11 @@ func TestBackupPreempt(t *testing.T) {
 			if got := m.Status().MasterIP; got != peerIP {
 				t.Errorf("MasterIP = %v, want %v (the advert was valid)", got, peerIP)
 			}
-			wantActs := []Action{SendAdvert{ourAdvert(tt.own)}, Transition{From: StateBackup, To: StateMaster, At: want}}
+			cause := CauseMasterDown
+			if !tt.wantReset {
+				cause = CausePreempting
+			}
+			wantActs := []Action{SendAdvert{ourAdvert(tt.own)}, Transition{From: StateBackup, To: StateMaster, Cause: cause, At: want}}
 			checkActions(t, "Tick at deadline", m.Tick(want), wantActs)
 		})
 	}
@@ -264,7 +268,7 @@ func TestOwnerStartsMaster(t *testing.T) {
 		m := newTestMachine(t, testConfig(255, preempt))
 		checkActions(t, "Start", m.Start(t0), []Action{
 			SendAdvert{ourAdvert(255)},
-			Transition{From: StateInitialize, To: StateMaster, At: t0},
+			Transition{From: StateInitialize, To: StateMaster, Cause: CauseOwner, At: t0},
 		})
 		checkState(t, m, StateMaster, t0.Add(time.Second))
 		if got := m.Status().MasterIP; got != ourIP {
@@ -319,7 +323,7 @@ func TestMasterStepsDown(t *testing.T) {
 				}
 				return
 			}
-			checkActions(t, "Receive", acts, []Action{Transition{From: StateMaster, To: StateBackup, At: at}})
+			checkActions(t, "Receive", acts, []Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: at}})
 			checkState(t, m, StateBackup, at.Add(MasterDownInterval(time.Second, tt.own)))
 			st := m.Status()
 			if st.MasterIP != in.Src || !st.Since.Equal(at) || st.Transitions != before.Transitions+1 {
@@ -342,7 +346,7 @@ func TestAddressListOwnerAccepted(t *testing.T) {
 	in := peerAdvert(t, 255, func(a *Advertisement) { a.Addresses = addrs("192.0.2.200") })
 	at := up.Add(100 * time.Millisecond)
 	checkActions(t, "owner advert with another address list", m.Receive(at, in),
-		[]Action{Transition{From: StateMaster, To: StateBackup, At: at}})
+		[]Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: at}})
 }
 
 // RFC 3768 section 5.3.10: with auth type 0 the authentication data is ignored on reception.
@@ -366,7 +370,7 @@ func TestAuthSimple(t *testing.T) {
 	want := ourAdvert(100)
 	want.AuthType, want.AuthData = AuthSimple, secret12
 	checkActions(t, "Master advert", acts, []Action{SendAdvert{want},
-		Transition{From: StateBackup, To: StateMaster, At: at.Add(down100)}})
+		Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: at.Add(down100)}})
 }
 
 // The Machine sends byte for byte what keepalived 2.2.7 sends for the same configuration, and
@@ -568,7 +572,7 @@ func TestDropChangesNothing(t *testing.T) {
 func TestReceiveInInitializeIgnored(t *testing.T) {
 	m := newTestMachine(t, testConfig(100, true))
 	checkActions(t, "Receive before Start", m.Receive(t0, peerAdvert(t, 0, nil)), nil)
-	if diff := cmp.Diff(MachineStatus{Priority: 100, Dropped: map[string]uint64{}}, m.Status(), cmpAddr); diff != "" {
+	if diff := cmp.Diff(MachineStatus{Priority: 100, Dropped: map[string]uint64{}, Preempt: true}, m.Status(), cmpAddr); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)
 	}
 	checkState(t, m, StateInitialize, time.Time{})
@@ -587,7 +591,7 @@ func TestSetPriority(t *testing.T) {
 		// Now a 100 is higher: step down.
 		at = at.Add(1500 * time.Millisecond)
 		checkActions(t, "advert 100", m.Receive(at, peerAdvert(t, 100, nil)),
-			[]Action{Transition{From: StateMaster, To: StateBackup, At: at}})
+			[]Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: at}})
 		checkState(t, m, StateBackup, at.Add(MasterDownInterval(time.Second, 50)))
 	})
 	t.Run("backup: new priority for the next comparison and timer", func(t *testing.T) {
@@ -605,7 +609,7 @@ func TestSetPriority(t *testing.T) {
 		m := newTestMachine(t, testConfig(100, true))
 		checkActions(t, "SetPriority(255)", m.SetPriority(t0, 255), nil)
 		checkActions(t, "Start", m.Start(t0), []Action{SendAdvert{ourAdvert(255)},
-			Transition{From: StateInitialize, To: StateMaster, At: t0}})
+			Transition{From: StateInitialize, To: StateMaster, Cause: CauseOwner, At: t0}})
 	})
 	t.Run("zero and unchanged do nothing", func(t *testing.T) {
 		m, up := startMaster(t, testConfig(100, true))
@@ -625,10 +629,10 @@ func TestShutdown(t *testing.T) {
 		at := up.Add(700 * time.Millisecond)
 		checkActions(t, "Shutdown", m.Shutdown(at), []Action{
 			SendAdvert{ourAdvert(0)},
-			Transition{From: StateMaster, To: StateInitialize, At: at},
+			Transition{From: StateMaster, To: StateInitialize, Cause: CauseShutdown, At: at},
 		})
 		checkState(t, m, StateInitialize, time.Time{})
-		want := MachineStatus{State: StateInitialize, Priority: 100, Since: at, Transitions: 3, Dropped: map[string]uint64{}}
+		want := MachineStatus{State: StateInitialize, Priority: 100, Since: at, Transitions: 3, Dropped: map[string]uint64{}, Preempt: true}
 		if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
 			t.Errorf("Status (-want +got):\n%s", diff)
 		}
@@ -637,14 +641,14 @@ func TestShutdown(t *testing.T) {
 		checkActions(t, "second Shutdown", m.Shutdown(at.Add(time.Second)), nil)
 		// And it can start again.
 		again := at.Add(10 * time.Second)
-		checkActions(t, "Start again", m.Start(again), []Action{Transition{From: StateInitialize, To: StateBackup, At: again}})
+		checkActions(t, "Start again", m.Start(again), []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseStart, At: again}})
 		checkState(t, m, StateBackup, again.Add(down100))
 	})
 	t.Run("backup", func(t *testing.T) {
 		m := newTestMachine(t, testConfig(100, true))
 		m.Start(t0)
 		at := t0.Add(time.Second)
-		checkActions(t, "Shutdown", m.Shutdown(at), []Action{Transition{From: StateBackup, To: StateInitialize, At: at}})
+		checkActions(t, "Shutdown", m.Shutdown(at), []Action{Transition{From: StateBackup, To: StateInitialize, Cause: CauseShutdown, At: at}})
 		checkState(t, m, StateInitialize, time.Time{})
 	})
 	t.Run("initialize", func(t *testing.T) {
@@ -1056,4 +1060,93 @@ func ExampleMachine() {
 	// 3.609375s: backup -> master
 	// send advert priority 0: 21 33 00 01 00 01 1c 66 c0 00 02 64 00 00 00 00 00 00 00 00
 	// 4.609375s: master -> initialize
+}
+
+// An interface that cannot carry the protocol (deleted, down, no carrier) takes the node out
+// to Initialize, sending nothing, until ClearFault; it then rejoins as Start would.
+func TestFault(t *testing.T) {
+	const gone, back = "interface vrt0 gone", "interface vrt0 back"
+	checkFault := func(t *testing.T, m *Machine, want string) {
+		t.Helper()
+		if st := m.Status(); st.Fault != want || (want != "" && st.MasterIP.IsValid()) {
+			t.Errorf("Status: Fault %q, MasterIP %v; want Fault %q and no Master known", st.Fault, st.MasterIP, want)
+		}
+	}
+	t.Run("master leaves, sends nothing, rejoins as backup", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(100, true))
+		at := up.Add(300 * time.Millisecond)
+		acts := m.Fault(at, CauseInterfaceGone, gone)
+		checkActions(t, "Fault", acts, []Action{Transition{From: StateMaster, To: StateInitialize, Cause: CauseInterfaceGone, At: at}})
+		if tr := acts[0].(Transition); tr.Reason != gone {
+			t.Errorf("Reason = %q, want %q", tr.Reason, gone)
+		}
+		checkState(t, m, StateInitialize, time.Time{})
+		checkFault(t, m, gone)
+		checkActions(t, "Tick while faulted", m.Tick(at.Add(time.Hour)), nil)
+		checkActions(t, "Receive while faulted", m.Receive(at.Add(time.Second), peerAdvert(t, 0, nil)), nil)
+		checkActions(t, "Start while faulted", m.Start(at.Add(time.Second)), nil)
+		checkActions(t, "TakeOver while faulted", m.TakeOver(at.Add(time.Second), "operator"), nil)
+		checkActions(t, "Resign while faulted", m.Resign(at.Add(time.Second), "operator"), nil)
+		checkActions(t, "second Fault", m.Fault(at.Add(2*time.Second), CauseInterfaceDown, "interface vrt0 down"), nil)
+		checkFault(t, m, "interface vrt0 down")
+
+		again := at.Add(10 * time.Second)
+		acts = m.ClearFault(again, back)
+		checkActions(t, "ClearFault", acts, []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseInterfaceBack, At: again}})
+		if tr := acts[0].(Transition); tr.Reason != back {
+			t.Errorf("Reason = %q, want %q", tr.Reason, back)
+		}
+		checkState(t, m, StateBackup, again.Add(down100))
+		checkFault(t, m, "")
+		checkActions(t, "second ClearFault", m.ClearFault(again.Add(time.Second), back), nil)
+		checkState(t, m, StateBackup, again.Add(down100))
+		checkActions(t, "Master_Down_Timer after rejoining", m.Tick(again.Add(down100)), []Action{
+			SendAdvert{ourAdvert(100)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: again.Add(down100)},
+		})
+	})
+	t.Run("backup leaves and rejoins", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.Start(t0)
+		m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+		at := t0.Add(2 * time.Second)
+		checkActions(t, "Fault", m.Fault(at, CauseInterfaceDown, "interface vrt0 has no carrier"),
+			[]Action{Transition{From: StateBackup, To: StateInitialize, Cause: CauseInterfaceDown, At: at}})
+		checkState(t, m, StateInitialize, time.Time{})
+		checkFault(t, m, "interface vrt0 has no carrier")
+		checkActions(t, "ClearFault", m.ClearFault(at.Add(time.Second), back),
+			[]Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseInterfaceBack, At: at.Add(time.Second)}})
+		checkState(t, m, StateBackup, at.Add(time.Second+down100))
+	})
+	t.Run("before start: start waits for ClearFault", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		checkActions(t, "Fault", m.Fault(t0, CauseInterfaceDown, ""), nil)
+		checkFault(t, m, "interface down") // an empty reason is the cause's
+		checkActions(t, "Start", m.Start(t0), nil)
+		checkState(t, m, StateInitialize, time.Time{})
+		at := t0.Add(5 * time.Second)
+		checkActions(t, "ClearFault", m.ClearFault(at, back),
+			[]Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseInterfaceBack, At: at}})
+		checkState(t, m, StateBackup, at.Add(down100))
+	})
+	t.Run("owner rejoins as master", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(255, true))
+		m.Start(t0)
+		m.Fault(t0.Add(time.Second), CauseInterfaceGone, gone)
+		at := t0.Add(3 * time.Second)
+		checkActions(t, "ClearFault", m.ClearFault(at, back), []Action{SendAdvert{ourAdvert(255)},
+			Transition{From: StateInitialize, To: StateMaster, Cause: CauseInterfaceBack, At: at}})
+		checkState(t, m, StateMaster, at.Add(time.Second))
+	})
+	t.Run("shutdown while faulted", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.Start(t0)
+		m.Fault(t0.Add(time.Second), CauseInterfaceGone, gone)
+		checkActions(t, "Shutdown", m.Shutdown(t0.Add(2*time.Second)), nil)
+		checkActions(t, "ClearFault after Shutdown", m.ClearFault(t0.Add(3*time.Second), back), nil)
+		checkState(t, m, StateInitialize, time.Time{})
+		at := t0.Add(4 * time.Second)
+		checkActions(t, "Start", m.Start(at), []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseStart, At: at}})
+		checkState(t, m, StateBackup, at.Add(down100))
+	})
 }

@@ -117,7 +117,13 @@ type Config struct {
 // Event reports a state transition of the Router.
 type Event struct {
 	From, To State
-	Reason   string
+	// Cause is why, for programs: CauseMasterDown, CausePreempted, CauseInterfaceGone, ...
+	// Its String is the short form ("master down", "preempted by higher priority",
+	// "interface gone", ...).
+	Cause Cause
+	// Reason is why, for people: it names the peer and priorities, the interface ("interface
+	// eth0 gone"), or the operator's reason ("resigned: <reason>", "takeover: <reason>").
+	Reason string
 	At       time.Time
 	MasterIP netip.Addr // the Master as known after the transition (this node's Primary when Master)
 	// Err is non-nil when installing (To Master) or removing (From Master) the virtual
@@ -136,6 +142,13 @@ type Status struct {
 	Since       time.Time
 	Transitions uint64
 	Dropped     map[string]uint64
+	// Fault says why the node is out of the protocol (in Initialize, sending nothing, holding
+	// no address), e.g. "interface eth0 gone"; empty when it takes part. It clears, and the
+	// node rejoins as Backup, when the interface is usable again.
+	Fault string
+	// RecordError says why the record of claimed virtual addresses (Config.StateDir) could not
+	// be written; the Router runs on with it in memory and retries. Empty when it is on disk.
+	RecordError string
 }
 
 // Router runs one VRRP virtual router: it owns a [Machine] and performs its actions on a
@@ -169,8 +182,12 @@ type Router struct {
 	pendingPrio uint8
 	hasPending  bool
 
+	// link follows the interface (Dial's); nil: the interface is taken to be always usable.
+	link linkWatcher
+
 	// Owned by the Run goroutine.
-	master        bool // the Machine is Master
+	recordErr     string // the last Flush error, as published in Status.RecordError
+	master        bool   // the Machine is Master
 	held          bool // the Addresser confirmed the virtual addresses
 	installFailed bool // an Add failed: retry while Master
 	removeFailed  bool // a Remove failed: retry while not Master
@@ -181,6 +198,16 @@ type Router struct {
 	sendFailing   bool
 	seenDropped   map[string]uint64    // Dropped as last reported
 	dropLogged    map[string]time.Time // when each reason was last logged
+}
+
+// linkWatcher follows the interface the Router runs on; Dial provides one on Linux.
+type linkWatcher interface {
+	// check returns why the interface cannot carry the protocol now, as a CauseInterface*
+	// cause and a reason naming the interface, or CauseUnknown and "" when it can. It may
+	// rebind the Router's I/O to a recreated interface. It runs on the Run goroutine.
+	check() (Cause, string)
+	// changed receives a value when the interface may have changed (nil: polling only).
+	changed() <-chan struct{}
 }
 
 // dropLogEvery limits the warning for one drop reason: a misconfigured peer (another
@@ -343,6 +370,14 @@ func (r *Router) Run(ctx context.Context) error {
 	r.log.Info("virtual router starting", "priority", r.cfg.Priority, "primary", r.cfg.Primary,
 		"virtual_ips", r.cfg.VirtualIPs, "unicast", r.cfg.Unicast, "virtual_mac", r.cfg.VirtualMAC)
 	r.applyPriority() // a priority set before Run takes effect from the start
+	var linkPoll <-chan time.Time
+	var linkChanged <-chan struct{}
+	if r.link != nil {
+		r.checkLink() // a node whose interface is unusable does not start
+		t := time.NewTicker(r.cfg.AdvertInterval)
+		defer t.Stop()
+		linkPoll, linkChanged = t.C, r.link.changed()
+	}
 	r.step(r.m.Start(time.Now()))
 	for {
 		if d := r.m.Deadline(); d.IsZero() {
@@ -374,7 +409,28 @@ func (r *Router) Run(ctx context.Context) error {
 			r.announce()
 		case <-r.prioWake:
 			r.applyPriority()
+		case <-linkPoll:
+			r.checkLink()
+		case <-linkChanged:
+			r.checkLink()
 		}
+	}
+}
+
+// checkLink takes the node out of the protocol while its interface cannot carry it (see
+// [Machine.Fault]) and back in when it can again.
+func (r *Router) checkLink() {
+	cause, why := r.link.check()
+	fault := r.m.Status().Fault
+	switch {
+	case why == fault:
+		return
+	case why == "":
+		r.log.Info("interface usable again; rejoining", "was", fault)
+		r.step(r.m.ClearFault(time.Now(), fmt.Sprintf("interface %s back", r.cfg.Interface)))
+	default:
+		r.log.Error("interface unusable; leaving the protocol until it is back", "fault", why)
+		r.step(r.m.Fault(time.Now(), cause, why))
 	}
 }
 
@@ -488,13 +544,27 @@ func (r *Router) reportDrops(now time.Time, src netip.Addr) {
 	r.seenDropped = dropped
 }
 
-// flush runs the Addresser's slow bookkeeping, if it has any (see [Addresser]).
+// flush runs the Addresser's slow bookkeeping, if it has any (see [Addresser]), and
+// publishes its failure in Status.RecordError, logging it when it changes.
 func (r *Router) flush() {
-	if f, ok := r.addrs.(interface{ Flush() error }); ok {
-		if err := f.Flush(); err != nil {
-			r.log.Warn("flushing the address record", "err", err)
-		}
+	f, ok := r.addrs.(interface{ Flush() error })
+	if !ok {
+		return
 	}
+	msg := ""
+	if err := f.Flush(); err != nil {
+		msg = err.Error()
+	}
+	if msg == r.recordErr {
+		return
+	}
+	if msg != "" {
+		r.log.Warn("address record not on disk; running with it in memory", "err", msg)
+	} else {
+		r.log.Info("address record on disk again")
+	}
+	r.recordErr = msg
+	r.publish()
 }
 
 func (r *Router) send(a *Advertisement) {
@@ -522,8 +592,8 @@ func (r *Router) transition(t Transition) {
 		r.master = false
 		err = r.release()
 	}
-	ev := Event{From: t.From, To: t.To, Reason: t.Reason, At: t.At, MasterIP: r.m.Status().MasterIP, Err: err}
-	r.log.Info("state transition", "from", t.From, "to", t.To, "reason", t.Reason, "master", ev.MasterIP)
+	ev := Event{From: t.From, To: t.To, Cause: t.Cause, Reason: t.Reason, At: t.At, MasterIP: r.m.Status().MasterIP, Err: err}
+	r.log.Info("state transition", "from", t.From, "to", t.To, "cause", t.Cause, "reason", t.Reason, "master", ev.MasterIP)
 	r.cfg.OnEvent(ev)
 }
 
@@ -606,6 +676,8 @@ func (r *Router) publish() {
 		Since:       ms.Since,
 		Transitions: ms.Transitions,
 		Dropped:     ms.Dropped, // a copy already
+		Fault:       ms.Fault,
+		RecordError: r.recordErr,
 	}
 	if r.held {
 		s.VirtualIPs = r.cfg.VirtualIPs
