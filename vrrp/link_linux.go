@@ -56,7 +56,7 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, conn *rawC
 	}
 	l := &linkMonitor{
 		ns: ns,
-		h: h, name: cfg.Interface, index: link.Attrs().Index, primary: cfg.Primary, vmac: cfg.VirtualMAC,
+		h:  h, name: cfg.Interface, index: link.Attrs().Index, primary: cfg.Primary, vmac: cfg.VirtualMAC,
 		conn: conn, arp: arp, addrs: addrs, log: log,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}

@@ -123,7 +123,7 @@ type Event struct {
 	Cause Cause
 	// Reason is why, for people: it names the peer and priorities, the interface ("interface
 	// eth0 gone"), or the operator's reason ("resigned: <reason>", "takeover: <reason>").
-	Reason string
+	Reason   string
 	At       time.Time
 	MasterIP netip.Addr // the Master as known after the transition (this node's Primary when Master)
 	// Err is non-nil when installing (To Master) or removing (From Master) the virtual
@@ -188,9 +188,9 @@ type Router struct {
 	// Owned by the Run goroutine.
 	recordErr     string // the last Flush error, as published in Status.RecordError
 	master        bool   // the Machine is Master
-	held          bool // the Addresser confirmed the virtual addresses
-	installFailed bool // an Add failed: retry while Master
-	removeFailed  bool // a Remove failed: retry while not Master
+	held          bool   // the Addresser confirmed the virtual addresses
+	installFailed bool   // an Add failed: retry while Master
+	removeFailed  bool   // a Remove failed: retry while not Master
 	lastRetry     time.Time
 	garpLeft      int
 	garpTimer     *time.Timer
