@@ -507,7 +507,7 @@ func (m *Machine) sameAddresses(got []netip.Addr) bool {
 }
 
 // SetPriority changes this router's priority in any state; p must be 1..255 (a p of 0, or the
-// current priority, does nothing: resigning is Shutdown). A Master advertises the new priority
+// current priority, does nothing: resigning is Resign or Shutdown). A Master advertises the new priority
 // at once, so a Backup with preemption sees a lowered Master without waiting for Adver_Timer,
 // and keeps advertising it until a higher-priority Backup takes over. A Backup uses it for the
 // next comparison and the next Master_Down_Timer (a running timer keeps its deadline).

@@ -1150,3 +1150,250 @@ func TestFault(t *testing.T) {
 		checkState(t, m, StateBackup, at.Add(down100))
 	})
 }
+
+// Passive mode: a passive Backup never takes over on its own, whatever it hears; only
+// TakeOver (or leaving passive mode) makes it Master.
+func TestPassive(t *testing.T) {
+	t.Run("starts as backup even as the owner, and stays", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(255, true))
+		m.SetPassive(t0, true)
+		checkActions(t, "Start", m.Start(t0), []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseStart, At: t0}})
+		checkState(t, m, StateBackup, time.Time{})
+		if st := m.Status(); !st.Passive {
+			t.Errorf("Status().Passive = false after SetPassive(true)")
+		}
+		checkActions(t, "Tick much later", m.Tick(t0.Add(time.Hour)), nil)
+		checkState(t, m, StateBackup, time.Time{})
+	})
+	tests := []struct {
+		name   string
+		in     uint8 // the advert's priority
+		master bool  // MasterIP is the peer afterwards
+	}{
+		{"higher priority advert", 150, true},
+		{"lower priority advert: no preemption", 50, true},
+		{"priority 0: no Skew_Time takeover", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestMachine(t, testConfig(100, true))
+			m.Start(t0)
+			m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+			at := t0.Add(1500 * time.Millisecond)
+			m.SetPassive(at, true)
+			checkState(t, m, StateBackup, time.Time{}) // the running Master_Down_Timer is stopped
+			at = at.Add(time.Second)
+			checkActions(t, "Receive", m.Receive(at, peerAdvert(t, tt.in, nil)), nil)
+			checkState(t, m, StateBackup, time.Time{})
+			if got := m.Status().MasterIP; (got == peerIP) != tt.master {
+				t.Errorf("MasterIP = %v, want the peer: %v", got, tt.master)
+			}
+			checkActions(t, "Tick much later", m.Tick(at.Add(time.Hour)), nil)
+			checkState(t, m, StateBackup, time.Time{})
+		})
+	}
+	t.Run("leaving passive mode starts Master_Down_Timer", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.SetPassive(t0, true)
+		m.Start(t0)
+		at := t0.Add(10 * time.Second)
+		m.SetPassive(at, false)
+		checkState(t, m, StateBackup, at.Add(down100))
+		checkActions(t, "Master_Down_Timer", m.Tick(at.Add(down100)), []Action{
+			SendAdvert{ourAdvert(100)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: at.Add(down100)},
+		})
+		m.SetPassive(at.Add(5*time.Second), false) // unchanged: nothing
+		checkState(t, m, StateMaster, at.Add(down100+time.Second))
+	})
+	t.Run("a passive master stays master, steps down to a passive backup", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(100, true))
+		at := up.Add(200 * time.Millisecond)
+		m.SetPassive(at, true)
+		checkState(t, m, StateMaster, up.Add(time.Second))
+		checkActions(t, "Adver_Timer", m.Tick(up.Add(time.Second)), []Action{SendAdvert{ourAdvert(100)}})
+		at = up.Add(1500 * time.Millisecond)
+		checkActions(t, "higher advert", m.Receive(at, peerAdvert(t, 150, nil)),
+			[]Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: at}})
+		checkState(t, m, StateBackup, time.Time{})
+	})
+	t.Run("TakeOver makes a passive backup master", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.SetPassive(t0, true)
+		m.Start(t0)
+		m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+		at := t0.Add(1300 * time.Millisecond)
+		acts := m.TakeOver(at, "swap")
+		checkActions(t, "TakeOver", acts, []Action{
+			SendAdvert{ourAdvert(100)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseTakeOver, At: at},
+		})
+		if tr := acts[1].(Transition); tr.Reason != "takeover: swap" {
+			t.Errorf("Reason = %q, want %q", tr.Reason, "takeover: swap")
+		}
+		checkState(t, m, StateMaster, at.Add(time.Second))
+		if got := m.Status().MasterIP; got != ourIP {
+			t.Errorf("MasterIP = %v, want our own %v", got, ourIP)
+		}
+	})
+}
+
+// Resign: a Master sends priority 0 and becomes Backup, and does not preempt back until it
+// next becomes Master through Master_Down_Timer or TakeOver.
+func TestResign(t *testing.T) {
+	t.Run("master resigns and does not preempt back", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(200, true))
+		at := up.Add(400 * time.Millisecond)
+		down200 := MasterDownInterval(time.Second, 200)
+		acts := m.Resign(at, "maintenance")
+		checkActions(t, "Resign", acts, []Action{
+			SendAdvert{ourAdvert(0)},
+			Transition{From: StateMaster, To: StateBackup, Cause: CauseResigned, At: at},
+		})
+		if tr := acts[1].(Transition); tr.Reason != "resigned: maintenance" {
+			t.Errorf("Reason = %q, want %q", tr.Reason, "resigned: maintenance")
+		}
+		checkState(t, m, StateBackup, at.Add(down200))
+		if st := m.Status(); !st.PreemptSuppressed || st.MasterIP.IsValid() {
+			t.Errorf("Status: PreemptSuppressed %v, MasterIP %v; want suppressed, no master", st.PreemptSuppressed, st.MasterIP)
+		}
+		// The peer (100 < 200) takes over: its adverts reset the timer, no preemption.
+		for i := range 5 {
+			in := at.Add(time.Duration(i+1) * time.Second)
+			checkActions(t, fmt.Sprintf("advert %d from the lower master", i), m.Receive(in, peerAdvert(t, 100, nil)), nil)
+			checkState(t, m, StateBackup, in.Add(down200))
+		}
+		// It dies: Master_Down_Timer makes this node Master again, and preemption is back.
+		last := at.Add(5 * time.Second)
+		checkActions(t, "Master_Down_Timer", m.Tick(last.Add(down200)), []Action{
+			SendAdvert{ourAdvert(200)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: last.Add(down200)},
+		})
+		if m.Status().PreemptSuppressed {
+			t.Error("PreemptSuppressed after becoming Master through Master_Down_Timer")
+		}
+	})
+	t.Run("the owner resigns too", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(255, true))
+		m.Start(t0)
+		at := t0.Add(time.Second)
+		checkActions(t, "Resign", m.Resign(at, "upgrade"), []Action{
+			SendAdvert{ourAdvert(0)},
+			Transition{From: StateMaster, To: StateBackup, Cause: CauseResigned, At: at},
+		})
+		down255 := MasterDownInterval(time.Second, 255)
+		checkState(t, m, StateBackup, at.Add(down255))
+		in := at.Add(time.Second)
+		m.Receive(in, peerAdvert(t, 100, nil)) // 255 always preempts, but not after Resign
+		checkState(t, m, StateBackup, in.Add(down255))
+	})
+	t.Run("TakeOver ends the suppression", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(200, true))
+		m.Resign(up, "swap")
+		at := up.Add(time.Second)
+		m.Receive(at, peerAdvert(t, 100, nil))
+		m.TakeOver(at.Add(time.Second), "swap back")
+		if m.Status().PreemptSuppressed {
+			t.Error("PreemptSuppressed after TakeOver")
+		}
+		// Stepped down by a higher priority later, it preempts lower ones again.
+		at = at.Add(1500 * time.Millisecond)
+		m.Receive(at, peerAdvert(t, 250, nil))
+		checkState(t, m, StateBackup, at.Add(MasterDownInterval(time.Second, 200)))
+		deadline := m.Deadline()
+		m.Receive(at.Add(time.Second), peerAdvert(t, 100, nil))
+		checkState(t, m, StateBackup, deadline) // preempting: no reset
+	})
+	t.Run("a passive master resigns to a passive backup", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(100, true))
+		m.SetPassive(up, true)
+		at := up.Add(100 * time.Millisecond)
+		checkActions(t, "Resign", m.Resign(at, "restore"), []Action{
+			SendAdvert{ourAdvert(0)},
+			Transition{From: StateMaster, To: StateBackup, Cause: CauseResigned, At: at},
+		})
+		checkState(t, m, StateBackup, time.Time{})
+	})
+	t.Run("no-op on backup and initialize", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		checkActions(t, "Resign in initialize", m.Resign(t0, "x"), nil)
+		m.Start(t0)
+		before := m.Status()
+		checkActions(t, "Resign in backup", m.Resign(t0.Add(time.Second), "x"), nil)
+		checkState(t, m, StateBackup, t0.Add(down100))
+		if diff := cmp.Diff(before, m.Status(), cmpAddr); diff != "" {
+			t.Errorf("Resign on a Backup changed the status (-before +after):\n%s", diff)
+		}
+	})
+}
+
+func TestTakeOver(t *testing.T) {
+	t.Run("backup becomes master now", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, false))
+		m.Start(t0)
+		m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+		at := t0.Add(1700 * time.Millisecond)
+		checkActions(t, "TakeOver", m.TakeOver(at, "operator"), []Action{
+			SendAdvert{ourAdvert(100)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseTakeOver, At: at},
+		})
+		checkState(t, m, StateMaster, at.Add(time.Second))
+		// A Master of higher priority that did not resign takes the role back (6.4.3).
+		in := at.Add(300 * time.Millisecond)
+		checkActions(t, "higher advert", m.Receive(in, peerAdvert(t, 150, nil)),
+			[]Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: in}})
+	})
+	t.Run("no-op on master and initialize", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		checkActions(t, "TakeOver in initialize", m.TakeOver(t0, "x"), nil)
+		m, up := startMaster(t, testConfig(100, true))
+		before := m.Status()
+		checkActions(t, "TakeOver in master", m.TakeOver(up.Add(time.Millisecond), "x"), nil)
+		checkState(t, m, StateMaster, up.Add(time.Second))
+		if diff := cmp.Diff(before, m.Status(), cmpAddr); diff != "" {
+			t.Errorf("TakeOver on a Master changed the status (-before +after):\n%s", diff)
+		}
+	})
+}
+
+func TestSetPreempt(t *testing.T) {
+	m := newTestMachine(t, testConfig(100, false))
+	m.Start(t0)
+	at := t0.Add(time.Second)
+	m.Receive(at, peerAdvert(t, 50, nil)) // no preempt: reset
+	checkState(t, m, StateBackup, at.Add(down100))
+	m.SetPreempt(true)
+	if !m.Status().Preempt {
+		t.Error("Status().Preempt = false after SetPreempt(true)")
+	}
+	m.Receive(at.Add(time.Second), peerAdvert(t, 50, nil)) // preempt: no reset
+	checkState(t, m, StateBackup, at.Add(down100))
+	checkActions(t, "preempting", m.Tick(at.Add(down100)), []Action{
+		SendAdvert{ourAdvert(100)},
+		Transition{From: StateBackup, To: StateMaster, Cause: CausePreempting, At: at.Add(down100)},
+	})
+}
+
+// The short forms of the causes are what the appliance shows; they are part of the API.
+func TestCauseString(t *testing.T) {
+	for c, want := range map[Cause]string{
+		CauseUnknown:       "unknown",
+		CauseStart:         "start",
+		CauseOwner:         "address owner",
+		CauseMasterDown:    "master down",
+		CausePriorityZero:  "priority 0 from master",
+		CausePreempting:    "preempting lower priority",
+		CausePreempted:     "preempted by higher priority",
+		CauseResigned:      "resigned",
+		CauseTakeOver:      "takeover",
+		CauseInterfaceGone: "interface gone",
+		CauseInterfaceDown: "interface down",
+		CauseInterfaceBack: "interface back",
+		CauseShutdown:      "shutdown",
+		99:                 "Cause(99)",
+	} {
+		if got := c.String(); got != want {
+			t.Errorf("Cause(%d).String() = %q, want %q", uint8(c), got, want)
+		}
+	}
+}
