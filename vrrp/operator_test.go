@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -167,6 +168,81 @@ func TestRouterReload(t *testing.T) {
 		}
 		synctest.Wait()
 		g.expect("5.8046875s advert prio=60")
+		g.stop()
+	})
+}
+
+// fakeLink is a linkWatcher whose verdict the test sets.
+type fakeLink struct {
+	mu    sync.Mutex
+	cause Cause
+	why   string
+	wake  chan struct{}
+}
+
+func (l *fakeLink) check() (Cause, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cause, l.why
+}
+
+func (l *fakeLink) changed() <-chan struct{} { return l.wake }
+
+// set changes the verdict; with notify the Router is woken as by a netlink notification,
+// without it only the poll (once per advert interval) sees the change.
+func (l *fakeLink) set(c Cause, why string, notify bool) {
+	l.mu.Lock()
+	l.cause, l.why = c, why
+	l.mu.Unlock()
+	if notify {
+		l.wake <- struct{}{}
+	}
+	synctest.Wait()
+}
+
+// The interface gone: the Master releases the addresses and sends nothing until the interface
+// is back, then rejoins as Backup; a change seen only by the poll takes effect at the next
+// advert interval.
+func TestRouterInterfaceFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, rtConfig())
+		link := &fakeLink{wake: make(chan struct{})}
+		g.r.link = link
+		g.start()
+		rtSleep(rtDown100 + 300*time.Millisecond)
+		g.take()
+
+		link.set(CauseInterfaceGone, "interface eth-test gone", true)
+		g.expect(
+			"3.909375s remove [192.0.2.100/24]",
+			"3.909375s event master->initialize",
+		)
+		g.checkEvent(StateMaster, StateInitialize, CauseInterfaceGone, "interface eth-test gone")
+		if s := g.r.Status(); s.State != StateInitialize || s.Fault != "interface eth-test gone" || len(s.VirtualIPs) != 0 {
+			t.Errorf("after the fault: %+v", s)
+		}
+		rtSleep(time.Minute)
+		g.expect() // no advert, no takeover, nothing
+		go g.r.TakeOver("operator")
+		synctest.Wait()
+		g.expect() // not while faulted
+
+		// Back, seen by the poll only: the Router's ticker runs on whole seconds since Run.
+		link.set(CauseUnknown, "", false)
+		g.expect()
+		rtSleep(91 * time.Millisecond) // up to 64 s, the next tick
+		g.expect("1m4s event initialize->backup")
+		g.checkEvent(StateInitialize, StateBackup, CauseInterfaceBack, "interface eth-test back")
+		if s := g.r.Status(); s.Fault != "" || s.State != StateBackup {
+			t.Errorf("after the interface came back: %+v", s)
+		}
+		rtSleep(rtDown100)
+		g.expect(
+			"1m7.609375s add [192.0.2.100/24]",
+			"1m7.609375s garp [192.0.2.100]",
+			"1m7.609375s event backup->master",
+			"1m7.609375s advert prio=100",
+		)
 		g.stop()
 	})
 }
