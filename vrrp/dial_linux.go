@@ -18,7 +18,8 @@ import (
 // the raw protocol-112 socket and the gratuitous ARP socket. Its Router runs the protocol
 // timers on a timerfd, which fires on time where a time.Timer may be up to 1 ms late, and
 // follows the interface (see Status.Fault): deleted, down or without carrier, the node leaves
-// the protocol; recreated under the same name, its sockets are bound to the new one.
+// the protocol; recreated under the same name, its sockets (and in virtual-MAC mode the
+// macvlan) are bound to the new one.
 //
 // A StateDir that cannot be written (read-only, full, not a directory) does not fail Dial:
 // the record is kept in memory and reported in Status.RecordError until it is written.
@@ -66,7 +67,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 	}
 	pifi := linkInterface(parent)
 	if pifi.Flags&net.FlagUp == 0 {
-		log.Warn("interface is down; adverts will fail until it comes up")
+		log.Warn("interface is down; the node stays out of the protocol until it is up")
 	}
 	if cfg.Primary, err = resolvePrimary(h, parent, cfg); err != nil {
 		return nil, err
@@ -78,6 +79,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 
 	sendIfi, addrLink := pifi, parent
 	allowed := []string{cfg.Interface}
+	var vmac *vmacLink
 	if cfg.VirtualMAC {
 		allowed = append(allowed, vmacName(cfg.VRID))
 		v, err := setupVMAC(h, parent, cfg.VRID, log)
@@ -86,7 +88,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 		}
 		closers = append(closers, v.Close)
 		extras = append(extras, v.Close)
-		sendIfi, addrLink = v.ifi, v.link
+		sendIfi, addrLink, vmac = v.ifi, v.link, v
 	}
 
 	addrs := newNetlinkAddresser(h, addrLink, recordPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)
@@ -124,7 +126,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 	if err != nil {
 		return nil, err
 	}
-	lm, err := newLinkMonitor(h, parent, cfg, conn, arp, addrs, log)
+	lm, err := newLinkMonitor(h, parent, cfg, vmac, conn, arp, addrs, log)
 	if err != nil {
 		return nil, err
 	}

@@ -24,15 +24,17 @@ import (
 // bridge rebuilt by the network configuration) has a new index: the sockets bound to the old
 // one would send into nothing (ENODEV) forever. check rebinds them to the new index: the raw
 // socket's send and receive interface and group membership, the gratuitous ARP socket and the
-// Addresser's link. In virtual-MAC mode the macvlan went with its parent and is not rebuilt;
-// the node stays out of the protocol, saying that it needs a restart.
+// Addresser's link; in virtual-MAC mode the macvlan, which went with its parent, is made again
+// on the new parent first.
 type linkMonitor struct {
 	h       *netlink.Handle
 	ns      netns.NsHandle // Dial's network namespace, where a new ARP socket must be made
 	name    string
 	index   int
 	primary netip.Addr
-	vmac    bool
+	vrid    uint8
+	unicast bool
+	vmac    *vmacLink // virtual-MAC mode's macvlan; nil otherwise
 	conn    *rawConn
 	arp     *arpAnnouncer
 	addrs   *netlinkAddresser
@@ -48,15 +50,16 @@ var _ linkWatcher = (*linkMonitor)(nil)
 
 // newLinkMonitor subscribes to link notifications in the calling thread's network namespace
 // (Dial's). Without them (an error is logged) the Router's polling alone follows the link.
-func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, conn *rawConn, arp *arpAnnouncer,
-	addrs *netlinkAddresser, log *slog.Logger) (*linkMonitor, error) {
+func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmacLink, conn *rawConn,
+	arp *arpAnnouncer, addrs *netlinkAddresser, log *slog.Logger) (*linkMonitor, error) {
 	ns, err := netns.Get()
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: network namespace of Dial: %w", err)
 	}
 	l := &linkMonitor{
 		ns: ns,
-		h:  h, name: cfg.Interface, index: link.Attrs().Index, primary: cfg.Primary, vmac: cfg.VirtualMAC,
+		h:  h, name: cfg.Interface, index: link.Attrs().Index, primary: cfg.Primary,
+		vrid: cfg.VRID, unicast: cfg.Unicast, vmac: vmac,
 		conn: conn, arp: arp, addrs: addrs, log: log,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
@@ -107,10 +110,6 @@ func (l *linkMonitor) verdict() (Cause, string) {
 		return l.lastCause, l.lastWhy
 	}
 	a := link.Attrs()
-	if a.Index != l.index && l.vmac {
-		return CauseInterfaceGone, fmt.Sprintf("interface %s recreated (index %d, was %d); virtual-MAC mode needs a restart to follow it",
-			l.name, a.Index, l.index)
-	}
 	switch {
 	case a.Flags&net.FlagUp == 0:
 		return CauseInterfaceDown, fmt.Sprintf("interface %s down", l.name)
@@ -140,22 +139,39 @@ func (l *linkMonitor) verdict() (Cause, string) {
 	return CauseUnknown, ""
 }
 
-// rebind points the Router's sockets and the Addresser at the recreated link.
+// rebind points the Router's sockets and the Addresser at the recreated link, making the
+// virtual-MAC macvlan again on it first (its sysctls are written from Dial's namespace too).
 func (l *linkMonitor) rebind(link netlink.Link) error {
-	ifi := linkInterface(link)
-	if err := l.conn.rebind(ifi, ifi); err != nil {
+	pifi := linkInterface(link)
+	send, arpIfi, addrLink := pifi, pifi, link
+	if l.vmac != nil {
+		var v *vmacLink
+		err := l.inNamespace(func() (err error) {
+			v, err = setupVMAC(l.h, link, l.vrid, l.log)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		l.vmac.replace(v)
+		arpIfi, addrLink = l.vmac.ifi, l.vmac.link
+		if !l.unicast {
+			send = l.vmac.ifi // as Dial does: unicast adverts leave from the parent
+		}
+	}
+	if err := l.conn.rebind(pifi, send); err != nil {
 		return err
 	}
 	var arp *arpAnnouncer
 	err := l.inNamespace(func() (err error) {
-		arp, err = newARPAnnouncer(ifi)
+		arp, err = newARPAnnouncer(arpIfi)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	l.arp.replace(arp)
-	l.addrs.link = link
+	l.addrs.link = addrLink
 	return nil
 }
 

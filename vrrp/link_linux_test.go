@@ -243,3 +243,52 @@ func TestRouterRunsWithoutStateDir(t *testing.T) {
 		})
 	}
 }
+
+// In virtual-MAC mode the macvlan goes with its deleted parent: when the parent is created
+// again the node makes the macvlan again on it and rejoins, its adverts and VIP on the new
+// macvlan.
+func TestRouterFollowsInterfaceVirtualMAC(t *testing.T) {
+	sw := newSwitch(t)
+	a, b := newTestNS(t), newTestNS(t)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	plug(t, sw, "pb", b, "vrt1", labB)
+	needMacvlan(t, a, "vrt0")
+
+	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
+	cfgA.VirtualMAC = true
+	cfgA.Logger = testLogger(t, "a")
+	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
+	cfgB.Logger = testLogger(t, "b")
+	na := dialNode(t, a, cfgA)
+	nb := dialNode(t, b, cfgB)
+	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+	eventually(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+
+	ia, ib := na.eventCount(), nb.eventCount()
+	if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
+		t.Fatal(err)
+	}
+	na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceGone)
+	nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+
+	ia, ib = na.eventCount(), nb.eventCount()
+	plug(t, sw, "pa", a, "vrt0", labA)
+	na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+	na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
+	nb.waitEvent(t, ib, StateMaster, StateBackup, CausePreempted)
+	vm := a.link(t, vmacName(51))
+	if vm.Attrs().ParentIndex != a.link(t, "vrt0").Attrs().Index {
+		t.Errorf("%s has parent index %d, want the new vrt0's %d", vmacName(51), vm.Attrs().ParentIndex, a.link(t, "vrt0").Attrs().Index)
+	}
+	eventually(t, time.Second, "a holds the VIP on the new macvlan", func() bool { return a.hasAddr(t, vmacName(51), labVIP) })
+	if got := readSysctlIn(t, a, "net/ipv4/conf/vrt0/arp_ignore"); got != "1" {
+		t.Errorf("the new vrt0's arp_ignore = %s, want 1 (set for virtual-MAC mode)", got)
+	}
+	na.stop(t)
+	if _, err := a.h.LinkByName(vmacName(51)); err == nil {
+		t.Errorf("%s left behind after Run returned", vmacName(51))
+	}
+	if got := readSysctlIn(t, a, "net/ipv4/conf/vrt0/arp_ignore"); got != "0" {
+		t.Errorf("the new vrt0's arp_ignore after Run = %s, want 0 restored", got)
+	}
+}
