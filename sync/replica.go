@@ -373,10 +373,26 @@ func (a *applier) unchangedSinceScan(wp string) error {
 	if rec == nil || rec.Cur == nil {
 		return errChangedHere // created since the scan
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	ft := st.Mode & unix.S_IFMT
+	switch {
+	case ft == unix.S_IFDIR:
 		return nil
+	case rec.Cur.Kind == KindSymlink:
+		// A link's lstat size is the length of its target, which the manifest does not
+		// record: compare the target itself.
+		if ft != unix.S_IFLNK || st.Ino != rec.Ino {
+			return errChangedHere
+		}
+		buf := make([]byte, len(rec.Cur.Target)+1)
+		k, err := unix.Readlinkat(int(df.Fd()), path.Base(rel), buf)
+		if err != nil || string(buf[:k]) != rec.Cur.Target {
+			return errChangedHere
+		}
+		return nil
+	case rec.Cur.Kind != KindFile || ft != unix.S_IFREG:
+		return errChangedHere
 	}
-	if st.Ino != rec.Ino || st.Size != rec.Cur.Size || (rec.Cur.Kind == KindFile && st.Mtim.Nano() != rec.Cur.Mtime) {
+	if st.Ino != rec.Ino || st.Size != rec.Cur.Size || st.Mtim.Nano() != rec.Cur.Mtime {
 		return errChangedHere
 	}
 	return nil
@@ -729,7 +745,8 @@ func (a *applier) file(m *fileMsg) error {
 			a.fail(m.Path, err, false)
 			return nil
 		}
-		a.done(m.Path, &m.Meta, nil)
+		fi, _ := r.Lstat(rel) // the new link's inode, for the next run's check
+		a.done(m.Path, &m.Meta, fi)
 	case methodBase:
 		if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
 			a.fail(m.Path, errors.New("content changed on the replica"), false)
