@@ -71,8 +71,24 @@ func (t *trees) resolve(wp string) (*os.Root, string, error) {
 	return t.roots[i], rel, nil
 }
 
+// absKey is abs for a wire path or a tree index alone (a whole tree).
+func (t *trees) absKey(k string) string {
+	if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < len(t.paths) {
+		return t.paths[i]
+	}
+	if checkWirePath(k) != nil {
+		return k
+	}
+	return t.abs(k)
+}
+
+// abs returns the local path of a checked wire path (the wire path itself for a tree this
+// node does not have, which a hostile peer could name).
 func (t *trees) abs(wp string) string {
 	i, rel := splitWirePath(wp)
+	if i >= len(t.paths) {
+		return wp
+	}
 	return filepath.Join(t.paths[i], rel)
 }
 
@@ -353,3 +369,6 @@ func (t *trees) removeStaleTemps() {
 		})
 	}
 }
+
+// trashDirName is the trash folder at the root of each replicated tree (see toTrash).
+const trashDirName = ".redundantd-trash"

@@ -1,8 +1,11 @@
 package sync
 
 import (
+	"errors"
 	"os"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestSymlinkLifecycle creates, retargets and deletes links on the source, and turns a link
@@ -72,5 +75,48 @@ func TestSymlinkLifecycle(t *testing.T) {
 	}
 	if l, err := os.Readlink(b.path(0, "active.conf")); err != nil || l != "pjsip.conf" {
 		t.Errorf("replica link %q %v, want pjsip.conf", l, err)
+	}
+}
+
+func TestSkipRule(t *testing.T) {
+	skip := skipRule(map[string]bool{"0/busy.conf": true},
+		map[string]bool{"1/default/100/INBOX": true},
+		map[string]bool{"0/secret.conf": true, "1/default/200": true, "2": true})
+	for p, want := range map[string]bool{
+		"0/busy.conf":                      true,
+		"0/secret.conf":                    true,
+		"0/secret.conf.bak":                false,
+		"0/sip.conf":                       false,
+		"1/default/100/INBOX":              true,
+		"1/default/100/INBOX/msg0000.wav":  true,
+		"1/default/100/Old/msg0000.wav":    false,
+		"1/default/200":                    true,
+		"1/default/200/INBOX/msg0000.wav":  true,
+		"1/default/2000/INBOX/msg0000.wav": false,
+		"2/anything/below":                 true,
+		"3/x":                              false,
+	} {
+		if got := skip(p); got != want {
+			t.Errorf("skip(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestStateMsgUnreadable(t *testing.T) {
+	in := stateMsg{Count: 3, Locked: []string{"1/a"}, Unreadable: []string{"0", "1/default/100/INBOX"}}
+	b, _ := in.MarshalBinary()
+	var out stateMsg
+	if err := out.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, out); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"0/../etc", "99", "-1", "/abs"} {
+		m := stateMsg{Unreadable: []string{bad}}
+		b, _ := m.MarshalBinary()
+		if err := new(stateMsg).UnmarshalBinary(b); !errors.Is(err, ErrBadPath) {
+			t.Errorf("unreadable %q: %v, want ErrBadPath", bad, err)
+		}
 	}
 }

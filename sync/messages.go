@@ -2,6 +2,7 @@ package sync
 
 import (
 	"fmt"
+	"strconv"
 )
 
 // Hash is a BLAKE3-256 content hash.
@@ -124,6 +125,9 @@ type stateMsg struct {
 	Owner  bool   // the replica can keep ownership (runs as root)
 	Count  uint64 // number of entries
 	Locked []string
+	// Unreadable: entries the replica could not stat, read or list (wire paths, or a tree
+	// index alone); the source changes and deletes nothing at or under them.
+	Unreadable []string
 }
 
 func (m *stateMsg) MarshalBinary() ([]byte, error) {
@@ -135,6 +139,10 @@ func (m *stateMsg) MarshalBinary() ([]byte, error) {
 	e.uv(m.Count)
 	e.uv(uint64(len(m.Locked)))
 	for _, p := range m.Locked {
+		e.str(p)
+	}
+	e.uv(uint64(len(m.Unreadable)))
+	for _, p := range m.Unreadable {
 		e.str(p)
 	}
 	return e.b, nil
@@ -154,6 +162,22 @@ func (m *stateMsg) UnmarshalBinary(b []byte) error {
 	m.Locked = nil
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		m.Locked = append(m.Locked, d.path())
+	}
+	n = d.uv()
+	if n > uint64(len(b)) {
+		d.fail(ErrTruncated)
+	}
+	m.Unreadable = nil
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		p := d.str()
+		if k, err := strconv.Atoi(p); err == nil && k >= 0 && k < maxTrees && strconv.Itoa(k) == p {
+			m.Unreadable = append(m.Unreadable, p)
+			continue
+		}
+		if err := checkWirePath(p); err != nil {
+			d.fail(err)
+		}
+		m.Unreadable = append(m.Unreadable, p)
 	}
 	return wrapDec("state", d.done())
 }

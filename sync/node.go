@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,13 @@ const (
 	EventPeerRole      EventKind = "peer-role"    // the peer refused (it is not a replica, trees differ, ...)
 	EventDeleteGuard   EventKind = "delete-guard" // a run was stopped by the max-delete guard
 	EventPeerConnected EventKind = "peer-connected"
+	// EventUnreadable: a run found entries it could not read or list (permission denied,
+	// I/O error); it left the replica's copies of them as they were. Path is the first,
+	// Detail names them all. A warning: replication of those entries is stalled.
+	EventUnreadable EventKind = "unreadable"
+	// EventSpecial: the FIFOs, sockets or device nodes in the trees (never replicated)
+	// changed since the last report. Informational.
+	EventSpecial EventKind = "special-files"
 )
 
 // Event is reported through Config.OnEvent.
@@ -92,6 +100,14 @@ type RunStats struct {
 	BytesRecv  int64
 	Literal    int64 // file bytes that had to be sent (before compression)
 	Errors     []string
+	// Unreadable names (absolute paths) the entries either node could not stat, read or
+	// list: nothing at or under them was changed or deleted on the replica (event
+	// EventUnreadable).
+	Unreadable []string
+	// Special counts the FIFOs, sockets and device nodes in the source's trees, which are not
+	// replicated; SpecialPaths names the first 20 (event EventSpecial when the set changes).
+	Special      int
+	SpecialPaths []string
 }
 
 // Status is a snapshot for the appliance.
@@ -134,6 +150,7 @@ type Node struct {
 	conn    *peerConn // source side, long-lived
 	running atomic.Bool
 	sess    atomic.Pointer[sessionHandle] // replica side
+	addr    atomic.Pointer[net.TCPAddr]   // the sync port while Run serves it
 
 	evMu stdsync.Mutex
 	stMu stdsync.Mutex
@@ -149,6 +166,7 @@ type Node struct {
 	lastScanOK   bool                  // the watcher was healthy when it started
 	lastFullScan time.Time             // time of the last scan; one is forced every fullScanEvery
 	lastPrune    time.Time             // block sums no entry refers to are dropped hourly
+	lastSpecial  string                // special files last reported by EventSpecial (runMu)
 	runHook      func(context.Context) // tests: replaces the run the scheduler starts
 
 	now func() time.Time
@@ -262,6 +280,15 @@ func parseInterval(s string) (cron.Schedule, error) {
 	return p.Parse(s)
 }
 
+// ListenAddr returns the address the sync port is bound to while Run serves it (nil before
+// and after), e.g. to learn the port of a Listen address with port 0.
+func (n *Node) ListenAddr() net.Addr {
+	if a := n.addr.Load(); a != nil {
+		return a
+	}
+	return nil
+}
+
 // Fingerprint returns this node's certificate fingerprint (to configure on the peer).
 func (n *Node) Fingerprint() string { return n.fp }
 
@@ -342,6 +369,10 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		n.closeState()
 		return fmt.Errorf("sync: listen: %w", err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		n.addr.Store(a)
+		defer n.addr.Store(nil)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg stdsync.WaitGroup
@@ -450,5 +481,31 @@ func (n *Node) SyncNow(ctx context.Context) (RunStats, error) {
 	n.stMu.Unlock()
 	stc := st
 	n.emit(Event{Kind: EventRun, Stats: &stc, Err: err})
+	n.reportEntries(&st)
 	return st, err
+}
+
+// reportEntries emits EventUnreadable after every run that met unreadable entries, and
+// EventSpecial when the special files found differ from those last reported (they are in
+// every run's statistics; an event each minute for the same FIFO would bury the others).
+// runMu is held.
+func (n *Node) reportEntries(st *RunStats) {
+	if len(st.Unreadable) > 0 {
+		names := st.Unreadable
+		more := ""
+		if len(names) > maxReported {
+			names, more = names[:maxReported], fmt.Sprintf(" and %d more", len(st.Unreadable)-maxReported)
+		}
+		n.emit(Event{Kind: EventUnreadable, Path: strings.TrimSuffix(names[0], " (on the replica)"),
+			Detail: fmt.Sprintf("%d entries could not be read or listed; their copies on the replica are neither changed nor deleted until they can: %s%s",
+				len(st.Unreadable), strings.Join(names, ", "), more)})
+	}
+	key := fmt.Sprint(st.Special, st.SpecialPaths)
+	if st.Special > 0 && key != n.lastSpecial {
+		n.emit(Event{Kind: EventSpecial, Path: st.SpecialPaths[0],
+			Detail: fmt.Sprintf("%d FIFOs, sockets or device nodes are not replicated: %s", st.Special, strings.Join(st.SpecialPaths, ", "))})
+	}
+	if st.Special > 0 || len(st.Errors) == 0 {
+		n.lastSpecial = key
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -454,6 +455,10 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 		st.Locked = append(st.Locked, p) // a file changing on the replica: leave it this run
 	}
 	slices.Sort(st.Locked)
+	st.Unreadable = slices.Sorted(maps.Keys(res.Unreadable))
+	for _, e := range res.Errors {
+		n.log.Warn("sync: replica scan", "err", e)
+	}
 	n.fs.createNs.Store(0)
 	n.fs.syncNs.Store(0)
 	n.fs.commitNs.Store(0)

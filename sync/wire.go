@@ -36,7 +36,7 @@ const (
 	frameHeader = 5
 	maxFrame    = 4 << 20
 	chunkSize   = 256 << 10
-	protoVer    = 1
+	protoVer    = 2 // 2: stateMsg.Unreadable
 )
 
 // MsgType identifies a frame's payload.
