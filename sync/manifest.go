@@ -100,8 +100,8 @@ type manifest struct {
 	// the walk)
 	lastSpecial      int
 	lastSpecialPaths []string
-	version    uint64          // bumped on every change, keys the digest cache
-	digests    map[digestKey]Hash
+	version          uint64 // bumped on every change, keys the digest cache
+	digests          map[digestKey]Hash
 }
 
 type digestKey struct {
@@ -283,12 +283,12 @@ type scanResult struct {
 	// SpecialPaths names the first maxReported of them.
 	Special      int
 	SpecialPaths []string
-	Errors   []string
-	Hashed   int
-	Sigs     map[Hash]*sigs
-	Pending  map[string]bool // new files to be hashed while sent
-	jobs     []hashJob
-	pending  []hashJob
+	Errors       []string
+	Hashed       int
+	Sigs         map[Hash]*sigs
+	Pending      map[string]bool // new files to be hashed while sent
+	jobs         []hashJob
+	pending      []hashJob
 }
 
 // anyRacy reports whether some entry must be rehashed by the next scan.
