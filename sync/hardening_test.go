@@ -120,3 +120,26 @@ func TestStateMsgUnreadable(t *testing.T) {
 		}
 	}
 }
+
+// TestResultMsgRunError: a failure that is not about one entry (the replica could not record
+// the run in its state_dir) travels with an empty path; it used to be sent as "0/.", which the
+// source refused as a bad path, so the replica's real error never reached it.
+func TestResultMsgRunError(t *testing.T) {
+	in := resultMsg{Failed: []pathErr{{Path: "", Err: "record the run in /var/lib/redundantd/sync: no space left on device"},
+		{Path: "1/default/100/INBOX", Err: "sync: input/output error"}}, Fatal: "no space left on device"}
+	b, _ := in.MarshalBinary()
+	var out resultMsg
+	if err := out.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, out); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	for _, p := range []string{"0/.", "0/" + trashDirName + "/x", "0/../x"} {
+		m := resultMsg{Failed: []pathErr{{Path: p}}}
+		b, _ := m.MarshalBinary()
+		if err := new(resultMsg).UnmarshalBinary(b); !errors.Is(err, ErrBadPath) {
+			t.Errorf("path %q: %v, want ErrBadPath", p, err)
+		}
+	}
+}

@@ -447,7 +447,7 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 			continue
 		}
 		ft := st.Mode & unix.S_IFMT
-		if skipName(name, ft == unix.S_IFDIR) {
+		if skipName(name, ft == unix.S_IFDIR) || (rel == "" && name == trashDirName) {
 			continue
 		}
 		wp := prefix + name

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -384,12 +385,15 @@ func (m *deleteMsg) UnmarshalBinary(b []byte) error {
 	return wrapDec("delete", d.done())
 }
 
-// pathErr is one failed path in a Result.
+// pathErr is one failed path in a Result; Path is empty for a failure of the run that is not
+// about one entry (the replica could not record the run in its state_dir).
 type pathErr struct {
 	Path  string
 	Err   string
 	Retry bool // delta did not reproduce the content: send it whole
 }
+
+func (p pathErr) asError() error { return errors.New(p.Err) }
 
 // resultMsg answers Commit: everything announced since Begin was applied except Failed.
 type resultMsg struct {
@@ -418,7 +422,11 @@ func (m *resultMsg) UnmarshalBinary(b []byte) error {
 	m.Failed = nil
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		var f pathErr
-		f.Path = d.path()
+		if f.Path = d.str(); f.Path != "" && d.err == nil {
+			if err := checkWirePath(f.Path); err != nil {
+				d.fail(err)
+			}
+		}
 		f.Err = d.str()
 		f.Retry = d.boolean()
 		m.Failed = append(m.Failed, f)

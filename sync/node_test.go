@@ -193,7 +193,7 @@ func treeDiff(a, b string) []string {
 				return nil
 			}
 			rel, _ := filepath.Rel(root, p)
-			if d.IsDir() && d.Name() == "tmp" {
+			if d.IsDir() && (d.Name() == "tmp" || d.Name() == trashDirName && filepath.Dir(p) == root) {
 				return filepath.SkipDir
 			}
 			if skipName(d.Name(), false) && !d.IsDir() {
@@ -324,7 +324,7 @@ func TestReplicateAndNoChange(t *testing.T) {
 	}
 	// The deleted file is in the replica's trash.
 	found := false
-	_ = filepath.WalkDir(filepath.Join(b.state, "trash"), func(p string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(filepath.Join(b.trees[0], trashDirName), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Name() == "extensions.conf" {
 			found = true
 		}

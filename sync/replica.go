@@ -117,11 +117,11 @@ func (n *Node) handleConn(ctx context.Context, c net.Conn) {
 // lands before anything can overwrite those files, and a voicemail message's .txt lands after
 // its audio.
 type applier struct {
-	n        *Node
-	pc       *peerConn
-	fs       *trees
-	man      *manifest
-	trashDir string
+	n          *Node
+	pc         *peerConn
+	fs         *trees
+	man        *manifest
+	trashStamp string // this run's trash folder in each tree
 
 	pool    chan func()
 	creates chan createReq
@@ -178,10 +178,10 @@ type deferredJob struct {
 func newApplier(n *Node, pc *peerConn) *applier {
 	a := &applier{
 		n: n, pc: pc, fs: n.fs, man: n.man,
-		trashDir: filepath.Join(n.cfg.StateDir, "trash", n.now().UTC().Format(trashLayout)),
-		pool:     make(chan func(), stageAhead),
-		creates:  make(chan createReq, stageAhead+applyWorkers+1),
-		dirs:     map[[2]string]bool{}, applied: map[string]*record{}, removed: map[string]bool{}, sigs: map[Hash]*sigs{},
+		trashStamp: trashStamp(n.now()),
+		pool:       make(chan func(), stageAhead),
+		creates:    make(chan createReq, stageAhead+applyWorkers+1),
+		dirs:       map[[2]string]bool{}, applied: map[string]*record{}, removed: map[string]bool{}, sigs: map[Hash]*sigs{},
 	}
 	go func() {
 		for r := range a.creates {
@@ -223,7 +223,7 @@ func (a *applier) fail(p string, err error, retry bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if isFatalErr(err) && a.fatal == nil {
-		a.fatal = fmt.Errorf("%w: %s: %w", ErrDiskFull, p, err)
+		a.fatal = err // names the path: file system errors carry it
 	}
 	a.failed = append(a.failed, pathErr{Path: p, Err: err.Error(), Retry: retry})
 }
@@ -435,7 +435,7 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 	}
 	ever := man.peer == n.peerFP
 	now := n.now()
-	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
+	if err := n.fs.purgeTrash(n.cfg.StateDir, now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
 	res, err := n.trackedScan(now, false)
@@ -556,6 +556,7 @@ func (a *applier) abort() {
 	a.wg.Wait()
 	a.replaceDirs() // in abort mode: discards
 	a.stop()
+	a.fs.cleanTrash(a.trashStamp)
 	for p, r := range a.applied {
 		a.man.recs[p] = r
 		a.man.markDirty(p)
@@ -566,7 +567,8 @@ func (a *applier) abort() {
 func (a *applier) commit() resultMsg {
 	a.barrier()
 	var r resultMsg
-	if !a.isFatal() {
+	deleted := !a.isFatal()
+	if deleted {
 		a.applyDeletes()
 	} else {
 		for _, d := range a.deletes {
@@ -576,11 +578,16 @@ func (a *applier) commit() resultMsg {
 	a.wg.Wait()
 	a.replaceDirs()
 	a.stop()
+	a.fs.cleanTrash(a.trashStamp)
 	for d := range a.dirs {
 		var ti int
 		fmt.Sscan(d[0], &ti)
 		if err := a.fs.fsyncDir(ti, d[1]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			a.fail(wirePath(ti, d[1]+"/."), err, false)
+			wp := "" // the tree itself: a failure not about one entry (the error names it)
+			if d[1] != "" {
+				wp = wirePath(ti, d[1])
+			}
+			a.fail(wp, err, false)
 		}
 	}
 	for p, rec := range a.applied {
@@ -617,11 +624,19 @@ func (a *applier) commit() resultMsg {
 		a.man.peer = a.n.peerFP
 	}
 	if err := a.man.save(a.sigs); err != nil {
-		a.fail("0/.", err, false)
+		// The files are in place, but the replica could not record them (state_dir full or
+		// read-only): the run fails with that error; the records are saved by a later run.
+		a.fail("", fmt.Errorf("record the run in %s: %w", a.n.cfg.StateDir, err), false)
+		if a.fatal == nil {
+			a.fatal = a.failed[len(a.failed)-1].asError()
+		}
 	}
 	r.Failed = a.failed
 	if a.fatal != nil {
 		r.Fatal = a.fatal.Error()
+		if !deleted {
+			r.Fatal += " (nothing was deleted)"
+		}
 	}
 	return r
 }
@@ -647,7 +662,7 @@ func (a *applier) applyDeletes() {
 			continue
 		}
 		if d.Trash {
-			err = a.fs.toTrash(d.Path, a.trashDir)
+			err = a.fs.toTrash(d.Path, a.trashStamp)
 		} else {
 			err = r.Remove(rel)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -711,7 +726,7 @@ func (a *applier) file(m *fileMsg) error {
 	switch m.Method {
 	case methodMkdir:
 		if fi, err := r.Lstat(rel); err == nil && !fi.IsDir() {
-			if err := a.fs.toTrash(m.Path, a.trashDir); err != nil {
+			if err := a.fs.toTrash(m.Path, a.trashStamp); err != nil {
 				a.fail(m.Path, err, false)
 				return nil
 			}

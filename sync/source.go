@@ -361,7 +361,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	man := n.man
 	man.setPeer(n.peerFP)
 	now := n.now()
-	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
+	if err := n.fs.purgeTrash(n.cfg.StateDir, now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
 	// The replica scans while this node does.
@@ -659,7 +659,11 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			n.noDelta[f.Path] = true
 			retry = true
 		}
-		st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
+		if f.Path == "" {
+			st.Errors = append(st.Errors, "replica: "+f.Err)
+		} else {
+			st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
+		}
 	}
 	for path, b := range p.newBase {
 		if failed[path] {
@@ -713,7 +717,7 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 		return false, err
 	}
 	if r.Fatal != "" {
-		return false, &protocolError{fmt.Errorf("%w: %s (nothing was deleted)", ErrDiskFull, r.Fatal)}
+		return false, &protocolError{fmt.Errorf("%w: %s", ErrDiskFull, r.Fatal)}
 	}
 	return retry, nil
 }
@@ -723,7 +727,8 @@ var errRetryFull = errors.New("retry whole")
 // failback takes back what the replica changed since the last sync, before the push can
 // overwrite it: adopted files, .conflict copies, voicemail merged under new numbers.
 func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner, st *RunStats) error {
-	trashDir := filepath.Join(n.cfg.StateDir, "trash", n.now().UTC().Format(trashLayout))
+	stamp := trashStamp(n.now())
+	defer n.fs.cleanTrash(stamp)
 	for _, d := range p.smkdirs {
 		r, rel, err := n.fs.resolve(d)
 		if err != nil {
@@ -741,7 +746,7 @@ func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner,
 		pl.resolved[f] = true
 	}
 	for _, f := range p.sdeletes {
-		if err := n.fs.toTrash(f, trashDir); err != nil {
+		if err := n.fs.toTrash(f, stamp); err != nil {
 			st.Errors = append(st.Errors, err.Error())
 			continue
 		}

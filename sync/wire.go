@@ -317,6 +317,9 @@ func checkWirePath(p string) error {
 			return fmt.Errorf("%w: %q", ErrBadPath, p)
 		}
 	}
+	if first, _, _ := strings.Cut(rel, "/"); first == trashDirName {
+		return fmt.Errorf("%w: %q is in the trash", ErrBadPath, p)
+	}
 	return nil
 }
 
