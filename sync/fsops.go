@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -320,7 +321,12 @@ func copyInRoot(r *os.Root, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	sw := &sparseWriter{f: out}
+	if _, err := io.Copy(sw, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := sw.finish(); err != nil {
 		out.Close()
 		return err
 	}
@@ -414,3 +420,70 @@ func (t *trees) removeStaleTemps() {
 // trashDirName is the trash folder at the root of each replicated tree (see toTrash); it is
 // never replicated, and a wire path into it is refused.
 const trashDirName = ".redundantd-trash"
+
+// sparseWriter writes a new file sequentially and leaves every all-zero piece (aligned to
+// sparseBlock in the file) as a hole instead of writing it, as rsync -S does: a sparse file on
+// the source (a disk image, a preallocated log) stays sparse on the replica instead of
+// taking its full size. It writes with pwrite at its own offset; finish sets the final
+// length when the file ends in a hole. Unwritten ranges read as zeros, so the content is
+// exactly what was written.
+type sparseWriter struct {
+	f    *os.File
+	off  int64
+	hole bool // the last piece was skipped
+}
+
+const sparseBlock = 4096
+
+var zeroBlock [sparseBlock]byte
+
+// run returns the length of the leading run of p whose aligned pieces are all zero (zero) or
+// all not (!zero), starting at file offset off.
+func sparseRun(p []byte, off int64, zero bool) int {
+	i := 0
+	for i < len(p) {
+		k := min(sparseBlock-int((off+int64(i))%sparseBlock), len(p)-i)
+		if bytes.Equal(p[i:i+k], zeroBlock[:k]) != zero {
+			break
+		}
+		i += k
+	}
+	return i
+}
+
+func (w *sparseWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		if k := sparseRun(p, w.off, false); k > 0 {
+			if _, err := w.f.WriteAt(p[:k], w.off); err != nil {
+				return total - len(p), err
+			}
+			w.off += int64(k)
+			p = p[k:]
+			w.hole = false
+		}
+		if k := sparseRun(p, w.off, true); k > 0 {
+			w.off += int64(k)
+			p = p[k:]
+			w.hole = true
+		}
+	}
+	return total, nil
+}
+
+// finish gives the file its full length (a trailing hole was not written).
+func (w *sparseWriter) finish() error {
+	if w.hole {
+		return w.f.Truncate(w.off)
+	}
+	return nil
+}
+
+// writeSparse writes data to the new file f, leaving zero blocks as holes.
+func writeSparse(f *os.File, data []byte) error {
+	w := &sparseWriter{f: f}
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	return w.finish()
+}

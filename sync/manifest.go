@@ -365,6 +365,7 @@ func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
 		res.jobs = keep
 	}
 	m.hashJobs(now, seen, &res)
+	slices.Sort(res.SpecialPaths)
 	m.lastLocked = res.Locked
 	m.lastSpecial, m.lastSpecialPaths = res.Special, res.SpecialPaths
 	for p, r := range m.recs {

@@ -211,10 +211,12 @@ func treeDiff(a, b string) []string {
 				e.kind = "link"
 				l, _ := os.Readlink(p)
 				e.data = []byte(l)
-			default:
+			case fi.Mode().IsRegular():
 				e.kind = "file"
 				e.data, _ = os.ReadFile(p)
 				e.mtime = fi.ModTime().UnixNano()
+			default:
+				e.kind = "special" // FIFO, socket, device: never opened
 			}
 			out[rel] = e
 			return nil

@@ -846,7 +846,11 @@ func (a *applier) local(m *fileMsg) {
 		if in, err = sr.Open(srel); err == nil {
 			f, tmp, err = a.fs.createTemp(m.Path)
 			if err == nil {
-				if _, err = io.Copy(f, in); err != nil {
+				sw := &sparseWriter{f: f}
+				if _, err = io.Copy(sw, in); err == nil {
+					err = sw.finish()
+				}
+				if err != nil {
 					a.fs.discardTemp(f, tmp, m.Path)
 					f = nil
 				}
@@ -958,7 +962,7 @@ func (a *applier) full(m *fileMsg) error {
 				a.fail(m.Path, t.err, false)
 				return
 			}
-			if _, err := t.f.Write(data); err != nil {
+			if err := writeSparse(t.f, data); err != nil {
 				a.fs.discardTemp(t.f, t.tmp, m.Path)
 				a.fail(m.Path, err, false)
 				return
@@ -974,10 +978,14 @@ func (a *applier) full(m *fileMsg) error {
 		return err
 	}
 	h := newContentHasher(0)
-	end, werr, err := recvData(a.pc, f, h)
+	sw := &sparseWriter{f: f}
+	end, werr, err := recvData(a.pc, sw, h)
 	if err != nil {
 		a.fs.discardTemp(f, tmp, m.Path)
 		return err
+	}
+	if werr == nil {
+		werr = sw.finish()
 	}
 	if werr != nil || end == nil {
 		a.fs.discardTemp(f, tmp, m.Path)
@@ -1058,7 +1066,12 @@ func (a *applier) delta(m *fileMsg) error {
 			return
 		}
 		h := newContentHasher(0)
-		if err := applyDelta(io.MultiWriter(f, h), basis, bfi.Size(), m.BlockSize, delta); err != nil {
+		sw := &sparseWriter{f: f}
+		err = applyDelta(io.MultiWriter(sw, h), basis, bfi.Size(), m.BlockSize, delta)
+		if err == nil {
+			err = sw.finish()
+		}
+		if err != nil {
 			a.fs.discardTemp(f, tmp, m.Path)
 			a.fail(m.Path, err, !isFatalErr(err))
 			return

@@ -809,10 +809,14 @@ func (n *Node) pull(pc *peerConn, from, to string, st *RunStats) error {
 		return rerr
 	}
 	h := newContentHasher(m.Meta.Size)
-	end, werr, err := recvData(pc, f, h)
+	sw := &sparseWriter{f: f}
+	end, werr, err := recvData(pc, sw, h)
 	if err != nil {
 		n.fs.discardTemp(f, tmp, to)
 		return err
+	}
+	if werr == nil {
+		werr = sw.finish()
 	}
 	got, _ := h.finish()
 	if werr != nil || end == nil || got != end.Hash || got != m.Meta.Hash {
