@@ -119,6 +119,10 @@ type Status struct {
 	LastError     string
 	LastSuccess   time.Time
 	Runs          uint64
+	// JunkConnections counts the connections to the sync port refused before a run could
+	// start: a failed TLS handshake (port scans, probes, a certificate other than the
+	// peer's) or a bad Hello. They are logged a few times a minute at most.
+	JunkConnections uint64
 }
 
 var (
@@ -155,6 +159,9 @@ type Node struct {
 	evMu stdsync.Mutex
 	stMu stdsync.Mutex
 	st   Status
+	// junkLog and wrongPeerEv limit the log lines and wrong-peer events junk connections
+	// cause (stMu)
+	junkLog, wrongPeerEv logLimit
 
 	noDelta map[string]bool
 
@@ -263,6 +270,8 @@ func New(cfg Config) (*Node, error) {
 		cfg: cfg, log: cfg.Logger, sched: sched, peerFP: fp, id: id, fp: own,
 		retain: cfg.TrashRetention, share: cfg.MaxDeleteShare,
 		roleCh: make(chan struct{}, 1), trigger: make(chan struct{}, 1), sentinel: make(chan struct{}, 1), now: time.Now, noDelta: map[string]bool{},
+		junkLog:     logLimit{window: junkLogWindow, burst: junkLogBurst},
+		wrongPeerEv: logLimit{window: junkLogWindow, burst: junkLogBurst},
 	}
 	th.Sum(n.trees[:0])
 	n.st.Fingerprint = own

@@ -44,14 +44,37 @@ func (n *Node) serve(ctx context.Context, ln net.Listener) {
 	}
 }
 
+// junk counts a connection refused before a run could start and logs it, a few times a
+// minute at most.
+func (n *Node) junk(remote net.Addr, why string, err error) {
+	n.stMu.Lock()
+	n.st.JunkConnections++
+	total := n.st.JunkConnections
+	ok, sup := n.junkLog.allow(n.now())
+	n.stMu.Unlock()
+	if ok {
+		n.log.Warn("sync: refused a connection that is not the peer", "remote", remote, "why", why, "err", err,
+			"suppressed", sup, "total", total)
+	}
+}
+
 func (n *Node) handleConn(ctx context.Context, c net.Conn) {
 	cnt := &countConn{Conn: c}
 	tc := tls.Server(cnt, serverTLS(n.id, n.peerFP, func(got string) {
-		n.emit(Event{Kind: EventWrongPeer, Detail: fmt.Sprintf("connection from %s presented certificate %q, pinned %s", c.RemoteAddr(), got, n.peerFP)})
+		n.stMu.Lock()
+		ok, sup := n.wrongPeerEv.allow(n.now())
+		n.stMu.Unlock()
+		if ok {
+			d := fmt.Sprintf("connection from %s presented certificate %q, pinned %s", c.RemoteAddr(), got, n.peerFP)
+			if sup > 0 {
+				d += fmt.Sprintf(" (and %d more such connections not reported)", sup)
+			}
+			n.emit(Event{Kind: EventWrongPeer, Detail: d})
+		}
 	}))
 	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		n.log.Warn("sync: handshake refused", "remote", c.RemoteAddr(), "err", err)
+		n.junk(c.RemoteAddr(), "TLS handshake failed", err)
 		c.Close()
 		return
 	}
@@ -59,7 +82,7 @@ func (n *Node) handleConn(ctx context.Context, c net.Conn) {
 	defer pc.Close()
 	var hello helloMsg
 	if err := pc.expect(MsgHello, &hello); err != nil {
-		n.log.Warn("sync: bad hello", "remote", c.RemoteAddr(), "err", err)
+		n.junk(c.RemoteAddr(), "bad hello", err)
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
