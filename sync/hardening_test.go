@@ -1,9 +1,12 @@
 package sync
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -141,5 +144,44 @@ func TestResultMsgRunError(t *testing.T) {
 		if err := new(resultMsg).UnmarshalBinary(b); !errors.Is(err, ErrBadPath) {
 			t.Errorf("path %q: %v, want ErrBadPath", p, err)
 		}
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	s := Status{Role: RoleSource, Fingerprint: "ab12", PeerConnected: true, Runs: 3, JunkConnections: 7,
+		LastSuccess: at, LastRun: RunStats{Started: at, Duration: 1500 * time.Millisecond, Files: 2, FilesWhole: 1,
+			FilesLocal: 1, Deleted: 1, BytesSent: 900, Literal: 400, Unreadable: []string{"/etc/asterisk/secret.conf"}, Special: 1,
+			SpecialPaths: []string{"/etc/asterisk/cli.fifo"}}}
+	got, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"role":"source","fingerprint":"ab12","peer_connected":true,"last_run":{"started":"2026-12-01T10:00:00Z",` +
+		`"duration_ns":1500000000,"full":false,"files":2,"files_whole":1,"files_delta":0,"files_local":1,"deleted":1,` +
+		`"pulled":0,"conflicts":0,"skipped":0,"bytes_sent":900,"bytes_recv":0,"literal":400,` +
+		`"unreadable":["/etc/asterisk/secret.conf"],"special":1,"special_paths":["/etc/asterisk/cli.fifo"]},` +
+		`"last_error":"","last_success":"2026-12-01T10:00:00Z","runs":3,"junk_connections":7}`
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("JSON (-want +got):\n%s", diff)
+	}
+	var back Status
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(s, back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	for _, r := range []Role{RoleNone, RoleSource, RoleReplica} {
+		b, _ := json.Marshal(Status{Role: r})
+		if !strings.Contains(string(b), `"role":"`+r.String()+`"`) {
+			t.Errorf("role %v: %s", r, b)
+		}
+	}
+	if err := json.Unmarshal([]byte(`{"role":"master"}`), &back); !errors.Is(err, ErrBadRole) {
+		t.Errorf("unknown role: %v, want ErrBadRole", err)
+	}
+	if _, err := json.Marshal(Status{Role: 9}); !errors.Is(err, ErrBadRole) {
+		t.Errorf("role 9: %v, want ErrBadRole", err)
 	}
 }

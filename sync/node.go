@@ -38,6 +38,28 @@ func (r Role) String() string {
 	}
 }
 
+// ErrBadRole is returned when decoding a role name that is not none, source or replica.
+var ErrBadRole = errors.New("sync: unknown role")
+
+// MarshalText encodes the role by name ("none", "source", "replica"): the API's JSON.
+func (r Role) MarshalText() ([]byte, error) {
+	if r > RoleReplica {
+		return nil, fmt.Errorf("%w: %d", ErrBadRole, uint8(r))
+	}
+	return []byte(r.String()), nil
+}
+
+// UnmarshalText decodes a role name written by MarshalText.
+func (r *Role) UnmarshalText(b []byte) error {
+	for _, x := range []Role{RoleNone, RoleSource, RoleReplica} {
+		if string(b) == x.String() {
+			*r = x
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q", ErrBadRole, b)
+}
+
 // Config configures a Node. Both nodes of a pair use the same Paths, in the same order.
 type Config struct {
 	Paths           []string      // absolute trees, e.g. /etc/asterisk, /var/spool/asterisk/voicemail
@@ -84,45 +106,47 @@ type Event struct {
 }
 
 // RunStats describes one run, on the node that ran it (the source).
+// Its JSON (the API's) uses snake_case names; Duration is in nanoseconds (duration_ns).
 type RunStats struct {
-	Started    time.Time
-	Duration   time.Duration
-	Full       bool // the replica's manifest had to be compared entry by entry
-	Files      int  // entries created or updated on the replica
-	FilesWhole int  // sent whole
-	FilesDelta int  // sent as a delta
-	FilesLocal int  // copied or renamed on the replica from content it already had
-	Deleted    int
-	Pulled     int // files taken from the replica (failback adopt, merge, conflict copies)
-	Conflicts  int
-	Skipped    int   // locked folders, files changing while read: retried next run
-	BytesSent  int64 // on the wire, TLS included
-	BytesRecv  int64
-	Literal    int64 // file bytes that had to be sent (before compression)
-	Errors     []string
+	Started    time.Time     `json:"started"`
+	Duration   time.Duration `json:"duration_ns"`
+	Full       bool          `json:"full"`        // the replica's manifest had to be compared entry by entry
+	Files      int           `json:"files"`       // entries created or updated on the replica
+	FilesWhole int           `json:"files_whole"` // sent whole
+	FilesDelta int           `json:"files_delta"` // sent as a delta
+	FilesLocal int           `json:"files_local"` // copied or renamed on the replica from content it already had
+	Deleted    int           `json:"deleted"`
+	Pulled     int           `json:"pulled"` // files taken from the replica (failback adopt, merge, conflict copies)
+	Conflicts  int           `json:"conflicts"`
+	Skipped    int           `json:"skipped"`    // locked folders, files changing while read: retried next run
+	BytesSent  int64         `json:"bytes_sent"` // on the wire, TLS included
+	BytesRecv  int64         `json:"bytes_recv"`
+	Literal    int64         `json:"literal"` // file bytes that had to be sent (before compression)
+	Errors     []string      `json:"errors,omitempty"`
 	// Unreadable names (absolute paths) the entries either node could not stat, read or
 	// list: nothing at or under them was changed or deleted on the replica (event
 	// EventUnreadable).
-	Unreadable []string
+	Unreadable []string `json:"unreadable,omitempty"`
 	// Special counts the FIFOs, sockets and device nodes in the source's trees, which are not
 	// replicated; SpecialPaths names the first 20 (event EventSpecial when the set changes).
-	Special      int
-	SpecialPaths []string
+	Special      int      `json:"special"`
+	SpecialPaths []string `json:"special_paths,omitempty"`
 }
 
-// Status is a snapshot for the appliance.
+// Status is a snapshot for the appliance. Its JSON (the API's) uses snake_case names and the
+// role by name ("none", "source", "replica").
 type Status struct {
-	Role          Role
-	Fingerprint   string // this node's certificate
-	PeerConnected bool
-	LastRun       RunStats
-	LastError     string
-	LastSuccess   time.Time
-	Runs          uint64
+	Role          Role      `json:"role"`
+	Fingerprint   string    `json:"fingerprint"` // this node's certificate
+	PeerConnected bool      `json:"peer_connected"`
+	LastRun       RunStats  `json:"last_run"`
+	LastError     string    `json:"last_error"`
+	LastSuccess   time.Time `json:"last_success,omitzero"`
+	Runs          uint64    `json:"runs"`
 	// JunkConnections counts the connections to the sync port refused before a run could
 	// start: a failed TLS handshake (port scans, probes, a certificate other than the
 	// peer's) or a bad Hello. They are logged a few times a minute at most.
-	JunkConnections uint64
+	JunkConnections uint64 `json:"junk_connections"`
 }
 
 var (
