@@ -63,7 +63,7 @@ func (r *Role) UnmarshalText(b []byte) error {
 // Config configures a Node. Both nodes of a pair use the same Paths, in the same order.
 type Config struct {
 	Paths           []string      // absolute trees, e.g. /etc/asterisk, /var/spool/asterisk/voicemail
-	StateDir        string        // manifest, trash, certificate, conflict records
+	StateDir        string        // manifest, certificate, conflict records (the trash is in each tree)
 	Listen          string        // sync server address, e.g. ":7401"
 	Peer            string        // the other node's host:port
 	PeerFingerprint string        // SHA-256 of the peer's certificate, hex (colons allowed)
