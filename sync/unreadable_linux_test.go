@@ -292,3 +292,94 @@ func trashFiles(t *testing.T, tn *testNode) []string {
 	}
 	return out
 }
+
+// withoutDACOverride re-runs the calling test in a child process started by setpriv without
+// CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH and reports its outcome; it returns true in the
+// child, where the test goes on.
+func withoutDACOverride(t *testing.T, name string) bool {
+	t.Helper()
+	env := "SYNC_NODAC_CHILD_" + name
+	if os.Getenv(env) != "" {
+		return true
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the test runs as root without CAP_DAC_OVERRIDE (setpriv)")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
+	}
+	cmd := exec.Command(setpriv, "--bounding-set=-dac_override,-dac_read_search", "--",
+		os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), env+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "unreadable_linux_test.go") {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
+	return false
+}
+
+// TestReplicaUnreadableKept: what the replica cannot read or list (both nodes run without
+// DAC override in a child process) is left alone by the source: a file and a folder deleted
+// on the source stay on the replica, and are deleted once the replica can read them again.
+func TestReplicaUnreadableKept(t *testing.T) {
+	if !withoutDACOverride(t, "TestReplicaUnreadableKept") {
+		return
+	}
+	a, b := newPair(t, nil)
+	inbox := "default/100/INBOX/"
+	writeFile(t, a.path(0, "secret.conf"), []byte("secret"), old0)
+	writeFile(t, a.path(0, "sip.conf"), []byte("sip v1"), old0)
+	for _, f := range []string{"msg0000.wav", "msg0000.txt", "msg0001.wav", "msg0001.txt"} {
+		writeFile(t, a.path(1, inbox+f), []byte("data of "+f), old0)
+	}
+	syncNow(t, a)
+	assertSame(t, a, b)
+	for _, p := range []string{b.path(0, "secret.conf"), b.path(1, inbox)} {
+		if err := os.Chmod(p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Remove(a.path(0, "secret.conf"))
+	os.Remove(a.path(1, inbox+"msg0001.wav"))
+	os.Remove(a.path(1, inbox+"msg0001.txt"))
+	writeFile(t, a.path(0, "sip.conf"), []byte("sip v2"), old0)
+	st := syncNow(t, a)
+	t.Logf("run with entries the replica cannot read: %d files, %d deleted, unreadable %q", st.Files, st.Deleted, st.Unreadable)
+	if st.Deleted != 0 {
+		t.Errorf("%d deleted, want 0", st.Deleted)
+	}
+	if len(st.Unreadable) != 2 || !strings.Contains(strings.Join(st.Errors, " "), "on the replica") {
+		t.Errorf("unreadable %q, errors %q: want the replica's 2 entries named", st.Unreadable, st.Errors)
+	}
+	if len(a.eventsOf(EventUnreadable)) == 0 {
+		t.Error("no unreadable event")
+	}
+	if data, _ := os.ReadFile(a.path(0, "sip.conf")); string(data) != "sip v2" {
+		t.Error("source changed")
+	}
+	if data, _ := os.ReadFile(b.path(0, "sip.conf")); string(data) != "sip v2" {
+		t.Errorf("readable change not replicated: %q", data)
+	}
+	for _, p := range []string{b.path(0, "secret.conf"), b.path(1, inbox)} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(b.path(1, inbox+"msg0001.wav")); err != nil {
+		t.Errorf("message deleted although its folder was unreadable: %v", err)
+	}
+	if err := os.Chmod(b.path(0, "secret.conf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st = syncNow(t, a)
+	if st.Deleted != 3 || len(st.Errors) > 0 {
+		t.Errorf("once readable: %d deleted, errors %q; want 3", st.Deleted, st.Errors)
+	}
+	assertSame(t, a, b)
+}
