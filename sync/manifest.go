@@ -96,8 +96,12 @@ type manifest struct {
 
 	inodes     map[[2]uint64]bool
 	lastLocked map[string]bool // folders holding a .lock at the last scan
-	version    uint64          // bumped on every change, keys the digest cache
-	digests    map[digestKey]Hash
+	// FIFOs, sockets and devices found by the last scan (reported again when a run skips
+	// the walk)
+	lastSpecial      int
+	lastSpecialPaths []string
+	version          uint64 // bumped on every change, keys the digest cache
+	digests          map[digestKey]Hash
 }
 
 type digestKey struct {
@@ -270,12 +274,21 @@ const racyWindow = 50 * time.Millisecond
 type scanResult struct {
 	Locked   map[string]bool // folders (wire paths) holding a .lock: skipped this run
 	Unstable map[string]bool // files that changed while being hashed
-	Errors   []string
-	Hashed   int
-	Sigs     map[Hash]*sigs
-	Pending  map[string]bool // new files to be hashed while sent
-	jobs     []hashJob
-	pending  []hashJob
+	// Unreadable holds entries this node could not stat, read or list (permission denied,
+	// I/O error): wire paths, or the tree index alone for a whole tree. Their records are
+	// kept as they were, and nothing at or under them is changed or deleted on the peer
+	// (rsync: "IO error encountered -- skipping file deletion").
+	Unreadable map[string]bool
+	// Special counts the FIFOs, sockets and device nodes found, which are not replicated;
+	// SpecialPaths names the first maxReported of them.
+	Special      int
+	SpecialPaths []string
+	Errors       []string
+	Hashed       int
+	Sigs         map[Hash]*sigs
+	Pending      map[string]bool // new files to be hashed while sent
+	jobs         []hashJob
+	pending      []hashJob
 }
 
 // anyRacy reports whether some entry must be rehashed by the next scan.
@@ -331,7 +344,7 @@ const tmpPrefix = ".rdsync-"
 // hash and is hashed while it is sent, which overlaps reading it with the transfer. Its
 // record is marked racy, so if it is not sent this run it is hashed by the next scan.
 func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
-	res := scanResult{Locked: map[string]bool{}, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{}, Pending: map[string]bool{}}
+	res := newScanResult()
 	seen := make(map[string]bool, len(m.recs))
 	m.inodes = nil
 	for ti, root := range m.trees {
@@ -352,9 +365,11 @@ func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
 		res.jobs = keep
 	}
 	m.hashJobs(now, seen, &res)
+	slices.Sort(res.SpecialPaths)
 	m.lastLocked = res.Locked
+	m.lastSpecial, m.lastSpecialPaths = res.Special, res.SpecialPaths
 	for p, r := range m.recs {
-		if !seen[p] && r.Cur != nil {
+		if !seen[p] && r.Cur != nil && !underAny(p, res.Unreadable) {
 			r.Cur = nil
 			m.markDirty(p)
 		}
@@ -362,20 +377,57 @@ func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
 	return res
 }
 
-func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string]bool, res *scanResult) {
+// newScanResult returns an empty result.
+func newScanResult() scanResult {
+	return scanResult{Locked: map[string]bool{}, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{},
+		Pending: map[string]bool{}, Unreadable: map[string]bool{}}
+}
+
+// maxReported bounds the paths one run names in its statistics and events.
+const maxReported = 20
+
+// underAny reports whether wire path p, or one of its ancestors (up to the tree index
+// alone), is in set.
+func underAny(p string, set map[string]bool) bool {
+	if len(set) == 0 {
+		return false
+	}
+	for {
+		if set[p] {
+			return true
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
+}
+
+// walk scans folder rel of tree ti and reports whether it could list it completely; a folder
+// it could not list is recorded in res.Unreadable and its entries keep their records.
+func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string]bool, res *scanResult) bool {
 	dir := filepath.Join(root, rel)
+	key := strconv.Itoa(ti)
+	if rel != "" {
+		key = wirePath(ti, rel)
+	}
 	f, err := os.Open(dir)
 	if err != nil {
-		if rel != "" || !errors.Is(err, fs.ErrNotExist) {
-			res.Errors = append(res.Errors, err.Error())
+		if rel == "" && errors.Is(err, fs.ErrNotExist) {
+			return true // a missing tree is empty
 		}
-		return
+		res.Errors = append(res.Errors, fmt.Sprintf("cannot list %s (nothing under it is changed or deleted on the peer): %v", dir, err))
+		res.Unreadable[key] = true
+		return false
 	}
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		res.Errors = append(res.Errors, fmt.Sprintf("read dir %s: %v", dir, err))
+		res.Errors = append(res.Errors, fmt.Sprintf("cannot list %s (nothing under it is changed or deleted on the peer): %v", dir, err))
+		res.Unreadable[key] = true
 	}
+	listed := err == nil
 	dfd := int(f.Fd())
 	for _, name := range names {
 		if name == ".lock" {
@@ -390,12 +442,13 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		var st unix.Stat_t
 		if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if !errors.Is(err, unix.ENOENT) {
-				res.Errors = append(res.Errors, fmt.Sprintf("stat %s: %v", filepath.Join(dir, name), err))
+				res.Errors = append(res.Errors, fmt.Sprintf("cannot stat %s (not changed or deleted on the peer): %v", filepath.Join(dir, name), err))
+				res.Unreadable[prefix+name] = true
 			}
 			continue
 		}
 		ft := st.Mode & unix.S_IFMT
-		if skipName(name, ft == unix.S_IFDIR) {
+		if skipName(name, ft == unix.S_IFDIR) || (rel == "" && name == trashDirName) {
 			continue
 		}
 		wp := prefix + name
@@ -408,14 +461,18 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		case unix.S_IFDIR:
 			cur.Kind = KindDir
 			seen[wp] = true
-			m.update(wp, r, &cur, &st, false)
-			m.walk(ti, root, crel, now, seen, res)
+			// A folder that cannot be listed keeps its record (mode included): the peer's
+			// copy is left as it is.
+			if m.walk(ti, root, crel, now, seen, res) {
+				m.update(wp, r, &cur, &st, false)
+			}
 			continue
 		case unix.S_IFLNK:
 			full := filepath.Join(dir, name)
 			target, err := os.Readlink(full)
 			if err != nil {
-				res.Errors = append(res.Errors, err.Error())
+				res.Errors = append(res.Errors, fmt.Sprintf("cannot read link %s (not changed or deleted on the peer): %v", full, err))
+				res.Unreadable[wp] = true
 				continue
 			}
 			if !m.linkInside(dir, target) {
@@ -430,7 +487,12 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 			continue
 		case unix.S_IFREG:
 		default:
-			continue // devices, fifos, sockets
+			// FIFOs, sockets and device nodes are not replicated; the run reports them.
+			res.Special++
+			if len(res.SpecialPaths) < maxReported {
+				res.SpecialPaths = append(res.SpecialPaths, filepath.Join(dir, name))
+			}
+			continue
 		}
 		cur.Kind = KindFile
 		cur.Size = st.Size
@@ -445,6 +507,7 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		}
 		res.jobs = append(res.jobs, hashJob{wp: wp, full: filepath.Join(dir, name), st: st, cur: cur, r: r})
 	}
+	return listed
 }
 
 // hashJob is a file whose stat moved since the last scan; jobs are hashed in parallel after
@@ -483,7 +546,13 @@ func (m *manifest) hashJobs(now time.Time, seen map[string]bool, res *scanResult
 		res.Hashed++
 		if j.err != nil {
 			if !errors.Is(j.err, fs.ErrNotExist) {
-				res.Errors = append(res.Errors, j.err.Error())
+				// Unreadable (permission denied, I/O error): keep the old record, and leave
+				// the peer's copy alone.
+				res.Errors = append(res.Errors, fmt.Sprintf("cannot read %s (not changed or deleted on the peer): %v", j.full, j.err))
+				res.Unreadable[j.wp] = true
+				if j.r != nil {
+					seen[j.wp] = j.r.Cur != nil
+				}
 			}
 			continue
 		}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -155,14 +157,16 @@ func (n *Node) trackedScan(now time.Time, deferNew bool) (scanResult, error) {
 	if n.watchOK.Load() && n.lastScanOK && now.Sub(n.lastFullScan) < fullScanEvery &&
 		!man.anyRacy() && n.watcherCaughtUp() && n.watchOK.Load() && n.watchGen.Load() == n.lastScanGen {
 		n.log.Debug("sync: no change seen by the watcher since the last scan: walk skipped")
-		return scanResult{Locked: man.lastLocked, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{}, Pending: map[string]bool{}}, nil
+		res := newScanResult()
+		res.Locked, res.Special, res.SpecialPaths = man.lastLocked, man.lastSpecial, man.lastSpecialPaths
+		return res, nil
 	}
 	healthy := n.watchOK.Load() && n.watcherCaughtUp()
 	gen := n.watchGen.Load()
 	res := man.scan(now, deferNew)
 	n.lastScanGen, n.lastScanOK, n.lastFullScan = gen, healthy && n.watchOK.Load(), now
-	if len(res.Unstable) > 0 {
-		n.lastScanOK = false // rescan them next time
+	if len(res.Unstable) > 0 || len(res.Unreadable) > 0 {
+		n.lastScanOK = false // rescan (and report) them next time
 	}
 	return res, man.save(res.Sigs)
 }
@@ -357,7 +361,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	man := n.man
 	man.setPeer(n.peerFP)
 	now := n.now()
-	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
+	if err := n.fs.purgeTrash(n.cfg.StateDir, now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
 	// The replica scans while this node does.
@@ -373,15 +377,26 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		return false, err
 	}
 	st.Errors = append(st.Errors, res.Errors...)
+	st.Special, st.SpecialPaths = res.Special, res.SpecialPaths
 	n.log.Debug("sync: scanned", "hashed", res.Hashed, "took", time.Since(t0))
 	var rs stateMsg
 	if err := pc.expect(MsgState, &rs); err != nil {
 		return false, fmt.Errorf("sync: begin: %w", err)
 	}
+	unreadable := maps.Clone(res.Unreadable)
+	st.Unreadable = nil
+	for _, p := range slices.Sorted(maps.Keys(res.Unreadable)) {
+		st.Unreadable = append(st.Unreadable, n.fs.absKey(p))
+	}
+	for _, p := range rs.Unreadable {
+		unreadable[p] = true
+		st.Unreadable = append(st.Unreadable, n.fs.absKey(p)+" (on the replica)")
+		st.Errors = append(st.Errors, "cannot read "+n.fs.absKey(p)+" on the replica: not changed or deleted there")
+	}
 	owner := rs.Owner && n.fs.owner
 	view := map[string]viewEntry{}
 	fast := rs.Clean && rs.Ever && rs.Digest == man.digest(true, owner)
-	if fast && man.clean(owner) && len(res.Unstable) == 0 && len(res.Locked) == 0 && len(rs.Locked) == 0 {
+	if fast && man.clean(owner) && len(res.Unstable) == 0 && len(res.Locked) == 0 && len(rs.Locked) == 0 && len(unreadable) == 0 {
 		// The replica holds exactly the last-synced state and nothing changed here.
 		if err := pc.sendRaw(MsgCommit, nil); err != nil {
 			return false, err
@@ -420,17 +435,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	for _, d := range rs.Locked {
 		locked[d] = true
 	}
-	skip := func(p string) bool {
-		if res.Unstable[p] || locked[p] {
-			return true
-		}
-		i, rel := splitWirePath(p)
-		d := path.Dir(rel)
-		if d == "." {
-			return false
-		}
-		return locked[wirePath(i, d)]
-	}
+	skip := skipRule(res.Unstable, locked, unreadable)
 	pl := &planner{sCur: man.curSet(), sBase: bases, view: view, rEver: rs.Ever, owner: owner, skip: skip,
 		resolved: map[string]bool{}, noDelta: n.noDelta, sigsOf: man.loadSigs}
 	p := pl.plan()
@@ -473,6 +478,23 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	n.log.Debug("sync: planned", "full", st.Full, "took", time.Since(t0))
 	defer func() { n.log.Debug("sync: pushed", "took", time.Since(t0)) }()
 	return n.push(pc, p, st)
+}
+
+// skipRule returns which paths a run leaves alone on both sides: files changing while read
+// (unstable), files and folders holding a .lock and the files in them (locked), and
+// everything at or under an entry either node could not read or list (unreadable).
+func skipRule(unstable, locked, unreadable map[string]bool) func(string) bool {
+	return func(p string) bool {
+		if unstable[p] || locked[p] || underAny(p, unreadable) {
+			return true
+		}
+		i, rel := splitWirePath(p)
+		d := path.Dir(rel)
+		if d == "." {
+			return false
+		}
+		return locked[wirePath(i, d)]
+	}
 }
 
 func (n *Node) fetchManifest(pc *peerConn) (map[string]viewEntry, error) {
@@ -540,6 +562,9 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			}
 			f, err := r.Open(rel)
 			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					st.Errors = append(st.Errors, fmt.Sprintf("cannot read %s (not changed or deleted on the peer): %v", n.fs.abs(m.Path), err))
+				}
 				sent[m.Path] = false
 				st.Skipped++
 				return nil
@@ -634,7 +659,11 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			n.noDelta[f.Path] = true
 			retry = true
 		}
-		st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
+		if f.Path == "" {
+			st.Errors = append(st.Errors, "replica: "+f.Err)
+		} else {
+			st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
+		}
 	}
 	for path, b := range p.newBase {
 		if failed[path] {
@@ -674,7 +703,7 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 	}
 	for _, l := range [][]fileMsg{p.locals, p.files, p.txts} {
 		for _, m := range l {
-			if !failed[m.Path] && m.Method != methodBase {
+			if ok, seen := sent[m.Path]; !failed[m.Path] && m.Method != methodBase && (ok || !seen) {
 				st.Files++
 			}
 		}
@@ -688,7 +717,7 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 		return false, err
 	}
 	if r.Fatal != "" {
-		return false, &protocolError{fmt.Errorf("%w: %s (nothing was deleted)", ErrDiskFull, r.Fatal)}
+		return false, &protocolError{fmt.Errorf("%w: %s", ErrDiskFull, r.Fatal)}
 	}
 	return retry, nil
 }
@@ -698,7 +727,8 @@ var errRetryFull = errors.New("retry whole")
 // failback takes back what the replica changed since the last sync, before the push can
 // overwrite it: adopted files, .conflict copies, voicemail merged under new numbers.
 func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner, st *RunStats) error {
-	trashDir := filepath.Join(n.cfg.StateDir, "trash", n.now().UTC().Format(trashLayout))
+	stamp := trashStamp(n.now())
+	defer n.fs.cleanTrash(stamp)
 	for _, d := range p.smkdirs {
 		r, rel, err := n.fs.resolve(d)
 		if err != nil {
@@ -716,7 +746,7 @@ func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner,
 		pl.resolved[f] = true
 	}
 	for _, f := range p.sdeletes {
-		if err := n.fs.toTrash(f, trashDir); err != nil {
+		if err := n.fs.toTrash(f, stamp); err != nil {
 			st.Errors = append(st.Errors, err.Error())
 			continue
 		}
@@ -779,10 +809,14 @@ func (n *Node) pull(pc *peerConn, from, to string, st *RunStats) error {
 		return rerr
 	}
 	h := newContentHasher(m.Meta.Size)
-	end, werr, err := recvData(pc, f, h)
+	sw := &sparseWriter{f: f}
+	end, werr, err := recvData(pc, sw, h)
 	if err != nil {
 		n.fs.discardTemp(f, tmp, to)
 		return err
+	}
+	if werr == nil {
+		werr = sw.finish()
 	}
 	got, _ := h.finish()
 	if werr != nil || end == nil || got != end.Hash || got != m.Meta.Hash {
