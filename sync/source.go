@@ -451,6 +451,10 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		for k := range res2.Unstable {
 			res.Unstable[k] = true
 		}
+		for k := range res2.Unreadable {
+			unreadable[k] = true // skip (the closure reads this map)
+		}
+		st.Errors = append(st.Errors, res2.Errors...)
 		pl.sCur = man.curSet()
 		p = pl.plan()
 	}
