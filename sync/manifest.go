@@ -280,7 +280,7 @@ type scanResult struct {
 	// (rsync: "IO error encountered -- skipping file deletion").
 	Unreadable map[string]bool
 	// Special counts the FIFOs, sockets and device nodes found, which are not replicated;
-	// SpecialPaths names the first maxReported of them.
+	// SpecialPaths names the first maxReported of them, sorted.
 	Special      int
 	SpecialPaths []string
 	Errors       []string
@@ -366,6 +366,7 @@ func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
 	}
 	m.hashJobs(now, seen, &res)
 	slices.Sort(res.SpecialPaths)
+	res.SpecialPaths = res.SpecialPaths[:min(len(res.SpecialPaths), maxReported)]
 	m.lastLocked = res.Locked
 	m.lastSpecial, m.lastSpecialPaths = res.Special, res.SpecialPaths
 	for p, r := range m.recs {
@@ -404,6 +405,12 @@ func underAny(p string, set map[string]bool) bool {
 	}
 }
 
+// unreadable records an entry (or folder) this scan could not stat, read or list.
+func (res *scanResult) unreadable(key, format string, args ...any) {
+	res.Errors = append(res.Errors, fmt.Sprintf(format, args...))
+	res.Unreadable[key] = true
+}
+
 // walk scans folder rel of tree ti and reports whether it could list it completely; a folder
 // it could not list is recorded in res.Unreadable and its entries keep their records.
 func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string]bool, res *scanResult) bool {
@@ -412,27 +419,24 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 	if rel != "" {
 		key = wirePath(ti, rel)
 	}
+	const unlistable = "cannot list %s (nothing under it is changed or deleted on the peer): %v"
 	f, err := os.Open(dir)
 	if err != nil {
 		if rel == "" && errors.Is(err, fs.ErrNotExist) {
 			return true // a missing tree is empty
 		}
-		res.Errors = append(res.Errors, fmt.Sprintf("cannot list %s (nothing under it is changed or deleted on the peer): %v", dir, err))
-		res.Unreadable[key] = true
+		res.unreadable(key, unlistable, dir, err)
 		return false
 	}
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		res.Errors = append(res.Errors, fmt.Sprintf("cannot list %s (nothing under it is changed or deleted on the peer): %v", dir, err))
-		res.Unreadable[key] = true
+		res.unreadable(key, unlistable, dir, err)
 	}
 	listed := err == nil
 	dfd := int(f.Fd())
-	for _, name := range names {
-		if name == ".lock" {
-			res.Locked[wirePath(ti, rel)] = true
-		}
+	if slices.Contains(names, ".lock") {
+		res.Locked[wirePath(ti, rel)] = true
 	}
 	prefix := strconv.Itoa(ti) + "/"
 	if rel != "" {
@@ -442,8 +446,7 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		var st unix.Stat_t
 		if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if !errors.Is(err, unix.ENOENT) {
-				res.Errors = append(res.Errors, fmt.Sprintf("cannot stat %s (not changed or deleted on the peer): %v", filepath.Join(dir, name), err))
-				res.Unreadable[prefix+name] = true
+				res.unreadable(prefix+name, "cannot stat %s (not changed or deleted on the peer): %v", filepath.Join(dir, name), err)
 			}
 			continue
 		}
@@ -451,10 +454,9 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		if skipName(name, ft == unix.S_IFDIR) || (rel == "" && name == trashDirName) {
 			continue
 		}
-		wp := prefix + name
-		crel := wp[len(strconv.Itoa(ti))+1:]
 		// A name from the kernel has no slash or NUL and is neither "." nor "..": wp is a
 		// valid wire path.
+		wp := prefix + name
 		cur := Meta{Mode: statMode(&st) & 0o7777, UID: st.Uid, GID: st.Gid}
 		r := m.recs[wp]
 		switch ft {
@@ -463,51 +465,56 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 			seen[wp] = true
 			// A folder that cannot be listed keeps its record (mode included): the peer's
 			// copy is left as it is.
-			if m.walk(ti, root, crel, now, seen, res) {
+			if m.walk(ti, root, wp[len(strconv.Itoa(ti))+1:], now, seen, res) {
 				m.update(wp, r, &cur, &st, false)
 			}
-			continue
 		case unix.S_IFLNK:
-			full := filepath.Join(dir, name)
-			target, err := os.Readlink(full)
-			if err != nil {
-				res.Errors = append(res.Errors, fmt.Sprintf("cannot read link %s (not changed or deleted on the peer): %v", full, err))
-				res.Unreadable[wp] = true
-				continue
-			}
-			if !m.linkInside(dir, target) {
-				res.Errors = append(res.Errors, fmt.Sprintf("symlink %s -> %s points outside the replicated trees: skipped", full, target))
-				continue
-			}
-			cur.Kind = KindSymlink
-			cur.Target = target
-			cur.Hash = hashBytes([]byte(target))
-			seen[wp] = true
-			m.update(wp, r, &cur, &st, false)
-			continue
+			m.walkLink(dir, name, wp, r, cur, &st, seen, res)
 		case unix.S_IFREG:
+			m.walkFile(filepath.Join(dir, name), wp, r, cur, &st, seen, res)
 		default:
 			// FIFOs, sockets and device nodes are not replicated; the run reports them.
 			res.Special++
-			if len(res.SpecialPaths) < maxReported {
-				res.SpecialPaths = append(res.SpecialPaths, filepath.Join(dir, name))
-			}
-			continue
+			res.SpecialPaths = append(res.SpecialPaths, filepath.Join(dir, name))
 		}
-		cur.Kind = KindFile
-		cur.Size = st.Size
-		cur.Mtime = st.Mtim.Nano()
-		ctime := st.Ctim.Nano()
-		if r != nil && r.Cur != nil && !r.Racy && r.Cur.Kind == KindFile && r.Cur.Size == cur.Size &&
-			r.Cur.Mtime == cur.Mtime && r.Ino == st.Ino && r.Dev == statDev(&st) && r.Ctime == ctime {
-			cur.Hash = r.Cur.Hash
-			seen[wp] = true
-			m.update(wp, r, &cur, &st, false)
-			continue
-		}
-		res.jobs = append(res.jobs, hashJob{wp: wp, full: filepath.Join(dir, name), st: st, cur: cur, r: r})
 	}
 	return listed
+}
+
+// walkLink records a symlink found by walk; one pointing outside the trees is skipped.
+func (m *manifest) walkLink(dir, name, wp string, r *record, cur Meta, st *unix.Stat_t, seen map[string]bool, res *scanResult) {
+	full := filepath.Join(dir, name)
+	target, err := os.Readlink(full)
+	if err != nil {
+		res.unreadable(wp, "cannot read link %s (not changed or deleted on the peer): %v", full, err)
+		return
+	}
+	if !m.linkInside(dir, target) {
+		res.Errors = append(res.Errors, fmt.Sprintf("symlink %s -> %s points outside the replicated trees: skipped", full, target))
+		return
+	}
+	cur.Kind = KindSymlink
+	cur.Target = target
+	cur.Hash = hashBytes([]byte(target))
+	seen[wp] = true
+	m.update(wp, r, &cur, st, false)
+}
+
+// walkFile records a regular file found by walk: unchanged stat fields keep its hash,
+// otherwise it is queued for hashing.
+func (m *manifest) walkFile(full, wp string, r *record, cur Meta, st *unix.Stat_t, seen map[string]bool, res *scanResult) {
+	cur.Kind = KindFile
+	cur.Size = st.Size
+	cur.Mtime = st.Mtim.Nano()
+	ctime := st.Ctim.Nano()
+	if r != nil && r.Cur != nil && !r.Racy && r.Cur.Kind == KindFile && r.Cur.Size == cur.Size &&
+		r.Cur.Mtime == cur.Mtime && r.Ino == st.Ino && r.Dev == statDev(st) && r.Ctime == ctime {
+		cur.Hash = r.Cur.Hash
+		seen[wp] = true
+		m.update(wp, r, &cur, st, false)
+		return
+	}
+	res.jobs = append(res.jobs, hashJob{wp: wp, full: full, st: *st, cur: cur, r: r})
 }
 
 // hashJob is a file whose stat moved since the last scan; jobs are hashed in parallel after

@@ -383,16 +383,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	if err := pc.expect(MsgState, &rs); err != nil {
 		return false, fmt.Errorf("sync: begin: %w", err)
 	}
-	unreadable := maps.Clone(res.Unreadable)
-	st.Unreadable = nil
-	for _, p := range slices.Sorted(maps.Keys(res.Unreadable)) {
-		st.Unreadable = append(st.Unreadable, n.fs.absKey(p))
-	}
-	for _, p := range rs.Unreadable {
-		unreadable[p] = true
-		st.Unreadable = append(st.Unreadable, n.fs.absKey(p)+" (on the replica)")
-		st.Errors = append(st.Errors, "cannot read "+n.fs.absKey(p)+" on the replica: not changed or deleted there")
-	}
+	unreadable := n.noteUnreadable(st, res.Unreadable, rs.Unreadable)
 	owner := rs.Owner && n.fs.owner
 	view := map[string]viewEntry{}
 	fast := rs.Clean && rs.Ever && rs.Digest == man.digest(true, owner)
@@ -451,6 +442,10 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		for k := range res2.Unstable {
 			res.Unstable[k] = true
 		}
+		for k := range res2.Unreadable {
+			unreadable[k] = true // skip (the closure reads this map)
+		}
+		st.Errors = append(st.Errors, res2.Errors...)
 		pl.sCur = man.curSet()
 		p = pl.plan()
 	}
@@ -478,6 +473,22 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	n.log.Debug("sync: planned", "full", st.Full, "took", time.Since(t0))
 	defer func() { n.log.Debug("sync: pushed", "took", time.Since(t0)) }()
 	return n.push(pc, p, st)
+}
+
+// noteUnreadable names in st the entries this node (mine) and the replica (theirs) could not
+// read or list, and returns them all: the run leaves them alone.
+func (n *Node) noteUnreadable(st *RunStats, mine map[string]bool, theirs []string) map[string]bool {
+	all := maps.Clone(mine)
+	st.Unreadable = nil
+	for _, p := range slices.Sorted(maps.Keys(mine)) {
+		st.Unreadable = append(st.Unreadable, n.fs.absKey(p))
+	}
+	for _, p := range theirs {
+		all[p] = true
+		st.Unreadable = append(st.Unreadable, n.fs.absKey(p)+" (on the replica)")
+		st.Errors = append(st.Errors, "cannot read "+n.fs.absKey(p)+" on the replica: not changed or deleted there")
+	}
+	return all
 }
 
 // skipRule returns which paths a run leaves alone on both sides: files changing while read
@@ -665,6 +676,33 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
 		}
 	}
+	n.recordBases(p, failed, sent, computed)
+	for _, l := range [][]fileMsg{p.locals, p.files, p.txts} {
+		for _, m := range l {
+			if ok, seen := sent[m.Path]; !failed[m.Path] && m.Method != methodBase && (ok || !seen) {
+				st.Files++
+			}
+		}
+	}
+	for _, d := range p.deletes {
+		if !failed[d.Path] {
+			st.Deleted++
+		}
+	}
+	if err := man.save(newSigs); err != nil {
+		return false, err
+	}
+	if r.Fatal != "" {
+		return false, &protocolError{fmt.Errorf("%w: %s", ErrDiskFull, r.Fatal)}
+	}
+	return retry, nil
+}
+
+// recordBases records, after a Commit, the new base of every path the replica applied:
+// neither failed there nor left unsent here; a new file gets the hash computed while it was
+// sent.
+func (n *Node) recordBases(p *plan, failed, sent map[string]bool, computed map[string]Hash) {
+	man := n.man
 	for path, b := range p.newBase {
 		if failed[path] {
 			continue
@@ -701,25 +739,6 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			delete(n.noDelta, path)
 		}
 	}
-	for _, l := range [][]fileMsg{p.locals, p.files, p.txts} {
-		for _, m := range l {
-			if ok, seen := sent[m.Path]; !failed[m.Path] && m.Method != methodBase && (ok || !seen) {
-				st.Files++
-			}
-		}
-	}
-	for _, d := range p.deletes {
-		if !failed[d.Path] {
-			st.Deleted++
-		}
-	}
-	if err := man.save(newSigs); err != nil {
-		return false, err
-	}
-	if r.Fatal != "" {
-		return false, &protocolError{fmt.Errorf("%w: %s", ErrDiskFull, r.Fatal)}
-	}
-	return retry, nil
 }
 
 var errRetryFull = errors.New("retry whole")
