@@ -279,17 +279,17 @@ func (a *Appliance) newPeerLink() (*PeerLink, error) {
 		Logger:    a.log.With("part", "peer"),
 		Now:       a.now,
 	}
-	if host, _, err := net.SplitHostPort(a.cfg.Peer.Address); err == nil {
-		peerAddr := a.cfg.Redundancy.Peer
-		if ip, err := netip.ParseAddr(host); err == nil {
-			peerAddr = ip
-		}
-		if !peerAddr.IsValid() || PeerDials(a.cfg.Node.Address, peerAddr) {
-			addr := a.cfg.Peer.Address
-			pc.Dial = func(ctx context.Context) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "tcp", addr)
-			}
+	// The tie-break is between the nodes' own addresses (redundancy.peer), whatever address
+	// the link itself uses; without redundancy.peer, the host of peer.address.
+	peerAddr := a.cfg.Redundancy.Peer
+	if host, _, err := net.SplitHostPort(a.cfg.Peer.Address); err == nil && !peerAddr.IsValid() {
+		peerAddr, _ = netip.ParseAddr(host)
+	}
+	if !peerAddr.IsValid() || PeerDials(a.cfg.Node.Address, peerAddr) {
+		addr := a.cfg.Peer.Address
+		pc.Dial = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
 		}
 	}
 	return NewPeerLink(pc)
