@@ -97,7 +97,7 @@ func (a *Appliance) Status() StatusResponse {
 	if !a.started.IsZero() {
 		s.Uptime = a.now().Sub(a.started).Truncate(time.Second).String()
 	}
-	for _, p := range a.parts {
+	for _, p := range a.partList() {
 		if s.Parts == nil {
 			s.Parts = map[string]any{}
 		}
@@ -194,7 +194,7 @@ func (a *Appliance) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"cancelled": "true"})
 	}))
 	mux.HandleFunc("POST /api/v1/sync", mutating(func(w http.ResponseWriter, r *http.Request) {
-		if a.sync == nil {
+		if a.syncPart() == nil {
 			writeJSON(w, http.StatusConflict, map[string]string{"error": "replication is not enabled ([sync] enabled = false)"})
 			return
 		}

@@ -85,6 +85,11 @@ type Appliance struct {
 	healthMu  sync.Mutex
 	unhealthy string // why the services are unhealthy; "" when healthy
 
+	partsMu  sync.Mutex
+	running  map[Part]runningPart // parts started by Run, for a reload to stop
+	live     *Config              // the configuration last applied (LoadConfig, then reloads)
+	reloadMu sync.Mutex
+
 	stMu     sync.Mutex
 	state    nodeState // Backup mode and last role, kept in state_dir
 	stateErr string    // why state_dir refused it; "" when saved
@@ -106,14 +111,16 @@ type Appliance struct {
 // goroutines; Run does.
 func New(cfg *Config, opts Options) (*Appliance, error) {
 	a := &Appliance{
-		cfg:    cfg,
-		log:    opts.Logger,
-		now:    opts.Now,
-		parts:  opts.Parts,
-		apiLn:  opts.APIListener,
-		peerLn: opts.PeerListener,
-		roles:  make(chan vrrp.Event, 1),
-		pokes:  make(chan struct{}, 1),
+		cfg:     cfg,
+		log:     opts.Logger,
+		now:     opts.Now,
+		parts:   opts.Parts,
+		apiLn:   opts.APIListener,
+		peerLn:  opts.PeerListener,
+		roles:   make(chan vrrp.Event, 1),
+		pokes:   make(chan struct{}, 1),
+		live:    cfg,
+		running: map[Part]runningPart{},
 
 		mutating: newTokenBucket(apiMutatingRate, apiMutatingBurst),
 		runCtx:   context.Background(),
@@ -300,13 +307,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	if a.peer != nil {
 		wg.Go(func() { a.runPeer(ctx) })
 	}
-	for _, p := range a.parts {
-		wg.Go(func() {
-			if err := p.Run(ctx); err != nil && ctx.Err() == nil {
-				a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "part stopped",
-					Description: fmt.Sprintf("%s stopped: %v", p.Name(), err)})
-			}
-		})
+	for _, p := range a.partList() {
+		a.startPart(ctx, p)
 	}
 
 	if a.router == nil && a.services != nil {
@@ -323,6 +325,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		<-ctx.Done()
 	}
 	wg.Wait()
+	a.waitParts()
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -355,7 +358,13 @@ func (a *Appliance) health() string {
 
 // syncNow replicates now, sharing the run with concurrent callers (see coalescer).
 func (a *Appliance) syncNow(ctx context.Context) (pbxsync.RunStats, error) {
-	return a.syncRuns.do(ctx, func() (pbxsync.RunStats, error) { return a.sync.SyncNow(a.runCtx) })
+	return a.syncRuns.do(ctx, func() (pbxsync.RunStats, error) {
+		sp := a.syncPart()
+		if sp == nil {
+			return pbxsync.RunStats{}, errors.New("replication is not enabled")
+		}
+		return sp.SyncNow(a.runCtx)
+	})
 }
 
 // follow delivers role changes to the followers one at a time, newest first.
@@ -365,7 +374,7 @@ func (a *Appliance) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case e := <-a.roles:
-			for _, p := range a.parts {
+			for _, p := range a.partList() {
 				p.Follow(e.To)
 			}
 			a.noteRole(e.To)

@@ -104,8 +104,8 @@ func (a *Appliance) peerLocal() PeerStatus {
 			ps.Services = append(ps.Services, PeerServiceState{Name: s.Name, State: s.State.String()})
 		}
 	}
-	if a.sync != nil {
-		st := a.sync.n.Status()
+	if sp := a.syncPart(); sp != nil {
+		st := sp.n.Status()
 		if st.Runs > 0 {
 			ps.LastSync = &PeerSyncResult{At: st.LastRun.Started.Add(st.LastRun.Duration), OK: st.LastError == "", Error: st.LastError}
 		}
@@ -218,10 +218,10 @@ func (a *Appliance) takeOver(ctx context.Context, reason string) error {
 	}); err != nil {
 		return fmt.Errorf("not Master with every virtual IP: %w", err)
 	}
-	if a.berofos != nil {
+	if bp := a.berofosPart(); bp != nil {
 		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		_ = waitUntil(lctx, 2*time.Millisecond, a.berofos.linesInPlace)
+		_ = waitUntil(lctx, 2*time.Millisecond, bp.linesInPlace)
 	}
 	return nil
 }

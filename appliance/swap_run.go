@@ -139,7 +139,7 @@ func (a *Appliance) swapSteps(ctx context.Context, tl *timeline, force bool, dra
 			return "", waitUntil(ctx, 2*time.Millisecond, func() bool { return a.services.Applied(vrrp.StateBackup) })
 		})
 	}
-	if a.sync != nil {
+	if a.syncPart() != nil {
 		err := tl.step("final sync", func() (string, error) {
 			st, err := a.syncNow(ctx)
 			return fmt.Sprintf("%d files, %d bytes in %s", st.Files, st.BytesSent, st.Duration.Round(time.Millisecond)), err
