@@ -105,7 +105,9 @@ type apiError struct {
 	body []byte
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.code, http.StatusText(e.code), e.msg) }
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.code, http.StatusText(e.code), e.msg)
+}
 
 // do sends one request and decodes a JSON answer into out (also a 409 answer, which carries
 // a body of the same type for a swap). The raw body is returned for -json.
