@@ -44,6 +44,9 @@ type StatusResponse struct {
 	Services []ServiceStatus `json:"services,omitempty"`
 	// Swap is the swap in progress or the last one.
 	Swap *SwapResult `json:"swap,omitempty"`
+	// SyncDown says why the replication is enabled but not running (a full or read-only
+	// state_dir); it is retried.
+	SyncDown string `json:"sync_down,omitempty"`
 	// StateError says why the Backup mode and last role are not saved in state_dir.
 	StateError string `json:"state_error,omitempty"`
 	Version    string `json:"version"`
@@ -78,6 +81,7 @@ func (a *Appliance) Status() StatusResponse {
 		Unhealthy:  a.health(),
 		Swap:       a.LastSwap(),
 		Version:    Version,
+		SyncDown:   a.SyncDown(),
 	}
 	m := a.mode()
 	s.BackupMode, s.ModeSetAt, s.ModeSetBy = string(m.Mode), m.SetAt, m.SetBy

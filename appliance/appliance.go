@@ -63,6 +63,9 @@ type Options struct {
 	APIListener net.Listener
 	// PeerListener serves the peer link when set; otherwise Run listens on peer.listen.
 	PeerListener net.Listener
+	// PartRetry is how long a part that could not start or stopped with an error (the
+	// replication on a full disk) waits before it is built again; 30s when zero.
+	PartRetry time.Duration
 }
 
 // Appliance is one redundantd node.
@@ -85,10 +88,12 @@ type Appliance struct {
 	healthMu  sync.Mutex
 	unhealthy string // why the services are unhealthy; "" when healthy
 
-	partsMu  sync.Mutex
-	running  map[Part]runningPart // parts started by Run, for a reload to stop
-	live     *Config              // the configuration last applied (LoadConfig, then reloads)
-	reloadMu sync.Mutex
+	partsMu   sync.Mutex
+	running   map[Part]runningPart // parts started by Run, for a reload to stop
+	live      *Config              // the configuration last applied (LoadConfig, then reloads)
+	partRetry time.Duration
+	syncDown  string // why the replication is not running although enabled; "" when it runs
+	reloadMu  sync.Mutex
 
 	stMu     sync.Mutex
 	state    nodeState // Backup mode and last role, kept in state_dir
@@ -111,16 +116,17 @@ type Appliance struct {
 // goroutines; Run does.
 func New(cfg *Config, opts Options) (*Appliance, error) {
 	a := &Appliance{
-		cfg:     cfg,
-		log:     opts.Logger,
-		now:     opts.Now,
-		parts:   opts.Parts,
-		apiLn:   opts.APIListener,
-		peerLn:  opts.PeerListener,
-		roles:   make(chan vrrp.Event, 1),
-		pokes:   make(chan struct{}, 1),
-		live:    cfg,
-		running: map[Part]runningPart{},
+		cfg:       cfg,
+		log:       opts.Logger,
+		now:       opts.Now,
+		parts:     opts.Parts,
+		apiLn:     opts.APIListener,
+		peerLn:    opts.PeerListener,
+		roles:     make(chan vrrp.Event, 1),
+		pokes:     make(chan struct{}, 1),
+		live:      cfg,
+		partRetry: opts.PartRetry,
+		running:   map[Part]runningPart{},
 
 		mutating: newTokenBucket(apiMutatingRate, apiMutatingBurst),
 		runCtx:   context.Background(),
@@ -130,6 +136,9 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.partRetry <= 0 {
+		a.partRetry = 30 * time.Second
 	}
 	limits := opts.EventLimits
 	if limits.Count == 0 {
@@ -173,12 +182,17 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 		a.parts = append(a.parts, sm)
 	}
 	if cfg.Sync.Enabled {
+		// The configuration was checked by LoadConfig: what fails here is the disk (a full or
+		// read-only state_dir). VRRP and the PBX must run without it; Run retries.
 		p, err := newSyncPart(cfg, a.log.With("part", "sync"), a.record)
 		if err != nil {
-			return nil, err
+			a.syncDown = err.Error()
+			a.record(Event{Priority: PriorityWarning, Application: AppSync, Name: "not started",
+				Description: fmt.Sprintf("replication not started, retrying every %s: %v", a.partRetry, err)})
+		} else {
+			a.sync = p
+			a.parts = append(a.parts, p)
 		}
-		a.sync = p
-		a.parts = append(a.parts, p)
 	}
 	if !cfg.Redundancy.Enabled {
 		return a, nil
@@ -309,6 +323,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	for _, p := range a.partList() {
 		a.startPart(ctx, p)
+	}
+	if a.syncDown != "" {
+		go a.retryPart(ctx, nil)
 	}
 
 	if a.router == nil && a.services != nil {
