@@ -112,10 +112,12 @@ func TestRouterFollowsInterface(t *testing.T) {
 
 	// Deleted: the veth pair goes, and with it a's VIP.
 	ia, ib := na.eventCount(), nb.eventCount()
+	deleted := time.Now()
 	if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
 		t.Fatal(err)
 	}
 	e := na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceGone)
+	t.Logf("a left master %v after vrt0 was deleted", e.At.Sub(deleted).Round(time.Millisecond))
 	if e.Reason != "interface vrt0 gone" || e.Err != nil {
 		t.Errorf("a's event: %+v; want reason %q and no error", e, "interface vrt0 gone")
 	}
@@ -124,7 +126,8 @@ func TestRouterFollowsInterface(t *testing.T) {
 	if s := na.r.Status(); s.State != StateInitialize || s.Fault != "interface vrt0 gone" || len(s.VirtualIPs) != 0 || s.MasterIP.IsValid() {
 		t.Errorf("a's status: %+v; want initialize, the fault, no VIP, no master", s)
 	}
-	nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+	eb := nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+	t.Logf("b took over %v after the deletion", eb.At.Sub(deleted).Round(time.Millisecond))
 	eventually(t, time.Second, "b holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
 	if n := len(na.eventsFrom(ia)); n != 1 {
 		t.Errorf("a's events after the deletion: %+v; want only the one leaving master", na.eventsFrom(ia))
@@ -134,10 +137,12 @@ func TestRouterFollowsInterface(t *testing.T) {
 	ia, ib = na.eventCount(), nb.eventCount()
 	arps := listenFrames(t, b, "vrt1", etherTypeARP)
 	plug(t, sw, "pa", a, "vrt0", labA)
+	recreated := time.Now()
 	if got := a.link(t, "vrt0").Attrs().Index; got == oldIndex {
 		t.Fatalf("the new vrt0 has the old index %d; the test needs a new one", got)
 	}
 	e = na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+	t.Logf("a rejoined as backup %v after vrt0 was recreated and up", e.At.Sub(recreated).Round(time.Millisecond))
 	if e.Reason != "interface vrt0 back" {
 		t.Errorf("a's rejoin: %+v; want reason %q", e, "interface vrt0 back")
 	}
@@ -157,10 +162,12 @@ func TestRouterFollowsInterface(t *testing.T) {
 
 	// Carrier lost (the switch port goes down): the same, with the reason.
 	ia, ib = na.eventCount(), nb.eventCount()
+	cut := time.Now()
 	if err := sw.h.LinkSetDown(sw.link(t, "pa")); err != nil {
 		t.Fatal(err)
 	}
 	e = na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceDown)
+	t.Logf("a left master %v after losing carrier", e.At.Sub(cut).Round(time.Millisecond))
 	if e.Reason != "interface vrt0 has no carrier" {
 		t.Errorf("a's event: %+v; want reason %q", e, "interface vrt0 has no carrier")
 	}
