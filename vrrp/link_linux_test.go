@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -183,7 +184,7 @@ func TestRouterFollowsInterface(t *testing.T) {
 	na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
 }
 
-// Issue 12 item 6: a StateDir that cannot be written (read-only, not a directory) does not
+// Issue 12 item 6: a StateDir that cannot be written (read-only, full, not a directory) does not
 // keep the Router from starting or from becoming Master; Status.RecordError says why, and once
 // the directory is usable the record is written without a restart.
 func TestRouterRunsWithoutStateDir(t *testing.T) {
@@ -200,6 +201,19 @@ func TestRouterRunsWithoutStateDir(t *testing.T) {
 	if err := unix.Mount("", roDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
 		t.Fatalf("remounting %s read-only: %v", roDir, err)
 	}
+	fullDir := t.TempDir()
+	if err := unix.Mount("tmpfs", fullDir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a tmpfs on %s: %v", fullDir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(fullDir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", fullDir, err)
+		}
+	})
+	filler := filepath.Join(fullDir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 1<<20), 0o600); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("filling the tmpfs: %v, want ENOSPC", err)
+	}
 	fileDir := filepath.Join(t.TempDir(), "state")
 	if err := os.WriteFile(fileDir, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -212,6 +226,11 @@ func TestRouterRunsWithoutStateDir(t *testing.T) {
 		{"read-only", roDir, "read-only file system", func(t *testing.T) {
 			if err := unix.Mount("", roDir, "", unix.MS_REMOUNT|unix.MS_BIND, ""); err != nil {
 				t.Fatalf("remounting %s read-write: %v", roDir, err)
+			}
+		}},
+		{"full", fullDir, "no space left on device", func(t *testing.T) {
+			if err := os.Remove(filler); err != nil {
+				t.Fatal(err)
 			}
 		}},
 		{"not a directory", fileDir, "not a directory", func(t *testing.T) {
