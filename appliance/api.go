@@ -36,6 +36,11 @@ type StatusResponse struct {
 	Passive bool `json:"passive"`
 	// Fault says why the node is out of the protocol (its interface gone or down).
 	Fault string `json:"fault,omitempty"`
+	// RecordError says why the record of claimed virtual IPs is kept in memory only.
+	RecordError string `json:"record_error,omitempty"`
+	// PreemptSuppressed: this node resigned (a swap, a failed service) and does not take the
+	// Master role back by preemption until it next becomes Master by Master_Down or takeover.
+	PreemptSuppressed bool `json:"preempt_suppressed,omitempty"`
 	// Unhealthy says why the PBX services fail their checks; "" when healthy.
 	Unhealthy string `json:"unhealthy,omitempty"`
 	// Peer is the other node as the peer link shows it; nil when the link is off.
@@ -120,7 +125,7 @@ func (a *Appliance) Status() StatusResponse {
 		s.Since = st.Since.UTC().Format(time.RFC3339Nano)
 	}
 	s.Transitions = st.Transitions
-	s.Passive, s.Fault = st.Passive, st.Fault
+	s.Passive, s.Fault, s.RecordError, s.PreemptSuppressed = st.Passive, st.Fault, st.RecordError, st.PreemptSuppressed
 	for _, p := range st.VirtualIPs {
 		s.Holding = append(s.Holding, p.String())
 	}

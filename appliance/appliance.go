@@ -268,7 +268,10 @@ func (a *Appliance) onVRRPEvent(e vrrp.Event) {
 // and the Master heard, at notice priority when this node takes or leaves the Master role.
 func transitionEvent(e vrrp.Event) Event {
 	prio := PriorityInfo
-	if e.To == vrrp.StateMaster || e.From == vrrp.StateMaster {
+	switch {
+	case e.Cause == vrrp.CauseInterfaceGone || e.Cause == vrrp.CauseInterfaceDown:
+		prio = PriorityWarning // out of the protocol until the link is back
+	case e.To == vrrp.StateMaster || e.From == vrrp.StateMaster:
 		prio = PriorityNotice
 	}
 	msg := fmt.Sprintf("%s -> %s: %s", e.From, e.To, e.Reason)
