@@ -331,3 +331,63 @@ func TestSwapDrainsAndCanBeCancelled(t *testing.T) {
 		return e0 != nil && e1 == nil
 	})
 }
+
+func TestMayResign(t *testing.T) {
+	healthyBackup := PeerView{Connected: true, Role: "backup", BackupMode: "active"}
+	tests := []struct {
+		name      string
+		unhealthy string
+		role      string
+		peer      func(PeerView) PeerView
+		want      bool
+	}{
+		{"healthy Master stays", "", "master", func(v PeerView) PeerView { return v }, false},
+		{"failed Master, healthy Active Backup", "service pbx failed", "master", func(v PeerView) PeerView { return v }, true},
+		{"a Backup has nothing to give", "service pbx failed", "backup", func(v PeerView) PeerView { return v }, false},
+		{"peer link down", "service pbx failed", "master", func(v PeerView) PeerView { v.Connected = false; return v }, false},
+		{"Passive Backup", "service pbx failed", "master", func(v PeerView) PeerView { v.BackupMode = "passive"; return v }, false},
+		{"Backup's PBX fails too", "service pbx failed", "master", func(v PeerView) PeerView { v.Unhealthy = "service pbx failed"; return v }, false},
+		{"peer is not Backup", "service pbx failed", "master", func(v PeerView) PeerView { v.Role = "initialize"; return v }, false},
+	}
+	for _, tc := range tests {
+		if got := mayResign(tc.unhealthy, tc.role, tc.peer(healthyBackup)); got != tc.want {
+			t.Errorf("%s: mayResign = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestFailedServiceHandsOver: the Master's PBX fails its check `fall` times; the node gives
+// the role to the healthy Active Backup (priority-0 advert), which starts its PBX; the old
+// Master does not take the role back although its priority is higher.
+func TestFailedServiceHandsOver(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken")
+	marker := func(i int) string { return filepath.Join(dir, fmt.Sprintf("running%d", i)) }
+	seg, n := twoNodes(t, func(i int, cfg *Config) {
+		cfg.Services = []ServiceConfig{{Name: "pbx",
+			Start:   []string{"sh", "-c", "touch " + marker(i)},
+			Stop:    []string{"sh", "-c", "rm -f " + marker(i)},
+			Check:   []string{"sh", "-c", fmt.Sprintf("test -e %s && ! test -e %s.%d", marker(i), broken, i)},
+			Timeout: 5 * time.Second, CheckInterval: 100 * time.Millisecond, Fall: 3, Rise: 2}}
+	})
+	waitFor(t, "the PBX on the Master", func() bool { _, err := os.Stat(marker(0)); return err == nil })
+	if err := os.WriteFile(broken+".0", nil, 0o600); err != nil { // the Master's PBX crashes
+		t.Fatal(err)
+	}
+	waitFor10s(t, "the Backup taking over", func() bool { return n[1].a.role() == "master" })
+	waitFor(t, "the PBX on the new Master only", func() bool {
+		_, e0 := os.Stat(marker(0))
+		_, e1 := os.Stat(marker(1))
+		return e0 != nil && e1 == nil
+	})
+	if h := seg.Holders(vip); !slices.Equal(h, []string{"pbx-b"}) {
+		t.Errorf("holders %v", h)
+	}
+	if !slices.Contains(eventNames(n[0].a), "resigned") || !slices.Contains(eventNames(n[0].a), "unhealthy") {
+		t.Errorf("node 0 events %v", eventNames(n[0].a))
+	}
+	time.Sleep(2500 * time.Millisecond) // two adverts of the new Master
+	if n[0].a.role() != "backup" {
+		t.Errorf("the failed node took the role back: %s", n[0].a.role())
+	}
+}
