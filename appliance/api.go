@@ -137,6 +137,7 @@ func (a *Appliance) Status() StatusResponse {
 
 // Handler serves the HTTP API:
 //
+//	GET /metrics                   Prometheus metrics (metrics.go)
 //	GET /api/v1/status             the node's state (StatusResponse)
 //	GET /api/v1/events?after=SEQ   the retained event log, oldest first
 //	POST /api/v1/events/read       mark events read: {"seqs":[..]} or {"up_to":SEQ}
@@ -193,6 +194,7 @@ func (a *Appliance) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, MarkReadResponse{Marked: a.events.markRead(req.Seqs, req.UpTo)})
 	}))
+	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("PUT /api/v1/backup-mode", mutating(a.handleBackupMode))
 	mux.HandleFunc("POST /api/v1/swap", mutating(a.handleSwap))
 	mux.HandleFunc("DELETE /api/v1/swap", mutating(func(w http.ResponseWriter, r *http.Request) {

@@ -106,6 +106,7 @@ type Appliance struct {
 	lastSwap   *SwapResult
 	guard      apiGuard
 
+	metrics  *metrics
 	mutating *tokenBucket // rate of API requests that change something
 	apiConns *connLimiter // set by Run
 	syncRuns coalescer[pbxsync.RunStats]
@@ -140,6 +141,7 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	if a.partRetry <= 0 {
 		a.partRetry = 30 * time.Second
 	}
+	a.metrics = newMetrics(a)
 	limits := opts.EventLimits
 	if limits.Count == 0 {
 		limits = DefaultEventLimits
@@ -245,6 +247,7 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 // onVRRPEvent runs on the VRRP engine's goroutine: it records the event and hands the role
 // to the transition worker without blocking.
 func (a *Appliance) onVRRPEvent(e vrrp.Event) {
+	a.metrics.countTransition(e)
 	a.record(transitionEvent(e))
 	if e.Err != nil {
 		a.record(Event{Time: e.At, Priority: PriorityWarning, Application: AppRedundancy, Name: "addresses",

@@ -1,0 +1,56 @@
+package appliance
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+)
+
+// TestMetrics scrapes a Master of a two-node group and checks the names with promlint and,
+// when Debian's prometheus package is installed, with `promtool check metrics`, as an
+// operator's CI would.
+func TestMetrics(t *testing.T) {
+	_, n := twoNodes(t, nil)
+	resp, err := http.Get(n[0].api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	text := string(body)
+	for _, want := range []string{
+		`redundantd_vrrp_state{group="18",state="master"} 1`,
+		`redundantd_vrrp_state{group="18",state="backup"} 0`,
+		`redundantd_vrrp_priority{group="18"} 200`,
+		`redundantd_vrrp_transitions_total{cause="master down",from="backup",group="18",to="master"} 1`,
+		`redundantd_vrrp_virtual_ips_held{group="18"} 1`,
+		`redundantd_peer_up 1`,
+		`redundantd_info{node="pbx-a",version="` + Version + `"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s:\n%s", want, text)
+		}
+	}
+	problems, err := promlint.New(bytes.NewReader(body)).Lint()
+	if err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %+v", err, problems)
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool not installed (Debian: apt-get install prometheus); promlint only")
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
