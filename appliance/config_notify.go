@@ -23,15 +23,15 @@ const (
 
 // Defaults of a [[notify]] entry.
 const (
-	DefaultNotifySendTimeout    = 5 * time.Second
-	DefaultNotifyQueue      = 64
-	DefaultNotifyRetries    = 5
-	DefaultNotifyBackoff    = time.Second
-	DefaultNotifyMaxBackoff = time.Minute
-	DefaultSyslogLocal      = "/dev/log"
-	DefaultSyslogAppName    = "redundantd"
-	DefaultSyslogFacility   = 3 // daemon
-	MaxNotifyChannels       = 32
+	DefaultNotifySendTimeout = 5 * time.Second
+	DefaultNotifyQueue       = 64
+	DefaultNotifyRetries     = 5
+	DefaultNotifyBackoff     = time.Second
+	DefaultNotifyMaxBackoff  = time.Minute
+	DefaultSyslogLocal       = "/dev/log"
+	DefaultSyslogAppName     = "redundantd"
+	DefaultSyslogFacility    = 3 // daemon
+	MaxNotifyChannels        = 32
 )
 
 // Syslog transports (RFC 5424 section 6 messages; RFC 5426 over UDP, RFC 6587 octet
