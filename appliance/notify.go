@@ -124,8 +124,9 @@ type Notifier struct {
 }
 
 // NewNotifier builds the channels of cfgs (from Config validation). It reads the secret
-// files (passwords, community-free v3 keys, webhook secrets) and CA files, so an unreadable
-// one is reported now, naming its key; it opens no connection.
+// files (mail and SNMPv3 passwords, webhook secrets) and CA files, so an unreadable one is
+// reported now as a *ConfigError naming its key; it opens no connection. A nil logger
+// discards.
 func NewNotifier(cfgs []NotifyConfig, logger *slog.Logger) (*Notifier, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -231,6 +232,9 @@ func (n *Notifier) Status() []ChannelStatus {
 // Changed returns a channel closed at the next change of Status (an event sent, failed or
 // dropped): a follower (server-sent events, tests) waits on it, then calls Changed again.
 func (n *Notifier) Changed() <-chan struct{} {
+	if n == nil {
+		return nil
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.changed
@@ -250,8 +254,13 @@ func (c *channel) update(f func(*ChannelStatus)) {
 }
 
 // Run drains the queues until ctx ends, then closes the channels' connections. Events still
-// queued then are counted as dropped.
+// queued then are counted as dropped. A Notifier is run once; on a reload the daemon builds
+// a new one from the new configuration (the counters start again) and stops the old one.
 func (n *Notifier) Run(ctx context.Context) error {
+	if len(n.channels) == 0 {
+		<-ctx.Done()
+		return nil
+	}
 	var wg sync.WaitGroup
 	for _, c := range n.channels {
 		wg.Go(func() { n.drain(ctx, c) })
