@@ -3,6 +3,7 @@ package appliance
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +229,36 @@ func TestNotifyConfigTooMany(t *testing.T) {
 	_, p := decodeNotify(t, doc)
 	if len(p) != 1 || !strings.Contains(p[0].Error(), "notify: 33 entries; at most 32") {
 		t.Errorf("problems = %v, want one about the count", p)
+	}
+}
+
+// TestNotifyDocsExample validates the example of docs/notifications.md, so the document and
+// the validator cannot drift apart.
+func TestNotifyDocsExample(t *testing.T) {
+	b, err := os.ReadFile("../docs/notifications.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "\n## Example\n")
+	if !ok {
+		t.Fatal("docs/notifications.md has no Example section")
+	}
+	after, _, _ = strings.Cut(after, "\n## ")
+	var doc strings.Builder
+	for _, l := range strings.Split(after, "\n") {
+		if s, ok := strings.CutPrefix(l, "    "); ok {
+			doc.WriteString(s + "\n")
+		}
+	}
+	got, p := decodeNotify(t, doc.String())
+	if len(p) > 0 {
+		t.Fatalf("the documented example is invalid: %v", errors.Join(p...))
+	}
+	var names []string
+	for _, c := range got {
+		names = append(names, c.Name+"/"+c.Type)
+	}
+	if diff := cmp.Diff([]string{"syslog/syslog", "ops-mail/mail", "nms/snmp", "chat/webhook"}, names); diff != "" {
+		t.Errorf("channels (-want +got):\n%s", diff)
 	}
 }

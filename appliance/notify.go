@@ -278,14 +278,36 @@ func (n *Notifier) drain(ctx context.Context, c *channel) {
 	for {
 		select {
 		case <-ctx.Done():
-			if left := len(c.queue); left > 0 {
-				c.update(func(st *ChannelStatus) { st.Dropped += uint64(left) })
-				c.log.Warn("notifications dropped at shutdown", "count", left)
-			}
+			n.dropQueued(c)
 			return
 		case m := <-c.queue:
+			if ctx.Err() != nil { // both were ready: stopping wins
+				c.update(func(st *ChannelStatus) { st.Dropped++ })
+				n.dropQueued(c)
+				return
+			}
 			n.deliver(ctx, c, m)
 		}
+	}
+}
+
+// dropQueued empties the queue at shutdown and counts what it held. Events notified after
+// Run has returned stay queued (Status shows them) and are never sent.
+func (n *Notifier) dropQueued(c *channel) {
+	left := 0
+drain:
+	for {
+		select {
+		case <-c.queue:
+			left++
+		default:
+			break drain
+		}
+	}
+	if left > 0 {
+		c.update(func(st *ChannelStatus) { st.Dropped += uint64(left) })
+		c.log.Warn("notifications dropped at shutdown", "count", left)
+		n.signal()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -62,8 +63,10 @@ func DefaultEngineID(host string) []byte {
 	return append(id, host...)
 }
 
-// adminString truncates s to the 255 octets of an SnmpAdminString, at a UTF-8 boundary.
+// adminString makes s an SnmpAdminString: UTF-8 (invalid bytes become U+FFFD), at most
+// 255 octets, cut at a character boundary.
 func adminString(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= 255 {
 		return s
 	}

@@ -42,12 +42,7 @@ func formatSyslog(c *SyslogNotifyConfig, host string, pid int, e Event) []byte {
 		e.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
 		syslogField(host, 255), c.AppName, pid, syslogField(e.Application, 32),
 		SDID, e.Seq, e.Priority, sdEscape(e.Application), sdEscape(e.Name))
-	b.WriteString(strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' {
-			return ' ' // one event, one line: receivers that split on newlines see it whole
-		}
-		return r
-	}, e.Description))
+	b.WriteString(syslogText(e.Description))
 	return []byte(b.String())
 }
 
@@ -70,7 +65,19 @@ func syslogField(s string, n int) string {
 
 // sdEscape escapes a PARAM-VALUE (RFC 5424 section 6.3.3).
 func sdEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, `]`, `\]`).Replace(s)
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, `]`, `\]`).Replace(syslogText(s))
+}
+
+// syslogText makes s valid UTF-8 (invalid bytes become U+FFFD; PARAM-VALUE and MSG are
+// UTF-8) on one line: CR and LF become spaces, so a receiver that splits on newlines sees
+// one event as one message.
+func syslogText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 // syslogSender writes to one syslog receiver. UDP and the local socket send a datagram per

@@ -87,7 +87,7 @@ func testEvent(seq uint64, name, desc string) Event {
 }
 
 // rfc5424 parses the messages formatSyslog writes: header, one SD element, message.
-var rfc5424 = regexp.MustCompile(`^<(\d{1,3})>1 (\S+) (\S+) (\S+) (\d+) (\S+) \[redundantd@99999 seq="(\d+)" priority="(\d)" application="([^"]*)" name="((?:[^"\\]|\\.)*)"\] (.*)$`)
+var rfc5424 = regexp.MustCompile(`^<(\d{1,3})>1 (\S+) (\S+) (\S+) (\d+) (\S+) \[redundantd@99999 seq="(\d+)" priority="(\d)" application="((?:[^"\\]|\\.)*)" name="((?:[^"\\]|\\.)*)"\] (.*)$`)
 
 func checkSyslogLine(t *testing.T, line string, e Event, pri int) {
 	t.Helper()
@@ -293,6 +293,7 @@ func TestNotifyHungReceiver(t *testing.T) {
 	entered := make(chan struct{}, 16)
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
 		entered <- struct{}{}
 		select {
 		case <-r.Context().Done():
@@ -581,4 +582,93 @@ func TestNotifyMailHung(t *testing.T) {
 	if st.Failed != 2 || st.DroppedRetries != 1 || !strings.Contains(st.LastError, "timeout") {
 		t.Errorf("status %+v: want 2 timed-out attempts and a drop after retries", st)
 	}
+}
+
+// TestNotifyShutdown: events still queued or in flight when the notifier stops are counted
+// as dropped, and Run returns although the receiver hangs.
+func TestNotifyShutdown(t *testing.T) {
+	entered := make(chan struct{}, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // the server notices the client leaving only once the body is read
+		entered <- struct{}{}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	c := testChannel("hung", NotifyWebhook)
+	c.Webhook = &WebhookNotifyConfig{URL: srv.URL}
+	c.Timeout = time.Minute // only the shutdown ends the attempt
+	n, err := NewNotifier([]NotifyConfig{c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	for i := uint64(1); i <= 3; i++ {
+		n.Notify(testEvent(i, "became master", ""))
+	}
+	<-entered
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	st := n.Status()[0]
+	if st.Dropped != 3 || st.Sent != 0 || st.DroppedRetries != 0 || st.Queued != 0 {
+		t.Errorf("status after shutdown %+v: want the 3 events dropped, none after retries", st)
+	}
+}
+
+// FuzzFormatSyslog: whatever the event's text, the message is one line that parses as
+// RFC 5424 with our structured data, and the fields come back unescaped.
+func FuzzFormatSyslog(f *testing.F) {
+	f.Add("became master", "peer silent", "REDUNDANCY")
+	f.Add(`a"b]c\d`, "line\nbreak\r", "")
+	f.Add("", "", "BERO FOS")
+	f.Fuzz(func(t *testing.T, name, desc, app string) {
+		c := &SyslogNotifyConfig{Facility: 23, AppName: "redundantd"}
+		e := Event{Seq: 1, Time: testEventTime, Priority: PriorityWarning, Application: app, Name: name, Description: desc}
+		line := string(formatSyslog(c, "pbx1", 1, e))
+		if strings.ContainsAny(line, "\r\n") {
+			t.Fatalf("message spans lines: %q", line)
+		}
+		m := rfc5424.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("does not parse: %q", line)
+		}
+		unescape := strings.NewReplacer(`\\`, `\`, `\"`, `"`, `\]`, `]`)
+		// Invalid UTF-8 becomes U+FFFD, line breaks spaces.
+		if got, want := unescape.Replace(m[10]), syslogText(name); got != want {
+			t.Errorf("name %q came back as %q", want, got)
+		}
+		if got, want := unescape.Replace(m[9]), syslogText(app); got != want {
+			t.Errorf("application %q came back as %q", want, got)
+		}
+	})
+}
+
+// BenchmarkNotifyHung measures Notify while the only channel's receiver hangs: the cost of
+// handing an event over (and, once the queue is full, of dropping it), which is all a
+// transition pays.
+func BenchmarkNotifyHung(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		<-r.Context().Done()
+	}))
+	b.Cleanup(srv.Close)
+	c := testChannel("hung", NotifyWebhook)
+	c.Webhook = &WebhookNotifyConfig{URL: srv.URL}
+	c.Timeout = time.Minute
+	n, err := NewNotifier([]NotifyConfig{c}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	e := testEvent(1, "became master", "bench")
+	for b.Loop() {
+		n.Notify(e)
+	}
+	b.ReportMetric(float64(n.Status()[0].DroppedQueueFull), "dropped")
 }
