@@ -43,6 +43,22 @@ type VRRPDetail struct {
 	ProtoError int        `json:"proto_error,omitempty"` // ProtoErr...: a vrrpv3ProtoError instead of a vrrpv3NewMaster
 }
 
+// NewMasterReasonOf classifies the Reason text of a vrrp transition to Master (the texts of
+// vrrp/machine.go) as a vrrpv3StatisticsNewMasterReason: the address owner starting is
+// NewMasterPriority, a text that mentions preemption NewMasterPreempted, everything else (the
+// Master_Down_Timer fired: the Master went silent, resigned with priority 0, or none was
+// heard at start) NewMasterMasterNoResponse.
+func NewMasterReasonOf(reason string) int {
+	r := strings.ToLower(reason)
+	switch {
+	case strings.Contains(r, "address owner"), strings.Contains(r, "priority 255"):
+		return NewMasterPriority
+	case strings.Contains(r, "preempt"):
+		return NewMasterPreempted
+	}
+	return NewMasterMasterNoResponse
+}
+
 // message is one event on its way to a channel.
 type message struct {
 	Event Event
@@ -206,8 +222,11 @@ func (n *Notifier) enqueue(m message) {
 		select {
 		case c.queue <- m:
 		default:
-			c.update(func(st *ChannelStatus) { st.Dropped++; st.DroppedQueueFull++ })
-			c.log.Warn("notification dropped: queue full", "seq", m.Event.Seq, "name", m.Event.Name, "queue", cap(c.queue))
+			var full uint64
+			c.update(func(st *ChannelStatus) { st.Dropped++; st.DroppedQueueFull++; full = st.DroppedQueueFull })
+			if full&(full-1) == 0 { // 1, 2, 4, 8...: a flood of drops does not flood the log
+				c.log.Warn("notification dropped: queue full", "seq", m.Event.Seq, "name", m.Event.Name, "queue", cap(c.queue), "dropped_queue_full", full)
+			}
 			n.signal()
 		}
 	}

@@ -148,3 +148,23 @@ func TestDefaultEngineID(t *testing.T) {
 		t.Errorf("a long host name gave %d bytes, want 32 (the SnmpEngineID maximum)", len(got))
 	}
 }
+
+// TestNewMasterReasonOf classifies the Reason texts vrrp/machine.go gives a transition to
+// Master.
+func TestNewMasterReasonOf(t *testing.T) {
+	tests := []struct {
+		reason string
+		want   int
+	}{
+		{"start as the address owner (priority 255)", NewMasterPriority},
+		{"no advert within Master_Down_Interval of start", NewMasterMasterNoResponse},
+		{"master 192.0.2.2 resigned (priority 0 advert)", NewMasterMasterNoResponse},
+		{"no advert from master 192.0.2.2 within Master_Down_Interval", NewMasterMasterNoResponse},
+		{"preempting master 192.0.2.2 with lower priority 90", NewMasterPreempted},
+	}
+	for _, tt := range tests {
+		if got := NewMasterReasonOf(tt.reason); got != tt.want {
+			t.Errorf("NewMasterReasonOf(%q) = %d, want %d", tt.reason, got, tt.want)
+		}
+	}
+}
