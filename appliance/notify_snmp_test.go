@@ -246,8 +246,8 @@ func TestNotifySNMPv3(t *testing.T) {
 	waitStatus(t, n, "nms3", func(s ChannelStatus) bool { return s.Sent == 2 })
 }
 
-// TestNotifySNMPv3WrongKey: a trap under a wrong privacy password is refused by snmptrapd
-// (its decryption fails) and never logged as a notification.
+// TestNotifySNMPv3WrongKey: a trap authenticated under a wrong password is refused by
+// snmptrapd and never logged as a notification.
 func TestNotifySNMPv3WrongKey(t *testing.T) {
 	engine := []byte{0x80, 0x01, 0x86, 0x9f, 0x04, 'b', 'a', 'd'}
 	conf := fmt.Sprintf("createUser -e 0x%x redundantd SHA \"auth-pass-123\" AES \"priv-pass-456\"\nauthUser log redundantd priv\nauthCommunity log marker\n", engine)
