@@ -579,7 +579,8 @@ func TestNotifyMailHung(t *testing.T) {
 	n := startNotifier(t, c)
 	n.Notify(testEvent(1, "became master", ""))
 	st := waitStatus(t, n, "mail", func(s ChannelStatus) bool { return s.Dropped == 1 })
-	if st.Failed != 2 || st.DroppedRetries != 1 || !strings.Contains(st.LastError, "timeout") {
+	timedOut := strings.Contains(st.LastError, "timeout") || strings.Contains(st.LastError, "deadline exceeded")
+	if st.Failed != 2 || st.DroppedRetries != 1 || !timedOut {
 		t.Errorf("status %+v: want 2 timed-out attempts and a drop after retries", st)
 	}
 }
