@@ -49,6 +49,8 @@ type StatusResponse struct {
 	Services []ServiceStatus `json:"services,omitempty"`
 	// Swap is the swap in progress or the last one.
 	Swap *SwapResult `json:"swap,omitempty"`
+	// Notifications are the notification channels' counters.
+	Notifications []ChannelStatus `json:"notifications,omitempty"`
 	// SyncDown says why the replication is enabled but not running (a full or read-only
 	// state_dir); it is retried.
 	SyncDown string `json:"sync_down,omitempty"`
@@ -87,6 +89,9 @@ func (a *Appliance) Status() StatusResponse {
 		Swap:       a.LastSwap(),
 		Version:    Version,
 		SyncDown:   a.SyncDown(),
+	}
+	if a.notifier != nil {
+		s.Notifications = a.notifier.Status()
 	}
 	m := a.mode()
 	s.BackupMode, s.ModeSetAt, s.ModeSetBy = string(m.Mode), m.SetAt, m.SetBy

@@ -107,6 +107,8 @@ type Appliance struct {
 	guard      apiGuard
 
 	metrics  *metrics
+	notifier *Notifier    // nil when no [[notify]] channel is configured
+	vrrpIfi  int          // the interface's index, for the SNMP traps
 	mutating *tokenBucket // rate of API requests that change something
 	apiConns *connLimiter // set by Run
 	syncRuns coalescer[pbxsync.RunStats]
@@ -142,6 +144,16 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 		a.partRetry = 30 * time.Second
 	}
 	a.metrics = newMetrics(a)
+	if len(cfg.Notify) > 0 {
+		n, err := NewNotifier(cfg.Notify, a.log.With("part", "notify"))
+		if err != nil {
+			return nil, err
+		}
+		a.notifier = n
+		if ifi, err := net.InterfaceByName(cfg.Node.Interface); err == nil {
+			a.vrrpIfi = ifi.Index
+		}
+	}
 	limits := opts.EventLimits
 	if limits.Count == 0 {
 		limits = DefaultEventLimits
@@ -248,7 +260,13 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 // to the transition worker without blocking.
 func (a *Appliance) onVRRPEvent(e vrrp.Event) {
 	a.metrics.countTransition(e)
-	a.record(transitionEvent(e))
+	ev := a.recordOnly(transitionEvent(e))
+	if e.To == vrrp.StateMaster {
+		a.notifier.NotifyVRRP(ev, VRRPDetail{IfIndex: a.vrrpIfi, VRID: a.cfg.Redundancy.GroupID,
+			MasterAddr: e.MasterIP, Reason: NewMasterReasonOf(e.Reason)})
+	} else {
+		a.notifier.Notify(ev)
+	}
 	if e.Err != nil {
 		a.record(Event{Time: e.At, Priority: PriorityWarning, Application: AppRedundancy, Name: "addresses",
 			Description: fmt.Sprintf("virtual IPs not in the wanted state after %s -> %s (retrying every advert interval): %v", e.From, e.To, e.Err)})
@@ -284,8 +302,16 @@ func transitionEvent(e vrrp.Event) Event {
 	return Event{Time: e.At, Priority: prio, Application: AppRedundancy, Name: "became " + e.To.String(), Description: msg}
 }
 
-// record stamps, stores and logs an event. It never waits for the disk.
+// record stamps, stores, logs and notifies an event. It never waits for the disk or a
+// receiver.
 func (a *Appliance) record(e Event) Event {
+	e = a.recordOnly(e)
+	a.notifier.Notify(e)
+	return e
+}
+
+// recordOnly is record without the notification (the caller sends a richer one).
+func (a *Appliance) recordOnly(e Event) Event {
 	if e.Time.IsZero() {
 		e.Time = a.now()
 	}
@@ -324,6 +350,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 	wg.Go(func() { a.events.run(ctx) })
 	wg.Go(func() { a.follow(ctx) })
 	wg.Go(func() { a.control(ctx) })
+	if a.notifier != nil {
+		wg.Go(func() { _ = a.notifier.Run(ctx) })
+	}
 	if a.peer != nil {
 		wg.Go(func() { a.runPeer(ctx) })
 	}

@@ -2,11 +2,14 @@ package appliance
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
@@ -52,5 +55,41 @@ func TestMetrics(t *testing.T) {
 	cmd.Stdin = bytes.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestTransitionReachesTheWebhook: the appliance sends its events to the configured
+// channels, a transition with its VRRP detail (the Master's address).
+func TestTransitionReachesTheWebhook(t *testing.T) {
+	got := make(chan WebhookPayload, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p WebhookPayload
+		if err := json.NewDecoder(r.Body).Decode(&p); err == nil {
+			got <- p
+		}
+	}))
+	defer srv.Close()
+	_, n := twoNodes(t, func(i int, cfg *Config) {
+		if i == 1 {
+			cfg.Notify = []NotifyConfig{{Name: "ops", Type: NotifyWebhook, MinPriority: PriorityNotice,
+				Timeout: time.Second, Queue: 16, Retries: 1, Backoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+				Webhook: &WebhookNotifyConfig{URL: srv.URL}}}
+		}
+	})
+	n[0].stop() // the Master stops: the Backup takes over and says so
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case p := <-got:
+			b, _ := json.Marshal(p)
+			if strings.Contains(string(b), "became master") {
+				if !strings.Contains(string(b), "192.0.2.12") {
+					t.Errorf("the transition's notification lacks the new Master's address: %s", b)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no notification of the takeover")
+		}
 	}
 }
