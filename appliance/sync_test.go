@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	pbxsync "github.com/redundantd/redundantd/sync"
 	"github.com/redundantd/redundantd/vrrp"
 )
@@ -177,5 +179,18 @@ func TestSyncWithoutItsDisk(t *testing.T) {
 	waitFor(t, "the replication started", func() bool { return a.syncPart() != nil && a.SyncDown() == "" })
 	if len(eventsMatching(a, AppSync, "started")) != 1 {
 		t.Errorf("events %v", eventNames(a))
+	}
+}
+
+func TestSyncFailedAndRecoveredEvents(t *testing.T) {
+	var got []string
+	f := runOutcome(func(e Event) Event { got = append(got, fmt.Sprintf("%s/%d", e.Name, e.Priority)); return e })
+	bad := errors.New("dial peer: connection refused")
+	for _, err := range []error{nil, bad, bad, nil, nil, bad} {
+		f(pbxsync.Event{Kind: pbxsync.EventRun, Stats: &pbxsync.RunStats{}, Err: err})
+	}
+	want := []string{"run/1", "failed/3", "run/3", "recovered/2", "run/1", "failed/3"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
