@@ -130,3 +130,34 @@ func TestBerofosBadConfIsAStartupError(t *testing.T) {
 		t.Fatalf("New naming a missing device: err = %v", err)
 	}
 }
+
+// TestReloadRebuildsBerofos: a reload with changed [berofos] settings replaces the part with
+// one built from them, which takes over the current role; bnfos.conf is read again.
+func TestReloadRebuildsBerofos(t *testing.T) {
+	sim, conf := startSim(t, map[string]string{"mode": "0", "modedef": "0"})
+	a, fr := runWithBerofos(t, conf, time.Second)
+	fr.status.State = vrrp.StateMaster
+	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
+	waitFor(t, "relay mode 1 confirmed", func() bool { return len(eventsMatching(a, AppBerofos, "confirmed")) == 1 })
+	old := a.berofosPart()
+
+	next := *a.live
+	next.Berofos.PollInterval = 70 * time.Millisecond
+	res, err := a.Reload(&next)
+	if err != nil || len(res.Applied) != 1 || res.Applied[0] != "berofos.poll_interval" {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	if a.berofosPart() == old || a.berofosPart() == nil {
+		t.Fatal("the berofos part was not rebuilt")
+	}
+	// The new part knows the role: it finds the lines in place, and puts them back after a
+	// press of the button.
+	waitFor(t, "the new part's first read", func() bool { return len(eventsMatching(a, AppBerofos, "in-place")) == 1 })
+	sim.PressButton()
+	waitFor(t, "the rebuilt part re-asserting the lines", func() bool {
+		return sim.Mode() == 1 && len(eventsMatching(a, AppBerofos, "drift")) == 1 && len(eventsMatching(a, AppBerofos, "confirmed")) == 2
+	})
+	if n := len(eventsMatching(a, AppRedundancy, "config reloaded")); n != 1 {
+		t.Errorf("%d config reloaded events", n)
+	}
+}

@@ -85,43 +85,45 @@ func anyIn(keys []string, prefix string) bool {
 }
 
 func (a *Appliance) reloadBerofos(bc BerofosConfig) error {
-	old := a.berofosPart()
-	var np *berofosPart
-	if bc.Enabled {
-		p, err := newBerofosPart(bc, a.log.With("part", "berofos"), a.record)
-		if err != nil {
-			return fmt.Errorf("berofos: %w", err)
-		}
-		np = p
+	var old Part
+	if bp := a.berofosPart(); bp != nil {
+		old = bp
 	}
-	var oldP, newP Part
-	if old != nil {
-		oldP = old
+	err := a.rebuild(old, bc.Enabled, func() (Part, error) {
+		return newBerofosPart(bc, a.log.With("part", "berofos"), a.record)
+	}, func(p Part) { a.berofos, _ = p.(*berofosPart) })
+	if err != nil {
+		return fmt.Errorf("berofos: %w", err)
 	}
-	if np != nil {
-		newP = np
-	}
-	a.replacePart(a.runCtx, oldP, newP, func() { a.berofos = np })
 	return nil
 }
 
 func (a *Appliance) reloadSync(cfg *Config) error {
-	old := a.syncPart()
-	var np *syncPart
-	if cfg.Sync.Enabled {
-		p, err := newSyncPart(cfg, a.log.With("part", "sync"), a.record)
+	var old Part
+	if sp := a.syncPart(); sp != nil {
+		old = sp
+	}
+	err := a.rebuild(old, cfg.Sync.Enabled, func() (Part, error) {
+		return newSyncPart(cfg, a.log.With("part", "sync"), a.record)
+	}, func(p Part) { a.sync, _ = p.(*syncPart) })
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	return nil
+}
+
+// rebuild replaces a part of one kind: old (nil when there is none) gives way to the part
+// build makes, or to none when the kind is not enabled; set records the new one (nil when
+// none) under the parts' lock. A build that fails leaves old running.
+func (a *Appliance) rebuild(old Part, enabled bool, build func() (Part, error), set func(Part)) error {
+	var np Part
+	if enabled {
+		p, err := build()
 		if err != nil {
-			return fmt.Errorf("sync: %w", err)
+			return err
 		}
 		np = p
 	}
-	var oldP, newP Part
-	if old != nil {
-		oldP = old
-	}
-	if np != nil {
-		newP = np
-	}
-	a.replacePart(a.runCtx, oldP, newP, func() { a.sync = np })
+	a.replacePart(a.runCtx, old, np, func() { set(np) })
 	return nil
 }
