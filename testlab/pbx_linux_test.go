@@ -170,7 +170,11 @@ func TestPBXFailoverKeepsRegistrations(t *testing.T) {
 	}
 	callAt, err := alice.Call(ctx, "bob")
 	if err != nil {
-		t.Fatalf("after the crash of node1's kamailio: %v", err)
+		snap, serr := RegisteredUsers(ctx, f2.Snapshot)
+		live, lerr := RegisteredUsers(ctx, f2.LiveDB)
+		dump, _ := n2.Exec(ctx, "kamcmd", "-s", "unix:"+filepath.Join(f2.RunDir, "kamailio_ctl"), "ul.dump")
+		dbrows, _ := n2.Exec(ctx, "sqlite3", f2.LiveDB, "select username,contact,expires,methods,socket from location")
+		t.Fatalf("after the crash of node1's kamailio: %v\nsnapshot %v %v live %v %v\n%s\n%s", err, snap, serr, live, lerr, dump, dbrows)
 	}
 	onlyOn(t, l, n2)
 	t.Logf("crash: VIP on node2 +%v, kamailio up +%v, OPTIONS to the VIP answered +%v, alice->bob answered +%v (from the kill; the copy is instant here)",
