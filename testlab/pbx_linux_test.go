@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -259,6 +260,24 @@ func TestKamailioServiceCommands(t *testing.T) {
 	}
 	if err := run(f.ServiceCheck()); err != nil {
 		t.Fatalf("check while running: %v", err)
+	}
+	// A hung Kamailio (every process stopped) fails the check: it is SIP-level, not "the
+	// process exists".
+	pids, err := n.KamailioPids()
+	if err != nil || len(pids) == 0 {
+		t.Fatalf("kamailio pids %v (%v)", pids, err)
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	hung := time.Now()
+	err = run(f.ServiceCheck())
+	t.Logf("check against a hung kamailio failed after %v", time.Since(hung).Round(time.Millisecond))
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
+	if err == nil {
+		t.Fatal("check passed with every kamailio process stopped (SIGSTOP)")
 	}
 	// A registration through the VIP (sipsak as the phone), then the stop's last snapshot.
 	reg := exec.CommandContext(ctx, "sipsak", "-U", "-i", "-C", "sip:carol@"+n.Addr.String()+":5999",
