@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -26,6 +27,39 @@ type StatusResponse struct {
 	Parts map[string]any `json:"parts,omitempty"`
 	// Events is the state of the event log: how many are kept, how many only in memory.
 	Events EventStoreStatus `json:"events"`
+	// BackupMode is the group's Backup mode ("active" or "passive") as this node knows it,
+	// with when and by whom it was last set at run time.
+	BackupMode string    `json:"backup_mode"`
+	ModeSetAt  time.Time `json:"mode_set_at,omitzero"`
+	ModeSetBy  string    `json:"mode_set_by,omitempty"`
+	// Passive: the VRRP engine will not take over on its own while Backup.
+	Passive bool `json:"passive"`
+	// Fault says why the node is out of the protocol (its interface gone or down).
+	Fault string `json:"fault,omitempty"`
+	// Unhealthy says why the PBX services fail their checks; "" when healthy.
+	Unhealthy string `json:"unhealthy,omitempty"`
+	// Peer is the other node as the peer link shows it; nil when the link is off.
+	Peer *PeerView `json:"peer,omitempty"`
+	// Services are the PBX services of this node, in configuration order.
+	Services []ServiceStatus `json:"services,omitempty"`
+	// Swap is the swap in progress or the last one.
+	Swap *SwapResult `json:"swap,omitempty"`
+	// StateError says why the Backup mode and last role are not saved in state_dir.
+	StateError string `json:"state_error,omitempty"`
+	Version    string `json:"version"`
+}
+
+// BackupModeRequest is the body of PUT /api/v1/backup-mode.
+type BackupModeRequest struct {
+	Mode string `json:"mode"`
+}
+
+// BackupModeResponse answers PUT /api/v1/backup-mode.
+type BackupModeResponse struct {
+	Mode string `json:"mode"`
+	// Peer is "confirmed" when the other node acknowledged the mode, else why not (it gets
+	// the mode when the link is back: the newer setting wins).
+	Peer string `json:"peer"`
 }
 
 // Status reports the node's current state.
@@ -41,6 +75,21 @@ func (a *Appliance) Status() StatusResponse {
 		Holding:    []string{},
 		Dropped:    map[string]uint64{},
 		Events:     a.events.status(),
+		Unhealthy:  a.health(),
+		Swap:       a.LastSwap(),
+		Version:    Version,
+	}
+	m := a.mode()
+	s.BackupMode, s.ModeSetAt, s.ModeSetBy = string(m.Mode), m.SetAt, m.SetBy
+	a.stMu.Lock()
+	s.StateError = a.stateErr
+	a.stMu.Unlock()
+	if a.peer != nil {
+		v := a.peer.Status()
+		s.Peer = &v
+	}
+	if a.services != nil {
+		s.Services = a.services.Status().([]ServiceStatus)
 	}
 	for _, p := range rc.VirtualIPs {
 		s.VirtualIPs = append(s.VirtualIPs, p.String())
@@ -48,7 +97,7 @@ func (a *Appliance) Status() StatusResponse {
 	if !a.started.IsZero() {
 		s.Uptime = a.now().Sub(a.started).Truncate(time.Second).String()
 	}
-	for _, p := range a.parts {
+	for _, p := range a.partList() {
 		if s.Parts == nil {
 			s.Parts = map[string]any{}
 		}
@@ -67,6 +116,7 @@ func (a *Appliance) Status() StatusResponse {
 		s.Since = st.Since.UTC().Format(time.RFC3339Nano)
 	}
 	s.Transitions = st.Transitions
+	s.Passive, s.Fault = st.Passive, st.Fault
 	for _, p := range st.VirtualIPs {
 		s.Holding = append(s.Holding, p.String())
 	}
@@ -82,6 +132,11 @@ func (a *Appliance) Status() StatusResponse {
 //	GET /api/v1/events?after=SEQ   the retained event log, oldest first
 //	POST /api/v1/events/read       mark events read: {"seqs":[..]} or {"up_to":SEQ}
 //	POST /api/v1/sync              replicate now (on the Master), answers the run's figures
+//	PUT /api/v1/backup-mode        {"mode":"active"|"passive"}: the group's Backup mode
+//	POST /api/v1/swap              {"force":bool,"drain":"5m"}: hand the Master role over
+//	DELETE /api/v1/swap            cancel a swap still draining or syncing
+//
+// The server in Run puts apiGuard in front: mutating calls need the bearer token.
 //
 // Mutating requests share one rate limit (429 when exceeded), so a flood can neither run
 // the replication back to back nor push the log's events out; concurrent "sync now"
@@ -129,8 +184,17 @@ func (a *Appliance) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, MarkReadResponse{Marked: a.events.markRead(req.Seqs, req.UpTo)})
 	}))
+	mux.HandleFunc("PUT /api/v1/backup-mode", mutating(a.handleBackupMode))
+	mux.HandleFunc("POST /api/v1/swap", mutating(a.handleSwap))
+	mux.HandleFunc("DELETE /api/v1/swap", mutating(func(w http.ResponseWriter, r *http.Request) {
+		if !a.CancelSwap() {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "no swap is pending"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"cancelled": "true"})
+	}))
 	mux.HandleFunc("POST /api/v1/sync", mutating(func(w http.ResponseWriter, r *http.Request) {
-		if a.sync == nil {
+		if a.syncPart() == nil {
 			writeJSON(w, http.StatusConflict, map[string]string{"error": "replication is not enabled ([sync] enabled = false)"})
 			return
 		}
@@ -144,6 +208,56 @@ func (a *Appliance) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, st)
 	}))
 	return mux
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if r.ContentLength == 0 {
+		return true
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+func (a *Appliance) handleBackupMode(w http.ResponseWriter, r *http.Request) {
+	var req BackupModeRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	m, err := ParseBackupMode(req.Mode)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	a.setMode(modeRecord{Mode: m, SetAt: a.now(), SetBy: "api on " + a.cfg.Node.ID})
+	resp := BackupModeResponse{Mode: string(m), Peer: "no peer link configured"}
+	if a.peer != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		resp.Peer = "confirmed"
+		if err := a.peer.Request(ctx, PeerRequest{Type: PeerRequestSetBackupMode, Mode: string(m)}); err != nil {
+			resp.Peer = "not reached (it takes the mode when the link is back): " + err.Error()
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (a *Appliance) handleSwap(w http.ResponseWriter, r *http.Request) {
+	var req SwapRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{}) // a drain may take minutes
+	res, err := a.Swap(r.Context(), req)
+	code := http.StatusOK
+	if err != nil {
+		code = http.StatusConflict
+	}
+	writeJSON(w, code, res)
 }
 
 // MarkReadRequest is the body of POST /api/v1/events/read: the events to mark, by number,

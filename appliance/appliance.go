@@ -20,11 +20,18 @@ import (
 	"github.com/redundantd/redundantd/vrrp"
 )
 
-// Router is what the appliance needs of the VRRP engine (*vrrp.Router in production).
+// Router is what the appliance needs of the VRRP engine (*vrrp.Router in production): its
+// loop and status, and the operator's controls (Backup mode, swap, reload).
 type Router interface {
 	Run(ctx context.Context) error
 	Status() vrrp.Status
+	SetPassive(on bool)
+	Resign(reason string)
+	TakeOver(reason string)
+	Reload(rc vrrp.RuntimeConfig) error
 }
+
+var _ Router = (*vrrp.Router)(nil)
 
 // Part is a component of the node that follows the VRRP role: the berofos controller moves
 // the lines, the replication changes direction. Follow must not block: the part applies the
@@ -54,20 +61,45 @@ type Options struct {
 	// APIListener serves the API when set (tests, socket activation); otherwise Run listens
 	// on api.listen.
 	APIListener net.Listener
+	// PeerListener serves the peer link when set; otherwise Run listens on peer.listen.
+	PeerListener net.Listener
 }
 
 // Appliance is one redundantd node.
 type Appliance struct {
-	cfg     *Config
-	log     *slog.Logger
-	now     func() time.Time
-	router  Router // nil when redundancy is disabled
-	parts   []Part
-	apiLn   net.Listener
-	sync    *syncPart // nil when replication is off
-	events  *eventStore
-	roles   chan vrrp.Event // capacity 1: the newest role change replaces an unread one
-	started time.Time
+	cfg      *Config
+	log      *slog.Logger
+	now      func() time.Time
+	router   Router // nil when redundancy is disabled
+	parts    []Part
+	apiLn    net.Listener
+	peerLn   net.Listener
+	berofos  *berofosPart    // nil when no berofos is configured
+	peer     *PeerLink       // nil when the peer link is off
+	sync     *syncPart       // nil when replication is off
+	services *ServiceManager // nil when no service or notify command is configured
+	events   *eventStore
+	roles    chan vrrp.Event // capacity 1: the newest role change replaces an unread one
+	started  time.Time
+
+	healthMu  sync.Mutex
+	unhealthy string // why the services are unhealthy; "" when healthy
+
+	partsMu  sync.Mutex
+	running  map[Part]runningPart // parts started by Run, for a reload to stop
+	live     *Config              // the configuration last applied (LoadConfig, then reloads)
+	reloadMu sync.Mutex
+
+	stMu     sync.Mutex
+	state    nodeState // Backup mode and last role, kept in state_dir
+	stateErr string    // why state_dir refused it; "" when saved
+	pokes    chan struct{}
+
+	swapMu     sync.Mutex
+	swapping   bool
+	swapCancel context.CancelFunc
+	lastSwap   *SwapResult
+	guard      apiGuard
 
 	mutating *tokenBucket // rate of API requests that change something
 	apiConns *connLimiter // set by Run
@@ -79,12 +111,16 @@ type Appliance struct {
 // goroutines; Run does.
 func New(cfg *Config, opts Options) (*Appliance, error) {
 	a := &Appliance{
-		cfg:   cfg,
-		log:   opts.Logger,
-		now:   opts.Now,
-		parts: opts.Parts,
-		apiLn: opts.APIListener,
-		roles: make(chan vrrp.Event, 1),
+		cfg:     cfg,
+		log:     opts.Logger,
+		now:     opts.Now,
+		parts:   opts.Parts,
+		apiLn:   opts.APIListener,
+		peerLn:  opts.PeerListener,
+		roles:   make(chan vrrp.Event, 1),
+		pokes:   make(chan struct{}, 1),
+		live:    cfg,
+		running: map[Part]runningPart{},
 
 		mutating: newTokenBucket(apiMutatingRate, apiMutatingBurst),
 		runCtx:   context.Background(),
@@ -100,12 +136,41 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 		limits = DefaultEventLimits
 	}
 	a.events = openEventStore(cfg.Node.StateDir, limits, a.log.With("part", "events"), a.now)
+	def := nodeState{Mode: modeRecord{Mode: cfg.Redundancy.BackupMode}}
+	st, err := loadNodeState(cfg.Node.StateDir, def)
+	if err != nil {
+		a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "state not loaded",
+			Description: fmt.Sprintf("starting with the configured backup mode %s: %v", def.Mode.Mode, err)})
+	}
+	a.state = st
+	tok, err := LoadOrCreateToken(cfg.API.TokenFile)
+	if err != nil {
+		a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "api token",
+			Description: fmt.Sprintf("no API token, so every change through the API is refused: %v", err)})
+	}
+	a.guard = newAPIGuard(cfg.API.Listen, tok, cfg.API.Names)
 	if cfg.Berofos.Enabled {
 		p, err := newBerofosPart(cfg.Berofos, a.log.With("part", "berofos"), a.record)
 		if err != nil {
 			return nil, err
 		}
+		a.berofos = p
 		a.parts = append(a.parts, p)
+	}
+	if len(cfg.Services) > 0 || len(cfg.Redundancy.Notify) > 0 {
+		sm, err := NewServiceManager(ServiceManagerConfig{
+			Services:       cfg.Services,
+			Notify:         cfg.Redundancy.Notify,
+			NotifyInstance: fmt.Sprintf("VI_%d", cfg.Redundancy.GroupID),
+			Priority:       int(cfg.Redundancy.Priority),
+			OnHealth:       a.onServiceHealth,
+			Logger:         a.log.With("part", "services"),
+		}, a.record)
+		if err != nil {
+			return nil, err
+		}
+		a.services = sm
+		a.parts = append(a.parts, sm)
 	}
 	if cfg.Sync.Enabled {
 		p, err := newSyncPart(cfg, a.log.With("part", "sync"), a.record)
@@ -121,11 +186,20 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	if opts.DialVRRP == nil {
 		return nil, errors.New("appliance: no VRRP engine (Options.DialVRRP is nil)")
 	}
+	if cfg.Peer.Enabled {
+		link, err := a.newPeerLink()
+		if err != nil {
+			return nil, err
+		}
+		a.peer = link
+	}
 	r, err := opts.DialVRRP(a.vrrpConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open VRRP on %s: %w", cfg.Node.Interface, err)
 	}
 	a.router = r
+	// Before Run: a Passive Backup must not take over in its first Master_Down_Interval.
+	r.SetPassive(startPassive(a.state.Mode.Mode, a.state.LastRole))
 	return a, nil
 }
 
@@ -219,7 +293,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		return fmt.Errorf("api: listen on %s: %w", a.cfg.API.Listen, err)
 	}
 	a.runCtx = ctx
-	srv, lln := newAPIServer(a.Handler(), ln)
+	srv, lln := newAPIServer(a.guard.wrap(a.Handler()), ln)
 	a.apiConns = lln
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- srv.Serve(lln) }()
@@ -229,15 +303,18 @@ func (a *Appliance) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.events.run(ctx) })
 	wg.Go(func() { a.follow(ctx) })
-	for _, p := range a.parts {
-		wg.Go(func() {
-			if err := p.Run(ctx); err != nil && ctx.Err() == nil {
-				a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "part stopped",
-					Description: fmt.Sprintf("%s stopped: %v", p.Name(), err)})
-			}
-		})
+	wg.Go(func() { a.control(ctx) })
+	if a.peer != nil {
+		wg.Go(func() { a.runPeer(ctx) })
+	}
+	for _, p := range a.partList() {
+		a.startPart(ctx, p)
 	}
 
+	if a.router == nil && a.services != nil {
+		// Without redundancy this node is the PBX: its services run.
+		a.services.Follow(vrrp.StateMaster)
+	}
 	var runErr error
 	if a.router != nil {
 		runErr = a.router.Run(ctx)
@@ -248,6 +325,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		<-ctx.Done()
 	}
 	wg.Wait()
+	a.waitParts()
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -260,9 +338,33 @@ func (a *Appliance) Run(ctx context.Context) error {
 	return runErr
 }
 
+// onServiceHealth receives the services' verdict (from the service manager's goroutine).
+func (a *Appliance) onServiceHealth(healthy bool, reason string) {
+	a.healthMu.Lock()
+	if healthy {
+		a.unhealthy = ""
+	} else {
+		a.unhealthy = reason
+	}
+	a.healthMu.Unlock()
+}
+
+// health returns why this node's services are unhealthy, "" when they are healthy.
+func (a *Appliance) health() string {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	return a.unhealthy
+}
+
 // syncNow replicates now, sharing the run with concurrent callers (see coalescer).
 func (a *Appliance) syncNow(ctx context.Context) (pbxsync.RunStats, error) {
-	return a.syncRuns.do(ctx, func() (pbxsync.RunStats, error) { return a.sync.SyncNow(a.runCtx) })
+	return a.syncRuns.do(ctx, func() (pbxsync.RunStats, error) {
+		sp := a.syncPart()
+		if sp == nil {
+			return pbxsync.RunStats{}, errors.New("replication is not enabled")
+		}
+		return sp.SyncNow(a.runCtx)
+	})
 }
 
 // follow delivers role changes to the followers one at a time, newest first.
@@ -272,9 +374,18 @@ func (a *Appliance) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case e := <-a.roles:
-			for _, p := range a.parts {
+			for _, p := range a.partList() {
 				p.Follow(e.To)
 			}
+			a.noteRole(e.To)
+			if e.To == vrrp.StateMaster || e.To == vrrp.StateBackup {
+				// The first role ends the start-up rule (startPassive): the mode applies.
+				a.router.SetPassive(a.mode().Mode == ModePassive)
+			}
+			if a.peer != nil {
+				a.peer.Changed()
+			}
+			a.poke()
 		}
 	}
 }

@@ -3,9 +3,11 @@ package appliance
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +22,8 @@ type fakeRouter struct {
 	cfg    vrrp.Config
 	status vrrp.Status
 	ran    chan struct{}
+	mu     sync.Mutex
+	calls  []string
 }
 
 func (f *fakeRouter) Run(ctx context.Context) error {
@@ -28,6 +32,21 @@ func (f *fakeRouter) Run(ctx context.Context) error {
 	return nil
 }
 func (f *fakeRouter) Status() vrrp.Status { return f.status }
+
+// The operator's controls are recorded, not acted on: tests of what they do run the real
+// engine (see twoNodes).
+func (f *fakeRouter) SetPassive(on bool)     { f.note(fmt.Sprintf("passive %t", on)) }
+func (f *fakeRouter) Resign(reason string)   { f.note("resign " + reason) }
+func (f *fakeRouter) TakeOver(reason string) { f.note("takeover " + reason) }
+func (f *fakeRouter) Reload(rc vrrp.RuntimeConfig) error {
+	f.note(fmt.Sprintf("reload %+v", rc))
+	return nil
+}
+func (f *fakeRouter) note(s string) {
+	f.mu.Lock()
+	f.calls = append(f.calls, s)
+	f.mu.Unlock()
+}
 
 type recordingFollower struct {
 	mu    sync.Mutex
@@ -53,6 +72,7 @@ func testConfig(t *testing.T) *Config {
 	}
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Node.StateDir = t.TempDir()
+	cfg.API.TokenFile = filepath.Join(cfg.Node.StateDir, "api.token")
 	return cfg
 }
 
@@ -105,7 +125,7 @@ func TestStatusAPI(t *testing.T) {
 		NodeID: "pbx-a", Enabled: true, State: "master", GroupID: 18, Priority: 100,
 		VirtualIPs: []string{"192.0.2.100/24"}, Holding: []string{"192.0.2.100/24"},
 		MasterIP: "192.0.2.11", Since: "2026-11-22T11:59:00.5Z", Transitions: 2,
-		Dropped: map[string]uint64{"checksum": 3},
+		Dropped: map[string]uint64{"checksum": 3}, BackupMode: "active", Version: Version,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)

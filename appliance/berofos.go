@@ -53,6 +53,16 @@ func newBerofosPart(cfg BerofosConfig, log *slog.Logger, record func(Event) Even
 	return &berofosPart{c: c}, nil
 }
 
+// linesInPlace reports whether every device is confirmed in the mode this node wants.
+func (p *berofosPart) linesInPlace() bool {
+	for _, d := range p.c.Status() {
+		if !d.InPlace {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *berofosPart) Name() string                  { return "berofos" }
 func (p *berofosPart) Run(ctx context.Context) error { return p.c.Run(ctx) }
 func (p *berofosPart) Status() any                   { return p.c.Status() }

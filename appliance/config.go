@@ -50,6 +50,10 @@ type Config struct {
 	Berofos    BerofosConfig
 	Sync       SyncConfig
 	API        APIConfig
+	Peer       PeerLinkConfig
+	// Services are the PBX's services, started in order on the Master and stopped in
+	// reverse order on a Backup ([[service]], docs/services.md).
+	Services []ServiceConfig
 }
 
 // SyncConfig replicates the PBX's configuration and voice data from the Master to the
@@ -115,11 +119,22 @@ type RedundancyConfig struct {
 	VirtualMAC     bool
 	GARPCount      int
 	GARPInterval   time.Duration
+	// BackupMode is the group's Backup mode until an operator changes it at run time (the
+	// run-time setting is kept in state_dir and wins; docs/operations.md).
+	BackupMode BackupMode
+	// Notify is a keepalived-style notify command run after each transition.
+	Notify []string
 }
 
-// APIConfig is the HTTP API used by redundantctl and monitoring.
+// APIConfig is the HTTP API used by redundantctl, the console and monitoring.
 type APIConfig struct {
 	Listen string
+	// TokenFile holds the bearer token every mutating request needs (and reads too when
+	// Listen is not loopback); created 0600 with a random token on first start.
+	TokenFile string
+	// Names are the host names the API answers to besides address literals and localhost
+	// (the Host header check against DNS rebinding).
+	Names []string
 }
 
 // rawConfig mirrors the TOML file. Optional keys are pointers so that "absent" and "zero"
@@ -131,6 +146,8 @@ type rawConfig struct {
 	Berofos    rawBerofos    `toml:"berofos"`
 	Sync       rawSync       `toml:"sync"`
 	API        rawAPI        `toml:"api"`
+	Services   []rawService  `toml:"service"`
+	Peer       rawPeer       `toml:"peer"`
 }
 
 type rawNode struct {
@@ -153,6 +170,8 @@ type rawRedundancy struct {
 	VirtualMAC     *bool    `toml:"virtual_mac"`
 	GARPCount      *int64   `toml:"garp_count"`
 	GARPInterval   *string  `toml:"garp_interval"`
+	BackupMode     *string  `toml:"backup_mode"`
+	Notify         []string `toml:"notify"`
 }
 
 type rawBerofos struct {
@@ -179,7 +198,9 @@ type rawSync struct {
 }
 
 type rawAPI struct {
-	Listen *string `toml:"listen"`
+	Listen    *string  `toml:"listen"`
+	TokenFile *string  `toml:"token_file"`
+	Names     []string `toml:"names"`
 }
 
 // ErrConfig is wrapped by every configuration error.
@@ -215,6 +236,8 @@ const (
 	// MaxBerofosDevices is the most berofos.devices; a pair of PBXs drives one or two boxes,
 	// so 32 leaves room for any rack.
 	MaxBerofosDevices = 32
+	// MaxServices is the most [[service]] entries: a PBX is a handful of daemons.
+	MaxServices = 32
 	// maxReported is how many problems one error lists; the rest are counted.
 	maxReported = 25
 )
@@ -635,7 +658,13 @@ func (r *rawConfig) validate() (*Config, error) {
 	cfg.Redundancy = validateRedundancy(&p, &r.Redundancy, cfg.Node)
 	cfg.Berofos = validateBerofos(&p, &r.Berofos)
 	cfg.Sync = validateSync(&p, &r.Sync, cfg.Node, cfg.Redundancy)
-	cfg.API = validateAPI(&p, &r.API, cfg.Sync)
+	cfg.API = validateAPI(&p, &r.API, cfg.Sync, cfg.Node)
+	cfg.Peer = validatePeerLink(&p, &r.Peer, cfg.Redundancy, cfg.Sync)
+	if p.listLen("service", len(r.Services), MaxServices, "services on one node") {
+		if len(r.Services) > 0 {
+			cfg.Services = validateServices(r.Services, &p)
+		}
+	}
 	if len(p) > 0 {
 		return nil, joinCapped(p)
 	}
@@ -761,6 +790,15 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 	// The engine takes 0 for "the default", so the smallest gap it can be given is 1ms; 10ms
 	// is what a switch's ARP handling can tell apart.
 	rc.GARPInterval = p.duration("redundancy.garp_interval", r.GARPInterval, DefaultGARPInterval, 10*time.Millisecond, time.Minute)
+	rc.BackupMode = ModeActive
+	if r.BackupMode != nil {
+		m, err := ParseBackupMode(*r.BackupMode)
+		if err != nil {
+			p.add("redundancy.backup_mode", "%v", err)
+		}
+		rc.BackupMode = m
+	}
+	rc.Notify = validateNotify(r.Notify, p)
 	return rc
 }
 
@@ -1108,10 +1146,24 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-func validateAPI(p *problems, r *rawAPI, sc SyncConfig) APIConfig {
-	api := APIConfig{Listen: DefaultAPIListen}
+func validateAPI(p *problems, r *rawAPI, sc SyncConfig, node NodeConfig) APIConfig {
+	api := APIConfig{Listen: DefaultAPIListen, TokenFile: filepath.Join(node.StateDir, "api.token")}
 	if r.Listen != nil {
 		api.Listen = *r.Listen
+	}
+	if r.TokenFile != nil {
+		api.TokenFile = *r.TokenFile
+		if !filepath.IsAbs(api.TokenFile) {
+			p.add("api.token_file", "%.60q must be an absolute path", api.TokenFile)
+		}
+	}
+	if p.listLen("api.names", len(r.Names), 16, "host names") {
+		for i, n := range r.Names {
+			if n == "" || len(n) > 253 || strings.ContainsAny(n, " /:@\t\n") {
+				p.add(fmt.Sprintf("api.names[%d]", i), "%.60q is not a host name", n)
+			}
+		}
+		api.Names = r.Names
 	}
 	ap, err := netip.ParseAddrPort(api.Listen)
 	switch {

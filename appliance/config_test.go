@@ -34,12 +34,13 @@ func TestParseConfigDefaults(t *testing.T) {
 		Redundancy: RedundancyConfig{
 			Enabled: true, GroupID: 18, Priority: 100, AdvertInterval: time.Second,
 			VirtualIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.100/24")},
-			GARPCount:  5, GARPInterval: 200 * time.Millisecond,
+			GARPCount:  5, GARPInterval: 200 * time.Millisecond, BackupMode: ModeActive,
 		},
 		Berofos: BerofosConfig{Conf: "/etc/bnfos.conf", LinesMode: -1, KickInterval: 5 * time.Second,
 			Timeout: 3 * time.Second, PollInterval: 2 * time.Second},
 		Sync: SyncConfig{Listen: ":7401", Interval: "60s", TrashRetention: 7 * 24 * time.Hour, MaxDelete: 0.2},
-		API:  APIConfig{Listen: "127.0.0.1:7400"},
+		API:  APIConfig{Listen: "127.0.0.1:7400", TokenFile: "/var/lib/redundantd/api.token"},
+		Peer: PeerLinkConfig{Listen: ":7402", Interval: time.Second},
 	}
 	if diff := cmp.Diff(want, cfg, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {

@@ -15,10 +15,20 @@ var liveKeys = map[string]bool{
 	"redundancy.garp_count":       true, // used at the next transition to Master
 	"redundancy.garp_interval":    true,
 	"redundancy.allow_link_local": true, // only widens what the file may say; nothing to apply
-	"redundancy.notify":           true, // when it exists: run at the next transition
 	"berofos":                     true, // the berofos part is rebuilt with the new settings
 	"sync":                        true, // the sync part is rebuilt with the new settings
-	"service":                     true, // [[service]], when it exists
+}
+
+// restartKeys are exceptions inside a live section: the sync trees and port are part of the
+// settings the peer compares (the peer link's fingerprint) and of a socket already open.
+// The services and the notify command also need a restart: rebuilding the service manager
+// would stop and start the PBX on a running Master.
+var restartKeys = map[string]bool{
+	"sync.paths":            true,
+	"sync.listen":           true,
+	"sync.peer_fingerprint": true, // the peer link pins it too
+	"redundancy.notify":     true,
+	"service":               true,
 }
 
 // ReloadPlan compares the running configuration with a newly loaded one (both validated by
@@ -32,7 +42,7 @@ var liveKeys = map[string]bool{
 // here, and needs a restart unless liveKeys lists it.
 func ReloadPlan(old, new *Config) (apply []string, restart []string) {
 	add := func(key string) {
-		if liveKeys[key] || liveKeys[sectionOf(key)] {
+		if !restartKeys[key] && !restartKeys[sectionOf(key)] && (liveKeys[key] || liveKeys[sectionOf(key)]) {
 			apply = append(apply, key)
 		} else {
 			restart = append(restart, key)

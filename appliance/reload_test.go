@@ -34,7 +34,11 @@ func TestReloadPlan(t *testing.T) {
 		}, []string{"berofos.enabled", "berofos.devices", "berofos.timeout"}, nil},
 		{"sync section", func(c *Config) {
 			c.Sync.Interval, c.Sync.Paths, c.Sync.PeerFingerprint, c.Sync.Listen = "@hourly", []string{"/etc/asterisk", "/srv/vm"}, testFingerprint, ":7411"
-		}, []string{"sync.paths", "sync.listen", "sync.peer_fingerprint", "sync.interval"}, nil},
+		}, []string{"sync.interval"}, []string{"sync.paths", "sync.listen", "sync.peer_fingerprint"}},
+		{"services and notify need a restart", func(c *Config) {
+			c.Services = []ServiceConfig{{Name: "asterisk", Start: []string{"/bin/true"}, Stop: []string{"/bin/true"}}}
+			c.Redundancy.Notify = []string{"/usr/local/bin/notify"}
+		}, nil, []string{"redundancy.notify", "service"}},
 		{"node", func(c *Config) {
 			c.Node.ID, c.Node.Interface, c.Node.Address, c.Node.StateDir = "pbx-z", "eth1", netip.MustParseAddr("192.0.2.13"), "/srv/state"
 		}, nil, []string{"node.id", "node.interface", "node.address", "node.state_dir"}},

@@ -576,3 +576,11 @@ func firstNumber(s string) int {
 	}
 	return 0
 }
+
+// Applied reports whether role is the newest role given and every service has been brought
+// to it (started or stopped, or failed trying). A swap waits on it before handing over.
+func (m *ServiceManager) Applied(role vrrp.State) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hasWant && m.want == role && m.seq.hasRole && m.seq.role == role && m.seq.Settled()
+}

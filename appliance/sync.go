@@ -11,7 +11,8 @@ import (
 	"github.com/redundantd/redundantd/vrrp"
 )
 
-// SyncStateDir is where the replication keeps its manifest, trash and certificate.
+// SyncStateDir is where the replication keeps its manifest and certificate (the trash is in
+// each replicated tree, docs/sync.md).
 func SyncStateDir(cfg *Config) string { return filepath.Join(cfg.Node.StateDir, "sync") }
 
 // Fingerprint returns this node's sync certificate fingerprint, creating the certificate on
@@ -81,6 +82,11 @@ func syncEvent(e pbxsync.Event) Event {
 		b.WriteString(string(e.Kind))
 	case pbxsync.EventMerged:
 		ev.Priority = PriorityNotice
+		b.WriteString(string(e.Kind))
+	case pbxsync.EventUnreadable:
+		// The source could not read an entry: the Backup keeps its copy, the operator must
+		// fix the permissions (issue 12 item 1).
+		ev.Priority = PriorityWarning
 		b.WriteString(string(e.Kind))
 	default:
 		b.WriteString(string(e.Kind))

@@ -14,8 +14,8 @@
 // replica's state and the state both last agreed on, and sends folders, content the replica
 // already has (copied or hard-linked there: renamed or renumbered voicemail), rsync-style
 // deltas computed from block sums the source kept of the replica's version, whole files
-// (zstd for text), voicemail .txt files last, and deletes into a trash with retention behind
-// a max-delete guard. The replica writes each file to a temporary file in the same folder,
+// (zstd for text), voicemail .txt files last, and deletes into a trash inside each tree (a
+// rename, no copy) with retention behind a max-delete guard. The replica writes each file to a temporary file in the same folder,
 // fsyncs and renames it, and fsyncs the folders at commit: a reader never sees a partial
 // file, and a failed run deletes nothing.
 //

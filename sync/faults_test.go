@@ -374,7 +374,7 @@ func TestTrashRetention(t *testing.T) {
 	syncNow(t, a)
 	os.Remove(a.path(0, "gone.conf"))
 	syncNow(t, a)
-	trash := filepath.Join(b.state, "trash")
+	trash := filepath.Join(b.trees[0], trashDirName)
 	find := func() bool {
 		found := false
 		_ = filepath.WalkDir(trash, func(p string, d fs.DirEntry, err error) error {

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -71,8 +72,24 @@ func (t *trees) resolve(wp string) (*os.Root, string, error) {
 	return t.roots[i], rel, nil
 }
 
+// absKey is abs for a wire path or a tree index alone (a whole tree).
+func (t *trees) absKey(k string) string {
+	if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < len(t.paths) {
+		return t.paths[i]
+	}
+	if checkWirePath(k) != nil {
+		return k
+	}
+	return t.abs(k)
+}
+
+// abs returns the local path of a checked wire path (the wire path itself for a tree this
+// node does not have, which a hostile peer could name).
 func (t *trees) abs(wp string) string {
 	i, rel := splitWirePath(wp)
+	if i >= len(t.paths) {
+		return wp
+	}
 	return filepath.Join(t.paths[i], rel)
 }
 
@@ -243,9 +260,12 @@ func (t *trees) locked(wp string) bool {
 	return err == nil
 }
 
-// toTrash moves wp into trashDir, keeping its tree-relative path. The move is a rename when
-// the trash is on the same file system and a copy otherwise.
-func (t *trees) toTrash(wp, trashDir string) error {
+// toTrash moves wp into this run's trash folder <tree>/.redundantd-trash/<stamp>/, keeping its
+// tree-relative path. The trash is inside the tree, so the move is a rename on the same file
+// system: it needs no free space, whatever the size of the file. Only an entry on another
+// file system mounted inside the tree is copied (and the copy removed again if it fails).
+// Folders it creates and does not fill are removed by cleanTrash at the end of the run.
+func (t *trees) toTrash(wp, stamp string) error {
 	r, rel, err := t.resolve(wp)
 	if err != nil {
 		return err
@@ -257,11 +277,6 @@ func (t *trees) toTrash(wp, trashDir string) error {
 		}
 		return err
 	}
-	i, _ := splitWirePath(wp)
-	dst := filepath.Join(trashDir, fmt.Sprint(i), filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
 	if fi.IsDir() {
 		// Folders go to the trash only with the files under them, which were moved first.
 		err := r.Remove(rel)
@@ -270,10 +285,12 @@ func (t *trees) toTrash(wp, trashDir string) error {
 		}
 		return nil
 	}
-	src := t.abs(wp)
-	if err := os.Rename(src, dst); err == nil {
-		return nil
-	} else if !errors.Is(err, syscall.EXDEV) {
+	dst := path.Join(trashDirName, stamp, rel)
+	if err := r.MkdirAll(path.Dir(dst), 0o700); err != nil {
+		return fmt.Errorf("trash: %w", err)
+	}
+	err = r.Rename(rel, dst)
+	if err == nil || !errors.Is(err, syscall.EXDEV) {
 		return err
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
@@ -281,21 +298,35 @@ func (t *trees) toTrash(wp, trashDir string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.Symlink(target, dst); err != nil {
+		if err := r.Symlink(target, dst); err != nil {
 			return err
 		}
 		return r.Remove(rel)
 	}
-	in, err := r.Open(rel)
+	if err := copyInRoot(r, rel, dst); err != nil {
+		_ = r.Remove(dst)
+		return fmt.Errorf("trash (copy from another file system): %w", err)
+	}
+	return r.Remove(rel)
+}
+
+// copyInRoot copies file src to a new file dst (fsynced), both inside r.
+func copyInRoot(r *os.Root, src, dst string) error {
+	in, err := r.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := r.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	sw := &sparseWriter{f: out}
+	if _, err := io.Copy(sw, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := sw.finish(); err != nil {
 		out.Close()
 		return err
 	}
@@ -303,20 +334,49 @@ func (t *trees) toTrash(wp, trashDir string) error {
 		out.Close()
 		return err
 	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return r.Remove(rel)
+	return out.Close()
 }
+
+// cleanTrash removes the folders of this run's trash (stamp) that hold nothing, in every
+// tree: a run whose deletes failed or were never applied leaves no trash folder behind.
+func (t *trees) cleanTrash(stamp string) {
+	for _, p := range t.paths {
+		base := filepath.Join(p, trashDirName)
+		var dirs []string
+		_ = filepath.WalkDir(filepath.Join(base, stamp), func(name string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, name)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			_ = os.Remove(dirs[i]) // fails when not empty
+		}
+		_ = os.Remove(base)
+	}
+}
+
+// trashStamp names a run's trash folder; the name carries the time for retention.
+func trashStamp(now time.Time) string { return now.UTC().Format(trashLayout) }
 
 func isNotEmpty(err error) bool {
 	return errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST)
 }
 
-// trashName is the per-run folder in the trash area; its name carries the time for retention.
+// trashLayout is the name of a run's folder in the trash.
 const trashLayout = "20060102T150405.000000000Z"
 
-func purgeTrash(dir string, now time.Time, keep time.Duration) error {
+// purgeTrash removes the run folders older than keep from the trash of every tree and from
+// state_dir/trash (where earlier versions kept it).
+func (t *trees) purgeTrash(stateDir string, now time.Time, keep time.Duration) error {
+	errs := []error{purgeTrashDir(filepath.Join(stateDir, "trash"), now, keep)}
+	for _, p := range t.paths {
+		errs = append(errs, purgeTrashDir(filepath.Join(p, trashDirName), now, keep))
+	}
+	return errors.Join(errs...)
+}
+
+func purgeTrashDir(dir string, now time.Time, keep time.Duration) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -346,10 +406,84 @@ func (t *trees) removeStaleTemps() {
 			if err != nil {
 				return nil
 			}
+			if d.IsDir() && d.Name() == trashDirName && filepath.Dir(name) == p {
+				return filepath.SkipDir
+			}
 			if !d.IsDir() && strings.HasPrefix(d.Name(), tmpPrefix) {
 				_ = os.Remove(name)
 			}
 			return nil
 		})
 	}
+}
+
+// trashDirName is the trash folder at the root of each replicated tree (see toTrash); it is
+// never replicated, and a wire path into it is refused.
+const trashDirName = ".redundantd-trash"
+
+// sparseWriter writes a new file sequentially and leaves every all-zero piece (aligned to
+// sparseBlock in the file) as a hole instead of writing it, as rsync -S does: a sparse file on
+// the source (a disk image, a preallocated log) stays sparse on the replica instead of
+// taking its full size. It writes with pwrite at its own offset; finish sets the final
+// length when the file ends in a hole. Unwritten ranges read as zeros, so the content is
+// exactly what was written.
+type sparseWriter struct {
+	f    *os.File
+	off  int64
+	hole bool // the last piece was skipped
+}
+
+const sparseBlock = 4096
+
+var zeroBlock [sparseBlock]byte
+
+// run returns the length of the leading run of p whose aligned pieces are all zero (zero) or
+// all not (!zero), starting at file offset off.
+func sparseRun(p []byte, off int64, zero bool) int {
+	i := 0
+	for i < len(p) {
+		k := min(sparseBlock-int((off+int64(i))%sparseBlock), len(p)-i)
+		if bytes.Equal(p[i:i+k], zeroBlock[:k]) != zero {
+			break
+		}
+		i += k
+	}
+	return i
+}
+
+func (w *sparseWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		if k := sparseRun(p, w.off, false); k > 0 {
+			if _, err := w.f.WriteAt(p[:k], w.off); err != nil {
+				return total - len(p), err
+			}
+			w.off += int64(k)
+			p = p[k:]
+			w.hole = false
+		}
+		if k := sparseRun(p, w.off, true); k > 0 {
+			w.off += int64(k)
+			p = p[k:]
+			w.hole = true
+		}
+	}
+	return total, nil
+}
+
+// finish gives the file its full length (a trailing hole was not written).
+func (w *sparseWriter) finish() error {
+	if w.hole {
+		return w.f.Truncate(w.off)
+	}
+	return nil
+}
+
+// writeSparse writes data to the new file f, leaving zero blocks as holes.
+func writeSparse(f *os.File, data []byte) error {
+	w := &sparseWriter{f: f}
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	return w.finish()
 }

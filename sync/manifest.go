@@ -96,8 +96,12 @@ type manifest struct {
 
 	inodes     map[[2]uint64]bool
 	lastLocked map[string]bool // folders holding a .lock at the last scan
-	version    uint64          // bumped on every change, keys the digest cache
-	digests    map[digestKey]Hash
+	// FIFOs, sockets and devices found by the last scan (reported again when a run skips
+	// the walk)
+	lastSpecial      int
+	lastSpecialPaths []string
+	version          uint64 // bumped on every change, keys the digest cache
+	digests          map[digestKey]Hash
 }
 
 type digestKey struct {
@@ -270,12 +274,21 @@ const racyWindow = 50 * time.Millisecond
 type scanResult struct {
 	Locked   map[string]bool // folders (wire paths) holding a .lock: skipped this run
 	Unstable map[string]bool // files that changed while being hashed
-	Errors   []string
-	Hashed   int
-	Sigs     map[Hash]*sigs
-	Pending  map[string]bool // new files to be hashed while sent
-	jobs     []hashJob
-	pending  []hashJob
+	// Unreadable holds entries this node could not stat, read or list (permission denied,
+	// I/O error): wire paths, or the tree index alone for a whole tree. Their records are
+	// kept as they were, and nothing at or under them is changed or deleted on the peer
+	// (rsync: "IO error encountered -- skipping file deletion").
+	Unreadable map[string]bool
+	// Special counts the FIFOs, sockets and device nodes found, which are not replicated;
+	// SpecialPaths names the first maxReported of them, sorted.
+	Special      int
+	SpecialPaths []string
+	Errors       []string
+	Hashed       int
+	Sigs         map[Hash]*sigs
+	Pending      map[string]bool // new files to be hashed while sent
+	jobs         []hashJob
+	pending      []hashJob
 }
 
 // anyRacy reports whether some entry must be rehashed by the next scan.
@@ -331,7 +344,7 @@ const tmpPrefix = ".rdsync-"
 // hash and is hashed while it is sent, which overlaps reading it with the transfer. Its
 // record is marked racy, so if it is not sent this run it is hashed by the next scan.
 func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
-	res := scanResult{Locked: map[string]bool{}, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{}, Pending: map[string]bool{}}
+	res := newScanResult()
 	seen := make(map[string]bool, len(m.recs))
 	m.inodes = nil
 	for ti, root := range m.trees {
@@ -352,9 +365,12 @@ func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
 		res.jobs = keep
 	}
 	m.hashJobs(now, seen, &res)
+	slices.Sort(res.SpecialPaths)
+	res.SpecialPaths = res.SpecialPaths[:min(len(res.SpecialPaths), maxReported)]
 	m.lastLocked = res.Locked
+	m.lastSpecial, m.lastSpecialPaths = res.Special, res.SpecialPaths
 	for p, r := range m.recs {
-		if !seen[p] && r.Cur != nil {
+		if !seen[p] && r.Cur != nil && !underAny(p, res.Unreadable) {
 			r.Cur = nil
 			m.markDirty(p)
 		}
@@ -362,25 +378,65 @@ func (m *manifest) scan(now time.Time, deferNew bool) scanResult {
 	return res
 }
 
-func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string]bool, res *scanResult) {
+// newScanResult returns an empty result.
+func newScanResult() scanResult {
+	return scanResult{Locked: map[string]bool{}, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{},
+		Pending: map[string]bool{}, Unreadable: map[string]bool{}}
+}
+
+// maxReported bounds the paths one run names in its statistics and events.
+const maxReported = 20
+
+// underAny reports whether wire path p, or one of its ancestors (up to the tree index
+// alone), is in set.
+func underAny(p string, set map[string]bool) bool {
+	if len(set) == 0 {
+		return false
+	}
+	for {
+		if set[p] {
+			return true
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
+}
+
+// unreadable records an entry (or folder) this scan could not stat, read or list.
+func (res *scanResult) unreadable(key, format string, args ...any) {
+	res.Errors = append(res.Errors, fmt.Sprintf(format, args...))
+	res.Unreadable[key] = true
+}
+
+// walk scans folder rel of tree ti and reports whether it could list it completely; a folder
+// it could not list is recorded in res.Unreadable and its entries keep their records.
+func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string]bool, res *scanResult) bool {
 	dir := filepath.Join(root, rel)
+	key := strconv.Itoa(ti)
+	if rel != "" {
+		key = wirePath(ti, rel)
+	}
+	const unlistable = "cannot list %s (nothing under it is changed or deleted on the peer): %v"
 	f, err := os.Open(dir)
 	if err != nil {
-		if rel != "" || !errors.Is(err, fs.ErrNotExist) {
-			res.Errors = append(res.Errors, err.Error())
+		if rel == "" && errors.Is(err, fs.ErrNotExist) {
+			return true // a missing tree is empty
 		}
-		return
+		res.unreadable(key, unlistable, dir, err)
+		return false
 	}
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		res.Errors = append(res.Errors, fmt.Sprintf("read dir %s: %v", dir, err))
+		res.unreadable(key, unlistable, dir, err)
 	}
+	listed := err == nil
 	dfd := int(f.Fd())
-	for _, name := range names {
-		if name == ".lock" {
-			res.Locked[wirePath(ti, rel)] = true
-		}
+	if slices.Contains(names, ".lock") {
+		res.Locked[wirePath(ti, rel)] = true
 	}
 	prefix := strconv.Itoa(ti) + "/"
 	if rel != "" {
@@ -390,61 +446,75 @@ func (m *manifest) walk(ti int, root, rel string, now time.Time, seen map[string
 		var st unix.Stat_t
 		if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if !errors.Is(err, unix.ENOENT) {
-				res.Errors = append(res.Errors, fmt.Sprintf("stat %s: %v", filepath.Join(dir, name), err))
+				res.unreadable(prefix+name, "cannot stat %s (not changed or deleted on the peer): %v", filepath.Join(dir, name), err)
 			}
 			continue
 		}
 		ft := st.Mode & unix.S_IFMT
-		if skipName(name, ft == unix.S_IFDIR) {
+		if skipName(name, ft == unix.S_IFDIR) || (rel == "" && name == trashDirName) {
 			continue
 		}
-		wp := prefix + name
-		crel := wp[len(strconv.Itoa(ti))+1:]
 		// A name from the kernel has no slash or NUL and is neither "." nor "..": wp is a
 		// valid wire path.
+		wp := prefix + name
 		cur := Meta{Mode: statMode(&st) & 0o7777, UID: st.Uid, GID: st.Gid}
 		r := m.recs[wp]
 		switch ft {
 		case unix.S_IFDIR:
 			cur.Kind = KindDir
 			seen[wp] = true
-			m.update(wp, r, &cur, &st, false)
-			m.walk(ti, root, crel, now, seen, res)
-			continue
+			// A folder that cannot be listed keeps its record (mode included): the peer's
+			// copy is left as it is.
+			if m.walk(ti, root, wp[len(strconv.Itoa(ti))+1:], now, seen, res) {
+				m.update(wp, r, &cur, &st, false)
+			}
 		case unix.S_IFLNK:
-			full := filepath.Join(dir, name)
-			target, err := os.Readlink(full)
-			if err != nil {
-				res.Errors = append(res.Errors, err.Error())
-				continue
-			}
-			if !m.linkInside(dir, target) {
-				res.Errors = append(res.Errors, fmt.Sprintf("symlink %s -> %s points outside the replicated trees: skipped", full, target))
-				continue
-			}
-			cur.Kind = KindSymlink
-			cur.Target = target
-			cur.Hash = hashBytes([]byte(target))
-			seen[wp] = true
-			m.update(wp, r, &cur, &st, false)
-			continue
+			m.walkLink(dir, name, wp, r, cur, &st, seen, res)
 		case unix.S_IFREG:
+			m.walkFile(filepath.Join(dir, name), wp, r, cur, &st, seen, res)
 		default:
-			continue // devices, fifos, sockets
+			// FIFOs, sockets and device nodes are not replicated; the run reports them.
+			res.Special++
+			res.SpecialPaths = append(res.SpecialPaths, filepath.Join(dir, name))
 		}
-		cur.Kind = KindFile
-		cur.Size = st.Size
-		cur.Mtime = st.Mtim.Nano()
-		ctime := st.Ctim.Nano()
-		if r != nil && r.Cur != nil && !r.Racy && r.Cur.Kind == KindFile && r.Cur.Size == cur.Size &&
-			r.Cur.Mtime == cur.Mtime && r.Ino == st.Ino && r.Dev == statDev(&st) && r.Ctime == ctime {
-			cur.Hash = r.Cur.Hash
-			seen[wp] = true
-			m.update(wp, r, &cur, &st, false)
-			continue
-		}
-		res.jobs = append(res.jobs, hashJob{wp: wp, full: filepath.Join(dir, name), st: st, cur: cur, r: r})
 	}
+	return listed
+}
+
+// walkLink records a symlink found by walk; one pointing outside the trees is skipped.
+func (m *manifest) walkLink(dir, name, wp string, r *record, cur Meta, st *unix.Stat_t, seen map[string]bool, res *scanResult) {
+	full := filepath.Join(dir, name)
+	target, err := os.Readlink(full)
+	if err != nil {
+		res.unreadable(wp, "cannot read link %s (not changed or deleted on the peer): %v", full, err)
+		return
+	}
+	if !m.linkInside(dir, target) {
+		res.Errors = append(res.Errors, fmt.Sprintf("symlink %s -> %s points outside the replicated trees: skipped", full, target))
+		return
+	}
+	cur.Kind = KindSymlink
+	cur.Target = target
+	cur.Hash = hashBytes([]byte(target))
+	seen[wp] = true
+	m.update(wp, r, &cur, st, false)
+}
+
+// walkFile records a regular file found by walk: unchanged stat fields keep its hash,
+// otherwise it is queued for hashing.
+func (m *manifest) walkFile(full, wp string, r *record, cur Meta, st *unix.Stat_t, seen map[string]bool, res *scanResult) {
+	cur.Kind = KindFile
+	cur.Size = st.Size
+	cur.Mtime = st.Mtim.Nano()
+	ctime := st.Ctim.Nano()
+	if r != nil && r.Cur != nil && !r.Racy && r.Cur.Kind == KindFile && r.Cur.Size == cur.Size &&
+		r.Cur.Mtime == cur.Mtime && r.Ino == st.Ino && r.Dev == statDev(st) && r.Ctime == ctime {
+		cur.Hash = r.Cur.Hash
+		seen[wp] = true
+		m.update(wp, r, &cur, st, false)
+		return
+	}
+	res.jobs = append(res.jobs, hashJob{wp: wp, full: full, st: *st, cur: cur, r: r})
 }
 
 // hashJob is a file whose stat moved since the last scan; jobs are hashed in parallel after
@@ -483,7 +553,13 @@ func (m *manifest) hashJobs(now time.Time, seen map[string]bool, res *scanResult
 		res.Hashed++
 		if j.err != nil {
 			if !errors.Is(j.err, fs.ErrNotExist) {
-				res.Errors = append(res.Errors, j.err.Error())
+				// Unreadable (permission denied, I/O error): keep the old record, and leave
+				// the peer's copy alone.
+				res.Errors = append(res.Errors, fmt.Sprintf("cannot read %s (not changed or deleted on the peer): %v", j.full, j.err))
+				res.Unreadable[j.wp] = true
+				if j.r != nil {
+					seen[j.wp] = j.r.Cur != nil
+				}
 			}
 			continue
 		}

@@ -1,7 +1,9 @@
 package sync
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Hash is a BLAKE3-256 content hash.
@@ -124,6 +126,9 @@ type stateMsg struct {
 	Owner  bool   // the replica can keep ownership (runs as root)
 	Count  uint64 // number of entries
 	Locked []string
+	// Unreadable: entries the replica could not stat, read or list (wire paths, or a tree
+	// index alone); the source changes and deletes nothing at or under them.
+	Unreadable []string
 }
 
 func (m *stateMsg) MarshalBinary() ([]byte, error) {
@@ -135,6 +140,10 @@ func (m *stateMsg) MarshalBinary() ([]byte, error) {
 	e.uv(m.Count)
 	e.uv(uint64(len(m.Locked)))
 	for _, p := range m.Locked {
+		e.str(p)
+	}
+	e.uv(uint64(len(m.Unreadable)))
+	for _, p := range m.Unreadable {
 		e.str(p)
 	}
 	return e.b, nil
@@ -154,6 +163,22 @@ func (m *stateMsg) UnmarshalBinary(b []byte) error {
 	m.Locked = nil
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		m.Locked = append(m.Locked, d.path())
+	}
+	n = d.uv()
+	if n > uint64(len(b)) {
+		d.fail(ErrTruncated)
+	}
+	m.Unreadable = nil
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		p := d.str()
+		if k, err := strconv.Atoi(p); err == nil && k >= 0 && k < maxTrees && strconv.Itoa(k) == p {
+			m.Unreadable = append(m.Unreadable, p)
+			continue
+		}
+		if err := checkWirePath(p); err != nil {
+			d.fail(err)
+		}
+		m.Unreadable = append(m.Unreadable, p)
 	}
 	return wrapDec("state", d.done())
 }
@@ -360,12 +385,15 @@ func (m *deleteMsg) UnmarshalBinary(b []byte) error {
 	return wrapDec("delete", d.done())
 }
 
-// pathErr is one failed path in a Result.
+// pathErr is one failed path in a Result; Path is empty for a failure of the run that is not
+// about one entry (the replica could not record the run in its state_dir).
 type pathErr struct {
 	Path  string
 	Err   string
 	Retry bool // delta did not reproduce the content: send it whole
 }
+
+func (p pathErr) asError() error { return errors.New(p.Err) }
 
 // resultMsg answers Commit: everything announced since Begin was applied except Failed.
 type resultMsg struct {
@@ -394,7 +422,11 @@ func (m *resultMsg) UnmarshalBinary(b []byte) error {
 	m.Failed = nil
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		var f pathErr
-		f.Path = d.path()
+		if f.Path = d.str(); f.Path != "" && d.err == nil {
+			if err := checkWirePath(f.Path); err != nil {
+				d.fail(err)
+			}
+		}
 		f.Err = d.str()
 		f.Retry = d.boolean()
 		m.Failed = append(m.Failed, f)

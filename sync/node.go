@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -37,10 +38,32 @@ func (r Role) String() string {
 	}
 }
 
+// ErrBadRole is returned when decoding a role name that is not none, source or replica.
+var ErrBadRole = errors.New("sync: unknown role")
+
+// MarshalText encodes the role by name ("none", "source", "replica"): the API's JSON.
+func (r Role) MarshalText() ([]byte, error) {
+	if r > RoleReplica {
+		return nil, fmt.Errorf("%w: %d", ErrBadRole, uint8(r))
+	}
+	return []byte(r.String()), nil
+}
+
+// UnmarshalText decodes a role name written by MarshalText.
+func (r *Role) UnmarshalText(b []byte) error {
+	for _, x := range []Role{RoleNone, RoleSource, RoleReplica} {
+		if string(b) == x.String() {
+			*r = x
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q", ErrBadRole, b)
+}
+
 // Config configures a Node. Both nodes of a pair use the same Paths, in the same order.
 type Config struct {
 	Paths           []string      // absolute trees, e.g. /etc/asterisk, /var/spool/asterisk/voicemail
-	StateDir        string        // manifest, trash, certificate, conflict records
+	StateDir        string        // manifest, certificate, conflict records (the trash is in each tree)
 	Listen          string        // sync server address, e.g. ":7401"
 	Peer            string        // the other node's host:port
 	PeerFingerprint string        // SHA-256 of the peer's certificate, hex (colons allowed)
@@ -63,6 +86,13 @@ const (
 	EventPeerRole      EventKind = "peer-role"    // the peer refused (it is not a replica, trees differ, ...)
 	EventDeleteGuard   EventKind = "delete-guard" // a run was stopped by the max-delete guard
 	EventPeerConnected EventKind = "peer-connected"
+	// EventUnreadable: a run found entries it could not read or list (permission denied,
+	// I/O error); it left the replica's copies of them as they were. Path is the first,
+	// Detail names them all. A warning: replication of those entries is stalled.
+	EventUnreadable EventKind = "unreadable"
+	// EventSpecial: the FIFOs, sockets or device nodes in the trees (never replicated)
+	// changed since the last report. Informational.
+	EventSpecial EventKind = "special-files"
 )
 
 // Event is reported through Config.OnEvent.
@@ -76,33 +106,47 @@ type Event struct {
 }
 
 // RunStats describes one run, on the node that ran it (the source).
+// Its JSON (the API's) uses snake_case names; Duration is in nanoseconds (duration_ns).
 type RunStats struct {
-	Started    time.Time
-	Duration   time.Duration
-	Full       bool // the replica's manifest had to be compared entry by entry
-	Files      int  // entries created or updated on the replica
-	FilesWhole int  // sent whole
-	FilesDelta int  // sent as a delta
-	FilesLocal int  // copied or renamed on the replica from content it already had
-	Deleted    int
-	Pulled     int // files taken from the replica (failback adopt, merge, conflict copies)
-	Conflicts  int
-	Skipped    int   // locked folders, files changing while read: retried next run
-	BytesSent  int64 // on the wire, TLS included
-	BytesRecv  int64
-	Literal    int64 // file bytes that had to be sent (before compression)
-	Errors     []string
+	Started    time.Time     `json:"started"`
+	Duration   time.Duration `json:"duration_ns"`
+	Full       bool          `json:"full"`        // the replica's manifest had to be compared entry by entry
+	Files      int           `json:"files"`       // entries created or updated on the replica
+	FilesWhole int           `json:"files_whole"` // sent whole
+	FilesDelta int           `json:"files_delta"` // sent as a delta
+	FilesLocal int           `json:"files_local"` // copied or renamed on the replica from content it already had
+	Deleted    int           `json:"deleted"`
+	Pulled     int           `json:"pulled"` // files taken from the replica (failback adopt, merge, conflict copies)
+	Conflicts  int           `json:"conflicts"`
+	Skipped    int           `json:"skipped"`    // locked folders, files changing while read: retried next run
+	BytesSent  int64         `json:"bytes_sent"` // on the wire, TLS included
+	BytesRecv  int64         `json:"bytes_recv"`
+	Literal    int64         `json:"literal"` // file bytes that had to be sent (before compression)
+	Errors     []string      `json:"errors,omitempty"`
+	// Unreadable names (absolute paths) the entries either node could not stat, read or
+	// list: nothing at or under them was changed or deleted on the replica (event
+	// EventUnreadable).
+	Unreadable []string `json:"unreadable,omitempty"`
+	// Special counts the FIFOs, sockets and device nodes in the source's trees, which are not
+	// replicated; SpecialPaths names the first 20 (event EventSpecial when the set changes).
+	Special      int      `json:"special"`
+	SpecialPaths []string `json:"special_paths,omitempty"`
 }
 
-// Status is a snapshot for the appliance.
+// Status is a snapshot for the appliance. Its JSON (the API's) uses snake_case names and the
+// role by name ("none", "source", "replica").
 type Status struct {
-	Role          Role
-	Fingerprint   string // this node's certificate
-	PeerConnected bool
-	LastRun       RunStats
-	LastError     string
-	LastSuccess   time.Time
-	Runs          uint64
+	Role          Role      `json:"role"`
+	Fingerprint   string    `json:"fingerprint"` // this node's certificate
+	PeerConnected bool      `json:"peer_connected"`
+	LastRun       RunStats  `json:"last_run"`
+	LastError     string    `json:"last_error"`
+	LastSuccess   time.Time `json:"last_success,omitzero"`
+	Runs          uint64    `json:"runs"`
+	// JunkConnections counts the connections to the sync port refused before a run could
+	// start: a failed TLS handshake (port scans, probes, a certificate other than the
+	// peer's) or a bad Hello. They are logged a few times a minute at most.
+	JunkConnections uint64 `json:"junk_connections"`
 }
 
 var (
@@ -134,10 +178,14 @@ type Node struct {
 	conn    *peerConn // source side, long-lived
 	running atomic.Bool
 	sess    atomic.Pointer[sessionHandle] // replica side
+	addr    atomic.Pointer[net.TCPAddr]   // the sync port while Run serves it
 
 	evMu stdsync.Mutex
 	stMu stdsync.Mutex
 	st   Status
+	// junkLog and wrongPeerEv limit the log lines and wrong-peer events junk connections
+	// cause (stMu)
+	junkLog, wrongPeerEv logLimit
 
 	noDelta map[string]bool
 
@@ -149,6 +197,7 @@ type Node struct {
 	lastScanOK   bool                  // the watcher was healthy when it started
 	lastFullScan time.Time             // time of the last scan; one is forced every fullScanEvery
 	lastPrune    time.Time             // block sums no entry refers to are dropped hourly
+	lastSpecial  string                // special files last reported by EventSpecial (runMu)
 	runHook      func(context.Context) // tests: replaces the run the scheduler starts
 
 	now func() time.Time
@@ -245,6 +294,8 @@ func New(cfg Config) (*Node, error) {
 		cfg: cfg, log: cfg.Logger, sched: sched, peerFP: fp, id: id, fp: own,
 		retain: cfg.TrashRetention, share: cfg.MaxDeleteShare,
 		roleCh: make(chan struct{}, 1), trigger: make(chan struct{}, 1), sentinel: make(chan struct{}, 1), now: time.Now, noDelta: map[string]bool{},
+		junkLog:     logLimit{window: junkLogWindow, burst: junkLogBurst},
+		wrongPeerEv: logLimit{window: junkLogWindow, burst: junkLogBurst},
 	}
 	th.Sum(n.trees[:0])
 	n.st.Fingerprint = own
@@ -260,6 +311,15 @@ func parseInterval(s string) (cron.Schedule, error) {
 	}
 	p := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	return p.Parse(s)
+}
+
+// ListenAddr returns the address the sync port is bound to while Run serves it (nil before
+// and after), e.g. to learn the port of a Listen address with port 0.
+func (n *Node) ListenAddr() net.Addr {
+	if a := n.addr.Load(); a != nil {
+		return a
+	}
+	return nil
 }
 
 // Fingerprint returns this node's certificate fingerprint (to configure on the peer).
@@ -342,6 +402,10 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		n.closeState()
 		return fmt.Errorf("sync: listen: %w", err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		n.addr.Store(a)
+		defer n.addr.Store(nil)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg stdsync.WaitGroup
@@ -450,5 +514,31 @@ func (n *Node) SyncNow(ctx context.Context) (RunStats, error) {
 	n.stMu.Unlock()
 	stc := st
 	n.emit(Event{Kind: EventRun, Stats: &stc, Err: err})
+	n.reportEntries(&st)
 	return st, err
+}
+
+// reportEntries emits EventUnreadable after every run that met unreadable entries, and
+// EventSpecial when the special files found differ from those last reported (they are in
+// every run's statistics; an event each minute for the same FIFO would bury the others).
+// runMu is held.
+func (n *Node) reportEntries(st *RunStats) {
+	if len(st.Unreadable) > 0 {
+		names := st.Unreadable
+		more := ""
+		if len(names) > maxReported {
+			names, more = names[:maxReported], fmt.Sprintf(" and %d more", len(st.Unreadable)-maxReported)
+		}
+		n.emit(Event{Kind: EventUnreadable, Path: strings.TrimSuffix(names[0], " (on the replica)"),
+			Detail: fmt.Sprintf("%d entries could not be read or listed; their copies on the replica are neither changed nor deleted until they can: %s%s",
+				len(st.Unreadable), strings.Join(names, ", "), more)})
+	}
+	key := fmt.Sprint(st.Special, st.SpecialPaths)
+	if st.Special > 0 && key != n.lastSpecial {
+		n.emit(Event{Kind: EventSpecial, Path: st.SpecialPaths[0],
+			Detail: fmt.Sprintf("%d FIFOs, sockets or device nodes are not replicated: %s", st.Special, strings.Join(st.SpecialPaths, ", "))})
+	}
+	if st.Special > 0 || len(st.Errors) == 0 {
+		n.lastSpecial = key
+	}
 }

@@ -193,7 +193,7 @@ func treeDiff(a, b string) []string {
 				return nil
 			}
 			rel, _ := filepath.Rel(root, p)
-			if d.IsDir() && d.Name() == "tmp" {
+			if d.IsDir() && (d.Name() == "tmp" || d.Name() == trashDirName && filepath.Dir(p) == root) {
 				return filepath.SkipDir
 			}
 			if skipName(d.Name(), false) && !d.IsDir() {
@@ -211,10 +211,12 @@ func treeDiff(a, b string) []string {
 				e.kind = "link"
 				l, _ := os.Readlink(p)
 				e.data = []byte(l)
-			default:
+			case fi.Mode().IsRegular():
 				e.kind = "file"
 				e.data, _ = os.ReadFile(p)
 				e.mtime = fi.ModTime().UnixNano()
+			default:
+				e.kind = "special" // FIFO, socket, device: never opened
 			}
 			out[rel] = e
 			return nil
@@ -324,7 +326,7 @@ func TestReplicateAndNoChange(t *testing.T) {
 	}
 	// The deleted file is in the replica's trash.
 	found := false
-	_ = filepath.WalkDir(filepath.Join(b.state, "trash"), func(p string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(filepath.Join(b.trees[0], trashDirName), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Name() == "extensions.conf" {
 			found = true
 		}

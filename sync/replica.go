@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -43,14 +44,37 @@ func (n *Node) serve(ctx context.Context, ln net.Listener) {
 	}
 }
 
+// junk counts a connection refused before a run could start and logs it, a few times a
+// minute at most.
+func (n *Node) junk(remote net.Addr, why string, err error) {
+	n.stMu.Lock()
+	n.st.JunkConnections++
+	total := n.st.JunkConnections
+	ok, sup := n.junkLog.allow(n.now())
+	n.stMu.Unlock()
+	if ok {
+		n.log.Warn("sync: refused a connection that is not the peer", "remote", remote, "why", why, "err", err,
+			"suppressed", sup, "total", total)
+	}
+}
+
 func (n *Node) handleConn(ctx context.Context, c net.Conn) {
 	cnt := &countConn{Conn: c}
 	tc := tls.Server(cnt, serverTLS(n.id, n.peerFP, func(got string) {
-		n.emit(Event{Kind: EventWrongPeer, Detail: fmt.Sprintf("connection from %s presented certificate %q, pinned %s", c.RemoteAddr(), got, n.peerFP)})
+		n.stMu.Lock()
+		ok, sup := n.wrongPeerEv.allow(n.now())
+		n.stMu.Unlock()
+		if ok {
+			d := fmt.Sprintf("connection from %s presented certificate %q, pinned %s", c.RemoteAddr(), got, n.peerFP)
+			if sup > 0 {
+				d += fmt.Sprintf(" (and %d more such connections not reported)", sup)
+			}
+			n.emit(Event{Kind: EventWrongPeer, Detail: d})
+		}
 	}))
 	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		n.log.Warn("sync: handshake refused", "remote", c.RemoteAddr(), "err", err)
+		n.junk(c.RemoteAddr(), "TLS handshake failed", err)
 		c.Close()
 		return
 	}
@@ -58,7 +82,7 @@ func (n *Node) handleConn(ctx context.Context, c net.Conn) {
 	defer pc.Close()
 	var hello helloMsg
 	if err := pc.expect(MsgHello, &hello); err != nil {
-		n.log.Warn("sync: bad hello", "remote", c.RemoteAddr(), "err", err)
+		n.junk(c.RemoteAddr(), "bad hello", err)
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
@@ -116,11 +140,11 @@ func (n *Node) handleConn(ctx context.Context, c net.Conn) {
 // lands before anything can overwrite those files, and a voicemail message's .txt lands after
 // its audio.
 type applier struct {
-	n        *Node
-	pc       *peerConn
-	fs       *trees
-	man      *manifest
-	trashDir string
+	n          *Node
+	pc         *peerConn
+	fs         *trees
+	man        *manifest
+	trashStamp string // this run's trash folder in each tree
 
 	pool    chan func()
 	creates chan createReq
@@ -177,10 +201,10 @@ type deferredJob struct {
 func newApplier(n *Node, pc *peerConn) *applier {
 	a := &applier{
 		n: n, pc: pc, fs: n.fs, man: n.man,
-		trashDir: filepath.Join(n.cfg.StateDir, "trash", n.now().UTC().Format(trashLayout)),
-		pool:     make(chan func(), stageAhead),
-		creates:  make(chan createReq, stageAhead+applyWorkers+1),
-		dirs:     map[[2]string]bool{}, applied: map[string]*record{}, removed: map[string]bool{}, sigs: map[Hash]*sigs{},
+		trashStamp: trashStamp(n.now()),
+		pool:       make(chan func(), stageAhead),
+		creates:    make(chan createReq, stageAhead+applyWorkers+1),
+		dirs:       map[[2]string]bool{}, applied: map[string]*record{}, removed: map[string]bool{}, sigs: map[Hash]*sigs{},
 	}
 	go func() {
 		for r := range a.creates {
@@ -222,7 +246,7 @@ func (a *applier) fail(p string, err error, retry bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if isFatalErr(err) && a.fatal == nil {
-		a.fatal = fmt.Errorf("%w: %s: %w", ErrDiskFull, p, err)
+		a.fatal = err // names the path: file system errors carry it
 	}
 	a.failed = append(a.failed, pathErr{Path: p, Err: err.Error(), Retry: retry})
 }
@@ -373,10 +397,26 @@ func (a *applier) unchangedSinceScan(wp string) error {
 	if rec == nil || rec.Cur == nil {
 		return errChangedHere // created since the scan
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	ft := st.Mode & unix.S_IFMT
+	switch {
+	case ft == unix.S_IFDIR:
 		return nil
+	case rec.Cur.Kind == KindSymlink:
+		// A link's lstat size is the length of its target, which the manifest does not
+		// record: compare the target itself.
+		if ft != unix.S_IFLNK || st.Ino != rec.Ino {
+			return errChangedHere
+		}
+		buf := make([]byte, len(rec.Cur.Target)+1)
+		k, err := unix.Readlinkat(int(df.Fd()), path.Base(rel), buf)
+		if err != nil || string(buf[:k]) != rec.Cur.Target {
+			return errChangedHere
+		}
+		return nil
+	case rec.Cur.Kind != KindFile || ft != unix.S_IFREG:
+		return errChangedHere
 	}
-	if st.Ino != rec.Ino || st.Size != rec.Cur.Size || (rec.Cur.Kind == KindFile && st.Mtim.Nano() != rec.Cur.Mtime) {
+	if st.Ino != rec.Ino || st.Size != rec.Cur.Size || st.Mtim.Nano() != rec.Cur.Mtime {
 		return errChangedHere
 	}
 	return nil
@@ -418,7 +458,7 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 	}
 	ever := man.peer == n.peerFP
 	now := n.now()
-	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
+	if err := n.fs.purgeTrash(n.cfg.StateDir, now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
 	res, err := n.trackedScan(now, false)
@@ -438,6 +478,10 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 		st.Locked = append(st.Locked, p) // a file changing on the replica: leave it this run
 	}
 	slices.Sort(st.Locked)
+	st.Unreadable = slices.Sorted(maps.Keys(res.Unreadable))
+	for _, e := range res.Errors {
+		n.log.Warn("sync: replica scan", "err", e)
+	}
 	n.fs.createNs.Store(0)
 	n.fs.syncNs.Store(0)
 	n.fs.commitNs.Store(0)
@@ -535,6 +579,7 @@ func (a *applier) abort() {
 	a.wg.Wait()
 	a.replaceDirs() // in abort mode: discards
 	a.stop()
+	a.fs.cleanTrash(a.trashStamp)
 	for p, r := range a.applied {
 		a.man.recs[p] = r
 		a.man.markDirty(p)
@@ -545,7 +590,8 @@ func (a *applier) abort() {
 func (a *applier) commit() resultMsg {
 	a.barrier()
 	var r resultMsg
-	if !a.isFatal() {
+	deleted := !a.isFatal()
+	if deleted {
 		a.applyDeletes()
 	} else {
 		for _, d := range a.deletes {
@@ -555,11 +601,16 @@ func (a *applier) commit() resultMsg {
 	a.wg.Wait()
 	a.replaceDirs()
 	a.stop()
+	a.fs.cleanTrash(a.trashStamp)
 	for d := range a.dirs {
 		var ti int
 		fmt.Sscan(d[0], &ti)
 		if err := a.fs.fsyncDir(ti, d[1]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			a.fail(wirePath(ti, d[1]+"/."), err, false)
+			wp := "" // the tree itself: a failure not about one entry (the error names it)
+			if d[1] != "" {
+				wp = wirePath(ti, d[1])
+			}
+			a.fail(wp, err, false)
 		}
 	}
 	for p, rec := range a.applied {
@@ -596,11 +647,19 @@ func (a *applier) commit() resultMsg {
 		a.man.peer = a.n.peerFP
 	}
 	if err := a.man.save(a.sigs); err != nil {
-		a.fail("0/.", err, false)
+		// The files are in place, but the replica could not record them (state_dir full or
+		// read-only): the run fails with that error; the records are saved by a later run.
+		a.fail("", fmt.Errorf("record the run in %s: %w", a.n.cfg.StateDir, err), false)
+		if a.fatal == nil {
+			a.fatal = a.failed[len(a.failed)-1].asError()
+		}
 	}
 	r.Failed = a.failed
 	if a.fatal != nil {
 		r.Fatal = a.fatal.Error()
+		if !deleted {
+			r.Fatal += " (nothing was deleted)"
+		}
 	}
 	return r
 }
@@ -626,7 +685,7 @@ func (a *applier) applyDeletes() {
 			continue
 		}
 		if d.Trash {
-			err = a.fs.toTrash(d.Path, a.trashDir)
+			err = a.fs.toTrash(d.Path, a.trashStamp)
 		} else {
 			err = r.Remove(rel)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -690,7 +749,7 @@ func (a *applier) file(m *fileMsg) error {
 	switch m.Method {
 	case methodMkdir:
 		if fi, err := r.Lstat(rel); err == nil && !fi.IsDir() {
-			if err := a.fs.toTrash(m.Path, a.trashDir); err != nil {
+			if err := a.fs.toTrash(m.Path, a.trashStamp); err != nil {
 				a.fail(m.Path, err, false)
 				return nil
 			}
@@ -729,7 +788,8 @@ func (a *applier) file(m *fileMsg) error {
 			a.fail(m.Path, err, false)
 			return nil
 		}
-		a.done(m.Path, &m.Meta, nil)
+		fi, _ := r.Lstat(rel) // the new link's inode, for the next run's check
+		a.done(m.Path, &m.Meta, fi)
 	case methodBase:
 		if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
 			a.fail(m.Path, errors.New("content changed on the replica"), false)
@@ -809,7 +869,11 @@ func (a *applier) local(m *fileMsg) {
 		if in, err = sr.Open(srel); err == nil {
 			f, tmp, err = a.fs.createTemp(m.Path)
 			if err == nil {
-				if _, err = io.Copy(f, in); err != nil {
+				sw := &sparseWriter{f: f}
+				if _, err = io.Copy(sw, in); err == nil {
+					err = sw.finish()
+				}
+				if err != nil {
 					a.fs.discardTemp(f, tmp, m.Path)
 					f = nil
 				}
@@ -921,7 +985,7 @@ func (a *applier) full(m *fileMsg) error {
 				a.fail(m.Path, t.err, false)
 				return
 			}
-			if _, err := t.f.Write(data); err != nil {
+			if err := writeSparse(t.f, data); err != nil {
 				a.fs.discardTemp(t.f, t.tmp, m.Path)
 				a.fail(m.Path, err, false)
 				return
@@ -937,10 +1001,14 @@ func (a *applier) full(m *fileMsg) error {
 		return err
 	}
 	h := newContentHasher(0)
-	end, werr, err := recvData(a.pc, f, h)
+	sw := &sparseWriter{f: f}
+	end, werr, err := recvData(a.pc, sw, h)
 	if err != nil {
 		a.fs.discardTemp(f, tmp, m.Path)
 		return err
+	}
+	if werr == nil {
+		werr = sw.finish()
 	}
 	if werr != nil || end == nil {
 		a.fs.discardTemp(f, tmp, m.Path)
@@ -1021,7 +1089,12 @@ func (a *applier) delta(m *fileMsg) error {
 			return
 		}
 		h := newContentHasher(0)
-		if err := applyDelta(io.MultiWriter(f, h), basis, bfi.Size(), m.BlockSize, delta); err != nil {
+		sw := &sparseWriter{f: f}
+		err = applyDelta(io.MultiWriter(sw, h), basis, bfi.Size(), m.BlockSize, delta)
+		if err == nil {
+			err = sw.finish()
+		}
+		if err != nil {
 			a.fs.discardTemp(f, tmp, m.Path)
 			a.fail(m.Path, err, !isFatalErr(err))
 			return

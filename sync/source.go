@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -155,14 +157,16 @@ func (n *Node) trackedScan(now time.Time, deferNew bool) (scanResult, error) {
 	if n.watchOK.Load() && n.lastScanOK && now.Sub(n.lastFullScan) < fullScanEvery &&
 		!man.anyRacy() && n.watcherCaughtUp() && n.watchOK.Load() && n.watchGen.Load() == n.lastScanGen {
 		n.log.Debug("sync: no change seen by the watcher since the last scan: walk skipped")
-		return scanResult{Locked: man.lastLocked, Unstable: map[string]bool{}, Sigs: map[Hash]*sigs{}, Pending: map[string]bool{}}, nil
+		res := newScanResult()
+		res.Locked, res.Special, res.SpecialPaths = man.lastLocked, man.lastSpecial, man.lastSpecialPaths
+		return res, nil
 	}
 	healthy := n.watchOK.Load() && n.watcherCaughtUp()
 	gen := n.watchGen.Load()
 	res := man.scan(now, deferNew)
 	n.lastScanGen, n.lastScanOK, n.lastFullScan = gen, healthy && n.watchOK.Load(), now
-	if len(res.Unstable) > 0 {
-		n.lastScanOK = false // rescan them next time
+	if len(res.Unstable) > 0 || len(res.Unreadable) > 0 {
+		n.lastScanOK = false // rescan (and report) them next time
 	}
 	return res, man.save(res.Sigs)
 }
@@ -357,7 +361,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	man := n.man
 	man.setPeer(n.peerFP)
 	now := n.now()
-	if err := purgeTrash(filepath.Join(n.cfg.StateDir, "trash"), now, n.retain); err != nil {
+	if err := n.fs.purgeTrash(n.cfg.StateDir, now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
 	// The replica scans while this node does.
@@ -373,15 +377,17 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		return false, err
 	}
 	st.Errors = append(st.Errors, res.Errors...)
+	st.Special, st.SpecialPaths = res.Special, res.SpecialPaths
 	n.log.Debug("sync: scanned", "hashed", res.Hashed, "took", time.Since(t0))
 	var rs stateMsg
 	if err := pc.expect(MsgState, &rs); err != nil {
 		return false, fmt.Errorf("sync: begin: %w", err)
 	}
+	unreadable := n.noteUnreadable(st, res.Unreadable, rs.Unreadable)
 	owner := rs.Owner && n.fs.owner
 	view := map[string]viewEntry{}
 	fast := rs.Clean && rs.Ever && rs.Digest == man.digest(true, owner)
-	if fast && man.clean(owner) && len(res.Unstable) == 0 && len(res.Locked) == 0 && len(rs.Locked) == 0 {
+	if fast && man.clean(owner) && len(res.Unstable) == 0 && len(res.Locked) == 0 && len(rs.Locked) == 0 && len(unreadable) == 0 {
 		// The replica holds exactly the last-synced state and nothing changed here.
 		if err := pc.sendRaw(MsgCommit, nil); err != nil {
 			return false, err
@@ -420,17 +426,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	for _, d := range rs.Locked {
 		locked[d] = true
 	}
-	skip := func(p string) bool {
-		if res.Unstable[p] || locked[p] {
-			return true
-		}
-		i, rel := splitWirePath(p)
-		d := path.Dir(rel)
-		if d == "." {
-			return false
-		}
-		return locked[wirePath(i, d)]
-	}
+	skip := skipRule(res.Unstable, locked, unreadable)
 	pl := &planner{sCur: man.curSet(), sBase: bases, view: view, rEver: rs.Ever, owner: owner, skip: skip,
 		resolved: map[string]bool{}, noDelta: n.noDelta, sigsOf: man.loadSigs}
 	p := pl.plan()
@@ -446,6 +442,10 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		for k := range res2.Unstable {
 			res.Unstable[k] = true
 		}
+		for k := range res2.Unreadable {
+			unreadable[k] = true // skip (the closure reads this map)
+		}
+		st.Errors = append(st.Errors, res2.Errors...)
 		pl.sCur = man.curSet()
 		p = pl.plan()
 	}
@@ -473,6 +473,39 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	n.log.Debug("sync: planned", "full", st.Full, "took", time.Since(t0))
 	defer func() { n.log.Debug("sync: pushed", "took", time.Since(t0)) }()
 	return n.push(pc, p, st)
+}
+
+// noteUnreadable names in st the entries this node (mine) and the replica (theirs) could not
+// read or list, and returns them all: the run leaves them alone.
+func (n *Node) noteUnreadable(st *RunStats, mine map[string]bool, theirs []string) map[string]bool {
+	all := maps.Clone(mine)
+	st.Unreadable = nil
+	for _, p := range slices.Sorted(maps.Keys(mine)) {
+		st.Unreadable = append(st.Unreadable, n.fs.absKey(p))
+	}
+	for _, p := range theirs {
+		all[p] = true
+		st.Unreadable = append(st.Unreadable, n.fs.absKey(p)+" (on the replica)")
+		st.Errors = append(st.Errors, "cannot read "+n.fs.absKey(p)+" on the replica: not changed or deleted there")
+	}
+	return all
+}
+
+// skipRule returns which paths a run leaves alone on both sides: files changing while read
+// (unstable), files and folders holding a .lock and the files in them (locked), and
+// everything at or under an entry either node could not read or list (unreadable).
+func skipRule(unstable, locked, unreadable map[string]bool) func(string) bool {
+	return func(p string) bool {
+		if unstable[p] || locked[p] || underAny(p, unreadable) {
+			return true
+		}
+		i, rel := splitWirePath(p)
+		d := path.Dir(rel)
+		if d == "." {
+			return false
+		}
+		return locked[wirePath(i, d)]
+	}
 }
 
 func (n *Node) fetchManifest(pc *peerConn) (map[string]viewEntry, error) {
@@ -540,6 +573,9 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			}
 			f, err := r.Open(rel)
 			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					st.Errors = append(st.Errors, fmt.Sprintf("cannot read %s (not changed or deleted on the peer): %v", n.fs.abs(m.Path), err))
+				}
 				sent[m.Path] = false
 				st.Skipped++
 				return nil
@@ -634,8 +670,39 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			n.noDelta[f.Path] = true
 			retry = true
 		}
-		st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
+		if f.Path == "" {
+			st.Errors = append(st.Errors, "replica: "+f.Err)
+		} else {
+			st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
+		}
 	}
+	n.recordBases(p, failed, sent, computed)
+	for _, l := range [][]fileMsg{p.locals, p.files, p.txts} {
+		for _, m := range l {
+			if ok, seen := sent[m.Path]; !failed[m.Path] && m.Method != methodBase && (ok || !seen) {
+				st.Files++
+			}
+		}
+	}
+	for _, d := range p.deletes {
+		if !failed[d.Path] {
+			st.Deleted++
+		}
+	}
+	if err := man.save(newSigs); err != nil {
+		return false, err
+	}
+	if r.Fatal != "" {
+		return false, &protocolError{fmt.Errorf("%w: %s", ErrDiskFull, r.Fatal)}
+	}
+	return retry, nil
+}
+
+// recordBases records, after a Commit, the new base of every path the replica applied:
+// neither failed there nor left unsent here; a new file gets the hash computed while it was
+// sent.
+func (n *Node) recordBases(p *plan, failed, sent map[string]bool, computed map[string]Hash) {
+	man := n.man
 	for path, b := range p.newBase {
 		if failed[path] {
 			continue
@@ -672,25 +739,6 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			delete(n.noDelta, path)
 		}
 	}
-	for _, l := range [][]fileMsg{p.locals, p.files, p.txts} {
-		for _, m := range l {
-			if !failed[m.Path] && m.Method != methodBase {
-				st.Files++
-			}
-		}
-	}
-	for _, d := range p.deletes {
-		if !failed[d.Path] {
-			st.Deleted++
-		}
-	}
-	if err := man.save(newSigs); err != nil {
-		return false, err
-	}
-	if r.Fatal != "" {
-		return false, &protocolError{fmt.Errorf("%w: %s (nothing was deleted)", ErrDiskFull, r.Fatal)}
-	}
-	return retry, nil
 }
 
 var errRetryFull = errors.New("retry whole")
@@ -698,7 +746,8 @@ var errRetryFull = errors.New("retry whole")
 // failback takes back what the replica changed since the last sync, before the push can
 // overwrite it: adopted files, .conflict copies, voicemail merged under new numbers.
 func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner, st *RunStats) error {
-	trashDir := filepath.Join(n.cfg.StateDir, "trash", n.now().UTC().Format(trashLayout))
+	stamp := trashStamp(n.now())
+	defer n.fs.cleanTrash(stamp)
 	for _, d := range p.smkdirs {
 		r, rel, err := n.fs.resolve(d)
 		if err != nil {
@@ -716,7 +765,7 @@ func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner,
 		pl.resolved[f] = true
 	}
 	for _, f := range p.sdeletes {
-		if err := n.fs.toTrash(f, trashDir); err != nil {
+		if err := n.fs.toTrash(f, stamp); err != nil {
 			st.Errors = append(st.Errors, err.Error())
 			continue
 		}
@@ -779,10 +828,14 @@ func (n *Node) pull(pc *peerConn, from, to string, st *RunStats) error {
 		return rerr
 	}
 	h := newContentHasher(m.Meta.Size)
-	end, werr, err := recvData(pc, f, h)
+	sw := &sparseWriter{f: f}
+	end, werr, err := recvData(pc, sw, h)
 	if err != nil {
 		n.fs.discardTemp(f, tmp, to)
 		return err
+	}
+	if werr == nil {
+		werr = sw.finish()
 	}
 	got, _ := h.finish()
 	if werr != nil || end == nil || got != end.Hash || got != m.Meta.Hash {

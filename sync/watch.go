@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -44,7 +45,7 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 				return nil
 			}
 			if d.IsDir() {
-				if skipName(d.Name(), true) && p != root {
+				if (skipName(d.Name(), true) && p != root) || n.isTrash(p) {
 					return filepath.SkipDir
 				}
 				if err := w.Add(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -89,6 +90,9 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 				n.watchGen.Add(1) // a .lock coming or going changes what a scan skips
 				continue
 			}
+			if n.isTrash(ev.Name) {
+				continue // the trash folder of a tree is not replicated
+			}
 			if ev.Has(fsnotify.Create) && !skipName(name, true) {
 				add(ev.Name) // new folders are watched too (no-op for files)
 			}
@@ -116,6 +120,11 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 			}
 		}
 	}
+}
+
+// isTrash reports whether p is the trash folder of one of the trees.
+func (n *Node) isTrash(p string) bool {
+	return filepath.Base(p) == trashDirName && slices.Contains(n.cfg.Paths, filepath.Dir(p))
 }
 
 // sentinelName is touched in the state directory (watched by the same inotify instance as the

@@ -36,7 +36,7 @@ const (
 	frameHeader = 5
 	maxFrame    = 4 << 20
 	chunkSize   = 256 << 10
-	protoVer    = 1
+	protoVer    = 2 // 2: stateMsg.Unreadable
 )
 
 // MsgType identifies a frame's payload.
@@ -316,6 +316,9 @@ func checkWirePath(p string) error {
 		if c == ".." || c == "." || c == "" {
 			return fmt.Errorf("%w: %q", ErrBadPath, p)
 		}
+	}
+	if first, _, _ := strings.Cut(rel, "/"); first == trashDirName {
+		return fmt.Errorf("%w: %q is in the trash", ErrBadPath, p)
 	}
 	return nil
 }

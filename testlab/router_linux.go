@@ -47,7 +47,15 @@ type VRRPConfig struct {
 	// Extra is appended verbatim: TOML sections for redundantd (for example [berofos]),
 	// lines inside vrrp_instance for keepalived.
 	Extra string
+	// Binds are bind mounts made for the daemon only (redundantd), in a mount namespace of
+	// its own: Target (the same path on every node, as sync.paths must be) shows Source
+	// (the node's own directory). Two nodes on one host then replicate "/srv/pbx" as two
+	// machines would.
+	Binds []Bind
 }
+
+// Bind is one bind mount: Source (a node's directory) shown at Target.
+type Bind struct{ Source, Target string }
 
 func (n *Node) withDefaults(c VRRPConfig) VRRPConfig {
 	if c.VRID == 0 {
@@ -221,7 +229,7 @@ func (r *Router) Start(ctx context.Context) error {
 		if err := os.WriteFile(conf, []byte(toml), 0o644); err != nil {
 			return fmt.Errorf("testlab: %w", err)
 		}
-		cmd = exec.Command(bin, "-config", conf)
+		cmd = daemonCommand(bin, conf, r.Config.Binds)
 	case Keepalived:
 		bin := KeepalivedPath()
 		if bin == "" {
@@ -378,4 +386,23 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// daemonCommand runs redundantd, inside a private mount namespace with binds when asked
+// (util-linux's unshare makes it; the daemon is then unshare's exec'd child, so signals and
+// the process group are the daemon's own).
+func daemonCommand(bin, conf string, binds []Bind) *exec.Cmd {
+	if len(binds) == 0 {
+		return exec.Command(bin, "-config", conf)
+	}
+	script := ""
+	args := []string{}
+	for i, b := range binds {
+		script += fmt.Sprintf(`mkdir -p "$%d" && mount --bind "$%d" "$%d" && `, 2*i+2, 2*i+1, 2*i+2)
+		args = append(args, b.Source, b.Target)
+	}
+	n := len(args)
+	script += fmt.Sprintf(`exec "$%d" -config "$%d"`, n+1, n+2)
+	args = append(args, bin, conf)
+	return exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "redundantd"}, args...)...)
 }

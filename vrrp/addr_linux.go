@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -54,6 +55,14 @@ import (
 // replication) between Master_Down_Timer and the VIP. A record torn by an OS crash in that
 // window describes addresses the crash removed, and is ignored at start-up. For the same reason
 // the record is best kept on a tmpfs such as /run, whose lifetime is the addresses' own.
+//
+// The record is bookkeeping for crash recovery, never a condition of redundancy: when it cannot
+// be written (a read-only or full StateDir, a StateDir that is not a directory), the claims are
+// kept in memory and everything else works as before; Flush returns the error, so that the
+// Router reports it (Status.RecordError), and writes the record again at most once per
+// recordRetryEvery until it succeeds. While the record is stale on disk, a crash of this
+// process can leave virtual addresses behind that the next start does not remove (or remove
+// one given up since); the error says so until the record is written.
 type netlinkAddresser struct {
 	h      *netlink.Handle
 	link   netlink.Link
@@ -64,7 +73,16 @@ type netlinkAddresser struct {
 	claimed   []netip.Prefix // ours, as the record says, in claim order
 	installed []netip.Prefix // claimed and added by us since; a subset of claimed
 	file      recordFile
+
+	dirty   bool      // claimed differs from the record on disk: write it again
+	failing error     // the last failure to write or flush the record; nil when it is on disk
+	lastTry time.Time // of the last retry while failing
 }
+
+// recordRetryEvery spaces the attempts to write a record that could not be written: often
+// enough that a StateDir fixed by the operator is used within seconds, rarely enough that a
+// full disk costs nothing measurable.
+const recordRetryEvery = time.Second
 
 var _ Addresser = (*netlinkAddresser)(nil)
 
@@ -140,11 +158,22 @@ func (a *netlinkAddresser) claim(vips []netip.Prefix) error {
 		return nil
 	}
 	a.claimed = append(a.claimed, add...)
-	if err := a.save(); err != nil {
-		a.claimed = a.claimed[:len(a.claimed)-len(add)]
-		return err
+	a.saveOrKeep()
+	return nil
+}
+
+// saveOrKeep saves the record and makes it durable; when that fails, the claims stay in memory
+// (see netlinkAddresser), the failure is logged, and Flush retries and reports it.
+func (a *netlinkAddresser) saveOrKeep() {
+	err := a.save()
+	if err == nil {
+		err = a.Flush()
+	} else {
+		a.failing, a.lastTry = err, time.Now()
 	}
-	return a.Flush()
+	if err != nil {
+		a.log.Warn("address record not written; keeping it in memory and retrying", "record", a.record, "err", err)
+	}
 }
 
 // Add installs every prefix in vips that is not on the link yet and is ours or can be made
@@ -184,10 +213,10 @@ func (a *netlinkAddresser) Add(vips []netip.Prefix) error {
 			return slices.Contains(unclaim, p)
 		}), claim...)
 		if err := a.save(); err != nil {
-			// Without the record a crash would orphan the new addresses, or remove someone
-			// else's; refuse rather than risk it.
-			a.claimed = old
-			return err
+			// Redundancy comes first: keep the claim in memory and let Flush retry and report.
+			// Until the record is written a crash could orphan the new address.
+			a.log.Warn("address record not written before claiming an address; keeping it in memory",
+				"record", a.record, "err", err, "claimed", claim, "given_up", unclaim, "before", old)
 		}
 	}
 	var errs []error
@@ -236,17 +265,16 @@ func (a *netlinkAddresser) removeStale(h *netlink.Handle, allowed []string) erro
 	b, err := os.ReadFile(a.record)
 	if errors.Is(err, os.ErrNotExist) {
 		// First start: write an empty record now, so that a StateDir where it cannot be
-		// written fails Dial rather than the first takeover.
-		if err := a.save(); err != nil {
-			return err
-		}
-		return a.Flush()
-	}
-	if err != nil {
-		return fmt.Errorf("vrrp: reading address record: %w", err)
+		// written is reported at start-up rather than at the first takeover.
+		a.saveOrKeep()
+		return nil
 	}
 	var rec addrRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
+	if err != nil {
+		// An unreadable record (EIO, a directory in its place, a StateDir that is a file):
+		// remove nothing on its strength, and replace it.
+		a.log.Warn("address record unreadable; removing no address on its strength", "record", a.record, "err", err)
+	} else if err := json.Unmarshal(b, &rec); err != nil {
 		// Only an OS crash between a rename and its Flush tears the record, and that crash
 		// took the addresses with it. Remove nothing: anything on the link now is not ours.
 		a.log.Warn("address record unreadable; removing no address on its strength", "record", a.record, "err", err)
@@ -285,10 +313,8 @@ func (a *netlinkAddresser) removeStale(h *netlink.Handle, allowed []string) erro
 	if len(errs) > 0 {
 		return errors.Join(errs...) // keep the record, so that the next start retries
 	}
-	if err := a.save(); err != nil {
-		return err
-	}
-	return a.Flush()
+	a.saveOrKeep()
+	return nil
 }
 
 // save replaces the record atomically (temporary file, rename): readers, and a restart after
@@ -297,6 +323,16 @@ func (a *netlinkAddresser) save() error {
 	if a.record == "" {
 		return nil
 	}
+	a.dirty = true
+	if err := a.write(); err != nil {
+		return err
+	}
+	a.dirty = false
+	return nil
+}
+
+// write replaces the record with the claims now.
+func (a *netlinkAddresser) write() error {
 	rec := addrRecord{Interface: a.link.Attrs().Name, Addresses: a.claimed, BootID: a.bootID}
 	if rec.Addresses == nil {
 		rec.Addresses = []netip.Prefix{}
@@ -312,15 +348,35 @@ func (a *netlinkAddresser) save() error {
 }
 
 // Flush makes the last record change durable and prepares the next one. The Router calls it
-// after each step, off the takeover path; it does nothing when nothing is pending.
+// after each step, off the takeover path; it does nothing when nothing is pending. While the
+// record cannot be written it returns the last failure, and tries again (writing the claims
+// kept in memory) at most once per recordRetryEvery.
 func (a *netlinkAddresser) Flush() error {
 	if a.record == "" {
 		return nil
 	}
-	if err := a.file.flush(); err != nil {
-		return fmt.Errorf("vrrp: flushing address record: %w", err)
+	if a.failing != nil && time.Since(a.lastTry) < recordRetryEvery {
+		return a.failing
 	}
-	return nil
+	a.lastTry = time.Now()
+	var err error
+	if a.dirty {
+		// The StateDir may have been missing at start-up (or unmakeable: a file in its way).
+		_ = os.MkdirAll(filepath.Dir(a.record), 0o750)
+		if err = a.write(); err == nil {
+			a.dirty = false
+		}
+	}
+	if err == nil {
+		if err = a.file.flush(); err != nil {
+			err = fmt.Errorf("vrrp: flushing address record: %w", err)
+		}
+	}
+	if err == nil && a.failing != nil {
+		a.log.Info("address record written again", "record", a.record)
+	}
+	a.failing = err
+	return err
 }
 
 // Close gives up the claims on the addresses that are not installed, so that the record left

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -35,7 +36,8 @@ const (
 type rawConn struct {
 	pc *ipv4.PacketConn
 
-	recvIndex int // only datagrams that arrived on this interface are returned
+	recvIndex atomic.Int32 // only datagrams that arrived on this interface are returned
+	multicast bool
 	dsts      []net.Addr
 	cm        ipv4.ControlMessage
 	buf       []byte
@@ -87,12 +89,13 @@ func newRawConn(cc connConfig) (_ *rawConn, err error) {
 		return nil, fmt.Errorf("vrrp: disabling IP_MULTICAST_ALL: %w", err)
 	}
 	rc := &rawConn{
-		pc:        pc,
-		recvIndex: cc.recv.Index,
-		cm:        ipv4.ControlMessage{Src: cc.primary.AsSlice(), IfIndex: cc.send.Index},
-		buf:       make([]byte, maxAdvertLen+1),
+		pc:  pc,
+		cm:  ipv4.ControlMessage{Src: cc.primary.AsSlice(), IfIndex: cc.send.Index},
+		buf: make([]byte, maxAdvertLen+1),
 	}
+	rc.recvIndex.Store(int32(cc.recv.Index))
 	if len(cc.peers) == 0 {
+		rc.multicast = true
 		group := &net.IPAddr{IP: vrrpGroup.AsSlice()}
 		if err := pc.JoinGroup(cc.recv, group); err != nil {
 			return nil, fmt.Errorf("vrrp: joining %s on %s: %w", vrrpGroup, cc.recv.Name, err)
@@ -128,7 +131,7 @@ func (c *rawConn) Receive() (Inbound, error) {
 		if err != nil {
 			return Inbound{}, err
 		}
-		if cm == nil || cm.IfIndex != c.recvIndex || n > maxAdvertLen {
+		if cm == nil || cm.IfIndex != int(c.recvIndex.Load()) || n > maxAdvertLen {
 			continue
 		}
 		ipa, ok := src.(*net.IPAddr)
@@ -165,6 +168,25 @@ func disableMulticastAll(c net.PacketConn) error {
 		return err
 	}
 	return serr
+}
+
+// rebind moves the socket to a recreated interface (same name, new index): adverts are
+// accepted from recv and sent out of send, and in multicast mode the group is joined on recv
+// (the kernel dropped the membership with the old interface). It must not run concurrently
+// with Send; Receive may be blocked meanwhile.
+func (c *rawConn) rebind(recv, send *net.Interface) error {
+	if c.multicast {
+		if err := c.pc.SetMulticastInterface(send); err != nil {
+			return fmt.Errorf("vrrp: setting multicast interface %s: %w", send.Name, err)
+		}
+		group := &net.IPAddr{IP: vrrpGroup.AsSlice()}
+		if err := c.pc.JoinGroup(recv, group); err != nil && !errors.Is(err, unix.EADDRINUSE) {
+			return fmt.Errorf("vrrp: joining %s on %s: %w", vrrpGroup, recv.Name, err)
+		}
+	}
+	c.cm.IfIndex = send.Index
+	c.recvIndex.Store(int32(recv.Index))
+	return nil
 }
 
 // Close closes the socket; a blocked Receive returns an error wrapping net.ErrClosed.

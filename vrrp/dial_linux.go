@@ -16,7 +16,13 @@ import (
 // addresses a crashed run left behind (per the record in StateDir), the claim on the virtual
 // addresses that are not configured (recorded now, so that a takeover writes nothing to disk),
 // the raw protocol-112 socket and the gratuitous ARP socket. Its Router runs the protocol
-// timers on a timerfd, which fires on time where a time.Timer may be up to 1 ms late.
+// timers on a timerfd, which fires on time where a time.Timer may be up to 1 ms late, and
+// follows the interface (see Status.Fault): deleted, down or without carrier, the node leaves
+// the protocol; recreated under the same name, its sockets (and in virtual-MAC mode the
+// macvlan) are bound to the new one.
+//
+// A StateDir that cannot be written (read-only, full, not a directory) does not fail Dial:
+// the record is kept in memory and reported in Status.RecordError until it is written.
 //
 // Everything is bound to the network namespace of the calling thread at the time of the call;
 // the Router keeps working there whichever thread runs it. Dial needs CAP_NET_ADMIN and
@@ -32,7 +38,9 @@ func Dial(cfg Config) (_ *Router, err error) {
 	log := cfg.Logger.With("vrid", cfg.VRID, "interface", cfg.Interface)
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
-			return nil, fmt.Errorf("vrrp: StateDir: %w", err)
+			// The record is for crash recovery, redundancy comes first: the Router runs with
+			// the record in memory and reports it (Status.RecordError) until it can be written.
+			log.Warn("state directory unusable; the address record is kept in memory", "state_dir", cfg.StateDir, "err", err)
 		}
 	}
 
@@ -59,7 +67,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 	}
 	pifi := linkInterface(parent)
 	if pifi.Flags&net.FlagUp == 0 {
-		log.Warn("interface is down; adverts will fail until it comes up")
+		log.Warn("interface is down; the node stays out of the protocol until it is up")
 	}
 	if cfg.Primary, err = resolvePrimary(h, parent, cfg); err != nil {
 		return nil, err
@@ -71,6 +79,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 
 	sendIfi, addrLink := pifi, parent
 	allowed := []string{cfg.Interface}
+	var vmac *vmacLink
 	if cfg.VirtualMAC {
 		allowed = append(allowed, vmacName(cfg.VRID))
 		v, err := setupVMAC(h, parent, cfg.VRID, log)
@@ -79,7 +88,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 		}
 		closers = append(closers, v.Close)
 		extras = append(extras, v.Close)
-		sendIfi, addrLink = v.ifi, v.link
+		sendIfi, addrLink, vmac = v.ifi, v.link, v
 	}
 
 	addrs := newNetlinkAddresser(h, addrLink, recordPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)
@@ -117,6 +126,13 @@ func Dial(cfg Config) (_ *Router, err error) {
 	if err != nil {
 		return nil, err
 	}
+	lm, err := newLinkMonitor(h, parent, cfg, vmac, conn, arp, addrs, log)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, lm.Close)
+	extras = append(extras, lm.Close)
+	r.link = lm
 	r.newTimer = func() (protocolTimer, error) { return newTimerfd() }
 	// The Router closes conn, addrs and arp itself, then the extras: the macvlan before the
 	// netlink handle that deletes it.

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +21,6 @@ func TestDialErrors(t *testing.T) {
 	if err := a.h.LinkAdd(foreign); err != nil {
 		t.Fatal(err)
 	}
-	notADir := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name string
 		mod  func(*Config)
@@ -34,7 +29,6 @@ func TestDialErrors(t *testing.T) {
 		{"no interface", func(c *Config) { c.Interface = "" }, "Interface"},
 		{"unknown interface", func(c *Config) { c.Interface = "vrt-nope" }, `"vrt-nope"`},
 		{"primary not on interface", func(c *Config) { c.Primary = netip.MustParseAddr("192.0.2.9") }, "192.0.2.9 is not configured"},
-		{"state dir is a file", func(c *Config) { c.StateDir = notADir }, "StateDir"},
 		{"foreign link with the virtual-MAC name", func(c *Config) { c.VirtualMAC = true }, "refusing to touch it"},
 		{"VRID 0, before any link is made", func(c *Config) { c.VRID, c.VirtualMAC = 0, true }, "VRID 0"},
 	} {

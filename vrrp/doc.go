@@ -12,11 +12,31 @@
 //     with errors.Is.
 //   - [Machine] is the section 6.4 state machine (Initialize, Backup, Master) together with
 //     every receive check of section 7.1. It is driven with explicit times: Start, Receive, Tick,
-//     SetPriority and Shutdown all take `now` and return the [Action]s the caller must perform
+//     SetPriority, Resign, TakeOver, Fault and Shutdown all take `now` and return the [Action]s the caller must perform
 //     ([SendAdvert], [Transition]), and [Machine.Deadline] says when Tick must next be called.
 //     A packet that fails any check changes no state and no timer; it is only counted.
 //
 // The I/O half (the Router) owns a Machine and performs its actions on a raw IP socket.
+//
+// # Beyond RFC 3768
+//
+// For the appliance's operator workflow the Machine, and the Router around it, add:
+//
+//   - passive mode ([Router.SetPassive]): a Backup that never takes over on its own;
+//   - [Router.Resign]: a Master steps down with a priority-0 advert and does not preempt back
+//     until it next becomes Master through Master_Down_Timer or [Router.TakeOver];
+//   - [Router.TakeOver]: a Backup becomes Master now;
+//   - [Router.Reload]: priority, preemption and the gratuitous ARP settings change at run time;
+//   - faults: an interface that is deleted, down, without carrier or without the Primary
+//     address takes the node out of the protocol (Initialize, [Status].Fault) until it is
+//     usable again.
+//
+// Every [Transition] and [Event] carries a [Cause] that says why, for programs: "master down",
+// "priority 0 from master", "preempted by higher priority", "preempting lower priority",
+// "resigned", "takeover", "interface gone", "interface down", "interface back", "start",
+// "address owner", "shutdown"; the Reason beside it is the same for people, with addresses,
+// priorities and the operator's reason ("resigned: <reason>", "takeover: <reason>",
+// "interface eth0 gone").
 //
 // # Versions
 //

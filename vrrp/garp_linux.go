@@ -72,6 +72,13 @@ func (a *arpAnnouncer) Announce(ips []netip.Addr) error {
 	return errors.Join(errs...)
 }
 
+// replace moves the announcer to n's socket (on a recreated interface), closing its own,
+// which was bound to the vanished index.
+func (a *arpAnnouncer) replace(n *arpAnnouncer) {
+	a.conn.Close()
+	a.conn, a.hw = n.conn, n.hw
+}
+
 // Close closes the packet socket.
 func (a *arpAnnouncer) Close() error { return a.conn.Close() }
 

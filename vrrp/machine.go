@@ -85,8 +85,70 @@ type SendAdvert struct{ Advert Advertisement }
 // of steps ("Send an ADVERTISEMENT ... Transition to the {Master|Initialize} state").
 type Transition struct {
 	From, To State
+	Cause    Cause  // for programs: why, as one of a fixed set
 	Reason   string // for people: why, with the peer's address and priority where relevant
 	At       time.Time
+}
+
+// Cause says why a Transition happened, so that the appliance can tell a failover from a
+// preemption, a resignation or a fault without parsing Reason. Its String is the short form
+// used in logs and events.
+type Cause uint8
+
+const (
+	CauseUnknown Cause = iota
+	// CauseStart: Start, or leaving passive mode, made this node Backup.
+	CauseStart
+	// CauseOwner: the address owner (priority 255) became Master at Start (section 6.4.1).
+	CauseOwner
+	// CauseMasterDown: Master_Down_Timer fired: no advert from the Master within
+	// Master_Down_Interval (section 6.4.2).
+	CauseMasterDown
+	// CausePriorityZero: Master_Down_Timer fired Skew_Time after the Master resigned with a
+	// priority-0 advert (section 6.4.2).
+	CausePriorityZero
+	// CausePreempting: Master_Down_Timer fired while this Backup, with preemption, ignored a
+	// Master of lower priority.
+	CausePreempting
+	// CausePreempted: a Master received an advert of higher priority (or equal priority from a
+	// greater address) and became Backup (section 6.4.3).
+	CausePreempted
+	// CauseResigned: the operator made the Master resign ([Machine.Resign]).
+	CauseResigned
+	// CauseTakeOver: the operator made the Backup take over ([Machine.TakeOver]).
+	CauseTakeOver
+	// CauseInterfaceGone: the interface was deleted (or recreated with another index).
+	CauseInterfaceGone
+	// CauseInterfaceDown: the interface is administratively down, has no carrier, or lacks
+	// the Primary address.
+	CauseInterfaceDown
+	// CauseInterfaceBack: the interface is usable again; the node rejoins.
+	CauseInterfaceBack
+	// CauseShutdown: Shutdown.
+	CauseShutdown
+)
+
+var causeNames = [...]string{
+	CauseUnknown:       "unknown",
+	CauseStart:         "start",
+	CauseOwner:         "address owner",
+	CauseMasterDown:    "master down",
+	CausePriorityZero:  "priority 0 from master",
+	CausePreempting:    "preempting lower priority",
+	CausePreempted:     "preempted by higher priority",
+	CauseResigned:      "resigned",
+	CauseTakeOver:      "takeover",
+	CauseInterfaceGone: "interface gone",
+	CauseInterfaceDown: "interface down",
+	CauseInterfaceBack: "interface back",
+	CauseShutdown:      "shutdown",
+}
+
+func (c Cause) String() string {
+	if int(c) < len(causeNames) {
+		return causeNames[c]
+	}
+	return fmt.Sprintf("Cause(%d)", uint8(c))
 }
 
 func (SendAdvert) isAction() {}
@@ -122,6 +184,14 @@ type MachineStatus struct {
 	Since       time.Time         // time of the last transition
 	Transitions uint64            // number of transitions since NewMachine
 	Dropped     map[string]uint64 // packets that failed validation, by Drop* reason
+	Preempt     bool              // Preempt_Mode as configured (see SetPreempt)
+	// Passive: in Backup this node never takes over on its own (see SetPassive).
+	Passive bool
+	// PreemptSuppressed: after Resign this node does not preempt, until it next becomes
+	// Master through Master_Down_Timer or TakeOver.
+	PreemptSuppressed bool
+	// Fault says why the node cannot take part (see Fault), empty when it can.
+	Fault string
 }
 
 // Machine is the RFC 3768 section 6.4 state machine of one virtual router, with the receive
@@ -140,8 +210,14 @@ type Machine struct {
 	state    State
 	// deadline is Master_Down_Timer in Backup and Adver_Timer in Master; zero in Initialize.
 	deadline time.Time
-	// downReason says why deadline was last set in Backup, for the Transition to Master.
+	// downReason and downCause say why deadline was last set in Backup, for the Transition
+	// to Master.
 	downReason  string
+	downCause   Cause
+	started     bool   // Start was called and Shutdown was not since
+	fault       string // why the node cannot take part; empty when it can
+	passive     bool
+	noPreempt   bool // after Resign, until the next becomeMaster
 	masterIP    netip.Addr
 	since       time.Time
 	transitions uint64
@@ -236,28 +312,48 @@ func MasterDownInterval(advertInterval time.Duration, priority uint8) time.Durat
 // Start leaves Initialize (section 6.4.1): the address owner (priority 255) sends an advert
 // and becomes Master at once; any other router becomes Backup and sets Master_Down_Timer to
 // Master_Down_Interval. Start in any other state does nothing.
+//
+// A passive node (SetPassive) becomes Backup whatever its priority. A node with a Fault stays in
+// Initialize until ClearFault.
 func (m *Machine) Start(now time.Time) []Action {
-	if m.state != StateInitialize {
+	if m.state != StateInitialize || m.started {
 		return nil
 	}
-	if m.priority == 255 {
-		return m.becomeMaster(now, "start as the address owner (priority 255)")
+	m.started = true
+	if m.fault != "" {
+		return nil
 	}
-	m.setDown(now, MasterDownInterval(m.interval, m.priority), "no advert within Master_Down_Interval of start")
+	return m.join(now, CauseStart, "start")
+}
+
+// join leaves Initialize as Start does, the Transition to Backup saying cause and why.
+func (m *Machine) join(now time.Time, cause Cause, why string) []Action {
+	if m.priority == 255 && !m.passive {
+		if cause == CauseStart {
+			cause, why = CauseOwner, "start as the address owner (priority 255)"
+		} else {
+			why += "; address owner (priority 255)"
+		}
+		return m.becomeMaster(now, cause, why)
+	}
 	m.masterIP = netip.Addr{}
-	return []Action{m.transition(now, StateBackup, "start")}
+	m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
+		"no advert within Master_Down_Interval of start")
+	return []Action{m.transition(now, StateBackup, cause, why)}
 }
 
 // Tick fires the timer if it is due at or before now: in Backup, Master_Down_Timer makes this
 // router Master (section 6.4.2); in Master, Adver_Timer sends the next advert (6.4.3).
 // Calling Tick early, or in Initialize, does nothing.
+//
+// A passive Backup has no Master_Down_Timer (Deadline is zero) and Tick does nothing.
 func (m *Machine) Tick(now time.Time) []Action {
-	if m.state == StateInitialize || now.Before(m.deadline) {
+	if m.state == StateInitialize || m.deadline.IsZero() || now.Before(m.deadline) {
 		return nil
 	}
 	switch m.state {
 	case StateBackup:
-		return m.becomeMaster(now, m.downReason)
+		return m.becomeMaster(now, m.downCause, m.downReason)
 	case StateMaster:
 		m.deadline = now.Add(m.interval)
 		return []Action{SendAdvert{m.advert(m.priority)}}
@@ -266,7 +362,7 @@ func (m *Machine) Tick(now time.Time) []Action {
 }
 
 // Deadline is when Tick must next be called: Master_Down_Timer in Backup, Adver_Timer in
-// Master, the zero time in Initialize.
+// Master, the zero time in Initialize and in a passive Backup.
 func (m *Machine) Deadline() time.Time {
 	return m.deadline
 }
@@ -294,17 +390,22 @@ func (m *Machine) Receive(now time.Time, in Inbound) []Action {
 	case StateBackup:
 		if adv.Priority == 0 {
 			// Section 6.4.2: the Master resigned; take over after Skew_Time unless a
-			// higher-priority Backup (with a shorter skew) advertises first.
-			m.setDown(now, SkewTime(m.priority), fmt.Sprintf("master %v resigned (priority 0 advert)", src))
+			// higher-priority Backup (with a shorter skew) advertises first. A passive
+			// Backup does not take over.
 			m.masterIP = netip.Addr{}
+			m.backupTimer(now, SkewTime(m.priority), CausePriorityZero,
+				fmt.Sprintf("master %v resigned (priority 0 advert)", src))
 			return nil
 		}
 		m.masterIP = src
 		if !m.preempts() || adv.Priority >= m.priority {
-			m.setDown(now, MasterDownInterval(m.interval, m.priority),
+			m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
 				fmt.Sprintf("no advert from master %v within Master_Down_Interval", src))
+		} else if !m.deadline.IsZero() {
+			// A lower-priority Master and we preempt; let the timer run out.
+			m.downCause = CausePreempting
+			m.downReason = fmt.Sprintf("preempting master %v of lower priority %d < %d", src, adv.Priority, m.priority)
 		}
-		// Else: a lower-priority Master and we preempt; let the timer run out.
 		return nil
 	case StateMaster:
 		if adv.Priority == 0 {
@@ -317,10 +418,10 @@ func (m *Machine) Receive(now time.Time, in Inbound) []Action {
 			if adv.Priority == m.priority {
 				why = fmt.Sprintf("advert from %v with equal priority %d and a higher address", src, adv.Priority)
 			}
-			m.setDown(now, MasterDownInterval(m.interval, m.priority),
+			m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
 				fmt.Sprintf("no advert from master %v within Master_Down_Interval", src))
 			m.masterIP = src
-			return []Action{m.transition(now, StateBackup, why)}
+			return []Action{m.transition(now, StateBackup, CausePreempted, why)}
 		}
 		// Lower priority, or equal from a lower address: discard.
 		return nil
@@ -406,7 +507,7 @@ func (m *Machine) sameAddresses(got []netip.Addr) bool {
 }
 
 // SetPriority changes this router's priority in any state; p must be 1..255 (a p of 0, or the
-// current priority, does nothing: resigning is Shutdown). A Master advertises the new priority
+// current priority, does nothing: resigning is Resign or Shutdown). A Master advertises the new priority
 // at once, so a Backup with preemption sees a lowered Master without waiting for Adver_Timer,
 // and keeps advertising it until a higher-priority Backup takes over. A Backup uses it for the
 // next comparison and the next Master_Down_Timer (a running timer keeps its deadline).
@@ -422,10 +523,105 @@ func (m *Machine) SetPriority(now time.Time, p uint8) []Action {
 	return []Action{SendAdvert{m.advert(p)}}
 }
 
+// Fault takes this node out of the protocol because its interface cannot carry it (deleted,
+// down, no carrier): a Master or Backup goes to Initialize with a Transition of cause c (one
+// of the CauseInterface* values) and reason why, and sends nothing, not even the priority-0
+// advert of Shutdown, which could not leave. A Master's caller releases the addresses, as on
+// any transition from Master. The node stays out until ClearFault; a Fault while already
+// faulted only updates the reason. Before Start, it makes Start wait for ClearFault.
+func (m *Machine) Fault(now time.Time, c Cause, why string) []Action {
+	if why == "" {
+		why = c.String()
+	}
+	m.fault = why
+	if m.state == StateInitialize {
+		return nil
+	}
+	m.deadline = time.Time{}
+	m.downReason, m.downCause = "", CauseUnknown
+	m.masterIP = netip.Addr{}
+	return []Action{m.transition(now, StateInitialize, c, why)}
+}
+
+// ClearFault ends a Fault: a started node rejoins as Start would have it (Backup with
+// Master_Down_Timer, or Master at once for a non-passive address owner), with a Transition of
+// CauseInterfaceBack and reason why. Without a Fault it does nothing.
+func (m *Machine) ClearFault(now time.Time, why string) []Action {
+	if m.fault == "" {
+		return nil
+	}
+	m.fault = ""
+	if !m.started || m.state != StateInitialize {
+		return nil
+	}
+	if why == "" {
+		why = CauseInterfaceBack.String()
+	}
+	return m.join(now, CauseInterfaceBack, why)
+}
+
+// SetPassive turns passive mode on or off. A passive node in Backup never takes over on its
+// own: it has no Master_Down_Timer, a priority-0 advert does not start one, and it does not
+// preempt; a passive node that starts becomes Backup, even with priority 255. Only TakeOver
+// makes it Master. Turning passive mode off in Backup starts Master_Down_Timer from now. A
+// Master stays Master either way (Resign makes it Backup).
+func (m *Machine) SetPassive(now time.Time, on bool) {
+	if on == m.passive {
+		return
+	}
+	m.passive = on
+	if m.state != StateBackup {
+		return
+	}
+	if on {
+		m.deadline = time.Time{}
+		m.downReason, m.downCause = "", CauseUnknown
+		return
+	}
+	m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
+		"no advert within Master_Down_Interval of leaving passive mode")
+}
+
+// SetPreempt changes Preempt_Mode; a Backup applies it to the next advert it receives.
+func (m *Machine) SetPreempt(on bool) {
+	m.cfg.Preempt = on
+}
+
+// Resign makes a Master step down on the operator's word: it sends an advert with priority 0
+// (so that a Backup takes over after its Skew_Time, section 6.4.2) and becomes Backup with
+// Master_Down_Timer set (none when passive), Transition cause CauseResigned and reason
+// "resigned: " + why. It then does not preempt, so that it does not take the role straight
+// back, until it next becomes Master through Master_Down_Timer or TakeOver. Resign in any
+// other state does nothing.
+func (m *Machine) Resign(now time.Time, why string) []Action {
+	if m.state != StateMaster {
+		return nil
+	}
+	resign := SendAdvert{m.advert(0)}
+	m.masterIP = netip.Addr{}
+	m.noPreempt = true
+	m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
+		"no advert within Master_Down_Interval of resigning")
+	return []Action{resign, m.transition(now, StateBackup, CauseResigned, "resigned: "+why)}
+}
+
+// TakeOver makes a Backup (passive or not) Master now, as Master_Down_Timer expiry would
+// (advert, Adver_Timer, Transition; the caller adds the addresses and sends gratuitous ARP),
+// with cause CauseTakeOver and reason "takeover: " + why. A current Master of higher priority
+// that does not resign takes the role back with its next advert (section 6.4.3); a swap makes
+// the Master Resign first. TakeOver in any other state does nothing.
+func (m *Machine) TakeOver(now time.Time, why string) []Action {
+	if m.state != StateBackup {
+		return nil
+	}
+	return m.becomeMaster(now, CauseTakeOver, "takeover: "+why)
+}
+
 // Shutdown returns to Initialize (sections 6.4.2 and 6.4.3): a Master first sends an advert
 // with priority 0 so that a Backup takes over after its Skew_Time instead of
 // Master_Down_Interval. Start may be called again afterwards.
 func (m *Machine) Shutdown(now time.Time) []Action {
+	m.started = false
 	switch m.state {
 	case StateMaster:
 		resign := SendAdvert{m.advert(0)}
@@ -439,38 +635,51 @@ func (m *Machine) Shutdown(now time.Time) []Action {
 // Status returns a snapshot; its Dropped map is a copy.
 func (m *Machine) Status() MachineStatus {
 	return MachineStatus{
-		State:       m.state,
-		Priority:    m.priority,
-		MasterIP:    m.masterIP,
-		Since:       m.since,
-		Transitions: m.transitions,
-		Dropped:     maps.Clone(m.dropped),
+		State:             m.state,
+		Priority:          m.priority,
+		MasterIP:          m.masterIP,
+		Since:             m.since,
+		Transitions:       m.transitions,
+		Dropped:           maps.Clone(m.dropped),
+		Preempt:           m.cfg.Preempt,
+		Passive:           m.passive,
+		PreemptSuppressed: m.noPreempt,
+		Fault:             m.fault,
 	}
 }
 
 func (m *Machine) toInitialize(now time.Time) Action {
 	m.deadline = time.Time{}
-	m.downReason = ""
+	m.downReason, m.downCause = "", CauseUnknown
 	m.masterIP = netip.Addr{}
-	return m.transition(now, StateInitialize, "shutdown")
+	return m.transition(now, StateInitialize, CauseShutdown, "shutdown")
 }
 
 // becomeMaster: send an advert, set Adver_Timer, transition to Master (sections 6.4.1/6.4.2;
-// the gratuitous ARPs are the caller's part of the Transition).
-func (m *Machine) becomeMaster(now time.Time, why string) []Action {
+// the gratuitous ARPs are the caller's part of the Transition). Preemption is no longer
+// suppressed by an earlier Resign.
+func (m *Machine) becomeMaster(now time.Time, cause Cause, why string) []Action {
 	m.deadline = now.Add(m.interval)
-	m.downReason = ""
+	m.downReason, m.downCause = "", CauseUnknown
 	m.masterIP = m.cfg.Primary
-	return []Action{SendAdvert{m.advert(m.priority)}, m.transition(now, StateMaster, why)}
+	m.noPreempt = false
+	return []Action{SendAdvert{m.advert(m.priority)}, m.transition(now, StateMaster, cause, why)}
 }
 
-func (m *Machine) setDown(now time.Time, d time.Duration, why string) {
+// backupTimer sets Master_Down_Timer to now+d for the given cause, or, for a passive node,
+// clears it: a passive Backup never takes over on its own.
+func (m *Machine) backupTimer(now time.Time, d time.Duration, cause Cause, why string) {
+	if m.passive {
+		m.deadline = time.Time{}
+		m.downReason, m.downCause = "", CauseUnknown
+		return
+	}
 	m.deadline = now.Add(d)
-	m.downReason = why
+	m.downReason, m.downCause = why, cause
 }
 
-func (m *Machine) transition(now time.Time, to State, why string) Action {
-	t := Transition{From: m.state, To: to, Reason: why, At: now}
+func (m *Machine) transition(now time.Time, to State, cause Cause, why string) Action {
+	t := Transition{From: m.state, To: to, Cause: cause, Reason: why, At: now}
 	m.state = to
 	m.since = now
 	m.transitions++
@@ -478,8 +687,9 @@ func (m *Machine) transition(now time.Time, to State, why string) Action {
 }
 
 // preempts is Preempt_Mode, with section 6.1's exception: the address owner always preempts.
+// A passive node, or one that resigned, does not.
 func (m *Machine) preempts() bool {
-	return m.cfg.Preempt || m.priority == 255
+	return (m.cfg.Preempt || m.priority == 255) && !m.passive && !m.noPreempt
 }
 
 // advert builds our advertisement with the given priority. Its slices are fresh, so the

@@ -143,7 +143,7 @@ func TestStartBackupThenMaster(t *testing.T) {
 	checkState(t, m, StateInitialize, time.Time{})
 	checkActions(t, "Tick before Start", m.Tick(t0), nil)
 
-	checkActions(t, "Start", m.Start(t0), []Action{Transition{From: StateInitialize, To: StateBackup, At: t0}})
+	checkActions(t, "Start", m.Start(t0), []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseStart, At: t0}})
 	checkState(t, m, StateBackup, t0.Add(down100))
 	checkActions(t, "second Start", m.Start(t0.Add(time.Millisecond)), nil)
 
@@ -153,7 +153,7 @@ func TestStartBackupThenMaster(t *testing.T) {
 	up := t0.Add(down100)
 	checkActions(t, "Tick at Master_Down_Interval", m.Tick(up), []Action{
 		SendAdvert{ourAdvert(100)},
-		Transition{From: StateBackup, To: StateMaster, At: up},
+		Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: up},
 	})
 	checkState(t, m, StateMaster, up.Add(time.Second))
 
@@ -166,7 +166,7 @@ func TestStartBackupThenMaster(t *testing.T) {
 	checkState(t, m, StateMaster, late.Add(time.Second))
 
 	want := MachineStatus{State: StateMaster, Priority: 100, MasterIP: ourIP, Since: up, Transitions: 2,
-		Dropped: map[string]uint64{}}
+		Dropped: map[string]uint64{}, Preempt: true}
 	if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)
 	}
@@ -187,7 +187,7 @@ func TestBackupAdvertResetsTimer(t *testing.T) {
 	checkActions(t, "Tick at the old deadline", m.Tick(t0.Add(5*time.Second+down100)), nil)
 	checkActions(t, "Tick at the new deadline", m.Tick(last.Add(down100)), []Action{
 		SendAdvert{ourAdvert(100)},
-		Transition{From: StateBackup, To: StateMaster, At: last.Add(down100)},
+		Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: last.Add(down100)},
 	})
 }
 
@@ -205,7 +205,7 @@ func TestBackupPriorityZeroSkew(t *testing.T) {
 	acts := m.Tick(resign.Add(skew100))
 	checkActions(t, "Tick at Skew_Time", acts, []Action{
 		SendAdvert{ourAdvert(100)},
-		Transition{From: StateBackup, To: StateMaster, At: resign.Add(skew100)},
+		Transition{From: StateBackup, To: StateMaster, Cause: CausePriorityZero, At: resign.Add(skew100)},
 	})
 	if tr := acts[1].(Transition); !strings.Contains(tr.Reason, "resigned") || !strings.Contains(tr.Reason, peerIP.String()) {
 		t.Errorf("Reason = %q, want it to name the resigning master %v", tr.Reason, peerIP)
@@ -243,7 +243,11 @@ func TestBackupPreempt(t *testing.T) {
 			if got := m.Status().MasterIP; got != peerIP {
 				t.Errorf("MasterIP = %v, want %v (the advert was valid)", got, peerIP)
 			}
-			wantActs := []Action{SendAdvert{ourAdvert(tt.own)}, Transition{From: StateBackup, To: StateMaster, At: want}}
+			cause := CauseMasterDown
+			if !tt.wantReset {
+				cause = CausePreempting
+			}
+			wantActs := []Action{SendAdvert{ourAdvert(tt.own)}, Transition{From: StateBackup, To: StateMaster, Cause: cause, At: want}}
 			checkActions(t, "Tick at deadline", m.Tick(want), wantActs)
 		})
 	}
@@ -264,7 +268,7 @@ func TestOwnerStartsMaster(t *testing.T) {
 		m := newTestMachine(t, testConfig(255, preempt))
 		checkActions(t, "Start", m.Start(t0), []Action{
 			SendAdvert{ourAdvert(255)},
-			Transition{From: StateInitialize, To: StateMaster, At: t0},
+			Transition{From: StateInitialize, To: StateMaster, Cause: CauseOwner, At: t0},
 		})
 		checkState(t, m, StateMaster, t0.Add(time.Second))
 		if got := m.Status().MasterIP; got != ourIP {
@@ -319,7 +323,7 @@ func TestMasterStepsDown(t *testing.T) {
 				}
 				return
 			}
-			checkActions(t, "Receive", acts, []Action{Transition{From: StateMaster, To: StateBackup, At: at}})
+			checkActions(t, "Receive", acts, []Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: at}})
 			checkState(t, m, StateBackup, at.Add(MasterDownInterval(time.Second, tt.own)))
 			st := m.Status()
 			if st.MasterIP != in.Src || !st.Since.Equal(at) || st.Transitions != before.Transitions+1 {
@@ -342,7 +346,7 @@ func TestAddressListOwnerAccepted(t *testing.T) {
 	in := peerAdvert(t, 255, func(a *Advertisement) { a.Addresses = addrs("192.0.2.200") })
 	at := up.Add(100 * time.Millisecond)
 	checkActions(t, "owner advert with another address list", m.Receive(at, in),
-		[]Action{Transition{From: StateMaster, To: StateBackup, At: at}})
+		[]Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: at}})
 }
 
 // RFC 3768 section 5.3.10: with auth type 0 the authentication data is ignored on reception.
@@ -366,7 +370,7 @@ func TestAuthSimple(t *testing.T) {
 	want := ourAdvert(100)
 	want.AuthType, want.AuthData = AuthSimple, secret12
 	checkActions(t, "Master advert", acts, []Action{SendAdvert{want},
-		Transition{From: StateBackup, To: StateMaster, At: at.Add(down100)}})
+		Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: at.Add(down100)}})
 }
 
 // The Machine sends byte for byte what keepalived 2.2.7 sends for the same configuration, and
@@ -568,7 +572,7 @@ func TestDropChangesNothing(t *testing.T) {
 func TestReceiveInInitializeIgnored(t *testing.T) {
 	m := newTestMachine(t, testConfig(100, true))
 	checkActions(t, "Receive before Start", m.Receive(t0, peerAdvert(t, 0, nil)), nil)
-	if diff := cmp.Diff(MachineStatus{Priority: 100, Dropped: map[string]uint64{}}, m.Status(), cmpAddr); diff != "" {
+	if diff := cmp.Diff(MachineStatus{Priority: 100, Dropped: map[string]uint64{}, Preempt: true}, m.Status(), cmpAddr); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)
 	}
 	checkState(t, m, StateInitialize, time.Time{})
@@ -587,7 +591,7 @@ func TestSetPriority(t *testing.T) {
 		// Now a 100 is higher: step down.
 		at = at.Add(1500 * time.Millisecond)
 		checkActions(t, "advert 100", m.Receive(at, peerAdvert(t, 100, nil)),
-			[]Action{Transition{From: StateMaster, To: StateBackup, At: at}})
+			[]Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: at}})
 		checkState(t, m, StateBackup, at.Add(MasterDownInterval(time.Second, 50)))
 	})
 	t.Run("backup: new priority for the next comparison and timer", func(t *testing.T) {
@@ -605,7 +609,7 @@ func TestSetPriority(t *testing.T) {
 		m := newTestMachine(t, testConfig(100, true))
 		checkActions(t, "SetPriority(255)", m.SetPriority(t0, 255), nil)
 		checkActions(t, "Start", m.Start(t0), []Action{SendAdvert{ourAdvert(255)},
-			Transition{From: StateInitialize, To: StateMaster, At: t0}})
+			Transition{From: StateInitialize, To: StateMaster, Cause: CauseOwner, At: t0}})
 	})
 	t.Run("zero and unchanged do nothing", func(t *testing.T) {
 		m, up := startMaster(t, testConfig(100, true))
@@ -625,10 +629,10 @@ func TestShutdown(t *testing.T) {
 		at := up.Add(700 * time.Millisecond)
 		checkActions(t, "Shutdown", m.Shutdown(at), []Action{
 			SendAdvert{ourAdvert(0)},
-			Transition{From: StateMaster, To: StateInitialize, At: at},
+			Transition{From: StateMaster, To: StateInitialize, Cause: CauseShutdown, At: at},
 		})
 		checkState(t, m, StateInitialize, time.Time{})
-		want := MachineStatus{State: StateInitialize, Priority: 100, Since: at, Transitions: 3, Dropped: map[string]uint64{}}
+		want := MachineStatus{State: StateInitialize, Priority: 100, Since: at, Transitions: 3, Dropped: map[string]uint64{}, Preempt: true}
 		if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
 			t.Errorf("Status (-want +got):\n%s", diff)
 		}
@@ -637,14 +641,14 @@ func TestShutdown(t *testing.T) {
 		checkActions(t, "second Shutdown", m.Shutdown(at.Add(time.Second)), nil)
 		// And it can start again.
 		again := at.Add(10 * time.Second)
-		checkActions(t, "Start again", m.Start(again), []Action{Transition{From: StateInitialize, To: StateBackup, At: again}})
+		checkActions(t, "Start again", m.Start(again), []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseStart, At: again}})
 		checkState(t, m, StateBackup, again.Add(down100))
 	})
 	t.Run("backup", func(t *testing.T) {
 		m := newTestMachine(t, testConfig(100, true))
 		m.Start(t0)
 		at := t0.Add(time.Second)
-		checkActions(t, "Shutdown", m.Shutdown(at), []Action{Transition{From: StateBackup, To: StateInitialize, At: at}})
+		checkActions(t, "Shutdown", m.Shutdown(at), []Action{Transition{From: StateBackup, To: StateInitialize, Cause: CauseShutdown, At: at}})
 		checkState(t, m, StateInitialize, time.Time{})
 	})
 	t.Run("initialize", func(t *testing.T) {
@@ -1056,4 +1060,340 @@ func ExampleMachine() {
 	// 3.609375s: backup -> master
 	// send advert priority 0: 21 33 00 01 00 01 1c 66 c0 00 02 64 00 00 00 00 00 00 00 00
 	// 4.609375s: master -> initialize
+}
+
+// An interface that cannot carry the protocol (deleted, down, no carrier) takes the node out
+// to Initialize, sending nothing, until ClearFault; it then rejoins as Start would.
+func TestFault(t *testing.T) {
+	const gone, back = "interface vrt0 gone", "interface vrt0 back"
+	checkFault := func(t *testing.T, m *Machine, want string) {
+		t.Helper()
+		if st := m.Status(); st.Fault != want || (want != "" && st.MasterIP.IsValid()) {
+			t.Errorf("Status: Fault %q, MasterIP %v; want Fault %q and no Master known", st.Fault, st.MasterIP, want)
+		}
+	}
+	t.Run("master leaves, sends nothing, rejoins as backup", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(100, true))
+		at := up.Add(300 * time.Millisecond)
+		acts := m.Fault(at, CauseInterfaceGone, gone)
+		checkActions(t, "Fault", acts, []Action{Transition{From: StateMaster, To: StateInitialize, Cause: CauseInterfaceGone, At: at}})
+		if tr := acts[0].(Transition); tr.Reason != gone {
+			t.Errorf("Reason = %q, want %q", tr.Reason, gone)
+		}
+		checkState(t, m, StateInitialize, time.Time{})
+		checkFault(t, m, gone)
+		checkActions(t, "Tick while faulted", m.Tick(at.Add(time.Hour)), nil)
+		checkActions(t, "Receive while faulted", m.Receive(at.Add(time.Second), peerAdvert(t, 0, nil)), nil)
+		checkActions(t, "Start while faulted", m.Start(at.Add(time.Second)), nil)
+		checkActions(t, "TakeOver while faulted", m.TakeOver(at.Add(time.Second), "operator"), nil)
+		checkActions(t, "Resign while faulted", m.Resign(at.Add(time.Second), "operator"), nil)
+		checkActions(t, "second Fault", m.Fault(at.Add(2*time.Second), CauseInterfaceDown, "interface vrt0 down"), nil)
+		checkFault(t, m, "interface vrt0 down")
+
+		again := at.Add(10 * time.Second)
+		acts = m.ClearFault(again, back)
+		checkActions(t, "ClearFault", acts, []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseInterfaceBack, At: again}})
+		if tr := acts[0].(Transition); tr.Reason != back {
+			t.Errorf("Reason = %q, want %q", tr.Reason, back)
+		}
+		checkState(t, m, StateBackup, again.Add(down100))
+		checkFault(t, m, "")
+		checkActions(t, "second ClearFault", m.ClearFault(again.Add(time.Second), back), nil)
+		checkState(t, m, StateBackup, again.Add(down100))
+		checkActions(t, "Master_Down_Timer after rejoining", m.Tick(again.Add(down100)), []Action{
+			SendAdvert{ourAdvert(100)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: again.Add(down100)},
+		})
+	})
+	t.Run("backup leaves and rejoins", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.Start(t0)
+		m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+		at := t0.Add(2 * time.Second)
+		checkActions(t, "Fault", m.Fault(at, CauseInterfaceDown, "interface vrt0 has no carrier"),
+			[]Action{Transition{From: StateBackup, To: StateInitialize, Cause: CauseInterfaceDown, At: at}})
+		checkState(t, m, StateInitialize, time.Time{})
+		checkFault(t, m, "interface vrt0 has no carrier")
+		checkActions(t, "ClearFault", m.ClearFault(at.Add(time.Second), back),
+			[]Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseInterfaceBack, At: at.Add(time.Second)}})
+		checkState(t, m, StateBackup, at.Add(time.Second+down100))
+	})
+	t.Run("before start: start waits for ClearFault", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		checkActions(t, "Fault", m.Fault(t0, CauseInterfaceDown, ""), nil)
+		checkFault(t, m, "interface down") // an empty reason is the cause's
+		checkActions(t, "Start", m.Start(t0), nil)
+		checkState(t, m, StateInitialize, time.Time{})
+		at := t0.Add(5 * time.Second)
+		checkActions(t, "ClearFault", m.ClearFault(at, back),
+			[]Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseInterfaceBack, At: at}})
+		checkState(t, m, StateBackup, at.Add(down100))
+	})
+	t.Run("owner rejoins as master", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(255, true))
+		m.Start(t0)
+		m.Fault(t0.Add(time.Second), CauseInterfaceGone, gone)
+		at := t0.Add(3 * time.Second)
+		checkActions(t, "ClearFault", m.ClearFault(at, back), []Action{SendAdvert{ourAdvert(255)},
+			Transition{From: StateInitialize, To: StateMaster, Cause: CauseInterfaceBack, At: at}})
+		checkState(t, m, StateMaster, at.Add(time.Second))
+	})
+	t.Run("shutdown while faulted", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.Start(t0)
+		m.Fault(t0.Add(time.Second), CauseInterfaceGone, gone)
+		checkActions(t, "Shutdown", m.Shutdown(t0.Add(2*time.Second)), nil)
+		checkActions(t, "ClearFault after Shutdown", m.ClearFault(t0.Add(3*time.Second), back), nil)
+		checkState(t, m, StateInitialize, time.Time{})
+		at := t0.Add(4 * time.Second)
+		checkActions(t, "Start", m.Start(at), []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseStart, At: at}})
+		checkState(t, m, StateBackup, at.Add(down100))
+	})
+}
+
+// Passive mode: a passive Backup never takes over on its own, whatever it hears; only
+// TakeOver (or leaving passive mode) makes it Master.
+func TestPassive(t *testing.T) {
+	t.Run("starts as backup even as the owner, and stays", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(255, true))
+		m.SetPassive(t0, true)
+		checkActions(t, "Start", m.Start(t0), []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseStart, At: t0}})
+		checkState(t, m, StateBackup, time.Time{})
+		if st := m.Status(); !st.Passive {
+			t.Errorf("Status().Passive = false after SetPassive(true)")
+		}
+		checkActions(t, "Tick much later", m.Tick(t0.Add(time.Hour)), nil)
+		checkState(t, m, StateBackup, time.Time{})
+	})
+	tests := []struct {
+		name   string
+		in     uint8 // the advert's priority
+		master bool  // MasterIP is the peer afterwards
+	}{
+		{"higher priority advert", 150, true},
+		{"lower priority advert: no preemption", 50, true},
+		{"priority 0: no Skew_Time takeover", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestMachine(t, testConfig(100, true))
+			m.Start(t0)
+			m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+			at := t0.Add(1500 * time.Millisecond)
+			m.SetPassive(at, true)
+			checkState(t, m, StateBackup, time.Time{}) // the running Master_Down_Timer is stopped
+			at = at.Add(time.Second)
+			checkActions(t, "Receive", m.Receive(at, peerAdvert(t, tt.in, nil)), nil)
+			checkState(t, m, StateBackup, time.Time{})
+			if got := m.Status().MasterIP; (got == peerIP) != tt.master {
+				t.Errorf("MasterIP = %v, want the peer: %v", got, tt.master)
+			}
+			checkActions(t, "Tick much later", m.Tick(at.Add(time.Hour)), nil)
+			checkState(t, m, StateBackup, time.Time{})
+		})
+	}
+	t.Run("leaving passive mode starts Master_Down_Timer", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.SetPassive(t0, true)
+		m.Start(t0)
+		at := t0.Add(10 * time.Second)
+		m.SetPassive(at, false)
+		checkState(t, m, StateBackup, at.Add(down100))
+		checkActions(t, "Master_Down_Timer", m.Tick(at.Add(down100)), []Action{
+			SendAdvert{ourAdvert(100)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: at.Add(down100)},
+		})
+		m.SetPassive(at.Add(5*time.Second), false) // unchanged: nothing
+		checkState(t, m, StateMaster, at.Add(down100+time.Second))
+	})
+	t.Run("a passive master stays master, steps down to a passive backup", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(100, true))
+		at := up.Add(200 * time.Millisecond)
+		m.SetPassive(at, true)
+		checkState(t, m, StateMaster, up.Add(time.Second))
+		checkActions(t, "Adver_Timer", m.Tick(up.Add(time.Second)), []Action{SendAdvert{ourAdvert(100)}})
+		at = up.Add(1500 * time.Millisecond)
+		checkActions(t, "higher advert", m.Receive(at, peerAdvert(t, 150, nil)),
+			[]Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: at}})
+		checkState(t, m, StateBackup, time.Time{})
+	})
+	t.Run("TakeOver makes a passive backup master", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.SetPassive(t0, true)
+		m.Start(t0)
+		m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+		at := t0.Add(1300 * time.Millisecond)
+		acts := m.TakeOver(at, "swap")
+		checkActions(t, "TakeOver", acts, []Action{
+			SendAdvert{ourAdvert(100)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseTakeOver, At: at},
+		})
+		if tr := acts[1].(Transition); tr.Reason != "takeover: swap" {
+			t.Errorf("Reason = %q, want %q", tr.Reason, "takeover: swap")
+		}
+		checkState(t, m, StateMaster, at.Add(time.Second))
+		if got := m.Status().MasterIP; got != ourIP {
+			t.Errorf("MasterIP = %v, want our own %v", got, ourIP)
+		}
+	})
+}
+
+// Resign: a Master sends priority 0 and becomes Backup, and does not preempt back until it
+// next becomes Master through Master_Down_Timer or TakeOver.
+func TestResign(t *testing.T) {
+	t.Run("master resigns and does not preempt back", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(200, true))
+		at := up.Add(400 * time.Millisecond)
+		down200 := MasterDownInterval(time.Second, 200)
+		acts := m.Resign(at, "maintenance")
+		checkActions(t, "Resign", acts, []Action{
+			SendAdvert{ourAdvert(0)},
+			Transition{From: StateMaster, To: StateBackup, Cause: CauseResigned, At: at},
+		})
+		if tr := acts[1].(Transition); tr.Reason != "resigned: maintenance" {
+			t.Errorf("Reason = %q, want %q", tr.Reason, "resigned: maintenance")
+		}
+		checkState(t, m, StateBackup, at.Add(down200))
+		if st := m.Status(); !st.PreemptSuppressed || st.MasterIP.IsValid() {
+			t.Errorf("Status: PreemptSuppressed %v, MasterIP %v; want suppressed, no master", st.PreemptSuppressed, st.MasterIP)
+		}
+		// The peer (100 < 200) takes over: its adverts reset the timer, no preemption.
+		for i := range 5 {
+			in := at.Add(time.Duration(i+1) * time.Second)
+			checkActions(t, fmt.Sprintf("advert %d from the lower master", i), m.Receive(in, peerAdvert(t, 100, nil)), nil)
+			checkState(t, m, StateBackup, in.Add(down200))
+		}
+		// It dies: Master_Down_Timer makes this node Master again, and preemption is back.
+		last := at.Add(5 * time.Second)
+		checkActions(t, "Master_Down_Timer", m.Tick(last.Add(down200)), []Action{
+			SendAdvert{ourAdvert(200)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: last.Add(down200)},
+		})
+		if m.Status().PreemptSuppressed {
+			t.Error("PreemptSuppressed after becoming Master through Master_Down_Timer")
+		}
+	})
+	t.Run("the owner resigns too", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(255, true))
+		m.Start(t0)
+		at := t0.Add(time.Second)
+		checkActions(t, "Resign", m.Resign(at, "upgrade"), []Action{
+			SendAdvert{ourAdvert(0)},
+			Transition{From: StateMaster, To: StateBackup, Cause: CauseResigned, At: at},
+		})
+		down255 := MasterDownInterval(time.Second, 255)
+		checkState(t, m, StateBackup, at.Add(down255))
+		in := at.Add(time.Second)
+		m.Receive(in, peerAdvert(t, 100, nil)) // 255 always preempts, but not after Resign
+		checkState(t, m, StateBackup, in.Add(down255))
+	})
+	t.Run("TakeOver ends the suppression", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(200, true))
+		m.Resign(up, "swap")
+		at := up.Add(time.Second)
+		m.Receive(at, peerAdvert(t, 100, nil))
+		m.TakeOver(at.Add(time.Second), "swap back")
+		if m.Status().PreemptSuppressed {
+			t.Error("PreemptSuppressed after TakeOver")
+		}
+		// Stepped down by a higher priority later, it preempts lower ones again.
+		at = at.Add(1500 * time.Millisecond)
+		m.Receive(at, peerAdvert(t, 250, nil))
+		checkState(t, m, StateBackup, at.Add(MasterDownInterval(time.Second, 200)))
+		deadline := m.Deadline()
+		m.Receive(at.Add(time.Second), peerAdvert(t, 100, nil))
+		checkState(t, m, StateBackup, deadline) // preempting: no reset
+	})
+	t.Run("a passive master resigns to a passive backup", func(t *testing.T) {
+		m, up := startMaster(t, testConfig(100, true))
+		m.SetPassive(up, true)
+		at := up.Add(100 * time.Millisecond)
+		checkActions(t, "Resign", m.Resign(at, "restore"), []Action{
+			SendAdvert{ourAdvert(0)},
+			Transition{From: StateMaster, To: StateBackup, Cause: CauseResigned, At: at},
+		})
+		checkState(t, m, StateBackup, time.Time{})
+	})
+	t.Run("no-op on backup and initialize", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		checkActions(t, "Resign in initialize", m.Resign(t0, "x"), nil)
+		m.Start(t0)
+		before := m.Status()
+		checkActions(t, "Resign in backup", m.Resign(t0.Add(time.Second), "x"), nil)
+		checkState(t, m, StateBackup, t0.Add(down100))
+		if diff := cmp.Diff(before, m.Status(), cmpAddr); diff != "" {
+			t.Errorf("Resign on a Backup changed the status (-before +after):\n%s", diff)
+		}
+	})
+}
+
+func TestTakeOver(t *testing.T) {
+	t.Run("backup becomes master now", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, false))
+		m.Start(t0)
+		m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+		at := t0.Add(1700 * time.Millisecond)
+		checkActions(t, "TakeOver", m.TakeOver(at, "operator"), []Action{
+			SendAdvert{ourAdvert(100)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseTakeOver, At: at},
+		})
+		checkState(t, m, StateMaster, at.Add(time.Second))
+		// A Master of higher priority that did not resign takes the role back (6.4.3).
+		in := at.Add(300 * time.Millisecond)
+		checkActions(t, "higher advert", m.Receive(in, peerAdvert(t, 150, nil)),
+			[]Action{Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: in}})
+	})
+	t.Run("no-op on master and initialize", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		checkActions(t, "TakeOver in initialize", m.TakeOver(t0, "x"), nil)
+		m, up := startMaster(t, testConfig(100, true))
+		before := m.Status()
+		checkActions(t, "TakeOver in master", m.TakeOver(up.Add(time.Millisecond), "x"), nil)
+		checkState(t, m, StateMaster, up.Add(time.Second))
+		if diff := cmp.Diff(before, m.Status(), cmpAddr); diff != "" {
+			t.Errorf("TakeOver on a Master changed the status (-before +after):\n%s", diff)
+		}
+	})
+}
+
+func TestSetPreempt(t *testing.T) {
+	m := newTestMachine(t, testConfig(100, false))
+	m.Start(t0)
+	at := t0.Add(time.Second)
+	m.Receive(at, peerAdvert(t, 50, nil)) // no preempt: reset
+	checkState(t, m, StateBackup, at.Add(down100))
+	m.SetPreempt(true)
+	if !m.Status().Preempt {
+		t.Error("Status().Preempt = false after SetPreempt(true)")
+	}
+	m.Receive(at.Add(time.Second), peerAdvert(t, 50, nil)) // preempt: no reset
+	checkState(t, m, StateBackup, at.Add(down100))
+	checkActions(t, "preempting", m.Tick(at.Add(down100)), []Action{
+		SendAdvert{ourAdvert(100)},
+		Transition{From: StateBackup, To: StateMaster, Cause: CausePreempting, At: at.Add(down100)},
+	})
+}
+
+// The short forms of the causes are what the appliance shows; they are part of the API.
+func TestCauseString(t *testing.T) {
+	for c, want := range map[Cause]string{
+		CauseUnknown:       "unknown",
+		CauseStart:         "start",
+		CauseOwner:         "address owner",
+		CauseMasterDown:    "master down",
+		CausePriorityZero:  "priority 0 from master",
+		CausePreempting:    "preempting lower priority",
+		CausePreempted:     "preempted by higher priority",
+		CauseResigned:      "resigned",
+		CauseTakeOver:      "takeover",
+		CauseInterfaceGone: "interface gone",
+		CauseInterfaceDown: "interface down",
+		CauseInterfaceBack: "interface back",
+		CauseShutdown:      "shutdown",
+		99:                 "Cause(99)",
+	} {
+		if got := c.String(); got != want {
+			t.Errorf("Cause(%d).String() = %q, want %q", uint8(c), got, want)
+		}
+	}
 }

@@ -117,6 +117,12 @@ type Config struct {
 // Event reports a state transition of the Router.
 type Event struct {
 	From, To State
+	// Cause is why, for programs: CauseMasterDown, CausePreempted, CauseInterfaceGone, ...
+	// Its String is the short form ("master down", "preempted by higher priority",
+	// "interface gone", ...).
+	Cause Cause
+	// Reason is why, for people: it names the peer and priorities, the interface ("interface
+	// eth0 gone"), or the operator's reason ("resigned: <reason>", "takeover: <reason>").
 	Reason   string
 	At       time.Time
 	MasterIP netip.Addr // the Master as known after the transition (this node's Primary when Master)
@@ -136,6 +142,51 @@ type Status struct {
 	Since       time.Time
 	Transitions uint64
 	Dropped     map[string]uint64
+	// Fault says why the node is out of the protocol (in Initialize, sending nothing, holding
+	// no address), e.g. "interface eth0 gone"; empty when it takes part. It clears, and the
+	// node rejoins as Backup, when the interface is usable again.
+	Fault string
+	// RecordError says why the record of claimed virtual addresses (Config.StateDir) could not
+	// be written; the Router runs on with it in memory and retries. Empty when it is on disk.
+	RecordError string
+	// Preempt is Preempt_Mode as configured now (Config.Preempt, or the last Reload).
+	Preempt bool
+	// Passive: in Backup this node never takes over on its own (see [Router.SetPassive]).
+	Passive bool
+	// PreemptSuppressed: the node resigned and does not preempt until it next becomes Master
+	// through Master_Down_Timer or TakeOver (see [Router.Resign]).
+	PreemptSuppressed bool
+}
+
+// RuntimeConfig is the part of a Router's Config that can change while it runs (for a
+// configuration reload on SIGHUP); see [Router.Reload].
+type RuntimeConfig struct {
+	Priority     uint8         // 1..255
+	Preempt      bool          // Preempt_Mode
+	GARPCount    int           // 0 means DefaultGARPCount; used from the next takeover
+	GARPInterval time.Duration // 0 means DefaultGARPInterval; used from the next takeover
+}
+
+// ErrRuntimeConfig is wrapped by every error [Router.Reload] returns.
+var ErrRuntimeConfig = errors.New("vrrp: invalid runtime configuration")
+
+// validate checks rc and fills in the defaults.
+func (rc RuntimeConfig) validate() (RuntimeConfig, error) {
+	switch {
+	case rc.Priority == 0:
+		return rc, fmt.Errorf("%w: priority 0: must be 1..255 (0 is only sent, by a Master that resigns)", ErrRuntimeConfig)
+	case rc.GARPCount < 0:
+		return rc, fmt.Errorf("%w: GARPCount %d: must not be negative", ErrRuntimeConfig, rc.GARPCount)
+	case rc.GARPInterval < 0:
+		return rc, fmt.Errorf("%w: GARPInterval %v: must not be negative", ErrRuntimeConfig, rc.GARPInterval)
+	}
+	if rc.GARPCount == 0 {
+		rc.GARPCount = DefaultGARPCount
+	}
+	if rc.GARPInterval == 0 {
+		rc.GARPInterval = DefaultGARPInterval
+	}
+	return rc, nil
 }
 
 // Router runs one VRRP virtual router: it owns a [Machine] and performs its actions on a
@@ -162,18 +213,21 @@ type Router struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
-	prioWake  chan struct{}
+	wake      chan struct{} // an op was queued
 
-	mu          sync.Mutex
-	status      Status
-	pendingPrio uint8
-	hasPending  bool
+	mu     sync.Mutex
+	status Status
+	ops    []func() // operator requests, applied in order by the Run goroutine
+
+	// link follows the interface (Dial's); nil: the interface is taken to be always usable.
+	link linkWatcher
 
 	// Owned by the Run goroutine.
-	master        bool // the Machine is Master
-	held          bool // the Addresser confirmed the virtual addresses
-	installFailed bool // an Add failed: retry while Master
-	removeFailed  bool // a Remove failed: retry while not Master
+	recordErr     string // the last Flush error, as published in Status.RecordError
+	master        bool   // the Machine is Master
+	held          bool   // the Addresser confirmed the virtual addresses
+	installFailed bool   // an Add failed: retry while Master
+	removeFailed  bool   // a Remove failed: retry while not Master
 	lastRetry     time.Time
 	garpLeft      int
 	garpTimer     *time.Timer
@@ -181,6 +235,16 @@ type Router struct {
 	sendFailing   bool
 	seenDropped   map[string]uint64    // Dropped as last reported
 	dropLogged    map[string]time.Time // when each reason was last logged
+}
+
+// linkWatcher follows the interface the Router runs on; Dial provides one on Linux.
+type linkWatcher interface {
+	// check returns why the interface cannot carry the protocol now, as a CauseInterface*
+	// cause and a reason naming the interface, or CauseUnknown and "" when it can. It may
+	// rebind the Router's I/O to a recreated interface. It runs on the Run goroutine.
+	check() (Cause, string)
+	// changed receives a value when the interface may have changed (nil: polling only).
+	changed() <-chan struct{}
 }
 
 // dropLogEvery limits the warning for one drop reason: a misconfigured peer (another
@@ -204,14 +268,14 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 		return nil, err
 	}
 	r := &Router{
-		cfg:      cfg,
-		log:      cfg.Logger.With("vrid", cfg.VRID, "interface", cfg.Interface),
-		conn:     conn,
-		addrs:    addrs,
-		arp:      arp,
-		m:        m,
-		vipIPs:   mc.VirtualIPs,
-		prioWake: make(chan struct{}, 1),
+		cfg:    cfg,
+		log:    cfg.Logger.With("vrid", cfg.VRID, "interface", cfg.Interface),
+		conn:   conn,
+		addrs:  addrs,
+		arp:    arp,
+		m:      m,
+		vipIPs: mc.VirtualIPs,
+		wake:   make(chan struct{}, 1),
 	}
 	r.publish()
 	return r, nil
@@ -297,18 +361,109 @@ func (r *Router) Status() Status {
 	return s
 }
 
-// SetPriority changes this node's priority (1..255), for a swap or for Passive mode. It is
-// safe for concurrent use and does not wait: the Run goroutine applies the newest value at
-// once (or, if Run has not started, before it starts). A Master announces the new priority at
-// once. Priority 0 is ignored: to resign, cancel Run.
-func (r *Router) SetPriority(p uint8) {
+// maxPendingOps bounds the operator requests waiting for the Run goroutine (only a Router
+// whose Run has not started yet, or a flood of API calls, gets near it): the oldest is
+// dropped, with a warning.
+const maxPendingOps = 256
+
+// enqueue hands an operator request to the Run goroutine. Requests are applied in the order
+// they were made: at once while Run runs, before Start when Run has not started.
+func (r *Router) enqueue(what string, fn func()) {
 	r.mu.Lock()
-	r.pendingPrio, r.hasPending = p, true
+	if len(r.ops) >= maxPendingOps {
+		r.ops = slices.Delete(r.ops, 0, 1)
+		r.log.Warn("too many pending requests; dropping the oldest", "request", what)
+	}
+	r.ops = append(r.ops, fn)
 	r.mu.Unlock()
 	select {
-	case r.prioWake <- struct{}{}:
+	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// applyOps runs the queued operator requests on the Run goroutine.
+func (r *Router) applyOps() {
+	r.mu.Lock()
+	ops := r.ops
+	r.ops = nil
+	r.mu.Unlock()
+	for _, fn := range ops {
+		fn()
+	}
+}
+
+// SetPriority changes this node's priority (1..255), for a swap or for Passive mode. It is
+// safe for concurrent use and does not wait: the Run goroutine applies it at once (or, if Run
+// has not started, before it starts). A Master announces the new priority at once. Priority 0
+// is ignored: to resign, call Resign.
+func (r *Router) SetPriority(p uint8) {
+	r.enqueue("set priority", func() { r.applyPriority(p) })
+}
+
+// SetPassive turns passive mode on or off (the appliance's Passive Backup, for upgrades and
+// restores). A passive node in Backup never takes over on its own: it runs no
+// Master_Down_Timer, a priority-0 advert from the Master does not make it Master, and it
+// does not preempt; a passive node that starts becomes Backup, even with priority 255, and
+// stays there until TakeOver. Turning passive mode off starts Master_Down_Timer afresh. A
+// Master stays Master (call Resign to step down). Safe for concurrent use; it does not wait.
+func (r *Router) SetPassive(on bool) {
+	r.enqueue("set passive", func() {
+		r.log.Info("passive mode", "passive", on)
+		r.m.SetPassive(time.Now(), on)
+		r.publish()
+	})
+}
+
+// Resign makes a Master step down on the operator's word (a swap, maintenance): it sends an
+// advert with priority 0, releases the virtual addresses and becomes Backup, with an Event of
+// CauseResigned and Reason "resigned: " + reason. It then does not preempt (even with
+// Preempt or priority 255) until it next becomes Master through Master_Down_Timer or
+// TakeOver, so that the peer keeps the role. On a Backup, or before Run, it does nothing.
+// Safe for concurrent use; it does not wait.
+func (r *Router) Resign(reason string) {
+	r.enqueue("resign", func() {
+		if r.m.Status().State == StateMaster {
+			r.log.Info("resigning on request", "reason", reason)
+		}
+		r.step(r.m.Resign(time.Now(), reason))
+	})
+}
+
+// TakeOver makes a Backup (passive or not) Master now, as Master_Down_Timer expiry would:
+// the addresses, gratuitous ARP and an advert, with an Event of CauseTakeOver and Reason
+// "takeover: " + reason. A Master of higher priority that has not resigned takes the role
+// back with its next advert (RFC 3768 section 6.4.3): for a swap, the Master resigns first.
+// On a Master, on a node whose interface is at fault, or before Run, it does nothing. Safe
+// for concurrent use; it does not wait.
+func (r *Router) TakeOver(reason string) {
+	r.enqueue("take over", func() {
+		if r.m.Status().State == StateBackup {
+			r.log.Info("taking over on request", "reason", reason)
+		}
+		r.step(r.m.TakeOver(time.Now(), reason))
+	})
+}
+
+// Reload applies the settings that can change while the Router runs, for a configuration
+// reload (SIGHUP). rc is validated first: an invalid one changes nothing and the error
+// (wrapping ErrRuntimeConfig) says why. The new values are applied by the Run goroutine, in
+// order with the other requests: a Master announces a new priority at once; Preempt applies
+// to the next advert; the gratuitous ARP settings to the next takeover. Safe for concurrent
+// use; it does not wait.
+func (r *Router) Reload(rc RuntimeConfig) error {
+	rc, err := rc.validate()
+	if err != nil {
+		return err
+	}
+	r.enqueue("reload", func() {
+		r.log.Info("runtime configuration reloaded", "priority", rc.Priority, "preempt", rc.Preempt,
+			"garp_count", rc.GARPCount, "garp_interval", rc.GARPInterval)
+		r.cfg.Preempt, r.cfg.GARPCount, r.cfg.GARPInterval = rc.Preempt, rc.GARPCount, rc.GARPInterval
+		r.m.SetPreempt(rc.Preempt)
+		r.applyPriority(rc.Priority) // publishes
+	})
+	return nil
 }
 
 // Run runs the virtual router until ctx is cancelled. Then a Master sends one advert with
@@ -342,7 +497,15 @@ func (r *Router) Run(ctx context.Context) error {
 
 	r.log.Info("virtual router starting", "priority", r.cfg.Priority, "primary", r.cfg.Primary,
 		"virtual_ips", r.cfg.VirtualIPs, "unicast", r.cfg.Unicast, "virtual_mac", r.cfg.VirtualMAC)
-	r.applyPriority() // a priority set before Run takes effect from the start
+	r.applyOps() // a priority or passive mode set before Run takes effect from the start
+	var linkPoll <-chan time.Time
+	var linkChanged <-chan struct{}
+	if r.link != nil {
+		r.checkLink() // a node whose interface is unusable does not start
+		t := time.NewTicker(r.cfg.AdvertInterval)
+		defer t.Stop()
+		linkPoll, linkChanged = t.C, r.link.changed()
+	}
 	r.step(r.m.Start(time.Now()))
 	for {
 		if d := r.m.Deadline(); d.IsZero() {
@@ -372,9 +535,30 @@ func (r *Router) Run(ctx context.Context) error {
 			r.step(r.m.Tick(now))
 		case <-r.garpTimer.C:
 			r.announce()
-		case <-r.prioWake:
-			r.applyPriority()
+		case <-r.wake:
+			r.applyOps()
+		case <-linkPoll:
+			r.checkLink()
+		case <-linkChanged:
+			r.checkLink()
 		}
+	}
+}
+
+// checkLink takes the node out of the protocol while its interface cannot carry it (see
+// [Machine.Fault]) and back in when it can again.
+func (r *Router) checkLink() {
+	cause, why := r.link.check()
+	fault := r.m.Status().Fault
+	switch {
+	case why == fault:
+		return
+	case why == "":
+		r.log.Info("interface usable again; rejoining", "was", fault)
+		r.step(r.m.ClearFault(time.Now(), fmt.Sprintf("interface %s back", r.cfg.Interface)))
+	default:
+		r.log.Error("interface unusable; leaving the protocol until it is back", "fault", why)
+		r.step(r.m.Fault(time.Now(), cause, why))
 	}
 }
 
@@ -424,19 +608,14 @@ func (r *Router) read(inbox chan<- Inbound, stop <-chan struct{}) {
 	}
 }
 
-func (r *Router) applyPriority() {
-	r.mu.Lock()
-	p, ok := r.pendingPrio, r.hasPending
-	r.hasPending = false
-	r.mu.Unlock()
-	if !ok {
-		return
-	}
+func (r *Router) applyPriority(p uint8) {
 	if p == 0 {
-		r.log.Warn("ignoring priority 0: it is reserved for a resigning Master (cancel Run instead)")
+		r.log.Warn("ignoring priority 0: it is reserved for a resigning Master (call Resign instead)")
 		return
 	}
-	r.log.Info("priority changed", "priority", p)
+	if p != r.m.Status().Priority {
+		r.log.Info("priority changed", "priority", p)
+	}
 	r.step(r.m.SetPriority(time.Now(), p))
 }
 
@@ -488,13 +667,27 @@ func (r *Router) reportDrops(now time.Time, src netip.Addr) {
 	r.seenDropped = dropped
 }
 
-// flush runs the Addresser's slow bookkeeping, if it has any (see [Addresser]).
+// flush runs the Addresser's slow bookkeeping, if it has any (see [Addresser]), and
+// publishes its failure in Status.RecordError, logging it when it changes.
 func (r *Router) flush() {
-	if f, ok := r.addrs.(interface{ Flush() error }); ok {
-		if err := f.Flush(); err != nil {
-			r.log.Warn("flushing the address record", "err", err)
-		}
+	f, ok := r.addrs.(interface{ Flush() error })
+	if !ok {
+		return
 	}
+	msg := ""
+	if err := f.Flush(); err != nil {
+		msg = err.Error()
+	}
+	if msg == r.recordErr {
+		return
+	}
+	if msg != "" {
+		r.log.Warn("address record not on disk; running with it in memory", "err", msg)
+	} else {
+		r.log.Info("address record on disk again")
+	}
+	r.recordErr = msg
+	r.publish()
 }
 
 func (r *Router) send(a *Advertisement) {
@@ -522,8 +715,8 @@ func (r *Router) transition(t Transition) {
 		r.master = false
 		err = r.release()
 	}
-	ev := Event{From: t.From, To: t.To, Reason: t.Reason, At: t.At, MasterIP: r.m.Status().MasterIP, Err: err}
-	r.log.Info("state transition", "from", t.From, "to", t.To, "reason", t.Reason, "master", ev.MasterIP)
+	ev := Event{From: t.From, To: t.To, Cause: t.Cause, Reason: t.Reason, At: t.At, MasterIP: r.m.Status().MasterIP, Err: err}
+	r.log.Info("state transition", "from", t.From, "to", t.To, "cause", t.Cause, "reason", t.Reason, "master", ev.MasterIP)
 	r.cfg.OnEvent(ev)
 }
 
@@ -606,6 +799,12 @@ func (r *Router) publish() {
 		Since:       ms.Since,
 		Transitions: ms.Transitions,
 		Dropped:     ms.Dropped, // a copy already
+		Fault:       ms.Fault,
+		RecordError: r.recordErr,
+
+		Preempt:           ms.Preempt,
+		Passive:           ms.Passive,
+		PreemptSuppressed: ms.PreemptSuppressed,
 	}
 	if r.held {
 		s.VirtualIPs = r.cfg.VirtualIPs

@@ -161,6 +161,16 @@ func (v *vmacLink) Close() error {
 	return errors.Join(errs...)
 }
 
+// replace takes over n, made on a recreated parent: the old macvlan went with the old parent,
+// and so did the sysctls to restore (their files are closed unwritten). Close then deletes n's
+// link and restores n's values.
+func (v *vmacLink) replace(n *vmacLink) {
+	for _, r := range v.restore {
+		r.f.Close()
+	}
+	*v = *n
+}
+
 // writeSysctl sets a /proc/sys value (path relative to /proc/sys) and returns the old one,
 // with the file still open when keep is set. A /proc/sys/net file belongs to the network
 // namespace of the thread that opened it, so restoring through the open file reaches the right

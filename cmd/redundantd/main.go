@@ -85,9 +85,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	go handleSignals(ctx, *configPath, app, log)
 	if err := app.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// handleSignals keeps the signals that would otherwise kill the daemon silently (SIGHUP's
+// default is to terminate: `systemctl reload`, logrotate and a closed terminal send it) from
+// doing so. SIGHUP reloads the configuration; SIGUSR1 and SIGUSR2 log the node's status.
+func handleSignals(ctx context.Context, configPath string, app *appliance.Appliance, log *slog.Logger) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(configPath, app, log)
+				continue
+			}
+			st := app.Status()
+			log.Info("status", "signal", sig.String(), "state", st.State, "priority", st.Priority,
+				"master", st.MasterIP, "holding", st.Holding, "backup_mode", st.BackupMode, "transitions", st.Transitions)
+		}
+	}
+}
+
+// reload reads the file again with every check of -check: a bad file changes nothing.
+func reload(configPath string, app *appliance.Appliance, log *slog.Logger) {
+	cfg, err := appliance.LoadConfig(configPath)
+	if err != nil {
+		log.Error("reload refused; the running configuration stays", "err", err)
+		app.ReloadFailed(err)
+		return
+	}
+	res, err := app.Reload(cfg)
+	if err != nil {
+		log.Error("reload: some settings were not applied", "err", err)
+	}
+	log.Info("configuration reloaded", "applied", res.Applied, "needs_restart", res.Restart)
 }

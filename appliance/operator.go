@@ -1,0 +1,296 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/redundantd/redundantd/vrrp"
+)
+
+// Version is the software version this node reports to its peer; the seed's device ID is
+// built from it, and both nodes should run the same one.
+const Version = "0.4.0"
+
+// This file is the operator's workflow around the engine: the group's Backup mode, the peer
+// link's status and requests, giving the Master role up when the PBX fails, and the record
+// of the last role. The decisions are the pure functions of mode.go, swap.go and
+// peer_core.go; here they are fed and carried out.
+
+// mode returns the group's Backup mode as this node knows it.
+func (a *Appliance) mode() modeRecord {
+	a.stMu.Lock()
+	defer a.stMu.Unlock()
+	return a.state.Mode
+}
+
+// setMode records a new Backup mode (from the API or the peer), applies it to the engine and
+// keeps it in state_dir. It reports whether anything changed.
+func (a *Appliance) setMode(m modeRecord) bool {
+	a.stMu.Lock()
+	if a.state.Mode.Mode == m.Mode && !m.SetAt.After(a.state.Mode.SetAt) {
+		a.stMu.Unlock()
+		return false
+	}
+	old := a.state.Mode.Mode
+	a.state.Mode = m
+	st := a.state
+	a.stMu.Unlock()
+	if a.router != nil {
+		a.router.SetPassive(m.Mode == ModePassive)
+	}
+	a.saveState(st)
+	if old != m.Mode {
+		a.record(Event{Priority: PriorityNotice, Application: AppRedundancy, Name: "mode changed",
+			Description: fmt.Sprintf("Backup mode set to %s (by %s; was %s)", m.Mode, orUnknown(m.SetBy), old)})
+	}
+	if a.peer != nil {
+		a.peer.Changed()
+	}
+	return true
+}
+
+// saveState keeps st in state_dir; a disk that refuses is an event, never fatal.
+func (a *Appliance) saveState(st nodeState) {
+	err := saveNodeState(a.cfg.Node.StateDir, st)
+	a.stMu.Lock()
+	first := err != nil && a.stateErr == ""
+	if err != nil {
+		a.stateErr = err.Error()
+	} else {
+		a.stateErr = ""
+	}
+	a.stMu.Unlock()
+	if first {
+		a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "state not saved",
+			Description: fmt.Sprintf("backup mode and last role kept in memory only: %v", err)})
+	}
+}
+
+// noteRole keeps the last role across restarts (see startPassive).
+func (a *Appliance) noteRole(s vrrp.State) {
+	if s != vrrp.StateMaster && s != vrrp.StateBackup {
+		return
+	}
+	a.stMu.Lock()
+	if a.state.LastRole == s.String() {
+		a.stMu.Unlock()
+		return
+	}
+	a.state.LastRole = s.String()
+	st := a.state
+	a.stMu.Unlock()
+	a.saveState(st)
+}
+
+// role is this node's VRRP state name ("disabled" without redundancy).
+func (a *Appliance) role() string {
+	if a.router == nil {
+		return "disabled"
+	}
+	return a.router.Status().State.String()
+}
+
+// peerLocal is what this node tells its peer every interval.
+func (a *Appliance) peerLocal() PeerStatus {
+	m := a.mode()
+	ps := PeerStatus{Role: a.role(), BackupMode: string(m.Mode), ModeSetAt: m.SetAt, ModeSetBy: m.SetBy,
+		Unhealthy: a.health()}
+	if a.services != nil {
+		for _, s := range a.services.Status().([]ServiceStatus) {
+			ps.Services = append(ps.Services, PeerServiceState{Name: s.Name, State: s.State.String()})
+		}
+	}
+	if sp := a.syncPart(); sp != nil {
+		st := sp.n.Status()
+		if st.Runs > 0 {
+			ps.LastSync = &PeerSyncResult{At: st.LastRun.Started.Add(st.LastRun.Duration), OK: st.LastError == "", Error: st.LastError}
+		}
+	}
+	return ps
+}
+
+// poke wakes the control loop; it never blocks (the link's OnChange and the services'
+// OnHealth call it from their goroutines).
+func (a *Appliance) poke() {
+	select {
+	case a.pokes <- struct{}{}:
+	default:
+	}
+}
+
+// control runs the decisions that follow a change of the peer or of the services' health:
+// adopt a newer Backup mode from the peer, give the Master role up when the PBX fails and
+// a healthy Active Backup is there, and say when a Passive Backup hears no Master.
+func (a *Appliance) control(ctx context.Context) {
+	var noMaster <-chan time.Time
+	if a.router != nil && a.cfg.Redundancy.Enabled {
+		rc := a.cfg.Redundancy
+		t := time.NewTimer(vrrp.MasterDownInterval(rc.AdvertInterval, rc.Priority) + rc.AdvertInterval)
+		defer t.Stop()
+		noMaster = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-noMaster:
+			a.checkPassiveAlone()
+		case <-a.pokes:
+		}
+		if a.peer != nil {
+			v := a.peer.Status()
+			if v.Connected {
+				if m, changed := newerMode(a.mode(), modeRecord{BackupMode(v.BackupMode), v.ModeSetAt, v.ModeSetBy}); changed {
+					a.setMode(m)
+				}
+			}
+		}
+		a.checkHealth()
+	}
+}
+
+// checkPassiveAlone raises the event a Passive Backup owes the operator when no Master is
+// heard: it will not take over by itself.
+func (a *Appliance) checkPassiveAlone() {
+	st := a.router.Status()
+	if st.State == vrrp.StateBackup && st.Passive && !st.MasterIP.IsValid() {
+		a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "passive no master",
+			Description: "this node is a Passive Backup and hears no Master: it will not take over on its own (swap, or set the Backup mode to active)"})
+	}
+}
+
+// mayResign decides whether a Master whose services failed gives the role up: only to a
+// peer that is connected, Backup, Active and healthy, so that a failing PBX is never
+// replaced by nothing, by a Passive node or by a node whose PBX fails too.
+func mayResign(unhealthy string, role string, peer PeerView) bool {
+	return unhealthy != "" && role == "master" && peer.Connected && peer.Role == "backup" &&
+		peer.BackupMode == string(ModeActive) && peer.Unhealthy == ""
+}
+
+func (a *Appliance) checkHealth() {
+	if a.router == nil || a.peer == nil {
+		return
+	}
+	why := a.health()
+	if !mayResign(why, a.role(), a.peer.Status()) {
+		return
+	}
+	a.record(Event{Priority: PriorityWarning, Application: AppService, Name: "resigned",
+		Description: fmt.Sprintf("giving the Master role to the healthy Active Backup: %s", why)})
+	a.router.Resign(why)
+}
+
+// onPeerRequest carries out what the peer asks.
+func (a *Appliance) onPeerRequest(ctx context.Context, r PeerRequest) error {
+	switch r.Type {
+	case PeerRequestSetBackupMode:
+		m, err := ParseBackupMode(r.Mode)
+		if err != nil {
+			return err
+		}
+		a.setMode(modeRecord{Mode: m, SetAt: a.now(), SetBy: "peer " + a.peer.Status().NodeID})
+		return nil
+	case PeerRequestTakeOver:
+		return a.takeOver(ctx, r.Reason)
+	}
+	return fmt.Errorf("unknown request %q", r.Type)
+}
+
+// takeOver makes this Backup Master on the peer's word (a swap) and answers once it holds
+// the virtual IPs and, when a berofos is configured, the lines are confirmed (or a short
+// bound passed: a device that is down must not fail a swap the addresses already made).
+func (a *Appliance) takeOver(ctx context.Context, reason string) error {
+	if a.router == nil {
+		return errors.New("redundancy is disabled on this node")
+	}
+	st := a.router.Status()
+	if st.State != vrrp.StateBackup && st.State != vrrp.StateMaster {
+		return fmt.Errorf("this node is %s (%s), it cannot take over", st.State, orUnknown(st.Fault))
+	}
+	a.router.TakeOver(reason)
+	if err := waitUntil(ctx, 2*time.Millisecond, func() bool {
+		s := a.router.Status()
+		return s.State == vrrp.StateMaster && len(s.VirtualIPs) == len(a.cfg.Redundancy.VirtualIPs)
+	}); err != nil {
+		return fmt.Errorf("not Master with every virtual IP: %w", err)
+	}
+	if bp := a.berofosPart(); bp != nil {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_ = waitUntil(lctx, 2*time.Millisecond, bp.linesInPlace)
+	}
+	return nil
+}
+
+// waitUntil polls cond every step until it holds or ctx ends.
+func waitUntil(ctx context.Context, step time.Duration, cond func() bool) error {
+	t := time.NewTicker(step)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// runPeer serves the peer link until ctx ends. A port that cannot be opened is an event,
+// not the end of the node: VRRP and the PBX run on without the link.
+func (a *Appliance) runPeer(ctx context.Context) {
+	ln := a.peerLn
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", a.cfg.Peer.Listen); err != nil {
+			a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "peer link down",
+				Description: fmt.Sprintf("peer link: listen on %s: %v (swap and peer status unavailable)", a.cfg.Peer.Listen, err)})
+			return
+		}
+	}
+	if err := a.peer.Run(ctx, ln); err != nil && ctx.Err() == nil {
+		a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "peer link down",
+			Description: fmt.Sprintf("peer link stopped: %v", err)})
+	}
+}
+
+// newPeerLink builds the peer link from the configuration; the node with the lower address
+// dials (PeerDials).
+func (a *Appliance) newPeerLink() (*PeerLink, error) {
+	srv, cli, err := PeerTLS(a.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("peer link: %w", err)
+	}
+	pc := PeerConfig{
+		NodeID:    a.cfg.Node.ID,
+		Version:   Version,
+		Settings:  PeerSettingsOf(a.cfg),
+		ServerTLS: srv,
+		ClientTLS: cli,
+		Interval:  a.cfg.Peer.Interval,
+		Local:     a.peerLocal,
+		OnRequest: a.onPeerRequest,
+		OnChange:  func(PeerView) { a.poke() },
+		Record:    a.record,
+		Logger:    a.log.With("part", "peer"),
+		Now:       a.now,
+	}
+	// The tie-break is between the nodes' own addresses (redundancy.peer), whatever address
+	// the link itself uses; without redundancy.peer, the host of peer.address.
+	peerAddr := a.cfg.Redundancy.Peer
+	if host, _, err := net.SplitHostPort(a.cfg.Peer.Address); err == nil && !peerAddr.IsValid() {
+		peerAddr, _ = netip.ParseAddr(host)
+	}
+	if !peerAddr.IsValid() || PeerDials(a.cfg.Node.Address, peerAddr) {
+		addr := a.cfg.Peer.Address
+		pc.Dial = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	return NewPeerLink(pc)
+}

@@ -1,0 +1,253 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redundantd/redundantd/testlab/memwire"
+	"github.com/redundantd/redundantd/vrrp"
+)
+
+// node is one appliance of a two-node group on an in-memory segment: a real VRRP engine,
+// the real peer link over loopback, and its API served as in production.
+type node struct {
+	a      *Appliance
+	router *vrrp.Router
+	member *memwire.Member
+	api    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+var vip = netip.MustParsePrefix("192.0.2.100/24")
+
+// twoNodes starts node 0 (priority 200) until it is Master, then node 1 (priority 100) as
+// its Backup, and waits until the peer link is up on both.
+func twoNodes(t *testing.T, edit func(i int, cfg *Config)) (*memwire.Segment, [2]*node) {
+	t.Helper()
+	seg := memwire.New()
+	addrs := []string{"192.0.2.11", "192.0.2.12"}
+	var peerLns [2]net.Listener
+	var cfgs [2]*Config
+	for i := range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		peerLns[i] = ln
+		toml := fmt.Sprintf("[node]\nid = \"pbx-%c\"\ninterface = \"eth0\"\naddress = %q\n[redundancy]\ngroup_id = 18\n"+
+			"priority = %d\npreempt = true\nvirtual_ips = [%q]\npeer = %q\n", 'a'+i, addrs[i], 200-100*i, vip, addrs[1-i])
+		cfg, err := ParseConfig([]byte(toml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Node.StateDir = t.TempDir()
+		cfg.API.TokenFile = filepath.Join(cfg.Node.StateDir, "api.token")
+		cfgs[i] = cfg
+	}
+	for i := range 2 {
+		fp, err := Fingerprint(cfgs[1-i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs[i].Sync.PeerFingerprint = fp
+		cfgs[i].Peer = PeerLinkConfig{Enabled: true, Listen: peerLns[i].Addr().String(),
+			Address: peerLns[1-i].Addr().String(), Interval: 100 * time.Millisecond}
+		if edit != nil {
+			edit(i, cfgs[i])
+		}
+	}
+	var nodes [2]*node
+	for i := range 2 {
+		nodes[i] = startNode(t, seg, cfgs[i], peerLns[i])
+		want := "master"
+		if i == 1 {
+			want = "backup"
+		}
+		waitFor(t, fmt.Sprintf("node %d %s", i, want), func() bool { return nodes[i].a.role() == want })
+	}
+	waitFor(t, "the peer link", func() bool {
+		return nodes[0].a.peerView().Role == "backup" && nodes[1].a.peerView().Role == "master"
+	})
+	return seg, nodes
+}
+
+func startNode(t *testing.T, seg *memwire.Segment, cfg *Config, peerLn net.Listener) *node {
+	t.Helper()
+	n := &node{member: seg.Join(cfg.Node.ID, cfg.Node.Address), done: make(chan error, 1)}
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.api = "http://" + apiLn.Addr().String()
+	a, err := New(cfg, Options{
+		APIListener:  apiLn,
+		PeerListener: peerLn,
+		DialVRRP: func(c vrrp.Config) (Router, error) {
+			r, err := vrrp.New(c, n.member, n.member, n.member)
+			n.router = r
+			return r, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.a = a
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- a.Run(ctx) }()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *node) stop() {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+		n.cancel = nil
+	}
+}
+
+// call sends an API request with the node's token (unless token is "-") and decodes the
+// answer into out; it returns the status code.
+func (n *node) call(t *testing.T, method, path, body string, out any, token string) int {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, n.api+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token == "" {
+		token = n.a.guard.token
+	}
+	if token != "-" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.NewDecoder(bytes.NewReader(b)).Decode(out); err != nil {
+			t.Fatalf("%s %s: %s: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func eventNames(a *Appliance) []string {
+	var out []string
+	for _, e := range a.events.log.all() {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+// TestModeAndSwap walks the seed's operator workflow on two real engines: the Master sees
+// its Backup UP, the Backup is set Passive from the Master, a swap hands the role over (the
+// old Master does not preempt back although its priority is higher), the mode stays with
+// the group's Backup, and a swap back restores the first layout.
+func TestModeAndSwap(t *testing.T) {
+	seg, n := twoNodes(t, nil)
+	waitFor(t, "the Backup's UP event", func() bool { return slices.Contains(eventNames(n[0].a), "up active") })
+
+	// A change without the token changes nothing.
+	if code := n[0].call(t, "PUT", "/api/v1/backup-mode", `{"mode":"passive"}`, nil, "-"); code != http.StatusUnauthorized {
+		t.Fatalf("backup-mode without the token: %d, want 401", code)
+	}
+	if code := n[0].call(t, "POST", "/api/v1/swap", `{}`, nil, strings.Repeat("0", 64)); code != http.StatusUnauthorized {
+		t.Fatalf("swap with a wrong token: %d, want 401", code)
+	}
+	if n[0].a.role() != "master" || n[0].a.mode().Mode != ModeActive {
+		t.Fatalf("a refused request changed something: role %s, mode %s", n[0].a.role(), n[0].a.mode().Mode)
+	}
+
+	// The mode set on the Master reaches the Backup.
+	var mr BackupModeResponse
+	if code := n[0].call(t, "PUT", "/api/v1/backup-mode", `{"mode":"passive"}`, &mr, ""); code != http.StatusOK || mr.Peer != "confirmed" {
+		t.Fatalf("backup-mode: %d %+v", code, mr)
+	}
+	if m := n[1].a.mode().Mode; m != ModePassive || !n[1].router.Status().Passive {
+		t.Fatalf("the Backup's mode is %s (engine passive %t), want passive", m, n[1].router.Status().Passive)
+	}
+	waitFor(t, "the Backup's UP (Passive mode) event", func() bool { return slices.Contains(eventNames(n[0].a), "up passive") })
+
+	// A swap asked of the Backup is refused.
+	var res SwapResult
+	if code := n[1].call(t, "POST", "/api/v1/swap", `{}`, &res, ""); code != http.StatusConflict || !strings.Contains(res.Error, "not Master") {
+		t.Fatalf("swap on the Backup: %d %+v", code, res)
+	}
+	// The swap on the Master, to the Passive Backup.
+	if code := n[0].call(t, "POST", "/api/v1/swap", `{}`, &res, ""); code != http.StatusOK || res.State != "done" {
+		t.Fatalf("swap: %d %+v", code, res)
+	}
+	t.Logf("swap timeline: %+v", res.Timeline)
+	if n[1].a.role() != "master" || n[0].a.role() != "backup" {
+		t.Fatalf("after the swap: node 0 %s, node 1 %s", n[0].a.role(), n[1].a.role())
+	}
+	if h := seg.Holders(vip); !slices.Equal(h, []string{"pbx-b"}) {
+		t.Fatalf("virtual IP held by %v after the swap, want pbx-b", h)
+	}
+	// The old Master (priority 200, preempt on) stays Backup, and Passive: the group's mode.
+	time.Sleep(2500 * time.Millisecond) // two advert intervals of the new Master
+	if n[0].a.role() != "backup" || !n[0].router.Status().Passive {
+		t.Fatalf("2.5 s after the swap node 0 is %s (passive %t); it must stay a Passive Backup", n[0].a.role(), n[0].router.Status().Passive)
+	}
+	// And back.
+	if code := n[1].call(t, "POST", "/api/v1/swap", `{}`, &res, ""); code != http.StatusOK || res.State != "done" {
+		t.Fatalf("swap back: %d %+v", code, res)
+	}
+	if h := seg.Holders(vip); n[0].a.role() != "master" || !slices.Equal(h, []string{"pbx-a"}) {
+		t.Fatalf("after the swap back: node 0 %s, holders %v", n[0].a.role(), h)
+	}
+	for _, name := range []string{"swap started", "swap done", "mode changed"} {
+		if !slices.Contains(eventNames(n[0].a), name) {
+			t.Errorf("node 0's events lack %q: %v", name, eventNames(n[0].a))
+		}
+	}
+}
+
+// TestPassiveBackupDoesNotTakeOver: with the Master gone, a Passive Backup stays Backup; set
+// Active, it takes over.
+func TestPassiveBackupDoesNotTakeOver(t *testing.T) {
+	seg, n := twoNodes(t, nil)
+	if code := n[0].call(t, "PUT", "/api/v1/backup-mode", `{"mode":"passive"}`, nil, ""); code != http.StatusOK {
+		t.Fatalf("backup-mode passive: %d", code)
+	}
+	n[0].member.Cut(true) // the Master's cable is pulled
+	n[0].stop()
+	time.Sleep(4500 * time.Millisecond) // past Master_Down_Interval (3.6 s)
+	if n[1].a.role() != "backup" {
+		t.Fatalf("the Passive Backup is %s with the Master gone", n[1].a.role())
+	}
+	var mr BackupModeResponse
+	if code := n[1].call(t, "PUT", "/api/v1/backup-mode", `{"mode":"active"}`, &mr, ""); code != http.StatusOK {
+		t.Fatalf("backup-mode active: %d %+v", code, mr)
+	}
+	waitFor(t, "the now Active Backup takes over", func() bool { return n[1].a.role() == "master" })
+	if h := seg.Holders(vip); !slices.Equal(h, []string{"pbx-b"}) {
+		t.Errorf("holders %v", h)
+	}
+	if !slices.Contains(eventNames(n[1].a), "became master") {
+		t.Errorf("events %v", eventNames(n[1].a))
+	}
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/redundantd/redundantd/appliance"
+)
+
+// startDaemon runs a real appliance (redundancy disabled, so no engine is needed) with its
+// API on a loopback listener, and returns the API address and the token file.
+func startDaemon(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := appliance.ParseConfig([]byte(`[node]
+id = "pbx-a"
+interface = "eth0"
+address = "192.0.2.11"
+state_dir = "` + dir + `"
+[redundancy]
+enabled = false
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := appliance.New(cfg, appliance.Options{APIListener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String(), filepath.Join(dir, "api.token")
+}
+
+// apictl runs one redundantctl API command and returns its exit status and output.
+func apictl(t *testing.T, name string, args []string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	var f func(ctx context.Context, c *apiClient, args []string) int
+	switch name {
+	case "status":
+		f = cmdStatus
+	case "events":
+		f = cmdEvents
+	case "mode":
+		f = cmdMode
+	case "swap":
+		f = cmdSwap
+	case "sync":
+		f = cmdSync
+	}
+	code := runAPI(context.Background(), name, args, &out, &errOut, f)
+	return code, out.String(), errOut.String()
+}
+
+func TestCtlAgainstTheDaemon(t *testing.T) {
+	api, tok := startDaemon(t)
+	waitToken(t, tok)
+	common := []string{"-api", api, "-token-file", tok}
+
+	code, out, errOut := apictl(t, "status", common)
+	if code != 0 || !strings.Contains(out, "this node") || !strings.Contains(out, "pbx-a") || !strings.Contains(out, "disabled") {
+		t.Fatalf("status: %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = apictl(t, "status", append(common, "-json"))
+	var st appliance.StatusResponse
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.NodeID != "pbx-a" || st.BackupMode != "active" {
+		t.Fatalf("status -json: %d %s", code, out)
+	}
+
+	// mode: a bad word is a usage error; without the token the daemon refuses (exit 1).
+	if code, _, _ := apictl(t, "mode", append(common, "sleepy")); code != 2 {
+		t.Errorf("mode sleepy: exit %d, want 2", code)
+	}
+	code, _, errOut = apictl(t, "mode", []string{"-api", api, "-token-file", filepath.Join(t.TempDir(), "none"), "passive"})
+	if code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("mode without a token: exit %d %s", code, errOut)
+	}
+	code, out, errOut = apictl(t, "mode", append(common, "passive"))
+	if code != 0 || !strings.Contains(out, "backup mode passive") {
+		t.Fatalf("mode passive: %d %s %s", code, out, errOut)
+	}
+
+	// swap on a node that is not Master: refused with the reason, exit 1.
+	code, out, errOut = apictl(t, "swap", common)
+	if code != 1 || !strings.Contains(out+errOut, "not Master") {
+		t.Errorf("swap: exit %d\n%s%s", code, out, errOut)
+	}
+	// sync with replication off: exit 1 with the reason.
+	if code, _, errOut = apictl(t, "sync", common); code != 1 || !strings.Contains(errOut, "not enabled") {
+		t.Errorf("sync: exit %d %s", code, errOut)
+	}
+
+	// events: the mode change is there; events read marks everything.
+	code, out, _ = apictl(t, "events", common)
+	if code != 0 || !strings.Contains(out, "mode changed") || !strings.Contains(out, "new") {
+		t.Fatalf("events: %d\n%s", code, out)
+	}
+	code, out, _ = apictl(t, "events", append(common, "read"))
+	if code != 0 || !strings.Contains(out, "marked read") {
+		t.Fatalf("events read: %d %s", code, out)
+	}
+	code, out, _ = apictl(t, "events", append(common, "-json"))
+	var evs []appliance.Event
+	if code != 0 || json.Unmarshal([]byte(out), &evs) != nil || len(evs) == 0 {
+		t.Fatalf("events -json: %d %s", code, out)
+	}
+	for _, e := range evs {
+		if e.Status != appliance.StatusRead {
+			t.Errorf("event %d is %s after events read", e.Seq, e.Status)
+		}
+	}
+}
+
+// waitToken waits for the daemon to have written its token (New does, before Run).
+func waitToken(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("token file: %v", err)
+	}
+}
+
+func TestCtlDaemonDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	code, _, errOut := apictl(t, "status", []string{"-api", addr})
+	if code != 1 || !strings.Contains(errOut, "is redundantd running?") {
+		t.Errorf("status with no daemon: exit %d %s", code, errOut)
+	}
+}

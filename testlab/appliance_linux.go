@@ -1,0 +1,176 @@
+package testlab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/redundantd/redundantd/appliance"
+	pbxsync "github.com/redundantd/redundantd/sync"
+)
+
+// PBX is what a node of an appliance pair runs besides VRRP: a replicated tree (seen by the
+// daemon at the same path on every node) and a stand-in PBX service whose start and stop
+// leave a marker, so a test can see at any moment which node runs the PBX.
+type PBX struct {
+	Router *Router
+	Tree   string // the node's own copy of the replicated tree (on the host)
+	Marker string // exists while the node's PBX service runs
+	Log    string // one line per start and stop
+}
+
+// PBXTree is the path at which each daemon sees its own tree (Bind).
+func (l *Lab) PBXTree() string { return filepath.Join(l.Dir, "pbx") }
+
+// ApplianceConfig renders the [sync], [peer] and [[service]] sections of a node of an
+// appliance pair; peerFingerprint is the other node's certificate.
+func (p *PBX) applianceTOML(l *Lab, peerFingerprint, extra string) string {
+	return fmt.Sprintf(`[sync]
+enabled = true
+paths = [%q]
+peer_fingerprint = %q
+interval = "1h"
+watch = true
+
+[peer]
+interval = "200ms"
+
+[[service]]
+name = "pbx"
+start = ["sh", "-c", "touch %s && echo start >> %s"]
+stop = ["sh", "-c", "rm -f %s && echo stop >> %s"]
+check = ["test", "-e", %q]
+check_interval = "500ms"
+timeout = "5s"
+%s`, l.PBXTree(), peerFingerprint, p.Marker, p.Log, p.Marker, p.Log, p.Marker, extra)
+}
+
+// StartPBXPair starts redundantd on nodes 1 and 2 as an appliance pair (replication, the
+// peer link, a PBX service), node 1 first so that it is Master, each with cfg (and extra
+// TOML per node). It waits until node 1 is Master, node 2 Backup and the peer link is up.
+func StartPBXPair(ctx context.Context, l *Lab, cfg [2]VRRPConfig, extra [2]string) ([2]*PBX, error) {
+	var ps [2]*PBX
+	fps := [2]string{}
+	for i := range 2 {
+		n := l.Node(i + 1)
+		dir := filepath.Join(l.Dir, n.Name+"-"+string(Redundantd))
+		ps[i] = &PBX{Tree: filepath.Join(dir, "tree"), Marker: filepath.Join(dir, "pbx.running"), Log: filepath.Join(dir, "pbx.log")}
+		if err := os.MkdirAll(ps[i].Tree, 0o755); err != nil {
+			return ps, err
+		}
+		// The certificate is made on first use; the operator's `redundantd -fingerprint`.
+		fp, err := pbxsync.LocalFingerprint(filepath.Join(dir, "state", "sync"))
+		if err != nil {
+			return ps, err
+		}
+		fps[i] = fp
+	}
+	for i := range 2 {
+		c := cfg[i]
+		c.Extra = ps[i].applianceTOML(l, fps[1-i], extra[i])
+		c.Binds = []Bind{{Source: ps[i].Tree, Target: l.PBXTree()}}
+		r, err := l.Node(i+1).StartRouter(ctx, Redundantd, c)
+		if err != nil {
+			return ps, err
+		}
+		ps[i].Router = r
+		want := "master"
+		if i == 1 {
+			want = "backup"
+		}
+		if err := r.WaitState(ctx, want); err != nil {
+			return ps, err
+		}
+	}
+	err := waitCond(ctx, 50*time.Millisecond, func() bool {
+		st, err := ps[0].Status(ctx)
+		return err == nil && st.Peer != nil && st.Peer.Connected && st.Peer.Role == "backup"
+	})
+	return ps, err
+}
+
+func waitCond(ctx context.Context, step time.Duration, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testlab: %w", ctx.Err())
+		case <-time.After(step):
+		}
+	}
+	return nil
+}
+
+// Running reports whether the node's PBX service runs now.
+func (p *PBX) Running() bool {
+	_, err := os.Stat(p.Marker)
+	return err == nil
+}
+
+// Status is the daemon's full status answer.
+func (p *PBX) Status(ctx context.Context) (appliance.StatusResponse, error) {
+	var st appliance.StatusResponse
+	err := p.API(ctx, http.MethodGet, "/api/v1/status", nil, &st)
+	return st, err
+}
+
+// API calls the daemon's API inside its node with its token; out receives the JSON answer
+// (also of a 409). A status other than 200 is an error naming it.
+func (p *PBX) API(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+APIAddr+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if tok, err := os.ReadFile(filepath.Join(p.Router.Dir, "state", "api.token")); err == nil {
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
+	resp, err := p.Router.Node.HTTPClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("testlab: %s %s on %s: %w", method, path, p.Router.Node.Name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if out != nil {
+		_ = json.Unmarshal(b, out)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("testlab: %s %s on %s: %s: %s", method, path, p.Router.Node.Name, resp.Status, b)
+	}
+	return nil
+}
+
+// WriteMessage leaves a voicemail (audio, then its .txt, as Asterisk does) in the node's tree.
+func (p *PBX) WriteMessage(box string, n int, audio []byte) error {
+	dir := filepath.Join(p.Tree, box, "INBOX")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	base := filepath.Join(dir, fmt.Sprintf("msg%04d", n))
+	if err := os.WriteFile(base+".wav", audio, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(base+".txt", []byte(fmt.Sprintf("[message]\nmsgnum=%d\n", n)), 0o644)
+}
+
+// HasMessage reports whether the node's tree holds message n of box with the given audio.
+func (p *PBX) HasMessage(box string, n int, audio []byte) bool {
+	b, err := os.ReadFile(filepath.Join(p.Tree, box, "INBOX", fmt.Sprintf("msg%04d.wav", n)))
+	return err == nil && bytes.Equal(b, audio)
+}

@@ -1,0 +1,294 @@
+package vrrp
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// newSwitch makes a namespace with a bridge br0, up, for attaching nodes with plug: unlike a
+// veth pair between the nodes, one node's interface can then be deleted while the other's
+// stays.
+func newSwitch(t *testing.T) *testNS {
+	t.Helper()
+	sw := newTestNS(t)
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+	if err := sw.h.LinkAdd(br); err != nil {
+		t.Fatalf("bridge: %v", err)
+	}
+	if err := sw.h.LinkSetUp(sw.link(t, "br0")); err != nil {
+		t.Fatal(err)
+	}
+	return sw
+}
+
+// plug connects ifname (in n, with address p) to sw's bridge through a veth whose other end,
+// port, is a bridge port in sw.
+func plug(t *testing.T, sw *testNS, port string, n *testNS, ifname string, p netip.Prefix) {
+	t.Helper()
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: ifname},
+		PeerName:      port,
+		PeerNamespace: netlink.NsFd(int(sw.ns)),
+	}
+	if err := n.h.LinkAdd(veth); err != nil {
+		t.Fatalf("veth %s/%s: %v", ifname, port, err)
+	}
+	if err := sw.h.LinkSetMaster(sw.link(t, port), sw.link(t, "br0")); err != nil {
+		t.Fatalf("%s into br0: %v", port, err)
+	}
+	n.addAddr(t, ifname, p)
+	for _, up := range []func() error{
+		func() error { return sw.h.LinkSetUp(sw.link(t, port)) },
+		func() error { return n.h.LinkSetUp(n.link(t, ifname)) },
+	} {
+		if err := up(); err != nil {
+			t.Fatalf("%s/%s up: %v", ifname, port, err)
+		}
+	}
+}
+
+// eventsFrom returns the node's events from index i on.
+func (nd *node) eventsFrom(i int) []Event {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if i >= len(nd.events) {
+		return nil
+	}
+	return slices.Clone(nd.events[i:])
+}
+
+func (nd *node) eventCount() int {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return len(nd.events)
+}
+
+// waitEvent waits for an event from index i on with the given transition and cause.
+func (nd *node) waitEvent(t *testing.T, i int, from, to State, cause Cause) Event {
+	t.Helper()
+	var got Event
+	eventually(t, 10*time.Second, from.String()+"->"+to.String()+" ("+cause.String()+")", func() bool {
+		for _, e := range nd.eventsFrom(i) {
+			if e.From == from && e.To == to && e.Cause == cause {
+				got = e
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+// Issue 12 item 3: the Master's interface is deleted (and later created again under the same
+// name, with a new index), or loses its carrier. The Master leaves the protocol at once,
+// saying why, holds no address and sends nothing; the peer takes over; when the interface is
+// back the node rejoins as Backup without a restart, and (higher priority, preempt) becomes
+// Master again through the new interface.
+func TestRouterFollowsInterface(t *testing.T) {
+	sw := newSwitch(t)
+	a, b := newTestNS(t), newTestNS(t)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	plug(t, sw, "pb", b, "vrt1", labB)
+
+	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
+	cfgA.Logger = testLogger(t, "a")
+	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
+	cfgB.Logger = testLogger(t, "b")
+	na := dialNode(t, a, cfgA)
+	nb := dialNode(t, b, cfgB)
+	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+	eventually(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	oldIndex := a.link(t, "vrt0").Attrs().Index
+
+	// Deleted: the veth pair goes, and with it a's VIP.
+	ia, ib := na.eventCount(), nb.eventCount()
+	if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
+		t.Fatal(err)
+	}
+	e := na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceGone)
+	if e.Reason != "interface vrt0 gone" || e.Err != nil {
+		t.Errorf("a's event: %+v; want reason %q and no error", e, "interface vrt0 gone")
+	}
+	// The status is published once the step is done, after OnEvent.
+	eventually(t, time.Second, "a's status shows the fault", func() bool { return na.r.Status().Fault != "" })
+	if s := na.r.Status(); s.State != StateInitialize || s.Fault != "interface vrt0 gone" || len(s.VirtualIPs) != 0 || s.MasterIP.IsValid() {
+		t.Errorf("a's status: %+v; want initialize, the fault, no VIP, no master", s)
+	}
+	nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+	eventually(t, time.Second, "b holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
+	if n := len(na.eventsFrom(ia)); n != 1 {
+		t.Errorf("a's events after the deletion: %+v; want only the one leaving master", na.eventsFrom(ia))
+	}
+
+	// Created again (same name, new index): a rejoins as Backup, then preempts b.
+	ia, ib = na.eventCount(), nb.eventCount()
+	arps := listenFrames(t, b, "vrt1", etherTypeARP)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	if got := a.link(t, "vrt0").Attrs().Index; got == oldIndex {
+		t.Fatalf("the new vrt0 has the old index %d; the test needs a new one", got)
+	}
+	e = na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+	if e.Reason != "interface vrt0 back" {
+		t.Errorf("a's rejoin: %+v; want reason %q", e, "interface vrt0 back")
+	}
+	na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
+	nb.waitEvent(t, ib, StateMaster, StateBackup, CausePreempted) // a's adverts leave by the new interface
+	eventually(t, time.Second, "a holds the VIP on the new vrt0", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
+	// Its gratuitous ARPs leave by the new interface too.
+	macA := a.iface(t, "vrt0").HardwareAddr
+	nextFrame(t, arps, 3*time.Second, func(f []byte) bool {
+		return len(f) >= 42 && bytes.Equal(f[6:12], macA) && net.IP(f[28:32]).Equal(labVIP.Addr().AsSlice())
+	})
+	eventually(t, time.Second, "b released the VIP", func() bool { return !b.hasAddr(t, "vrt1", labVIP) })
+	eventually(t, time.Second, "a's status: master, no fault", func() bool {
+		s := na.r.Status()
+		return s.Fault == "" && s.State == StateMaster
+	})
+
+	// Carrier lost (the switch port goes down): the same, with the reason.
+	ia, ib = na.eventCount(), nb.eventCount()
+	if err := sw.h.LinkSetDown(sw.link(t, "pa")); err != nil {
+		t.Fatal(err)
+	}
+	e = na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceDown)
+	if e.Reason != "interface vrt0 has no carrier" {
+		t.Errorf("a's event: %+v; want reason %q", e, "interface vrt0 has no carrier")
+	}
+	if a.hasAddr(t, "vrt0", labVIP) {
+		t.Error("a kept the VIP on an interface without carrier")
+	}
+	nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+	ia = na.eventCount()
+	if err := sw.h.LinkSetUp(sw.link(t, "pa")); err != nil {
+		t.Fatal(err)
+	}
+	na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+	na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
+}
+
+// Issue 12 item 6: a StateDir that cannot be written (read-only, not a directory) does not
+// keep the Router from starting or from becoming Master; Status.RecordError says why, and once
+// the directory is usable the record is written without a restart.
+func TestRouterRunsWithoutStateDir(t *testing.T) {
+	needRoot(t)
+	roDir := t.TempDir()
+	if err := unix.Mount(roDir, roDir, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("cannot bind-mount %s: %v", roDir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(roDir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", roDir, err)
+		}
+	})
+	if err := unix.Mount("", roDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remounting %s read-only: %v", roDir, err)
+	}
+	fileDir := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(fileDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name, dir, want string
+		fix             func(t *testing.T)
+	}{
+		{"read-only", roDir, "read-only file system", func(t *testing.T) {
+			if err := unix.Mount("", roDir, "", unix.MS_REMOUNT|unix.MS_BIND, ""); err != nil {
+				t.Fatalf("remounting %s read-write: %v", roDir, err)
+			}
+		}},
+		{"not a directory", fileDir, "not a directory", func(t *testing.T) {
+			if err := os.Remove(fileDir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newTestNS(t), newTestNS(t)
+			connect(t, a, "vrt0", labA, b, "vrt1", labB)
+			cfg := labConfig("vrt0", labA, 255, tc.dir) // the owner: Master at once
+			cfg.Logger = testLogger(t, "a")
+			na := dialNode(t, a, cfg)
+			na.waitEvent(t, 0, StateInitialize, StateMaster, CauseOwner)
+			eventually(t, time.Second, "a holds the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
+			var s Status
+			eventually(t, time.Second, "the record error reported", func() bool { s = na.r.Status(); return s.RecordError != "" })
+			if s.State != StateMaster || !strings.Contains(s.RecordError, tc.want) {
+				t.Errorf("status: %+v; want master with a record error saying %q", s, tc.want)
+			}
+
+			tc.fix(t)
+			path := recordPath(tc.dir, "vrt0", 51)
+			eventually(t, 5*time.Second, "the record written", func() bool {
+				_, err := os.Stat(path)
+				return err == nil && na.r.Status().RecordError == ""
+			})
+			if rec := readRecord(t, path); !slices.Equal(rec.Addresses, []netip.Prefix{labVIP}) {
+				t.Errorf("record: %+v; want the claim on %v", rec, labVIP)
+			}
+			na.stop(t)
+			if rec := readRecord(t, path); len(rec.Addresses) != 0 {
+				t.Errorf("record after a clean stop: %+v; want no address", rec)
+			}
+		})
+	}
+}
+
+// In virtual-MAC mode the macvlan goes with its deleted parent: when the parent is created
+// again the node makes the macvlan again on it and rejoins, its adverts and VIP on the new
+// macvlan.
+func TestRouterFollowsInterfaceVirtualMAC(t *testing.T) {
+	sw := newSwitch(t)
+	a, b := newTestNS(t), newTestNS(t)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	plug(t, sw, "pb", b, "vrt1", labB)
+	needMacvlan(t, a, "vrt0")
+
+	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
+	cfgA.VirtualMAC = true
+	cfgA.Logger = testLogger(t, "a")
+	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
+	cfgB.Logger = testLogger(t, "b")
+	na := dialNode(t, a, cfgA)
+	nb := dialNode(t, b, cfgB)
+	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+	eventually(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+
+	ia, ib := na.eventCount(), nb.eventCount()
+	if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
+		t.Fatal(err)
+	}
+	na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceGone)
+	nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+
+	ia, ib = na.eventCount(), nb.eventCount()
+	plug(t, sw, "pa", a, "vrt0", labA)
+	na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+	na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
+	nb.waitEvent(t, ib, StateMaster, StateBackup, CausePreempted)
+	vm := a.link(t, vmacName(51))
+	if vm.Attrs().ParentIndex != a.link(t, "vrt0").Attrs().Index {
+		t.Errorf("%s has parent index %d, want the new vrt0's %d", vmacName(51), vm.Attrs().ParentIndex, a.link(t, "vrt0").Attrs().Index)
+	}
+	eventually(t, time.Second, "a holds the VIP on the new macvlan", func() bool { return a.hasAddr(t, vmacName(51), labVIP) })
+	if got := readSysctlIn(t, a, "net/ipv4/conf/vrt0/arp_ignore"); got != "1" {
+		t.Errorf("the new vrt0's arp_ignore = %s, want 1 (set for virtual-MAC mode)", got)
+	}
+	na.stop(t)
+	if _, err := a.h.LinkByName(vmacName(51)); err == nil {
+		t.Errorf("%s left behind after Run returned", vmacName(51))
+	}
+	if got := readSysctlIn(t, a, "net/ipv4/conf/vrt0/arp_ignore"); got != "0" {
+		t.Errorf("the new vrt0's arp_ignore after Run = %s, want 0 restored", got)
+	}
+}
