@@ -252,4 +252,3 @@ func waitUp(ctx context.Context, n *Node) bool {
 	}
 	return false
 }
-
