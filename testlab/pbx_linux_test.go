@@ -285,9 +285,11 @@ func TestKamailioServiceCommands(t *testing.T) {
 	if out, err := runIn(n, reg); err != nil {
 		t.Fatalf("register carol: %v: %s", err, out)
 	}
+	stopped := time.Now()
 	if err := run(f.ServiceStop()); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
+	t.Logf("stop (SIGTERM, exit, last snapshot) took %v", time.Since(stopped).Round(time.Millisecond))
 	if pids, err := n.KamailioPids(); err != nil || len(pids) > 0 {
 		t.Fatalf("after stop: kamailio pids %v (%v)", pids, err)
 	}
