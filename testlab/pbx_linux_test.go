@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-// RequirePBX skips the test unless Kamailio, sqlite3, sipsak and baresip are installed.
+// requirePBX skips the test unless it runs as root and Kamailio, sqlite3, sipsak and baresip
+// are installed.
 func requirePBX(t *testing.T) {
 	t.Helper()
 	RequireRoot(t)

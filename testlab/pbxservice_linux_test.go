@@ -43,6 +43,7 @@ type kamailioWatch struct {
 	vip  netip.Addr
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once
 
 	mu      sync.Mutex
 	samples int
@@ -51,8 +52,10 @@ type kamailioWatch struct {
 	mark    time.Time
 }
 
-func watchKamailio(l *Lab, vip netip.Addr) *kamailioWatch {
+func watchKamailio(t *testing.T, l *Lab, vip netip.Addr) *kamailioWatch {
 	w := &kamailioWatch{l: l, vip: vip, stop: make(chan struct{}), done: make(chan struct{}), first: map[string]time.Time{}}
+	// Stopped before the lab closes even when the test fails early.
+	t.Cleanup(w.halt)
 	go func() {
 		defer close(w.done)
 		for {
@@ -108,10 +111,14 @@ func (w *kamailioWatch) since(k string) string {
 	return at.Sub(w.mark).Round(time.Millisecond).String()
 }
 
+func (w *kamailioWatch) halt() {
+	w.once.Do(func() { close(w.stop) })
+	<-w.done
+}
+
 func (w *kamailioWatch) end(t *testing.T) {
 	t.Helper()
-	close(w.stop)
-	<-w.done
+	w.halt()
 	if w.both > 0 {
 		t.Errorf("kamailio ran on both nodes in %d of %d samples", w.both, w.samples)
 	}
@@ -156,7 +163,7 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 			}
 		}
 	})
-	w := watchKamailio(l, vip.Addr())
+	w := watchKamailio(t, l, vip.Addr())
 	ps, err := StartPBXPair(ctx, l, [2]VRRPConfig{{Priority: 150}, {Priority: 100}}, extra)
 	if err != nil {
 		t.Fatal(err)
