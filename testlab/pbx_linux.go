@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	stdsync "sync"
 	"syscall"
 	"text/template"
 	"time"
@@ -366,3 +367,117 @@ func (n *Node) AnnounceAddr(ip netip.Addr) error {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// ServiceTOML is the redundantd [[service]] entry that runs this Kamailio: start, stop and the
+// SIP-level check, checked every second (docs/pbx.md).
+func (f KamailioFiles) ServiceTOML() string {
+	q := func(args []string) string {
+		s := make([]string, len(args))
+		for i, a := range args {
+			s[i] = strconv.Quote(a)
+		}
+		return "[" + strings.Join(s, ", ") + "]"
+	}
+	return fmt.Sprintf(`
+[[service]]
+name = "kamailio"
+start = %s
+stop = %s
+check = %s
+timeout = "15s"
+check_interval = "1s"
+fall = 3
+rise = 1
+`, q(f.ServiceStart()), q(f.ServiceStop()), q(f.ServiceCheck()))
+}
+
+// KamailioWatch samples, every 5 ms, which of a lab's nodes run Kamailio and hold an address:
+// it counts the samples in which two nodes ran Kamailio at once, and records when the address
+// and a Kamailio were first seen on each node after the last Mark.
+type KamailioWatch struct {
+	stop chan struct{}
+	done chan struct{}
+	once stdsync.Once
+
+	mu      stdsync.Mutex
+	samples int
+	both    int
+	mark    time.Time
+	first   map[string]time.Time // "vip@node2", "kamailio@node2"
+}
+
+// WatchKamailio starts sampling l's nodes for Kamailio and addr until Stop.
+func WatchKamailio(l *Lab, addr netip.Addr) *KamailioWatch {
+	w := &KamailioWatch{stop: make(chan struct{}), done: make(chan struct{}), first: map[string]time.Time{}}
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			w.sample(l, addr)
+		}
+	}()
+	return w
+}
+
+func (w *KamailioWatch) sample(l *Lab, addr netip.Addr) {
+	now := time.Now()
+	running := 0
+	seen := map[string]bool{}
+	for _, n := range l.Nodes() {
+		if pids, err := n.KamailioPids(); err == nil && len(pids) > 0 {
+			running++
+			seen["kamailio@"+n.Name] = true
+		}
+		if ok, err := n.HasAddr(addr); err == nil && ok {
+			seen["vip@"+n.Name] = true
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.samples++
+	if running > 1 {
+		w.both++
+	}
+	if w.mark.IsZero() {
+		return
+	}
+	for k := range seen {
+		if _, ok := w.first[k]; !ok {
+			w.first[k] = now
+		}
+	}
+}
+
+// Mark starts a new measurement: first appearances are recorded from now on.
+func (w *KamailioWatch) Mark(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mark = now
+	w.first = map[string]time.Time{}
+}
+
+// Since is how long after the last Mark "vip@<node>" or "kamailio@<node>" was first seen;
+// false when it was not seen yet.
+func (w *KamailioWatch) Since(key string) (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.first[key]
+	if !ok {
+		return 0, false
+	}
+	return at.Sub(w.mark), true
+}
+
+// Stop ends the sampling (safe to call more than once) and returns the number of samples and
+// of samples in which Kamailio ran on more than one node.
+func (w *KamailioWatch) Stop() (samples, both int) {
+	w.once.Do(func() { close(w.stop) })
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.samples, w.both
+}

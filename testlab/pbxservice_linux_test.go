@@ -2,11 +2,8 @@ package testlab
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,115 +11,13 @@ import (
 	"github.com/redundantd/redundantd/appliance"
 )
 
-// kamailioServiceTOML is the [[service]] entry that runs f's Kamailio under redundantd.
-func kamailioServiceTOML(f KamailioFiles) string {
-	q := func(args []string) string {
-		s := make([]string, len(args))
-		for i, a := range args {
-			s[i] = fmt.Sprintf("%q", a)
-		}
-		return "[" + strings.Join(s, ", ") + "]"
-	}
-	return fmt.Sprintf(`
-[[service]]
-name = "kamailio"
-start = %s
-stop = %s
-check = %s
-timeout = "15s"
-check_interval = "1s"
-fall = 3
-rise = 1
-`, q(f.ServiceStart()), q(f.ServiceStop()), q(f.ServiceCheck()))
-}
-
-// kamailioWatch samples every 5 ms which nodes run Kamailio and when the virtual IP and a
-// Kamailio first appear on a node after mark.
-type kamailioWatch struct {
-	l    *Lab
-	vip  netip.Addr
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
-
-	mu      sync.Mutex
-	samples int
-	both    int
-	first   map[string]time.Time // "vip@node2", "kamailio@node2": first seen after mark
-	mark    time.Time
-}
-
-func watchKamailio(t *testing.T, l *Lab, vip netip.Addr) *kamailioWatch {
-	w := &kamailioWatch{l: l, vip: vip, stop: make(chan struct{}), done: make(chan struct{}), first: map[string]time.Time{}}
-	// Stopped before the lab closes even when the test fails early.
-	t.Cleanup(w.halt)
-	go func() {
-		defer close(w.done)
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			now := time.Now()
-			running := 0
-			seen := map[string]bool{}
-			for _, n := range l.Nodes() {
-				if pids, err := n.KamailioPids(); err == nil && len(pids) > 0 {
-					running++
-					seen["kamailio@"+n.Name] = true
-				}
-				if ok, err := n.HasAddr(vip); err == nil && ok {
-					seen["vip@"+n.Name] = true
-				}
-			}
-			w.mu.Lock()
-			w.samples++
-			if running > 1 {
-				w.both++
-			}
-			for k := range seen {
-				if _, ok := w.first[k]; !ok && !w.mark.IsZero() {
-					w.first[k] = now
-				}
-			}
-			w.mu.Unlock()
-		}
-	}()
-	return w
-}
-
-// reset starts a new measurement: first appearances are counted from now.
-func (w *kamailioWatch) reset(now time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.mark = now
-	w.first = map[string]time.Time{}
-}
-
-// since is how long after the mark k was first seen ("-" when not yet).
-func (w *kamailioWatch) since(k string) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	at, ok := w.first[k]
+// since formats how long after the mark k was first seen ("-" when not yet).
+func since(w *KamailioWatch, k string) string {
+	d, ok := w.Since(k)
 	if !ok {
 		return "-"
 	}
-	return at.Sub(w.mark).Round(time.Millisecond).String()
-}
-
-func (w *kamailioWatch) halt() {
-	w.once.Do(func() { close(w.stop) })
-	<-w.done
-}
-
-func (w *kamailioWatch) end(t *testing.T) {
-	t.Helper()
-	w.halt()
-	if w.both > 0 {
-		t.Errorf("kamailio ran on both nodes in %d of %d samples", w.both, w.samples)
-	}
-	t.Logf("%d samples (5 ms): kamailio on one node at most in each", w.samples)
+	return d.Round(time.Millisecond).String()
 }
 
 // TestKamailioUnderRedundantd runs Kamailio as a redundantd [[service]] on an appliance pair
@@ -151,7 +46,7 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		extra[i] = kamailioServiceTOML(files[i])
+		extra[i] = files[i].ServiceTOML()
 	}
 	// Kamailio daemonizes out of the lab's process groups: kill what is left by pid, before
 	// the lab removes the namespaces (cleanups run last-registered first).
@@ -163,7 +58,8 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 			}
 		}
 	})
-	w := watchKamailio(t, l, vip.Addr())
+	w := WatchKamailio(l, vip.Addr())
+	t.Cleanup(func() { w.Stop() }) // before the lab closes, even when the test fails early
 	ps, err := StartPBXPair(ctx, l, [2]VRRPConfig{{Priority: 150}, {Priority: 100}}, extra)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +88,7 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 
 	// Planned: swap to node 2.
 	start := time.Now()
-	w.reset(start)
+	w.Mark(start)
 	var res appliance.SwapResult
 	if err := a.API(ctx, "POST", "/api/v1/swap", struct{}{}, &res); err != nil || res.State != "done" {
 		t.Fatalf("swap: %+v, %v", res, err)
@@ -208,7 +104,7 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 		t.Fatalf("after the swap: %v", err)
 	}
 	t.Logf("swap: answered in %v; VIP on node2 +%s, kamailio on node2 +%s, OPTIONS to the VIP answered +%v, alice->bob answered +%v",
-		swapped.Round(time.Millisecond), w.since("vip@node2"), w.since("kamailio@node2"),
+		swapped.Round(time.Millisecond), since(w, "vip@node2"), since(w, "kamailio@node2"),
 		optAt.Sub(start).Round(time.Millisecond), callAt.Sub(start).Round(time.Millisecond))
 	if err := waitCond(ctx, 20*time.Millisecond, func() bool {
 		p1, _ := l.Node(1).KamailioPids()
@@ -222,7 +118,7 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 
 	// Unplanned: node 2 loses power: its link is cut and every process of it is killed.
 	lost := time.Now()
-	w.reset(lost)
+	w.Mark(lost)
 	if err := l.Node(2).CutLink(); err != nil {
 		t.Fatal(err)
 	}
@@ -242,12 +138,16 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 		t.Fatalf("after the loss of node2: %v", err)
 	}
 	t.Logf("loss of node2: VIP on node1 +%s, kamailio on node1 +%s, OPTIONS to the VIP answered +%v, alice->bob answered +%v",
-		w.since("vip@node1"), w.since("kamailio@node1"),
+		since(w, "vip@node1"), since(w, "kamailio@node1"),
 		optAt.Sub(lost).Round(time.Millisecond), callAt.Sub(lost).Round(time.Millisecond))
 	if a, b := alice.Registers(), bob.Registers(); a != 1 || b != 1 {
 		t.Fatalf("REGISTERs after the loss: alice %d, bob %d; want 1 each", a, b)
 	}
-	w.end(t)
+	samples, both := w.Stop()
+	if both > 0 {
+		t.Errorf("kamailio ran on both nodes in %d of %d samples", both, samples)
+	}
+	t.Logf("%d samples (5 ms): kamailio on one node at most in each", samples)
 }
 
 // waitUp waits until Kamailio answers OPTIONS on the node's 127.0.0.1:5060.
