@@ -36,6 +36,11 @@ type StatusResponse struct {
 	Passive bool `json:"passive"`
 	// Fault says why the node is out of the protocol (its interface gone or down).
 	Fault string `json:"fault,omitempty"`
+	// RecordError says why the record of claimed virtual IPs is kept in memory only.
+	RecordError string `json:"record_error,omitempty"`
+	// PreemptSuppressed: this node resigned (a swap, a failed service) and does not take the
+	// Master role back by preemption until it next becomes Master by Master_Down or takeover.
+	PreemptSuppressed bool `json:"preempt_suppressed,omitempty"`
 	// Unhealthy says why the PBX services fail their checks; "" when healthy.
 	Unhealthy string `json:"unhealthy,omitempty"`
 	// Peer is the other node as the peer link shows it; nil when the link is off.
@@ -44,6 +49,11 @@ type StatusResponse struct {
 	Services []ServiceStatus `json:"services,omitempty"`
 	// Swap is the swap in progress or the last one.
 	Swap *SwapResult `json:"swap,omitempty"`
+	// Notifications are the notification channels' counters.
+	Notifications []ChannelStatus `json:"notifications,omitempty"`
+	// SyncDown says why the replication is enabled but not running (a full or read-only
+	// state_dir); it is retried.
+	SyncDown string `json:"sync_down,omitempty"`
 	// StateError says why the Backup mode and last role are not saved in state_dir.
 	StateError string `json:"state_error,omitempty"`
 	Version    string `json:"version"`
@@ -78,6 +88,10 @@ func (a *Appliance) Status() StatusResponse {
 		Unhealthy:  a.health(),
 		Swap:       a.LastSwap(),
 		Version:    Version,
+		SyncDown:   a.SyncDown(),
+	}
+	if a.notifier != nil {
+		s.Notifications = a.notifier.Status()
 	}
 	m := a.mode()
 	s.BackupMode, s.ModeSetAt, s.ModeSetBy = string(m.Mode), m.SetAt, m.SetBy
@@ -116,7 +130,7 @@ func (a *Appliance) Status() StatusResponse {
 		s.Since = st.Since.UTC().Format(time.RFC3339Nano)
 	}
 	s.Transitions = st.Transitions
-	s.Passive, s.Fault = st.Passive, st.Fault
+	s.Passive, s.Fault, s.RecordError, s.PreemptSuppressed = st.Passive, st.Fault, st.RecordError, st.PreemptSuppressed
 	for _, p := range st.VirtualIPs {
 		s.Holding = append(s.Holding, p.String())
 	}
@@ -128,6 +142,7 @@ func (a *Appliance) Status() StatusResponse {
 
 // Handler serves the HTTP API:
 //
+//	GET /metrics                   Prometheus metrics (metrics.go)
 //	GET /api/v1/status             the node's state (StatusResponse)
 //	GET /api/v1/events?after=SEQ   the retained event log, oldest first
 //	POST /api/v1/events/read       mark events read: {"seqs":[..]} or {"up_to":SEQ}
@@ -184,6 +199,7 @@ func (a *Appliance) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, MarkReadResponse{Marked: a.events.markRead(req.Seqs, req.UpTo)})
 	}))
+	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("PUT /api/v1/backup-mode", mutating(a.handleBackupMode))
 	mux.HandleFunc("POST /api/v1/swap", mutating(a.handleSwap))
 	mux.HandleFunc("DELETE /api/v1/swap", mutating(func(w http.ResponseWriter, r *http.Request) {

@@ -165,6 +165,10 @@ type flight[T any] struct {
 // any one caller, so a caller giving up does not cancel the run the others wait for; f
 // carries its own context.
 func (c *coalescer[T]) do(ctx context.Context, f func() (T, error)) (T, error) {
+	if err := ctx.Err(); err != nil {
+		var zero T
+		return zero, err
+	}
 	c.mu.Lock()
 	if c.next == nil {
 		c.next = &flight[T]{done: make(chan struct{})}

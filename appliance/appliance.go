@@ -63,6 +63,9 @@ type Options struct {
 	APIListener net.Listener
 	// PeerListener serves the peer link when set; otherwise Run listens on peer.listen.
 	PeerListener net.Listener
+	// PartRetry is how long a part that could not start or stopped with an error (the
+	// replication on a full disk) waits before it is built again; 30s when zero.
+	PartRetry time.Duration
 }
 
 // Appliance is one redundantd node.
@@ -85,10 +88,12 @@ type Appliance struct {
 	healthMu  sync.Mutex
 	unhealthy string // why the services are unhealthy; "" when healthy
 
-	partsMu  sync.Mutex
-	running  map[Part]runningPart // parts started by Run, for a reload to stop
-	live     *Config              // the configuration last applied (LoadConfig, then reloads)
-	reloadMu sync.Mutex
+	partsMu   sync.Mutex
+	running   map[Part]runningPart // parts started by Run, for a reload to stop
+	live      *Config              // the configuration last applied (LoadConfig, then reloads)
+	partRetry time.Duration
+	syncDown  string // why the replication is not running although enabled; "" when it runs
+	reloadMu  sync.Mutex
 
 	stMu     sync.Mutex
 	state    nodeState // Backup mode and last role, kept in state_dir
@@ -101,6 +106,9 @@ type Appliance struct {
 	lastSwap   *SwapResult
 	guard      apiGuard
 
+	metrics  *metrics
+	notifier *Notifier    // nil when no [[notify]] channel is configured
+	vrrpIfi  int          // the interface's index, for the SNMP traps
 	mutating *tokenBucket // rate of API requests that change something
 	apiConns *connLimiter // set by Run
 	syncRuns coalescer[pbxsync.RunStats]
@@ -111,16 +119,17 @@ type Appliance struct {
 // goroutines; Run does.
 func New(cfg *Config, opts Options) (*Appliance, error) {
 	a := &Appliance{
-		cfg:     cfg,
-		log:     opts.Logger,
-		now:     opts.Now,
-		parts:   opts.Parts,
-		apiLn:   opts.APIListener,
-		peerLn:  opts.PeerListener,
-		roles:   make(chan vrrp.Event, 1),
-		pokes:   make(chan struct{}, 1),
-		live:    cfg,
-		running: map[Part]runningPart{},
+		cfg:       cfg,
+		log:       opts.Logger,
+		now:       opts.Now,
+		parts:     opts.Parts,
+		apiLn:     opts.APIListener,
+		peerLn:    opts.PeerListener,
+		roles:     make(chan vrrp.Event, 1),
+		pokes:     make(chan struct{}, 1),
+		live:      cfg,
+		partRetry: opts.PartRetry,
+		running:   map[Part]runningPart{},
 
 		mutating: newTokenBucket(apiMutatingRate, apiMutatingBurst),
 		runCtx:   context.Background(),
@@ -130,6 +139,20 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.partRetry <= 0 {
+		a.partRetry = 30 * time.Second
+	}
+	a.metrics = newMetrics(a)
+	if len(cfg.Notify) > 0 {
+		n, err := NewNotifier(cfg.Notify, a.log.With("part", "notify"))
+		if err != nil {
+			return nil, err
+		}
+		a.notifier = n
+		if ifi, err := net.InterfaceByName(cfg.Node.Interface); err == nil {
+			a.vrrpIfi = ifi.Index
+		}
 	}
 	limits := opts.EventLimits
 	if limits.Count == 0 {
@@ -173,12 +196,17 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 		a.parts = append(a.parts, sm)
 	}
 	if cfg.Sync.Enabled {
+		// The configuration was checked by LoadConfig: what fails here is the disk (a full or
+		// read-only state_dir). VRRP and the PBX must run without it; Run retries.
 		p, err := newSyncPart(cfg, a.log.With("part", "sync"), a.record)
 		if err != nil {
-			return nil, err
+			a.syncDown = err.Error()
+			a.record(Event{Priority: PriorityWarning, Application: AppSync, Name: "not started",
+				Description: fmt.Sprintf("replication not started, retrying every %s: %v", a.partRetry, err)})
+		} else {
+			a.sync = p
+			a.parts = append(a.parts, p)
 		}
-		a.sync = p
-		a.parts = append(a.parts, p)
 	}
 	if !cfg.Redundancy.Enabled {
 		return a, nil
@@ -231,7 +259,14 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 // onVRRPEvent runs on the VRRP engine's goroutine: it records the event and hands the role
 // to the transition worker without blocking.
 func (a *Appliance) onVRRPEvent(e vrrp.Event) {
-	a.record(transitionEvent(e))
+	a.metrics.countTransition(e)
+	ev := a.recordOnly(transitionEvent(e))
+	if e.To == vrrp.StateMaster {
+		a.notifier.NotifyVRRP(ev, VRRPDetail{IfIndex: a.vrrpIfi, VRID: a.cfg.Redundancy.GroupID,
+			MasterAddr: e.MasterIP, Reason: NewMasterReasonOf(e.Reason)})
+	} else {
+		a.notifier.Notify(ev)
+	}
 	if e.Err != nil {
 		a.record(Event{Time: e.At, Priority: PriorityWarning, Application: AppRedundancy, Name: "addresses",
 			Description: fmt.Sprintf("virtual IPs not in the wanted state after %s -> %s (retrying every advert interval): %v", e.From, e.To, e.Err)})
@@ -254,7 +289,10 @@ func (a *Appliance) onVRRPEvent(e vrrp.Event) {
 // and the Master heard, at notice priority when this node takes or leaves the Master role.
 func transitionEvent(e vrrp.Event) Event {
 	prio := PriorityInfo
-	if e.To == vrrp.StateMaster || e.From == vrrp.StateMaster {
+	switch {
+	case e.Cause == vrrp.CauseInterfaceGone || e.Cause == vrrp.CauseInterfaceDown:
+		prio = PriorityWarning // out of the protocol until the link is back
+	case e.To == vrrp.StateMaster || e.From == vrrp.StateMaster:
 		prio = PriorityNotice
 	}
 	msg := fmt.Sprintf("%s -> %s: %s", e.From, e.To, e.Reason)
@@ -264,8 +302,16 @@ func transitionEvent(e vrrp.Event) Event {
 	return Event{Time: e.At, Priority: prio, Application: AppRedundancy, Name: "became " + e.To.String(), Description: msg}
 }
 
-// record stamps, stores and logs an event. It never waits for the disk.
+// record stamps, stores, logs and notifies an event. It never waits for the disk or a
+// receiver.
 func (a *Appliance) record(e Event) Event {
+	e = a.recordOnly(e)
+	a.notifier.Notify(e)
+	return e
+}
+
+// recordOnly is record without the notification (the caller sends a richer one).
+func (a *Appliance) recordOnly(e Event) Event {
 	if e.Time.IsZero() {
 		e.Time = a.now()
 	}
@@ -304,11 +350,17 @@ func (a *Appliance) Run(ctx context.Context) error {
 	wg.Go(func() { a.events.run(ctx) })
 	wg.Go(func() { a.follow(ctx) })
 	wg.Go(func() { a.control(ctx) })
+	if a.notifier != nil {
+		wg.Go(func() { _ = a.notifier.Run(ctx) })
+	}
 	if a.peer != nil {
 		wg.Go(func() { a.runPeer(ctx) })
 	}
 	for _, p := range a.partList() {
 		a.startPart(ctx, p)
+	}
+	if a.syncDown != "" {
+		go a.retryPart(ctx, nil)
 	}
 
 	if a.router == nil && a.services != nil {

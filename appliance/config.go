@@ -51,6 +51,8 @@ type Config struct {
 	Sync       SyncConfig
 	API        APIConfig
 	Peer       PeerLinkConfig
+	// Notify are the channels events are sent to ([[notify]], docs/notifications.md).
+	Notify []NotifyConfig
 	// Services are the PBX's services, started in order on the Master and stopped in
 	// reverse order on a Backup ([[service]], docs/services.md).
 	Services []ServiceConfig
@@ -148,6 +150,7 @@ type rawConfig struct {
 	API        rawAPI        `toml:"api"`
 	Services   []rawService  `toml:"service"`
 	Peer       rawPeer       `toml:"peer"`
+	Notify     []rawNotify   `toml:"notify"`
 }
 
 type rawNode struct {
@@ -660,6 +663,9 @@ func (r *rawConfig) validate() (*Config, error) {
 	cfg.Sync = validateSync(&p, &r.Sync, cfg.Node, cfg.Redundancy)
 	cfg.API = validateAPI(&p, &r.API, cfg.Sync, cfg.Node)
 	cfg.Peer = validatePeerLink(&p, &r.Peer, cfg.Redundancy, cfg.Sync)
+	if p.listLen("notify", len(r.Notify), 32, "notification channels") && len(r.Notify) > 0 {
+		cfg.Notify = validateNotifications(r.Notify, &p)
+	}
 	if p.listLen("service", len(r.Services), MaxServices, "services on one node") {
 		if len(r.Services) > 0 {
 			cfg.Services = validateServices(r.Services, &p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // runningPart is a part started by Run: its own context, so a reload can stop it alone.
@@ -42,9 +43,51 @@ func (a *Appliance) startPart(ctx context.Context, p Part) {
 		defer close(rp.done)
 		if err := p.Run(pctx); err != nil && pctx.Err() == nil {
 			a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "part stopped",
-				Description: fmt.Sprintf("%s stopped: %v", p.Name(), err)})
+				Description: fmt.Sprintf("%s stopped, starting it again in %s: %v", p.Name(), a.partRetry, err)})
+			if _, ok := p.(*syncPart); ok {
+				a.setSyncDown(err.Error())
+				go a.retryPart(ctx, p)
+			}
 		}
 	}()
+}
+
+func (a *Appliance) setSyncDown(why string) {
+	a.partsMu.Lock()
+	a.syncDown = why
+	a.partsMu.Unlock()
+}
+
+// SyncDown says why the replication is enabled but not running; "" when it runs.
+func (a *Appliance) SyncDown() string {
+	a.partsMu.Lock()
+	defer a.partsMu.Unlock()
+	return a.syncDown
+}
+
+// retryPart builds the replication again every partRetry until it starts (old is the part
+// that failed, nil when none could be built).
+func (a *Appliance) retryPart(ctx context.Context, old Part) {
+	t := time.NewTicker(a.partRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.reloadMu.Lock()
+		cfg := a.live
+		a.reloadMu.Unlock()
+		p, err := newSyncPart(cfg, a.log.With("part", "sync"), a.record)
+		if err != nil {
+			a.setSyncDown(err.Error())
+			continue
+		}
+		a.replacePart(ctx, old, p, func() { a.sync, a.syncDown = p, "" })
+		a.record(Event{Priority: PriorityNotice, Application: AppSync, Name: "started", Description: "replication started"})
+		return
+	}
 }
 
 // stopPart stops a running part and waits for it.

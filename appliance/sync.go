@@ -40,7 +40,7 @@ func newSyncPart(cfg *Config, log *slog.Logger, record func(Event) Event) (*sync
 		TrashRetention:  sc.TrashRetention,
 		MaxDeleteShare:  sc.MaxDelete,
 		Logger:          log,
-		OnEvent:         func(e pbxsync.Event) { record(syncEvent(e)) },
+		OnEvent:         runOutcome(record),
 	})
 	if err != nil {
 		return nil, err
@@ -65,6 +65,25 @@ func (p *syncPart) Follow(role vrrp.State) {
 
 // SyncNow runs one replication immediately; the Master calls it before a planned swap.
 func (p *syncPart) SyncNow(ctx context.Context) (pbxsync.RunStats, error) { return p.n.SyncNow(ctx) }
+
+// runOutcome names the runs the operator must hear of: the first failed run after a good one
+// is "failed" (warning), the first good one after a failure "recovered" (notice); the others
+// stay "run". Events arrive one at a time from the replication's goroutine.
+func runOutcome(record func(Event) Event) func(pbxsync.Event) {
+	failing := false
+	return func(e pbxsync.Event) {
+		ev := syncEvent(e)
+		if e.Kind == pbxsync.EventRun {
+			switch {
+			case e.Err != nil && !failing:
+				failing, ev.Name = true, "failed"
+			case e.Err == nil && failing:
+				failing, ev.Name, ev.Priority = false, "recovered", PriorityNotice
+			}
+		}
+		record(ev)
+	}
+}
 
 func syncEvent(e pbxsync.Event) Event {
 	ev := Event{Time: e.At, Priority: PriorityInfo, Application: AppSync, Name: string(e.Kind)}

@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	pbxsync "github.com/redundantd/redundantd/sync"
 	"github.com/redundantd/redundantd/vrrp"
 )
@@ -132,5 +135,62 @@ func syncNow(t *testing.T, a *Appliance, want int) {
 		if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
 			t.Fatalf("sync answer %s: %v", rec.Body, err)
 		}
+	}
+}
+
+// TestSyncWithoutItsDisk reproduces issue 12 item 6 at the appliance: a state_dir the
+// replication cannot use kept the daemon from starting, so a full /var meant no redundancy.
+// Now the node runs (VRRP, API) with the replication reported down, and starts it once the
+// disk is usable.
+func TestSyncWithoutItsDisk(t *testing.T) {
+	cfg := testConfig(t)
+	tree := filepath.Join(t.TempDir(), "voicemail")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	other := testConfig(t)
+	fp, err := Fingerprint(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Sync = SyncConfig{Enabled: true, Paths: []string{tree}, Listen: "127.0.0.1:0", Peer: "127.0.0.1:9",
+		PeerFingerprint: fp, Interval: "1h", TrashRetention: DefaultTrashRetention, MaxDelete: 0.5}
+	// The replication's state directory is a file: every write there fails, root's too.
+	if err := os.WriteFile(SyncStateDir(cfg), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fr := &fakeRouter{ran: make(chan struct{})}
+	a, err := New(cfg, Options{PartRetry: 20 * time.Millisecond,
+		DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
+	if err != nil {
+		t.Fatalf("New with an unusable sync state dir: %v", err)
+	}
+	if st := a.Status(); st.SyncDown == "" || len(eventsMatching(a, AppSync, "not started")) != 1 {
+		t.Fatalf("status sync_down %q, events %v", st.SyncDown, eventNames(a))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-fr.ran
+	if err := os.Remove(SyncStateDir(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replication started", func() bool { return a.syncPart() != nil && a.SyncDown() == "" })
+	if len(eventsMatching(a, AppSync, "started")) != 1 {
+		t.Errorf("events %v", eventNames(a))
+	}
+}
+
+func TestSyncFailedAndRecoveredEvents(t *testing.T) {
+	var got []string
+	f := runOutcome(func(e Event) Event { got = append(got, fmt.Sprintf("%s/%d", e.Name, e.Priority)); return e })
+	bad := errors.New("dial peer: connection refused")
+	for _, err := range []error{nil, bad, bad, nil, nil, bad} {
+		f(pbxsync.Event{Kind: pbxsync.EventRun, Stats: &pbxsync.RunStats{}, Err: err})
+	}
+	want := []string{"run/1", "failed/3", "run/3", "recovered/2", "run/1", "failed/3"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -249,5 +250,144 @@ func TestPassiveBackupDoesNotTakeOver(t *testing.T) {
 	}
 	if !slices.Contains(eventNames(n[1].a), "became master") {
 		t.Errorf("events %v", eventNames(n[1].a))
+	}
+}
+
+// TestPassiveNodeAloneSaysSo: a node whose group mode is Passive, that was a Backup when it
+// stopped, starts, hears no Master, stays Backup and raises the event the issue asks for.
+func TestPassiveNodeAloneSaysSo(t *testing.T) {
+	seg := memwire.New()
+	cfg := testConfig(t)
+	if err := saveNodeState(cfg.Node.StateDir, nodeState{Mode: modeRecord{ModePassive, time.Now(), "test"}, LastRole: "backup"}); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, seg, cfg, nil)
+	waitFor10s(t, "the passive-no-master event", func() bool { return slices.Contains(eventNames(n.a), "passive no master") })
+	if n.a.role() != "backup" || len(seg.Holders(vip)) != 0 {
+		t.Errorf("the lone Passive node is %s, holders %v", n.a.role(), seg.Holders(vip))
+	}
+}
+
+// waitFor10s is waitFor with room for the protocol's own timers.
+func waitFor10s(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSwapDrainsAndCanBeCancelled: a swap with a drain waits while drain_check reports calls,
+// is shown as pending, and a cancel leaves the Master as it was with its service running.
+func TestSwapDrainsAndCanBeCancelled(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	marker := func(i int) string { return filepath.Join(dir, fmt.Sprintf("running%d", i)) }
+	_, n := twoNodes(t, func(i int, cfg *Config) {
+		cfg.Services = []ServiceConfig{{Name: "pbx",
+			Start:      []string{"sh", "-c", "touch " + marker(i)},
+			Stop:       []string{"sh", "-c", "rm -f " + marker(i)},
+			DrainCheck: []string{"sh", "-c", "test -e " + calls + " && { echo 2; exit 1; }; exit 0"},
+			Timeout:    5 * time.Second, CheckInterval: DefaultCheckInterval, Fall: 3, Rise: 2}}
+	})
+	waitFor(t, "the PBX on the Master", func() bool { _, err := os.Stat(marker(0)); return err == nil })
+	if err := os.WriteFile(calls, nil, 0o600); err != nil { // two calls in progress
+		t.Fatal(err)
+	}
+	result := make(chan SwapResult, 1)
+	go func() {
+		var res SwapResult
+		n[0].call(t, "POST", "/api/v1/swap", `{"drain":"1m"}`, &res, "")
+		result <- res
+	}()
+	waitFor(t, "the swap pending", func() bool { s := n[0].a.LastSwap(); return s != nil && s.State == "pending" })
+	if code := n[0].call(t, "DELETE", "/api/v1/swap", "", nil, ""); code != http.StatusOK {
+		t.Fatalf("cancel: %d", code)
+	}
+	res := <-result
+	if res.State != "cancelled" || n[0].a.role() != "master" {
+		t.Fatalf("after the cancel: %+v, role %s", res, n[0].a.role())
+	}
+	if _, err := os.Stat(marker(0)); err != nil {
+		t.Errorf("the Master's service is not running after the cancelled swap: %v", err)
+	}
+	// The calls end: a drained swap goes through.
+	if err := os.Remove(calls); err != nil {
+		t.Fatal(err)
+	}
+	var done SwapResult
+	if code := n[0].call(t, "POST", "/api/v1/swap", `{"drain":"1m"}`, &done, ""); code != http.StatusOK || done.State != "done" {
+		t.Fatalf("drained swap: %d %+v", code, done)
+	}
+	if len(done.Timeline) == 0 || done.Timeline[0].Step != "drain" || done.Timeline[0].Detail != "no call in progress" {
+		t.Errorf("timeline %+v", done.Timeline)
+	}
+	waitFor(t, "the PBX on the new Master only", func() bool {
+		_, e0 := os.Stat(marker(0))
+		_, e1 := os.Stat(marker(1))
+		return e0 != nil && e1 == nil
+	})
+}
+
+func TestMayResign(t *testing.T) {
+	healthyBackup := PeerView{Connected: true, Role: "backup", BackupMode: "active"}
+	tests := []struct {
+		name      string
+		unhealthy string
+		role      string
+		peer      func(PeerView) PeerView
+		want      bool
+	}{
+		{"healthy Master stays", "", "master", func(v PeerView) PeerView { return v }, false},
+		{"failed Master, healthy Active Backup", "service pbx failed", "master", func(v PeerView) PeerView { return v }, true},
+		{"a Backup has nothing to give", "service pbx failed", "backup", func(v PeerView) PeerView { return v }, false},
+		{"peer link down", "service pbx failed", "master", func(v PeerView) PeerView { v.Connected = false; return v }, false},
+		{"Passive Backup", "service pbx failed", "master", func(v PeerView) PeerView { v.BackupMode = "passive"; return v }, false},
+		{"Backup's PBX fails too", "service pbx failed", "master", func(v PeerView) PeerView { v.Unhealthy = "service pbx failed"; return v }, false},
+		{"peer is not Backup", "service pbx failed", "master", func(v PeerView) PeerView { v.Role = "initialize"; return v }, false},
+	}
+	for _, tc := range tests {
+		if got := mayResign(tc.unhealthy, tc.role, tc.peer(healthyBackup)); got != tc.want {
+			t.Errorf("%s: mayResign = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestFailedServiceHandsOver: the Master's PBX fails its check `fall` times; the node gives
+// the role to the healthy Active Backup (priority-0 advert), which starts its PBX; the old
+// Master does not take the role back although its priority is higher.
+func TestFailedServiceHandsOver(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken")
+	marker := func(i int) string { return filepath.Join(dir, fmt.Sprintf("running%d", i)) }
+	seg, n := twoNodes(t, func(i int, cfg *Config) {
+		cfg.Services = []ServiceConfig{{Name: "pbx",
+			Start:   []string{"sh", "-c", "touch " + marker(i)},
+			Stop:    []string{"sh", "-c", "rm -f " + marker(i)},
+			Check:   []string{"sh", "-c", fmt.Sprintf("test -e %s && ! test -e %s.%d", marker(i), broken, i)},
+			Timeout: 5 * time.Second, CheckInterval: 100 * time.Millisecond, Fall: 3, Rise: 2}}
+	})
+	waitFor(t, "the PBX on the Master", func() bool { _, err := os.Stat(marker(0)); return err == nil })
+	if err := os.WriteFile(broken+".0", nil, 0o600); err != nil { // the Master's PBX crashes
+		t.Fatal(err)
+	}
+	waitFor10s(t, "the Backup taking over", func() bool { return n[1].a.role() == "master" })
+	waitFor(t, "the PBX on the new Master only", func() bool {
+		_, e0 := os.Stat(marker(0))
+		_, e1 := os.Stat(marker(1))
+		return e0 != nil && e1 == nil
+	})
+	if h := seg.Holders(vip); !slices.Equal(h, []string{"pbx-b"}) {
+		t.Errorf("holders %v", h)
+	}
+	if !slices.Contains(eventNames(n[0].a), "resigned") || !slices.Contains(eventNames(n[0].a), "unhealthy") {
+		t.Errorf("node 0 events %v", eventNames(n[0].a))
+	}
+	time.Sleep(2500 * time.Millisecond) // two adverts of the new Master
+	if n[0].a.role() != "backup" {
+		t.Errorf("the failed node took the role back: %s", n[0].a.role())
 	}
 }

@@ -215,7 +215,7 @@ func TestControllerSetsConfirmsAndNeverResends(t *testing.T) {
 		c.SetDesired(LinesToMe)
 		c.SetDesired(LinesToPeer)
 		synctest.Wait()
-		sets, _, _, mode = fd.snapshot()
+		sets, _, _, _ = fd.snapshot()
 		if diff := cmp.Diff([]string{"mode=1", "mode=0"}, sets); diff != "" {
 			t.Errorf("sets (-want +got):\n%s", diff)
 		}

@@ -156,10 +156,10 @@ func TestRoleChangeAbortsReplicaSession(t *testing.T) {
 		t.Fatal("run completed although the replica became source")
 	}
 	testHookSendChunk = nil
-	b.runMu.Lock()
-	b.runMu.Unlock()
+	b.runMu.Lock() // the aborted session has finished with the trees; none starts while checking
 	noTemps(t, b)
 	noPartial(t, a, b, nil)
+	b.runMu.Unlock()
 }
 
 // TestDeltaAfterFailover: the new source never hashed the files it received as replica, so it

@@ -141,10 +141,10 @@ func TestConnectionCutMidFile(t *testing.T) {
 	for b.Status().PeerConnected && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	b.runMu.Lock() // the aborted session has finished with the trees
-	b.runMu.Unlock()
+	b.runMu.Lock() // the aborted session has finished with the trees; none starts while checking
 	noTemps(t, b)
 	noPartial(t, a, b, old)
+	b.runMu.Unlock()
 	proxy.limit.Store(0)
 	syncNow(t, a)
 	assertSame(t, a, b)

@@ -178,19 +178,6 @@ type protocolError struct{ err error }
 func (e *protocolError) Error() string { return e.err.Error() }
 func (e *protocolError) Unwrap() error { return e.err }
 
-type pullKind int
-
-const (
-	pullAdopt pullKind = iota
-	pullConflict
-	pullMerge
-)
-
-type pullReq struct {
-	from, to string
-	kind     pullKind
-}
-
 type plan struct {
 	mkdirs, locals, files, txts []fileMsg
 	deletes                     []deleteMsg
@@ -203,7 +190,6 @@ type plan struct {
 	sdeletes  []string            // deleted on the replica only: delete here too
 	smkdirs   []string
 	owner     bool
-	contentOf map[Hash]string
 }
 
 func (p *plan) failbackWork() bool {

@@ -12,9 +12,21 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// watchDebounce is how long the watcher waits after the last change before it triggers a run,
-// so that a message (audio files, then .txt) goes in one run.
-const watchDebounce = 700 * time.Millisecond
+// The watcher triggers a run watchQuiet after the last change, so that a message (audio
+// files, then .txt) goes in one run, but never later than watchMaxDelay after the first change
+// not yet replicated: a PBX that records a message every 200 ms would otherwise postpone
+// the run for as long as the traffic lasts (measured with `redundantlab bench lag`: with a
+// 700 ms quiet time alone, 200 messages at 5/s waited 21 s at the median).
+const (
+	watchQuiet    = 150 * time.Millisecond
+	watchMaxDelay = 600 * time.Millisecond
+)
+
+// watchDelay is how long to wait, at now, before triggering a run for changes pending since
+// first: the quiet time, cut short so the run starts by first + watchMaxDelay.
+func watchDelay(first, now time.Time) time.Duration {
+	return max(0, min(watchQuiet, first.Add(watchMaxDelay).Sub(now)))
+}
 
 // watch triggers a run shortly after a change in the trees while this node is the source.
 // The periodic run stays the safety net for anything inotify misses (queue overflow, trees
@@ -68,6 +80,7 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 	close(ready)
 	var timer *time.Timer
 	var fire <-chan time.Time
+	var first time.Time // the first change not yet handed to a run; zero when none
 	for {
 		select {
 		case <-ctx.Done():
@@ -97,10 +110,14 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 				add(ev.Name) // new folders are watched too (no-op for files)
 			}
 			n.watchGen.Add(1)
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+			}
 			if timer == nil {
-				timer = time.NewTimer(watchDebounce)
+				timer = time.NewTimer(watchDelay(first, now))
 			} else {
-				timer.Reset(watchDebounce)
+				timer.Reset(watchDelay(first, now))
 			}
 			fire = timer.C
 		case err, ok := <-w.Errors:
@@ -111,7 +128,7 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 			n.watchOK.Store(false) // e.g. queue overflow: events were lost
 			n.watchGen.Add(1)
 		case <-fire:
-			fire = nil
+			fire, first = nil, time.Time{}
 			if n.cfg.Watch && n.Role() == RoleSource {
 				select {
 				case n.trigger <- struct{}{}:

@@ -654,15 +654,3 @@ func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 	ones, _ := n.Mask.Size()
 	return netip.PrefixFrom(a.Unmap(), ones), true
 }
-
-// nodeByAddr finds the node or host with the given fixed address.
-func (l *Lab) nodeByAddr(a netip.Addr) *Node {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, n := range l.hosts {
-		if n.Addr == a {
-			return n
-		}
-	}
-	return nil
-}

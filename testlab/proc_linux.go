@@ -250,7 +250,7 @@ func BuildBinary(ctx context.Context, pkg string) (string, error) {
 		builds.paths = map[string]string{}
 	}
 	out := filepath.Join(builds.dir, filepath.Base(pkg))
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin := "/usr/local/go/bin/go" // where the Go tarball installs it, for a PATH without it
 	if p, err := exec.LookPath("go"); err == nil {
 		gobin = p
 	}

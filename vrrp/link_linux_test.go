@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -112,10 +113,12 @@ func TestRouterFollowsInterface(t *testing.T) {
 
 	// Deleted: the veth pair goes, and with it a's VIP.
 	ia, ib := na.eventCount(), nb.eventCount()
+	deleted := time.Now()
 	if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
 		t.Fatal(err)
 	}
 	e := na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceGone)
+	t.Logf("a left master %v after vrt0 was deleted", e.At.Sub(deleted).Round(time.Millisecond))
 	if e.Reason != "interface vrt0 gone" || e.Err != nil {
 		t.Errorf("a's event: %+v; want reason %q and no error", e, "interface vrt0 gone")
 	}
@@ -124,7 +127,8 @@ func TestRouterFollowsInterface(t *testing.T) {
 	if s := na.r.Status(); s.State != StateInitialize || s.Fault != "interface vrt0 gone" || len(s.VirtualIPs) != 0 || s.MasterIP.IsValid() {
 		t.Errorf("a's status: %+v; want initialize, the fault, no VIP, no master", s)
 	}
-	nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+	eb := nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+	t.Logf("b took over %v after the deletion", eb.At.Sub(deleted).Round(time.Millisecond))
 	eventually(t, time.Second, "b holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
 	if n := len(na.eventsFrom(ia)); n != 1 {
 		t.Errorf("a's events after the deletion: %+v; want only the one leaving master", na.eventsFrom(ia))
@@ -134,10 +138,12 @@ func TestRouterFollowsInterface(t *testing.T) {
 	ia, ib = na.eventCount(), nb.eventCount()
 	arps := listenFrames(t, b, "vrt1", etherTypeARP)
 	plug(t, sw, "pa", a, "vrt0", labA)
+	recreated := time.Now()
 	if got := a.link(t, "vrt0").Attrs().Index; got == oldIndex {
 		t.Fatalf("the new vrt0 has the old index %d; the test needs a new one", got)
 	}
 	e = na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+	t.Logf("a rejoined as backup %v after vrt0 was recreated and up", e.At.Sub(recreated).Round(time.Millisecond))
 	if e.Reason != "interface vrt0 back" {
 		t.Errorf("a's rejoin: %+v; want reason %q", e, "interface vrt0 back")
 	}
@@ -157,10 +163,12 @@ func TestRouterFollowsInterface(t *testing.T) {
 
 	// Carrier lost (the switch port goes down): the same, with the reason.
 	ia, ib = na.eventCount(), nb.eventCount()
+	cut := time.Now()
 	if err := sw.h.LinkSetDown(sw.link(t, "pa")); err != nil {
 		t.Fatal(err)
 	}
 	e = na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceDown)
+	t.Logf("a left master %v after losing carrier", e.At.Sub(cut).Round(time.Millisecond))
 	if e.Reason != "interface vrt0 has no carrier" {
 		t.Errorf("a's event: %+v; want reason %q", e, "interface vrt0 has no carrier")
 	}
@@ -176,7 +184,7 @@ func TestRouterFollowsInterface(t *testing.T) {
 	na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
 }
 
-// Issue 12 item 6: a StateDir that cannot be written (read-only, not a directory) does not
+// Issue 12 item 6: a StateDir that cannot be written (read-only, full, not a directory) does not
 // keep the Router from starting or from becoming Master; Status.RecordError says why, and once
 // the directory is usable the record is written without a restart.
 func TestRouterRunsWithoutStateDir(t *testing.T) {
@@ -193,6 +201,19 @@ func TestRouterRunsWithoutStateDir(t *testing.T) {
 	if err := unix.Mount("", roDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
 		t.Fatalf("remounting %s read-only: %v", roDir, err)
 	}
+	fullDir := t.TempDir()
+	if err := unix.Mount("tmpfs", fullDir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a tmpfs on %s: %v", fullDir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(fullDir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", fullDir, err)
+		}
+	})
+	filler := filepath.Join(fullDir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 1<<20), 0o600); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("filling the tmpfs: %v, want ENOSPC", err)
+	}
 	fileDir := filepath.Join(t.TempDir(), "state")
 	if err := os.WriteFile(fileDir, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -205,6 +226,11 @@ func TestRouterRunsWithoutStateDir(t *testing.T) {
 		{"read-only", roDir, "read-only file system", func(t *testing.T) {
 			if err := unix.Mount("", roDir, "", unix.MS_REMOUNT|unix.MS_BIND, ""); err != nil {
 				t.Fatalf("remounting %s read-write: %v", roDir, err)
+			}
+		}},
+		{"full", fullDir, "no space left on device", func(t *testing.T) {
+			if err := os.Remove(filler); err != nil {
+				t.Fatal(err)
 			}
 		}},
 		{"not a directory", fileDir, "not a directory", func(t *testing.T) {

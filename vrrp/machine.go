@@ -96,8 +96,9 @@ type Transition struct {
 type Cause uint8
 
 const (
+	// CauseUnknown is the zero value; no Transition carries it.
 	CauseUnknown Cause = iota
-	// CauseStart: Start, or leaving passive mode, made this node Backup.
+	// CauseStart: Start made this node Backup.
 	CauseStart
 	// CauseOwner: the address owner (priority 255) became Master at Start (section 6.4.1).
 	CauseOwner
@@ -401,7 +402,7 @@ func (m *Machine) Receive(now time.Time, in Inbound) []Action {
 		if !m.preempts() || adv.Priority >= m.priority {
 			m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
 				fmt.Sprintf("no advert from master %v within Master_Down_Interval", src))
-		} else if !m.deadline.IsZero() {
+		} else {
 			// A lower-priority Master and we preempt; let the timer run out.
 			m.downCause = CausePreempting
 			m.downReason = fmt.Sprintf("preempting master %v of lower priority %d < %d", src, adv.Priority, m.priority)

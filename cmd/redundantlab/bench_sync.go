@@ -212,7 +212,6 @@ type syncBench struct {
 	src, dst *pbxsync.Node
 	cancel   context.CancelFunc
 	done     chan error
-	lastAud  int64
 
 	clock     time.Time
 	verbose   bool
