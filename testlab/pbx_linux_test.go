@@ -194,8 +194,7 @@ func TestPBXFailoverKeepsRegistrations(t *testing.T) {
 	onlyOn(t, l, nil)
 	replicate(t, f2, k1.Files)
 	moveVIP(t, vip, n2, n1)
-	k1, err = n1.StartKamailio(ctx, KamailioConfig{VIP: vip.Addr()})
-	if err != nil {
+	if _, err := n1.StartKamailio(ctx, KamailioConfig{VIP: vip.Addr()}); err != nil {
 		t.Fatal(err)
 	}
 	upAt = time.Now()
