@@ -7,8 +7,9 @@
 // `ip` binary), every namespace is named uniquely per lab (prefix, process id, counter) so labs
 // can run in parallel, and Close removes all of it, including the processes started in it.
 //
-// Observation is passive and timestamped in this process: SniffVRRP reads every VRRP frame on
-// the bridge (AF_PACKET, promiscuous), WatchVIP follows a virtual IP in every node through
+// Observation is passive: SniffVRRP reads every VRRP frame on the bridge (AF_PACKET,
+// promiscuous, stamped with the kernel's receive time so a late reader does not skew it),
+// WatchVIP follows a virtual IP in every node through
 // netlink address notifications, and Timeline keeps both so a failover can be measured from
 // the last advertisement heard to the moment the new Master holds the address.
 //

@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultPrefix starts the name of every namespace a lab creates unless Options.Prefix is set.
@@ -161,8 +163,10 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	return l, nil
 }
 
-// waitCarrier waits until the node's eth0 is operationally up: the kernel reports carrier
-// asynchronously (link watch), and until then frames sent on it are lost.
+// waitCarrier waits until the node's eth0 is operationally up and the bridge forwards from
+// its port: the kernel reports carrier asynchronously (link watch), and the bridge moves the
+// port out of the disabled state only when it hears of it, some time after eth0 is up; until
+// both, frames sent on eth0 are lost (a lab test's first advert went nowhere).
 func (n *Node) waitCarrier(ctx context.Context) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -170,11 +174,16 @@ func (n *Node) waitCarrier(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("testlab: %s/%s: %w", n.Name, n.Iface, err)
 		}
-		if eth.Attrs().OperState == netlink.OperUp {
+		port, err := n.lab.bridgePortState(n.portName)
+		if err != nil {
+			return err
+		}
+		if eth.Attrs().OperState == netlink.OperUp && port == brStateForwarding {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("testlab: %s/%s has no carrier after 5 s (state %s)", n.Name, n.Iface, eth.Attrs().OperState)
+			return fmt.Errorf("testlab: %s/%s has no carrier after 5 s (state %s, bridge port %s state %d)",
+				n.Name, n.Iface, eth.Attrs().OperState, n.portName, port)
 		}
 		select {
 		case <-ctx.Done():
@@ -182,6 +191,55 @@ func (n *Node) waitCarrier(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// brStateForwarding is BR_STATE_FORWARDING (linux/if_bridge.h), the state of a bridge port
+// that passes frames.
+const brStateForwarding = 3
+
+// bridgePortState returns the STP state of br0's port name (IFLA_BRPORT_STATE from an
+// AF_BRIDGE link dump in the bridge namespace; netlink.Protinfo does not carry it).
+func (l *Lab) bridgePortState(name string) (uint8, error) {
+	link, err := l.bridge.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("testlab: bridge port %s: %w", name, err)
+	}
+	var msgs [][]byte
+	err = doIn(l.bridgeNS, func() error {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfInfomsg(unix.AF_BRIDGE))
+		var err error
+		msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("testlab: bridge port states: %w", err)
+	}
+	for _, m := range msgs {
+		info := nl.DeserializeIfInfomsg(m)
+		if int(info.Index) != link.Attrs().Index {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[info.Len():])
+		if err != nil {
+			return 0, fmt.Errorf("testlab: bridge port %s: %w", name, err)
+		}
+		for _, a := range attrs {
+			if a.Attr.Type&^unix.NLA_F_NESTED != unix.IFLA_PROTINFO {
+				continue
+			}
+			infos, err := nl.ParseRouteAttr(a.Value)
+			if err != nil {
+				return 0, fmt.Errorf("testlab: bridge port %s: %w", name, err)
+			}
+			for _, i := range infos {
+				if i.Attr.Type == nl.IFLA_BRPORT_STATE && len(i.Value) > 0 {
+					return i.Value[0], nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("testlab: bridge port %s: no state reported", name)
 }
 
 // hostAddr is the address with host part h in the lab's subnet.

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"syscall"
 	"time"
+	"unsafe"
 
-	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +19,7 @@ import (
 // Advert is one VRRP advertisement seen on the lab bridge. The fields are read from the frame
 // as sent; the sniffer does not validate the checksum or the authentication, it reports.
 type Advert struct {
-	At        time.Time // when this process read the frame
+	At        time.Time // when the kernel received the frame on br0 (SO_TIMESTAMPNS)
 	SrcMAC    net.HardwareAddr
 	Src, Dst  netip.Addr
 	TTL       uint8
@@ -87,44 +89,47 @@ func (l *Lab) SniffVRRP(ctx context.Context) (<-chan Advert, error) {
 }
 
 // sniff reads the frames of one EtherType crossing br0 (promiscuous), stamps each with the
-// time it was read, and delivers those parse accepts until ctx or the lab ends.
+// kernel's receive time, and delivers those parse accepts until ctx or the lab ends.
+//
+// The stamp is the kernel's (SO_TIMESTAMPNS), not the moment this process read the frame: on a
+// loaded machine the reader can run tens of milliseconds late, and a stamp taken then would
+// make two frames sent 100 ms apart look 50 ms apart. SO_TIMESTAMPNS is CLOCK_REALTIME, the
+// clock time.Now reads, so the stamps compare with the other stamps of a Timeline; they carry
+// no monotonic reading, so such comparisons use the wall clock (a lab does not step it).
 func sniff[T any](ctx context.Context, l *Lab, what string, ethertype uint16, buffer int, parse func([]byte, time.Time) (T, bool)) (<-chan T, error) {
-	var conn *packet.Conn
+	var f *os.File
 	err := doIn(l.bridgeNS, func() error {
-		ifi, err := net.InterfaceByName("br0")
-		if err != nil {
-			return err
-		}
-		conn, err = packet.Listen(ifi, packet.Raw, int(ethertype), nil)
-		if err != nil {
-			return err
-		}
-		return conn.SetPromiscuous(true)
+		var err error
+		f, err = openSniffer("br0", ethertype)
+		return err
 	})
 	if err != nil {
-		if conn != nil {
-			conn.Close()
-		}
+		return nil, fmt.Errorf("testlab: sniff %sbr0: %w", what, err)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("testlab: sniff %sbr0: %w", what, err)
 	}
 	out := make(chan T, buffer)
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	stopLab := context.AfterFunc(l.ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	stopLab := context.AfterFunc(l.ctx, func() { f.Close() })
 	go func() {
 		defer close(out)
 		defer stop()
 		defer stopLab()
-		defer conn.Close()
+		defer f.Close()
 		buf := make([]byte, 2048)
+		oob := make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))
 		for {
-			n, _, err := conn.ReadFrom(buf)
+			n, at, err := recvStamped(rc, buf, oob)
 			if err != nil {
-				if errors.Is(err, net.ErrClosed) || ctx.Err() != nil || l.ctx.Err() != nil {
+				if errors.Is(err, os.ErrClosed) || ctx.Err() != nil || l.ctx.Err() != nil {
 					return
 				}
 				continue
 			}
-			v, ok := parse(buf[:n], time.Now())
+			v, ok := parse(buf[:n], at)
 			if !ok {
 				continue
 			}
@@ -140,7 +145,86 @@ func sniff[T any](ctx context.Context, l *Lab, what string, ethertype uint16, bu
 	return out, nil
 }
 
+// openSniffer opens a non-blocking AF_PACKET raw socket receiving the frames of ethertype on
+// the interface name of the current namespace, in promiscuous mode, with kernel receive
+// timestamps. The socket is created with protocol 0 so it receives nothing until it is bound
+// to the interface: no frame of another interface slips in. Closing the returned file (which
+// the runtime poller watches) wakes a blocked read.
+func openSniffer(name string, ethertype uint16) (*os.File, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+	}
+	mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC}
+	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("promiscuous mode: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(ethertype), Ifindex: ifi.Index}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "packet:"+name), nil
+}
+
+// htons puts a 16-bit value in network byte order, as AF_PACKET wants the protocol.
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// recvStamped reads one frame into buf and returns its length and the kernel's receive
+// time from the SCM_TIMESTAMPNS control message in oob. A frame that came without the
+// message (never on Linux once SO_TIMESTAMPNS is set) is stamped with time.Now.
+func recvStamped(rc syscall.RawConn, buf, oob []byte) (int, time.Time, error) {
+	var n, oobn int
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if rerr != nil {
+		return 0, time.Time{}, rerr
+	}
+	at, ok := kernelStamp(oob[:oobn])
+	if !ok {
+		at = time.Now()
+	}
+	return n, at, nil
+}
+
+// kernelStamp finds the SCM_TIMESTAMPNS message in the control data of a recvmsg.
+func kernelStamp(oob []byte) (time.Time, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_TIMESTAMPNS ||
+			len(m.Data) < int(unsafe.Sizeof(unix.Timespec{})) {
+			continue
+		}
+		ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+		return time.Unix(ts.Unix()), true
+	}
+	return time.Time{}, false
+}
+
 // VIPEvent says that a node gained (Present) or lost an address, and when this process heard.
+//
+// At is when the notification was taken from the netlink library's channel, not when the
+// kernel changed the address: netlink messages carry no timestamp (the kernel neither stamps
+// its rtnetlink multicasts nor honours SO_TIMESTAMP on netlink sockets), so a busy reader
+// makes At late. Late only: an address change is never stamped before it happened, so a
+// failover measured up to a VIPEvent errs long, never short.
 type VIPEvent struct {
 	Node    *Node
 	Addr    netip.Addr
@@ -189,7 +273,7 @@ func (l *Lab) WatchVIP(ctx context.Context, vip netip.Addr) (<-chan VIPEvent, er
 		go func() {
 			defer func() { finished <- struct{}{} }()
 			for u := range s.ch {
-				at := time.Now()
+				at := time.Now() // the best there is: see VIPEvent
 				p, ok := prefixOf(&u.LinkAddress)
 				if !ok || p.Addr() != vip {
 					continue
