@@ -366,8 +366,6 @@ func (n *Node) AnnounceAddr(ip netip.Addr) error {
 	})
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 // ServiceTOML is the redundantd [[service]] entry that runs this Kamailio: start, stop and the
 // SIP-level check, checked every second (docs/pbx.md).
 func (f KamailioFiles) ServiceTOML() string {
