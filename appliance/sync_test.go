@@ -176,9 +176,10 @@ func TestSyncWithoutItsDisk(t *testing.T) {
 	if err := os.Remove(SyncStateDir(cfg)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the replication started", func() bool { return a.syncPart() != nil && a.SyncDown() == "" })
-	if len(eventsMatching(a, AppSync, "started")) != 1 {
-		t.Errorf("events %v", eventNames(a))
+	// The event is recorded once the new part runs: wait for it, then check the state.
+	waitFor(t, "the replication started", func() bool { return len(eventsMatching(a, AppSync, "started")) == 1 })
+	if a.syncPart() == nil || a.SyncDown() != "" {
+		t.Errorf("after the started event: part %v, sync_down %q", a.syncPart(), a.SyncDown())
 	}
 }
 
