@@ -282,8 +282,13 @@ func (d *demo) comeBack(ctx context.Context) error {
 	d.say("  %8s  %s event on node2: %q\n", "+"+ms(up.Time.Sub(t3)), up.Name, up.Description)
 	sent := len(d.tl.AdvertsBetween(t3, up.Time, testlab.From(old.Router.Node, d.vrid)))
 	newSets := len(d.fos.Sim.Sets()) - setsBefore
-	ost, err := old.Router.Node.Status(ctx)
-	if err != nil {
+	// The status says which Master node1 hears once an advert of node2 has arrived.
+	var ost testlab.Status
+	if err := waitFor(ctx, 5*time.Second, "an advert of node2 heard by node1", func() bool {
+		var err error
+		ost, err = old.Router.Node.Status(ctx)
+		return err == nil && ost.MasterIP != ""
+	}); err != nil {
 		return err
 	}
 	d.say("  => node1 is %s (master_ip %s), sent %d adverts and %d berofos sets; node2 is still Master;\n     %s; %s\n",
