@@ -49,13 +49,16 @@ func (r swapRun) IPsAndLines() time.Duration { return max(r.IPs, r.Lines) }
 
 // swapSummary is the median and worst of each figure over a series of swaps.
 type swapSummary struct {
-	Runs                               int
-	SyncMedian, SyncWorst              time.Duration
-	GapMedian, GapWorst                time.Duration
-	IPsLinesMedian, IPsLinesWorst      time.Duration
-	NoSyncMedian, NoSyncWorst          time.Duration // IPsAndLines minus the final sync
-	AnsweredMedian, AnsweredWorst      time.Duration
-	Lost                               int
+	Runs                          int
+	SyncMedian, SyncWorst         time.Duration
+	GapMedian, GapWorst           time.Duration
+	IPsLinesMedian, IPsLinesWorst time.Duration
+	NoSyncMedian, NoSyncWorst     time.Duration // IPsAndLines minus the final sync
+	AnsweredMedian, AnsweredWorst time.Duration
+	Lost                          int
+	// EarlyAnswers counts the swaps answered ("addresses and lines confirmed") before the
+	// berofos received the set that moves the lines.
+	EarlyAnswers                       int
 	GapWithinTarget, LinesWithinTarget bool
 }
 
@@ -80,6 +83,9 @@ func summarize(runs []swapRun) swapSummary {
 	for _, r := range runs {
 		if r.Lost {
 			s.Lost++
+		}
+		if r.Answered < r.Lines {
+			s.EarlyAnswers++
 		}
 	}
 	s.GapWithinTarget = s.GapWorst < swapGapTarget
@@ -109,6 +115,7 @@ func printSwapRuns(w io.Writer, runs []swapRun) swapSummary {
 	fmt.Fprintf(w, "%-44s %10s %10s  target < %s: %s\n", "command -> IPs and lines, final sync excluded", ms1(s.NoSyncMedian), ms1(s.NoSyncWorst), ms(swapLinesTarget), verdict(s.LinesWithinTarget))
 	fmt.Fprintf(w, "%-44s %10s %10s\n", "command -> API answer", ms1(s.AnsweredMedian), ms1(s.AnsweredWorst))
 	fmt.Fprintf(w, "voicemails lost: %d of %d (must be 0)\n", s.Lost, s.Runs)
+	fmt.Fprintf(w, "swaps answered before the berofos was set: %d of %d\n", s.EarlyAnswers, s.Runs)
 	return s
 }
 
@@ -119,6 +126,7 @@ func runBenchSwap(ctx context.Context, args []string) error {
 func benchSwapMain(ctx context.Context, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("bench swap", flag.ContinueOnError)
 	runs := fs.Int("runs", 10, "swaps (back and forth)")
+	settled := fs.Bool("settled", false, "wait until the voicemail has reached the Backup before each swap, so that the final sync has nothing left to send")
 	withKA := fs.Bool("keepalived", true, "also measure keepalived's workaround (lower the Master's priority, SIGHUP) when it is installed")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -137,12 +145,20 @@ func benchSwapMain(ctx context.Context, out io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
-	err = benchSwapLab(ctx, out, lab, *runs, *withKA)
+	err = benchSwapLab(ctx, out, lab, swapOptions{runs: *runs, settled: *settled, keepalived: *withKA})
 	return errors.Join(err, lab.Close())
+}
+
+// swapOptions are the bench's flags.
+type swapOptions struct {
+	runs       int
+	settled    bool // the voicemail is on the Backup before the swap
+	keepalived bool
 }
 
 // swapBench is the lab of one bench swap run.
 type swapBench struct {
+	settled   bool
 	out       io.Writer
 	lab       *testlab.Lab
 	tl        *testlab.Timeline
@@ -151,8 +167,9 @@ type swapBench struct {
 	linesMode [2]int
 }
 
-func benchSwapLab(ctx context.Context, out io.Writer, lab *testlab.Lab, runs int, withKA bool) error {
-	b := &swapBench{out: out, lab: lab, linesMode: [2]int{1, 0}}
+func benchSwapLab(ctx context.Context, out io.Writer, lab *testlab.Lab, opt swapOptions) error {
+	runs := opt.runs
+	b := &swapBench{out: out, lab: lab, linesMode: [2]int{1, 0}, settled: opt.settled}
 	vip := lab.DefaultVIP()
 	tl, err := lab.Record(ctx, vip.Addr())
 	if err != nil {
@@ -169,7 +186,11 @@ func benchSwapLab(ctx context.Context, out io.Writer, lab *testlab.Lab, runs int
 		{VRID: 51, Priority: 100, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}},
 	}
 	fmt.Fprintf(out, "swap benchmark: lab %s, 2 redundantd nodes (priorities 110 and 100, adverts every 1 s), a simulated berofos,\n", lab.Name)
-	fmt.Fprintf(out, "a voicemail written on the Master just before each of %d swaps (POST /api/v1/swap), back and forth\n", runs)
+	when := "just before"
+	if opt.settled {
+		when = "and replicated (inotify) before"
+	}
+	fmt.Fprintf(out, "a voicemail written on the Master %s each of %d swaps (POST /api/v1/swap), back and forth\n", when, runs)
 	fmt.Fprintln(out, "times in ms from the command; VIP times from netlink in the nodes, lines from the berofos simulator's set")
 	ps, err := testlab.StartPBXPair(ctx, lab, cfgs, [2]string{fos.TOML(b.linesMode[0]), fos.TOML(b.linesMode[1])})
 	if err != nil {
@@ -192,7 +213,7 @@ func benchSwapLab(ctx context.Context, out io.Writer, lab *testlab.Lab, runs int
 			return fmt.Errorf("stopping %s: %w", p.Router, err)
 		}
 	}
-	if withKA {
+	if opt.keepalived {
 		if err := b.keepalived(ctx, runs); err != nil {
 			return fmt.Errorf("keepalived: %w", err)
 		}
@@ -223,6 +244,11 @@ func (b *swapBench) swapOnce(ctx context.Context, from, to, n int) (swapRun, err
 	audio := demoAudio(n)
 	if err := m.WriteMessage(demoBox, n, audio); err != nil {
 		return r, err
+	}
+	if b.settled {
+		if err := waitFor(ctx, 10*time.Second, "the message on the Backup", func() bool { return nb.HasMessage(demoBox, n, audio) }); err != nil {
+			return r, err
+		}
 	}
 	cmd := time.Now()
 	var res appliance.SwapResult
