@@ -127,6 +127,7 @@ func benchSwapMain(ctx context.Context, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("bench swap", flag.ContinueOnError)
 	runs := fs.Int("runs", 10, "swaps (back and forth)")
 	settled := fs.Bool("settled", false, "wait until the voicemail has reached the Backup before each swap, so that the final sync has nothing left to send")
+	verbose := fs.Bool("v", false, "print each swap's own timeline (SwapResult) as it is measured")
 	withKA := fs.Bool("keepalived", true, "also measure keepalived's workaround (lower the Master's priority, SIGHUP) when it is installed")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -145,7 +146,7 @@ func benchSwapMain(ctx context.Context, out io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
-	err = benchSwapLab(ctx, out, lab, swapOptions{runs: *runs, settled: *settled, keepalived: *withKA})
+	err = benchSwapLab(ctx, out, lab, swapOptions{runs: *runs, settled: *settled, keepalived: *withKA, verbose: *verbose})
 	return errors.Join(err, lab.Close())
 }
 
@@ -154,11 +155,13 @@ type swapOptions struct {
 	runs       int
 	settled    bool // the voicemail is on the Backup before the swap
 	keepalived bool
+	verbose    bool // print each SwapResult's timeline
 }
 
 // swapBench is the lab of one bench swap run.
 type swapBench struct {
 	settled   bool
+	verbose   bool
 	out       io.Writer
 	lab       *testlab.Lab
 	tl        *testlab.Timeline
@@ -169,7 +172,7 @@ type swapBench struct {
 
 func benchSwapLab(ctx context.Context, out io.Writer, lab *testlab.Lab, opt swapOptions) error {
 	runs := opt.runs
-	b := &swapBench{out: out, lab: lab, linesMode: [2]int{1, 0}, settled: opt.settled}
+	b := &swapBench{out: out, lab: lab, linesMode: [2]int{1, 0}, settled: opt.settled, verbose: opt.verbose}
 	vip := lab.DefaultVIP()
 	tl, err := lab.Record(ctx, vip.Addr())
 	if err != nil {
@@ -260,6 +263,13 @@ func (b *swapBench) swapOnce(ctx context.Context, from, to, n int) (swapRun, err
 		return r, fmt.Errorf("swap %s: %s", res.State, res.Error)
 	}
 	r.Lost = !nb.HasMessage(demoBox, n, audio)
+	if b.verbose {
+		fmt.Fprintf(b.out, "swap %d %s -> %s:", n, r.From, r.To)
+		for _, s := range res.Timeline {
+			fmt.Fprintf(b.out, " %s %.1f ms;", s.Step, s.TookMS)
+		}
+		fmt.Fprintf(b.out, " total %.1f ms\n", res.TotalMS)
+	}
 	for _, s := range res.Timeline {
 		if s.Step == "final sync" {
 			r.Sync = time.Duration(s.TookMS * float64(time.Millisecond))
