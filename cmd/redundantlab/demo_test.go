@@ -4,12 +4,20 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/redundantd/redundantd/testlab"
 )
+
+// TestMain removes the redundantd binary the lab tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testlab.RemoveBinaries()
+	os.Exit(code)
+}
 
 // TestDemo runs the whole demo on the real daemons. The demo checks each step itself (one
 // Master, the message on the other node, a quiet returning Backup, a Passive Backup that does
