@@ -105,7 +105,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.setup(ctx); err != nil {
 		return err
 	}
-	steps := []func(context.Context) error{d.election, d.voicemail, d.crash, d.comeBack, d.passive, d.swap, d.eventLog, d.final}
+	steps := []func(context.Context) error{d.election, d.voicemail, d.crash, d.comeBack, d.passive, d.activate, d.swap, d.eventLog, d.final}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return err
@@ -234,19 +234,19 @@ func (d *demo) crash(ctx context.Context) error {
 	if err := waitFor(ctx, 5*time.Second, "the PBX on node2", backup.Running); err != nil {
 		return err
 	}
-	d.printFailover(ctx, f, "last advert heard from "+master.Router.Node.Name, d.pbxRows(backup, f.Ref.At))
+	d.printFailover(ctx, f, "last advert heard from "+master.Router.Node.Name, d.pbxRows(ctx, backup, f.Ref.At))
 	d.say("  (the killed node keeps %s and its PBX marker: the process died, not the host; the\n", d.tl.VIP)
 	d.say("   daemon removes the stale address and stops the PBX when it starts again)\n")
 	return nil
 }
 
 // pbxRows are the timeline rows of p's PBX start and of p's events after ref.
-func (d *demo) pbxRows(p *testlab.PBX, ref time.Time) []row {
+func (d *demo) pbxRows(ctx context.Context, p *testlab.PBX, ref time.Time) []row {
 	var rows []row
 	if fi, err := os.Stat(p.Marker); err == nil && fi.ModTime().After(ref) {
 		rows = append(rows, row{fi.ModTime(), "PBX service started on " + p.Router.Node.Name})
 	}
-	evs, _ := d.events(context.Background(), p)
+	evs, _ := d.events(ctx, p) // the rows are an illustration: without the log, none
 	for _, e := range evs {
 		if e.Time.After(ref) && e.Application == appliance.AppRedundancy {
 			rows = append(rows, row{e.Time, fmt.Sprintf("%s event %q", p.Router.Node.Name, e.Name)})
@@ -303,8 +303,8 @@ func (d *demo) comeBack(ctx context.Context) error {
 	return d.replicate(ctx, cur, old, 2)
 }
 
-// passive sets the Backup Passive, loses the Master, shows that the Backup does not take
-// over, then sets it Active; the lost node then returns as Backup.
+// passive sets the Backup Passive, loses the Master and shows that the Backup does not take
+// over.
 func (d *demo) passive(ctx context.Context) error {
 	bk, master := d.pbx[0], d.pbx[1]
 	d.say("\n5. Passive mode: the operator sets the Backup (node1) Passive through node2's API\n")
@@ -348,7 +348,13 @@ func (d *demo) passive(ctx context.Context) error {
 	if st.State != "backup" || sent != 0 || bk.Running() || d.tl.Holds(bk.Router.Node) {
 		return fmt.Errorf("the Passive Backup took over on its own: state %s, %d adverts, PBX %t", st.State, sent, bk.Running())
 	}
+	return nil
+}
 
+// activate sets the Passive Backup Active: it takes over; the lost node then returns as Backup.
+func (d *demo) activate(ctx context.Context) error {
+	bk, master := d.pbx[0], d.pbx[1]
+	var mr appliance.BackupModeResponse
 	d.say("  the operator sets node1 Active (PUT /api/v1/backup-mode on node1):\n")
 	ta := time.Now()
 	if err := bk.API(ctx, http.MethodPut, "/api/v1/backup-mode", appliance.BackupModeRequest{Mode: "active"}, &mr); err != nil {
@@ -365,10 +371,11 @@ func (d *demo) passive(ctx context.Context) error {
 	if err := waitFor(ctx, 5*time.Second, "the PBX on node1", bk.Running); err != nil {
 		return err
 	}
-	rows := append([]row{{ta, "PUT backup-mode active on node1"}, {vip.At, fmt.Sprintf("%s added to node1", vip.Addr)}}, d.pbxRows(bk, ta)...)
+	rows := append([]row{{ta, "PUT backup-mode active on node1"}, {vip.At, fmt.Sprintf("%s added to node1", vip.Addr)}}, d.pbxRows(ctx, bk, ta)...)
 	rows = append(rows, d.fosRows(ta)...)
 	d.printRows(ta, "the mode change", rows)
-	d.say("  => node1 took over %s after being set Active (lines confirmed by %s)\n", ms(vip.At.Sub(ta)), ms(lines.Sub(ta)))
+	d.say("  => node1 took over %s after being set Active, the lines on it after %s (leaving passive mode starts\n", ms(vip.At.Sub(ta)), ms(lines.Sub(ta)))
+	d.say("     its Master_Down_Timer: %s at priority %d)\n", ms(testlab.MasterDownInterval(time.Second, d.cfgs()[0].Priority)), d.cfgs()[0].Priority)
 
 	d.say("  node2 comes back: ")
 	tr := time.Now()
