@@ -3,23 +3,26 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/redundantd/redundantd/appliance"
 	"github.com/redundantd/redundantd/testlab"
 	"github.com/redundantd/redundantd/testlab/fossim"
 )
 
 func init() {
-	register("demo", "two nodes and a simulated berofos: election, SIGKILL failover timeline, return as Backup, planned handover", runDemo)
+	register("demo", "the whole appliance on two nodes and a simulated berofos: election, voicemail replication, SIGKILL failover with lines and PBX, return as Backup, Passive mode, swap, event log", runDemo)
 }
 
 // demo is the state of one demo run: the lab, the recorder and the output.
@@ -28,13 +31,20 @@ type demo struct {
 	lab   *testlab.Lab
 	tl    *testlab.Timeline
 	nodes []*testlab.Router
+	pbx   [2]*testlab.PBX
 	vrid  uint8
 	fos   *testlab.Berofos
 	// linesMode[i] is the relay mode that gives node i+1 the ISDN lines.
 	linesMode []int
 }
 
-func runDemo(ctx context.Context, args []string) error {
+// demoBox is the voicemail box the demo leaves its messages in.
+const demoBox = "1000"
+
+func runDemo(ctx context.Context, args []string) error { return demoMain(ctx, os.Stdout, args) }
+
+// demoMain runs the demo, printing to out; the lab is removed whatever happens.
+func demoMain(ctx context.Context, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	logs := fs.Bool("logs", false, "print the daemons' logs at the end")
 	if err := fs.Parse(args); err != nil {
@@ -44,11 +54,11 @@ func runDemo(ctx context.Context, args []string) error {
 		return errors.New("demo: the lab needs root (network namespaces); run it with sudo")
 	}
 	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
 	begin := time.Now()
-	d := &demo{out: os.Stdout, vrid: 51}
-	d.say("redundantd lab demo: two PBX nodes, one virtual IP, RFC 3768 VRRP, all on this machine\n\n")
+	d := &demo{out: out, vrid: 51}
+	d.say("redundantd lab demo: two PBX nodes, one virtual IP, RFC 3768 VRRP, replication, a berofos, all on this machine\n\n")
 
 	d.say("Setting up\n")
 	t := time.Now()
@@ -80,7 +90,10 @@ func runDemo(ctx context.Context, args []string) error {
 	if cerr != nil {
 		return cerr
 	}
-	d.say("\n6. Cleanup\n  lab removed: %d namespaces left, daemons stopped\n", len(left))
+	if len(left) > 0 {
+		return fmt.Errorf("demo: namespaces left behind: %v", left)
+	}
+	d.say("\n9. Cleanup\n  lab removed: %d namespaces left, daemons stopped\n", len(left))
 	d.say("\nDone in %s.\n", secs(time.Since(begin)))
 	return nil
 }
@@ -89,13 +102,32 @@ func (d *demo) say(format string, a ...any) { fmt.Fprintf(d.out, format, a...) }
 
 // run is the scripted part of the demo; the caller removes the lab whatever happens.
 func (d *demo) run(ctx context.Context) error {
-	l := d.lab
-	vip := l.DefaultVIP()
-	n1, n2 := l.Node(1), l.Node(2)
-	cfgs := []testlab.VRRPConfig{
+	if err := d.setup(ctx); err != nil {
+		return err
+	}
+	steps := []func(context.Context) error{d.election, d.voicemail, d.crash, d.comeBack, d.passive, d.activate, d.swap, d.eventLog, d.final}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cfgs are the two nodes' VRRP settings: node1 is preferred (it is Master after the election).
+func (d *demo) cfgs() [2]testlab.VRRPConfig {
+	vip := d.lab.DefaultVIP()
+	return [2]testlab.VRRPConfig{
 		{VRID: d.vrid, Priority: 110, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}},
 		{VRID: d.vrid, Priority: 100, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}},
 	}
+}
+
+// setup starts the berofos and the recorder and describes the lab.
+func (d *demo) setup(ctx context.Context) error {
+	l := d.lab
+	vip := l.DefaultVIP()
+	cfgs := d.cfgs()
 	// The ISDN lines: a simulated berofos on the bridge. node1 is wired to port B (relay mode
 	// 1, A-B, gives it the lines), node2 to port D (mode 0, A-D); only the Master sets it.
 	fos, err := l.StartBerofos(ctx, "fos1", fossim.Config{})
@@ -103,143 +135,428 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.fos, d.linesMode = fos, []int{1, 0}
-	for i := range cfgs {
-		cfgs[i].Extra = fos.TOML(d.linesMode[i])
-	}
 	d.say("  lab %s: bridge br0 in its own namespace, one namespace per node\n", l.Name)
-	d.say("    node1  %-13s priority %d\n", n1.Addr, cfgs[0].Priority)
-	d.say("    node2  %-13s priority %d\n", n2.Addr, cfgs[1].Priority)
+	d.say("    node1  %-13s priority %d\n", l.Node(1).Addr, cfgs[0].Priority)
+	d.say("    node2  %-13s priority %d\n", l.Node(2).Addr, cfgs[1].Priority)
 	d.say("    fos1   %-13s simulated berofos: ISDN lines to node1 in relay mode A-B, to node2 in A-D\n", fos.Host.Addr)
 	d.say("    virtual IP %s, VRID %d, adverts every 1 s, preempt off\n", vip, d.vrid)
-
+	d.say("    each node: a PBX service (started on the Master only), a voicemail tree at %s\n", l.PBXTree())
+	d.say("    replicated Master -> Backup (inotify-driven), a peer link between the daemons\n")
 	tl, err := l.Record(ctx, vip.Addr())
 	if err != nil {
 		return err
 	}
 	d.tl = tl
+	return nil
+}
 
-	// 1. Election.
-	d.say("\n1. Election: node1 starts, then node2; neither hears a Master, so each waits its own\n")
-	d.say("   Master_Down_Interval (3 adverts + Skew_Time), which is shorter for the higher priority\n")
+// election starts node1, then node2, as an appliance pair.
+func (d *demo) election(ctx context.Context) error {
+	cfgs := d.cfgs()
+	d.say("\n1. Election: node1 starts, then node2; neither hears a Master, so node1 waits its\n")
+	d.say("   Master_Down_Interval (3 adverts + Skew_Time) and becomes Master; node2 joins as Backup\n")
 	t0 := time.Now()
-	for i, n := range []*testlab.Node{n1, n2} {
-		r, err := n.StartRouter(ctx, testlab.Redundantd, cfgs[i])
-		if err != nil {
-			return err
+	ps, err := testlab.StartPBXPair(ctx, d.lab, cfgs, [2]string{d.fos.TOML(d.linesMode[0]), d.fos.TOML(d.linesMode[1])})
+	for _, p := range ps {
+		if p != nil && p.Router != nil {
+			d.nodes = append(d.nodes, p.Router)
 		}
-		d.nodes = append(d.nodes, r)
-		// Wait for the API so the start order is the order on the wire.
-		if err := r.WaitState(ctx, "backup"); err != nil {
-			return err
-		}
-		d.say("  %8s  redundantd started on %s (Backup)\n", "+"+ms(time.Since(t0)), n.Name)
 	}
-	master, backup, err := d.waitRoles(ctx, 15*time.Second)
 	if err != nil {
 		return err
 	}
-	if _, err := tl.WaitVIP(ctx, master.Node, true, t0); err != nil {
+	d.pbx = ps
+	master, backup := ps[0], ps[1]
+	if _, err := d.tl.WaitVIP(ctx, master.Router.Node, true, t0); err != nil {
 		return err
 	}
-	settled := time.Now()
-	for i := 0; i < 2; i++ {
-		a, err := tl.WaitAdvert(ctx, settled, "an advert", testlab.From(master.Node, d.vrid))
-		if err != nil {
-			return err
-		}
-		settled = a.At
-	}
-	mcfg := cfgs[idx(d.nodes, master)]
-	d.printWindow(t0, t0, settled)
-	bst, err := backup.Node.Status(ctx)
+	up, err := d.waitEvent(ctx, master, "up active", t0)
 	if err != nil {
 		return err
 	}
-	d.say("  => %s is Master after %s (its Master_Down_Interval at priority %d: %s, plus start-up);\n     %s is %s, master_ip %s; %s\n",
-		master.Node.Name, ms(d.firstVIP(master.Node, t0).Sub(t0)), mcfg.Priority,
-		ms(testlab.MasterDownInterval(time.Second, mcfg.Priority)), backup.Node.Name, bst.State, bst.MasterIP, d.lines())
+	if _, err := d.waitLines(ctx, master.Router); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, 5*time.Second, "the PBX on node1 only", func() bool { return master.Running() && !backup.Running() }); err != nil {
+		return err
+	}
+	d.printWindow(t0, t0, up.Time)
+	d.say("  %8s  %s event on node1: %q\n", "+"+ms(up.Time.Sub(t0)), up.Name, up.Description)
+	bst, err := backup.Router.Node.Status(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("  => node1 is Master after %s (its Master_Down_Interval at priority %d: %s, plus start-up);\n",
+		ms(d.firstVIP(master.Router.Node, t0).Sub(t0)), cfgs[0].Priority, ms(testlab.MasterDownInterval(time.Second, cfgs[0].Priority)))
+	d.say("     node2 is %s, master_ip %s; %s; %s\n", bst.State, bst.MasterIP, d.lines(), d.where())
+	return nil
+}
 
-	// 2. Unplanned failover.
-	d.say("\n2. Unplanned failover: SIGKILL the Master's redundantd (nothing is sent on the wire)\n")
-	f, err := testlab.MeasureFailover(ctx, tl, master, backup, false)
+// voicemail leaves a message on the Master and waits for it on the Backup.
+func (d *demo) voicemail(ctx context.Context) error {
+	d.say("\n2. A caller leaves a voicemail on node1 (the Master)\n")
+	return d.replicate(ctx, d.pbx[0], d.pbx[1], 1)
+}
+
+// replicate writes message n on from and waits until to has it.
+func (d *demo) replicate(ctx context.Context, from, to *testlab.PBX, n int) error {
+	audio := demoAudio(n)
+	t := time.Now()
+	if err := from.WriteMessage(demoBox, n, audio); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, 10*time.Second, fmt.Sprintf("message %d on %s", n, to.Router.Node.Name), func() bool {
+		return to.HasMessage(demoBox, n, audio)
+	}); err != nil {
+		return err
+	}
+	d.say("  => box %s msg%04d (%d bytes) written on %s is on %s %s later (replication %s -> %s)\n",
+		demoBox, n, len(audio), from.Router.Node.Name, to.Router.Node.Name, ms(time.Since(t)), from.Router.Node.Name, to.Router.Node.Name)
+	return nil
+}
+
+// demoAudio is the content of message n: distinct per message, the size of a short message.
+func demoAudio(n int) []byte {
+	return bytes.Repeat([]byte(fmt.Sprintf("RIFF voicemail %d ", n)), 4000)
+}
+
+// crash kills the Master and shows the VIP, the lines and the PBX moving.
+func (d *demo) crash(ctx context.Context) error {
+	master, backup := d.pbx[0], d.pbx[1]
+	d.say("\n3. The Master crashes: SIGKILL node1's redundantd (nothing is sent on the wire)\n")
+	f, err := testlab.MeasureFailover(ctx, d.tl, master.Router, backup.Router, false)
 	if err != nil {
 		return err
 	}
-	if _, err := d.waitLines(ctx, backup); err != nil {
+	if _, err := d.waitLines(ctx, backup.Router); err != nil {
 		return err
 	}
-	d.printFailover(ctx, f, "last advert heard from "+master.Node.Name)
-	d.say("  (the killed daemon's namespace still has %s: the process died, not the host; the\n", vip.Addr())
-	d.say("   daemon removes that stale address when it starts again)\n")
+	if err := waitFor(ctx, 5*time.Second, "the PBX on node2", backup.Running); err != nil {
+		return err
+	}
+	d.printFailover(ctx, f, "last advert heard from "+master.Router.Node.Name, d.pbxRows(ctx, backup, f.Ref.At))
+	d.say("  (the killed node keeps %s and its PBX marker: the process died, not the host; the\n", d.tl.VIP)
+	d.say("   daemon removes the stale address and stops the PBX when it starts again)\n")
+	return nil
+}
 
-	// 3. The old Master returns.
-	old, cur := master, backup
-	d.say("\n3. %s comes back with priority %d; preempt is off, so it must stay Backup\n",
-		old.Node.Name, cfgs[idx(d.nodes, old)].Priority)
+// pbxRows are the timeline rows of p's PBX start and of p's events after ref.
+func (d *demo) pbxRows(ctx context.Context, p *testlab.PBX, ref time.Time) []row {
+	var rows []row
+	if fi, err := os.Stat(p.Marker); err == nil && fi.ModTime().After(ref) {
+		rows = append(rows, row{fi.ModTime(), "PBX service started on " + p.Router.Node.Name})
+	}
+	evs, _ := d.events(ctx, p) // the rows are an illustration: without the log, none
+	for _, e := range evs {
+		if e.Time.After(ref) && e.Application == appliance.AppRedundancy {
+			rows = append(rows, row{e.Time, fmt.Sprintf("%s event %q", p.Router.Node.Name, e.Name)})
+		}
+	}
+	return rows
+}
+
+// comeBack restarts the old Master: it must return as a quiet Backup and receive the data.
+func (d *demo) comeBack(ctx context.Context) error {
+	old, cur := d.pbx[0], d.pbx[1]
+	d.say("\n4. node1 comes back with priority 110; preempt is off, so it must stay Backup\n")
 	t3 := time.Now()
 	setsBefore := len(d.fos.Sim.Sets())
-	if err := old.Start(ctx); err != nil {
+	if err := old.Router.Start(ctx); err != nil {
 		return err
 	}
-	if err := old.WaitState(ctx, "backup"); err != nil {
+	if err := old.Router.WaitState(ctx, "backup"); err != nil {
 		return err
 	}
-	if _, err := tl.WaitVIP(ctx, old.Node, false, f.Signal); err != nil {
-		return fmt.Errorf("the restarted %s kept the stale virtual IP: %w", old.Node.Name, err)
+	if _, err := d.tl.WaitVIP(ctx, old.Router.Node, false, t3); err != nil {
+		return fmt.Errorf("the restarted node1 kept the stale virtual IP: %w", err)
 	}
-	held := t3
-	for i := 0; i < 3; i++ {
-		a, err := tl.WaitAdvert(ctx, held, "an advert", testlab.From(cur.Node, d.vrid))
-		if err != nil {
-			return err
-		}
-		held = a.At
+	if err := waitFor(ctx, 5*time.Second, "node1 stopping its stale PBX", func() bool { return !old.Running() }); err != nil {
+		return err
 	}
-	d.say("  %8s  redundantd restarted on %s\n", "+0 ms", old.Node.Name)
-	d.printWindow(t3, t3, held)
-	ost, err := old.Node.Status(ctx)
+	up, err := d.waitEvent(ctx, cur, "up active", t3)
 	if err != nil {
 		return err
 	}
-	sent := len(tl.AdvertsBetween(t3, held, testlab.From(old.Node, d.vrid)))
+	d.say("  %8s  redundantd restarted on node1\n", "+0 ms")
+	d.printWindow(t3, t3, up.Time)
+	d.say("  %8s  %s event on node2: %q\n", "+"+ms(up.Time.Sub(t3)), up.Name, up.Description)
+	sent := len(d.tl.AdvertsBetween(t3, up.Time, testlab.From(old.Router.Node, d.vrid)))
 	newSets := len(d.fos.Sim.Sets()) - setsBefore
-	d.say("  => %s is %s (master_ip %s), sent %d adverts and %d berofos sets; %s is still Master; %s\n",
-		old.Node.Name, ost.State, ost.MasterIP, sent, newSets, cur.Node.Name, d.lines())
-	if ost.State != "backup" || sent != 0 || newSets != 0 {
-		return fmt.Errorf("%s did not return as a quiet Backup: state %s, %d adverts, %d berofos sets", old.Node.Name, ost.State, sent, newSets)
+	// The status says which Master node1 hears once an advert of node2 has arrived.
+	var ost testlab.Status
+	if err := waitFor(ctx, 5*time.Second, "an advert of node2 heard by node1", func() bool {
+		var err error
+		ost, err = old.Router.Node.Status(ctx)
+		return err == nil && ost.MasterIP != ""
+	}); err != nil {
+		return err
 	}
+	d.say("  => node1 is %s (master_ip %s), sent %d adverts and %d berofos sets; node2 is still Master;\n     %s; %s\n",
+		ost.State, ost.MasterIP, sent, newSets, d.lines(), d.where())
+	if ost.State != "backup" || sent != 0 || newSets != 0 {
+		return fmt.Errorf("node1 did not return as a quiet Backup: state %s, %d adverts, %d berofos sets", ost.State, sent, newSets)
+	}
+	if !old.HasMessage(demoBox, 1, demoAudio(1)) {
+		return errors.New("node1 lost message 1")
+	}
+	d.say("  a second voicemail, now on node2 (the Master):\n")
+	return d.replicate(ctx, cur, old, 2)
+}
 
-	// 4. Planned handover.
-	d.say("\n4. Planned handover: SIGTERM %s's redundantd (it resigns with a priority-0 advert)\n", cur.Node.Name)
-	f, err = testlab.MeasureFailover(ctx, tl, cur, old, true)
+// passive sets the Backup Passive, loses the Master and shows that the Backup does not take
+// over.
+func (d *demo) passive(ctx context.Context) error {
+	bk, master := d.pbx[0], d.pbx[1]
+	d.say("\n5. Passive mode: the operator sets the Backup (node1) Passive through node2's API\n")
+	var mr appliance.BackupModeResponse
+	if err := master.API(ctx, http.MethodPut, "/api/v1/backup-mode", appliance.BackupModeRequest{Mode: "passive"}, &mr); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, 5*time.Second, "node1 Passive", func() bool {
+		st, err := bk.Status(ctx)
+		return err == nil && st.Passive
+	}); err != nil {
+		return err
+	}
+	d.say("  PUT /api/v1/backup-mode {\"mode\":\"passive\"} on node2: mode %s, peer %s; node1 reports passive\n", mr.Mode, mr.Peer)
+	d.say("  SIGKILL node2's redundantd (the Master is lost)\n")
+	tk := time.Now()
+	if err := master.Router.Kill(ctx); err != nil {
+		return err
+	}
+	down, err := d.waitEvent(ctx, bk, "peer down", tk)
 	if err != nil {
 		return err
 	}
-	if _, err := d.waitLines(ctx, old); err != nil {
+	// An Active Backup would take over after its Master_Down_Interval; watch one advert
+	// interval longer than that. There is nothing to wait on: the point is that nothing happens.
+	mdi := testlab.MasterDownInterval(time.Second, d.cfgs()[0].Priority)
+	d.say("  %8s  node1 event %q: %s\n", "+"+ms(down.Time.Sub(tk)), down.Name, down.Description)
+	d.say("  watching node1 for its Master_Down_Interval (%s) plus one advert interval...\n", ms(mdi))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Until(tk.Add(mdi + time.Second))):
+	}
+	st, err := bk.Status(ctx)
+	if err != nil {
 		return err
 	}
-	d.printFailover(ctx, f, "priority-0 advert from "+cur.Node.Name)
-	if _, perr := cur.Proc().Exited(); perr != nil {
-		return fmt.Errorf("%s exited with %v after SIGTERM, want status 0", cur, perr)
+	sent := len(d.tl.AdvertsBetween(tk, time.Now(), testlab.From(bk.Router.Node, d.vrid)))
+	d.say("  => after %s node1 is still %s (passive %t): %d adverts sent, virtual IP on node1: %t, PBX on node1: %t, %s\n",
+		ms(time.Since(tk)), st.State, st.Passive, sent, d.tl.Holds(bk.Router.Node), bk.Running(), d.lines())
+	if st.State != "backup" || sent != 0 || bk.Running() || d.tl.Holds(bk.Router.Node) {
+		return fmt.Errorf("the Passive Backup took over on its own: state %s, %d adverts, PBX %t", st.State, sent, bk.Running())
 	}
+	return nil
+}
 
-	// 5. Final state.
-	d.say("\n5. Final state\n")
-	for _, r := range d.nodes {
-		if exited, _ := r.Proc().Exited(); exited {
-			d.say("  %s: stopped\n", r.Node.Name)
-			continue
+// activate sets the Passive Backup Active: it takes over; the lost node then returns as Backup.
+func (d *demo) activate(ctx context.Context) error {
+	bk, master := d.pbx[0], d.pbx[1]
+	var mr appliance.BackupModeResponse
+	d.say("  the operator sets node1 Active (PUT /api/v1/backup-mode on node1):\n")
+	ta := time.Now()
+	if err := bk.API(ctx, http.MethodPut, "/api/v1/backup-mode", appliance.BackupModeRequest{Mode: "active"}, &mr); err != nil {
+		return err
+	}
+	vip, err := d.tl.WaitVIP(ctx, bk.Router.Node, true, ta)
+	if err != nil {
+		return err
+	}
+	lines, err := d.waitLines(ctx, bk.Router)
+	if err != nil {
+		return err
+	}
+	if err := waitFor(ctx, 5*time.Second, "the PBX on node1", bk.Running); err != nil {
+		return err
+	}
+	rows := append([]row{{ta, "PUT backup-mode active on node1"}, {vip.At, fmt.Sprintf("%s added to node1", vip.Addr)}}, d.pbxRows(ctx, bk, ta)...)
+	rows = append(rows, d.fosRows(ta)...)
+	d.printRows(ta, "the mode change", rows)
+	d.say("  => node1 took over %s after being set Active, the lines on it after %s (leaving passive mode starts\n", ms(vip.At.Sub(ta)), ms(lines.Sub(ta)))
+	d.say("     its Master_Down_Timer: %s at priority %d)\n", ms(testlab.MasterDownInterval(time.Second, d.cfgs()[0].Priority)), d.cfgs()[0].Priority)
+
+	d.say("  node2 comes back: ")
+	tr := time.Now()
+	if err := master.Router.Start(ctx); err != nil {
+		return err
+	}
+	if err := master.Router.WaitState(ctx, "backup"); err != nil {
+		return err
+	}
+	if _, err := d.waitEvent(ctx, bk, "up", tr); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, 5*time.Second, "node2 stopping its stale PBX", func() bool { return !master.Running() }); err != nil {
+		return err
+	}
+	d.say("Backup after %s, peer link up; %s\n", ms(time.Since(tr)), d.where())
+	return nil
+}
+
+// swap asks the Master for a swap just after a voicemail was left on it.
+func (d *demo) swap(ctx context.Context) error {
+	old, nw := d.pbx[0], d.pbx[1]
+	d.say("\n6. Swap for maintenance: a voicemail is left on node1, then POST /api/v1/swap on node1\n")
+	audio := demoAudio(3)
+	if err := old.WriteMessage(demoBox, 3, audio); err != nil {
+		return err
+	}
+	ts := time.Now()
+	var res appliance.SwapResult
+	if err := old.API(ctx, http.MethodPost, "/api/v1/swap", struct{}{}, &res); err != nil {
+		return err
+	}
+	done := time.Now()
+	if res.State != "done" {
+		return fmt.Errorf("swap %s: %s", res.State, res.Error)
+	}
+	d.say("  the Master's timeline (SwapResult, ms from the command):\n")
+	for _, s := range res.Timeline {
+		d.say("  %8.1f  %-18s took %7.1f ms  %s\n", s.AtMS, s.Step, s.TookMS, s.Detail)
+	}
+	d.say("  %8.1f  answered: %s, new Master %s\n", res.TotalMS, res.State, res.NewMaster)
+	rel, err := d.tl.WaitVIP(ctx, old.Router.Node, false, ts)
+	if err != nil {
+		return err
+	}
+	add, err := d.tl.WaitVIP(ctx, nw.Router.Node, true, ts)
+	if err != nil {
+		return err
+	}
+	if err := waitFor(ctx, 5*time.Second, "the PBX on node2 only", func() bool { return nw.Running() && !old.Running() }); err != nil {
+		return err
+	}
+	rows := []row{{ts, "POST /api/v1/swap sent to node1"}, {rel.At, fmt.Sprintf("%s removed from node1", rel.Addr)},
+		{add.At, fmt.Sprintf("%s added to node2", add.Addr)}, {done, "swap answered"}}
+	rows = append(rows, d.fosRows(ts)...)
+	if fi, err := os.Stat(nw.Marker); err == nil && fi.ModTime().After(ts) {
+		rows = append(rows, row{fi.ModTime(), "PBX service started on node2"})
+	}
+	d.printRows(ts, "the command (seen on the wire and the devices)", rows)
+	got := nw.HasMessage(demoBox, 3, audio)
+	d.say("  => virtual IP gap %s (node1 released -> node2 holds); message 3 on node2: %t; %s; %s\n",
+		ms1(add.At.Sub(rel.At)), got, d.lines(), d.where())
+	if !got {
+		return errors.New("the voicemail left just before the swap is not on the new Master")
+	}
+	return nil
+}
+
+// eventLog prints node1's event log as the seed's System Events page (Figure 10) does:
+// newest first.
+func (d *demo) eventLog(ctx context.Context) error {
+	evs, err := d.events(ctx, d.pbx[0])
+	if err != nil {
+		return err
+	}
+	d.say("\n7. Event log of node1 (GET /api/v1/events; `redundantctl events`), newest first\n")
+	printEvents(d.out, evs)
+	return nil
+}
+
+// maxDescription keeps a table row on one line of a wide terminal; the API has the whole text.
+const maxDescription = 110
+
+// printEvents prints evs newest first as a table with the seed's columns.
+func printEvents(w io.Writer, evs []appliance.Event) {
+	fmt.Fprintf(w, "  %-6s %-23s %-3s %-11s %-18s %s\n", "Status", "Time", "Pri", "Application", "Name", "Description")
+	for i := len(evs) - 1; i >= 0; i-- {
+		e := evs[i]
+		status := e.Status
+		if status != "" {
+			status = strings.ToUpper(status[:1]) + status[1:]
 		}
-		st, err := r.Node.Status(ctx)
+		desc := e.Description
+		if r := []rune(desc); len(r) > maxDescription {
+			desc = string(r[:maxDescription-1]) + "…"
+		}
+		fmt.Fprintf(w, "  %-6s %-23s %-3d %-11s %-18s %s\n", status, e.Time.Format("Mon Jan _2 15:04:05.000"),
+			int(e.Priority), e.Application, e.Name, desc)
+	}
+}
+
+// final prints both nodes' state and stops the daemons.
+func (d *demo) final(ctx context.Context) error {
+	d.say("\n8. Final state\n")
+	for _, p := range d.pbx {
+		st, err := p.Status(ctx)
 		if err != nil {
 			return err
 		}
-		d.say("  %s: %s since %s, %d transitions, virtual IPs %s\n", r.Node.Name, st.State,
-			st.SinceTime().Format("15:04:05.000"), st.Transitions, strings.Join(st.VirtualIPs, " "))
+		holding := strings.Join(st.Holding, " ")
+		if holding == "" {
+			holding = "none"
+		}
+		since := st.Since
+		if t, err := time.Parse(time.RFC3339Nano, st.Since); err == nil {
+			since = t.Format("15:04:05.000")
+		}
+		d.say("  %s: %s since %s, %d transitions, holds %s, backup mode %s, PBX running %t\n", p.Router.Node.Name, st.State,
+			since, st.Transitions, holding, st.BackupMode, p.Running())
 	}
 	d.say("  fos1: %s, %d set requests received in all\n", d.lines(), len(d.fos.Sim.Sets()))
-	if err := old.Term(ctx); err != nil {
-		return fmt.Errorf("stopping %s: %w", old, err)
+	for _, p := range d.pbx {
+		if err := p.Router.Term(ctx); err != nil {
+			return fmt.Errorf("stopping %s: %w", p.Router, err)
+		}
+	}
+	return nil
+}
+
+// where says which node runs the PBX.
+func (d *demo) where() string {
+	var on []string
+	for _, p := range d.pbx {
+		if p.Running() {
+			on = append(on, p.Router.Node.Name)
+		}
+	}
+	if len(on) == 0 {
+		return "PBX running nowhere"
+	}
+	return "PBX running on " + strings.Join(on, " and ")
+}
+
+// events is p's event log, oldest first.
+func (d *demo) events(ctx context.Context, p *testlab.PBX) ([]appliance.Event, error) {
+	var evs []appliance.Event
+	err := p.API(ctx, http.MethodGet, "/api/v1/events", nil, &evs)
+	return evs, err
+}
+
+// waitEvent waits until p logs an event named name (or starting with it) at or after t.
+func (d *demo) waitEvent(ctx context.Context, p *testlab.PBX, name string, t time.Time) (appliance.Event, error) {
+	var found appliance.Event
+	err := waitFor(ctx, 10*time.Second, fmt.Sprintf("a %q event on %s", name, p.Router.Node.Name), func() bool {
+		evs, err := d.events(ctx, p)
+		if err != nil {
+			return false
+		}
+		for _, e := range evs {
+			if strings.HasPrefix(e.Name, name) && !e.Time.Before(t.Add(-time.Millisecond)) {
+				found = e
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
+// waitFor polls cond every 5 ms until it holds, ctx ends or limit passes.
+func waitFor(ctx context.Context, limit time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: no %s within %s", what, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo: waiting for %s: %w", what, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	return nil
 }
@@ -283,28 +600,6 @@ func (d *demo) waitLines(ctx context.Context, r *testlab.Router) (time.Time, err
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()
 		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-// waitRoles polls both daemons' status until one is Master and the other Backup.
-func (d *demo) waitRoles(ctx context.Context, limit time.Duration) (master, backup *testlab.Router, err error) {
-	deadline := time.Now().Add(limit)
-	for {
-		s0, e0 := d.nodes[0].State(ctx)
-		s1, e1 := d.nodes[1].State(ctx)
-		switch {
-		case s0 == "master" && s1 == "backup":
-			return d.nodes[0], d.nodes[1], nil
-		case s1 == "master" && s0 == "backup":
-			return d.nodes[1], d.nodes[0], nil
-		case time.Now().After(deadline):
-			return nil, nil, fmt.Errorf("no single Master after %s: node1 %q (%v), node2 %q (%v)", limit, s0, e0, s1, e1)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -386,13 +681,36 @@ func (d *demo) nodeName(a interface{ String() string }) string {
 	return a.String()
 }
 
-// printFailover prints a takeover timeline in milliseconds from its reference advert.
-func (d *demo) printFailover(ctx context.Context, f testlab.Failover, refText string) {
-	ref := f.Ref.At
-	type row struct {
-		at   time.Time
-		text string
+// row is one line of a printed timeline.
+type row struct {
+	at   time.Time
+	text string
+}
+
+// fosRows are the berofos set requests received after t.
+func (d *demo) fosRows(t time.Time) []row {
+	var rows []row
+	for _, set := range d.fos.Sim.Sets() {
+		if set.At.After(t) {
+			rows = append(rows, row{set.At, fmt.Sprintf("berofos fos1: set %s=%s", set.Key, set.Value)})
+		}
 	}
+	return rows
+}
+
+// printRows prints rows sorted by time, in ms from ref.
+func (d *demo) printRows(ref time.Time, refText string, rows []row) {
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].at.Before(rows[j].at) })
+	d.say("  timeline in ms from %s:\n", refText)
+	for _, r := range rows {
+		d.say("  %8s  %-46s %s\n", ms(r.at.Sub(ref)), r.text, r.at.Format("15:04:05.000"))
+	}
+}
+
+// printFailover prints a takeover timeline in milliseconds from its reference advert, with
+// extra rows (the PBX, the events).
+func (d *demo) printFailover(ctx context.Context, f testlab.Failover, refText string, extra []row) {
+	ref := f.Ref.At
 	sig := "SIGKILL"
 	if f.Planned {
 		sig = "SIGTERM"
@@ -408,16 +726,9 @@ func (d *demo) printFailover(ctx context.Context, f testlab.Failover, refText st
 	if !f.FirstGARP.At.IsZero() {
 		rows = append(rows, row{f.FirstGARP.At, fmt.Sprintf("first gratuitous ARP for %s", f.FirstGARP.SenderIP)})
 	}
-	for _, set := range d.fos.Sim.Sets() {
-		if set.At.After(ref) {
-			rows = append(rows, row{set.At, fmt.Sprintf("berofos fos1: set %s=%s", set.Key, set.Value)})
-		}
-	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].at.Before(rows[j].at) })
-	d.say("  timeline in ms from the %s:\n", refText)
-	for _, r := range rows {
-		d.say("  %8s  %-46s %s\n", ms(r.at.Sub(ref)), r.text, r.at.Format("15:04:05.000"))
-	}
+	rows = append(rows, d.fosRows(ref)...)
+	rows = append(rows, extra...)
+	d.printRows(ref, "the "+refText, rows)
 	rule := "Master_Down_Interval"
 	if f.Planned {
 		rule = "Skew_Time"
@@ -432,7 +743,11 @@ func (d *demo) printLogs(failed bool) {
 		n = 30
 	}
 	for _, r := range d.nodes {
-		out := r.Proc().Output()
+		p := r.Proc()
+		if p == nil {
+			continue
+		}
+		out := p.Output()
 		if n > 0 {
 			lines := strings.Split(out, "\n")
 			if len(lines) > n {
