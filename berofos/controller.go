@@ -254,7 +254,10 @@ func (c *Controller) SetDesired(d Desired) {
 	for i := range c.status {
 		s := &c.status[i]
 		s.Desired, s.WantMode = d, want
-		s.InPlace = want >= 0 && s.Mode == want
+		// Not in place until a read made for this desire says so: the last read may be
+		// seconds old (the mode this node set the last time it was Master), and a caller
+		// waiting for the lines must not be answered by it.
+		s.InPlace = false
 	}
 	c.mu.Unlock()
 	for _, w := range c.wake {

@@ -216,3 +216,24 @@ func TestControllerWatchdogFallbackAgainstSim(t *testing.T) {
 		t.Errorf("device log lacks the watchdog messages: %q", msgs)
 	}
 }
+
+// TestInPlaceOnlyAfterARead: after the desired state changes back to one the last read
+// matched, the status says "in place" only once a read made for the new desire confirms it,
+// not from the stale read (a swap waiting for the lines was answered 0.7-337 ms before the
+// device was set).
+func TestInPlaceOnlyAfterARead(t *testing.T) {
+	sim, dev := startSim(t, "fos1", fossim.Config{Settings: map[string]string{"modedef": "1"}})
+	c, ev := runController(t, berofos.ControllerConfig{Devices: []berofos.Device{dev}, ModeForMe: 0, PollInterval: time.Hour})
+	c.SetDesired(berofos.LinesToMe)
+	eventually(t, 5*time.Second, "mode 0 confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
+	c.SetDesired(berofos.LinesUnknown) // Backup: the peer moves the lines
+	sim.PressButton()                  // ... to mode 1; no read follows (poll every hour)
+	c.SetDesired(berofos.LinesToMe)    // Master again
+	if st := c.Status()[0]; st.InPlace {
+		t.Fatalf("in place right after SetDesired, from a read made before it: %+v", st)
+	}
+	eventually(t, 5*time.Second, "mode 0 set again", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
+	if st := c.Status()[0]; !st.InPlace || sim.Mode() != 0 {
+		t.Errorf("after the set: %+v, device mode %d", st, sim.Mode())
+	}
+}
