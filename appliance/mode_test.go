@@ -112,3 +112,25 @@ func TestSwapRefusal(t *testing.T) {
 		})
 	}
 }
+
+func TestAloneWatch(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	w := aloneWatch{after: 4 * time.Second}
+	steps := []struct {
+		at    time.Duration
+		alone bool
+		want  bool
+	}{
+		{0, true, false}, {3 * time.Second, true, false},
+		{4 * time.Second, true, true}, // held long enough: once
+		{5 * time.Second, true, false},
+		{6 * time.Second, false, false}, // a Master again: the episode ends
+		{7 * time.Second, true, false}, {10 * time.Second, true, false},
+		{11 * time.Second, true, true}, // a new episode, a new event
+	}
+	for i, s := range steps {
+		if got := w.step(s.alone, t0.Add(s.at)); got != s.want {
+			t.Errorf("step %d at %v alone %t: %t, want %t", i, s.at, s.alone, got, s.want)
+		}
+	}
+}

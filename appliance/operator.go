@@ -126,19 +126,25 @@ func (a *Appliance) poke() {
 // adopt a newer Backup mode from the peer, give the Master role up when the PBX fails and
 // a healthy Active Backup is there, and say when a Passive Backup hears no Master.
 func (a *Appliance) control(ctx context.Context) {
-	var noMaster <-chan time.Time
-	if a.router != nil && a.cfg.Redundancy.Enabled {
+	var tick <-chan time.Time
+	var alone aloneWatch
+	if a.router != nil {
 		rc := a.cfg.Redundancy
-		t := time.NewTimer(vrrp.MasterDownInterval(rc.AdvertInterval, rc.Priority) + rc.AdvertInterval)
+		alone.after = vrrp.MasterDownInterval(rc.AdvertInterval, rc.Priority) + rc.AdvertInterval
+		t := time.NewTicker(rc.AdvertInterval)
 		defer t.Stop()
-		noMaster = t.C
+		tick = t.C
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-noMaster:
-			a.checkPassiveAlone()
+		case <-tick:
+			if alone.step(a.passiveAlone(), time.Now()) {
+				a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "passive no master",
+					Description: "this node is a Passive Backup and hears no Master: it will not take over on its own (swap, or set the Backup mode to active)"})
+			}
+			continue
 		case <-a.pokes:
 		}
 		if a.peer != nil {
@@ -153,14 +159,43 @@ func (a *Appliance) control(ctx context.Context) {
 	}
 }
 
-// checkPassiveAlone raises the event a Passive Backup owes the operator when no Master is
-// heard: it will not take over by itself.
-func (a *Appliance) checkPassiveAlone() {
+// passiveAlone reports whether this node is a Passive Backup with no Master in sight: none
+// ever heard, or (with the peer link) the peer is not connected as Master.
+func (a *Appliance) passiveAlone() bool {
 	st := a.router.Status()
-	if st.State == vrrp.StateBackup && st.Passive && !st.MasterIP.IsValid() {
-		a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "passive no master",
-			Description: "this node is a Passive Backup and hears no Master: it will not take over on its own (swap, or set the Backup mode to active)"})
+	if st.State != vrrp.StateBackup || !st.Passive {
+		return false
 	}
+	if a.peer != nil {
+		v := a.peer.Status()
+		return !(v.Connected && v.Role == "master")
+	}
+	return !st.MasterIP.IsValid()
+}
+
+// aloneWatch turns "a Passive Backup with no Master" into one event per episode, once the
+// condition has held for after (a Master_Down_Interval and an advert: a peer link that
+// reconnects or a Master that is starting raise nothing). Pure: the caller passes the time.
+type aloneWatch struct {
+	after    time.Duration
+	since    time.Time
+	reported bool
+}
+
+// step feeds the condition at now and reports whether the event is due.
+func (w *aloneWatch) step(alone bool, now time.Time) bool {
+	if !alone {
+		w.since, w.reported = time.Time{}, false
+		return false
+	}
+	if w.since.IsZero() {
+		w.since = now
+	}
+	if w.reported || now.Sub(w.since) < w.after {
+		return false
+	}
+	w.reported = true
+	return true
 }
 
 // mayResign decides whether a Master whose services failed gives the role up: only to a
