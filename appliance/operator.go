@@ -133,6 +133,7 @@ func (a *Appliance) control(ctx context.Context) {
 		defer t.Stop()
 		noMaster = t.C
 	}
+	peerUp := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,6 +144,10 @@ func (a *Appliance) control(ctx context.Context) {
 		}
 		if a.peer != nil {
 			v := a.peer.Status()
+			if v.Connected && !peerUp {
+				a.reannounce()
+			}
+			peerUp = v.Connected
 			if v.Connected {
 				if m, changed := newerMode(a.mode(), modeRecord{BackupMode(v.BackupMode), v.ModeSetAt, v.ModeSetBy}); changed {
 					a.setMode(m)
@@ -151,6 +156,18 @@ func (a *Appliance) control(ctx context.Context) {
 		}
 		a.checkHealth()
 	}
+}
+
+// reannounce makes a Master announce its addresses again when the peer link comes up: the
+// peer may have been Master while the link was down (a split brain that healed), and the
+// segment's ARP caches may still point at it. The engine also does it when it hears the
+// other Master's advert, but after a heal the loser usually steps down on our advert first.
+func (a *Appliance) reannounce() {
+	r, ok := a.router.(interface{ Reannounce(reason string) })
+	if !ok || a.router.Status().State != vrrp.StateMaster {
+		return
+	}
+	r.Reannounce("the peer link is up: the peer may have held the addresses meanwhile")
 }
 
 // checkPassiveAlone raises the event a Passive Backup owes the operator when no Master is
