@@ -40,6 +40,7 @@ func (a *Appliance) setMode(m modeRecord) bool {
 	st := a.state
 	a.stMu.Unlock()
 	if a.router != nil {
+		a.startActive.Store(false)
 		a.router.SetPassive(m.Mode == ModePassive)
 	}
 	a.saveState(st)
@@ -148,6 +149,9 @@ func (a *Appliance) control(ctx context.Context) {
 				a.reannounce()
 			}
 			peerUp = v.Connected
+			if v.Connected && v.Role == "master" && a.startActive.Load() {
+				a.endStartRule() // another Master is there: this node is a Backup of the group
+			}
 			if v.Connected {
 				if m, changed := newerMode(a.mode(), modeRecord{BackupMode(v.BackupMode), v.ModeSetAt, v.ModeSetBy}); changed {
 					a.setMode(m)
