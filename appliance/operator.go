@@ -147,6 +147,7 @@ func (a *Appliance) control(ctx context.Context) {
 			v := a.peer.Status()
 			if v.Connected && !peerUp {
 				a.reannounce()
+				a.syncToNewPeer(ctx)
 			}
 			peerUp = v.Connected
 			if v.Connected && v.Role == "master" && a.startActive.Load() {
@@ -172,6 +173,18 @@ func (a *Appliance) reannounce() {
 		return
 	}
 	r.Reannounce("the peer link is up: the peer may have held the addresses meanwhile")
+}
+
+// syncToNewPeer starts a replication run when the peer link comes up on the Master: a
+// Backup that just joined (a new or replaced box, a healed split) gets everything now, not
+// at the next interval, since the run that found it absent failed. The run reports itself
+// (event run); it never delays the control loop.
+func (a *Appliance) syncToNewPeer(ctx context.Context) {
+	sp := a.syncPart()
+	if sp == nil || a.router == nil || a.router.Status().State != vrrp.StateMaster {
+		return
+	}
+	go sp.SyncNow(ctx)
 }
 
 // checkPassiveAlone raises the event a Passive Backup owes the operator when no Master is
