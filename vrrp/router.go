@@ -797,7 +797,7 @@ func (r *Router) reassert(a Reassert) {
 	if !r.held || r.garpLeft > 0 {
 		return
 	}
-	r.log.Warn("another master heard; announcing the virtual addresses again", "reason", a.Reason)
+	r.log.Warn("announcing the virtual addresses again", "reason", a.Reason)
 	r.garpLeft = r.cfg.GARPCount
 	r.announce()
 }
