@@ -38,7 +38,8 @@ func TestBerofosDownDuringFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFailover(t, f)
+	// The takeover does not wait for the device: the address and the PBX move while it is
+	// still down (the delay is logged, not asserted: that is for the benchmarks).
 	if err := waitCond(ctx, 20*time.Millisecond, b.Running); err != nil {
 		t.Fatalf("the PBX did not start on the new Master while the berofos is down: %v", err)
 	}
@@ -53,11 +54,13 @@ func TestBerofosDownDuringFailover(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the lines did not follow the new Master once the device was back: mode %d: %v", fos.Sim.Mode(), err)
 	}
-	t.Logf("VIP on node2 %v after the last advert, PBX started %v after the VIP, lines on node2 %v after the device came back",
-		f.Elapsed().Round(time.Millisecond), started.Sub(f.VIP.At).Round(time.Millisecond), at.Sub(back).Round(time.Millisecond))
-	evs := lastEvents(t, b.Router.Node)
-	if !hasEvent(evs, "confirmed") {
-		t.Errorf("no berofos confirmed event on the new Master:\n%s", strings.Join(evs, "\n"))
+	t.Logf("VIP on node2 %v after the last advert (RFC %v), PBX started %v after the VIP, lines on node2 %v after the device came back",
+		f.Elapsed().Round(time.Millisecond), f.Theory(), started.Sub(f.VIP.At).Round(time.Millisecond), at.Sub(back).Round(time.Millisecond))
+	if err := waitCond(ctx, 50*time.Millisecond, func() bool { return hasEvent(lastEvents(t, b.Router.Node), "confirmed") }); err != nil {
+		t.Errorf("no berofos confirmed event on the new Master: %v\n%s", err, strings.Join(lastEvents(t, b.Router.Node), "\n"))
+	}
+	if evs := lastEvents(t, b.Router.Node); !hasEvent(evs, "unreachable") {
+		t.Errorf("no berofos unreachable event on the new Master:\n%s", strings.Join(evs, "\n"))
 	}
 }
 
