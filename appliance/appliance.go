@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pbxsync "github.com/redundantd/redundantd/sync"
@@ -94,6 +95,11 @@ type Appliance struct {
 	partRetry time.Duration
 	syncDown  string // why the replication is not running although enabled; "" when it runs
 	reloadMu  sync.Mutex
+
+	// startActive: the start-up rule of startPassive is in force (this node was Master when
+	// it stopped and the group is Passive): the node runs Active until it is Master again,
+	// hears of another Master, or the mode is set (endStartRule).
+	startActive atomic.Bool
 
 	stMu     sync.Mutex
 	state    nodeState // Backup mode and last role, kept in state_dir
@@ -227,8 +233,16 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	}
 	a.router = r
 	// Before Run: a Passive Backup must not take over in its first Master_Down_Interval.
-	r.SetPassive(startPassive(a.state.Mode.Mode, a.state.LastRole))
+	passive := startPassive(a.state.Mode.Mode, a.state.LastRole)
+	a.startActive.Store(!passive && a.state.Mode.Mode == ModePassive)
+	r.SetPassive(passive)
 	return a, nil
+}
+
+// endStartRule ends the start-up rule of startPassive: the group's mode applies to the engine.
+func (a *Appliance) endStartRule() {
+	a.startActive.Store(false)
+	a.router.SetPassive(a.mode().Mode == ModePassive)
 }
 
 // vrrpConfig translates the operator's settings into the engine's.
@@ -430,9 +444,13 @@ func (a *Appliance) follow(ctx context.Context) {
 				p.Follow(e.To)
 			}
 			a.noteRole(e.To)
-			if e.To == vrrp.StateMaster || e.To == vrrp.StateBackup {
-				// The first role ends the start-up rule (startPassive): the mode applies.
-				a.router.SetPassive(a.mode().Mode == ModePassive)
+			// A role ends the start-up rule (startPassive) and the mode applies; except the
+			// Backup role every node starts in: a node that was Master (with the newest data)
+			// stays Active until it is Master again or knows another Master (control), so that
+			// it takes the role back when the peer is a Passive Backup.
+			startBackup := e.To == vrrp.StateBackup && e.Cause == vrrp.CauseStart && a.startActive.Load()
+			if (e.To == vrrp.StateMaster || e.To == vrrp.StateBackup) && !startBackup {
+				a.endStartRule()
 			}
 			if a.peer != nil {
 				a.peer.Changed()

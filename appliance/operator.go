@@ -40,6 +40,7 @@ func (a *Appliance) setMode(m modeRecord) bool {
 	st := a.state
 	a.stMu.Unlock()
 	if a.router != nil {
+		a.startActive.Store(false)
 		a.router.SetPassive(m.Mode == ModePassive)
 	}
 	a.saveState(st)
@@ -135,6 +136,7 @@ func (a *Appliance) control(ctx context.Context) {
 		defer t.Stop()
 		tick = t.C
 	}
+	peerUp := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -149,6 +151,14 @@ func (a *Appliance) control(ctx context.Context) {
 		}
 		if a.peer != nil {
 			v := a.peer.Status()
+			if v.Connected && !peerUp {
+				a.reannounce()
+				a.syncToNewPeer(ctx)
+			}
+			peerUp = v.Connected
+			if v.Connected && v.Role == "master" && a.startActive.Load() {
+				a.endStartRule() // another Master is there: this node is a Backup of the group
+			}
 			if v.Connected {
 				if m, changed := newerMode(a.mode(), modeRecord{BackupMode(v.BackupMode), v.ModeSetAt, v.ModeSetBy}); changed {
 					a.setMode(m)
@@ -157,6 +167,30 @@ func (a *Appliance) control(ctx context.Context) {
 		}
 		a.checkHealth()
 	}
+}
+
+// reannounce makes a Master announce its addresses again when the peer link comes up: the
+// peer may have been Master while the link was down (a split brain that healed), and the
+// segment's ARP caches may still point at it. The engine also does it when it hears the
+// other Master's advert, but after a heal the loser usually steps down on our advert first.
+func (a *Appliance) reannounce() {
+	r, ok := a.router.(interface{ Reannounce(reason string) })
+	if !ok || a.router.Status().State != vrrp.StateMaster {
+		return
+	}
+	r.Reannounce("the peer link is up: the peer may have held the addresses meanwhile")
+}
+
+// syncToNewPeer starts a replication run when the peer link comes up on the Master: a
+// Backup that just joined (a new or replaced box, a healed split) gets everything now, not
+// at the next interval, since the run that found it absent failed. The run reports itself
+// (event run); it never delays the control loop.
+func (a *Appliance) syncToNewPeer(ctx context.Context) {
+	sp := a.syncPart()
+	if sp == nil || a.router == nil || a.router.Status().State != vrrp.StateMaster {
+		return
+	}
+	go a.syncNow(ctx) // shared with any "sync now" in flight
 }
 
 // passiveAlone reports whether this node is a Passive Backup with no Master in sight: none

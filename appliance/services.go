@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -48,6 +49,21 @@ func (s ServiceState) String() string {
 
 // MarshalText makes the state a word in JSON.
 func (s ServiceState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// ErrServiceState is wrapped by UnmarshalText for a word that names no state.
+var ErrServiceState = errors.New("unknown service state")
+
+// UnmarshalText reads the word MarshalText writes, so that a client (redundantctl, the lab)
+// can decode the status answer into the API's own types.
+func (s *ServiceState) UnmarshalText(b []byte) error {
+	for st := ServiceUnknown; st <= ServiceFailed; st++ {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q", ErrServiceState, b)
+}
 
 // stepOp is what a step does to its service.
 type stepOp uint8

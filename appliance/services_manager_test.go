@@ -483,6 +483,15 @@ func TestServiceStatusJSON(t *testing.T) {
 	if string(b) != want {
 		t.Errorf("JSON\n got %s\nwant %s", b, want)
 	}
+	// A client decodes the answer into the same types (redundantctl status).
+	var back []ServiceStatus
+	if err := json.Unmarshal(b, &back); err != nil || len(back) != 2 || back[0].State != ServiceFailed || back[1].State != ServiceUnknown {
+		t.Errorf("decoding the status back: %+v, %v", back, err)
+	}
+	var st ServiceState
+	if err := json.Unmarshal([]byte(`"sleeping"`), &st); !errors.Is(err, ErrServiceState) {
+		t.Errorf("an unknown state word: %v, want ErrServiceState", err)
+	}
 }
 
 func TestTailBuffer(t *testing.T) {

@@ -24,6 +24,9 @@ type PBX struct {
 	Tree   string // the node's own copy of the replicated tree (on the host)
 	Marker string // exists while the node's PBX service runs
 	Log    string // one line per start and stop
+	// Fingerprint is the node's certificate fingerprint (what `redundantd -fingerprint`
+	// prints), set by NewPBXPair.
+	Fingerprint string
 }
 
 // PBXTree is the path at which each daemon sees its own tree (Bind).
@@ -56,8 +59,35 @@ timeout = "5s"
 // peer link, a PBX service), node 1 first so that it is Master, each with cfg (and extra
 // TOML per node). It waits until node 1 is Master, node 2 Backup and the peer link is up.
 func StartPBXPair(ctx context.Context, l *Lab, cfg [2]VRRPConfig, extra [2]string) ([2]*PBX, error) {
+	ps, err := NewPBXPair(l)
+	if err != nil {
+		return ps, err
+	}
+	for i := range 2 {
+		want := "master"
+		if i == 1 {
+			want = "backup"
+		}
+		if err := ps[i].Start(ctx, l.Node(i+1), cfg[i], ps[1-i].Fingerprint, extra[i]); err != nil {
+			return ps, err
+		}
+		if err := ps[i].Router.WaitState(ctx, want); err != nil {
+			return ps, err
+		}
+	}
+	err = waitCond(ctx, 50*time.Millisecond, func() bool {
+		st, err := ps[0].Status(ctx)
+		return err == nil && st.Peer != nil && st.Peer.Connected && st.Peer.Role == "backup"
+	})
+	return ps, err
+}
+
+// NewPBXPair prepares nodes 1 and 2 of an appliance pair without starting them: each node's
+// directory with its empty tree, and its certificate (made as the operator's `redundantd
+// -fingerprint` makes it), so that a test can start the nodes one by one (Start), as an
+// operator deploys them.
+func NewPBXPair(l *Lab) ([2]*PBX, error) {
 	var ps [2]*PBX
-	fps := [2]string{}
 	for i := range 2 {
 		n := l.Node(i + 1)
 		dir := filepath.Join(l.Dir, n.Name+"-"+string(Redundantd))
@@ -65,35 +95,35 @@ func StartPBXPair(ctx context.Context, l *Lab, cfg [2]VRRPConfig, extra [2]strin
 		if err := os.MkdirAll(ps[i].Tree, 0o755); err != nil {
 			return ps, err
 		}
-		// The certificate is made on first use; the operator's `redundantd -fingerprint`.
 		fp, err := pbxsync.LocalFingerprint(filepath.Join(dir, "state", "sync"))
 		if err != nil {
 			return ps, err
 		}
-		fps[i] = fp
+		ps[i].Fingerprint = fp
 	}
-	for i := range 2 {
-		c := cfg[i]
-		c.Extra = ps[i].applianceTOML(l, fps[1-i], extra[i])
-		c.Binds = []Bind{{Source: ps[i].Tree, Target: l.PBXTree()}}
-		r, err := l.Node(i+1).StartRouter(ctx, Redundantd, c)
-		if err != nil {
-			return ps, err
-		}
-		ps[i].Router = r
-		want := "master"
-		if i == 1 {
-			want = "backup"
-		}
-		if err := r.WaitState(ctx, want); err != nil {
-			return ps, err
-		}
+	return ps, nil
+}
+
+// Start starts redundantd for this PBX on node n with cfg, the appliance sections (the peer
+// pinned by peerFingerprint) and extra TOML; it does not wait for a role. To restart the
+// daemon later use p.Router (Term or Kill, then Start); to change its file, p.Router.Config
+// (see Configure).
+func (p *PBX) Start(ctx context.Context, n *Node, cfg VRRPConfig, peerFingerprint, extra string) error {
+	p.Configure(n.lab, &cfg, peerFingerprint, extra)
+	r, err := n.StartRouter(ctx, Redundantd, cfg)
+	if err != nil {
+		return err
 	}
-	err := waitCond(ctx, 50*time.Millisecond, func() bool {
-		st, err := ps[0].Status(ctx)
-		return err == nil && st.Peer != nil && st.Peer.Connected && st.Peer.Role == "backup"
-	})
-	return ps, err
+	p.Router = r
+	return nil
+}
+
+// Configure sets in cfg what makes it this PBX's configuration: the appliance sections with
+// the peer pinned by peerFingerprint and extra TOML, and the bind of the tree. It is how a
+// test changes a node's file before restarting it (Router.Start writes it).
+func (p *PBX) Configure(l *Lab, cfg *VRRPConfig, peerFingerprint, extra string) {
+	cfg.Extra = p.applianceTOML(l, peerFingerprint, extra)
+	cfg.Binds = []Bind{{Source: p.Tree, Target: l.PBXTree()}}
 }
 
 func waitCond(ctx context.Context, step time.Duration, cond func() bool) error {

@@ -13,7 +13,7 @@
 //   - [Machine] is the section 6.4 state machine (Initialize, Backup, Master) together with
 //     every receive check of section 7.1. It is driven with explicit times: Start, Receive, Tick,
 //     SetPriority, Resign, TakeOver, Fault and Shutdown all take `now` and return the [Action]s the caller must perform
-//     ([SendAdvert], [Transition]), and [Machine.Deadline] says when Tick must next be called.
+//     ([SendAdvert], [Transition], [Reassert]), and [Machine.Deadline] says when Tick must next be called.
 //     A packet that fails any check changes no state and no timer; it is only counted.
 //
 // The I/O half (the Router) owns a Machine and performs its actions on a raw IP socket.

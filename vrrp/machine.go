@@ -152,8 +152,14 @@ func (c Cause) String() string {
 	return fmt.Sprintf("Cause(%d)", uint8(c))
 }
 
+// Reassert: this Master heard a Master it outranks (section 6.4.3) and stays Master; send a
+// fresh burst of gratuitous ARPs for the virtual addresses, since the segment may have
+// learned the other Master's MAC for them. No state changes.
+type Reassert struct{ Reason string }
+
 func (SendAdvert) isAction() {}
 func (Transition) isAction() {}
+func (Reassert) isAction()   {}
 
 // Drop reasons: the keys of MachineStatus.Dropped. Each is one receive check of RFC 3768
 // section 7.1, or one of this implementation's additions ("source", "own", "peer").
@@ -424,8 +430,14 @@ func (m *Machine) Receive(now time.Time, in Inbound) []Action {
 			m.masterIP = src
 			return []Action{m.transition(now, StateBackup, CausePreempted, why)}
 		}
-		// Lower priority, or equal from a lower address: discard.
-		return nil
+		// Lower priority, or equal from a lower address: section 6.4.3 discards it. That other
+		// Master (a healed split brain, a peer that could not hear us) stops at our next
+		// advert, but the segment's ARP caches may still point at it: announce ourselves now,
+		// an advert at once (the next one stays scheduled) and a fresh burst of gratuitous
+		// ARPs. Without it the address stays black-holed until the caches expire, keepalived's
+		// known gap (its issues #20, #166, #1884).
+		return []Action{SendAdvert{m.advert(m.priority)},
+			Reassert{Reason: fmt.Sprintf("another master %v advertises priority %d; ours is %d and wins", src, adv.Priority, m.priority)}}
 	}
 	return nil
 }

@@ -445,6 +445,19 @@ func (r *Router) TakeOver(reason string) {
 	})
 }
 
+// Reannounce makes a Master send a fresh burst of gratuitous ARPs for its virtual addresses
+// (GARPCount, GARPInterval apart), unless a burst is running: for when the caller learns
+// that another node may have held them meanwhile (the peer is back after a split brain) and
+// the segment's ARP caches may point at it. On a Backup, or before Run, it does nothing.
+// Safe for concurrent use; it does not wait.
+func (r *Router) Reannounce(reason string) {
+	r.enqueue("reannounce", func() {
+		if r.m.Status().State == StateMaster {
+			r.reassert(Reassert{Reason: reason})
+		}
+	})
+}
+
 // Reload applies the settings that can change while the Router runs, for a configuration
 // reload (SIGHUP). rc is validated first: an invalid one changes nothing and the error
 // (wrapping ErrRuntimeConfig) says why. The new values are applied by the Run goroutine, in
@@ -639,6 +652,8 @@ func (r *Router) step(actions []Action) {
 			r.send(&a.Advert)
 		case Transition:
 			r.transition(a)
+		case Reassert:
+			r.reassert(a)
 		default:
 			r.log.Error("unknown action from the state machine", "action", fmt.Sprintf("%T", a))
 		}
@@ -774,6 +789,17 @@ func (r *Router) retry() {
 	case !r.master && r.removeFailed:
 		r.release()
 	}
+}
+
+// reassert starts a new gratuitous ARP burst for the held addresses, unless one is still
+// running: another Master advertising every interval then does not stack bursts.
+func (r *Router) reassert(a Reassert) {
+	if !r.held || r.garpLeft > 0 {
+		return
+	}
+	r.log.Warn("announcing the virtual addresses again", "reason", a.Reason)
+	r.garpLeft = r.cfg.GARPCount
+	r.announce()
 }
 
 // announce sends one round of gratuitous ARP and schedules the next while any are left.

@@ -378,6 +378,40 @@ func TestRouterStepsDownForHigherPriority(t *testing.T) {
 	})
 }
 
+// A Master that hears a Master it outranks (a healed split brain) stays Master, advertises at
+// once and announces its addresses again with a fresh burst of gratuitous ARPs; the lower
+// Master advertising again during the burst does not stack a second one.
+func TestRouterReassertsAfterSplitBrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newRig(t, rtConfig())
+		g.start()
+		rtSleep(rtDown100)
+		rtSleep(1500 * time.Millisecond) // the takeover burst is over
+		g.take()
+
+		g.deliver(rtAdvert(t, rtPeer, 50, rtVIP))
+		g.expect(
+			"5.109375s advert prio=100",
+			"5.109375s garp [192.0.2.100]",
+		)
+		rtSleep(300 * time.Millisecond)
+		g.deliver(rtAdvert(t, rtPeer, 50, rtVIP))
+		rtSleep(time.Second)
+		g.expect(
+			"5.309375s garp [192.0.2.100]",
+			"5.409375s advert prio=100",
+			"5.509375s garp [192.0.2.100]",
+			"5.609375s advert prio=100",
+			"5.709375s garp [192.0.2.100]",
+			"5.909375s garp [192.0.2.100]",
+		)
+		if s := g.r.Status(); s.State != StateMaster || !slices.Equal(s.VirtualIPs, []netip.Prefix{rtVIP}) || s.Transitions != 2 {
+			t.Errorf("after the other Master's adverts: %+v; want still master with %v", s, rtVIP)
+		}
+		g.stop()
+	})
+}
+
 // An invalid packet must change nothing: not the state, not the Backup's down timer, not the
 // Master's advert timing. Each is counted under its reason.
 func TestRouterInvalidPacketsChangeNothing(t *testing.T) {

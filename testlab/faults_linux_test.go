@@ -1,0 +1,130 @@
+package testlab
+
+import (
+	"context"
+	"github.com/redundantd/redundantd/appliance"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redundantd/redundantd/testlab/fossim"
+)
+
+// TestBerofosDownDuringFailover: the berofos stops answering, then the Master is lost. The
+// Backup takes over in the RFC's time and starts the PBX without waiting for the device;
+// the lines stay where they were until the device answers again, then follow the new Master.
+func TestBerofosDownDuringFailover(t *testing.T) {
+	t.Parallel()
+	requireUnshare(t)
+	l, ctx, tl := recordedLab(t, 60*time.Second)
+	fos, err := l.StartBerofos(ctx, "fos1", fossim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := StartPBXPair(ctx, l, [2]VRRPConfig{{Priority: 150}, {Priority: 100}}, [2]string{fos.TOML(1), fos.TOML(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := ps[0], ps[1]
+	if _, err := waitMode(ctx, fos, 1); err != nil {
+		t.Fatalf("lines not on node1: %v", err)
+	}
+	if _, err := tl.WaitAdvert(ctx, time.Now(), "an advert of the Master", From(a.Router.Node, 51)); err != nil {
+		t.Fatal(err)
+	}
+
+	fos.Sim.SetDown(true)
+	f, err := MeasureFailover(ctx, tl, a.Router, b.Router, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The takeover does not wait for the device: the address and the PBX move while it is
+	// still down (the delay is logged, not asserted: that is for the benchmarks).
+	if err := waitCond(ctx, 20*time.Millisecond, b.Running); err != nil {
+		t.Fatalf("the PBX did not start on the new Master while the berofos is down: %v", err)
+	}
+	started := time.Now()
+	if m := fos.Sim.Mode(); m != 1 {
+		t.Errorf("relay mode %d while the device was down, want 1 unchanged", m)
+	}
+
+	fos.Sim.SetDown(false)
+	back := time.Now()
+	at, err := waitMode(ctx, fos, 0)
+	if err != nil {
+		t.Fatalf("the lines did not follow the new Master once the device was back: mode %d: %v", fos.Sim.Mode(), err)
+	}
+	t.Logf("VIP on node2 %v after the last advert (RFC %v), PBX started %v after the VIP, lines on node2 %v after the device came back",
+		f.Elapsed().Round(time.Millisecond), f.Theory(), started.Sub(f.VIP.At).Round(time.Millisecond), at.Sub(back).Round(time.Millisecond))
+	if err := waitCond(ctx, 50*time.Millisecond, func() bool { return hasEvent(lastEvents(t, b.Router.Node), "confirmed") }); err != nil {
+		t.Errorf("no berofos confirmed event on the new Master: %v\n%s", err, strings.Join(lastEvents(t, b.Router.Node), "\n"))
+	}
+	if evs := lastEvents(t, b.Router.Node); !hasEvent(evs, "unreachable") {
+		t.Errorf("no berofos unreachable event on the new Master:\n%s", strings.Join(evs, "\n"))
+	}
+}
+
+// TestServiceStartFails: the Backup's second service cannot start. When the Master is lost
+// the Backup takes over anyway, starts the PBX, reports the failed start and is unhealthy;
+// it stays Master while no healthy Active Backup is there (any PBX beats none). The old
+// Master returns as a healthy Active Backup: the unhealthy Master gives it the role.
+func TestServiceStartFails(t *testing.T) {
+	t.Parallel()
+	requireUnshare(t)
+	l, ctx, _ := recordedLab(t, 60*time.Second)
+	bad := "[[service]]\nname = \"ivr\"\nstart = [\"sh\", \"-c\", \"echo no licence for the IVR >&2; exit 3\"]\nstop = [\"true\"]\n"
+	ps, err := StartPBXPair(ctx, l, [2]VRRPConfig{{Priority: 150}, {Priority: 100}}, [2]string{"", bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := ps[0], ps[1]
+	if err := a.Router.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Router.WaitState(ctx, "master"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitCond(ctx, 20*time.Millisecond, b.Running); err != nil {
+		t.Fatalf("the PBX did not start beside the failed service: %v", err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := waitCond(wctx, 50*time.Millisecond, func() bool {
+		st, err := b.Status(ctx)
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Services {
+			if s.Name == "ivr" && s.State == appliance.ServiceFailed {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("the failed service is not failed in the status: %v", err)
+	}
+	evs := lastEvents(t, b.Router.Node)
+	if !hasEvent(evs, "start-failed") {
+		t.Errorf("no start-failed event:\n%s", strings.Join(evs, "\n"))
+	}
+	if st, err := b.Status(ctx); err != nil || st.State != "master" {
+		t.Errorf("the unhealthy Master without a Backup gave the role up: %+v, %v", st, err)
+	}
+
+	// The old Master comes back, Active and healthy: the role goes to it.
+	if err := a.Router.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Router.WaitState(ctx, "master"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Router.WaitState(ctx, "backup"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return a.Running() && !b.Running() }); err != nil {
+		t.Fatalf("the PBX did not move to the healthy node: %v", err)
+	}
+	if evs := lastEvents(t, b.Router.Node); !hasEvent(evs, "resigned") {
+		t.Errorf("no resigned event on the unhealthy node:\n%s", strings.Join(evs, "\n"))
+	}
+}
