@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 )
@@ -171,7 +172,9 @@ func TestWatchdogLoop(t *testing.T) {
 	done2 := make(chan struct{})
 	go func() {
 		defer close(done2)
-		n2.watchdog(ctx2, time.Millisecond, func() { close(entered); <-stuck }, func(err error) { t.Error(err) })
+		var once gosync.Once
+		// After the release alive may run again before the loop sees the cancel.
+		n2.watchdog(ctx2, time.Millisecond, func() { once.Do(func() { close(entered) }); <-stuck }, func(err error) { t.Error(err) })
 	}()
 	<-entered
 	if err := c2.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
