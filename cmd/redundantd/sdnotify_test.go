@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 )
@@ -172,7 +172,7 @@ func TestWatchdogLoop(t *testing.T) {
 	done2 := make(chan struct{})
 	go func() {
 		defer close(done2)
-		var once gosync.Once
+		var once sync.Once
 		// After the release alive may run again before the loop sees the cancel.
 		n2.watchdog(ctx2, time.Millisecond, func() { once.Do(func() { close(entered) }); <-stuck }, func(err error) { t.Error(err) })
 	}()
