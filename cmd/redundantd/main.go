@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,12 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "redundantd: -log-level: %v\n", err)
 		return 2
 	}
-	hopts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
-	if *logJSON {
-		h = slog.NewJSONHandler(stderr, hopts)
-	}
-	log := slog.New(h)
+	log := slog.New(newLogHandler(stderr, *logJSON, level, underJournal(os.Getenv("JOURNAL_STREAM"), stderr)))
 
 	cfg, err := appliance.LoadConfig(*configPath)
 	if err != nil {
@@ -68,8 +64,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	sd, watchdogEvery, err := notifierFromEnv()
+	if err != nil {
+		log.Error("start-up failed", "err", err)
+		return 1
+	}
+	// The API listener is bound before READY=1 is sent: a unit ordered After=redundantd (or
+	// redundantctl right after `systemctl start`) finds it accepting.
+	apiLn, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		log.Error("start-up failed", "err", fmt.Errorf("api: listen on %s: %w", cfg.API.Listen, err))
+		return 1
+	}
 	app, err := appliance.New(cfg, appliance.Options{
-		Logger: log.With("node", cfg.Node.ID),
+		Logger:      log.With("node", cfg.Node.ID),
+		APIListener: apiLn,
 		DialVRRP: func(c vrrp.Config) (appliance.Router, error) {
 			r, err := vrrp.Dial(c)
 			if err != nil {
@@ -79,13 +88,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		},
 	})
 	if err != nil {
+		apiLn.Close()
 		log.Error("start-up failed", "err", err)
 		return 1
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	go handleSignals(ctx, *configPath, app, log)
+	go handleSignals(ctx, *configPath, app, log, sd)
+	sdErr := func(err error) { log.Warn("service manager notification failed", "err", err) }
+	go sd.watchdog(ctx, watchdogEvery, func() { app.Status() }, sdErr)
+	if err := sd.notify("READY=1\nSTATUS=node " + cfg.Node.ID + " running"); err != nil {
+		sdErr(err)
+	}
 	if err := app.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", "err", err)
 		return 1
@@ -96,7 +111,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 // handleSignals keeps the signals that would otherwise kill the daemon silently (SIGHUP's
 // default is to terminate: `systemctl reload`, logrotate and a closed terminal send it) from
 // doing so. SIGHUP reloads the configuration; SIGUSR1 and SIGUSR2 log the node's status.
-func handleSignals(ctx context.Context, configPath string, app *appliance.Appliance, log *slog.Logger) {
+// Under systemd a reload is framed by RELOADING=1 and READY=1.
+func handleSignals(ctx context.Context, configPath string, app *appliance.Appliance, log *slog.Logger, sd *notifier) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
@@ -106,7 +122,13 @@ func handleSignals(ctx context.Context, configPath string, app *appliance.Applia
 			return
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				if err := sd.notify(reloading(monotonicNow())); err != nil {
+					log.Warn("service manager notification failed", "err", err)
+				}
 				reload(configPath, app, log)
+				if err := sd.notify("READY=1"); err != nil {
+					log.Warn("service manager notification failed", "err", err)
+				}
 				continue
 			}
 			st := app.Status()
