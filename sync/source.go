@@ -178,169 +178,6 @@ type protocolError struct{ err error }
 func (e *protocolError) Error() string { return e.err.Error() }
 func (e *protocolError) Unwrap() error { return e.err }
 
-type plan struct {
-	mkdirs, locals, files, txts []fileMsg
-	deletes                     []deleteMsg
-	newBase                     map[string]*Meta // applied path -> new base (nil: none)
-	skipped                     int
-	// failback work
-	adopt     []string            // replica paths taken over unchanged
-	conflicts []string            // config files changed on both sides
-	merges    map[string][]string // voicemail group (folder/msgNNNN) -> replica files
-	sdeletes  []string            // deleted on the replica only: delete here too
-	smkdirs   []string
-	owner     bool
-}
-
-func (p *plan) failbackWork() bool {
-	return len(p.adopt)+len(p.conflicts)+len(p.merges)+len(p.sdeletes)+len(p.smkdirs) > 0
-}
-
-type planner struct {
-	sCur, sBase map[string]*Meta
-	view        map[string]viewEntry
-	rEver       bool
-	owner       bool
-	skip        func(string) bool
-	resolved    map[string]bool
-	noDelta     map[string]bool
-	sigsOf      func(Hash) *sigs
-}
-
-func (pl *planner) rChanged(p string) bool {
-	if !pl.rEver || pl.resolved[p] {
-		return false
-	}
-	v := pl.view[p]
-	return !sameContent(v.Cur, v.Base)
-}
-
-func (pl *planner) plan() *plan {
-	out := &plan{newBase: map[string]*Meta{}, merges: map[string][]string{}, owner: pl.owner}
-	keys := make([]string, 0, len(pl.sCur)+len(pl.view))
-	for k := range pl.sCur {
-		keys = append(keys, k)
-	}
-	for k := range pl.view {
-		if _, ok := pl.sCur[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	sHashes := map[Hash]bool{}
-	for _, m := range pl.sCur {
-		if m.Kind == KindFile {
-			sHashes[m.Hash] = true
-		}
-	}
-	var content []string
-	replaced := map[string]bool{}
-	for _, p := range keys {
-		if pl.skip(p) {
-			out.skipped++
-			continue
-		}
-		sc, v := pl.sCur[p], pl.view[p]
-		rc := v.Cur
-		if pl.rChanged(p) && !sameContent(sc, rc) {
-			sChanged := !sameContent(sc, pl.sBase[p])
-			switch {
-			case !sChanged && rc != nil && rc.Kind == KindFile:
-				out.adopt = append(out.adopt, p)
-			case !sChanged && rc != nil && rc.Kind == KindDir:
-				out.smkdirs = append(out.smkdirs, p)
-			case !sChanged && rc == nil && sc != nil:
-				out.sdeletes = append(out.sdeletes, p)
-			case rc == nil:
-				goto push // changed here, deleted there: keep this side's
-			case sc == nil && rc.Kind == KindFile:
-				out.adopt = append(out.adopt, p) // deleted here, changed there: keep theirs
-			case sc != nil && sc.Kind == KindFile && rc.Kind == KindFile && isMsgFile(p):
-				g := strings.TrimSuffix(p, path.Ext(p))
-				out.merges[g] = append(out.merges[g], p)
-			case rc.Kind == KindFile:
-				out.conflicts = append(out.conflicts, p)
-			default:
-				goto push
-			}
-			continue
-		}
-	push:
-		rb := v.Base
-		if sc == nil {
-			if rc != nil {
-				out.deletes = append(out.deletes, deleteMsg{Path: p, Kind: rc.Kind, Trash: !(rc.Kind == KindFile && sHashes[rc.Hash])})
-				replaced[p] = true
-				out.newBase[p] = nil
-			} else if rb != nil {
-				out.deletes = append(out.deletes, deleteMsg{Path: p, Kind: rb.Kind})
-				out.newBase[p] = nil
-			}
-			continue
-		}
-		out.newBase[p] = sc
-		switch {
-		case rc == nil || !sameContent(sc, rc):
-			replaced[p] = rc != nil
-			switch sc.Kind {
-			case KindDir:
-				out.mkdirs = append(out.mkdirs, fileMsg{Path: p, Meta: *sc, Method: methodMkdir})
-			case KindSymlink:
-				out.files = append(out.files, fileMsg{Path: p, Meta: *sc, Method: methodSymlink})
-			default:
-				content = append(content, p)
-			}
-		case !sameAttrs(sc, rc, pl.owner):
-			out.add(fileMsg{Path: p, Meta: *sc, Method: methodMeta})
-		case pl.resolved[p] || rb == nil || !sameContent(rb, rc) || !sameAttrs(rb, rc, pl.owner):
-			out.add(fileMsg{Path: p, Meta: *sc, Method: methodBase})
-		}
-	}
-	// Content the replica already holds, at a path that is not protected.
-	rByHash := map[Hash]string{}
-	for _, p := range keys {
-		v := pl.view[p]
-		if v.Cur != nil && v.Cur.Kind == KindFile && !pl.skip(p) && !pl.rChanged(p) {
-			if _, ok := rByHash[v.Cur.Hash]; !ok {
-				rByHash[v.Cur.Hash] = p
-			}
-		}
-	}
-	moved := map[string]bool{}
-	for _, p := range content {
-		sc, rc := pl.sCur[p], pl.view[p].Cur
-		if sc.Kind == KindFile && sc.Hash == (Hash{}) { // new file, hashed while sent
-			out.add(fileMsg{Path: p, Meta: *sc, Method: methodFull})
-			continue
-		}
-		if q, ok := rByHash[sc.Hash]; ok {
-			mv := replaced[q] && !moved[q]
-			moved[q] = moved[q] || mv
-			out.locals = append(out.locals, fileMsg{Path: p, Meta: *sc, Method: methodLocal, Src: q, Move: mv})
-			continue
-		}
-		if rc != nil && rc.Kind == KindFile && rc.Size >= sigMinSize && sc.Size <= maxDelta && !pl.noDelta[p] {
-			if s := pl.sigsOf(rc.Hash); s != nil && s.Size == rc.Size {
-				out.add(fileMsg{Path: p, Meta: *sc, Method: methodDelta, Basis: rc.Hash, BlockSize: s.BlockSize})
-				continue
-			}
-			// No block sums of the replica's version here: ask the replica for them.
-			out.add(fileMsg{Path: p, Meta: *sc, Method: methodDelta, Basis: rc.Hash})
-			continue
-		}
-		out.add(fileMsg{Path: p, Meta: *sc, Method: methodFull})
-	}
-	return out
-}
-
-func (p *plan) add(m fileMsg) {
-	if isTxt(m.Path) {
-		p.txts = append(p.txts, m)
-	} else {
-		p.files = append(p.files, m)
-	}
-}
-
 // sourceRun runs one Begin..Commit exchange. retry reports that some deltas failed and a
 // second exchange should send those files whole.
 func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second bool) (retry bool, err error) {
@@ -413,9 +250,9 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		locked[d] = true
 	}
 	skip := skipRule(res.Unstable, locked, unreadable)
-	pl := &planner{sCur: man.curSet(), sBase: bases, view: view, rEver: rs.Ever, owner: owner, skip: skip,
-		resolved: map[string]bool{}, noDelta: n.noDelta, sigsOf: man.loadSigs}
-	p := pl.plan()
+	pl := &planInput{sCur: man.curSet(), sBase: bases, view: view, rEver: rs.Ever, owner: owner, skip: skip,
+		resolved: map[string]bool{}, noDelta: n.noDelta}
+	p := makePlan(pl)
 	if p.failbackWork() && !second {
 		if err := n.failback(ctx, pc, p, pl, st); err != nil {
 			return false, err
@@ -433,18 +270,10 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		}
 		st.Errors = append(st.Errors, res2.Errors...)
 		pl.sCur = man.curSet()
-		p = pl.plan()
+		p = makePlan(pl)
 	}
 	st.Skipped += p.skipped
-	trash := 0
-	for _, d := range p.deletes {
-		if d.Trash && d.Kind != KindDir {
-			trash++
-		}
-	}
-	if trash > 5 && float64(trash) > n.share*float64(rs.Count) {
-		err := fmt.Errorf("%w: run would delete %d of %d files on the replica (max_delete %.0f%%); nothing was sent",
-			ErrDeleteGuard, trash, rs.Count, n.share*100)
+	if err := guardDeletes(p, rs.Count, n.share); err != nil {
 		n.emit(Event{Kind: EventDeleteGuard, Detail: err.Error(), Err: err})
 		// End the run cleanly: an empty commit.
 		if e := pc.sendRaw(MsgCommit, nil); e != nil {
@@ -456,6 +285,7 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 		}
 		return false, &protocolError{err}
 	}
+	useLocalSigs(p, view, man.loadSigs)
 	n.log.Debug("sync: planned", "full", st.Full, "took", time.Since(t0))
 	defer func() { n.log.Debug("sync: pushed", "took", time.Since(t0)) }()
 	return n.push(pc, p, st)
@@ -475,23 +305,6 @@ func (n *Node) noteUnreadable(st *RunStats, mine map[string]bool, theirs []strin
 		st.Errors = append(st.Errors, "cannot read "+n.fs.absKey(p)+" on the replica: not changed or deleted there")
 	}
 	return all
-}
-
-// skipRule returns which paths a run leaves alone on both sides: files changing while read
-// (unstable), files and folders holding a .lock and the files in them (locked), and
-// everything at or under an entry either node could not read or list (unreadable).
-func skipRule(unstable, locked, unreadable map[string]bool) func(string) bool {
-	return func(p string) bool {
-		if unstable[p] || locked[p] || underAny(p, unreadable) {
-			return true
-		}
-		i, rel := splitWirePath(p)
-		d := path.Dir(rel)
-		if d == "." {
-			return false
-		}
-		return locked[wirePath(i, d)]
-	}
 }
 
 func (n *Node) fetchManifest(pc *peerConn) (map[string]viewEntry, error) {
@@ -731,7 +544,7 @@ var errRetryFull = errors.New("retry whole")
 
 // failback takes back what the replica changed since the last sync, before the push can
 // overwrite it: adopted files, .conflict copies, voicemail merged under new numbers.
-func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner, st *RunStats) error {
+func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planInput, st *RunStats) error {
 	stamp := trashStamp(n.now())
 	defer n.fs.cleanTrash(stamp)
 	for _, d := range p.smkdirs {
@@ -873,7 +686,7 @@ func (n *Node) recordConflict(orig, copyPath string) {
 // into this node's folder under the first free message number, audio first and .txt last,
 // holding the folder's .lock as Asterisk does. A message whose audio already exists in this
 // node's mailbox is not copied twice.
-func (n *Node) mergeMessage(pc *peerConn, g string, pl *planner, st *RunStats) error {
+func (n *Node) mergeMessage(pc *peerConn, g string, pl *planInput, st *RunStats) error {
 	var files []string
 	for p, v := range pl.view {
 		if v.Cur != nil && v.Cur.Kind == KindFile && strings.TrimSuffix(p, path.Ext(p)) == g {
