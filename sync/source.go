@@ -563,11 +563,13 @@ func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planInpu
 		}
 		pl.resolved[f] = true
 	}
+	gone := map[string]bool{} // deleted here by this failback
 	for _, f := range p.sdeletes {
 		if err := n.fs.toTrash(f, stamp); err != nil {
 			st.Errors = append(st.Errors, err.Error())
 			continue
 		}
+		gone[f] = true
 		pl.resolved[f] = true
 	}
 	for _, f := range p.conflicts {
@@ -587,7 +589,7 @@ func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planInpu
 	}
 	slices.Sort(groups)
 	for _, g := range groups {
-		if err := n.mergeMessage(pc, g, pl, st); err != nil {
+		if err := n.mergeMessage(pc, g, pl, gone, st); err != nil {
 			return err
 		}
 	}
@@ -685,8 +687,9 @@ func (n *Node) recordConflict(orig, copyPath string) {
 // mergeMessage places a voicemail message the replica recorded (group "<folder>/msgNNNN")
 // into this node's folder under the first free message number, audio first and .txt last,
 // holding the folder's .lock as Asterisk does. A message whose audio already exists in this
-// node's mailbox is not copied twice.
-func (n *Node) mergeMessage(pc *peerConn, g string, pl *planInput, st *RunStats) error {
+// node's mailbox is not copied twice; a copy this failback deleted (gone: the replica moved
+// the message, to g) does not count.
+func (n *Node) mergeMessage(pc *peerConn, g string, pl *planInput, gone map[string]bool, st *RunStats) error {
 	var files []string
 	for p, v := range pl.view {
 		if v.Cur != nil && v.Cur.Kind == KindFile && strings.TrimSuffix(p, path.Ext(p)) == g {
@@ -707,7 +710,7 @@ func (n *Node) mergeMessage(pc *peerConn, g string, pl *planInput, st *RunStats)
 	mailbox := path.Dir(folder) + "/"
 	have := map[Hash]bool{}
 	for p, m := range pl.sCur {
-		if m.Kind == KindFile && strings.HasPrefix(p, mailbox) {
+		if m.Kind == KindFile && strings.HasPrefix(p, mailbox) && !gone[p] {
 			have[m.Hash] = true
 		}
 	}
