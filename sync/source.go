@@ -187,100 +187,47 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	if err := n.fs.purgeTrash(n.cfg.StateDir, now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
-	// The replica scans while this node does.
-	if err := pc.sendRaw(MsgBegin, nil); err != nil {
-		return false, err
-	}
-	if err := pc.flush(); err != nil {
-		return false, err
-	}
 	t0 := time.Now()
-	res, err := n.trackedScan(now, true)
+	res, rs, err := n.begin(pc, now, st)
 	if err != nil {
 		return false, err
 	}
-	st.Errors = append(st.Errors, res.Errors...)
-	st.Special, st.SpecialPaths = res.Special, res.SpecialPaths
-	n.log.Debug("sync: scanned", "hashed", res.Hashed, "took", time.Since(t0))
-	var rs stateMsg
-	if err := pc.expect(MsgState, &rs); err != nil {
-		return false, fmt.Errorf("sync: begin: %w", err)
-	}
 	unreadable := n.noteUnreadable(st, res.Unreadable, rs.Unreadable)
 	owner := rs.Owner && n.fs.owner
-	view := map[string]viewEntry{}
 	fast := rs.Clean && rs.Ever && rs.Digest == man.digest(true, owner)
 	if fast && man.clean(owner) && len(res.Unstable) == 0 && len(res.Locked) == 0 && len(rs.Locked) == 0 && len(unreadable) == 0 {
 		// The replica holds exactly the last-synced state and nothing changed here.
-		if err := pc.sendRaw(MsgCommit, nil); err != nil {
-			return false, err
+		r, err := n.emptyCommit(pc)
+		if err == nil && (len(r.Failed) > 0 || r.Fatal != "") {
+			err = fmt.Errorf("sync: empty commit failed: %v %s", r.Failed, r.Fatal)
 		}
-		var r resultMsg
-		if err := pc.expect(MsgResult, &r); err != nil {
-			return false, err
-		}
-		if len(r.Failed) > 0 || r.Fatal != "" {
-			return false, fmt.Errorf("sync: empty commit failed: %v %s", r.Failed, r.Fatal)
-		}
-		return false, nil
+		return false, err
 	}
 	bases := man.baseSet()
-	if fast {
-		for p, b := range bases {
-			view[p] = viewEntry{Path: p, Cur: b, Base: b}
-		}
-	} else {
-		st.Full = true
-		if view, err = n.fetchManifest(pc); err != nil {
-			return false, err
-		}
-		if rs.Ever && len(res.Pending) > 0 {
-			// The three-way comparison needs every hash.
-			man.hashPending(n.now(), &res)
-			if err := man.save(res.Sigs); err != nil {
-				return false, err
-			}
-		}
+	view, err := n.replicaView(pc, fast, bases, rs.Ever, &res, st)
+	if err != nil {
+		return false, err
 	}
-	locked := map[string]bool{}
-	for d := range res.Locked {
-		locked[d] = true
+	locked := maps.Clone(res.Locked)
+	if locked == nil {
+		locked = map[string]bool{}
 	}
 	for _, d := range rs.Locked {
 		locked[d] = true
 	}
-	skip := skipRule(res.Unstable, locked, unreadable)
-	pl := &planInput{sCur: man.curSet(), sBase: bases, view: view, rEver: rs.Ever, owner: owner, skip: skip,
-		resolved: map[string]bool{}, noDelta: n.noDelta}
+	pl := &planInput{sCur: man.curSet(), sBase: bases, view: view, rEver: rs.Ever, owner: owner,
+		skip: skipRule(res.Unstable, locked, unreadable), resolved: map[string]bool{}, noDelta: n.noDelta}
 	p := makePlan(pl)
 	if p.failbackWork() && !second {
-		if err := n.failback(ctx, pc, p, pl, st); err != nil {
+		if p, err = n.failbackAndReplan(ctx, pc, p, pl, &res, unreadable, st); err != nil {
 			return false, err
 		}
-		res2 := man.scan(n.now(), false)
-		n.lastScanOK = false
-		if err := man.save(res2.Sigs); err != nil {
-			return false, err
-		}
-		for k := range res2.Unstable {
-			res.Unstable[k] = true
-		}
-		for k := range res2.Unreadable {
-			unreadable[k] = true // skip (the closure reads this map)
-		}
-		st.Errors = append(st.Errors, res2.Errors...)
-		pl.sCur = man.curSet()
-		p = makePlan(pl)
 	}
 	st.Skipped += p.skipped
 	if err := guardDeletes(p, rs.Count, n.share); err != nil {
 		n.emit(Event{Kind: EventDeleteGuard, Detail: err.Error(), Err: err})
 		// End the run cleanly: an empty commit.
-		if e := pc.sendRaw(MsgCommit, nil); e != nil {
-			return false, e
-		}
-		var r resultMsg
-		if e := pc.expect(MsgResult, &r); e != nil {
+		if _, e := n.emptyCommit(pc); e != nil {
 			return false, e
 		}
 		return false, &protocolError{err}
@@ -289,6 +236,87 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	n.log.Debug("sync: planned", "full", st.Full, "took", time.Since(t0))
 	defer func() { n.log.Debug("sync: pushed", "took", time.Since(t0)) }()
 	return n.push(pc, p, st)
+}
+
+// begin starts a run: the replica scans while this node does, then answers with its state.
+func (n *Node) begin(pc *peerConn, now time.Time, st *RunStats) (scanResult, stateMsg, error) {
+	var rs stateMsg
+	if err := pc.sendRaw(MsgBegin, nil); err != nil {
+		return scanResult{}, rs, err
+	}
+	if err := pc.flush(); err != nil {
+		return scanResult{}, rs, err
+	}
+	t0 := time.Now()
+	res, err := n.trackedScan(now, true)
+	if err != nil {
+		return res, rs, err
+	}
+	st.Errors = append(st.Errors, res.Errors...)
+	st.Special, st.SpecialPaths = res.Special, res.SpecialPaths
+	n.log.Debug("sync: scanned", "hashed", res.Hashed, "took", time.Since(t0))
+	if err := pc.expect(MsgState, &rs); err != nil {
+		return res, rs, fmt.Errorf("sync: begin: %w", err)
+	}
+	return res, rs, nil
+}
+
+// emptyCommit ends a run that sends nothing.
+func (n *Node) emptyCommit(pc *peerConn) (resultMsg, error) {
+	var r resultMsg
+	if err := pc.sendRaw(MsgCommit, nil); err != nil {
+		return r, err
+	}
+	err := pc.expect(MsgResult, &r)
+	return r, err
+}
+
+// replicaView returns what the replica holds: the recorded bases when its digest proves it
+// holds exactly those (fast), its manifest otherwise (then every pending hash is computed
+// here: the three-way comparison needs them).
+func (n *Node) replicaView(pc *peerConn, fast bool, bases map[string]*Meta, ever bool, res *scanResult, st *RunStats) (map[string]viewEntry, error) {
+	if fast {
+		view := map[string]viewEntry{}
+		for p, b := range bases {
+			view[p] = viewEntry{Path: p, Cur: b, Base: b}
+		}
+		return view, nil
+	}
+	st.Full = true
+	view, err := n.fetchManifest(pc)
+	if err != nil {
+		return nil, err
+	}
+	if ever && len(res.Pending) > 0 {
+		n.man.hashPending(n.now(), res)
+		if err := n.man.save(res.Sigs); err != nil {
+			return nil, err
+		}
+	}
+	return view, nil
+}
+
+// failbackAndReplan does the failback work of p, scans again and plans the push of the
+// result; what the rescan finds unstable or unreadable is skipped (skip reads those maps).
+func (n *Node) failbackAndReplan(ctx context.Context, pc *peerConn, p *plan, pl *planInput, res *scanResult, unreadable map[string]bool, st *RunStats) (*plan, error) {
+	man := n.man
+	if err := n.failback(ctx, pc, p, pl, st); err != nil {
+		return nil, err
+	}
+	res2 := man.scan(n.now(), false)
+	n.lastScanOK = false
+	if err := man.save(res2.Sigs); err != nil {
+		return nil, err
+	}
+	for k := range res2.Unstable {
+		res.Unstable[k] = true
+	}
+	for k := range res2.Unreadable {
+		unreadable[k] = true
+	}
+	st.Errors = append(st.Errors, res2.Errors...)
+	pl.sCur = man.curSet()
+	return makePlan(pl), nil
 }
 
 // noteUnreadable names in st the entries this node (mine) and the replica (theirs) could not
@@ -340,119 +368,23 @@ func (n *Node) fetchManifest(pc *peerConn) (map[string]viewEntry, error) {
 	}
 }
 
+// pushRun is what one push learns while it sends: which files were read (sent[p] false: left
+// for the next run), the hashes and block sums of new files computed while they were sent.
+type pushRun struct {
+	pc       *peerConn
+	st       *RunStats
+	sent     map[string]bool
+	computed map[string]Hash
+	newSigs  map[Hash]*sigs
+}
+
 // push sends the plan and records the new bases.
 func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
-	man := n.man
-	sent := map[string]bool{}
-	computed := map[string]Hash{} // new files hashed while sent
-	newSigs := map[Hash]*sigs{}
-	if err := n.fetchSigs(pc, p, newSigs); err != nil {
+	pr := &pushRun{pc: pc, st: st, sent: map[string]bool{}, computed: map[string]Hash{}, newSigs: map[Hash]*sigs{}}
+	if err := n.fetchSigs(pc, p, pr.newSigs); err != nil {
 		return false, err
 	}
-	for _, m := range p.mkdirs {
-		if err := pc.send(MsgFile, &m); err != nil {
-			return false, err
-		}
-	}
-	for _, m := range p.locals {
-		if err := pc.send(MsgFile, &m); err != nil {
-			return false, err
-		}
-		st.FilesLocal++
-	}
-	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
-		return false, err
-	}
-	sendOne := func(m fileMsg) error {
-		switch m.Method {
-		case methodFull:
-			r, rel, err := n.fs.resolve(m.Path)
-			if err != nil {
-				return err
-			}
-			f, err := r.Open(rel)
-			if err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					st.Errors = append(st.Errors, fmt.Sprintf("cannot read %s (not changed or deleted on the peer): %v", n.fs.abs(m.Path), err))
-				}
-				sent[m.Path] = false
-				st.Skipped++
-				return nil
-			}
-			defer f.Close()
-			if err := pc.send(MsgFile, &m); err != nil {
-				return err
-			}
-			k, h, sg, err := sendWhole(pc, f, &m.Meta, compressible(m.Path))
-			st.Literal += k
-			st.FilesWhole++
-			if m.Meta.Hash == (Hash{}) && err == nil {
-				computed[m.Path] = h
-				if sg != nil {
-					newSigs[h] = sg
-				}
-			}
-			return err
-		case methodDelta:
-			r, rel, err := n.fs.resolve(m.Path)
-			if err != nil {
-				return err
-			}
-			data, ok := readStable(r, rel, &m.Meta)
-			if !ok {
-				sent[m.Path] = false // changed since the scan: next run
-				st.Skipped++
-				return nil
-			}
-			s := newSigs[m.Basis]
-			if s == nil {
-				s = man.loadSigs(m.Basis)
-			}
-			if s == nil {
-				m.Method = methodFull
-				m.Basis, m.BlockSize = Hash{}, 0
-				return errRetryFull
-			}
-			d := makeDelta(data, s)
-			if err := pc.send(MsgFile, &m); err != nil {
-				return err
-			}
-			for off := 0; off < len(d); off += chunkSize {
-				if _, err := pc.sendData(d[off:min(off+chunkSize, len(d))], false); err != nil {
-					return err
-				}
-			}
-			st.Literal += int64(len(d))
-			st.FilesDelta++
-			return pc.send(MsgFileEnd, &fileEndMsg{Hash: m.Meta.Hash})
-		default:
-			return pc.send(MsgFile, &m)
-		}
-	}
-	for _, m := range p.files {
-		if err := sendOne(m); err != nil {
-			if !errors.Is(err, errRetryFull) {
-				return false, err
-			}
-			if err := sendOne(fileMsg{Path: m.Path, Meta: m.Meta, Method: methodFull}); err != nil {
-				return false, err
-			}
-		}
-	}
-	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
-		return false, err
-	}
-	for _, m := range p.txts {
-		if err := sendOne(m); err != nil {
-			return false, err
-		}
-	}
-	for _, d := range p.deletes {
-		if err := pc.send(MsgDelete, &d); err != nil {
-			return false, err
-		}
-	}
-	if err := pc.sendRaw(MsgCommit, nil); err != nil {
+	if err := n.sendPlan(pr, p); err != nil {
 		return false, err
 	}
 	t0 := time.Now()
@@ -461,8 +393,146 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 		return false, err
 	}
 	n.log.Debug("sync: committed", "wait", time.Since(t0))
-	failed := map[string]bool{}
-	retry := false
+	failed, retry := n.noteFailed(&r, st)
+	n.recordBases(p, failed, pr.sent, pr.computed)
+	countApplied(p, failed, pr.sent, st)
+	if err := n.man.save(pr.newSigs); err != nil {
+		return false, err
+	}
+	if r.Fatal != "" {
+		return false, &protocolError{fmt.Errorf("%w: %s", ErrDiskFull, r.Fatal)}
+	}
+	return retry, nil
+}
+
+// sendPlan sends the plan in push order, up to the Commit: folders, content the replica
+// already has, a barrier, new and changed files, a barrier, voicemail .txt files, deletes.
+func (n *Node) sendPlan(pr *pushRun, p *plan) error {
+	pc := pr.pc
+	for _, m := range p.mkdirs {
+		if err := pc.send(MsgFile, &m); err != nil {
+			return err
+		}
+	}
+	for _, m := range p.locals {
+		if err := pc.send(MsgFile, &m); err != nil {
+			return err
+		}
+		pr.st.FilesLocal++
+	}
+	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
+		return err
+	}
+	for _, m := range p.files {
+		if err := n.sendOne(pr, m); err != nil {
+			if !errors.Is(err, errRetryFull) {
+				return err
+			}
+			if err := n.sendOne(pr, fileMsg{Path: m.Path, Meta: m.Meta, Method: methodFull}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
+		return err
+	}
+	for _, m := range p.txts {
+		if err := n.sendOne(pr, m); err != nil {
+			return err
+		}
+	}
+	for _, d := range p.deletes {
+		if err := pc.send(MsgDelete, &d); err != nil {
+			return err
+		}
+	}
+	return pc.sendRaw(MsgCommit, nil)
+}
+
+// sendOne sends one file message with its content. errRetryFull: a delta without block sums,
+// to be sent whole.
+func (n *Node) sendOne(pr *pushRun, m fileMsg) error {
+	switch m.Method {
+	case methodFull:
+		return n.sendFull(pr, m)
+	case methodDelta:
+		return n.sendDelta(pr, m)
+	default:
+		return pr.pc.send(MsgFile, &m)
+	}
+}
+
+// sendFull sends a file whole; one that cannot be opened is left for the next run.
+func (n *Node) sendFull(pr *pushRun, m fileMsg) error {
+	st := pr.st
+	r, rel, err := n.fs.resolve(m.Path)
+	if err != nil {
+		return err
+	}
+	f, err := r.Open(rel)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			st.Errors = append(st.Errors, fmt.Sprintf("cannot read %s (not changed or deleted on the peer): %v", n.fs.abs(m.Path), err))
+		}
+		pr.sent[m.Path] = false
+		st.Skipped++
+		return nil
+	}
+	defer f.Close()
+	if err := pr.pc.send(MsgFile, &m); err != nil {
+		return err
+	}
+	k, h, sg, err := sendWhole(pr.pc, f, &m.Meta, compressible(m.Path))
+	st.Literal += k
+	st.FilesWhole++
+	if m.Meta.Hash == (Hash{}) && err == nil {
+		pr.computed[m.Path] = h
+		if sg != nil {
+			pr.newSigs[h] = sg
+		}
+	}
+	return err
+}
+
+// sendDelta sends a file as a delta against the replica's version; one that changed since
+// the scan is left for the next run.
+func (n *Node) sendDelta(pr *pushRun, m fileMsg) error {
+	st := pr.st
+	r, rel, err := n.fs.resolve(m.Path)
+	if err != nil {
+		return err
+	}
+	data, ok := readStable(r, rel, &m.Meta)
+	if !ok {
+		pr.sent[m.Path] = false // changed since the scan: next run
+		st.Skipped++
+		return nil
+	}
+	s := pr.newSigs[m.Basis]
+	if s == nil {
+		s = n.man.loadSigs(m.Basis)
+	}
+	if s == nil {
+		return errRetryFull
+	}
+	d := makeDelta(data, s)
+	if err := pr.pc.send(MsgFile, &m); err != nil {
+		return err
+	}
+	for off := 0; off < len(d); off += chunkSize {
+		if _, err := pr.pc.sendData(d[off:min(off+chunkSize, len(d))], false); err != nil {
+			return err
+		}
+	}
+	st.Literal += int64(len(d))
+	st.FilesDelta++
+	return pr.pc.send(MsgFileEnd, &fileEndMsg{Hash: m.Meta.Hash})
+}
+
+// noteFailed names in st what the replica could not apply and returns those paths; retry
+// reports deltas that failed there and are sent whole by a second exchange.
+func (n *Node) noteFailed(r *resultMsg, st *RunStats) (failed map[string]bool, retry bool) {
+	failed = map[string]bool{}
 	for _, f := range r.Failed {
 		failed[f.Path] = true
 		if f.Retry {
@@ -475,7 +545,11 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
 		}
 	}
-	n.recordBases(p, failed, sent, computed)
+	return failed, retry
+}
+
+// countApplied counts in st the files and deletes the replica applied.
+func countApplied(p *plan, failed, sent map[string]bool, st *RunStats) {
 	for _, l := range [][]fileMsg{p.locals, p.files, p.txts} {
 		for _, m := range l {
 			if ok, seen := sent[m.Path]; !failed[m.Path] && m.Method != methodBase && (ok || !seen) {
@@ -488,13 +562,6 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			st.Deleted++
 		}
 	}
-	if err := man.save(newSigs); err != nil {
-		return false, err
-	}
-	if r.Fatal != "" {
-		return false, &protocolError{fmt.Errorf("%w: %s", ErrDiskFull, r.Fatal)}
-	}
-	return retry, nil
 }
 
 // recordBases records, after a Commit, the new base of every path the replica applied:
