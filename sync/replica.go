@@ -442,6 +442,86 @@ func (a *applier) barrier() {
 	a.wg.Wait()
 }
 
+// replicaState is the replica's answer to Begin: a digest of what it holds, whether anything
+// changed here since the last sync, and what the run must leave alone.
+func (n *Node) replicaState(res scanResult, ever bool) stateMsg {
+	man := n.man
+	st := stateMsg{Digest: man.digest(false, n.fs.owner), Clean: man.clean(n.fs.owner), Ever: ever, Owner: n.fs.owner}
+	for _, r := range man.recs {
+		if r.Cur != nil && r.Cur.Kind == KindFile {
+			st.Count++
+		}
+	}
+	for d := range res.Locked {
+		st.Locked = append(st.Locked, d)
+	}
+	for p := range res.Unstable {
+		st.Locked = append(st.Locked, p) // a file changing on the replica: leave it this run
+	}
+	slices.Sort(st.Locked)
+	st.Unreadable = slices.Sorted(maps.Keys(res.Unreadable))
+	for _, e := range res.Errors {
+		n.log.Warn("sync: replica scan", "err", e)
+	}
+	return st
+}
+
+// replicaFrame handles one frame of a run before its Commit.
+func (n *Node) replicaFrame(pc *peerConn, a *applier, t MsgType, p []byte) error {
+	switch t {
+	case MsgManifestReq:
+		return n.sendManifest(pc)
+	case MsgSigReq:
+		var m sigReqMsg
+		if err := m.UnmarshalBinary(p); err != nil {
+			return err
+		}
+		return n.sendSigs(pc, &m)
+	case MsgPull:
+		var m pathMsg
+		if err := m.UnmarshalBinary(p); err != nil {
+			return err
+		}
+		return n.sendPulled(pc, m.Path)
+	case MsgFile:
+		var m fileMsg
+		if err := m.UnmarshalBinary(p); err != nil {
+			return err
+		}
+		return a.file(&m)
+	case MsgDelete:
+		var m deleteMsg
+		if err := m.UnmarshalBinary(p); err != nil {
+			return err
+		}
+		a.deletes = append(a.deletes, m)
+		return nil
+	case MsgBarrier:
+		a.barrier()
+		return nil
+	default:
+		return fmt.Errorf("%w: %d during a run", ErrFrameType, t)
+	}
+}
+
+// replicaCommit makes the run durable and answers with what failed.
+func (n *Node) replicaCommit(pc *peerConn, a *applier) error {
+	r := a.commit()
+	if err := pc.send(MsgResult, &r); err != nil {
+		return err
+	}
+	if err := pc.flush(); err != nil {
+		return err
+	}
+	// Walk again once this run's own changes have been seen by the watcher (the source is
+	// no longer waiting): the next run can then skip the walk if nothing else touches the
+	// trees, and a change made by someone else during this run is found now.
+	if _, err := n.trackedScan(n.now(), false); err != nil {
+		n.log.Warn("sync: scan after the run", "err", err)
+	}
+	return nil
+}
+
 // replicaRun answers one run of the source: Begin has been read.
 func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 	n.runMu.Lock()
@@ -465,23 +545,7 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 	if err != nil {
 		return err
 	}
-	st := stateMsg{Digest: man.digest(false, n.fs.owner), Clean: man.clean(n.fs.owner), Ever: ever, Owner: n.fs.owner}
-	for _, r := range man.recs {
-		if r.Cur != nil && r.Cur.Kind == KindFile {
-			st.Count++
-		}
-	}
-	for d := range res.Locked {
-		st.Locked = append(st.Locked, d)
-	}
-	for p := range res.Unstable {
-		st.Locked = append(st.Locked, p) // a file changing on the replica: leave it this run
-	}
-	slices.Sort(st.Locked)
-	st.Unreadable = slices.Sorted(maps.Keys(res.Unreadable))
-	for _, e := range res.Errors {
-		n.log.Warn("sync: replica scan", "err", e)
-	}
+	st := n.replicaState(res, ever)
 	n.fs.createNs.Store(0)
 	n.fs.syncNs.Store(0)
 	n.fs.commitNs.Store(0)
@@ -510,62 +574,12 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 		if err != nil {
 			return err
 		}
-		switch t {
-		case MsgManifestReq:
-			if err := n.sendManifest(pc); err != nil {
-				return err
-			}
-		case MsgSigReq:
-			var m sigReqMsg
-			if err := m.UnmarshalBinary(p); err != nil {
-				return err
-			}
-			if err := n.sendSigs(pc, &m); err != nil {
-				return err
-			}
-		case MsgPull:
-			var m pathMsg
-			if err := m.UnmarshalBinary(p); err != nil {
-				return err
-			}
-			if err := n.sendPulled(pc, m.Path); err != nil {
-				return err
-			}
-		case MsgFile:
-			var m fileMsg
-			if err := m.UnmarshalBinary(p); err != nil {
-				return err
-			}
-			if err := a.file(&m); err != nil {
-				return err
-			}
-		case MsgDelete:
-			var m deleteMsg
-			if err := m.UnmarshalBinary(p); err != nil {
-				return err
-			}
-			a.deletes = append(a.deletes, m)
-		case MsgBarrier:
-			a.barrier()
-		case MsgCommit:
-			r := a.commit()
+		if t == MsgCommit {
 			committed = true
-			if err := pc.send(MsgResult, &r); err != nil {
-				return err
-			}
-			if err := pc.flush(); err != nil {
-				return err
-			}
-			// Walk again once this run's own changes have been seen by the watcher (the
-			// source is no longer waiting): the next run can then skip the walk if nothing
-			// else touches the trees, and a change made by someone else during this run
-			// is found now.
-			if _, err := n.trackedScan(n.now(), false); err != nil {
-				n.log.Warn("sync: scan after the run", "err", err)
-			}
-			return nil
-		default:
-			return fmt.Errorf("%w: %d during a run", ErrFrameType, t)
+			return n.replicaCommit(pc, a)
+		}
+		if err := n.replicaFrame(pc, a, t, p); err != nil {
+			return err
 		}
 	}
 }
