@@ -762,48 +762,9 @@ func (a *applier) file(m *fileMsg) error {
 	}
 	switch m.Method {
 	case methodMkdir:
-		if fi, err := r.Lstat(rel); err == nil && !fi.IsDir() {
-			if err := a.fs.toTrash(m.Path, a.trashStamp); err != nil {
-				a.fail(m.Path, err, false)
-				return nil
-			}
-		}
-		if err := r.MkdirAll(rel, 0o755); err != nil {
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		if a.fs.owner {
-			_ = r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID))
-		}
-		if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		a.done(m.Path, &m.Meta, nil)
+		a.mkdir(m, r, rel)
 	case methodSymlink:
-		i, _ := splitWirePath(m.Path)
-		if !a.man.linkInside(filepath.Dir(filepath.Join(a.fs.paths[i], rel)), m.Meta.Target) {
-			a.fail(m.Path, fmt.Errorf("%w: symlink target %q leaves the replicated trees", ErrBadPath, m.Meta.Target), false)
-			return nil
-		}
-		if d := path.Dir(rel); d != "." {
-			_ = r.MkdirAll(d, 0o755)
-		}
-		tmp := tmpName(rel)
-		if err := r.Symlink(m.Meta.Target, tmp); err != nil {
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		if a.fs.owner {
-			_ = r.Lchown(tmp, int(m.Meta.UID), int(m.Meta.GID))
-		}
-		if err := r.Rename(tmp, rel); err != nil {
-			_ = r.Remove(tmp)
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		fi, _ := r.Lstat(rel) // the new link's inode, for the next run's check
-		a.done(m.Path, &m.Meta, fi)
+		a.symlink(m, r, rel)
 	case methodBase:
 		if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
 			a.fail(m.Path, errors.New("content changed on the replica"), false)
@@ -811,35 +772,7 @@ func (a *applier) file(m *fileMsg) error {
 		}
 		a.done(m.Path, &m.Meta, nil)
 	case methodMeta:
-		if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
-			a.fail(m.Path, errors.New("content changed on the replica"), false)
-			return nil
-		}
-		if a.fs.owner {
-			if err := r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID)); err != nil {
-				a.fail(m.Path, err, false)
-				return nil
-			}
-		}
-		if m.Meta.Kind != KindSymlink {
-			if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
-				a.fail(m.Path, err, false)
-				return nil
-			}
-		}
-		if m.Meta.Kind == KindFile {
-			mt := time.Unix(0, m.Meta.Mtime)
-			if err := r.Chtimes(rel, mt, mt); err != nil {
-				a.fail(m.Path, err, false)
-				return nil
-			}
-		}
-		fi, err := r.Lstat(rel)
-		if err != nil {
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		a.done(m.Path, &m.Meta, fi)
+		a.setAttrs(m, r, rel)
 	case methodLocal:
 		a.local(m)
 	case methodFull:
@@ -848,6 +781,89 @@ func (a *applier) file(m *fileMsg) error {
 		return a.delta(m)
 	}
 	return nil
+}
+
+// mkdir makes a folder (a file in its way goes to the trash) with the source's attributes.
+func (a *applier) mkdir(m *fileMsg, r *os.Root, rel string) {
+	if fi, err := r.Lstat(rel); err == nil && !fi.IsDir() {
+		if err := a.fs.toTrash(m.Path, a.trashStamp); err != nil {
+			a.fail(m.Path, err, false)
+			return
+		}
+	}
+	if err := r.MkdirAll(rel, 0o755); err != nil {
+		a.fail(m.Path, err, false)
+		return
+	}
+	if a.fs.owner {
+		_ = r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID))
+	}
+	if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
+		a.fail(m.Path, err, false)
+		return
+	}
+	a.done(m.Path, &m.Meta, nil)
+}
+
+// symlink makes a symlink whose target stays inside the replicated trees (temp, rename).
+func (a *applier) symlink(m *fileMsg, r *os.Root, rel string) {
+	i, _ := splitWirePath(m.Path)
+	if !a.man.linkInside(filepath.Dir(filepath.Join(a.fs.paths[i], rel)), m.Meta.Target) {
+		a.fail(m.Path, fmt.Errorf("%w: symlink target %q leaves the replicated trees", ErrBadPath, m.Meta.Target), false)
+		return
+	}
+	if d := path.Dir(rel); d != "." {
+		_ = r.MkdirAll(d, 0o755)
+	}
+	tmp := tmpName(rel)
+	if err := r.Symlink(m.Meta.Target, tmp); err != nil {
+		a.fail(m.Path, err, false)
+		return
+	}
+	if a.fs.owner {
+		_ = r.Lchown(tmp, int(m.Meta.UID), int(m.Meta.GID))
+	}
+	if err := r.Rename(tmp, rel); err != nil {
+		_ = r.Remove(tmp)
+		a.fail(m.Path, err, false)
+		return
+	}
+	fi, _ := r.Lstat(rel) // the new link's inode, for the next run's check
+	a.done(m.Path, &m.Meta, fi)
+}
+
+// setAttrs gives an entry whose content is already the source's the source's owner, mode and
+// mtime.
+func (a *applier) setAttrs(m *fileMsg, r *os.Root, rel string) {
+	if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
+		a.fail(m.Path, errors.New("content changed on the replica"), false)
+		return
+	}
+	if a.fs.owner {
+		if err := r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID)); err != nil {
+			a.fail(m.Path, err, false)
+			return
+		}
+	}
+	if m.Meta.Kind != KindSymlink {
+		if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
+			a.fail(m.Path, err, false)
+			return
+		}
+	}
+	if m.Meta.Kind == KindFile {
+		mt := time.Unix(0, m.Meta.Mtime)
+		if err := r.Chtimes(rel, mt, mt); err != nil {
+			a.fail(m.Path, err, false)
+			return
+		}
+	}
+	fi, err := r.Lstat(rel)
+	if err != nil {
+		a.fail(m.Path, err, false)
+		return
+	}
+	a.done(m.Path, &m.Meta, fi)
 }
 
 // local stages a file from content the replica already holds (renamed or renumbered
