@@ -846,29 +846,6 @@ func (n *Node) mergeMessage(pc *peerConn, g string, pl *planInput, gone map[stri
 	return nil
 }
 
-// readStable reads a file that must still be the one the scan hashed (size and mtime as in m)
-// and must not change while read. The replica verifies the content hash of what it rebuilds.
-func readStable(r *os.Root, rel string, m *Meta) ([]byte, bool) {
-	f, err := r.Open(rel)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	before, err := f.Stat()
-	if err != nil || before.Size() != m.Size || before.ModTime().UnixNano() != m.Mtime {
-		return nil, false
-	}
-	data := make([]byte, before.Size())
-	if _, err := io.ReadFull(f, data); err != nil {
-		return nil, false
-	}
-	after, err := f.Stat()
-	if err != nil || !sameStat(before, after) {
-		return nil, false
-	}
-	return data, true
-}
-
 // fetchSigs asks the replica for the block sums of the basis of every delta whose sums this
 // node does not hold (BlockSize 0 in the plan) and fills in the block sizes; a delta without
 // sums becomes a whole-file transfer.
