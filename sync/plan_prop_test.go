@@ -106,29 +106,9 @@ func mutateTree(rng *rand.Rand, base map[string]*Meta, side string) map[string]*
 				delete(t, fmt.Sprintf("%s/msg%04d.txt", folder, k))
 			}
 		case 5: // renumber a folder as Asterisk does after a delete: 0, 1, 2, ...
-			for i, k := range msgNums(t, folder) {
-				if i != k {
-					for _, ext := range []string{".wav", ".txt"} {
-						from, to := fmt.Sprintf("%s/msg%04d%s", folder, k, ext), fmt.Sprintf("%s/msg%04d%s", folder, i, ext)
-						t[to] = t[from]
-						delete(t, from)
-					}
-				}
-			}
+			renumber(t, folder)
 		case 6: // move a message to another folder (listened to: INBOX -> Old)
-			if n := msgNums(t, "1/m/INBOX"); len(n) > 0 && isFolder(t, "1/m/Old") {
-				k := n[0]
-				d := msgNums(t, "1/m/Old")
-				j := 0
-				for slices.Contains(d, j) {
-					j++
-				}
-				for _, ext := range []string{".wav", ".txt"} {
-					from, to := fmt.Sprintf("1/m/INBOX/msg%04d%s", k, ext), fmt.Sprintf("1/m/Old/msg%04d%s", j, ext)
-					t[to] = t[from]
-					delete(t, from)
-				}
-			}
+			moveToOld(t)
 		case 7: // a folder replaced by a file (its messages deleted)
 			if isFolder(t, folder) && folder != "1/m/INBOX" {
 				for p := range t {
@@ -141,6 +121,37 @@ func mutateTree(rng *rand.Rand, base map[string]*Meta, side string) map[string]*
 		}
 	}
 	return t
+}
+
+// renumber numbers the messages of folder 0, 1, 2, ... as Asterisk does after a delete.
+func renumber(t map[string]*Meta, folder string) {
+	for i, k := range msgNums(t, folder) {
+		if i != k {
+			for _, ext := range []string{".wav", ".txt"} {
+				from, to := fmt.Sprintf("%s/msg%04d%s", folder, k, ext), fmt.Sprintf("%s/msg%04d%s", folder, i, ext)
+				t[to] = t[from]
+				delete(t, from)
+			}
+		}
+	}
+}
+
+// moveToOld moves the first message of INBOX to the first free number of Old (listened to).
+func moveToOld(t map[string]*Meta) {
+	n := msgNums(t, "1/m/INBOX")
+	if len(n) == 0 || !isFolder(t, "1/m/Old") {
+		return
+	}
+	d := msgNums(t, "1/m/Old")
+	j := 0
+	for slices.Contains(d, j) {
+		j++
+	}
+	for _, ext := range []string{".wav", ".txt"} {
+		from, to := fmt.Sprintf("1/m/INBOX/msg%04d%s", n[0], ext), fmt.Sprintf("1/m/Old/msg%04d%s", j, ext)
+		t[to] = t[from]
+		delete(t, from)
+	}
 }
 
 // runModel runs the planner as sourceRun does, on trees in memory: plan; when there is
