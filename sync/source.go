@@ -751,6 +751,33 @@ func (n *Node) recordConflict(orig, copyPath string) {
 	_, _ = f.Write(append(rec, '\n'))
 }
 
+// freeMessageNumber returns the lowest message number not used in the folder frel of r
+// (10000 when all are).
+func freeMessageNumber(r *os.Root, frel string) (int, error) {
+	dir, err := r.Open(frel)
+	if err != nil {
+		return 0, err
+	}
+	ents, err := dir.ReadDir(-1)
+	dir.Close()
+	if err != nil {
+		return 0, err
+	}
+	used := map[int]bool{}
+	for _, e := range ents {
+		var k int
+		if msgRe.MatchString(e.Name()) {
+			fmt.Sscanf(e.Name()[3:7], "%d", &k)
+			used[k] = true
+		}
+	}
+	num := 0
+	for used[num] {
+		num++
+	}
+	return num, nil
+}
+
 // mergeMessage places a voicemail message the replica recorded (group "<folder>/msgNNNN")
 // into this node's folder under the first free message number, audio first and .txt last,
 // holding the folder's .lock as Asterisk does. A message whose audio already exists in this
@@ -808,26 +835,9 @@ func (n *Node) mergeMessage(pc *peerConn, g string, pl *planInput, gone map[stri
 	}
 	lock.Close()
 	defer r.Remove(path.Join(frel, ".lock"))
-	dir, err := r.Open(frel)
+	num, err := freeMessageNumber(r, frel)
 	if err != nil {
 		return err
-	}
-	ents, err := dir.ReadDir(-1)
-	dir.Close()
-	if err != nil {
-		return err
-	}
-	used := map[int]bool{}
-	for _, e := range ents {
-		var k int
-		if msgRe.MatchString(e.Name()) {
-			fmt.Sscanf(e.Name()[3:7], "%d", &k)
-			used[k] = true
-		}
-	}
-	num := 0
-	for used[num] {
-		num++
 	}
 	if num > 9999 {
 		st.Errors = append(st.Errors, "mailbox folder "+n.fs.abs(folder)+" full: message not merged")
