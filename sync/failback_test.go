@@ -184,3 +184,42 @@ func TestDeltaAfterFailover(t *testing.T) {
 		t.Errorf("received %d bytes: the replica's block sums were not fetched", st.BytesRecv)
 	}
 }
+
+// TestFailbackMergeMovedMessage: while b was Master a caller listened to a message (Asterisk
+// moved it from INBOX to Old as msg0000); meanwhile a, before it died, had recorded another
+// message into Old as msg0000. Back as Master, a deletes its INBOX copy (b deleted it) and
+// must merge b's Old/msg0000: that the audio was in a's mailbox before the run (in the INBOX
+// being deleted) does not make it a duplicate. Found by TestPlanLosesNothing.
+func TestFailbackMergeMovedMessage(t *testing.T) {
+	a, b := newPair(t, nil)
+	mb := "default/100/"
+	heard, recorded := randBytes(20, 90<<10), randBytes(21, 90<<10)
+	writeFile(t, a.path(1, mb+"INBOX/msg0000.wav"), heard, old0)
+	writeFile(t, a.path(1, mb+"INBOX/msg0000.txt"), []byte("[message]\ncallerid=heard\n"), old0)
+	writeFile(t, a.path(1, mb+"Old/.keep"), nil, old0)
+	syncNow(t, a)
+	assertSame(t, a, b)
+	writeFile(t, a.path(1, mb+"Old/msg0000.wav"), recorded, old0)
+	writeFile(t, a.path(1, mb+"Old/msg0000.txt"), []byte("[message]\ncallerid=recorded-on-a\n"), old0)
+	a.SetRole(RoleNone)
+	b.SetRole(RoleSource)
+	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	for _, ext := range []string{".wav", ".txt"} {
+		if err := os.Rename(b.path(1, mb+"INBOX/msg0000"+ext), b.path(1, mb+"Old/msg0000"+ext)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.SetRole(RoleReplica)
+	a.SetRole(RoleSource)
+	syncNow(t, a)
+	assertSame(t, a, b)
+	got0, _ := os.ReadFile(a.path(1, mb+"Old/msg0000.wav"))
+	got1, _ := os.ReadFile(a.path(1, mb+"Old/msg0001.wav"))
+	if string(got0) != string(recorded) || string(got1) != string(heard) {
+		t.Errorf("Old: msg0000 is the message recorded on a %v, msg0001 the one heard on b %v; want both",
+			string(got0) == string(recorded), string(got1) == string(heard))
+	}
+	if _, err := os.Stat(a.path(1, mb+"INBOX/msg0000.wav")); err == nil {
+		t.Errorf("INBOX/msg0000.wav, moved to Old on b, is still in INBOX")
+	}
+}

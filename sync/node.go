@@ -213,32 +213,8 @@ func New(cfg Config) (*Node, error) {
 	if err := checkPlatform(); err != nil {
 		return nil, err
 	}
-	if len(cfg.Paths) == 0 {
-		return nil, errors.New("sync: paths: at least one tree is required")
-	}
-	if len(cfg.Paths) > maxTrees {
-		return nil, fmt.Errorf("sync: paths: at most %d trees", maxTrees)
-	}
-	for i, p := range cfg.Paths {
-		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
-			return nil, fmt.Errorf("sync: paths[%d] %q: want a clean absolute path other than /", i, p)
-		}
-		for _, q := range cfg.Paths[:i] {
-			if rel, err := filepath.Rel(q, p); err == nil && filepath.IsLocal(rel) || q == p {
-				return nil, fmt.Errorf("sync: paths[%d] %q: nested in %q", i, p, q)
-			}
-			if rel, err := filepath.Rel(p, q); err == nil && filepath.IsLocal(rel) {
-				return nil, fmt.Errorf("sync: paths[%d] %q: contains %q", i, p, q)
-			}
-		}
-	}
-	if !filepath.IsAbs(cfg.StateDir) {
-		return nil, fmt.Errorf("sync: state_dir %q: want an absolute path", cfg.StateDir)
-	}
-	for _, p := range cfg.Paths {
-		if rel, err := filepath.Rel(p, cfg.StateDir); err == nil && filepath.IsLocal(rel) {
-			return nil, fmt.Errorf("sync: state_dir %q: inside replicated tree %q", cfg.StateDir, p)
-		}
+	if err := checkPaths(cfg.Paths, cfg.StateDir); err != nil {
+		return nil, err
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("sync: listen %q: %w", cfg.Listen, err)
@@ -300,6 +276,39 @@ func New(cfg Config) (*Node, error) {
 	th.Sum(n.trees[:0])
 	n.st.Fingerprint = own
 	return n, nil
+}
+
+// checkPaths checks the replicated trees (clean, absolute, not nested) and that the state
+// folder is outside them.
+func checkPaths(paths []string, stateDir string) error {
+	if len(paths) == 0 {
+		return errors.New("sync: paths: at least one tree is required")
+	}
+	if len(paths) > maxTrees {
+		return fmt.Errorf("sync: paths: at most %d trees", maxTrees)
+	}
+	for i, p := range paths {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
+			return fmt.Errorf("sync: paths[%d] %q: want a clean absolute path other than /", i, p)
+		}
+		for _, q := range paths[:i] {
+			if rel, err := filepath.Rel(q, p); err == nil && filepath.IsLocal(rel) || q == p {
+				return fmt.Errorf("sync: paths[%d] %q: nested in %q", i, p, q)
+			}
+			if rel, err := filepath.Rel(p, q); err == nil && filepath.IsLocal(rel) {
+				return fmt.Errorf("sync: paths[%d] %q: contains %q", i, p, q)
+			}
+		}
+	}
+	if !filepath.IsAbs(stateDir) {
+		return fmt.Errorf("sync: state_dir %q: want an absolute path", stateDir)
+	}
+	for _, p := range paths {
+		if rel, err := filepath.Rel(p, stateDir); err == nil && filepath.IsLocal(rel) {
+			return fmt.Errorf("sync: state_dir %q: inside replicated tree %q", stateDir, p)
+		}
+	}
+	return nil
 }
 
 func parseInterval(s string) (cron.Schedule, error) {

@@ -442,6 +442,86 @@ func (a *applier) barrier() {
 	a.wg.Wait()
 }
 
+// replicaState is the replica's answer to Begin: a digest of what it holds, whether anything
+// changed here since the last sync, and what the run must leave alone.
+func (n *Node) replicaState(res scanResult, ever bool) stateMsg {
+	man := n.man
+	st := stateMsg{Digest: man.digest(false, n.fs.owner), Clean: man.clean(n.fs.owner), Ever: ever, Owner: n.fs.owner}
+	for _, r := range man.recs {
+		if r.Cur != nil && r.Cur.Kind == KindFile {
+			st.Count++
+		}
+	}
+	for d := range res.Locked {
+		st.Locked = append(st.Locked, d)
+	}
+	for p := range res.Unstable {
+		st.Locked = append(st.Locked, p) // a file changing on the replica: leave it this run
+	}
+	slices.Sort(st.Locked)
+	st.Unreadable = slices.Sorted(maps.Keys(res.Unreadable))
+	for _, e := range res.Errors {
+		n.log.Warn("sync: replica scan", "err", e)
+	}
+	return st
+}
+
+// replicaFrame handles one frame of a run before its Commit.
+func (n *Node) replicaFrame(pc *peerConn, a *applier, t MsgType, p []byte) error {
+	switch t {
+	case MsgManifestReq:
+		return n.sendManifest(pc)
+	case MsgSigReq:
+		var m sigReqMsg
+		if err := m.UnmarshalBinary(p); err != nil {
+			return err
+		}
+		return n.sendSigs(pc, &m)
+	case MsgPull:
+		var m pathMsg
+		if err := m.UnmarshalBinary(p); err != nil {
+			return err
+		}
+		return n.sendPulled(pc, m.Path)
+	case MsgFile:
+		var m fileMsg
+		if err := m.UnmarshalBinary(p); err != nil {
+			return err
+		}
+		return a.file(&m)
+	case MsgDelete:
+		var m deleteMsg
+		if err := m.UnmarshalBinary(p); err != nil {
+			return err
+		}
+		a.deletes = append(a.deletes, m)
+		return nil
+	case MsgBarrier:
+		a.barrier()
+		return nil
+	default:
+		return fmt.Errorf("%w: %d during a run", ErrFrameType, t)
+	}
+}
+
+// replicaCommit makes the run durable and answers with what failed.
+func (n *Node) replicaCommit(pc *peerConn, a *applier) error {
+	r := a.commit()
+	if err := pc.send(MsgResult, &r); err != nil {
+		return err
+	}
+	if err := pc.flush(); err != nil {
+		return err
+	}
+	// Walk again once this run's own changes have been seen by the watcher (the source is
+	// no longer waiting): the next run can then skip the walk if nothing else touches the
+	// trees, and a change made by someone else during this run is found now.
+	if _, err := n.trackedScan(n.now(), false); err != nil {
+		n.log.Warn("sync: scan after the run", "err", err)
+	}
+	return nil
+}
+
 // replicaRun answers one run of the source: Begin has been read.
 func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 	n.runMu.Lock()
@@ -465,23 +545,7 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 	if err != nil {
 		return err
 	}
-	st := stateMsg{Digest: man.digest(false, n.fs.owner), Clean: man.clean(n.fs.owner), Ever: ever, Owner: n.fs.owner}
-	for _, r := range man.recs {
-		if r.Cur != nil && r.Cur.Kind == KindFile {
-			st.Count++
-		}
-	}
-	for d := range res.Locked {
-		st.Locked = append(st.Locked, d)
-	}
-	for p := range res.Unstable {
-		st.Locked = append(st.Locked, p) // a file changing on the replica: leave it this run
-	}
-	slices.Sort(st.Locked)
-	st.Unreadable = slices.Sorted(maps.Keys(res.Unreadable))
-	for _, e := range res.Errors {
-		n.log.Warn("sync: replica scan", "err", e)
-	}
+	st := n.replicaState(res, ever)
 	n.fs.createNs.Store(0)
 	n.fs.syncNs.Store(0)
 	n.fs.commitNs.Store(0)
@@ -510,62 +574,12 @@ func (n *Node) replicaRun(ctx context.Context, pc *peerConn) error {
 		if err != nil {
 			return err
 		}
-		switch t {
-		case MsgManifestReq:
-			if err := n.sendManifest(pc); err != nil {
-				return err
-			}
-		case MsgSigReq:
-			var m sigReqMsg
-			if err := m.UnmarshalBinary(p); err != nil {
-				return err
-			}
-			if err := n.sendSigs(pc, &m); err != nil {
-				return err
-			}
-		case MsgPull:
-			var m pathMsg
-			if err := m.UnmarshalBinary(p); err != nil {
-				return err
-			}
-			if err := n.sendPulled(pc, m.Path); err != nil {
-				return err
-			}
-		case MsgFile:
-			var m fileMsg
-			if err := m.UnmarshalBinary(p); err != nil {
-				return err
-			}
-			if err := a.file(&m); err != nil {
-				return err
-			}
-		case MsgDelete:
-			var m deleteMsg
-			if err := m.UnmarshalBinary(p); err != nil {
-				return err
-			}
-			a.deletes = append(a.deletes, m)
-		case MsgBarrier:
-			a.barrier()
-		case MsgCommit:
-			r := a.commit()
+		if t == MsgCommit {
 			committed = true
-			if err := pc.send(MsgResult, &r); err != nil {
-				return err
-			}
-			if err := pc.flush(); err != nil {
-				return err
-			}
-			// Walk again once this run's own changes have been seen by the watcher (the
-			// source is no longer waiting): the next run can then skip the walk if nothing
-			// else touches the trees, and a change made by someone else during this run
-			// is found now.
-			if _, err := n.trackedScan(n.now(), false); err != nil {
-				n.log.Warn("sync: scan after the run", "err", err)
-			}
-			return nil
-		default:
-			return fmt.Errorf("%w: %d during a run", ErrFrameType, t)
+			return n.replicaCommit(pc, a)
+		}
+		if err := n.replicaFrame(pc, a, t, p); err != nil {
+			return err
 		}
 	}
 }
@@ -748,48 +762,9 @@ func (a *applier) file(m *fileMsg) error {
 	}
 	switch m.Method {
 	case methodMkdir:
-		if fi, err := r.Lstat(rel); err == nil && !fi.IsDir() {
-			if err := a.fs.toTrash(m.Path, a.trashStamp); err != nil {
-				a.fail(m.Path, err, false)
-				return nil
-			}
-		}
-		if err := r.MkdirAll(rel, 0o755); err != nil {
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		if a.fs.owner {
-			_ = r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID))
-		}
-		if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		a.done(m.Path, &m.Meta, nil)
+		a.mkdir(m, r, rel)
 	case methodSymlink:
-		i, _ := splitWirePath(m.Path)
-		if !a.man.linkInside(filepath.Dir(filepath.Join(a.fs.paths[i], rel)), m.Meta.Target) {
-			a.fail(m.Path, fmt.Errorf("%w: symlink target %q leaves the replicated trees", ErrBadPath, m.Meta.Target), false)
-			return nil
-		}
-		if d := path.Dir(rel); d != "." {
-			_ = r.MkdirAll(d, 0o755)
-		}
-		tmp := tmpName(rel)
-		if err := r.Symlink(m.Meta.Target, tmp); err != nil {
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		if a.fs.owner {
-			_ = r.Lchown(tmp, int(m.Meta.UID), int(m.Meta.GID))
-		}
-		if err := r.Rename(tmp, rel); err != nil {
-			_ = r.Remove(tmp)
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		fi, _ := r.Lstat(rel) // the new link's inode, for the next run's check
-		a.done(m.Path, &m.Meta, fi)
+		a.symlink(m, r, rel)
 	case methodBase:
 		if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
 			a.fail(m.Path, errors.New("content changed on the replica"), false)
@@ -797,35 +772,7 @@ func (a *applier) file(m *fileMsg) error {
 		}
 		a.done(m.Path, &m.Meta, nil)
 	case methodMeta:
-		if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
-			a.fail(m.Path, errors.New("content changed on the replica"), false)
-			return nil
-		}
-		if a.fs.owner {
-			if err := r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID)); err != nil {
-				a.fail(m.Path, err, false)
-				return nil
-			}
-		}
-		if m.Meta.Kind != KindSymlink {
-			if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
-				a.fail(m.Path, err, false)
-				return nil
-			}
-		}
-		if m.Meta.Kind == KindFile {
-			mt := time.Unix(0, m.Meta.Mtime)
-			if err := r.Chtimes(rel, mt, mt); err != nil {
-				a.fail(m.Path, err, false)
-				return nil
-			}
-		}
-		fi, err := r.Lstat(rel)
-		if err != nil {
-			a.fail(m.Path, err, false)
-			return nil
-		}
-		a.done(m.Path, &m.Meta, fi)
+		a.setAttrs(m, r, rel)
 	case methodLocal:
 		a.local(m)
 	case methodFull:
@@ -834,6 +781,89 @@ func (a *applier) file(m *fileMsg) error {
 		return a.delta(m)
 	}
 	return nil
+}
+
+// mkdir makes a folder (a file in its way goes to the trash) with the source's attributes.
+func (a *applier) mkdir(m *fileMsg, r *os.Root, rel string) {
+	if fi, err := r.Lstat(rel); err == nil && !fi.IsDir() {
+		if err := a.fs.toTrash(m.Path, a.trashStamp); err != nil {
+			a.fail(m.Path, err, false)
+			return
+		}
+	}
+	if err := r.MkdirAll(rel, 0o755); err != nil {
+		a.fail(m.Path, err, false)
+		return
+	}
+	if a.fs.owner {
+		_ = r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID))
+	}
+	if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
+		a.fail(m.Path, err, false)
+		return
+	}
+	a.done(m.Path, &m.Meta, nil)
+}
+
+// symlink makes a symlink whose target stays inside the replicated trees (temp, rename).
+func (a *applier) symlink(m *fileMsg, r *os.Root, rel string) {
+	i, _ := splitWirePath(m.Path)
+	if !a.man.linkInside(filepath.Dir(filepath.Join(a.fs.paths[i], rel)), m.Meta.Target) {
+		a.fail(m.Path, fmt.Errorf("%w: symlink target %q leaves the replicated trees", ErrBadPath, m.Meta.Target), false)
+		return
+	}
+	if d := path.Dir(rel); d != "." {
+		_ = r.MkdirAll(d, 0o755)
+	}
+	tmp := tmpName(rel)
+	if err := r.Symlink(m.Meta.Target, tmp); err != nil {
+		a.fail(m.Path, err, false)
+		return
+	}
+	if a.fs.owner {
+		_ = r.Lchown(tmp, int(m.Meta.UID), int(m.Meta.GID))
+	}
+	if err := r.Rename(tmp, rel); err != nil {
+		_ = r.Remove(tmp)
+		a.fail(m.Path, err, false)
+		return
+	}
+	fi, _ := r.Lstat(rel) // the new link's inode, for the next run's check
+	a.done(m.Path, &m.Meta, fi)
+}
+
+// setAttrs gives an entry whose content is already the source's the source's owner, mode and
+// mtime.
+func (a *applier) setAttrs(m *fileMsg, r *os.Root, rel string) {
+	if c := a.curOf(m.Path); !sameContent(c, &m.Meta) {
+		a.fail(m.Path, errors.New("content changed on the replica"), false)
+		return
+	}
+	if a.fs.owner {
+		if err := r.Lchown(rel, int(m.Meta.UID), int(m.Meta.GID)); err != nil {
+			a.fail(m.Path, err, false)
+			return
+		}
+	}
+	if m.Meta.Kind != KindSymlink {
+		if err := r.Chmod(rel, modeOf(&m.Meta)); err != nil {
+			a.fail(m.Path, err, false)
+			return
+		}
+	}
+	if m.Meta.Kind == KindFile {
+		mt := time.Unix(0, m.Meta.Mtime)
+		if err := r.Chtimes(rel, mt, mt); err != nil {
+			a.fail(m.Path, err, false)
+			return
+		}
+	}
+	fi, err := r.Lstat(rel)
+	if err != nil {
+		a.fail(m.Path, err, false)
+		return
+	}
+	a.done(m.Path, &m.Meta, fi)
 }
 
 // local stages a file from content the replica already holds (renamed or renumbered
@@ -890,46 +920,6 @@ func (a *applier) local(m *fileMsg) {
 	}
 	job := a.commitJob(f, tmp, m.Path, m.Meta)
 	a.deferred = append(a.deferred, deferredJob{txt: isTxt(m.Path), fn: job})
-}
-
-// recvData reads Data frames up to FileEnd or FileAbort, writing them to w. A write error is
-// remembered (and returned as werr) while the frames are still consumed, so the stream stays
-// in step.
-func recvData(pc *peerConn, w io.Writer, h *contentHasher) (end *fileEndMsg, werr error, err error) {
-	for {
-		t, p, err := pc.recv()
-		if err != nil {
-			return nil, werr, err
-		}
-		switch t {
-		case MsgData:
-			b, err := pc.dataPayload(p)
-			if err != nil {
-				return nil, werr, err
-			}
-			if werr == nil {
-				if _, e := w.Write(b); e != nil {
-					werr = e
-				} else if h != nil {
-					h.Write(b)
-				}
-			}
-		case MsgFileEnd:
-			var e fileEndMsg
-			if err := e.UnmarshalBinary(p); err != nil {
-				return nil, werr, err
-			}
-			return &e, werr, nil
-		case MsgFileAbort:
-			var e textMsg
-			if err := e.UnmarshalBinary(p); err != nil {
-				return nil, werr, err
-			}
-			return nil, werr, nil
-		default:
-			return nil, werr, fmt.Errorf("%w: %d inside a file", ErrFrameType, t)
-		}
-	}
 }
 
 // memStage: files up to this size are received into memory and written, hashed, fsynced and
@@ -1172,63 +1162,6 @@ func (n *Node) sendPulled(pc *peerConn, wp string) error {
 	}
 	return pc.flush()
 }
-
-// sendWhole streams f as Data frames and closes it with FileEnd when the file is the one the
-// scan saw (size and mtime) and did not change while it was read (same size, mtime, ctime and
-// inode before and after), FileAbort otherwise. FileEnd carries want, the hash the scan
-// computed; when want is zero (a new file, hashed while sent) the hash and block sums are
-// computed here. The receiver hashes what it got and rejects a mismatch, so a change the stat
-// fields miss is still caught there. It returns the bytes read, the hash and the block sums.
-func sendWhole(pc *peerConn, f *os.File, m *Meta, tryZstd bool) (int64, Hash, *sigs, error) {
-	want := m.Hash
-	before, err := f.Stat()
-	if err != nil {
-		return 0, want, nil, pc.send(MsgFileAbort, &textMsg{Text: err.Error()})
-	}
-	var h *contentHasher
-	if want == (Hash{}) {
-		h = newContentHasher(before.Size())
-	}
-	if pc.rbuf == nil {
-		pc.rbuf = make([]byte, chunkSize)
-	}
-	buf := pc.rbuf
-	var total int64
-	for {
-		k, rerr := io.ReadFull(f, buf)
-		if k > 0 {
-			total += int64(k)
-			if h != nil {
-				h.Write(buf[:k])
-			}
-			if testHookSendChunk != nil {
-				testHookSendChunk(f.Name())
-			}
-			if tryZstd, err = pc.sendData(buf[:k], tryZstd); err != nil {
-				return total, want, nil, err
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return total, want, nil, pc.send(MsgFileAbort, &textMsg{Text: rerr.Error()})
-		}
-	}
-	after, err := f.Stat()
-	if err != nil || !sameStat(before, after) || total != after.Size() ||
-		(m.Kind == KindFile && (before.Size() != m.Size || before.ModTime().UnixNano() != m.Mtime)) {
-		return total, want, nil, pc.send(MsgFileAbort, &textMsg{Text: "changed while read"})
-	}
-	var sg *sigs
-	if h != nil {
-		want, sg = h.finish()
-	}
-	return total, want, sg, pc.send(MsgFileEnd, &fileEndMsg{Hash: want})
-}
-
-// testHookSendChunk, when set by a test, runs after each chunk of a file is read for sending.
-var testHookSendChunk func(name string)
 
 // applyWorkers is the number of goroutines that create, fsync and rename files on the replica.
 // Two overlap fsync with receiving; more only contend for the file system's journal (measured

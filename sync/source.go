@@ -178,169 +178,6 @@ type protocolError struct{ err error }
 func (e *protocolError) Error() string { return e.err.Error() }
 func (e *protocolError) Unwrap() error { return e.err }
 
-type plan struct {
-	mkdirs, locals, files, txts []fileMsg
-	deletes                     []deleteMsg
-	newBase                     map[string]*Meta // applied path -> new base (nil: none)
-	skipped                     int
-	// failback work
-	adopt     []string            // replica paths taken over unchanged
-	conflicts []string            // config files changed on both sides
-	merges    map[string][]string // voicemail group (folder/msgNNNN) -> replica files
-	sdeletes  []string            // deleted on the replica only: delete here too
-	smkdirs   []string
-	owner     bool
-}
-
-func (p *plan) failbackWork() bool {
-	return len(p.adopt)+len(p.conflicts)+len(p.merges)+len(p.sdeletes)+len(p.smkdirs) > 0
-}
-
-type planner struct {
-	sCur, sBase map[string]*Meta
-	view        map[string]viewEntry
-	rEver       bool
-	owner       bool
-	skip        func(string) bool
-	resolved    map[string]bool
-	noDelta     map[string]bool
-	sigsOf      func(Hash) *sigs
-}
-
-func (pl *planner) rChanged(p string) bool {
-	if !pl.rEver || pl.resolved[p] {
-		return false
-	}
-	v := pl.view[p]
-	return !sameContent(v.Cur, v.Base)
-}
-
-func (pl *planner) plan() *plan {
-	out := &plan{newBase: map[string]*Meta{}, merges: map[string][]string{}, owner: pl.owner}
-	keys := make([]string, 0, len(pl.sCur)+len(pl.view))
-	for k := range pl.sCur {
-		keys = append(keys, k)
-	}
-	for k := range pl.view {
-		if _, ok := pl.sCur[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	sHashes := map[Hash]bool{}
-	for _, m := range pl.sCur {
-		if m.Kind == KindFile {
-			sHashes[m.Hash] = true
-		}
-	}
-	var content []string
-	replaced := map[string]bool{}
-	for _, p := range keys {
-		if pl.skip(p) {
-			out.skipped++
-			continue
-		}
-		sc, v := pl.sCur[p], pl.view[p]
-		rc := v.Cur
-		if pl.rChanged(p) && !sameContent(sc, rc) {
-			sChanged := !sameContent(sc, pl.sBase[p])
-			switch {
-			case !sChanged && rc != nil && rc.Kind == KindFile:
-				out.adopt = append(out.adopt, p)
-			case !sChanged && rc != nil && rc.Kind == KindDir:
-				out.smkdirs = append(out.smkdirs, p)
-			case !sChanged && rc == nil && sc != nil:
-				out.sdeletes = append(out.sdeletes, p)
-			case rc == nil:
-				goto push // changed here, deleted there: keep this side's
-			case sc == nil && rc.Kind == KindFile:
-				out.adopt = append(out.adopt, p) // deleted here, changed there: keep theirs
-			case sc != nil && sc.Kind == KindFile && rc.Kind == KindFile && isMsgFile(p):
-				g := strings.TrimSuffix(p, path.Ext(p))
-				out.merges[g] = append(out.merges[g], p)
-			case rc.Kind == KindFile:
-				out.conflicts = append(out.conflicts, p)
-			default:
-				goto push
-			}
-			continue
-		}
-	push:
-		rb := v.Base
-		if sc == nil {
-			if rc != nil {
-				out.deletes = append(out.deletes, deleteMsg{Path: p, Kind: rc.Kind, Trash: !(rc.Kind == KindFile && sHashes[rc.Hash])})
-				replaced[p] = true
-				out.newBase[p] = nil
-			} else if rb != nil {
-				out.deletes = append(out.deletes, deleteMsg{Path: p, Kind: rb.Kind})
-				out.newBase[p] = nil
-			}
-			continue
-		}
-		out.newBase[p] = sc
-		switch {
-		case rc == nil || !sameContent(sc, rc):
-			replaced[p] = rc != nil
-			switch sc.Kind {
-			case KindDir:
-				out.mkdirs = append(out.mkdirs, fileMsg{Path: p, Meta: *sc, Method: methodMkdir})
-			case KindSymlink:
-				out.files = append(out.files, fileMsg{Path: p, Meta: *sc, Method: methodSymlink})
-			default:
-				content = append(content, p)
-			}
-		case !sameAttrs(sc, rc, pl.owner):
-			out.add(fileMsg{Path: p, Meta: *sc, Method: methodMeta})
-		case pl.resolved[p] || rb == nil || !sameContent(rb, rc) || !sameAttrs(rb, rc, pl.owner):
-			out.add(fileMsg{Path: p, Meta: *sc, Method: methodBase})
-		}
-	}
-	// Content the replica already holds, at a path that is not protected.
-	rByHash := map[Hash]string{}
-	for _, p := range keys {
-		v := pl.view[p]
-		if v.Cur != nil && v.Cur.Kind == KindFile && !pl.skip(p) && !pl.rChanged(p) {
-			if _, ok := rByHash[v.Cur.Hash]; !ok {
-				rByHash[v.Cur.Hash] = p
-			}
-		}
-	}
-	moved := map[string]bool{}
-	for _, p := range content {
-		sc, rc := pl.sCur[p], pl.view[p].Cur
-		if sc.Kind == KindFile && sc.Hash == (Hash{}) { // new file, hashed while sent
-			out.add(fileMsg{Path: p, Meta: *sc, Method: methodFull})
-			continue
-		}
-		if q, ok := rByHash[sc.Hash]; ok {
-			mv := replaced[q] && !moved[q]
-			moved[q] = moved[q] || mv
-			out.locals = append(out.locals, fileMsg{Path: p, Meta: *sc, Method: methodLocal, Src: q, Move: mv})
-			continue
-		}
-		if rc != nil && rc.Kind == KindFile && rc.Size >= sigMinSize && sc.Size <= maxDelta && !pl.noDelta[p] {
-			if s := pl.sigsOf(rc.Hash); s != nil && s.Size == rc.Size {
-				out.add(fileMsg{Path: p, Meta: *sc, Method: methodDelta, Basis: rc.Hash, BlockSize: s.BlockSize})
-				continue
-			}
-			// No block sums of the replica's version here: ask the replica for them.
-			out.add(fileMsg{Path: p, Meta: *sc, Method: methodDelta, Basis: rc.Hash})
-			continue
-		}
-		out.add(fileMsg{Path: p, Meta: *sc, Method: methodFull})
-	}
-	return out
-}
-
-func (p *plan) add(m fileMsg) {
-	if isTxt(m.Path) {
-		p.txts = append(p.txts, m)
-	} else {
-		p.files = append(p.files, m)
-	}
-}
-
 // sourceRun runs one Begin..Commit exchange. retry reports that some deltas failed and a
 // second exchange should send those files whole.
 func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second bool) (retry bool, err error) {
@@ -350,115 +187,136 @@ func (n *Node) sourceRun(ctx context.Context, pc *peerConn, st *RunStats, second
 	if err := n.fs.purgeTrash(n.cfg.StateDir, now, n.retain); err != nil {
 		n.log.Warn("sync: trash purge", "err", err)
 	}
-	// The replica scans while this node does.
-	if err := pc.sendRaw(MsgBegin, nil); err != nil {
-		return false, err
-	}
-	if err := pc.flush(); err != nil {
-		return false, err
-	}
 	t0 := time.Now()
-	res, err := n.trackedScan(now, true)
+	res, rs, err := n.begin(pc, now, st)
 	if err != nil {
 		return false, err
 	}
-	st.Errors = append(st.Errors, res.Errors...)
-	st.Special, st.SpecialPaths = res.Special, res.SpecialPaths
-	n.log.Debug("sync: scanned", "hashed", res.Hashed, "took", time.Since(t0))
-	var rs stateMsg
-	if err := pc.expect(MsgState, &rs); err != nil {
-		return false, fmt.Errorf("sync: begin: %w", err)
-	}
 	unreadable := n.noteUnreadable(st, res.Unreadable, rs.Unreadable)
 	owner := rs.Owner && n.fs.owner
-	view := map[string]viewEntry{}
 	fast := rs.Clean && rs.Ever && rs.Digest == man.digest(true, owner)
 	if fast && man.clean(owner) && len(res.Unstable) == 0 && len(res.Locked) == 0 && len(rs.Locked) == 0 && len(unreadable) == 0 {
 		// The replica holds exactly the last-synced state and nothing changed here.
-		if err := pc.sendRaw(MsgCommit, nil); err != nil {
-			return false, err
+		r, err := n.emptyCommit(pc)
+		if err == nil && (len(r.Failed) > 0 || r.Fatal != "") {
+			err = fmt.Errorf("sync: empty commit failed: %v %s", r.Failed, r.Fatal)
 		}
-		var r resultMsg
-		if err := pc.expect(MsgResult, &r); err != nil {
-			return false, err
-		}
-		if len(r.Failed) > 0 || r.Fatal != "" {
-			return false, fmt.Errorf("sync: empty commit failed: %v %s", r.Failed, r.Fatal)
-		}
-		return false, nil
+		return false, err
 	}
 	bases := man.baseSet()
-	if fast {
-		for p, b := range bases {
-			view[p] = viewEntry{Path: p, Cur: b, Base: b}
-		}
-	} else {
-		st.Full = true
-		if view, err = n.fetchManifest(pc); err != nil {
-			return false, err
-		}
-		if rs.Ever && len(res.Pending) > 0 {
-			// The three-way comparison needs every hash.
-			man.hashPending(n.now(), &res)
-			if err := man.save(res.Sigs); err != nil {
-				return false, err
-			}
-		}
+	view, err := n.replicaView(pc, fast, bases, rs.Ever, &res, st)
+	if err != nil {
+		return false, err
 	}
-	locked := map[string]bool{}
-	for d := range res.Locked {
-		locked[d] = true
+	locked := maps.Clone(res.Locked)
+	if locked == nil {
+		locked = map[string]bool{}
 	}
 	for _, d := range rs.Locked {
 		locked[d] = true
 	}
-	skip := skipRule(res.Unstable, locked, unreadable)
-	pl := &planner{sCur: man.curSet(), sBase: bases, view: view, rEver: rs.Ever, owner: owner, skip: skip,
-		resolved: map[string]bool{}, noDelta: n.noDelta, sigsOf: man.loadSigs}
-	p := pl.plan()
+	pl := &planInput{sCur: man.curSet(), sBase: bases, view: view, rEver: rs.Ever, owner: owner,
+		skip: skipRule(res.Unstable, locked, unreadable), resolved: map[string]bool{}, noDelta: n.noDelta}
+	p := makePlan(pl)
 	if p.failbackWork() && !second {
-		if err := n.failback(ctx, pc, p, pl, st); err != nil {
+		if p, err = n.failbackAndReplan(ctx, pc, p, pl, &res, unreadable, st); err != nil {
 			return false, err
 		}
-		res2 := man.scan(n.now(), false)
-		n.lastScanOK = false
-		if err := man.save(res2.Sigs); err != nil {
-			return false, err
-		}
-		for k := range res2.Unstable {
-			res.Unstable[k] = true
-		}
-		for k := range res2.Unreadable {
-			unreadable[k] = true // skip (the closure reads this map)
-		}
-		st.Errors = append(st.Errors, res2.Errors...)
-		pl.sCur = man.curSet()
-		p = pl.plan()
 	}
 	st.Skipped += p.skipped
-	trash := 0
-	for _, d := range p.deletes {
-		if d.Trash && d.Kind != KindDir {
-			trash++
-		}
-	}
-	if trash > 5 && float64(trash) > n.share*float64(rs.Count) {
-		err := fmt.Errorf("%w: run would delete %d of %d files on the replica (max_delete %.0f%%); nothing was sent",
-			ErrDeleteGuard, trash, rs.Count, n.share*100)
+	if err := guardDeletes(p, rs.Count, n.share); err != nil {
 		n.emit(Event{Kind: EventDeleteGuard, Detail: err.Error(), Err: err})
 		// End the run cleanly: an empty commit.
-		if e := pc.sendRaw(MsgCommit, nil); e != nil {
-			return false, e
-		}
-		var r resultMsg
-		if e := pc.expect(MsgResult, &r); e != nil {
+		if _, e := n.emptyCommit(pc); e != nil {
 			return false, e
 		}
 		return false, &protocolError{err}
 	}
+	useLocalSigs(p, view, man.loadSigs)
 	n.log.Debug("sync: planned", "full", st.Full, "took", time.Since(t0))
 	defer func() { n.log.Debug("sync: pushed", "took", time.Since(t0)) }()
 	return n.push(pc, p, st)
+}
+
+// begin starts a run: the replica scans while this node does, then answers with its state.
+func (n *Node) begin(pc *peerConn, now time.Time, st *RunStats) (scanResult, stateMsg, error) {
+	var rs stateMsg
+	if err := pc.sendRaw(MsgBegin, nil); err != nil {
+		return scanResult{}, rs, err
+	}
+	if err := pc.flush(); err != nil {
+		return scanResult{}, rs, err
+	}
+	t0 := time.Now()
+	res, err := n.trackedScan(now, true)
+	if err != nil {
+		return res, rs, err
+	}
+	st.Errors = append(st.Errors, res.Errors...)
+	st.Special, st.SpecialPaths = res.Special, res.SpecialPaths
+	n.log.Debug("sync: scanned", "hashed", res.Hashed, "took", time.Since(t0))
+	if err := pc.expect(MsgState, &rs); err != nil {
+		return res, rs, fmt.Errorf("sync: begin: %w", err)
+	}
+	return res, rs, nil
+}
+
+// emptyCommit ends a run that sends nothing.
+func (n *Node) emptyCommit(pc *peerConn) (resultMsg, error) {
+	var r resultMsg
+	if err := pc.sendRaw(MsgCommit, nil); err != nil {
+		return r, err
+	}
+	err := pc.expect(MsgResult, &r)
+	return r, err
+}
+
+// replicaView returns what the replica holds: the recorded bases when its digest proves it
+// holds exactly those (fast), its manifest otherwise (then every pending hash is computed
+// here: the three-way comparison needs them).
+func (n *Node) replicaView(pc *peerConn, fast bool, bases map[string]*Meta, ever bool, res *scanResult, st *RunStats) (map[string]viewEntry, error) {
+	if fast {
+		view := map[string]viewEntry{}
+		for p, b := range bases {
+			view[p] = viewEntry{Path: p, Cur: b, Base: b}
+		}
+		return view, nil
+	}
+	st.Full = true
+	view, err := n.fetchManifest(pc)
+	if err != nil {
+		return nil, err
+	}
+	if ever && len(res.Pending) > 0 {
+		n.man.hashPending(n.now(), res)
+		if err := n.man.save(res.Sigs); err != nil {
+			return nil, err
+		}
+	}
+	return view, nil
+}
+
+// failbackAndReplan does the failback work of p, scans again and plans the push of the
+// result; what the rescan finds unstable or unreadable is skipped (skip reads those maps).
+func (n *Node) failbackAndReplan(ctx context.Context, pc *peerConn, p *plan, pl *planInput, res *scanResult, unreadable map[string]bool, st *RunStats) (*plan, error) {
+	man := n.man
+	if err := n.failback(ctx, pc, p, pl, st); err != nil {
+		return nil, err
+	}
+	res2 := man.scan(n.now(), false)
+	n.lastScanOK = false
+	if err := man.save(res2.Sigs); err != nil {
+		return nil, err
+	}
+	for k := range res2.Unstable {
+		res.Unstable[k] = true
+	}
+	for k := range res2.Unreadable {
+		unreadable[k] = true
+	}
+	st.Errors = append(st.Errors, res2.Errors...)
+	pl.sCur = man.curSet()
+	return makePlan(pl), nil
 }
 
 // noteUnreadable names in st the entries this node (mine) and the replica (theirs) could not
@@ -475,23 +333,6 @@ func (n *Node) noteUnreadable(st *RunStats, mine map[string]bool, theirs []strin
 		st.Errors = append(st.Errors, "cannot read "+n.fs.absKey(p)+" on the replica: not changed or deleted there")
 	}
 	return all
-}
-
-// skipRule returns which paths a run leaves alone on both sides: files changing while read
-// (unstable), files and folders holding a .lock and the files in them (locked), and
-// everything at or under an entry either node could not read or list (unreadable).
-func skipRule(unstable, locked, unreadable map[string]bool) func(string) bool {
-	return func(p string) bool {
-		if unstable[p] || locked[p] || underAny(p, unreadable) {
-			return true
-		}
-		i, rel := splitWirePath(p)
-		d := path.Dir(rel)
-		if d == "." {
-			return false
-		}
-		return locked[wirePath(i, d)]
-	}
 }
 
 func (n *Node) fetchManifest(pc *peerConn) (map[string]viewEntry, error) {
@@ -527,119 +368,23 @@ func (n *Node) fetchManifest(pc *peerConn) (map[string]viewEntry, error) {
 	}
 }
 
+// pushRun is what one push learns while it sends: which files were read (sent[p] false: left
+// for the next run), the hashes and block sums of new files computed while they were sent.
+type pushRun struct {
+	pc       *peerConn
+	st       *RunStats
+	sent     map[string]bool
+	computed map[string]Hash
+	newSigs  map[Hash]*sigs
+}
+
 // push sends the plan and records the new bases.
 func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
-	man := n.man
-	sent := map[string]bool{}
-	computed := map[string]Hash{} // new files hashed while sent
-	newSigs := map[Hash]*sigs{}
-	if err := n.fetchSigs(pc, p, newSigs); err != nil {
+	pr := &pushRun{pc: pc, st: st, sent: map[string]bool{}, computed: map[string]Hash{}, newSigs: map[Hash]*sigs{}}
+	if err := n.fetchSigs(pc, p, pr.newSigs); err != nil {
 		return false, err
 	}
-	for _, m := range p.mkdirs {
-		if err := pc.send(MsgFile, &m); err != nil {
-			return false, err
-		}
-	}
-	for _, m := range p.locals {
-		if err := pc.send(MsgFile, &m); err != nil {
-			return false, err
-		}
-		st.FilesLocal++
-	}
-	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
-		return false, err
-	}
-	sendOne := func(m fileMsg) error {
-		switch m.Method {
-		case methodFull:
-			r, rel, err := n.fs.resolve(m.Path)
-			if err != nil {
-				return err
-			}
-			f, err := r.Open(rel)
-			if err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					st.Errors = append(st.Errors, fmt.Sprintf("cannot read %s (not changed or deleted on the peer): %v", n.fs.abs(m.Path), err))
-				}
-				sent[m.Path] = false
-				st.Skipped++
-				return nil
-			}
-			defer f.Close()
-			if err := pc.send(MsgFile, &m); err != nil {
-				return err
-			}
-			k, h, sg, err := sendWhole(pc, f, &m.Meta, compressible(m.Path))
-			st.Literal += k
-			st.FilesWhole++
-			if m.Meta.Hash == (Hash{}) && err == nil {
-				computed[m.Path] = h
-				if sg != nil {
-					newSigs[h] = sg
-				}
-			}
-			return err
-		case methodDelta:
-			r, rel, err := n.fs.resolve(m.Path)
-			if err != nil {
-				return err
-			}
-			data, ok := readStable(r, rel, &m.Meta)
-			if !ok {
-				sent[m.Path] = false // changed since the scan: next run
-				st.Skipped++
-				return nil
-			}
-			s := newSigs[m.Basis]
-			if s == nil {
-				s = man.loadSigs(m.Basis)
-			}
-			if s == nil {
-				m.Method = methodFull
-				m.Basis, m.BlockSize = Hash{}, 0
-				return errRetryFull
-			}
-			d := makeDelta(data, s)
-			if err := pc.send(MsgFile, &m); err != nil {
-				return err
-			}
-			for off := 0; off < len(d); off += chunkSize {
-				if _, err := pc.sendData(d[off:min(off+chunkSize, len(d))], false); err != nil {
-					return err
-				}
-			}
-			st.Literal += int64(len(d))
-			st.FilesDelta++
-			return pc.send(MsgFileEnd, &fileEndMsg{Hash: m.Meta.Hash})
-		default:
-			return pc.send(MsgFile, &m)
-		}
-	}
-	for _, m := range p.files {
-		if err := sendOne(m); err != nil {
-			if !errors.Is(err, errRetryFull) {
-				return false, err
-			}
-			if err := sendOne(fileMsg{Path: m.Path, Meta: m.Meta, Method: methodFull}); err != nil {
-				return false, err
-			}
-		}
-	}
-	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
-		return false, err
-	}
-	for _, m := range p.txts {
-		if err := sendOne(m); err != nil {
-			return false, err
-		}
-	}
-	for _, d := range p.deletes {
-		if err := pc.send(MsgDelete, &d); err != nil {
-			return false, err
-		}
-	}
-	if err := pc.sendRaw(MsgCommit, nil); err != nil {
+	if err := n.sendPlan(pr, p); err != nil {
 		return false, err
 	}
 	t0 := time.Now()
@@ -648,8 +393,146 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 		return false, err
 	}
 	n.log.Debug("sync: committed", "wait", time.Since(t0))
-	failed := map[string]bool{}
-	retry := false
+	failed, retry := n.noteFailed(&r, st)
+	n.recordBases(p, failed, pr.sent, pr.computed)
+	countApplied(p, failed, pr.sent, st)
+	if err := n.man.save(pr.newSigs); err != nil {
+		return false, err
+	}
+	if r.Fatal != "" {
+		return false, &protocolError{fmt.Errorf("%w: %s", ErrDiskFull, r.Fatal)}
+	}
+	return retry, nil
+}
+
+// sendPlan sends the plan in push order, up to the Commit: folders, content the replica
+// already has, a barrier, new and changed files, a barrier, voicemail .txt files, deletes.
+func (n *Node) sendPlan(pr *pushRun, p *plan) error {
+	pc := pr.pc
+	for _, m := range p.mkdirs {
+		if err := pc.send(MsgFile, &m); err != nil {
+			return err
+		}
+	}
+	for _, m := range p.locals {
+		if err := pc.send(MsgFile, &m); err != nil {
+			return err
+		}
+		pr.st.FilesLocal++
+	}
+	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
+		return err
+	}
+	for _, m := range p.files {
+		if err := n.sendOne(pr, m); err != nil {
+			if !errors.Is(err, errRetryFull) {
+				return err
+			}
+			if err := n.sendOne(pr, fileMsg{Path: m.Path, Meta: m.Meta, Method: methodFull}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := pc.sendRaw(MsgBarrier, nil); err != nil {
+		return err
+	}
+	for _, m := range p.txts {
+		if err := n.sendOne(pr, m); err != nil {
+			return err
+		}
+	}
+	for _, d := range p.deletes {
+		if err := pc.send(MsgDelete, &d); err != nil {
+			return err
+		}
+	}
+	return pc.sendRaw(MsgCommit, nil)
+}
+
+// sendOne sends one file message with its content. errRetryFull: a delta without block sums,
+// to be sent whole.
+func (n *Node) sendOne(pr *pushRun, m fileMsg) error {
+	switch m.Method {
+	case methodFull:
+		return n.sendFull(pr, m)
+	case methodDelta:
+		return n.sendDelta(pr, m)
+	default:
+		return pr.pc.send(MsgFile, &m)
+	}
+}
+
+// sendFull sends a file whole; one that cannot be opened is left for the next run.
+func (n *Node) sendFull(pr *pushRun, m fileMsg) error {
+	st := pr.st
+	r, rel, err := n.fs.resolve(m.Path)
+	if err != nil {
+		return err
+	}
+	f, err := r.Open(rel)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			st.Errors = append(st.Errors, fmt.Sprintf("cannot read %s (not changed or deleted on the peer): %v", n.fs.abs(m.Path), err))
+		}
+		pr.sent[m.Path] = false
+		st.Skipped++
+		return nil
+	}
+	defer f.Close()
+	if err := pr.pc.send(MsgFile, &m); err != nil {
+		return err
+	}
+	k, h, sg, err := sendWhole(pr.pc, f, &m.Meta, compressible(m.Path))
+	st.Literal += k
+	st.FilesWhole++
+	if m.Meta.Hash == (Hash{}) && err == nil {
+		pr.computed[m.Path] = h
+		if sg != nil {
+			pr.newSigs[h] = sg
+		}
+	}
+	return err
+}
+
+// sendDelta sends a file as a delta against the replica's version; one that changed since
+// the scan is left for the next run.
+func (n *Node) sendDelta(pr *pushRun, m fileMsg) error {
+	st := pr.st
+	r, rel, err := n.fs.resolve(m.Path)
+	if err != nil {
+		return err
+	}
+	data, ok := readStable(r, rel, &m.Meta)
+	if !ok {
+		pr.sent[m.Path] = false // changed since the scan: next run
+		st.Skipped++
+		return nil
+	}
+	s := pr.newSigs[m.Basis]
+	if s == nil {
+		s = n.man.loadSigs(m.Basis)
+	}
+	if s == nil {
+		return errRetryFull
+	}
+	d := makeDelta(data, s)
+	if err := pr.pc.send(MsgFile, &m); err != nil {
+		return err
+	}
+	for off := 0; off < len(d); off += chunkSize {
+		if _, err := pr.pc.sendData(d[off:min(off+chunkSize, len(d))], false); err != nil {
+			return err
+		}
+	}
+	st.Literal += int64(len(d))
+	st.FilesDelta++
+	return pr.pc.send(MsgFileEnd, &fileEndMsg{Hash: m.Meta.Hash})
+}
+
+// noteFailed names in st what the replica could not apply and returns those paths; retry
+// reports deltas that failed there and are sent whole by a second exchange.
+func (n *Node) noteFailed(r *resultMsg, st *RunStats) (failed map[string]bool, retry bool) {
+	failed = map[string]bool{}
 	for _, f := range r.Failed {
 		failed[f.Path] = true
 		if f.Retry {
@@ -662,7 +545,11 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			st.Errors = append(st.Errors, n.fs.abs(f.Path)+": "+f.Err)
 		}
 	}
-	n.recordBases(p, failed, sent, computed)
+	return failed, retry
+}
+
+// countApplied counts in st the files and deletes the replica applied.
+func countApplied(p *plan, failed, sent map[string]bool, st *RunStats) {
 	for _, l := range [][]fileMsg{p.locals, p.files, p.txts} {
 		for _, m := range l {
 			if ok, seen := sent[m.Path]; !failed[m.Path] && m.Method != methodBase && (ok || !seen) {
@@ -675,13 +562,6 @@ func (n *Node) push(pc *peerConn, p *plan, st *RunStats) (bool, error) {
 			st.Deleted++
 		}
 	}
-	if err := man.save(newSigs); err != nil {
-		return false, err
-	}
-	if r.Fatal != "" {
-		return false, &protocolError{fmt.Errorf("%w: %s", ErrDiskFull, r.Fatal)}
-	}
-	return retry, nil
 }
 
 // recordBases records, after a Commit, the new base of every path the replica applied:
@@ -731,7 +611,7 @@ var errRetryFull = errors.New("retry whole")
 
 // failback takes back what the replica changed since the last sync, before the push can
 // overwrite it: adopted files, .conflict copies, voicemail merged under new numbers.
-func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner, st *RunStats) error {
+func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planInput, st *RunStats) error {
 	stamp := trashStamp(n.now())
 	defer n.fs.cleanTrash(stamp)
 	for _, d := range p.smkdirs {
@@ -750,11 +630,13 @@ func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner,
 		}
 		pl.resolved[f] = true
 	}
+	gone := map[string]bool{} // deleted here by this failback
 	for _, f := range p.sdeletes {
 		if err := n.fs.toTrash(f, stamp); err != nil {
 			st.Errors = append(st.Errors, err.Error())
 			continue
 		}
+		gone[f] = true
 		pl.resolved[f] = true
 	}
 	for _, f := range p.conflicts {
@@ -774,7 +656,7 @@ func (n *Node) failback(ctx context.Context, pc *peerConn, p *plan, pl *planner,
 	}
 	slices.Sort(groups)
 	for _, g := range groups {
-		if err := n.mergeMessage(pc, g, pl, st); err != nil {
+		if err := n.mergeMessage(pc, g, pl, gone, st); err != nil {
 			return err
 		}
 	}
@@ -869,11 +751,39 @@ func (n *Node) recordConflict(orig, copyPath string) {
 	_, _ = f.Write(append(rec, '\n'))
 }
 
+// freeMessageNumber returns the lowest message number not used in the folder frel of r
+// (10000 when all are).
+func freeMessageNumber(r *os.Root, frel string) (int, error) {
+	dir, err := r.Open(frel)
+	if err != nil {
+		return 0, err
+	}
+	ents, err := dir.ReadDir(-1)
+	dir.Close()
+	if err != nil {
+		return 0, err
+	}
+	used := map[int]bool{}
+	for _, e := range ents {
+		var k int
+		if msgRe.MatchString(e.Name()) {
+			fmt.Sscanf(e.Name()[3:7], "%d", &k)
+			used[k] = true
+		}
+	}
+	num := 0
+	for used[num] {
+		num++
+	}
+	return num, nil
+}
+
 // mergeMessage places a voicemail message the replica recorded (group "<folder>/msgNNNN")
 // into this node's folder under the first free message number, audio first and .txt last,
 // holding the folder's .lock as Asterisk does. A message whose audio already exists in this
-// node's mailbox is not copied twice.
-func (n *Node) mergeMessage(pc *peerConn, g string, pl *planner, st *RunStats) error {
+// node's mailbox is not copied twice; a copy this failback deleted (gone: the replica moved
+// the message, to g) does not count.
+func (n *Node) mergeMessage(pc *peerConn, g string, pl *planInput, gone map[string]bool, st *RunStats) error {
 	var files []string
 	for p, v := range pl.view {
 		if v.Cur != nil && v.Cur.Kind == KindFile && strings.TrimSuffix(p, path.Ext(p)) == g {
@@ -894,7 +804,7 @@ func (n *Node) mergeMessage(pc *peerConn, g string, pl *planner, st *RunStats) e
 	mailbox := path.Dir(folder) + "/"
 	have := map[Hash]bool{}
 	for p, m := range pl.sCur {
-		if m.Kind == KindFile && strings.HasPrefix(p, mailbox) {
+		if m.Kind == KindFile && strings.HasPrefix(p, mailbox) && !gone[p] {
 			have[m.Hash] = true
 		}
 	}
@@ -925,26 +835,9 @@ func (n *Node) mergeMessage(pc *peerConn, g string, pl *planner, st *RunStats) e
 	}
 	lock.Close()
 	defer r.Remove(path.Join(frel, ".lock"))
-	dir, err := r.Open(frel)
+	num, err := freeMessageNumber(r, frel)
 	if err != nil {
 		return err
-	}
-	ents, err := dir.ReadDir(-1)
-	dir.Close()
-	if err != nil {
-		return err
-	}
-	used := map[int]bool{}
-	for _, e := range ents {
-		var k int
-		if msgRe.MatchString(e.Name()) {
-			fmt.Sscanf(e.Name()[3:7], "%d", &k)
-			used[k] = true
-		}
-	}
-	num := 0
-	for used[num] {
-		num++
 	}
 	if num > 9999 {
 		st.Errors = append(st.Errors, "mailbox folder "+n.fs.abs(folder)+" full: message not merged")
@@ -961,29 +854,6 @@ func (n *Node) mergeMessage(pc *peerConn, g string, pl *planner, st *RunStats) e
 	n.emit(Event{Kind: EventMerged, Path: n.fs.abs(fmt.Sprintf("%s/msg%04d", folder, num)),
 		Detail: fmt.Sprintf("voicemail %s recorded on the peer merged as msg%04d", n.fs.abs(g), num)})
 	return nil
-}
-
-// readStable reads a file that must still be the one the scan hashed (size and mtime as in m)
-// and must not change while read. The replica verifies the content hash of what it rebuilds.
-func readStable(r *os.Root, rel string, m *Meta) ([]byte, bool) {
-	f, err := r.Open(rel)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	before, err := f.Stat()
-	if err != nil || before.Size() != m.Size || before.ModTime().UnixNano() != m.Mtime {
-		return nil, false
-	}
-	data := make([]byte, before.Size())
-	if _, err := io.ReadFull(f, data); err != nil {
-		return nil, false
-	}
-	after, err := f.Stat()
-	if err != nil || !sameStat(before, after) {
-		return nil, false
-	}
-	return data, true
 }
 
 // fetchSigs asks the replica for the block sums of the basis of every delta whose sums this

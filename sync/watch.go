@@ -89,25 +89,8 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 			if !ok {
 				return
 			}
-			name := filepath.Base(ev.Name)
-			if filepath.Dir(ev.Name) == filepath.Clean(n.cfg.StateDir) {
-				if name == sentinelName {
-					select {
-					case n.sentinel <- struct{}{}:
-					default:
-					}
-				}
-				continue // the manifest, trash and conflict records are not replicated
-			}
-			if skipName(name, false) {
-				n.watchGen.Add(1) // a .lock coming or going changes what a scan skips
+			if !n.watchEvent(ev, add) {
 				continue
-			}
-			if n.isTrash(ev.Name) {
-				continue // the trash folder of a tree is not replicated
-			}
-			if ev.Has(fsnotify.Create) && !skipName(name, true) {
-				add(ev.Name) // new folders are watched too (no-op for files)
 			}
 			n.watchGen.Add(1)
 			now := time.Now()
@@ -137,6 +120,33 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 			}
 		}
 	}
+}
+
+// watchEvent handles one inotify event: the sentinel in the state folder, a .lock coming or
+// going, a new folder to watch. It reports whether the event is a change to replicate (the
+// caller counts it and debounces the run).
+func (n *Node) watchEvent(ev fsnotify.Event, add func(string)) bool {
+	name := filepath.Base(ev.Name)
+	if filepath.Dir(ev.Name) == filepath.Clean(n.cfg.StateDir) {
+		if name == sentinelName {
+			select {
+			case n.sentinel <- struct{}{}:
+			default:
+			}
+		}
+		return false // the manifest, trash and conflict records are not replicated
+	}
+	if skipName(name, false) {
+		n.watchGen.Add(1) // a .lock coming or going changes what a scan skips
+		return false
+	}
+	if n.isTrash(ev.Name) {
+		return false // the trash folder of a tree is not replicated
+	}
+	if ev.Has(fsnotify.Create) && !skipName(name, true) {
+		add(ev.Name) // new folders are watched too (no-op for files)
+	}
+	return true
 }
 
 // isTrash reports whether p is the trash folder of one of the trees.
