@@ -203,7 +203,8 @@ func waitNoKamailio(ctx context.Context, n *testlab.Node) error {
 	}
 }
 
-// node is one side of a setup, whichever implementation runs it.
+// serviceNode is one side of a setup, whichever implementation runs it: how it loses power,
+// comes back as Backup, and hands over on purpose.
 type serviceNode interface {
 	node() *testlab.Node
 	snapshot() string
