@@ -29,20 +29,11 @@ func requirePBX(t *testing.T) {
 // on); it returns when that was seen.
 func waitUsers(ctx context.Context, t *testing.T, db string, want []string) time.Time {
 	t.Helper()
-	var last []string
-	var lastErr error
-	for {
-		users, err := RegisteredUsers(ctx, db)
-		if err == nil && slices.Equal(users, want) {
-			return time.Now()
-		}
-		last, lastErr = users, err
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s never listed %v: last %v (%v)", db, want, last, lastErr)
-		case <-time.After(20 * time.Millisecond):
-		}
+	at, err := WaitUsers(ctx, db, want)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return at
 }
 
 // replicate copies the snapshot from one node's tree into the other's the way the sync

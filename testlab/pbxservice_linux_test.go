@@ -2,23 +2,14 @@ package testlab
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redundantd/redundantd/appliance"
 )
-
-// since formats how long after the mark k was first seen ("-" when not yet).
-func since(w *KamailioWatch, k string) string {
-	d, ok := w.Since(k)
-	if !ok {
-		return "-"
-	}
-	return d.Round(time.Millisecond).String()
-}
 
 // TestKamailioUnderRedundantd runs Kamailio as a redundantd [[service]] on an appliance pair
 // (each daemon sees its own replicated tree at the same path): the Master starts it, the
@@ -52,10 +43,7 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 	// the lab removes the namespaces (cleanups run last-registered first).
 	t.Cleanup(func() {
 		for _, n := range l.Nodes() {
-			pids, _ := n.KamailioPids()
-			for _, pid := range pids {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
+			n.KillKamailio()
 		}
 	})
 	w := WatchKamailio(l, vip.Addr())
@@ -86,62 +74,41 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 	t.Logf("both registrations in the Backup's tree %v after the second REGISTER was answered (snapshot + sync with watch)",
 		onBackup.Sub(registered).Round(time.Millisecond))
 
+	probe := ServiceProbe{Watch: w, From: phones, SIP: sipVIP, Caller: alice, Callee: bob}
+
 	// Planned: swap to node 2.
-	start := time.Now()
-	w.Mark(start)
 	var res appliance.SwapResult
-	if err := a.API(ctx, "POST", "/api/v1/swap", struct{}{}, &res); err != nil || res.State != "done" {
-		t.Fatalf("swap: %+v, %v", res, err)
-	}
-	swapped := time.Since(start)
-	t.Logf("swap timeline: %+v", res.Timeline)
-	optAt, err := SIPPing(ctx, phones, sipVIP)
+	sw, err := probe.Measure(ctx, l.Node(2), func(ctx context.Context) error {
+		if err := a.API(ctx, "POST", "/api/v1/swap", struct{}{}, &res); err != nil || res.State != "done" {
+			return fmt.Errorf("swap: %+v, %w", res, err)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	callAt, err := alice.Call(ctx, "bob")
-	if err != nil {
-		t.Fatalf("after the swap: %v", err)
-	}
-	t.Logf("swap: answered in %v; VIP on node2 +%s, kamailio on node2 +%s, OPTIONS to the VIP answered +%v, alice->bob answered +%v",
-		swapped.Round(time.Millisecond), since(w, "vip@node2"), since(w, "kamailio@node2"),
-		optAt.Sub(start).Round(time.Millisecond), callAt.Sub(start).Round(time.Millisecond))
+	t.Logf("swap timeline: %+v", res.Timeline)
+	t.Logf("swap: %v", sw)
 	if err := waitCond(ctx, 20*time.Millisecond, func() bool {
 		p1, _ := l.Node(1).KamailioPids()
 		return len(p1) == 0
 	}); err != nil {
 		t.Fatalf("kamailio still runs on the old Master: %v", err)
 	}
-	if a, b := alice.Registers(), bob.Registers(); a != 1 || b != 1 {
-		t.Fatalf("REGISTERs after the swap: alice %d, bob %d; want 1 each", a, b)
+	if sw.Registers != [2]int{1, 1} {
+		t.Fatalf("REGISTERs after the swap: alice %d, bob %d; want 1 each", sw.Registers[0], sw.Registers[1])
 	}
 
 	// Unplanned: node 2 loses power: its link is cut and every process of it is killed.
-	lost := time.Now()
-	w.Mark(lost)
-	if err := l.Node(2).CutLink(); err != nil {
-		t.Fatal(err)
-	}
-	pids, _ := l.Node(2).KamailioPids()
-	for _, pid := range pids {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	if err := b.Router.Kill(ctx); err != nil {
-		t.Fatal(err)
-	}
-	optAt, err = SIPPing(ctx, phones, sipVIP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	callAt, err = alice.Call(ctx, "bob")
+	loss, err := probe.Measure(ctx, l.Node(1), func(ctx context.Context) error {
+		return l.Node(2).PowerLoss(ctx, b.Router.Proc())
+	})
 	if err != nil {
 		t.Fatalf("after the loss of node2: %v", err)
 	}
-	t.Logf("loss of node2: VIP on node1 +%s, kamailio on node1 +%s, OPTIONS to the VIP answered +%v, alice->bob answered +%v",
-		since(w, "vip@node1"), since(w, "kamailio@node1"),
-		optAt.Sub(lost).Round(time.Millisecond), callAt.Sub(lost).Round(time.Millisecond))
-	if a, b := alice.Registers(), bob.Registers(); a != 1 || b != 1 {
-		t.Fatalf("REGISTERs after the loss: alice %d, bob %d; want 1 each", a, b)
+	t.Logf("loss of node2: %v", loss)
+	if loss.Registers != [2]int{1, 1} {
+		t.Fatalf("REGISTERs after the loss: alice %d, bob %d; want 1 each", loss.Registers[0], loss.Registers[1])
 	}
 	samples, both := w.Stop()
 	if both > 0 {
