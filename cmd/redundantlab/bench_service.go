@@ -360,8 +360,12 @@ func benchService(ctx context.Context, impl testlab.Impl, o benchServiceOpts) ([
 			if verbose {
 				fmt.Printf("\n    run %d: %s -> %s: %v", i+1, master.node().Name, backup.node().Name, t)
 				if fresh != nil {
-					fmt.Printf("; carol%d registered %s before: on the Backup %s after, known to the new Master: %v",
-						i+1, fresh.before.Round(time.Millisecond), fresh.onBackup.Round(time.Millisecond), fresh.known)
+					arrived := "not on the Backup by the loss"
+					if fresh.onBackup >= 0 {
+						arrived = fmt.Sprintf("on the Backup %s after it", fresh.onBackup.Round(time.Millisecond))
+					}
+					fmt.Printf("; carol%d registered %s before: %s, known to the new Master: %v",
+						i+1, fresh.before.Round(time.Millisecond), arrived, fresh.known)
 				}
 			} else {
 				fmt.Printf(" %.2f", t.Call.Seconds())
