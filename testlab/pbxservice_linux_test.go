@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,8 +20,8 @@ import (
 // phone registering again. A third phone registers on the new Master just before its power
 // loss, and the Master is lost as soon as that registration is on the Backup (the snapshot
 // tick plus the sync's watch delay after its 200 OK, docs/pbx.md): A's call to it is answered
-// after the takeover without it registering again. Kamailio never runs on two nodes at once.
-// Times are logged.
+// after the takeover without it registering again. Kamailio never runs on two nodes at once,
+// and redundantd started it once per Master role (the event log). Times are logged.
 func TestKamailioUnderRedundantd(t *testing.T) {
 	requirePBX(t)
 	requireUnshare(t)
@@ -102,6 +103,7 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 	if sw.Registers != [2]int{1, 1} {
 		t.Fatalf("REGISTERs after the swap: alice %d, bob %d; want 1 each", sw.Registers[0], sw.Registers[1])
 	}
+	waitStarts(ctx, t, b, 1) // node 2 started Kamailio once, at the swap
 
 	// A fresh registration on the new Master: node 2 loses power as soon as it reached
 	// node 1's tree, and not later.
@@ -132,6 +134,9 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 	if r := [3]int{alice.Registers(), bob.Registers(), carol.Registers()}; r != [3]int{1, 1, 1} {
 		t.Fatalf("REGISTERs after the loss: alice %d, bob %d, carol %d; want 1 each", r[0], r[1], r[2])
 	}
+	// Node 1 started it twice: as the first Master and after the loss; never a second time
+	// while it ran.
+	waitStarts(ctx, t, a, 2)
 	samples, both := w.Stop()
 	if both > 0 {
 		t.Errorf("kamailio ran on both nodes in %d of %d samples", both, samples)
@@ -147,4 +152,33 @@ func waitUp(ctx context.Context, n *Node) bool {
 		}
 	}
 	return false
+}
+
+// waitStarts waits until the node's event log holds want "started" events of the kamailio
+// service, and fails the test when it holds more, or a failed start.
+func waitStarts(ctx context.Context, t *testing.T, p *PBX, want int) {
+	t.Helper()
+	var started, failed int
+	err := waitCond(ctx, 50*time.Millisecond, func() bool {
+		var evs []appliance.Event
+		if err := p.API(ctx, "GET", "/api/v1/events", nil, &evs); err != nil {
+			return false
+		}
+		started, failed = 0, 0
+		for _, e := range evs {
+			if e.Application != appliance.AppService || !strings.HasPrefix(e.Description, "service kamailio ") {
+				continue
+			}
+			switch e.Name {
+			case "started":
+				started++
+			case "start-failed":
+				failed++
+			}
+		}
+		return started >= want || failed > 0
+	})
+	if err != nil || started != want || failed > 0 {
+		t.Fatalf("%s: kamailio started %d times, failed to start %d times; want %d starts (%v)", p.Router.Node.Name, started, failed, want, err)
+	}
 }
