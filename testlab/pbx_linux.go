@@ -239,8 +239,8 @@ func (k *Kamailio) WaitUp(ctx context.Context) (time.Time, error) {
 	}
 }
 
-// Stop is a planned stop, the same as the service's stop command: SIGTERM (Kamailio writes
-// its registrations back), then the last snapshot into the replicated tree.
+// Stop is a planned stop, the same as the service's stop command: SIGTERM, then the last
+// snapshot into the replicated tree.
 func (k *Kamailio) Stop(ctx context.Context) error {
 	out, err := k.Node.Exec(ctx, k.Files.Script, "stop")
 	if err != nil {
