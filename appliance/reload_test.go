@@ -29,6 +29,7 @@ func TestReloadPlan(t *testing.T) {
 		{"preempt", func(c *Config) { c.Redundancy.Preempt = true }, []string{"redundancy.preempt"}, nil},
 		{"garp", func(c *Config) { c.Redundancy.GARPCount, c.Redundancy.GARPInterval = 3, time.Second },
 			[]string{"redundancy.garp_count", "redundancy.garp_interval"}, nil},
+		{"garp refresh", func(c *Config) { c.Redundancy.GARPRefresh = time.Minute }, []string{"redundancy.garp_refresh"}, nil},
 		{"berofos section", func(c *Config) {
 			c.Berofos.Enabled, c.Berofos.Devices, c.Berofos.Timeout = true, []string{"fos2"}, time.Second
 		}, []string{"berofos.enabled", "berofos.devices", "berofos.timeout"}, nil},
