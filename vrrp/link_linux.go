@@ -147,7 +147,7 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	if l.vmac != nil {
 		var v *vmacLink
 		err := l.inNamespace(func() (err error) {
-			v, err = setupVMAC(l.h, link, l.vrid, l.log)
+			v, err = setupVMAC(l.h, link, l.vrid, l.vmac.journal, l.log)
 			return err
 		})
 		if err != nil {

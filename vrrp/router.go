@@ -236,8 +236,8 @@ type Router struct {
 	installFailed bool   // an Add failed: retry while Master
 	removeFailed  bool   // a Remove failed: retry while not Master
 	lastRetry     time.Time
-	garp          announceSchedule // when the gratuitous ARPs are due
-	garpTimer     *time.Timer      // follows garp.deadline()
+	garp          announceSchedule              // when the gratuitous ARPs are due
+	garpTimer     *time.Timer                   // follows garp.deadline()
 	newTimer      func() (protocolTimer, error) // the protocol timer's; nil: a time.Timer
 	sendFailing   bool
 	seenDropped   map[string]uint64    // Dropped as last reported
