@@ -94,6 +94,8 @@ func Dial(cfg Config) (_ *Router, err error) {
 		closers = append(closers, v.Close)
 		extras = append(extras, v.Close)
 		sendIfi, addrLink, vmac = v.ifi, v.link, v
+	} else if err := deleteLeftoverVMAC(h, parent, cfg.VRID, false, log); err != nil {
+		return nil, err
 	}
 
 	addrs := newNetlinkAddresser(h, addrLink, recordPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)

@@ -70,18 +70,8 @@ const sysctlRoot = "/proc/sys"
 func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, j *sysctlJournal, log *slog.Logger) (_ *vmacLink, err error) {
 	name := vmacName(vrid)
 	mac := VirtualMAC(vrid)
-	if old, err := h.LinkByName(name); err == nil {
-		mv, ok := old.(*netlink.Macvlan)
-		if !ok || mv.ParentIndex != parent.Attrs().Index || !bytes.Equal(mv.HardwareAddr, mac) {
-			return nil, fmt.Errorf("vrrp: virtual MAC: link %s exists and is not a macvlan of %s with MAC %s; refusing to touch it",
-				name, parent.Attrs().Name, mac)
-		}
-		if err := h.LinkDel(old); err != nil {
-			return nil, fmt.Errorf("vrrp: virtual MAC: deleting leftover %s: %w", name, err)
-		}
-		log.Info("deleted virtual-MAC link left by a previous run", "link", name)
-	} else if nf := (netlink.LinkNotFoundError{}); !errors.As(err, &nf) {
-		return nil, fmt.Errorf("vrrp: virtual MAC: looking up %s: %w", name, err)
+	if err := deleteLeftoverVMAC(h, parent, vrid, true, log); err != nil {
+		return nil, err
 	}
 
 	mv := &netlink.Macvlan{
@@ -156,6 +146,37 @@ func (v *vmacLink) setParent(s sysctlValue) error {
 		return fmt.Errorf("setting %s to %s: %w", f.Name(), s.value, err)
 	}
 	v.restore = append(v.restore, sysctlRestore{f, s.path, old})
+	return nil
+}
+
+// deleteLeftoverVMAC deletes the macvlan a crashed run in virtual-MAC mode left on parent, with
+// the virtual addresses on it. Dial calls it in either mode: a node restarted without
+// virtual-MAC mode would otherwise keep answering for the virtual addresses from the leftover
+// (ARP replies from the virtual MAC) while it is Backup. A link of that name that is not such
+// a leftover is someone else's: an error when strict (virtual-MAC mode needs the name), left
+// alone with a warning otherwise.
+func deleteLeftoverVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, strict bool, log *slog.Logger) error {
+	name, mac := vmacName(vrid), VirtualMAC(vrid)
+	old, err := h.LinkByName(name)
+	if nf := (netlink.LinkNotFoundError{}); errors.As(err, &nf) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("vrrp: virtual MAC: looking up %s: %w", name, err)
+	}
+	mv, ok := old.(*netlink.Macvlan)
+	if !ok || mv.ParentIndex != parent.Attrs().Index || !bytes.Equal(mv.HardwareAddr, mac) {
+		if !strict {
+			log.Warn("a link has the virtual-MAC link's name but is not one; leaving it alone", "link", name)
+			return nil
+		}
+		return fmt.Errorf("vrrp: virtual MAC: link %s exists and is not a macvlan of %s with MAC %s; refusing to touch it",
+			name, parent.Attrs().Name, mac)
+	}
+	if err := h.LinkDel(old); err != nil {
+		return fmt.Errorf("vrrp: virtual MAC: deleting leftover %s: %w", name, err)
+	}
+	log.Info("deleted virtual-MAC link left by a previous run", "link", name)
 	return nil
 }
 
