@@ -112,7 +112,7 @@ func (l *linkMonitor) verdict() (Cause, string) {
 	a := link.Attrs()
 	st := linkState{Exists: true, Up: a.Flags&net.FlagUp != 0, Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0}
 	if st.Up && st.Carrier {
-		addrs, err := l.h.AddrList(link, netlink.FAMILY_V4)
+		addrs, err := l.h.AddrList(link, netlink.FAMILY_ALL) // the Primary's family, whichever
 		if err != nil {
 			l.log.Warn("listing the interface's addresses failed; keeping its last state", "err", err)
 			return l.lastCause, l.lastWhy
