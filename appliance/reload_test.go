@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -111,16 +110,7 @@ func TestReloadPlanKeysAreTOMLKeys(t *testing.T) {
 // A SIGHUP that changes garp_refresh hands the new period to the engine, with the other
 // runtime settings, and keeps it as the running value.
 func TestReloadAppliesGARPRefresh(t *testing.T) {
-	fr := &fakeRouter{ran: make(chan struct{})}
-	a, err := New(testConfig(t), Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-fr.ran
+	a, fr := runTestAppliance(t, testConfig(t), Options{})
 	if fr.cfg.GARPRefresh != 0 {
 		t.Errorf("engine's GARPRefresh at start %v; want 0 (off by default)", fr.cfg.GARPRefresh)
 	}

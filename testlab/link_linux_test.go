@@ -166,19 +166,24 @@ func TestRedundantdVirtualMACSysctlsRestored(t *testing.T) {
 			t.Errorf("%s: arp_ignore %s, arp_announce %s; want %s and %s", when, i, a, wi, wa)
 		}
 	}
-	start := func(vmac bool) *Router {
+	r := StartRouterT(t, n, Redundantd, VRRPConfig{VirtualMAC: true})
+	// restart starts the daemon again after it exited, in the given mode.
+	restart := func(vmac bool) {
 		t.Helper()
-		r := StartRouterT(t, n, Redundantd, VRRPConfig{VirtualMAC: vmac})
+		r.Config.VirtualMAC = vmac
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 		if err := r.WaitState(ctx, "master"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tl.WaitVIP(ctx, n, true, time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-		return r
 	}
-
-	r := start(true)
+	if err := r.WaitState(ctx, "master"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.WaitVIP(ctx, n, true, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
 	want("virtual-MAC mode", "1", "2")
 	if err := r.Kill(ctx); err != nil {
 		t.Fatal(err)
@@ -186,13 +191,7 @@ func TestRedundantdVirtualMACSysctlsRestored(t *testing.T) {
 	want("after SIGKILL", "1", "2")
 	// The next start in virtual-MAC mode keeps 1 and 2 while it runs; its clean stop must
 	// put back the values from before the killed run, not the killed run's.
-	r.Config.VirtualMAC = true
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WaitState(ctx, "master"); err != nil {
-		t.Fatal(err)
-	}
+	restart(true)
 	want("virtual-MAC mode after the restart", "1", "2")
 	if err := r.Term(ctx); err != nil {
 		t.Fatal(err)
@@ -201,23 +200,12 @@ func TestRedundantdVirtualMACSysctlsRestored(t *testing.T) {
 
 	// Killed again, then started without virtual-MAC mode: restored at that start, and the
 	// killed run's macvlan, with the VIP on it, is gone.
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WaitState(ctx, "master"); err != nil {
-		t.Fatal(err)
-	}
+	restart(true)
 	if err := r.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
 	want("after the second SIGKILL", "1", "2")
-	r.Config.VirtualMAC = false
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WaitState(ctx, "master"); err != nil {
-		t.Fatal(err)
-	}
+	restart(false)
 	want("started without virtual-MAC mode", i0, a0)
 	addrs, err := n.Addrs()
 	if err != nil {
