@@ -2,6 +2,9 @@ package testlab
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -131,6 +134,32 @@ func TestRedundantdGARPRefresh(t *testing.T) {
 		if bytes.Equal(g.SrcMAC, bmac) {
 			t.Errorf("the Backup sent a gratuitous ARP: %+v", g)
 		}
+	}
+
+	// SIGHUP with garp_refresh = "0": the rounds stop without a restart.
+	off := master.Config
+	off.GARPRefresh = 0
+	conf := filepath.Join(master.Dir, "redundantd.toml")
+	if err := os.WriteFile(conf, []byte(RedundantdTOML(master.Node, off, filepath.Join(master.Dir, "state"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Proc().Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitCond(ctx, 20*time.Millisecond, func() bool {
+		return hasEvent(lastEvents(t, master.Node), "config reloaded: configuration reloaded; applied: redundancy.garp_refresh")
+	}); err != nil {
+		t.Fatalf("garp_refresh not reloaded: %v", err)
+	}
+	// A round sent just before the reload may be read a little after it; then, over more
+	// than two former periods, none.
+	quiet := time.Now().Add(200 * time.Millisecond)
+	time.Sleep(200*time.Millisecond + 2*refresh + refresh/2)
+	if got := tl.GARPs(quiet, time.Now()); len(got) != 0 {
+		t.Errorf("gratuitous ARPs after garp_refresh was reloaded to 0: %+v", got)
+	}
+	if st, err := master.State(ctx); err != nil || st != "master" {
+		t.Errorf("after the reload: %s, %v; want still master", st, err)
 	}
 	assertSoleMaster(t, ctx, l, tl, master, backup)
 }
