@@ -18,16 +18,6 @@ import (
 	"github.com/redundantd/redundantd/vrrp"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // syncNode is one appliance with replication on loopback and a fake VRRP engine.
 type syncNode struct {
 	a    *Appliance
@@ -37,7 +27,17 @@ type syncNode struct {
 
 func TestSyncFollowsTheRole(t *testing.T) {
 	base := t.TempDir()
-	ports := []int{freePort(t), freePort(t)}
+	// The sync ports are the test's listeners (Options.SyncListener); each node's peer is
+	// the other's.
+	lns := make([]net.Listener, 2)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		lns[i] = ln
+	}
 	cfgs := make([]*Config, 2)
 	for i := range cfgs {
 		cfg := testConfig(t)
@@ -46,8 +46,8 @@ func TestSyncFollowsTheRole(t *testing.T) {
 		if err := os.MkdirAll(tree, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		cfg.Sync = SyncConfig{Enabled: true, Paths: []string{tree}, Listen: fmt.Sprintf("127.0.0.1:%d", ports[i]),
-			Peer: fmt.Sprintf("127.0.0.1:%d", ports[1-i]), Interval: "1h", TrashRetention: DefaultTrashRetention, MaxDelete: 0.5}
+		cfg.Sync = SyncConfig{Enabled: true, Paths: []string{tree}, Listen: lns[i].Addr().String(),
+			Peer: lns[1-i].Addr().String(), Interval: "1h", TrashRetention: DefaultTrashRetention, MaxDelete: 0.5}
 		cfgs[i] = cfg
 	}
 	// The operator's step: each node's fingerprint is configured on the other.
@@ -63,7 +63,7 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	var done []chan error
 	for i, cfg := range cfgs {
 		fr := &fakeRouter{ran: make(chan struct{})}
-		a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
+		a, err := New(cfg, Options{SyncListener: lns[i], DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,6 +71,8 @@ func TestSyncFollowsTheRole(t *testing.T) {
 		go func() { d <- a.Run(ctx) }()
 		done = append(done, d)
 		<-fr.ran
+		<-a.Ready()
+		<-a.SyncReady()
 		nodes[i] = syncNode{a: a, fr: fr, tree: cfg.Sync.Paths[0]}
 	}
 	defer func() {
@@ -193,5 +195,57 @@ func TestSyncFailedAndRecoveredEvents(t *testing.T) {
 	want := []string{"run/1", "failed/3", "run/3", "recovered/2", "run/1", "failed/3"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// TestSyncListenerServedInTurn: the caller's sync listener outlives the parts that serve it
+// (a reload or a retry builds a new one): a closed view accepts nothing more, the next view
+// gets the next connection, and closing the shared listener ends every view.
+func TestSyncListenerServedInTurn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSharedListener(ln)
+	defer s.close()
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	first := s.view()
+	if first.Addr().String() != ln.Addr().String() {
+		t.Errorf("view address %s, want %s", first.Addr(), ln.Addr())
+	}
+	c1 := dial()
+	got, err := first.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RemoteAddr().String() != c1.LocalAddr().String() {
+		t.Errorf("first view accepted %s, want %s", got.RemoteAddr(), c1.LocalAddr())
+	}
+	got.Close()
+	first.Close()
+	if _, err := first.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept on a closed view: %v, want net.ErrClosed", err)
+	}
+	second := s.view()
+	c2 := dial()
+	got, err = second.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RemoteAddr().String() != c2.LocalAddr().String() {
+		t.Errorf("second view accepted %s, want %s", got.RemoteAddr(), c2.LocalAddr())
+	}
+	got.Close()
+	s.close()
+	if _, err := second.Accept(); err == nil {
+		t.Error("Accept after the shared listener was closed succeeded")
 	}
 }

@@ -150,12 +150,12 @@ func TestRoleChangeAbortsReplicaSession(t *testing.T) {
 		writeFile(t, a.path(1, fmt.Sprintf("default/1/INBOX/msg%04d.wav", i)), randBytes(i, 2<<20), old0)
 	}
 	var once stdsync.Once
-	testHookSendChunk = func(string) { once.Do(func() { b.SetRole(RoleSource) }) }
-	defer func() { testHookSendChunk = nil }()
+	a.onSendChunk(func(string) { once.Do(func() { b.SetRole(RoleSource) }) })
+	defer a.onSendChunk(nil)
 	if _, err := a.SyncNow(t.Context()); err == nil {
 		t.Fatal("run completed although the replica became source")
 	}
-	testHookSendChunk = nil
+	a.onSendChunk(nil)
 	b.runMu.Lock() // the aborted session has finished with the trees; none starts while checking
 	noTemps(t, b)
 	noPartial(t, a, b, nil)

@@ -115,8 +115,8 @@ func (p *cutProxy) handle(c net.Conn) {
 
 func TestConnectionCutMidFile(t *testing.T) {
 	var proxy *cutProxy
-	a, b := newPair(t, func(ca, cb *Config) {
-		proxy = newCutProxy(t, cb.Listen)
+	a, b := newPair(t, func(ca, _ *Config) {
+		proxy = newCutProxy(t, ca.Peer) // the replica's listener
 		ca.Peer = proxy.ln.Addr().String()
 	})
 	old := map[string][]byte{}
@@ -157,7 +157,7 @@ func TestWrongPeerRefused(t *testing.T) {
 	a, b := newPair(t, nil)
 	// A third node with its own certificate poses as the source.
 	dir := t.TempDir()
-	evil, err := New(Config{Paths: a.trees, StateDir: filepath.Join(dir, "state"), Listen: freePort(t), Peer: b.cfg.Listen,
+	evil, err := New(Config{Paths: a.trees, StateDir: filepath.Join(dir, "state"), Peer: b.ln.Addr().String(),
 		PeerFingerprint: b.fp})
 	if err != nil {
 		t.Fatal(err)
@@ -170,19 +170,12 @@ func TestWrongPeerRefused(t *testing.T) {
 		t.Errorf("event does not name the certificate seen: %q", b.eventsOf(EventWrongPeer)[0].Detail)
 	}
 	// The source, pinned on b, refuses a server with another certificate.
-	evil.cfg.Listen = freePort(t)
+	evilLn := listen(t, "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go evil.Run(ctx)
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", evil.cfg.Listen)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-	a.cfg.Peer = evil.cfg.Listen
+	go evil.Run(ctx, evilLn)
+	<-evil.Ready()
+	a.cfg.Peer = evilLn.Addr().String()
 	a.runMu.Lock()
 	if a.conn != nil {
 		a.conn.Close()
@@ -303,7 +296,7 @@ func TestFileChangingWhileRead(t *testing.T) {
 	writeFile(t, name, randBytes(1, 2<<20), old0)
 	writeFile(t, a.path(0, "other.conf"), []byte("other"), old0)
 	var once stdsync.Once
-	testHookSendChunk = func(n string) {
+	a.onSendChunk(func(n string) {
 		if n == name {
 			once.Do(func() {
 				f, err := os.OpenFile(name, os.O_WRONLY, 0)
@@ -313,8 +306,8 @@ func TestFileChangingWhileRead(t *testing.T) {
 				}
 			})
 		}
-	}
-	defer func() { testHookSendChunk = nil }()
+	})
+	defer a.onSendChunk(nil)
 	st := syncNow(t, a)
 	if st.Errors == nil || !strings.Contains(strings.Join(st.Errors, " "), "changed") {
 		t.Errorf("no error reported for the file that changed: %q", st.Errors)
@@ -326,7 +319,7 @@ func TestFileChangingWhileRead(t *testing.T) {
 		t.Error("the other file was not applied")
 	}
 	noTemps(t, b)
-	testHookSendChunk = nil
+	a.onSendChunk(nil)
 	syncNow(t, a)
 	assertSame(t, a, b)
 }
@@ -509,12 +502,12 @@ func TestReplicaFileChangedDuringRun(t *testing.T) {
 	writeFile(t, a.path(0, "a-big.bin"), randBytes(2, 600<<10), old0.Add(time.Hour))
 	writeFile(t, a.path(0, "b.conf"), []byte("v2 from the source"), old0.Add(time.Hour))
 	var once stdsync.Once
-	testHookSendChunk = func(string) {
+	a.onSendChunk(func(string) {
 		once.Do(func() { writeFile(t, b.path(0, "b.conf"), []byte("edited on the replica meanwhile"), time.Time{}) })
-	}
-	defer func() { testHookSendChunk = nil }()
+	})
+	defer a.onSendChunk(nil)
 	st := syncNow(t, a)
-	testHookSendChunk = nil
+	a.onSendChunk(nil)
 	if got, _ := os.ReadFile(b.path(0, "b.conf")); string(got) != "edited on the replica meanwhile" {
 		t.Fatalf("replica's edit overwritten: %q", got)
 	}

@@ -15,33 +15,20 @@ import (
 	"time"
 )
 
-var (
-	portsMu   stdsync.Mutex
-	portsUsed = map[string]bool{}
-)
-
-// freePort returns a loopback address with a free ephemeral port, never the same one twice in
-// this test binary (the kernel may hand a just-closed port out again).
-func freePort(t testing.TB) string {
+// listen opens a loopback listener for a test node's sync port; the node's Run closes it.
+func listen(t testing.TB, addr string) net.Listener {
 	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if !portsUsed[addr] {
-			portsUsed[addr] = true
-			return addr
-		}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }
 
 type testNode struct {
 	*Node
+	ln     net.Listener // the sync port Run serves
 	root   string
 	trees  []string
 	state  string
@@ -67,9 +54,17 @@ func (tn *testNode) path(tree int, rel string) string {
 	return filepath.Join(tn.trees[tree], filepath.FromSlash(rel))
 }
 
-// newPair starts two nodes on loopback; a is the source, b the replica.
+// newPair starts two nodes on loopback; a is the source, b the replica. tweak sees each
+// Peer set to the other node's listener.
 func newPair(t testing.TB, tweak func(a, b *Config)) (*testNode, *testNode) {
 	t.Helper()
+	return newPairOn(t, "127.0.0.1:0", "127.0.0.1:0", tweak)
+}
+
+// newPairOn is newPair with a's and b's sync ports opened on the given addresses.
+func newPairOn(t testing.TB, addrA, addrB string, tweak func(a, b *Config)) (*testNode, *testNode) {
+	t.Helper()
+	addrs := map[string]string{"a": addrA, "b": addrB}
 	dir := t.TempDir()
 	mk := func(name string) (*testNode, Config) {
 		tn := &testNode{root: filepath.Join(dir, name)}
@@ -80,7 +75,8 @@ func newPair(t testing.TB, tweak func(a, b *Config)) (*testNode, *testNode) {
 				t.Fatal(err)
 			}
 		}
-		return tn, Config{Paths: tn.trees, StateDir: tn.state, Listen: freePort(t), Interval: "1h"}
+		tn.ln = listen(t, addrs[name])
+		return tn, Config{Paths: tn.trees, StateDir: tn.state, Interval: "1h"}
 	}
 	a, ca := mk("a")
 	b, cb := mk("b")
@@ -92,8 +88,8 @@ func newPair(t testing.TB, tweak func(a, b *Config)) (*testNode, *testNode) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca.Peer, ca.PeerFingerprint = cb.Listen, fb
-	cb.Peer, cb.PeerFingerprint = ca.Listen, fa
+	ca.Peer, ca.PeerFingerprint = b.ln.Addr().String(), fb
+	cb.Peer, cb.PeerFingerprint = a.ln.Addr().String(), fa
 	if tweak != nil {
 		tweak(&ca, &cb)
 	}
@@ -128,29 +124,26 @@ func newPair(t testing.TB, tweak func(a, b *Config)) (*testNode, *testNode) {
 }
 
 func (tn *testNode) start(t testing.TB) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tn.cancel = cancel
 	tn.done = make(chan error, 1)
-	go func() { tn.done <- tn.Run(ctx) }()
-	// Wait until the listener is up (and is this node's: Run has not failed).
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		select {
-		case err := <-tn.done:
-			t.Fatalf("node did not start: %v", err)
-		default:
-		}
-		c, err := net.Dial("tcp", tn.cfg.Listen)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node did not start: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	go func() { tn.done <- tn.Run(ctx, tn.ln) }()
+	select {
+	case <-tn.Ready():
+	case err := <-tn.done:
+		t.Fatalf("node did not start: %v", err)
 	}
 	t.Cleanup(tn.stop)
+}
+
+// onSendChunk sets (nil clears) the hook run after each chunk this node reads for sending.
+func (tn *testNode) onSendChunk(f func(name string)) {
+	if f == nil {
+		tn.sendChunkHook.Store(nil)
+		return
+	}
+	tn.sendChunkHook.Store(&f)
 }
 
 func (tn *testNode) stop() {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,13 +44,13 @@ type childResult struct {
 
 const childResultPrefix = "CHILD-RESULT "
 
-// startReplica starts a replica node on 127.0.0.1 (port chosen by the kernel) that accepts
+// startReplica starts a replica node on a 127.0.0.1 listener (port chosen by the kernel) that accepts
 // the source with fingerprint peerFP.
 func startReplica(t *testing.T, root, peerFP string) *testNode {
 	t.Helper()
 	tn := &testNode{root: root, state: filepath.Join(root, "state")}
 	tn.trees = []string{filepath.Join(root, "etc"), filepath.Join(root, "voicemail")}
-	n, err := New(Config{Paths: tn.trees, StateDir: tn.state, Listen: "127.0.0.1:0", Peer: "127.0.0.1:1",
+	n, err := New(Config{Paths: tn.trees, StateDir: tn.state, Peer: "127.0.0.1:1",
 		PeerFingerprint: peerFP, Interval: "1h", OnEvent: func(e Event) {
 			tn.mu.Lock()
 			tn.events = append(tn.events, e)
@@ -59,22 +60,8 @@ func startReplica(t *testing.T, root, peerFP string) *testNode {
 		t.Fatal(err)
 	}
 	tn.Node = n
-	ctx, cancel := context.WithCancel(context.Background())
-	tn.cancel, tn.done = cancel, make(chan error, 1)
-	go func() { tn.done <- n.Run(ctx) }()
-	t.Cleanup(tn.stop)
-	deadline := time.Now().Add(5 * time.Second)
-	for n.ListenAddr() == nil { // Run is up once its port is bound
-		select {
-		case err := <-tn.done:
-			t.Fatalf("replica did not start: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("replica did not start")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	tn.ln = listen(t, "127.0.0.1:0")
+	tn.start(t)
 	n.SetRole(RoleReplica)
 	return tn
 }
@@ -113,7 +100,7 @@ func sourceChild(t *testing.T) {
 	}
 	runs := make(chan Event, 4)
 	var res childResult
-	n, err := New(Config{Paths: cfg.Paths, StateDir: cfg.State, Listen: "127.0.0.1:0", Peer: cfg.Peer,
+	n, err := New(Config{Paths: cfg.Paths, StateDir: cfg.State, Peer: cfg.Peer,
 		PeerFingerprint: cfg.PeerFP, Interval: "1h", OnEvent: func(e Event) {
 			res.Events = append(res.Events, childEvent{e.Kind, e.Path, e.Detail})
 			if e.Kind == EventRun {
@@ -123,9 +110,13 @@ func sourceChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
+	go func() { done <- n.Run(ctx, ln) }()
 	n.SetRole(RoleSource) // becoming the source starts a run at once
 	select {
 	case e := <-runs:
