@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	pbxsync "github.com/redundantd/redundantd/sync"
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/redundantd/redundantd/vrrp"
 )
 
@@ -99,7 +100,7 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	nodes[1].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
 	msg2 := filepath.Join("default", "1001", "INBOX", "msg0001.wav")
 	write(t, filepath.Join(nodes[1].tree, msg2), "audio recorded on node 1 after failover")
-	waitFor(t, "node 1 to replicate", func() bool {
+	poll.Until(t, 5*time.Second, "node 1 to replicate", func() bool {
 		rec := httptest.NewRecorder()
 		nodes[1].a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/sync", nil))
 		return rec.Code == http.StatusOK
@@ -127,7 +128,7 @@ func write(t *testing.T, path, content string) {
 func syncNow(t *testing.T, a *Appliance, want int) {
 	t.Helper()
 	var rec *httptest.ResponseRecorder
-	waitFor(t, fmt.Sprintf("sync now to answer %d", want), func() bool {
+	poll.Until(t, 5*time.Second, fmt.Sprintf("sync now to answer %d", want), func() bool {
 		rec = httptest.NewRecorder()
 		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/sync", nil))
 		return rec.Code == want
@@ -179,7 +180,7 @@ func TestSyncWithoutItsDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The event is recorded once the new part runs: wait for it, then check the state.
-	waitFor(t, "the replication started", func() bool { return len(eventsMatching(a, AppSync, "started")) == 1 })
+	poll.Until(t, 5*time.Second, "the replication started", func() bool { return len(eventsMatching(a, AppSync, "started")) == 1 })
 	if a.syncPart() == nil || a.SyncDown() != "" {
 		t.Errorf("after the started event: part %v, sync_down %q", a.syncPart(), a.SyncDown())
 	}

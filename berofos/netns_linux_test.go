@@ -17,6 +17,7 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // inNS runs f on a thread switched into ns; sockets f opens live in ns.
@@ -260,12 +261,12 @@ func TestLabNamespaceFailures(t *testing.T) {
 	go func() { cdone <- c.Run(cctx) }()
 	defer func() { ccancel(); <-cdone }()
 	c.SetDesired(berofos.LinesToMe)
-	eventually(t, 5*time.Second, "confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
+	poll.Until(t, 5*time.Second, "confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
 	sim.SetDown(true)
 	sim.Reboot() // comes back in modedef 0
-	eventually(t, 5*time.Second, "unreachable", func() bool { return ev.count("fos1", berofos.EventUnreachable) == 1 })
+	poll.Until(t, 5*time.Second, "unreachable", func() bool { return ev.count("fos1", berofos.EventUnreachable) == 1 })
 	sim.SetDown(false)
-	eventually(t, 5*time.Second, "re-asserted after the reboot", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
+	poll.Until(t, 5*time.Second, "re-asserted after the reboot", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
 	if sim.Mode() != 1 || ev.count("fos1", berofos.EventReachable) != 1 {
 		t.Errorf("after the reboot: mode %d, %d reachable events", sim.Mode(), ev.count("fos1", berofos.EventReachable))
 	}
@@ -302,17 +303,17 @@ func TestLabNamespaceScanAndControl(t *testing.T) {
 	go func() { cdone <- c.Run(cctx) }()
 	c.SetHealthy(true)
 	c.SetDesired(berofos.LinesToMe)
-	eventually(t, 5*time.Second, "confirmed over the lab link", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
+	poll.Until(t, 5*time.Second, "confirmed over the lab link", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
 	if sim.Mode() != 1 {
 		t.Errorf("mode %d", sim.Mode())
 	}
-	eventually(t, 5*time.Second, "kicks", func() bool { return sim.Kicks() >= 3 })
+	poll.Until(t, 5*time.Second, "kicks", func() bool { return sim.Kicks() >= 3 })
 	// The daemon stops: kicks stop, the device falls back to A-D on its own.
 	ccancel()
 	if err := <-cdone; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "watchdog fallback", func() bool { return sim.Mode() == 0 })
+	poll.Until(t, 5*time.Second, "watchdog fallback", func() bool { return sim.Mode() == 0 })
 	if v, _ := sim.Get("wdogstate"); v != "2" {
 		t.Errorf("wdogstate %s after the fallback, want 2", v)
 	}

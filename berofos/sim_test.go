@@ -15,6 +15,7 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // startSim runs a simulated berofos on loopback ephemeral ports and returns the device entry
@@ -28,19 +29,6 @@ func newClient(t testing.TB, timeout time.Duration) *berofos.Client {
 	c := berofos.NewClient(berofos.ClientOptions{Timeout: timeout, Retransmit: 50 * time.Millisecond})
 	t.Cleanup(c.Close)
 	return c
-}
-
-// eventually polls cond until it holds or the deadline passes (integration tests wait for the
-// simulator's clock; no performance is asserted here).
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // syslogSink receives the simulator's syslog datagrams on loopback.
@@ -121,7 +109,7 @@ func TestClientReadSetAndSyslog(t *testing.T) {
 		t.Errorf("set requests (-want +got):\n%s", diff)
 	}
 	want := []string{"<134>berofos:00: Powerup", "<134>berofos:12: Relay Mode changed: A-B,C-D", "<134>berofos:32: PW2 Mode changed: on"}
-	eventually(t, 2*time.Second, "syslog messages", func() bool { return len(sink.got()) >= len(want) })
+	poll.Until(t, 2*time.Second, "syslog messages", func() bool { return len(sink.got()) >= len(want) })
 	if diff := cmp.Diff(want, sink.got()); diff != "" {
 		t.Errorf("syslog (-want +got):\n%s", diff)
 	}

@@ -7,6 +7,8 @@ import (
 	stdsync "sync"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // TestFailbackMerge: both nodes change data while each believes it is Master (the old Master
@@ -35,7 +37,7 @@ func TestFailbackMerge(t *testing.T) {
 	// Failover: b becomes Master, a is gone.
 	a.SetRole(RoleNone)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 }) // refused: a is not a replica
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 }) // refused: a is not a replica
 	bMsg := randBytes(3, 120<<10)
 	writeFile(t, b.path(1, inbox+"msg0001.wav"), bMsg, old0)
 	writeFile(t, b.path(1, inbox+"msg0001.txt"), []byte("[message]\ncallerid=recorded-on-b\n"), old0)
@@ -92,7 +94,7 @@ func TestFailbackAdoptsRenumbering(t *testing.T) {
 	syncNow(t, a)
 	a.SetRole(RoleNone)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 })
 	os.Remove(b.path(1, inbox+"msg0000.wav"))
 	os.Rename(b.path(1, inbox+"msg0001.wav"), b.path(1, inbox+"msg0000.wav"))
 	os.Rename(b.path(1, inbox+"msg0002.wav"), b.path(1, inbox+"msg0001.wav"))
@@ -119,7 +121,7 @@ func TestSplitBrainRefused(t *testing.T) {
 	writeFile(t, a.path(0, "sip.conf"), []byte("v1"), old0)
 	syncNow(t, a)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 })
 	writeFile(t, a.path(1, "default/1/INBOX/msg0000.wav"), []byte("recorded on a"), old0)
 	writeFile(t, b.path(1, "default/1/INBOX/msg0000.wav"), []byte("recorded on b"), old0)
 	if _, err := a.SyncNow(t.Context()); err == nil {
@@ -172,7 +174,7 @@ func TestDeltaAfterFailover(t *testing.T) {
 	syncNow(t, a)
 	a.SetRole(RoleReplica)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 })
 	copy(data[300000:], "edited after the failover")
 	writeFile(t, b.path(1, "default/1/INBOX/msg0000.wav"), data, old0.Add(time.Minute))
 	st := syncNow(t, b)
@@ -203,7 +205,7 @@ func TestFailbackMergeMovedMessage(t *testing.T) {
 	writeFile(t, a.path(1, mb+"Old/msg0000.txt"), []byte("[message]\ncallerid=recorded-on-a\n"), old0)
 	a.SetRole(RoleNone)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 })
 	for _, ext := range []string{".wav", ".txt"} {
 		if err := os.Rename(b.path(1, mb+"INBOX/msg0000"+ext), b.path(1, mb+"Old/msg0000"+ext)); err != nil {
 			t.Fatal(err)

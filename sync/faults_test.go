@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // noTemps fails when a temporary file of ours is left in any tree.
@@ -137,10 +138,10 @@ func TestConnectionCutMidFile(t *testing.T) {
 		t.Fatal("proxy did not cut")
 	}
 	// The replica notices the cut and cleans up.
-	deadline := time.Now().Add(5 * time.Second)
-	for b.Status().PeerConnected && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	// (at most 5 s: runMu below waits for the session's end in any case)
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = poll.Context(wctx, poll.Step, func() bool { return !b.Status().PeerConnected })
+	wcancel()
 	b.runMu.Lock() // the aborted session has finished with the trees; none starts while checking
 	noTemps(t, b)
 	noPartial(t, a, b, old)
@@ -165,7 +166,7 @@ func TestWrongPeerRefused(t *testing.T) {
 	if _, err := evil.dial(context.Background()); err == nil {
 		t.Fatal("replica accepted a connection from an unknown certificate")
 	}
-	waitFor(t, func() bool { return len(b.eventsOf(EventWrongPeer)) > 0 })
+	poll.Until(t, 5*time.Second, "the wrong-peer event", func() bool { return len(b.eventsOf(EventWrongPeer)) > 0 })
 	if !strings.Contains(b.eventsOf(EventWrongPeer)[0].Detail, evil.fp) {
 		t.Errorf("event does not name the certificate seen: %q", b.eventsOf(EventWrongPeer)[0].Detail)
 	}
@@ -187,17 +188,6 @@ func TestWrongPeerRefused(t *testing.T) {
 	}
 	if len(a.eventsOf(EventWrongPeer)) == 0 {
 		t.Error("no wrong-peer event on the source")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -429,7 +419,7 @@ func TestVoicemailOrderAndSkips(t *testing.T) {
 	writeFile(t, a.path(1, "default/100/Old/.lock"), nil, old0)
 	writeFile(t, a.path(1, "default/100/Old/msg0000.wav"), []byte("locked"), old0)
 	syncNow(t, a)
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(order) >= 9 })
+	poll.Until(t, 5*time.Second, "nine steps recorded", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) >= 9 })
 	mu.Lock()
 	lastAudio, firstTxt := -1, len(order)
 	for i, n := range order {

@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // lockedBuffer collects log output from several goroutines.
@@ -54,13 +57,9 @@ func TestJunkConnectionsRateLimited(t *testing.T) {
 		c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
 		c.Close()
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for b.Status().JunkConnections-base < junk {
-		if time.Now().After(deadline) {
-			t.Fatalf("junk connections counted: %d, want %d", b.Status().JunkConnections-base, junk)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, fmt.Sprintf("%d junk connections counted", junk), func() bool {
+		return b.Status().JunkConnections-base >= junk
+	})
 	if n := b.Status().JunkConnections - base; n != junk {
 		t.Errorf("junk connections counted: %d, want %d", n, junk)
 	}

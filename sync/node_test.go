@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -10,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	stdsync "sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/pbxtree"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // listen opens a loopback listener for a test node's sync port; the node's Run closes it.
@@ -113,13 +114,7 @@ func newPairOn(t testing.TB, addrA, addrB string, tweak func(a, b *Config)) (*te
 	b.SetRole(RoleReplica)
 	a.SetRole(RoleSource)
 	// Becoming the source starts a run at once; let it finish so that tests count their own.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(a.eventsOf(EventRun)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no run after becoming source")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "a run after becoming source", func() bool { return len(a.eventsOf(EventRun)) > 0 })
 	return a, b
 }
 
@@ -169,82 +164,30 @@ func writeFile(t testing.TB, name string, data []byte, mtime time.Time) {
 	}
 }
 
-// treeDiff compares two trees (content, kind, mode, mtime of files, owner), ignoring what is
-// never replicated (tmp/ folders, .lock files).
-func treeDiff(a, b string) []string {
-	type ent struct {
-		kind  string
-		data  []byte
-		mode  fs.FileMode
-		mtime int64
-		uid   uint32
+// treeDiff compares two trees (kind, content, mode, mtime of files, owner) with
+// pbxtree.Diff, ignoring what is never replicated (tmp/ folders, the trash, .lock and
+// temporary files).
+func treeDiff(t testing.TB, a, b string) []string {
+	t.Helper()
+	d, err := pbxtree.Diff(a, b, pbxtree.Compare{Mode: true, Mtime: true, Owner: true, Skip: notReplicated})
+	if err != nil {
+		t.Fatal(err)
 	}
-	load := func(root string) map[string]ent {
-		out := map[string]ent{}
-		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || p == root {
-				return nil
-			}
-			rel, _ := filepath.Rel(root, p)
-			if d.IsDir() && (d.Name() == "tmp" || d.Name() == trashDirName && filepath.Dir(p) == root) {
-				return filepath.SkipDir
-			}
-			if skipName(d.Name(), false) && !d.IsDir() {
-				return nil
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return nil
-			}
-			e := ent{mode: fi.Mode(), uid: fi.Sys().(*syscall.Stat_t).Uid}
-			switch {
-			case fi.IsDir():
-				e.kind = "dir"
-			case fi.Mode()&fs.ModeSymlink != 0:
-				e.kind = "link"
-				l, _ := os.Readlink(p)
-				e.data = []byte(l)
-			case fi.Mode().IsRegular():
-				e.kind = "file"
-				e.data, _ = os.ReadFile(p)
-				e.mtime = fi.ModTime().UnixNano()
-			default:
-				e.kind = "special" // FIFO, socket, device: never opened
-			}
-			out[rel] = e
-			return nil
-		})
-		return out
+	return d
+}
+
+// notReplicated says which entries the replication leaves alone (pbxtree.Compare.Skip).
+func notReplicated(rel string, d fs.DirEntry) bool {
+	if d.IsDir() {
+		return skipName(d.Name(), true) || rel == trashDirName
 	}
-	ea, eb := load(a), load(b)
-	var diffs []string
-	for k, x := range ea {
-		y, ok := eb[k]
-		switch {
-		case !ok:
-			diffs = append(diffs, "missing on replica: "+k)
-		case x.kind != y.kind || !bytes.Equal(x.data, y.data):
-			diffs = append(diffs, "content differs: "+k)
-		case x.kind != "link" && x.mode != y.mode:
-			diffs = append(diffs, fmt.Sprintf("mode differs: %s %v %v", k, x.mode, y.mode))
-		case x.mtime != y.mtime:
-			diffs = append(diffs, "mtime differs: "+k)
-		case x.uid != y.uid:
-			diffs = append(diffs, "owner differs: "+k)
-		}
-	}
-	for k := range eb {
-		if _, ok := ea[k]; !ok {
-			diffs = append(diffs, "extra on replica: "+k)
-		}
-	}
-	return diffs
+	return skipName(d.Name(), false)
 }
 
 func assertSame(t *testing.T, a, b *testNode) {
 	t.Helper()
 	for i := range a.trees {
-		if d := treeDiff(a.trees[i], b.trees[i]); len(d) > 0 {
+		if d := treeDiff(t, a.trees[i], b.trees[i]); len(d) > 0 {
 			if len(d) > 10 {
 				d = append(d[:10], "...")
 			}
@@ -339,26 +282,14 @@ func TestReplicateAndNoChange(t *testing.T) {
 func TestWatchPushesChanges(t *testing.T) {
 	a, b := newPair(t, func(ca, _ *Config) { ca.Watch = true })
 	runs := len(a.eventsOf(EventRun))
-	time.Sleep(100 * time.Millisecond) // the watcher is set up
+	// The watcher is up: Run closed Ready after it watched the trees.
 	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), []byte("new message"), time.Time{})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if data, err := os.ReadFile(b.path(1, "default/100/INBOX/msg0000.wav")); err == nil && string(data) == "new message" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("change not pushed within 5 s without a scheduled run")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "the change pushed without a scheduled run", func() bool {
+		data, err := os.ReadFile(b.path(1, "default/100/INBOX/msg0000.wav"))
+		return err == nil && string(data) == "new message"
+	})
 	// The replica applies before the source reports the run.
-	deadline = time.Now().Add(5 * time.Second)
-	for len(a.eventsOf(EventRun)) <= runs {
-		if time.Now().After(deadline) {
-			t.Fatal("no run event for the pushed change")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "a run event for the pushed change", func() bool { return len(a.eventsOf(EventRun)) > runs })
 }
 
 // TestWatchSkipsWalkSafely: with watch on, a source run trusts the watcher instead of walking

@@ -151,7 +151,7 @@ func TestSpecialFilesReported(t *testing.T) {
 func assertSameRegular(t *testing.T, a, b *testNode) {
 	t.Helper()
 	for i := range a.trees {
-		for _, d := range treeDiff(a.trees[i], b.trees[i]) {
+		for _, d := range treeDiff(t, a.trees[i], b.trees[i]) {
 			if !strings.HasSuffix(d, ".fifo") && !strings.HasSuffix(d, ".sock") {
 				t.Errorf("tree %d: %s", i, d)
 			}

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -205,18 +204,4 @@ func needMacvlan(t testing.TB, n *testNS, parent string) {
 func (n *testNS) iface(t testing.TB, name string) *net.Interface {
 	t.Helper()
 	return linkInterface(n.link(t, name))
-}
-
-// eventually polls cond every 5 ms until it holds or timeout passes, and returns how long it
-// took. It is for waiting on real kernels and real timers, not for asserting durations.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
 }

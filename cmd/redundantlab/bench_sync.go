@@ -126,21 +126,8 @@ func benchSync(ctx context.Context, args []string) error {
 		if sc.fsync {
 			rows = append(rows, rf)
 		}
-		for _, d := range []struct{ name, path string }{
-			{"redundantd", filepath.Join(dir, "ours")}, {"rsync", filepath.Join(dir, "rsync-plain")}, {"rsync --fsync", filepath.Join(dir, "rsync-fsync")},
-		} {
-			// rsync (without --perms --times here) is compared on content only.
-			attrs := d.name == "redundantd"
-			diffs, err := pbxtree.Diff(filepath.Join(dir, "src"), d.path, pbxtree.Compare{Mode: attrs, Mtime: attrs})
-			if err != nil {
-				return err
-			}
-			if len(diffs) > 0 {
-				if len(diffs) > 5 {
-					diffs = diffs[:5]
-				}
-				return fmt.Errorf("%s: %s destination differs from the source:\n  %s", sc.name, d.name, strings.Join(diffs, "\n  "))
-			}
+		if err := checkDestinations(dir, sc.name); err != nil {
+			return err
 		}
 		for _, r := range rows {
 			fmt.Printf("%-18s %-16s %8.3fs %8.3fs %12s  %s\n", r.scenario, r.tool, r.wall.Seconds(), r.cpu.Seconds(), fmtBytes(r.wire), r.note)
@@ -149,6 +136,34 @@ func benchSync(ctx context.Context, args []string) error {
 	}
 	fmt.Println("\nall destinations byte-identical to the source after every scenario")
 	printTargets(results)
+	return nil
+}
+
+// checkDestinations compares every destination with the source, tree by tree (a tree's own
+// folder is the replica's, not replicated): content everywhere, mode and mtime on
+// redundantd's copy.
+func checkDestinations(dir, scenario string) error {
+	for _, d := range []struct{ name, path string }{
+		{"redundantd", filepath.Join(dir, "ours")}, {"rsync", filepath.Join(dir, "rsync-plain")}, {"rsync --fsync", filepath.Join(dir, "rsync-fsync")},
+	} {
+		attrs := d.name == "redundantd"
+		var diffs []string
+		for _, tree := range []string{"etc", "voicemail"} {
+			dt, err := pbxtree.Diff(filepath.Join(dir, "src", tree), filepath.Join(d.path, tree), pbxtree.Compare{Mode: attrs, Mtime: attrs})
+			if err != nil {
+				return err
+			}
+			for _, x := range dt {
+				diffs = append(diffs, tree+": "+x)
+			}
+		}
+		if len(diffs) > 0 {
+			if len(diffs) > 5 {
+				diffs = diffs[:5]
+			}
+			return fmt.Errorf("%s: %s destination differs from the source:\n  %s", scenario, d.name, strings.Join(diffs, "\n  "))
+		}
+	}
 	return nil
 }
 
