@@ -18,6 +18,9 @@ type Compare struct {
 	Mode  bool // permission and mode bits of everything but symlinks
 	Mtime bool // modification time of regular files
 	Owner bool // owning uid
+	// FilesOnly compares regular files only: folders are walked but not compared, symlinks
+	// and special files are left out.
+	FilesOnly bool
 	// Skip leaves entries out on both sides (a folder with everything in it): what the
 	// replication never copies, for example. rel is slash-separated, relative to the root.
 	Skip func(rel string, d fs.DirEntry) bool
@@ -36,11 +39,11 @@ type entry struct {
 // per difference, "what: path", sorted by path: missing (in a only), extra (in b only),
 // kind, content, mode, mtime, owner. Files are compared byte by byte.
 func Diff(a, b string, c Compare) ([]string, error) {
-	ea, err := load(a, c.Skip)
+	ea, err := load(a, c)
 	if err != nil {
 		return nil, err
 	}
-	eb, err := load(b, c.Skip)
+	eb, err := load(b, c)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +98,7 @@ func (c Compare) entryDiff(a, b, rel string, x entry, eb map[string]entry) (stri
 	return "", nil
 }
 
-func load(root string, skip func(string, fs.DirEntry) bool) (map[string]entry, error) {
+func load(root string, c Compare) (map[string]entry, error) {
 	out := map[string]entry{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -109,10 +112,13 @@ func load(root string, skip func(string, fs.DirEntry) bool) (map[string]entry, e
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if skip != nil && skip(rel, d) {
+		if c.Skip != nil && c.Skip(rel, d) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
+			return nil
+		}
+		if c.FilesOnly && !d.Type().IsRegular() {
 			return nil
 		}
 		fi, err := os.Lstat(p)
