@@ -74,9 +74,8 @@ func TestCoalescerSharesRuns(t *testing.T) {
 	poll.Until(t, 5*time.Second, "49 callers queued", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.next != nil
+		return c.next != nil && c.next.callers == 49
 	})
-	time.Sleep(50 * time.Millisecond) // let the rest of the goroutines reach do(); the assertions below hold either way
 	close(release)
 	wg.Wait()
 	close(results)
