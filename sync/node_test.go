@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,4 +351,51 @@ func TestFolderBecomesFileAndBack(t *testing.T) {
 	writeFile(t, a.path(0, "extra/again.conf"), []byte("a folder again"), old)
 	syncNow(t, a)
 	assertSame(t, a, b)
+}
+
+// TestDialFromCaller: with Config.Dial the source reaches its peer through the caller's
+// dialer only (a lab dials inside a namespace); Peer then only names the peer, and may be
+// empty.
+func TestDialFromCaller(t *testing.T) {
+	var dials atomic.Int32
+	a, b := newPair(t, func(ca, _ *Config) {
+		addr := ca.Peer
+		ca.Peer = ""
+		ca.Dial = func(ctx context.Context) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	})
+	writeFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
+	syncNow(t, a)
+	assertSame(t, a, b)
+	if dials.Load() == 0 {
+		t.Error("the source did not dial through Config.Dial")
+	}
+	if got := a.eventsOf(EventPeerConnected); len(got) == 0 || got[0].Detail != "peer" {
+		t.Errorf("peer-connected events %+v, want one naming \"peer\"", got)
+	}
+}
+
+// TestRunNeedsAListener: Run without a listener is an error, not a node without a port.
+func TestRunNeedsAListener(t *testing.T) {
+	dir := t.TempDir()
+	peer, err := LocalFingerprint(filepath.Join(dir, "peer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Paths: []string{filepath.Join(dir, "etc")}, StateDir: filepath.Join(dir, "state"),
+		Peer: "127.0.0.1:1", PeerFingerprint: peer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(context.Background(), nil); err == nil {
+		t.Fatal("Run with a nil listener returned nil")
+	}
+	select {
+	case <-n.Ready():
+		t.Error("Ready closed although Run never served")
+	default:
+	}
 }
