@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,72 +14,17 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/testlab/labns"
 	"github.com/redundantd/redundantd/testlab/poll"
 )
-
-// inNS runs f on a thread switched into ns; sockets f opens live in ns.
-func inNS(ns netns.NsHandle, f func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		// Leave the thread locked: the runtime discards it when the goroutine ends.
-		return fmt.Errorf("restoring the namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
 
 // labPair creates two uniquely named namespaces joined by a veth pair: the device side with
 // 192.0.2.10/24 and the node side with 192.0.2.1/24 and a default route over the link, so a
 // limited broadcast from the node reaches the device. Both are removed in t.Cleanup.
 func labPair(t testing.TB) (dev, node netns.NsHandle) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	tag := fmt.Sprintf("%d-%04x", os.Getpid()%100000, rand.IntN(0x10000))
-	names := []string{"rdfos-dev-" + tag, "rdfos-node-" + tag}
-	var handles []netns.NsHandle
-	err := func() error {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return err
-		}
-		defer func() {
-			netns.Set(orig)
-			orig.Close()
-		}()
-		for _, n := range names {
-			h, err := netns.NewNamed(n) // also switches this thread into it
-			if err != nil {
-				return err
-			}
-			handles = append(handles, h)
-			t.Cleanup(func() {
-				h.Close()
-				if err := netns.DeleteNamed(n); err != nil {
-					t.Errorf("removing namespace %s: %v", n, err)
-				}
-			})
-		}
-		return nil
-	}()
-	if err != nil {
-		t.Fatalf("creating namespaces: %v", err)
-	}
-	dev, node = handles[0], handles[1]
+	_, dev = labns.New(t, "rdfos-dev")
+	_, node = labns.New(t, "rdfos-node")
 	hd, err := netlink.NewHandleAt(dev)
 	if err != nil {
 		t.Fatal(err)
@@ -156,14 +98,14 @@ func nsClient(t testing.TB, ns netns.NsHandle, timeout time.Duration) *berofos.C
 		Timeout:    timeout,
 		Retransmit: 100 * time.Millisecond,
 		Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = inNS(ns, func() (err error) {
+			err = labns.Do(ns, func() (err error) {
 				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 				return err
 			})
 			return c, err
 		},
 		ListenPacket: func(ctx context.Context) (pc net.PacketConn, err error) {
-			err = inNS(ns, func() (err error) {
+			err = labns.Do(ns, func() (err error) {
 				pc, err = (&net.ListenConfig{}).ListenPacket(ctx, "udp4", ":0")
 				return err
 			})
@@ -184,7 +126,7 @@ func labSim(t testing.TB, ns netns.NsHandle, cfg fossim.Config) *fossim.Sim {
 	}
 	var ln net.Listener
 	var pc net.PacketConn
-	if err := inNS(ns, func() (err error) {
+	if err := labns.Do(ns, func() (err error) {
 		if ln, err = net.Listen("tcp4", "192.0.2.10:80"); err != nil {
 			return err
 		}
