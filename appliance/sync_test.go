@@ -209,42 +209,34 @@ func TestSyncListenerServedInTurn(t *testing.T) {
 	}
 	s := newSharedListener(ln)
 	defer s.close()
-	dial := func() net.Conn {
+	// connect dials the shared port and wants view to accept that very connection.
+	connect := func(which string, view net.Listener) {
 		t.Helper()
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { c.Close() })
-		return c
+		defer c.Close()
+		got, err := view.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer got.Close()
+		if got.RemoteAddr().String() != c.LocalAddr().String() {
+			t.Errorf("%s view accepted %s, want %s", which, got.RemoteAddr(), c.LocalAddr())
+		}
 	}
 	first := s.view()
 	if first.Addr().String() != ln.Addr().String() {
 		t.Errorf("view address %s, want %s", first.Addr(), ln.Addr())
 	}
-	c1 := dial()
-	got, err := first.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.RemoteAddr().String() != c1.LocalAddr().String() {
-		t.Errorf("first view accepted %s, want %s", got.RemoteAddr(), c1.LocalAddr())
-	}
-	got.Close()
+	connect("first", first)
 	first.Close()
 	if _, err := first.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept on a closed view: %v, want net.ErrClosed", err)
 	}
 	second := s.view()
-	c2 := dial()
-	got, err = second.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.RemoteAddr().String() != c2.LocalAddr().String() {
-		t.Errorf("second view accepted %s, want %s", got.RemoteAddr(), c2.LocalAddr())
-	}
-	got.Close()
+	connect("second", second)
 	s.close()
 	if _, err := second.Accept(); err == nil {
 		t.Error("Accept after the shared listener was closed succeeded")
