@@ -175,15 +175,15 @@ type Node struct {
 	roleCh  chan struct{}
 	trigger chan struct{}
 
-	runMu   stdsync.Mutex // one run or replica session at a time
-	man     *manifest
-	fs      *trees
-	conn    *peerConn // source side, long-lived
-	running atomic.Bool
-	sess    atomic.Pointer[sessionHandle] // replica side
-	addr    atomic.Pointer[net.Addr]      // the sync port while Run serves it
-	ready   chan struct{}                 // closed once Run serves (Ready)
-	readyMu stdsync.Once
+	runMu     stdsync.Mutex // one run or replica session at a time
+	man       *manifest
+	fs        *trees
+	conn      *peerConn // source side, long-lived
+	running   atomic.Bool
+	sess      atomic.Pointer[sessionHandle] // replica side
+	addr      atomic.Pointer[net.Addr]      // the sync port while Run serves it
+	ready     chan struct{}                 // closed once Run serves (Ready)
+	readyOnce stdsync.Once
 
 	evMu stdsync.Mutex
 	stMu stdsync.Mutex
@@ -445,7 +445,7 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	<-watching                               // the first run can already rely on the watcher
 	wg.Go(func() { n.serve(ctx, ln) })
 	wg.Go(func() { n.schedule(ctx) })
-	n.readyMu.Do(func() { close(n.ready) })
+	n.readyOnce.Do(func() { close(n.ready) })
 	<-ctx.Done()
 	ln.Close()
 	cancel()
