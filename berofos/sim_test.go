@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -212,12 +213,30 @@ func TestClientFailures(t *testing.T) {
 	sim.SetDelay(0)
 
 	// Nothing listens: connection refused.
-	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
-	closed := berofos.Device{Name: "gone", Host: ln.Addr().String()}
-	ln.Close()
+	closed := berofos.Device{Name: "gone", Host: refusingAddr(t)}
 	if _, err := c.ReadConfig(ctx, closed); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("closed port: %v", err)
 	}
+}
+
+// refusingAddr returns a loopback address held by a socket that is bound but never listens:
+// a connection to it is refused, and no other process can take the port meanwhile (a port
+// closed after listening could be handed out again).
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 func TestGBL4AgainstSim(t *testing.T) {
