@@ -70,24 +70,14 @@ func labPair(t testing.TB) (dev, node netns.NsHandle) {
 	setup(hn, "node0", "192.0.2.1/24", true)
 	// The kernel drops what is sent before the carrier is up, and reports the carrier up to
 	// a rate-limited link watcher (up to a second): wait for both ends.
-	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range []struct {
 		h    *netlink.Handle
 		name string
 	}{{hd, "fos0"}, {hn, "node0"}} {
-		for {
+		poll.Until(t, 5*time.Second, p.name+" operationally up", func() bool {
 			l, err := p.h.LinkByName(p.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if l.Attrs().OperState == netlink.OperUp {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: operational state %v after 5s", p.name, l.Attrs().OperState)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return err == nil && l.Attrs().OperState == netlink.OperUp
+		})
 	}
 	return dev, node
 }
