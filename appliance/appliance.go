@@ -68,6 +68,9 @@ type Options struct {
 	// sync.listen. The parts a reload or a retry builds serve it in turn; Run closes it
 	// when it returns.
 	SyncListener net.Listener
+	// SyncDial reaches the peer's sync port when set (a lab dialling inside a namespace);
+	// otherwise the replication dials sync.peer.
+	SyncDial func(ctx context.Context) (net.Conn, error)
 	// PartRetry is how long a part that could not start or stopped with an error (the
 	// replication on a full disk) waits before it is built again; 30s when zero.
 	PartRetry time.Duration
@@ -82,12 +85,13 @@ type Appliance struct {
 	parts    []Part
 	apiLn    net.Listener
 	peerLn   net.Listener
-	syncLn   *sharedListener // Options.SyncListener, nil when sync.listen is opened by each part
-	ready    chan struct{}   // closed by Run once the API serves and the parts run (Ready)
-	berofos  *berofosPart    // nil when no berofos is configured
-	peer     *PeerLink       // nil when the peer link is off
-	sync     *syncPart       // nil when replication is off
-	services *ServiceManager // nil when no service or notify command is configured
+	syncLn   *sharedListener                             // Options.SyncListener, nil when sync.listen is opened by each part
+	syncDial func(ctx context.Context) (net.Conn, error) // Options.SyncDial
+	ready    chan struct{}                               // closed by Run once the API serves and the parts run (Ready)
+	berofos  *berofosPart                                // nil when no berofos is configured
+	peer     *PeerLink                                   // nil when the peer link is off
+	sync     *syncPart                                   // nil when replication is off
+	services *ServiceManager                             // nil when no service or notify command is configured
 	events   *eventStore
 	roles    chan vrrp.Event // capacity 1: the newest role change replaces an unread one
 	started  time.Time
@@ -137,6 +141,7 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 		parts:     opts.Parts,
 		apiLn:     opts.APIListener,
 		peerLn:    opts.PeerListener,
+		syncDial:  opts.SyncDial,
 		ready:     make(chan struct{}),
 		roles:     make(chan vrrp.Event, 1),
 		pokes:     make(chan struct{}, 1),
@@ -435,7 +440,7 @@ func (a *Appliance) SyncReady() <-chan struct{} {
 // newSyncPart builds the replication part for cfg, on the caller's listener when there is
 // one.
 func (a *Appliance) newSyncPart(cfg *Config) (*syncPart, error) {
-	return newSyncPart(cfg, a.log.With("part", "sync"), a.record, a.syncLn)
+	return newSyncPart(cfg, a.log.With("part", "sync"), a.record, a.syncLn, a.syncDial)
 }
 
 // onServiceHealth receives the services' verdict (from the service manager's goroutine).

@@ -32,8 +32,10 @@ type syncPart struct {
 }
 
 // newSyncPart builds the replication from the configuration; its port is ln when the caller
-// gave one (Options.SyncListener), sync.listen otherwise.
-func newSyncPart(cfg *Config, log *slog.Logger, record func(Event) Event, ln *sharedListener) (*syncPart, error) {
+// gave one (Options.SyncListener), sync.listen otherwise, and it reaches the peer with dial
+// (Options.SyncDial) when not nil, at sync.peer otherwise.
+func newSyncPart(cfg *Config, log *slog.Logger, record func(Event) Event, ln *sharedListener,
+	dial func(context.Context) (net.Conn, error)) (*syncPart, error) {
 	sc := cfg.Sync
 	n, err := pbxsync.New(pbxsync.Config{
 		Paths:           sc.Paths,
@@ -46,6 +48,7 @@ func newSyncPart(cfg *Config, log *slog.Logger, record func(Event) Event, ln *sh
 		MaxDeleteShare:  sc.MaxDelete,
 		Logger:          log,
 		OnEvent:         runOutcome(record),
+		Dial:            dial,
 	})
 	if err != nil {
 		return nil, err

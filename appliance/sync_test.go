@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,7 @@ func TestSyncFollowsTheRole(t *testing.T) {
 		t.Cleanup(func() { ln.Close() })
 		lns[i] = ln
 	}
+	var dials [2]atomic.Int32 // the replication reaches its peer through Options.SyncDial
 	cfgs := make([]*Config, 2)
 	for i := range cfgs {
 		cfg := testConfig(t)
@@ -64,7 +66,14 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	var done []chan error
 	for i, cfg := range cfgs {
 		fr := &fakeRouter{ran: make(chan struct{})}
-		a, err := New(cfg, Options{SyncListener: lns[i], DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
+		peer := lns[1-i].Addr().String()
+		dial := func(ctx context.Context) (net.Conn, error) {
+			dials[i].Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", peer)
+		}
+		a, err := New(cfg, Options{SyncListener: lns[i], SyncDial: dial,
+			DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,6 +116,11 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	})
 	if b, err := os.ReadFile(filepath.Join(nodes[0].tree, msg2)); err != nil || string(b) != "audio recorded on node 1 after failover" {
 		t.Fatalf("old Master has %q, %v", b, err)
+	}
+	for i := range dials {
+		if dials[i].Load() == 0 {
+			t.Errorf("node %d replicated without dialling through Options.SyncDial", i)
+		}
 	}
 	st, ok := nodes[1].a.Status().Parts["sync"].(pbxsync.Status)
 	if !ok || st.Role != pbxsync.RoleSource || st.Runs == 0 {
