@@ -224,6 +224,7 @@ type syncBench struct {
 	src, dst *pbxsync.Node
 	cancel   context.CancelFunc
 	done     chan error
+	ran      chan struct{} // a run ended (the source's EventRun)
 
 	verbose bool
 }
@@ -298,8 +299,18 @@ func (b *syncBench) startNodes(ctx context.Context) error {
 	trees := func(root string) []string {
 		return []string{filepath.Join(root, "etc"), filepath.Join(root, "voicemail")}
 	}
+	// Only the source runs, so every run event is the source's.
+	b.ran = make(chan struct{}, 1)
+	onEvent := func(e pbxsync.Event) {
+		if e.Kind == pbxsync.EventRun {
+			select {
+			case b.ran <- struct{}{}:
+			default:
+			}
+		}
+	}
 	p, err := startSyncPair(ctx, b.dir, trees(filepath.Join(b.dir, "src")), trees(filepath.Join(b.dir, "ours")),
-		pbxsync.Config{Interval: "24h", Logger: log, MaxDeleteShare: 0.5})
+		pbxsync.Config{Interval: "24h", Logger: log, MaxDeleteShare: 0.5, OnEvent: onEvent})
 	if err != nil {
 		return err
 	}
@@ -388,8 +399,10 @@ func (b *syncBench) runOurs(ctx context.Context) (benchRow, error) {
 		// SyncNow queue behind it only after the role is set.
 		c0 := selfCPU()
 		b.src.SetRole(pbxsync.RoleSource)
-		for b.src.Status().Runs == 0 {
-			time.Sleep(time.Millisecond)
+		select {
+		case <-b.ran:
+		case <-ctx.Done():
+			return benchRow{}, ctx.Err()
 		}
 		cpu := selfCPU() - c0
 		// The scheduled first run did the initial copy: report it.
