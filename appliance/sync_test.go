@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	pbxsync "github.com/redundantd/redundantd/sync"
+	"github.com/redundantd/redundantd/testlab/pbxtree"
 	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/redundantd/redundantd/vrrp"
 )
@@ -96,7 +97,7 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	nodes[0].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
 	nodes[1].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateInitialize, To: vrrp.StateBackup})
 	msg := filepath.Join("default", "1001", "INBOX", "msg0000.wav")
-	write(t, filepath.Join(nodes[0].tree, msg), "audio recorded on node 0")
+	pbxtree.WriteFile(t, filepath.Join(nodes[0].tree, msg), []byte("audio recorded on node 0"), time.Time{})
 	syncNow(t, nodes[0].a, http.StatusOK)
 	if b, err := os.ReadFile(filepath.Join(nodes[1].tree, msg)); err != nil || string(b) != "audio recorded on node 0" {
 		t.Fatalf("replica has %q, %v", b, err)
@@ -108,7 +109,7 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	nodes[0].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateMaster, To: vrrp.StateBackup})
 	nodes[1].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
 	msg2 := filepath.Join("default", "1001", "INBOX", "msg0001.wav")
-	write(t, filepath.Join(nodes[1].tree, msg2), "audio recorded on node 1 after failover")
+	pbxtree.WriteFile(t, filepath.Join(nodes[1].tree, msg2), []byte("audio recorded on node 1 after failover"), time.Time{})
 	poll.Until(t, 5*time.Second, "node 1 to replicate", func() bool {
 		rec := httptest.NewRecorder()
 		nodes[1].a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/sync", nil))
@@ -125,16 +126,6 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	st, ok := nodes[1].a.Status().Parts["sync"].(pbxsync.Status)
 	if !ok || st.Role != pbxsync.RoleSource || st.Runs == 0 {
 		t.Errorf("status parts[sync] = %#v", nodes[1].a.Status().Parts["sync"])
-	}
-}
-
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/redundantd/redundantd/testlab/pbxtree"
 	"github.com/redundantd/redundantd/testlab/poll"
 )
 
@@ -121,12 +122,12 @@ func TestConnectionCutMidFile(t *testing.T) {
 		ca.Peer = proxy.ln.Addr().String()
 	})
 	old := map[string][]byte{}
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), randBytes(1, 200<<10), old0)
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), randBytes(1, 200<<10), old0)
 	syncNow(t, a)
 	prev, _ := os.ReadFile(b.path(1, "default/100/INBOX/msg0000.wav"))
 	old[b.path(1, "default/100/INBOX/msg0000.wav")] = prev
 	for i := 0; i < 4; i++ {
-		writeFile(t, a.path(1, fmt.Sprintf("default/100/INBOX/msg%04d.wav", i)), randBytes(10+i, 3<<20), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("default/100/INBOX/msg%04d.wav", i)), randBytes(10+i, 3<<20), old0)
 	}
 	proxy.limit.Store(5 << 20) // cut in the middle of the second file
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -256,7 +257,7 @@ func TestHostileFrames(t *testing.T) {
 
 func TestSymlinkOutsideSkipped(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "sip.conf"), []byte("x"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("x"), old0)
 	if err := os.Symlink("/etc/passwd", a.path(0, "passwd")); err != nil {
 		t.Fatal(err)
 	}
@@ -283,8 +284,8 @@ func TestSymlinkOutsideSkipped(t *testing.T) {
 func TestFileChangingWhileRead(t *testing.T) {
 	a, b := newPair(t, nil)
 	name := a.path(1, "default/100/INBOX/msg0000.wav")
-	writeFile(t, name, randBytes(1, 2<<20), old0)
-	writeFile(t, a.path(0, "other.conf"), []byte("other"), old0)
+	pbxtree.WriteFile(t, name, randBytes(1, 2<<20), old0)
+	pbxtree.WriteFile(t, a.path(0, "other.conf"), []byte("other"), old0)
 	var once stdsync.Once
 	a.onSendChunk(func(n string) {
 		if n == name {
@@ -317,7 +318,7 @@ func TestFileChangingWhileRead(t *testing.T) {
 func TestMaxDeleteGuard(t *testing.T) {
 	a, b := newPair(t, func(ca, _ *Config) { ca.MaxDeleteShare = 0.5 })
 	for i := 0; i < 20; i++ {
-		writeFile(t, a.path(0, fmt.Sprintf("f%02d.conf", i)), []byte{byte(i)}, old0)
+		pbxtree.WriteFile(t, a.path(0, fmt.Sprintf("f%02d.conf", i)), []byte{byte(i)}, old0)
 	}
 	syncNow(t, a)
 	for i := 0; i < 15; i++ {
@@ -337,7 +338,7 @@ func TestMaxDeleteGuard(t *testing.T) {
 	}
 	// Deleting less than the share goes through.
 	for i := 0; i < 15; i++ {
-		writeFile(t, a.path(0, fmt.Sprintf("f%02d.conf", i)), []byte{byte(i)}, old0)
+		pbxtree.WriteFile(t, a.path(0, fmt.Sprintf("f%02d.conf", i)), []byte{byte(i)}, old0)
 	}
 	for i := 0; i < 8; i++ {
 		os.Remove(a.path(0, fmt.Sprintf("f%02d.conf", i)))
@@ -353,7 +354,7 @@ func TestTrashRetention(t *testing.T) {
 	b.runMu.Lock()
 	b.now = func() time.Time { return time.Unix(0, now.Load()) }
 	b.runMu.Unlock()
-	writeFile(t, a.path(0, "gone.conf"), []byte("keep me a while"), old0)
+	pbxtree.WriteFile(t, a.path(0, "gone.conf"), []byte("keep me a while"), old0)
 	syncNow(t, a)
 	os.Remove(a.path(0, "gone.conf"))
 	syncNow(t, a)
@@ -411,13 +412,13 @@ func TestVoicemailOrderAndSkips(t *testing.T) {
 	}()
 	for i := 0; i < 3; i++ {
 		// .txt written first on the source: the replica must still land it last.
-		writeFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.txt", inbox, i)), []byte("[message]\n"), old0)
-		writeFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.wav", inbox, i)), randBytes(i, 1000), old0)
-		writeFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.gsm", inbox, i)), randBytes(i+9, 900), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.txt", inbox, i)), []byte("[message]\n"), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.wav", inbox, i)), randBytes(i, 1000), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.gsm", inbox, i)), randBytes(i+9, 900), old0)
 	}
-	writeFile(t, a.path(1, "default/100/tmp/recording.wav"), []byte("in flight"), old0)
-	writeFile(t, a.path(1, "default/100/Old/.lock"), nil, old0)
-	writeFile(t, a.path(1, "default/100/Old/msg0000.wav"), []byte("locked"), old0)
+	pbxtree.WriteFile(t, a.path(1, "default/100/tmp/recording.wav"), []byte("in flight"), old0)
+	pbxtree.WriteFile(t, a.path(1, "default/100/Old/.lock"), nil, old0)
+	pbxtree.WriteFile(t, a.path(1, "default/100/Old/msg0000.wav"), []byte("locked"), old0)
 	syncNow(t, a)
 	poll.Until(t, 5*time.Second, "nine steps recorded", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) >= 9 })
 	mu.Lock()
@@ -458,7 +459,7 @@ func TestOwnershipModeMtime(t *testing.T) {
 	}
 	a, b := newPair(t, nil)
 	p := a.path(1, "default/100/INBOX/msg0000.wav")
-	writeFile(t, p, []byte("audio"), old)
+	pbxtree.WriteFile(t, p, []byte("audio"), old)
 	if err := os.Chown(p, 1234, 5678); err != nil {
 		t.Fatal(err)
 	}
@@ -486,14 +487,16 @@ func TestOwnershipModeMtime(t *testing.T) {
 // overwritten; the next run treats it as a change made on both sides (.conflict copy).
 func TestReplicaFileChangedDuringRun(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "a-big.bin"), randBytes(1, 600<<10), old0)
-	writeFile(t, a.path(0, "b.conf"), []byte("v1"), old0)
+	pbxtree.WriteFile(t, a.path(0, "a-big.bin"), randBytes(1, 600<<10), old0)
+	pbxtree.WriteFile(t, a.path(0, "b.conf"), []byte("v1"), old0)
 	syncNow(t, a)
-	writeFile(t, a.path(0, "a-big.bin"), randBytes(2, 600<<10), old0.Add(time.Hour))
-	writeFile(t, a.path(0, "b.conf"), []byte("v2 from the source"), old0.Add(time.Hour))
+	pbxtree.WriteFile(t, a.path(0, "a-big.bin"), randBytes(2, 600<<10), old0.Add(time.Hour))
+	pbxtree.WriteFile(t, a.path(0, "b.conf"), []byte("v2 from the source"), old0.Add(time.Hour))
 	var once stdsync.Once
 	a.onSendChunk(func(string) {
-		once.Do(func() { writeFile(t, b.path(0, "b.conf"), []byte("edited on the replica meanwhile"), time.Time{}) })
+		once.Do(func() {
+			pbxtree.WriteFile(t, b.path(0, "b.conf"), []byte("edited on the replica meanwhile"), time.Time{})
+		})
 	})
 	defer a.onSendChunk(nil)
 	st := syncNow(t, a)

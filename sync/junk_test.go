@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redundantd/redundantd/testlab/pbxtree"
 	"github.com/redundantd/redundantd/testlab/poll"
 )
 
@@ -74,7 +75,7 @@ func TestJunkConnectionsRateLimited(t *testing.T) {
 // only, and replication works through it.
 func TestListenOnAddress(t *testing.T) {
 	a, b := newPairOn(t, "127.0.0.1:0", "127.0.0.2:0", nil)
-	writeFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
 	syncNow(t, a)
 	assertSame(t, a, b)
 	if got := b.ListenAddr().String(); got != b.ln.Addr().String() || !strings.HasPrefix(got, "127.0.0.2:") {

@@ -150,21 +150,6 @@ func (tn *testNode) stop() {
 	}
 }
 
-func writeFile(t testing.TB, name string, data []byte, mtime time.Time) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(name, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if !mtime.IsZero() {
-		if err := os.Chtimes(name, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // treeDiff compares two trees (kind, content, mode, mtime of files, owner) with
 // pbxtree.Diff, ignoring what is never replicated (tmp/ folders, the trash, .lock and
 // temporary files).
@@ -224,10 +209,10 @@ var old = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
 
 func TestReplicateAndNoChange(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "sip.conf"), []byte(strings.Repeat("[general]\ncontext=default\n", 200)), old)
-	writeFile(t, a.path(0, "sub/extensions.conf"), []byte("exten => 100,1,Dial(SIP/100)\n"), old)
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), randBytes(1, 300<<10), old)
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.txt"), []byte("[message]\norigmailbox=100\n"), old)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte(strings.Repeat("[general]\ncontext=default\n", 200)), old)
+	pbxtree.WriteFile(t, a.path(0, "sub/extensions.conf"), []byte("exten => 100,1,Dial(SIP/100)\n"), old)
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), randBytes(1, 300<<10), old)
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.txt"), []byte("[message]\norigmailbox=100\n"), old)
 	if err := os.Chmod(a.path(0, "sip.conf"), 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +237,7 @@ func TestReplicateAndNoChange(t *testing.T) {
 	// Edit keeping size and mtime: the hash must notice it (ctime moved).
 	data := randBytes(1, 300<<10)
 	copy(data[1000:], []byte("edited in place"))
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), data, old)
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), data, old)
 	if err := os.Remove(a.path(0, "sub/extensions.conf")); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +269,7 @@ func TestWatchPushesChanges(t *testing.T) {
 	a, b := newPair(t, func(ca, _ *Config) { ca.Watch = true })
 	runs := len(a.eventsOf(EventRun))
 	// The watcher is up: Run closed Ready after it watched the trees.
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), []byte("new message"), time.Time{})
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), []byte("new message"), time.Time{})
 	poll.Until(t, 5*time.Second, "the change pushed without a scheduled run", func() bool {
 		data, err := os.ReadFile(b.path(1, "default/100/INBOX/msg0000.wav"))
 		return err == nil && string(data) == "new message"
@@ -298,11 +283,11 @@ func TestWatchPushesChanges(t *testing.T) {
 func TestWatchSkipsWalkSafely(t *testing.T) {
 	a, b := newPair(t, func(ca, _ *Config) { ca.Watch = true; ca.Interval = "24h" })
 	name := a.path(0, "sip.conf")
-	writeFile(t, name, []byte("version 000"), old)
+	pbxtree.WriteFile(t, name, []byte("version 000"), old)
 	syncNow(t, a)
 	for i := 1; i <= 20; i++ {
 		// Same size and mtime: only the content (and ctime) differ.
-		writeFile(t, name, fmt.Appendf(nil, "version %03d", i), old)
+		pbxtree.WriteFile(t, name, fmt.Appendf(nil, "version %03d", i), old)
 		syncNow(t, a)
 		if got, _ := os.ReadFile(b.path(0, "sip.conf")); string(got) != fmt.Sprintf("version %03d", i) {
 			t.Fatalf("change %d missed: replica has %q", i, got)
@@ -318,11 +303,11 @@ func TestWatchSkipsWalkSafely(t *testing.T) {
 // but a change made there between runs is still found (and, made on the replica only, kept).
 func TestReplicaChangeSeenAfterIdleRuns(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "queues.conf"), []byte("original"), old)
+	pbxtree.WriteFile(t, a.path(0, "queues.conf"), []byte("original"), old)
 	syncNow(t, a)
 	syncNow(t, a)
 	syncNow(t, a)
-	writeFile(t, b.path(0, "queues.conf"), []byte("edited on the backup"), old)
+	pbxtree.WriteFile(t, b.path(0, "queues.conf"), []byte("edited on the backup"), old)
 	st := syncNow(t, a)
 	if got, _ := os.ReadFile(a.path(0, "queues.conf")); string(got) != "edited on the backup" || st.Pulled != 1 {
 		t.Fatalf("replica-only change not taken over: %q (pulled %d)", got, st.Pulled)
@@ -333,13 +318,13 @@ func TestReplicaChangeSeenAfterIdleRuns(t *testing.T) {
 // TestFolderBecomesFileAndBack: a path that changes kind on the source follows on the replica.
 func TestFolderBecomesFileAndBack(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "extra/inner.conf"), []byte("inside"), old)
-	writeFile(t, a.path(0, "extra/sub/deeper.conf"), []byte("deeper"), old)
+	pbxtree.WriteFile(t, a.path(0, "extra/inner.conf"), []byte("inside"), old)
+	pbxtree.WriteFile(t, a.path(0, "extra/sub/deeper.conf"), []byte("deeper"), old)
 	syncNow(t, a)
 	if err := os.RemoveAll(a.path(0, "extra")); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, a.path(0, "extra"), []byte("now a file"), old)
+	pbxtree.WriteFile(t, a.path(0, "extra"), []byte("now a file"), old)
 	st := syncNow(t, a)
 	assertSame(t, a, b)
 	if len(st.Errors) != 0 {
@@ -348,7 +333,7 @@ func TestFolderBecomesFileAndBack(t *testing.T) {
 	if err := os.Remove(a.path(0, "extra")); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, a.path(0, "extra/again.conf"), []byte("a folder again"), old)
+	pbxtree.WriteFile(t, a.path(0, "extra/again.conf"), []byte("a folder again"), old)
 	syncNow(t, a)
 	assertSame(t, a, b)
 }
@@ -367,7 +352,7 @@ func TestDialFromCaller(t *testing.T) {
 			return d.DialContext(ctx, "tcp", addr)
 		}
 	})
-	writeFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
 	syncNow(t, a)
 	assertSame(t, a, b)
 	if dials.Load() == 0 {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/pbxtree"
 )
 
 // The source of TestUnreadableNeverDeleted runs in a child process (this test binary again)
@@ -168,15 +170,15 @@ func TestUnreadableNeverDeleted(t *testing.T) {
 	cfg := childConfig{Paths: src.trees, State: src.state, Peer: b.ListenAddr().String(), PeerFP: b.Fingerprint()}
 
 	inbox := "default/100/INBOX"
-	writeFile(t, src.path(0, "sip.conf"), []byte("sip v1"), old0)
-	writeFile(t, src.path(0, "secret.conf"), []byte("secret"), old0)
+	pbxtree.WriteFile(t, src.path(0, "sip.conf"), []byte("sip v1"), old0)
+	pbxtree.WriteFile(t, src.path(0, "secret.conf"), []byte("secret"), old0)
 	if err := os.Chmod(src.path(0, "secret.conf"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"msg0000.wav", "msg0000.txt", "msg0001.wav", "msg0001.txt"} {
-		writeFile(t, src.path(1, inbox+"/"+f), []byte("data of "+f), old0)
+		pbxtree.WriteFile(t, src.path(1, inbox+"/"+f), []byte("data of "+f), old0)
 	}
-	writeFile(t, src.path(1, "default/100/Old/msg0000.wav"), []byte("old message"), old0)
+	pbxtree.WriteFile(t, src.path(1, "default/100/Old/msg0000.wav"), []byte("old message"), old0)
 
 	r := runUnprivilegedSource(t, setpriv, cfg)
 	if r.CapEff&(1<<1|1<<2) != 0 {
@@ -196,11 +198,11 @@ func TestUnreadableNeverDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, src.path(0, "new-secret.conf"), []byte("new"), old0)
+	pbxtree.WriteFile(t, src.path(0, "new-secret.conf"), []byte("new"), old0)
 	if err := os.Chmod(src.path(0, "new-secret.conf"), 0); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, src.path(0, "sip.conf"), []byte("sip v2"), old0) // still replicated
+	pbxtree.WriteFile(t, src.path(0, "sip.conf"), []byte("sip v2"), old0) // still replicated
 
 	r = runUnprivilegedSource(t, setpriv, cfg)
 	checkUnreadableRun(t, src, b, r, inbox)
@@ -332,10 +334,10 @@ func TestReplicaUnreadableKept(t *testing.T) {
 	}
 	a, b := newPair(t, nil)
 	inbox := "default/100/INBOX/"
-	writeFile(t, a.path(0, "secret.conf"), []byte("secret"), old0)
-	writeFile(t, a.path(0, "sip.conf"), []byte("sip v1"), old0)
+	pbxtree.WriteFile(t, a.path(0, "secret.conf"), []byte("secret"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("sip v1"), old0)
 	for _, f := range []string{"msg0000.wav", "msg0000.txt", "msg0001.wav", "msg0001.txt"} {
-		writeFile(t, a.path(1, inbox+f), []byte("data of "+f), old0)
+		pbxtree.WriteFile(t, a.path(1, inbox+f), []byte("data of "+f), old0)
 	}
 	syncNow(t, a)
 	assertSame(t, a, b)
@@ -347,7 +349,7 @@ func TestReplicaUnreadableKept(t *testing.T) {
 	os.Remove(a.path(0, "secret.conf"))
 	os.Remove(a.path(1, inbox+"msg0001.wav"))
 	os.Remove(a.path(1, inbox+"msg0001.txt"))
-	writeFile(t, a.path(0, "sip.conf"), []byte("sip v2"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("sip v2"), old0)
 	st := syncNow(t, a)
 	t.Logf("run with entries the replica cannot read: %d files, %d deleted, unreadable %q", st.Files, st.Deleted, st.Unreadable)
 	if st.Deleted != 0 {

@@ -11,19 +11,6 @@ import (
 	"time"
 )
 
-func write(t *testing.T, p, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(p, fixed, fixed); err != nil {
-		t.Fatal(err)
-	}
-}
-
 var fixed = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 // TestDiffNamesEveryDifference: each kind of difference is one line naming the path, in path
@@ -32,19 +19,19 @@ func TestDiffNamesEveryDifference(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
 	old := fixed.Add(-time.Hour)
 	for _, root := range []string{a, b} {
-		write(t, filepath.Join(root, "same.conf"), "same")
-		write(t, filepath.Join(root, "content.conf"), "v1")
-		write(t, filepath.Join(root, "mode.conf"), "m")
-		write(t, filepath.Join(root, "mtime.conf"), "t")
-		write(t, filepath.Join(root, "tmp", "skipped"), root) // differs, but Skip leaves tmp/ out
+		WriteFile(t, filepath.Join(root, "same.conf"), []byte("same"), fixed)
+		WriteFile(t, filepath.Join(root, "content.conf"), []byte("v1"), fixed)
+		WriteFile(t, filepath.Join(root, "mode.conf"), []byte("m"), fixed)
+		WriteFile(t, filepath.Join(root, "mtime.conf"), []byte("t"), fixed)
+		WriteFile(t, filepath.Join(root, "tmp", "skipped"), []byte(root), fixed) // differs, but Skip leaves tmp/ out
 		if err := os.Chtimes(filepath.Join(root, "mtime.conf"), old, old); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(t, filepath.Join(b, "content.conf"), "v2")
-	write(t, filepath.Join(a, "missing.conf"), "only in a")
-	write(t, filepath.Join(b, "extra.conf"), "only in b")
-	write(t, filepath.Join(a, "kind"), "a file in a")
+	WriteFile(t, filepath.Join(b, "content.conf"), []byte("v2"), fixed)
+	WriteFile(t, filepath.Join(a, "missing.conf"), []byte("only in a"), fixed)
+	WriteFile(t, filepath.Join(b, "extra.conf"), []byte("only in b"), fixed)
+	WriteFile(t, filepath.Join(a, "kind"), []byte("a file in a"), fixed)
 	if err := os.Mkdir(filepath.Join(b, "kind"), 0o755); err != nil {
 		t.Fatal(err)
 	}
