@@ -100,6 +100,10 @@ func (a *Appliance) peerLocal() PeerStatus {
 	m := a.mode()
 	ps := PeerStatus{Role: a.role(), BackupMode: string(m.Mode), ModeSetAt: m.SetAt, ModeSetBy: m.SetBy,
 		Unhealthy: a.health()}
+	if a.router != nil {
+		st := a.router.Status()
+		ps.HoldsAddresses = st.State == vrrp.StateMaster && len(st.VirtualIPs) == len(a.cfg.Redundancy.VirtualIPs)
+	}
 	if a.services != nil {
 		for _, s := range a.services.Status().([]ServiceStatus) {
 			ps.Services = append(ps.Services, PeerServiceState{Name: s.Name, State: s.State.String()})
@@ -343,7 +347,7 @@ func (a *Appliance) newPeerLink() (*PeerLink, error) {
 		Interval:  a.cfg.Peer.Interval,
 		Local:     a.peerLocal,
 		OnRequest: a.onPeerRequest,
-		OnChange:  func(PeerView) { a.poke() },
+		OnChange:  func(v PeerView) { a.onPeerChange(v); a.poke() },
 		Record:    a.record,
 		Logger:    a.log.With("part", "peer"),
 		Now:       a.now,
