@@ -27,6 +27,9 @@ type PBX struct {
 	// Fingerprint is the node's certificate fingerprint (what `redundantd -fingerprint`
 	// prints), set by NewPBXPair.
 	Fingerprint string
+	// PeerAddress, when set before Start, is the peer link's address of the other node
+	// ([peer] address), for a link on another path than the adverts (Crosslink).
+	PeerAddress string
 }
 
 // PBXTree is the path at which each daemon sees its own tree (Bind).
@@ -35,6 +38,10 @@ func (l *Lab) PBXTree() string { return filepath.Join(l.Dir, "pbx") }
 // ApplianceConfig renders the [sync], [peer] and [[service]] sections of a node of an
 // appliance pair; peerFingerprint is the other node's certificate.
 func (p *PBX) applianceTOML(l *Lab, peerFingerprint, extra string) string {
+	peerAddr := ""
+	if p.PeerAddress != "" {
+		peerAddr = fmt.Sprintf("address = %q\n", p.PeerAddress)
+	}
 	return fmt.Sprintf(`[sync]
 enabled = true
 paths = [%q]
@@ -44,7 +51,7 @@ watch = true
 
 [peer]
 interval = "200ms"
-
+%s
 [[service]]
 name = "pbx"
 start = ["sh", "-c", "touch %s && echo start >> %s"]
@@ -52,7 +59,7 @@ stop = ["sh", "-c", "rm -f %s && echo stop >> %s"]
 check = ["test", "-e", %q]
 check_interval = "500ms"
 timeout = "5s"
-%s`, l.PBXTree(), peerFingerprint, p.Marker, p.Log, p.Marker, p.Log, p.Marker, extra)
+%s`, l.PBXTree(), peerFingerprint, peerAddr, p.Marker, p.Log, p.Marker, p.Log, p.Marker, extra)
 }
 
 // StartPBXPair starts redundantd on nodes 1 and 2 as an appliance pair (replication, the
@@ -63,23 +70,27 @@ func StartPBXPair(ctx context.Context, l *Lab, cfg [2]VRRPConfig, extra [2]strin
 	if err != nil {
 		return ps, err
 	}
+	return ps, StartPBXs(ctx, l, ps, cfg, extra)
+}
+
+// StartPBXs is StartPBXPair for a pair made by NewPBXPair (and adjusted: a PeerAddress, say).
+func StartPBXs(ctx context.Context, l *Lab, ps [2]*PBX, cfg [2]VRRPConfig, extra [2]string) error {
 	for i := range 2 {
 		want := "master"
 		if i == 1 {
 			want = "backup"
 		}
 		if err := ps[i].Start(ctx, l.Node(i+1), cfg[i], ps[1-i].Fingerprint, extra[i]); err != nil {
-			return ps, err
+			return err
 		}
 		if err := ps[i].Router.WaitState(ctx, want); err != nil {
-			return ps, err
+			return err
 		}
 	}
-	err = waitCond(ctx, 50*time.Millisecond, func() bool {
+	return waitCond(ctx, 50*time.Millisecond, func() bool {
 		st, err := ps[0].Status(ctx)
 		return err == nil && st.Peer != nil && st.Peer.Connected && st.Peer.Role == "backup"
 	})
-	return ps, err
 }
 
 // NewPBXPair prepares nodes 1 and 2 of an appliance pair without starting them: each node's
