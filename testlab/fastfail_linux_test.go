@@ -93,13 +93,19 @@ func TestPeerLinkCrashTakeover(t *testing.T) {
 	if !strings.Contains(desc, "resigned (priority 0 advert)") {
 		t.Errorf("after node2's SIGTERM node1 became Master by %q, want the priority-0 advert", desc)
 	}
-	evs, err := a.Events(ctx)
+	noCrashRule(t, ctx, a, seqA, "a SIGTERM")
+}
+
+// noCrashRule fails the test if p raised the crash rule's event after seq.
+func noCrashRule(t *testing.T, ctx context.Context, p *PBX, seq uint64, what string) {
+	t.Helper()
+	evs, err := p.Events(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range evs {
-		if e.Seq > seqA && e.Name == "peer crashed" {
-			t.Errorf("a SIGTERM triggered the crash rule: %s", e.Description)
+		if e.Seq > seq && e.Name == "peer crashed" {
+			t.Errorf("%s triggered the crash rule: %s", what, e.Description)
 		}
 	}
 }
@@ -122,15 +128,7 @@ func TestHungMasterWaitsForTimers(t *testing.T) {
 	if !strings.Contains(desc, "no advert from master") || !strings.Contains(desc, "within Master_Down_Interval") {
 		t.Fatalf("node2 replaced the hung Master by %q, want Master_Down_Timer", desc)
 	}
-	evs, err := b.Events(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range evs {
-		if e.Seq > seq && e.Name == "peer crashed" {
-			t.Errorf("a hung daemon triggered the crash rule: %s", e.Description)
-		}
-	}
+	noCrashRule(t, ctx, b, seq, "a hung daemon")
 }
 
 // TestAdvertPathCutPeerLinkOnCable: the peer link runs on a cable of its own; the bridge
@@ -141,13 +139,11 @@ func TestAdvertPathCutPeerLinkOnCable(t *testing.T) {
 	t.Parallel()
 	l, ctx, tl, ps := fastPair(t, true)
 	a, b := ps[0], ps[1]
-	if st, err := b.Status(ctx); err != nil || st.Peer == nil || !st.Peer.HoldsAddresses {
-		if err := waitCond(ctx, 20*time.Millisecond, func() bool {
-			st, err := b.Status(ctx)
-			return err == nil && st.Peer != nil && st.Peer.HoldsAddresses
-		}); err != nil {
-			t.Fatalf("node2 never saw node1 holding its address: %v", err)
-		}
+	if err := waitCond(ctx, 20*time.Millisecond, func() bool {
+		st, err := b.Status(ctx)
+		return err == nil && st.Peer != nil && st.Peer.HoldsAddresses
+	}); err != nil {
+		t.Fatalf("node2 never saw node1 holding its address: %v", err)
 	}
 	seq, err := b.LastSeq(ctx)
 	if err != nil {

@@ -135,12 +135,18 @@ func measureCrash(ctx context.Context, tl *testlab.Timeline, master, backup *tes
 	if err != nil {
 		return 0, "", err
 	}
+	return killTimed(ctx, tl, master, backup, seq)
+}
+
+// killTimed sends SIGKILL to master's daemon, times the VIP on backup from the signal, waits
+// for the exit and reads how backup took over (its first "became master" event after seq).
+func killTimed(ctx context.Context, tl *testlab.Timeline, master, backup *testlab.PBX, seq uint64) (time.Duration, string, error) {
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
 	killed := time.Now()
 	if err := master.Router.Proc().Signal(syscall.SIGKILL); err != nil {
 		return 0, "", err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
 	ev, err := tl.WaitVIP(wctx, backup.Router.Node, true, killed)
 	if err != nil {
 		return 0, "", fmt.Errorf("%s did not take over after SIGKILL of %s: %w", backup.Router, master.Router, err)
@@ -246,19 +252,7 @@ func measureCutKill(ctx context.Context, lab *testlab.Lab, tl *testlab.Timeline,
 	if _, err := backup.WaitEvent(wctx, "adverts lost", seq); err != nil {
 		return 0, "", err
 	}
-	killed := time.Now()
-	if err := master.Router.Proc().Signal(syscall.SIGKILL); err != nil {
-		return 0, "", err
-	}
-	ev, err := tl.WaitVIP(wctx, backup.Router.Node, true, killed)
-	if err != nil {
-		return 0, "", fmt.Errorf("%s did not take over after SIGKILL of %s during the cut: %w", backup.Router, master.Router, err)
-	}
-	if _, err := master.Router.Proc().Wait(wctx); err != nil {
-		return 0, "", err
-	}
-	how, err := takeoverHow(wctx, backup, seq)
-	return ev.At.Sub(killed), how, err
+	return killTimed(ctx, tl, master, backup, seq)
 }
 
 // printPeerLinkResults prints the crash figures beside keepalived's SIGKILL series of the same
