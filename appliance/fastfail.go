@@ -115,9 +115,9 @@ func (a *Appliance) onPeerChange(v PeerView) {
 	out := a.failover.step(in)
 	a.failMu.Unlock()
 	if out.TakeOver {
+		a.router.TakeOver(out.Why) // first: the event log can wait, the phones cannot
 		a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "peer crashed",
 			Description: "taking over at once: " + out.Why})
-		a.router.TakeOver(out.Why)
 	} else if out.Why != "" {
 		a.log.Info("peer link lost; no fast takeover", "why", out.Why)
 	}

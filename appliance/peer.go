@@ -422,8 +422,9 @@ func (l *PeerLink) update(localRole string, change func() (PeerView, bool)) {
 	l.deliver()
 }
 
-// deliver hands the pending changes to Record and OnChange in the order they were made,
-// without holding the link's lock (so that a callback may read Status).
+// deliver hands the pending changes to OnChange and Record in the order they were made,
+// without holding the link's lock (so that a callback may read Status). OnChange comes
+// first: the appliance's failover rules (fastfail.go) must not wait for the event log.
 func (l *PeerLink) deliver() {
 	l.evMu.Lock()
 	defer l.evMu.Unlock()
@@ -436,11 +437,11 @@ func (l *PeerLink) deliver() {
 			return
 		}
 		for _, p := range todo {
-			for _, e := range p.events {
-				l.cfg.Record(e)
-			}
 			if l.cfg.OnChange != nil {
 				l.cfg.OnChange(p.view)
+			}
+			for _, e := range p.events {
+				l.cfg.Record(e)
 			}
 		}
 	}
@@ -528,8 +529,8 @@ func (l *PeerLink) lost(ctx context.Context, pc *peerConn, err error) {
 		l.mu.Unlock()
 		return
 	}
-	l.log.Warn("peer link down", "reason", reason)
 	l.update(role, change)
+	l.log.Warn("peer link down", "reason", reason, "ended", ended)
 }
 
 // readLoop reads messages until the connection fails or the peer misses peerMissed
