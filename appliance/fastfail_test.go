@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -152,5 +153,45 @@ func TestPeerEndOnTheWire(t *testing.T) {
 	}
 	if _, err := readPeerMsg(b); !errors.Is(err, io.ErrUnexpectedEOF) || peerEndOf(err, "") != PeerEndError {
 		t.Errorf("a frame cut short: %v (%s), want io.ErrUnexpectedEOF and %s", err, peerEndOf(err, ""), PeerEndError)
+	}
+}
+
+// TestPeerLinkEnded: the view says how the connection ended: a peer that stops says bye, a
+// connection whose socket is closed under it (a killed daemon: FIN, or RST with data unread)
+// is closed. (Silent: TestPeerLinkSilentPeer; a frame cut short: TestPeerEndOnTheWire.)
+func TestPeerLinkEnded(t *testing.T) {
+	a, b := peerPair(t)
+	a.waitEvent("up passive", 1)
+	b.stop()
+	a.waitFor("the loss", func() bool { return !a.link.Status().Connected })
+	if v := a.link.Status(); v.Ended != PeerEndBye || v.LastError != "closed by the peer: shutting down" {
+		t.Errorf("a stopped peer: ended %q, last_error %q; want bye", v.Ended, v.LastError)
+	}
+
+	hello := &peerInfo{NodeID: "b", Version: "1.4.0", Settings: peerTestSettings,
+		SettingsFingerprint: peerTestSettings.Fingerprint(), PeerStatus: peerBackupStatus}
+	for _, tc := range []struct {
+		name  string
+		end   func(c *tls.Conn)
+		want  string
+		count int
+	}{
+		{"the socket closed under the TLS session (the kernel of a killed daemon)", func(c *tls.Conn) { c.NetConn().Close() }, PeerEndClosed, 2},
+		{"a bye, then the close", func(c *tls.Conn) {
+			c.Write(peerFrame(t, peerMsg{Type: "bye", Reason: strings.Repeat("x", 300)}))
+			c.NetConn().Close()
+		}, PeerEndBye, 3},
+	} {
+		c := peerRaw(t, a, b.dir, peerFrame(t, peerMsg{Type: "hello", Info: hello}))
+		a.waitEvent("up passive", tc.count)
+		tc.end(c)
+		a.waitFor(tc.name, func() bool { return !a.link.Status().Connected })
+		v := a.link.Status()
+		if v.Ended != tc.want {
+			t.Errorf("%s: ended %q (last_error %q), want %q", tc.name, v.Ended, v.LastError, tc.want)
+		}
+		if tc.want == PeerEndBye && len(v.LastError) > len("closed by the peer: ")+peerByeReasonMax+3 {
+			t.Errorf("%s: the bye's reason is kept whole (%d bytes)", tc.name, len(v.LastError))
+		}
 	}
 }

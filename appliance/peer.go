@@ -44,6 +44,7 @@ const (
 	peerMaxFrame              = 256 << 10
 	peerALPN                  = "redundantd-peer/1"
 	peerByeTimeout            = 100 * time.Millisecond
+	peerByeReasonMax          = 200 // bytes of a received bye's reason kept
 )
 
 // PeerConfig configures a PeerLink.
@@ -298,7 +299,9 @@ func (l *PeerLink) dialLoop(ctx context.Context) {
 		}
 		if err != nil {
 			l.log.Debug("peer link: connection to the peer ended", "err", err)
-			l.noteError(err.Error())
+			if !adopted { // an adopted one's end is in the view already (lost)
+				l.noteError(err.Error())
+			}
 		}
 		if adopted {
 			backoff = 0
@@ -566,6 +569,9 @@ func (l *PeerLink) readLoop(ctx context.Context, pc *peerConn) error {
 		case "bye":
 			// The peer closes on purpose; the end of stream that follows is no crash.
 			reason := cmp.Or(m.Reason, "no reason given")
+			if len(reason) > peerByeReasonMax { // it ends up in the view and the events
+				reason = strings.ToValidUTF8(reason[:peerByeReasonMax], "") + "..."
+			}
 			pc.bye.Store(&reason)
 		case "response":
 			if m.Response == nil {

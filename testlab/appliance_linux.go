@@ -30,6 +30,10 @@ type PBX struct {
 	// PeerAddress, when set before Start, is the peer link's address of the other node
 	// ([peer] address), for a link on another path than the adverts (Crosslink).
 	PeerAddress string
+	// CheckInterval, when set before Start, is the PBX service's check_interval (and so its
+	// check's timeout); zero is 500ms. A test of something else than the service's health sets
+	// it long, so that a check starved on a loaded machine never hands the role over.
+	CheckInterval time.Duration
 }
 
 // PBXTree is the path at which each daemon sees its own tree (Bind).
@@ -38,6 +42,10 @@ func (l *Lab) PBXTree() string { return filepath.Join(l.Dir, "pbx") }
 // ApplianceConfig renders the [sync], [peer] and [[service]] sections of a node of an
 // appliance pair; peerFingerprint is the other node's certificate.
 func (p *PBX) applianceTOML(l *Lab, peerFingerprint, extra string) string {
+	check := 500 * time.Millisecond
+	if p.CheckInterval > 0 {
+		check = p.CheckInterval
+	}
 	peerAddr := ""
 	if p.PeerAddress != "" {
 		peerAddr = fmt.Sprintf("address = %q\n", p.PeerAddress)
@@ -57,9 +65,9 @@ name = "pbx"
 start = ["sh", "-c", "touch %s && echo start >> %s"]
 stop = ["sh", "-c", "rm -f %s && echo stop >> %s"]
 check = ["test", "-e", %q]
-check_interval = "500ms"
+check_interval = %q
 timeout = "5s"
-%s`, l.PBXTree(), peerFingerprint, peerAddr, p.Marker, p.Log, p.Marker, p.Log, p.Marker, extra)
+%s`, l.PBXTree(), peerFingerprint, peerAddr, p.Marker, p.Log, p.Marker, p.Log, p.Marker, check.String(), extra)
 }
 
 // StartPBXPair starts redundantd on nodes 1 and 2 as an appliance pair (replication, the

@@ -34,7 +34,7 @@ func (Held) isAction() {}
 type holdState struct {
 	hold      bool      // SetHold(true): CauseMasterDown expiries report Held
 	heldSince time.Time // the first held expiry since the last advert; zero when none
-	heard     time.Time // the last valid advert received (any priority, any state)
+	heard     time.Time // the last valid advert accepted in Backup (any priority)
 }
 
 // SetHold holds (on) or releases a Backup's takeover on Master_Down_Timer (see Held). While

@@ -201,7 +201,7 @@ type MachineStatus struct {
 	Fault string
 	// Held: a Backup whose Master_Down_Timer fired while held (SetHold), staying Backup.
 	Held bool
-	// LastAdvert is when the last valid advert was received (zero: none yet).
+	// LastAdvert is when this node, in Backup, last accepted a valid advert (zero: never).
 	LastAdvert time.Time
 }
 
@@ -402,9 +402,9 @@ func (m *Machine) Receive(now time.Time, in Inbound) []Action {
 		m.dropped[reason]++
 		return nil
 	}
-	m.heard, m.heldSince = now, time.Time{}
 	switch m.state {
 	case StateBackup:
+		m.heard, m.heldSince = now, time.Time{}
 		if adv.Priority == 0 {
 			// Section 6.4.2: the Master resigned; take over after Skew_Time unless a
 			// higher-priority Backup (with a shorter skew) advertises first. A passive

@@ -164,7 +164,7 @@ type Status struct {
 	// Held: a held Backup ([Router.SetHold]) missed the Master's adverts for
 	// Master_Down_Interval and stays Backup.
 	Held bool
-	// LastAdvert is when the last valid advert from another router arrived; zero before.
+	// LastAdvert is when this node, in Backup, last accepted a valid advert; zero: never.
 	LastAdvert time.Time
 }
 
