@@ -56,3 +56,21 @@ func (l *Lab) indexOf(n *Node) int {
 	}
 	return -1
 }
+
+// SetCable sets the node's end of the Crosslink cable up or down: down, both ends lose
+// carrier, as when the cable is pulled.
+func (n *Node) SetCable(up bool) error {
+	x, err := n.handle.LinkByName("x0")
+	if err != nil {
+		return fmt.Errorf("testlab: x0 in %s: %w", n.Name, err)
+	}
+	if up {
+		err = n.handle.LinkSetUp(x)
+	} else {
+		err = n.handle.LinkSetDown(x)
+	}
+	if err != nil {
+		return fmt.Errorf("testlab: %s/x0 up=%t: %w", n.Name, up, err)
+	}
+	return nil
+}

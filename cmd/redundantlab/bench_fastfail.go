@@ -37,6 +37,9 @@ type peerLinkResults struct {
 	cutTakeovs int           // takeovers during the cuts (want 0)
 	cutKill    time.Duration // SIGKILL of the Master during a cut -> VIP on the Backup
 	cutKillBy  string        // how that takeover was made
+	lost       time.Duration // host lost (bridge and cable cut): last advert -> VIP on the Backup
+	lostBy     string
+	lostTheory time.Duration // Master_Down_Interval
 }
 
 // benchPeerLink runs the crash series (runs SIGKILLs, the nodes trading the Master role) with
@@ -116,6 +119,16 @@ func benchPeerLink(ctx context.Context, lab *testlab.Lab, tl *testlab.Timeline, 
 		fmt.Printf(" %d takeover(s), %d event(s);", took, raised)
 	}
 	fmt.Println()
+	res.lostTheory = testlab.MasterDownInterval(cfg.AdvertInterval, cfg.Priority)
+	if res.lost, res.lostBy, err = measureHostLost(ctx, lab, tl, master, backup); err != nil {
+		return res, err
+	}
+	fmt.Printf("  host lost (the Master cut off the bridge and the cable): VIP on %s %s after its last advert (%s)\n",
+		backup.Router.Node.Name, ms1(res.lost), res.lostBy)
+	master, backup = backup, master // the healed split leaves the higher address Master
+	if err := waitPeerBackup(ctx, tl, backup, master); err != nil {
+		return res, err
+	}
 	d, how, err := measureCutKill(ctx, lab, tl, master, backup)
 	if err != nil {
 		return res, err
@@ -258,6 +271,48 @@ func measureCutKill(ctx context.Context, lab *testlab.Lab, tl *testlab.Timeline,
 	return killTimed(ctx, tl, master, backup, seq)
 }
 
+// measureHostLost cuts master off everything (its bridge port isolated from the backup, the
+// cable pulled) while it runs on, and times the VIP on backup from master's last advert
+// before the cut: the hold must not delay the protocol's takeover. Then it heals the network
+// and waits until backup, the higher address at equal priority, is the only Master.
+func measureHostLost(ctx context.Context, lab *testlab.Lab, tl *testlab.Timeline, master, backup *testlab.PBX) (time.Duration, string, error) {
+	seq, err := backup.LastSeq(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	cut := time.Now()
+	if err := lab.Partition(true); err != nil {
+		return 0, "", err
+	}
+	if err := master.Router.Node.SetCable(false); err != nil {
+		return 0, "", err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ev, err := tl.WaitVIP(wctx, backup.Router.Node, true, cut)
+	if err != nil {
+		return 0, "", fmt.Errorf("%s did not take over from the lost %s: %w", backup.Router, master.Router, err)
+	}
+	ref, ok := tl.LastAdvert(cut, testlab.From(master.Router.Node, benchVRID))
+	if !ok {
+		return 0, "", fmt.Errorf("no advert of %s before the cut", master.Router)
+	}
+	how, err := takeoverHow(wctx, backup, seq)
+	if err != nil {
+		return 0, "", err
+	}
+	if err := lab.Partition(false); err != nil {
+		return 0, "", err
+	}
+	if err := master.Router.Node.SetCable(true); err != nil {
+		return 0, "", err
+	}
+	if err := master.Router.WaitState(wctx, "backup"); err != nil {
+		return 0, "", err
+	}
+	return ev.At.Sub(ref.At), how, nil
+}
+
 // printPeerLinkResults prints the crash figures beside keepalived's SIGKILL series of the same
 // run (also from the signal), and the cut scenario's outcome.
 func printPeerLinkResults(res peerLinkResults, results []failoverSeries) {
@@ -281,6 +336,8 @@ func printPeerLinkResults(res peerLinkResults, results []failoverSeries) {
 	fmt.Printf("advert path cut with the peer link on a cable: %d cut(s) of %s, %d takeover(s) (want 0), %d \"adverts lost\" event(s) (want %d); "+
 		"SIGKILL of the Master during a cut: VIP on the Backup after %s (%s)\n",
 		res.cuts, res.cutFor.Round(time.Millisecond), res.cutTakeovs, res.cutEvents, res.cuts, ms1(res.cutKill), res.cutKillBy)
+	fmt.Printf("host lost while its adverts run (bridge and cable cut), peer link on the cable: VIP on the Backup %s after the last advert (%s; Master_Down_Interval %s)\n",
+		ms1(res.lost), res.lostBy, ms1(res.lostTheory))
 }
 
 func sliceMin(d []time.Duration) time.Duration {
