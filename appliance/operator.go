@@ -140,7 +140,7 @@ func (a *Appliance) control(ctx context.Context) {
 		defer t.Stop()
 		tick = t.C
 	}
-	peerUp := false
+	peerUp, peerRole := false, ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,8 +158,13 @@ func (a *Appliance) control(ctx context.Context) {
 			if v.Connected && !peerUp {
 				a.reannounce()
 				a.syncToNewPeer(ctx)
+			} else if v.Connected && peerRole == PeerRoleMaster && v.Role == PeerRoleBackup {
+				// The other Master of a healed split stepped down after the link came back:
+				// the run at link-up found it still Master (it refuses to be a replica then),
+				// and the failback merge is due now.
+				a.syncToNewPeer(ctx)
 			}
-			peerUp = v.Connected
+			peerUp, peerRole = v.Connected, v.Role
 			if v.Connected && v.Role == "master" && a.startActive.Load() {
 				a.endStartRule() // another Master is there: this node is a Backup of the group
 			}
@@ -331,6 +336,9 @@ func (a *Appliance) runPeer(ctx context.Context) {
 	}
 }
 
+// peerDialTimeout bounds one attempt to dial the peer link.
+const peerDialTimeout = 5 * time.Second
+
 // newPeerLink builds the peer link from the configuration; the node with the lower address
 // dials (PeerDials).
 func (a *Appliance) newPeerLink() (*PeerLink, error) {
@@ -361,7 +369,10 @@ func (a *Appliance) newPeerLink() (*PeerLink, error) {
 	if !peerAddr.IsValid() || PeerDials(a.cfg.Node.Address, peerAddr) {
 		addr := a.cfg.Peer.Address
 		pc.Dial = func(ctx context.Context) (net.Conn, error) {
-			var d net.Dialer
+			// Bounded: a SYN into a partition is otherwise retried by the kernel for about
+			// two minutes, and a healed path (the second heartbeat's cable) would wait for
+			// the next retransmission, up to half a minute, instead of the next attempt.
+			d := net.Dialer{Timeout: peerDialTimeout}
 			return d.DialContext(ctx, "tcp", addr)
 		}
 	}
