@@ -111,6 +111,9 @@ type Appliance struct {
 	// hears of another Master, or the mode is set (endStartRule).
 	startActive atomic.Bool
 
+	failMu   sync.Mutex
+	failover failoverWatch // the peer link's fast takeover and hold (fastfail.go)
+
 	stMu     sync.Mutex
 	state    nodeState // Backup mode and last role, kept in state_dir
 	stateErr string    // why state_dir refused it; "" when saved
@@ -279,6 +282,7 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 		StateDir:       a.cfg.Node.StateDir,
 		Logger:         a.log.With("part", "vrrp"),
 		OnEvent:        a.onVRRPEvent,
+		OnHeld:         a.onHeld,
 	}
 	if rc.Unicast {
 		c.Peers = []netip.Addr{rc.Peer}

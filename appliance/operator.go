@@ -100,6 +100,10 @@ func (a *Appliance) peerLocal() PeerStatus {
 	m := a.mode()
 	ps := PeerStatus{Role: a.role(), BackupMode: string(m.Mode), ModeSetAt: m.SetAt, ModeSetBy: m.SetBy,
 		Unhealthy: a.health()}
+	if a.router != nil {
+		st := a.router.Status()
+		ps.HoldsAddresses = st.State == vrrp.StateMaster && len(st.VirtualIPs) == len(a.cfg.Redundancy.VirtualIPs)
+	}
 	if a.services != nil {
 		for _, s := range a.services.Status().([]ServiceStatus) {
 			ps.Services = append(ps.Services, PeerServiceState{Name: s.Name, State: s.State.String()})
@@ -154,7 +158,7 @@ func (a *Appliance) control(ctx context.Context) {
 			if v.Connected && !peerUp {
 				a.reannounce()
 			}
-			if v.Connected && v.Role == "backup" && (!peerUp || peerRole != "backup") {
+			if v.Connected && v.Role == PeerRoleBackup && (!peerUp || peerRole != PeerRoleBackup) {
 				a.syncToNewPeer(ctx)
 			}
 			peerUp, peerRole = v.Connected, v.Role
@@ -331,6 +335,9 @@ func (a *Appliance) runPeer(ctx context.Context) {
 	}
 }
 
+// peerDialTimeout bounds one attempt to dial the peer link.
+const peerDialTimeout = 5 * time.Second
+
 // newPeerLink builds the peer link from the configuration; the node with the lower address
 // dials (PeerDials).
 func (a *Appliance) newPeerLink() (*PeerLink, error) {
@@ -347,7 +354,7 @@ func (a *Appliance) newPeerLink() (*PeerLink, error) {
 		Interval:  a.cfg.Peer.Interval,
 		Local:     a.peerLocal,
 		OnRequest: a.onPeerRequest,
-		OnChange:  func(PeerView) { a.poke() },
+		OnChange:  func(v PeerView) { a.onPeerChange(v); a.poke() },
 		Record:    a.record,
 		Logger:    a.log.With("part", "peer"),
 		Now:       a.now,
@@ -361,7 +368,10 @@ func (a *Appliance) newPeerLink() (*PeerLink, error) {
 	if !peerAddr.IsValid() || PeerDials(a.cfg.Node.Address, peerAddr) {
 		addr := a.cfg.Peer.Address
 		pc.Dial = func(ctx context.Context) (net.Conn, error) {
-			var d net.Dialer
+			// Bounded: a SYN into a partition is otherwise retried by the kernel for about
+			// two minutes, and a healed path (the second heartbeat's cable) would wait for
+			// the next retransmission, up to half a minute, instead of the next attempt.
+			d := net.Dialer{Timeout: peerDialTimeout}
 			return d.DialContext(ctx, "tcp", addr)
 		}
 	}

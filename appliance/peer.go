@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pbxsync "github.com/redundantd/redundantd/sync"
@@ -41,6 +43,8 @@ const (
 	peerMissed                = 3                // statuses missed before the peer is down
 	peerMaxFrame              = 256 << 10
 	peerALPN                  = "redundantd-peer/1"
+	peerByeTimeout            = 100 * time.Millisecond
+	peerByeReasonMax          = 200 // bytes of a received bye's reason kept
 )
 
 // PeerConfig configures a PeerLink.
@@ -129,6 +133,8 @@ type peerConn struct {
 	wmu    sync.Mutex
 	done   chan struct{}
 	once   sync.Once
+	bye    atomic.Pointer[string] // the reason of the peer's bye, once received
+	said   atomic.Bool            // this side's bye was written (or tried)
 }
 
 func (c *peerConn) close() {
@@ -146,6 +152,7 @@ type peerPending struct {
 
 type peerMsg struct {
 	Type     string        `json:"type"`
+	Reason   string        `json:"reason,omitempty"` // bye: why this side closes
 	Info     *peerInfo     `json:"info,omitempty"`
 	Request  *PeerRequest  `json:"request,omitempty"`
 	Response *peerResponse `json:"response,omitempty"`
@@ -292,7 +299,9 @@ func (l *PeerLink) dialLoop(ctx context.Context) {
 		}
 		if err != nil {
 			l.log.Debug("peer link: connection to the peer ended", "err", err)
-			l.noteError(err.Error())
+			if !adopted { // an adopted one's end is in the view already (lost)
+				l.noteError(err.Error())
+			}
 		}
 		if adopted {
 			backoff = 0
@@ -320,8 +329,8 @@ func peerSleep(ctx context.Context, d time.Duration) error {
 // runs it until it ends. It reports whether the connection was adopted.
 func (l *PeerLink) serve(ctx context.Context, tc *tls.Conn, dialled bool) (bool, error) {
 	pc := &peerConn{tc: tc, done: make(chan struct{})}
-	defer pc.close()
-	stop := context.AfterFunc(ctx, pc.close)
+	defer l.shut(pc, "connection ended by this node")
+	stop := context.AfterFunc(ctx, func() { l.shut(pc, "shutting down") })
 	defer stop()
 
 	tc.SetDeadline(time.Now().Add(peerHelloTimeout))
@@ -416,8 +425,9 @@ func (l *PeerLink) update(localRole string, change func() (PeerView, bool)) {
 	l.deliver()
 }
 
-// deliver hands the pending changes to Record and OnChange in the order they were made,
-// without holding the link's lock (so that a callback may read Status).
+// deliver hands the pending changes to OnChange and Record in the order they were made,
+// without holding the link's lock (so that a callback may read Status). OnChange comes
+// first: the appliance's failover rules (fastfail.go) must not wait for the event log.
 func (l *PeerLink) deliver() {
 	l.evMu.Lock()
 	defer l.evMu.Unlock()
@@ -430,11 +440,11 @@ func (l *PeerLink) deliver() {
 			return
 		}
 		for _, p := range todo {
-			for _, e := range p.events {
-				l.cfg.Record(e)
-			}
 			if l.cfg.OnChange != nil {
 				l.cfg.OnChange(p.view)
+			}
+			for _, e := range p.events {
+				l.cfg.Record(e)
 			}
 		}
 	}
@@ -479,7 +489,7 @@ func (l *PeerLink) adopt(pc *peerConn, m *peerInfo) bool {
 	})
 	if old != nil {
 		l.log.Info("peer link: a new connection replaces the one in use", "dialled_by", pc.dialer)
-		old.close()
+		l.shut(old, "replaced by a new connection")
 	}
 	if adopted {
 		l.log.Info("peer link up", "peer", m.NodeID, "version", m.Version, "role", m.Role, "backup_mode", m.BackupMode)
@@ -490,10 +500,16 @@ func (l *PeerLink) adopt(pc *peerConn, m *peerInfo) bool {
 // lost marks the peer down if pc was the connection in use. Stopping the link raises no
 // events.
 func (l *PeerLink) lost(ctx context.Context, pc *peerConn, err error) {
+	bye := ""
+	if b := pc.bye.Load(); b != nil {
+		bye = *b
+	}
+	ended := peerEndOf(err, bye)
 	reason := "connection closed"
-	var ne net.Error
 	switch {
-	case errors.As(err, &ne) && ne.Timeout():
+	case ended == PeerEndBye:
+		reason = "closed by the peer: " + bye
+	case ended == PeerEndSilent:
 		reason = fmt.Sprintf("no status for %d intervals", peerMissed)
 	case err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 		reason = err.Error()
@@ -506,7 +522,7 @@ func (l *PeerLink) lost(ctx context.Context, pc *peerConn, err error) {
 		l.cur = nil
 		l.ready = make(chan struct{})
 		close(l.down)
-		return peerViewLost(l.view, reason, l.now()), true
+		return peerViewLost(l.view, reason, ended, l.now()), true
 	}
 	if ctx.Err() != nil {
 		l.mu.Lock()
@@ -516,8 +532,8 @@ func (l *PeerLink) lost(ctx context.Context, pc *peerConn, err error) {
 		l.mu.Unlock()
 		return
 	}
-	l.log.Warn("peer link down", "reason", reason)
 	l.update(role, change)
+	l.log.Warn("peer link down", "reason", reason, "ended", ended)
 }
 
 // readLoop reads messages until the connection fails or the peer misses peerMissed
@@ -550,6 +566,13 @@ func (l *PeerLink) readLoop(ctx context.Context, pc *peerConn) error {
 			}
 			r := *m.Request
 			l.wg.Go(func() { l.handle(ctx, pc, r) })
+		case "bye":
+			// The peer closes on purpose; the end of stream that follows is no crash.
+			reason := cmp.Or(m.Reason, "no reason given")
+			if len(reason) > peerByeReasonMax { // it ends up in the view and the events
+				reason = strings.ToValidUTF8(reason[:peerByeReasonMax], "") + "..."
+			}
+			pc.bye.Store(&reason)
 		case "response":
 			if m.Response == nil {
 				return fmt.Errorf("%w: response without body", ErrPeerMessage)
@@ -665,6 +688,22 @@ func (l *PeerLink) Request(ctx context.Context, r PeerRequest) error {
 	}
 }
 
+// shut closes pc after telling the peer why (a "bye" frame), so that the peer does not take
+// the end of the connection for this daemon's death (fastfail.go). A write blocked on a peer
+// that does not read is cut short: the bye gets at most peerByeTimeout.
+func (l *PeerLink) shut(pc *peerConn, why string) {
+	if pc.said.CompareAndSwap(false, true) {
+		pc.tc.SetWriteDeadline(time.Now().Add(peerByeTimeout))
+		pc.wmu.Lock()
+		pc.tc.SetWriteDeadline(time.Now().Add(peerByeTimeout))
+		if err := writePeerMsg(pc.tc, peerMsg{Type: "bye", Reason: why}); err != nil {
+			l.log.Debug("peer link: bye not sent", "err", err)
+		}
+		pc.wmu.Unlock()
+	}
+	pc.close()
+}
+
 // write sends one frame; a peer that does not take it within peerMissed intervals is
 // treated as gone.
 func (l *PeerLink) write(pc *peerConn, m peerMsg) error {
@@ -705,6 +744,9 @@ func readPeerMsg(r io.Reader) (peerMsg, error) {
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // cut inside a frame: not a clean close
+		}
 		return peerMsg{}, err
 	}
 	var m peerMsg

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -121,6 +124,9 @@ type PeerStatus struct {
 	Services  []PeerServiceState `json:"services,omitempty"`
 	// Unhealthy says why the node's services fail their checks; "" when healthy.
 	Unhealthy string `json:"unhealthy,omitempty"`
+	// HoldsAddresses: the node is Master and holds every virtual IP (the engine confirmed
+	// them). With Role master it is what the Backup's second heartbeat trusts (fastfail.go).
+	HoldsAddresses bool `json:"holds_addresses,omitempty"`
 }
 
 // peerInfo is the body of a hello and of every status: who the node is and how it stands.
@@ -159,6 +165,42 @@ type PeerView struct {
 	Mismatches          []PeerMismatch     `json:"mismatches,omitempty"`
 	Refused             string             `json:"refused,omitempty"`    // why the last connection was refused
 	LastError           string             `json:"last_error,omitempty"` // why the link went down
+	HoldsAddresses      bool               `json:"holds_addresses,omitempty"`
+	// Ended says how the last connection ended, while the peer is down: one of the PeerEnd
+	// values. "closed" is what a dead daemon leaves (fastfail.go).
+	Ended string `json:"ended,omitempty"`
+}
+
+// How a peer link connection ended (PeerView.Ended).
+const (
+	// PeerEndClosed: the peer's side closed the TCP connection (FIN at a frame boundary, or
+	// RST) without saying goodbye first: what its kernel does when the daemon dies.
+	PeerEndClosed = "closed"
+	// PeerEndBye: the peer said goodbye (a "bye" frame: it stops, or replaces the
+	// connection), then closed.
+	PeerEndBye = "bye"
+	// PeerEndSilent: nothing arrived for peerMissed intervals (a hung daemon, a lost host, a
+	// cut path).
+	PeerEndSilent = "silent"
+	// PeerEndError: anything else: a malformed frame, a TLS error, a connection cut inside a
+	// frame, or this node closing it.
+	PeerEndError = "error"
+)
+
+// peerEndOf classifies how a connection ended from the error its read loop returned and the
+// reason of a bye received on it ("" when none). Only a clean end of stream between two
+// frames or a reset count as closed: a stream cut inside a frame may be a network fault.
+func peerEndOf(err error, bye string) string {
+	var ne net.Error
+	switch {
+	case bye != "":
+		return PeerEndBye
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return PeerEndClosed
+	case errors.As(err, &ne) && ne.Timeout():
+		return PeerEndSilent
+	}
+	return PeerEndError
 }
 
 // clone deep-copies the view so that a caller of Status cannot alias the link's state.
@@ -262,6 +304,7 @@ func peerViewUpdate(prev PeerView, local peerLocal, m *peerInfo, now time.Time) 
 		LastSync:            m.LastSync,
 		Services:            m.Services,
 		Unhealthy:           m.Unhealthy,
+		HoldsAddresses:      m.HoldsAddresses,
 		LastSeen:            now,
 		Since:               prev.Since,
 		Mismatches:          peerMismatches(local, m),
@@ -275,10 +318,12 @@ func peerViewUpdate(prev PeerView, local peerLocal, m *peerInfo, now time.Time) 
 // peerViewLost marks the peer down, keeping what was last known of it (the status page still
 // names the device that went away, and a reconnection with the same mismatch raises no new
 // event).
-func peerViewLost(prev PeerView, reason string, now time.Time) PeerView {
+// ended is how the connection ended (PeerEnd*), kept with the loss it describes.
+func peerViewLost(prev PeerView, reason, ended string, now time.Time) PeerView {
 	v := prev.clone()
 	if v.Connected {
 		v.Since = now
+		v.Ended = ended
 	}
 	v.Connected = false
 	v.LastError = reason

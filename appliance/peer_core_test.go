@@ -172,12 +172,15 @@ func TestPeerView(t *testing.T) {
 	if !v2.Since.Equal(peerT0) || !v2.LastSeen.Equal(peerT0.Add(time.Second)) {
 		t.Errorf("status: since %v last_seen %v, want since kept at %v and last_seen advanced", v2.Since, v2.LastSeen, peerT0)
 	}
-	lost := peerViewLost(v2, "connection closed", peerT0.Add(3*time.Second))
-	if lost.Connected || lost.LastError != "connection closed" || !lost.Since.Equal(peerT0.Add(3*time.Second)) || lost.ID != corePeerID {
+	lost := peerViewLost(v2, "connection closed", PeerEndClosed, peerT0.Add(3*time.Second))
+	if lost.Connected || lost.LastError != "connection closed" || !lost.Since.Equal(peerT0.Add(3*time.Second)) || lost.ID != corePeerID || lost.Ended != PeerEndClosed {
 		t.Errorf("lost view = %+v, want down since the loss, naming the device and the reason", lost)
 	}
-	if again := peerViewLost(lost, "dial: refused", peerT0.Add(9*time.Second)); !again.Since.Equal(lost.Since) {
-		t.Errorf("a second loss moved since to %v", again.Since)
+	if again := peerViewLost(lost, "dial: refused", PeerEndError, peerT0.Add(9*time.Second)); !again.Since.Equal(lost.Since) || again.Ended != PeerEndClosed {
+		t.Errorf("a second loss moved since to %v or changed how the connection ended to %q", again.Since, again.Ended)
+	}
+	if up := peerViewUpdate(lost, coreLocal, m, peerT0.Add(10*time.Second)); up.Ended != "" {
+		t.Errorf("a reconnected view keeps ended %q", up.Ended)
 	}
 	if r := peerViewRefused(lost, "group"); r.Refused != "group" || lost.Refused != "" {
 		t.Error("peerViewRefused does not record the reason, or modifies its input")

@@ -28,6 +28,13 @@ type PBX struct {
 	// Fingerprint is the node's certificate fingerprint (what `redundantd -fingerprint`
 	// prints), set by NewPBXPair.
 	Fingerprint string
+	// PeerAddress, when set before Start, is the peer link's address of the other node
+	// ([peer] address), for a link on another path than the adverts (Crosslink).
+	PeerAddress string
+	// CheckInterval, when set before Start, is the PBX service's check_interval (and so its
+	// check's timeout); zero is 500ms. A test of something else than the service's health sets
+	// it long, so that a check starved on a loaded machine never hands the role over.
+	CheckInterval time.Duration
 }
 
 // PBXTree is the path at which each daemon sees its own tree (Bind).
@@ -36,6 +43,14 @@ func (l *Lab) PBXTree() string { return filepath.Join(l.Dir, "pbx") }
 // ApplianceConfig renders the [sync], [peer] and [[service]] sections of a node of an
 // appliance pair; peerFingerprint is the other node's certificate.
 func (p *PBX) applianceTOML(l *Lab, peerFingerprint, extra string) string {
+	check := 500 * time.Millisecond
+	if p.CheckInterval > 0 {
+		check = p.CheckInterval
+	}
+	peerAddr := ""
+	if p.PeerAddress != "" {
+		peerAddr = fmt.Sprintf("address = %q\n", p.PeerAddress)
+	}
 	return fmt.Sprintf(`[sync]
 enabled = true
 paths = [%q]
@@ -45,15 +60,15 @@ watch = true
 
 [peer]
 interval = "200ms"
-
+%s
 [[service]]
 name = "pbx"
 start = ["sh", "-c", "touch %s && echo start >> %s"]
 stop = ["sh", "-c", "rm -f %s && echo stop >> %s"]
 check = ["test", "-e", %q]
-check_interval = "500ms"
+check_interval = %q
 timeout = "5s"
-%s`, l.PBXTree(), peerFingerprint, p.Marker, p.Log, p.Marker, p.Log, p.Marker, extra)
+%s`, l.PBXTree(), peerFingerprint, peerAddr, p.Marker, p.Log, p.Marker, p.Log, p.Marker, check.String(), extra)
 }
 
 // StartPBXPair starts redundantd on nodes 1 and 2 as an appliance pair (replication, the
@@ -64,23 +79,27 @@ func StartPBXPair(ctx context.Context, l *Lab, cfg [2]VRRPConfig, extra [2]strin
 	if err != nil {
 		return ps, err
 	}
+	return ps, StartPBXs(ctx, l, ps, cfg, extra)
+}
+
+// StartPBXs is StartPBXPair for a pair made by NewPBXPair (and adjusted: a PeerAddress, say).
+func StartPBXs(ctx context.Context, l *Lab, ps [2]*PBX, cfg [2]VRRPConfig, extra [2]string) error {
 	for i := range 2 {
 		want := "master"
 		if i == 1 {
 			want = "backup"
 		}
 		if err := ps[i].Start(ctx, l.Node(i+1), cfg[i], ps[1-i].Fingerprint, extra[i]); err != nil {
-			return ps, err
+			return err
 		}
 		if err := ps[i].Router.WaitState(ctx, want); err != nil {
-			return ps, err
+			return err
 		}
 	}
-	err = poll.Context(ctx, 50*time.Millisecond, func() bool {
+	return poll.Context(ctx, 50*time.Millisecond, func() bool {
 		st, err := ps[0].Status(ctx)
 		return err == nil && st.Peer != nil && st.Peer.Connected && st.Peer.Role == "backup"
 	})
-	return ps, err
 }
 
 // NewPBXPair prepares nodes 1 and 2 of an appliance pair without starting them: each node's

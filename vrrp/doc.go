@@ -27,6 +27,9 @@
 //     until it next becomes Master through Master_Down_Timer or [Router.TakeOver];
 //   - [Router.TakeOver]: a Backup becomes Master now;
 //   - [Router.Reload]: priority, preemption and the gratuitous ARP settings change at run time;
+//   - holding ([Router.SetHold], hold.go): for a caller with a second heartbeat, a Backup's
+//     Master_Down_Timer that fires for want of adverts reports [Held] instead of making it
+//     Master, until released;
 //   - faults: an interface that is deleted, down, without carrier or without the Primary
 //     address takes the node out of the protocol (Initialize, [Status].Fault) until it is
 //     usable again; one deleted and created again under the same name is followed to its new

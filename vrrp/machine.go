@@ -199,6 +199,10 @@ type MachineStatus struct {
 	PreemptSuppressed bool
 	// Fault says why the node cannot take part (see Fault), empty when it can.
 	Fault string
+	// Held: a Backup whose Master_Down_Timer fired while held (SetHold), staying Backup.
+	Held bool
+	// LastAdvert is when this node, in Backup, last accepted a valid advert (zero: never).
+	LastAdvert time.Time
 }
 
 // Machine is the RFC 3768 section 6.4 state machine of one virtual router, with the receive
@@ -229,6 +233,7 @@ type Machine struct {
 	since       time.Time
 	transitions uint64
 	dropped     map[string]uint64
+	holdState   // SetHold (hold.go)
 }
 
 // NewMachine validates cfg and returns a Machine in Initialize. cfg's slices are copied.
@@ -353,13 +358,17 @@ func (m *Machine) join(now time.Time, cause Cause, why string) []Action {
 // router Master (section 6.4.2); in Master, Adver_Timer sends the next advert (6.4.3).
 // Calling Tick early, or in Initialize, does nothing.
 //
-// A passive Backup has no Master_Down_Timer (Deadline is zero) and Tick does nothing.
+// A passive Backup has no Master_Down_Timer (Deadline is zero) and Tick does nothing. A held
+// Backup (SetHold) returns Held instead of becoming Master when adverts are missing.
 func (m *Machine) Tick(now time.Time) []Action {
 	if m.state == StateInitialize || m.deadline.IsZero() || now.Before(m.deadline) {
 		return nil
 	}
 	switch m.state {
 	case StateBackup:
+		if h, ok := m.holdExpiry(now); ok {
+			return []Action{h}
+		}
 		return m.becomeMaster(now, m.downCause, m.downReason)
 	case StateMaster:
 		m.deadline = now.Add(m.interval)
@@ -395,6 +404,7 @@ func (m *Machine) Receive(now time.Time, in Inbound) []Action {
 	}
 	switch m.state {
 	case StateBackup:
+		m.heard, m.heldSince = now, time.Time{}
 		if adv.Priority == 0 {
 			// Section 6.4.2: the Master resigned; take over after Skew_Time unless a
 			// higher-priority Backup (with a shorter skew) advertises first. A passive
@@ -658,6 +668,8 @@ func (m *Machine) Status() MachineStatus {
 		Passive:           m.passive,
 		PreemptSuppressed: m.noPreempt,
 		Fault:             m.fault,
+		Held:              m.state == StateBackup && !m.heldSince.IsZero(),
+		LastAdvert:        m.heard,
 	}
 }
 
@@ -682,6 +694,7 @@ func (m *Machine) becomeMaster(now time.Time, cause Cause, why string) []Action 
 // backupTimer sets Master_Down_Timer to now+d for the given cause, or, for a passive node,
 // clears it: a passive Backup never takes over on its own.
 func (m *Machine) backupTimer(now time.Time, d time.Duration, cause Cause, why string) {
+	m.heldSince = time.Time{}
 	if m.passive {
 		m.deadline = time.Time{}
 		m.downReason, m.downCause = "", CauseUnknown

@@ -116,6 +116,11 @@ type Config struct {
 	// It must not block: adverts and timers wait while it runs, so a slow OnEvent delays or
 	// loses an election. Hand the Event to a buffered channel or queue and return.
 	OnEvent func(Event)
+
+	// OnHeld is called, from the Router's goroutine, each time Master_Down_Timer fires while
+	// the Backup is held (see [Router.SetHold]); nil ignores it. The same rule as OnEvent:
+	// it must not block.
+	OnHeld func(Held)
 }
 
 // Event reports a state transition of the Router.
@@ -160,6 +165,11 @@ type Status struct {
 	// PreemptSuppressed: the node resigned and does not preempt until it next becomes Master
 	// through Master_Down_Timer or TakeOver (see [Router.Resign]).
 	PreemptSuppressed bool
+	// Held: a held Backup ([Router.SetHold]) missed the Master's adverts for
+	// Master_Down_Interval and stays Backup.
+	Held bool
+	// LastAdvert is when this node, in Backup, last accepted a valid advert; zero: never.
+	LastAdvert time.Time
 }
 
 // RuntimeConfig is the part of a Router's Config that can change while it runs (for a
@@ -426,6 +436,17 @@ func (r *Router) SetPassive(on bool) {
 	})
 }
 
+// SetHold holds (on) or releases this Backup's takeover when the Master's adverts stop, for a
+// caller with another sign of the Master's life (see [Machine.SetHold]): while held, a
+// Master_Down_Timer that fires for want of adverts calls Config.OnHeld and the node stays
+// Backup; released after such an expiry, the node becomes Master at once (CauseMasterDown).
+// A priority-0 advert and preemption are not held. Safe for concurrent use; it does not wait.
+func (r *Router) SetHold(on bool) {
+	r.enqueue("set hold", func() {
+		r.step(r.m.SetHold(time.Now(), on))
+	})
+}
+
 // Resign makes a Master step down on the operator's word (a swap, maintenance): it sends an
 // advert with priority 0, releases the virtual addresses and becomes Backup, with an Event of
 // CauseResigned and Reason "resigned: " + reason. It then does not preempt (even with
@@ -672,6 +693,13 @@ func (r *Router) step(actions []Action) {
 			r.transition(a)
 		case Reassert:
 			r.reassert(a)
+		case Held:
+			if a.At.Equal(a.Since) {
+				r.log.Warn("no advert within Master_Down_Interval; held as Backup by the caller", "reason", a.Reason)
+			}
+			if r.cfg.OnHeld != nil {
+				r.cfg.OnHeld(a)
+			}
 		default:
 			r.log.Error("unknown action from the state machine", "action", fmt.Sprintf("%T", a))
 		}
@@ -857,6 +885,8 @@ func (r *Router) publish() {
 		Preempt:           ms.Preempt,
 		Passive:           ms.Passive,
 		PreemptSuppressed: ms.PreemptSuppressed,
+		Held:              ms.Held,
+		LastAdvert:        ms.LastAdvert,
 	}
 	if r.held {
 		s.VirtualIPs = r.cfg.VirtualIPs

@@ -25,6 +25,7 @@ type failoverSeries struct {
 	impl    testlab.Impl
 	planned bool
 	runs    []time.Duration // reference advert -> VIP on the new Master
+	signal  []time.Duration // the signal -> VIP on the new Master
 	adverts []time.Duration // reference advert -> the new Master's first advert
 	theory  time.Duration
 }
@@ -66,6 +67,8 @@ func runBenchFailover(ctx context.Context, args []string) error {
 	runs := fs.Int("runs", 10, "failovers of each kind per implementation")
 	only := fs.String("impl", "both", "redundantd, keepalived or both")
 	verbose := fs.Bool("v", false, "print every failover as it is measured")
+	peerLink := fs.Bool("peer", true, "also the peer link's scenarios (redundantd appliance pair): daemon crash, advert path cut with the link on a cable")
+	cuts := fs.Int("cuts", 3, "advert path cuts in the peer link's scenario")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -110,7 +113,7 @@ func runBenchFailover(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := testlab.VRRPConfig{VRID: 51, Priority: 100, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}}
+	cfg := testlab.VRRPConfig{VRID: benchVRID, Priority: 100, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}}
 	fmt.Printf("failover benchmark: lab %s, 2 nodes, VRID %d, priority %d on both, adverts every %s, preempt off, %d runs of each kind\n",
 		lab.Name, cfg.VRID, cfg.Priority, cfg.AdvertInterval, *runs)
 	fmt.Println("times are from the reference advert seen on the bridge to the new Master's VIP appearing (netlink)")
@@ -123,7 +126,18 @@ func runBenchFailover(ctx context.Context, args []string) error {
 		}
 		results = append(results, res...)
 	}
+	var peer *peerLinkResults
+	if *peerLink && slices.Contains(impls, testlab.Redundantd) {
+		res, err := benchPeerLink(ctx, lab, tl, cfg, *runs, *cuts, *verbose)
+		if err != nil {
+			return fmt.Errorf("redundantd with the peer link: %w", err)
+		}
+		peer = &res
+	}
 	printFailoverResults(results)
+	if peer != nil {
+		printPeerLinkResults(*peer, results)
+	}
 	return nil
 }
 
@@ -158,6 +172,7 @@ func benchImpl(ctx context.Context, lab *testlab.Lab, tl *testlab.Timeline, impl
 				return nil, err
 			}
 			s.runs = append(s.runs, f.Elapsed())
+			s.signal = append(s.signal, f.VIP.At.Sub(f.Signal))
 			if !f.FirstAdvert.At.IsZero() {
 				s.adverts = append(s.adverts, f.FirstAdvert.At.Sub(f.Ref.At))
 			}
