@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ const userHZ = 100
 // resCase is one configuration measured by bench resources: a pair of nodes in a lab of its
 // own, node1 preferred (Master), node2 Backup.
 type resCase struct {
+	key  string // for -cases
 	name string
 	impl testlab.Impl
 	// notify gives each redundantd node [[notify]] channels to receivers in its namespace.
@@ -82,11 +84,48 @@ func (r resResult) cpuPercent() float64 {
 	return 100 * cpu / r.window.Seconds()
 }
 
+// resCases are the cases named in -cases (comma-separated), in the order bare, notify,
+// console (with -console), keepalived; keepalived is left out with a message when it is not
+// installed.
+func resCases(only string, console bool) ([]resCase, error) {
+	all := []resCase{
+		{key: "bare", name: "redundantd (VRRP + API)", impl: testlab.Redundantd},
+		{key: "notify", name: "redundantd + notify + metrics", impl: testlab.Redundantd, notify: true, scrape: true},
+		{key: "console", name: "redundantd + console + notify + metrics", impl: testlab.Redundantd, notify: true, scrape: true, console: true},
+		{key: "keepalived", name: "keepalived", impl: testlab.Keepalived},
+	}
+	want := map[string]bool{}
+	for _, k := range strings.Split(only, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.ContainsFunc(all, func(c resCase) bool { return c.key == k }) || k == "console" {
+			return nil, fmt.Errorf("bench resources: -cases: unknown case %q (want bare, notify, keepalived; the console case is -console)", k)
+		}
+		want[k] = true
+	}
+	want["console"] = console
+	var cases []resCase
+	for _, c := range all {
+		if !want[c.key] {
+			continue
+		}
+		if c.impl == testlab.Keepalived && testlab.KeepalivedPath() == "" {
+			fmt.Println("keepalived is not installed: measuring redundantd only (no reference)")
+			continue
+		}
+		cases = append(cases, c)
+	}
+	if len(cases) == 0 {
+		return nil, errors.New("bench resources: no case to run")
+	}
+	return cases, nil
+}
+
 func runBenchResources(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench resources", flag.ContinueOnError)
 	window := fs.Duration("duration", 60*time.Second, "idle window over which CPU is measured")
 	settle := fs.Duration("settle", 10*time.Second, "wait after the roles are taken before the window starts")
 	scrape := fs.Duration("scrape", 15*time.Second, "interval of the /metrics scrapes during the window")
+	only := fs.String("cases", "bare,notify,keepalived", "the cases to run: bare (redundantd with VRRP and the API), notify (with notifications and scraped metrics), keepalived")
 	console := fs.Bool("console", false, "also measure redundantd with [console] enabled and a headless browser open on it (needs the console; chromium)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -97,24 +136,27 @@ func runBenchResources(ctx context.Context, args []string) error {
 	if *window < 10*time.Second || *scrape <= 0 {
 		return errors.New("bench resources: -duration must be at least 10s and -scrape positive")
 	}
-	cases := []resCase{
-		{name: "redundantd (VRRP + API)", impl: testlab.Redundantd},
-		{name: "redundantd + notify + metrics", impl: testlab.Redundantd, notify: true, scrape: true},
+	cases, err := resCases(*only, *console)
+	if err != nil {
+		return err
 	}
-	if *console {
-		cases = append(cases, resCase{name: "redundantd + console + notify + metrics", impl: testlab.Redundantd, notify: true, scrape: true, console: true})
-	}
-	if testlab.KeepalivedPath() != "" {
-		cases = append(cases, resCase{name: "keepalived", impl: testlab.Keepalived})
-	} else {
-		fmt.Println("keepalived is not installed: measuring redundantd only (no reference)")
-	}
-	if _, err := testlab.BuildBinary(ctx, testlab.RedundantdPkg); err != nil {
+	// The daemon as the package installs it: static and stripped (a cgo build maps libc and
+	// its symbols, which an operator's binary does not have). The lab starts REDUNDANTD_BIN.
+	bin, err := testlab.BuildRelease(ctx, testlab.RedundantdPkg)
+	if err != nil {
 		return err
 	}
 	defer testlab.RemoveBinaries()
+	if err := os.Setenv("REDUNDANTD_BIN", bin); err != nil {
+		return err
+	}
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return err
+	}
 
 	fmt.Printf("resource benchmark: each case a pair in its own lab (node1 priority 110 Master, node2 100 Backup), adverts every 1 s, one VIP\n")
+	fmt.Printf("redundantd: %s (%.1f MB, built as packaging/build.sh does: CGO_ENABLED=0 -trimpath -ldflags='-s -w')\n", bin, float64(fi.Size())/1e6)
 	fmt.Printf("window %s idle after %s settling; /metrics scraped every %s; GOGC=%q GOMEMLIMIT=%q in the daemons' environment\n",
 		*window, *settle, *scrape, os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"))
 	var pairs []*resPair
