@@ -61,11 +61,12 @@ type resPair struct {
 
 // procSample is what /proc says about one process group at one moment.
 type procSample struct {
-	pids  int
-	rssKB int64 // VmRSS summed over the group's processes
-	pssKB int64 // Pss (smaps_rollup) summed: shared pages counted once
-	ticks int64 // utime+stime summed, in 1/userHZ s
-	thr   int   // threads summed
+	pids   int
+	rssKB  int64 // VmRSS summed over the group's processes
+	anonKB int64 // RssAnon summed: the processes' own memory (heap, stacks, data written)
+	pssKB  int64 // Pss (smaps_rollup) summed: shared pages counted once
+	ticks  int64 // utime+stime summed, in 1/userHZ s
+	thr    int   // threads summed
 }
 
 // resResult is one node's figures over the window.
@@ -425,13 +426,14 @@ func sampleGroup(pgid int) (procSample, error) {
 		if err != nil || st.pgrp != pgid {
 			continue // gone meanwhile, or another group
 		}
-		rss, thr, err := readStatus(pid)
+		rss, anon, thr, err := readStatus(pid)
 		if err != nil {
 			continue
 		}
 		s.pids++
 		s.ticks += st.ticks
 		s.rssKB += rss
+		s.anonKB += anon
 		s.thr += thr
 		s.pssKB += readPss(pid)
 	}
@@ -470,11 +472,11 @@ func readStat(pid int) (procStat, error) {
 	return procStat{pgrp: pgrp, ticks: utime + stime}, nil
 }
 
-// readStatus returns VmRSS (kB) and Threads from /proc/PID/status.
-func readStatus(pid int) (rssKB int64, threads int, err error) {
+// readStatus returns VmRSS and RssAnon (kB) and Threads from /proc/PID/status.
+func readStatus(pid int) (rssKB, anonKB int64, threads int, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	found := 0
 	for _, l := range strings.Split(string(b), "\n") {
@@ -490,18 +492,21 @@ func readStatus(pid int) (rssKB int64, threads int, err error) {
 		case "VmRSS":
 			rssKB, err = strconv.ParseInt(fields[0], 10, 64)
 			found++
+		case "RssAnon":
+			anonKB, err = strconv.ParseInt(fields[0], 10, 64)
+			found++
 		case "Threads":
 			threads, err = strconv.Atoi(fields[0])
 			found++
 		}
 		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, k, err)
+			return 0, 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, k, err)
 		}
 	}
-	if found != 2 {
-		return 0, 0, fmt.Errorf("/proc/%d/status: no VmRSS or Threads", pid)
+	if found != 3 {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/status: no VmRSS, RssAnon or Threads", pid)
 	}
-	return rssKB, threads, nil
+	return rssKB, anonKB, threads, nil
 }
 
 // readPss is the Pss of /proc/PID/smaps_rollup in kB (0 when the kernel has none).
@@ -523,13 +528,14 @@ func mib(kb int64) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
 
 func printResources(results []resResult) {
 	fmt.Println()
-	fmt.Printf("%-40s %-6s %-6s %5s %7s %10s %10s %10s %9s %9s\n", "case", "node", "role", "procs", "threads", "RSS", "RSS max", "PSS", "CPU", "% of core")
+	fmt.Printf("%-40s %-6s %-6s %5s %7s %10s %10s %10s %10s %9s %9s\n", "case", "node", "role", "procs", "threads", "RSS", "RSS max", "anon", "PSS", "CPU", "% of core")
 	for _, r := range results {
 		cpu := time.Duration(r.last.ticks-r.first.ticks) * time.Second / userHZ
-		fmt.Printf("%-40s node%-2d %-6s %5d %7d %10s %10s %10s %7dms %8.3f%%\n", r.pair.c, r.node+1, r.role, r.last.pids, r.last.thr,
-			mib(r.last.rssKB), mib(r.maxRSSKB), mib(r.last.pssKB), cpu.Milliseconds(), r.cpuPercent())
+		fmt.Printf("%-40s node%-2d %-6s %5d %7d %10s %10s %10s %10s %7dms %8.3f%%\n", r.pair.c, r.node+1, r.role, r.last.pids, r.last.thr,
+			mib(r.last.rssKB), mib(r.maxRSSKB), mib(r.last.anonKB), mib(r.last.pssKB), cpu.Milliseconds(), r.cpuPercent())
 	}
-	fmt.Printf("(RSS: VmRSS at the end of the window, summed over the group's processes; PSS: shared pages counted once;\n")
+	fmt.Printf("(RSS: VmRSS at the end of the window, summed over the group's processes; anon: their RssAnon, the rest is\n")
+	fmt.Printf(" mapped file pages: the binary, shared libraries; PSS: shared pages counted once;\n")
 	fmt.Printf(" CPU: utime+stime over the window from /proc/PID/stat, in %d ms ticks)\n", 1000/userHZ)
 	for _, r := range results {
 		p := r.pair
