@@ -232,9 +232,11 @@ func procCaps(t *testing.T, pid int) (eff, bnd uint64, nnp string) {
 // TestUnitCapabilities runs the real redundantd with exactly the privileges of the systemd
 // unit (CapabilityBoundingSet=, NoNewPrivileges=), reproduced with setpriv because this
 // machine's PID 1 is not systemd: with them it becomes Master, holds the virtual IP and
-// releases it on SIGTERM; without CAP_NET_RAW it refuses to start with an error that says
-// so. The unit's other sandboxing (ProtectSystem=, PrivateTmp=, SystemCallFilter=, ...) is
-// not reproduced here (docs/packaging.md says what is verified where).
+// releases it on SIGTERM, also with the file system read-only but for its state directory
+// (what ProtectSystem=strict and StateDirectory= leave it); without CAP_NET_RAW it refuses
+// to start with an error that says so. The unit's other sandboxing (PrivateTmp=,
+// SystemCallFilter=, RestrictAddressFamilies=, ...) is not reproduced here
+// (docs/packaging.md says what is verified where).
 func TestUnitCapabilities(t *testing.T) {
 	RequireRoot(t)
 	if _, err := exec.LookPath("setpriv"); err != nil {
@@ -271,6 +273,33 @@ func TestUnitCapabilities(t *testing.T) {
 	}
 	if ok, err := n.HasAddr(vip.Addr()); err != nil || ok {
 		t.Errorf("the virtual IP is still on node1 after SIGTERM (%v)", err)
+	}
+
+	// ProtectSystem=strict with StateDirectory=, approximated: every mount read-only except
+	// /proc, /sys, /dev and the state directory, in a mount namespace of the daemon's own
+	// (made with full privileges, then setpriv drops them as before). The daemon must run
+	// as Master and stop cleanly writing nowhere else.
+	state := filepath.Join(r.Dir, "state")
+	readOnly := `state=$1; shift
+mount --bind "$state" "$state" || exit 1
+for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
+	case $m in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|"$state") continue;; esac
+	mount -o remount,bind,ro "$m" 2>/dev/null
+done
+touch /ro-probe 2>/dev/null && { echo "/ is still writable"; exit 1; }
+exec "$@"`
+	r.Config.Wrap = append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", readOnly, "sh", state}, wrap...)
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WaitState(ctx, "master"); err != nil {
+		t.Fatalf("read-only system: %v", err)
+	}
+	if err := r.Term(ctx); err != nil {
+		t.Fatalf("read-only system: SIGTERM: %v\n%s", err, r.Proc().Output())
+	}
+	if out := r.Proc().Output(); strings.Contains(out, "read-only file system") {
+		t.Errorf("read-only system: the daemon tried to write outside its state directory:\n%s", out)
 	}
 
 	// Without CAP_NET_RAW there is no VRRP socket: the daemon must stop at once and say why.
