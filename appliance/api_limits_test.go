@@ -105,18 +105,8 @@ func runAPI(t *testing.T, opts Options) (*Appliance, *fakeRouter, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fr := &fakeRouter{ran: make(chan struct{})}
 	opts.APIListener = ln
-	opts.DialVRRP = func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }
-	a, err := New(testConfig(t), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-fr.ran
+	a, fr := runTestAppliance(t, testConfig(t), opts)
 	return a, fr, "http://" + ln.Addr().String()
 }
 

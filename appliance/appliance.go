@@ -260,6 +260,7 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 		VirtualMAC:     rc.VirtualMAC,
 		GARPCount:      rc.GARPCount,
 		GARPInterval:   rc.GARPInterval,
+		GARPRefresh:    rc.GARPRefresh,
 		StateDir:       a.cfg.Node.StateDir,
 		Logger:         a.log.With("part", "vrrp"),
 		OnEvent:        a.onVRRPEvent,

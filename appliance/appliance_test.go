@@ -76,6 +76,24 @@ func testConfig(t *testing.T) *Config {
 	return cfg
 }
 
+// runTestAppliance makes an Appliance of cfg over a fakeRouter, runs it until the test ends
+// and returns once the engine runs.
+func runTestAppliance(t *testing.T, cfg *Config, opts Options) (*Appliance, *fakeRouter) {
+	t.Helper()
+	fr := &fakeRouter{ran: make(chan struct{})}
+	opts.DialVRRP = func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }
+	a, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-fr.ran
+	return a, fr
+}
+
 func newTestAppliance(t *testing.T, parts ...Part) (*Appliance, *fakeRouter) {
 	t.Helper()
 	fr := &fakeRouter{ran: make(chan struct{})}

@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,17 +41,7 @@ func runWithBerofos(t *testing.T, conf string, timeout time.Duration) (*Applianc
 	cfg := testConfig(t)
 	cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1, Timeout: timeout,
 		PollInterval: 50 * time.Millisecond, KickInterval: time.Second}
-	fr := &fakeRouter{ran: make(chan struct{})}
-	a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-fr.ran
-	return a, fr
+	return runTestAppliance(t, cfg, Options{})
 }
 
 func eventsMatching(a *Appliance, app, name string) []Event {

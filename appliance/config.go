@@ -121,6 +121,9 @@ type RedundancyConfig struct {
 	VirtualMAC     bool
 	GARPCount      int
 	GARPInterval   time.Duration
+	// GARPRefresh is the period of the gratuitous ARPs a Master sends after its burst, for as
+	// long as it is Master; 0 (the default) sends none.
+	GARPRefresh time.Duration
 	// BackupMode is the group's Backup mode until an operator changes it at run time (the
 	// run-time setting is kept in state_dir and wins; docs/operations.md).
 	BackupMode BackupMode
@@ -173,6 +176,7 @@ type rawRedundancy struct {
 	VirtualMAC     *bool    `toml:"virtual_mac"`
 	GARPCount      *int64   `toml:"garp_count"`
 	GARPInterval   *string  `toml:"garp_interval"`
+	GARPRefresh    *string  `toml:"garp_refresh"`
 	BackupMode     *string  `toml:"backup_mode"`
 	Notify         []string `toml:"notify"`
 }
@@ -796,6 +800,7 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 	// The engine takes 0 for "the default", so the smallest gap it can be given is 1ms; 10ms
 	// is what a switch's ARP handling can tell apart.
 	rc.GARPInterval = p.duration("redundancy.garp_interval", r.GARPInterval, DefaultGARPInterval, 10*time.Millisecond, time.Minute)
+	rc.GARPRefresh = validateGARPRefresh(p, r.GARPRefresh)
 	rc.BackupMode = ModeActive
 	if r.BackupMode != nil {
 		m, err := ParseBackupMode(*r.BackupMode)
@@ -806,6 +811,19 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 	}
 	rc.Notify = validateNotify(r.Notify, p)
 	return rc
+}
+
+// validateGARPRefresh reads redundancy.garp_refresh: "0" (the default) for none, else a period
+// of 1s..1h. Under a second it would be a flood on a busy segment (keepalived's
+// garp_master_refresh counts in seconds too); beyond an hour no ARP cache still waits for it.
+func validateGARPRefresh(p *problems, v *string) time.Duration {
+	if v == nil {
+		return 0
+	}
+	if d, err := time.ParseDuration(*v); err == nil && d == 0 {
+		return 0
+	}
+	return p.duration("redundancy.garp_refresh", v, 0, time.Second, time.Hour)
 }
 
 func validateVRID(p *problems, v *int64, enabled bool) uint8 {

@@ -88,6 +88,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"missing interface", `interface = "eth0"`, ``, []string{"node.interface"}, "is required"},
 		{"relative state dir", `interface = "eth0"`, "interface = \"eth0\"\nstate_dir = \"state\"", []string{"node.state_dir"}, "absolute"},
 		{"garp count", `group_id = 18`, "group_id = 18\ngarp_count = -1", []string{"redundancy.garp_count"}, "out of range"},
+		{"garp refresh too short", `group_id = 18`, "group_id = 18\ngarp_refresh = \"500ms\"", []string{"redundancy.garp_refresh"}, "out of range 1s..1h0m0s"},
+		{"garp refresh too long", `group_id = 18`, "group_id = 18\ngarp_refresh = \"2h\"", []string{"redundancy.garp_refresh"}, "out of range"},
+		{"garp refresh negative", `group_id = 18`, "group_id = 18\ngarp_refresh = \"-1m\"", []string{"redundancy.garp_refresh"}, "out of range"},
+		{"garp refresh not a duration", `group_id = 18`, "group_id = 18\ngarp_refresh = \"60\"", []string{"redundancy.garp_refresh"}, "not a duration"},
 		{"api listen", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[api]\nlisten = \"localhost\"", []string{"api.listen"}, "address:port"},
 		{"berofos lines_mode missing", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[berofos]\nenabled = true", []string{"berofos.lines_mode"}, "port B"},
 		{"berofos lines_mode 2", `virtual_ips = ["192.0.2.100/24"]`, "virtual_ips = [\"192.0.2.100/24\"]\n[berofos]\nlines_mode = 2", []string{"berofos.lines_mode"}, "want 1"},
@@ -420,4 +424,28 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// garp_refresh: absent and "0" mean no refresh, a duration of 1s..1h the period.
+func TestGARPRefreshConfig(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want time.Duration
+	}{
+		{"", 0},
+		{`garp_refresh = "0"`, 0},
+		{`garp_refresh = "0s"`, 0},
+		{`garp_refresh = "1s"`, time.Second},
+		{`garp_refresh = "60s"`, time.Minute},
+		{`garp_refresh = "1h"`, time.Hour},
+	} {
+		cfg, err := ParseConfig([]byte(strings.Replace(minimal, "group_id = 18", "group_id = 18\n"+tc.line, 1)))
+		if err != nil {
+			t.Errorf("%q: %v", tc.line, err)
+			continue
+		}
+		if cfg.Redundancy.GARPRefresh != tc.want {
+			t.Errorf("%q: GARPRefresh %v, want %v", tc.line, cfg.Redundancy.GARPRefresh, tc.want)
+		}
+	}
 }

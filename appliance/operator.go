@@ -136,7 +136,7 @@ func (a *Appliance) control(ctx context.Context) {
 		alone.after = vrrp.MasterDownInterval(rc.AdvertInterval, rc.Priority) + rc.AdvertInterval
 		watch.every = rc.AdvertInterval
 	}
-	peerUp := false
+	peerUp, peerRole := false, ""
 	for {
 		// Only a Passive Backup can be alone: the ticker runs while the group's mode is
 		// Passive (setMode pokes this loop), so an Active node has no wake-up per advert
@@ -159,9 +159,11 @@ func (a *Appliance) control(ctx context.Context) {
 			v := a.peer.Status()
 			if v.Connected && !peerUp {
 				a.reannounce()
+			}
+			if v.Connected && v.Role == "backup" && (!peerUp || peerRole != "backup") {
 				a.syncToNewPeer(ctx)
 			}
-			peerUp = v.Connected
+			peerUp, peerRole = v.Connected, v.Role
 			if v.Connected && v.Role == "master" && a.startActive.Load() {
 				a.endStartRule() // another Master is there: this node is a Backup of the group
 			}
@@ -187,10 +189,12 @@ func (a *Appliance) reannounce() {
 	r.Reannounce("the peer link is up: the peer may have held the addresses meanwhile")
 }
 
-// syncToNewPeer starts a replication run when the peer link comes up on the Master: a
-// Backup that just joined (a new or replaced box, a healed split) gets everything now, not
-// at the next interval, since the run that found it absent failed. The run reports itself
-// (event run); it never delays the control loop.
+// syncToNewPeer starts a replication run when the Master sees a new Backup: the peer link
+// came up with the peer as Backup, or the connected peer became Backup. A Backup that just
+// joined (a new or replaced box) or a split Master that stepped down after a heal gets
+// everything now, not at the next interval: the run that found it absent or still Master
+// failed, and the failback merge of what it wrote meanwhile waits for this run. The run
+// reports itself (event run); it never delays the control loop.
 func (a *Appliance) syncToNewPeer(ctx context.Context) {
 	sp := a.syncPart()
 	if sp == nil || a.router == nil || a.router.Status().State != vrrp.StateMaster {

@@ -14,6 +14,7 @@ var liveKeys = map[string]bool{
 	"redundancy.preempt":          true,
 	"redundancy.garp_count":       true, // used at the next transition to Master
 	"redundancy.garp_interval":    true,
+	"redundancy.garp_refresh":     true, // a Master's next refresh round follows the new value
 	"redundancy.allow_link_local": true, // only widens what the file may say; nothing to apply
 	"berofos":                     true, // the berofos part is rebuilt with the new settings
 	"sync":                        true, // the sync part is rebuilt with the new settings

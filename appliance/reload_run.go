@@ -28,13 +28,14 @@ func (a *Appliance) Reload(cfg *Config) (ReloadResult, error) {
 	if a.router != nil && anyIn(apply, "redundancy.") {
 		rc := cfg.Redundancy
 		if err := a.router.Reload(vrrp.RuntimeConfig{Priority: rc.Priority, Preempt: rc.Preempt,
-			GARPCount: rc.GARPCount, GARPInterval: rc.GARPInterval}); err != nil {
+			GARPCount: rc.GARPCount, GARPInterval: rc.GARPInterval, GARPRefresh: rc.GARPRefresh}); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	next := *a.live
 	next.Redundancy.Priority, next.Redundancy.Preempt = cfg.Redundancy.Priority, cfg.Redundancy.Preempt
 	next.Redundancy.GARPCount, next.Redundancy.GARPInterval = cfg.Redundancy.GARPCount, cfg.Redundancy.GARPInterval
+	next.Redundancy.GARPRefresh = cfg.Redundancy.GARPRefresh
 	next.Redundancy.AllowLinkLocal = cfg.Redundancy.AllowLinkLocal
 	if cfg.Berofos.Enabled || a.berofosPart() != nil {
 		if err := a.reloadBerofos(cfg.Berofos); err != nil {

@@ -1,12 +1,16 @@
 package appliance
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/redundantd/redundantd/vrrp"
 )
 
 func TestReloadPlan(t *testing.T) {
@@ -29,6 +33,7 @@ func TestReloadPlan(t *testing.T) {
 		{"preempt", func(c *Config) { c.Redundancy.Preempt = true }, []string{"redundancy.preempt"}, nil},
 		{"garp", func(c *Config) { c.Redundancy.GARPCount, c.Redundancy.GARPInterval = 3, time.Second },
 			[]string{"redundancy.garp_count", "redundancy.garp_interval"}, nil},
+		{"garp refresh", func(c *Config) { c.Redundancy.GARPRefresh = time.Minute }, []string{"redundancy.garp_refresh"}, nil},
 		{"berofos section", func(c *Config) {
 			c.Berofos.Enabled, c.Berofos.Devices, c.Berofos.Timeout = true, []string{"fos2"}, time.Second
 		}, []string{"berofos.enabled", "berofos.devices", "berofos.timeout"}, nil},
@@ -99,5 +104,31 @@ func TestReloadPlanKeysAreTOMLKeys(t *testing.T) {
 				t.Errorf("Config.%s.%s has no rawConfig.%s.%s: ReloadPlan would name it %q", sec.Name, name, sec.Name, name, sec.Name+"."+name)
 			}
 		}
+	}
+}
+
+// A SIGHUP that changes garp_refresh hands the new period to the engine, with the other
+// runtime settings, and keeps it as the running value.
+func TestReloadAppliesGARPRefresh(t *testing.T) {
+	a, fr := runTestAppliance(t, testConfig(t), Options{})
+	if fr.cfg.GARPRefresh != 0 {
+		t.Errorf("engine's GARPRefresh at start %v; want 0 (off by default)", fr.cfg.GARPRefresh)
+	}
+
+	next := *a.live
+	next.Redundancy.GARPRefresh = time.Minute
+	res, err := a.Reload(&next)
+	if err != nil || !slices.Equal(res.Applied, []string{"redundancy.garp_refresh"}) || len(res.Restart) != 0 {
+		t.Fatalf("reload: %+v, %v; want garp_refresh applied", res, err)
+	}
+	fr.mu.Lock()
+	calls := slices.Clone(fr.calls)
+	fr.mu.Unlock()
+	want := fmt.Sprintf("reload %+v", vrrp.RuntimeConfig{Priority: 100, GARPCount: 5, GARPInterval: 200 * time.Millisecond, GARPRefresh: time.Minute})
+	if !slices.Contains(calls, want) {
+		t.Errorf("engine calls %q; want %q", calls, want)
+	}
+	if a.live.Redundancy.GARPRefresh != time.Minute {
+		t.Errorf("running garp_refresh %v after the reload; want 1m", a.live.Redundancy.GARPRefresh)
 	}
 }

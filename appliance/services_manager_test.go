@@ -579,3 +579,19 @@ func TestServicesAsAppliancePart(t *testing.T) {
 		t.Errorf("services status after Backup: %+v", st)
 	}
 }
+
+// A Master whose interface fails leaves the protocol (Initialize): its services stop as on
+// becoming Backup, and start again only when it is Master again.
+func TestServicesStopOnFault(t *testing.T) {
+	r := newSvcRig(t)
+	r.start(t, ServiceManagerConfig{Services: []ServiceConfig{r.simpleService("a")}})
+	r.m.Follow(vrrp.StateMaster)
+	r.waitEvent(t, "started", "service a")
+	r.m.Follow(vrrp.StateInitialize)
+	r.waitEvent(t, "stopped", "service a")
+	r.m.Follow(vrrp.StateBackup)
+	waitFor(t, "the Backup role applied", func() bool { return r.m.Applied(vrrp.StateBackup) })
+	if got := r.log(t); !equalWords(got, "start-a stop-a") {
+		t.Errorf("service log %q; want one start and one stop", got)
+	}
+}

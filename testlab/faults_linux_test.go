@@ -2,12 +2,11 @@ package testlab
 
 import (
 	"context"
-	"github.com/redundantd/redundantd/appliance"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/appliance"
 )
 
 // TestBerofosDownDuringFailover: the berofos stops answering, then the Master is lost. The
@@ -16,19 +15,8 @@ import (
 func TestBerofosDownDuringFailover(t *testing.T) {
 	t.Parallel()
 	requireUnshare(t)
-	l, ctx, tl := recordedLab(t, 60*time.Second)
-	fos, err := l.StartBerofos(ctx, "fos1", fossim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := StartPBXPair(ctx, l, [2]VRRPConfig{{Priority: 150}, {Priority: 100}}, [2]string{fos.TOML(1), fos.TOML(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := ps[0], ps[1]
-	if _, err := waitMode(ctx, fos, 1); err != nil {
-		t.Fatalf("lines not on node1: %v", err)
-	}
+	bl := newBerofosLab(t, 60*time.Second)
+	ctx, tl, fos, a, b := bl.ctx, bl.tl, bl.fos, bl.a, bl.b
 	if _, err := tl.WaitAdvert(ctx, time.Now(), "an advert of the Master", From(a.Router.Node, 51)); err != nil {
 		t.Fatal(err)
 	}

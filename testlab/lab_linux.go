@@ -280,38 +280,48 @@ func (l *Lab) attach(name, portName string, addr netip.Addr) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testlab: netlink in %s: %w", n.NSName, err)
 	}
+	if err := linkUp(n.handle, "lo"); err != nil {
+		return nil, err
+	}
+	if err := l.plug(n); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// plug creates the node's veth pair (bridge end n.portName in br0, node end n.Iface), gives
+// the node end its address and brings both ends up.
+func (l *Lab) plug(n *Node) error {
+	portName := n.portName
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: portName},
 		PeerName:      n.Iface,
 		PeerNamespace: netlink.NsFd(int(n.ns)),
 	}
 	if err := l.bridge.LinkAdd(veth); err != nil {
-		return nil, fmt.Errorf("testlab: add veth %s<->%s/%s: %w", portName, n.NSName, n.Iface, err)
+		return fmt.Errorf("testlab: add veth %s<->%s/%s: %w", portName, n.NSName, n.Iface, err)
 	}
 	port, err := l.bridge.LinkByName(portName)
 	if err != nil {
-		return nil, fmt.Errorf("testlab: veth %s: %w", portName, err)
+		return fmt.Errorf("testlab: veth %s: %w", portName, err)
 	}
 	if err := l.bridge.LinkSetMasterByIndex(port, l.brIndex); err != nil {
-		return nil, fmt.Errorf("testlab: attach %s to br0: %w", portName, err)
+		return fmt.Errorf("testlab: attach %s to br0: %w", portName, err)
 	}
 	if err := l.bridge.LinkSetUp(port); err != nil {
-		return nil, fmt.Errorf("testlab: %s up: %w", portName, err)
-	}
-	if err := linkUp(n.handle, "lo"); err != nil {
-		return nil, err
+		return fmt.Errorf("testlab: %s up: %w", portName, err)
 	}
 	eth, err := n.handle.LinkByName(n.Iface)
 	if err != nil {
-		return nil, fmt.Errorf("testlab: %s in %s: %w", n.Iface, n.NSName, err)
+		return fmt.Errorf("testlab: %s in %s: %w", n.Iface, n.NSName, err)
 	}
 	if err := n.handle.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(n.Prefix)}); err != nil {
-		return nil, fmt.Errorf("testlab: address %s on %s/%s: %w", n.Prefix, n.NSName, n.Iface, err)
+		return fmt.Errorf("testlab: address %s on %s/%s: %w", n.Prefix, n.NSName, n.Iface, err)
 	}
 	if err := n.handle.LinkSetUp(eth); err != nil {
-		return nil, fmt.Errorf("testlab: %s/%s up: %w", n.NSName, n.Iface, err)
+		return fmt.Errorf("testlab: %s/%s up: %w", n.NSName, n.Iface, err)
 	}
-	return n, nil
+	return nil
 }
 
 // AddHost adds an extra host on the bridge (for example the berofos simulator) with the next
@@ -612,6 +622,42 @@ func (n *Node) CutLink() error { return n.setPort(false) }
 // has carrier.
 func (n *Node) RestoreLink() error {
 	if err := n.setPort(true); err != nil {
+		return err
+	}
+	return n.waitCarrier(n.lab.ctx)
+}
+
+// Sysctl reads a /proc/sys value (path relative to /proc/sys, e.g.
+// "net/ipv4/conf/eth0/arp_ignore") in the node's network namespace.
+func (n *Node) Sysctl(path string) (string, error) {
+	var b []byte
+	err := n.Do(func() (err error) {
+		b, err = os.ReadFile(filepath.Join("/proc/sys", path))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("testlab: %s: sysctl %s: %w", n.Name, path, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// DeleteLink deletes the node's eth0, and with it the veth pair and its address: what a
+// driver unload or a VLAN removed by the network configuration does to a daemon's interface.
+func (n *Node) DeleteLink() error {
+	eth, err := n.handle.LinkByName(n.Iface)
+	if err != nil {
+		return fmt.Errorf("testlab: %s/%s: %w", n.Name, n.Iface, err)
+	}
+	if err := n.handle.LinkDel(eth); err != nil {
+		return fmt.Errorf("testlab: deleting %s/%s: %w", n.Name, n.Iface, err)
+	}
+	return nil
+}
+
+// RecreateLink makes the node's eth0 again after DeleteLink (same names and address, a new
+// interface index) and waits until it has carrier and the bridge forwards from its port.
+func (n *Node) RecreateLink() error {
+	if err := n.lab.plug(n); err != nil {
 		return err
 	}
 	return n.waitCarrier(n.lab.ctx)

@@ -65,6 +65,11 @@ func PBXMissing() []string {
 	return missing
 }
 
+// SnapshotTick is how often Kamailio's snapshot timer looks for a REGISTER saved since the
+// last snapshot: a registration is in the replicated tree at most one tick plus one snapshot
+// (sqlite3 .backup, tens of milliseconds) after its 200 OK.
+const SnapshotTick = 50 * time.Millisecond
+
 // KamailioConfig shapes one node's Kamailio.
 type KamailioConfig struct {
 	// VIP is the address Kamailio listens on for the phones (besides 127.0.0.1, where the
@@ -78,7 +83,8 @@ type KamailioConfig struct {
 	// Tree is the replicated tree ([sync] paths) that receives the registrations' snapshot
 	// usrloc.db. Default: <lab dir>/<node>/pbx.
 	Tree string
-	// SnapshotInterval is how often Kamailio snapshots its registrations, in seconds; default 1.
+	// SnapshotInterval is how often Kamailio snapshots its registrations in any case, in
+	// seconds; default 1. A REGISTER is snapshotted on the next SnapshotTick (docs/pbx.md).
 	SnapshotInterval int
 	// Debug is Kamailio's log level; default 2 (warnings and notices).
 	Debug int
@@ -161,6 +167,9 @@ func (n *Node) WriteKamailio(cfg KamailioConfig) (KamailioFiles, error) {
 		// tmp/ folders are never replicated (docs/sync.md), so a snapshot being written is not.
 		"SnapshotTmpDir":   filepath.Join(cfg.Tree, "tmp"),
 		"SnapshotInterval": cfg.SnapshotInterval,
+		"SnapshotTickMs":   SnapshotTick.Milliseconds(),
+		"SnapshotTickUs":   SnapshotTick.Microseconds(),
+		"SnapshotTicks":    int64(cfg.SnapshotInterval) * int64(time.Second/SnapshotTick),
 	}
 	for _, d := range []string{cfg.Dir, f.RunDir, filepath.Dir(f.LiveDB), cfg.Tree} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -230,8 +239,8 @@ func (k *Kamailio) WaitUp(ctx context.Context) (time.Time, error) {
 	}
 }
 
-// Stop is a planned stop, the same as the service's stop command: SIGTERM (Kamailio writes
-// its registrations back), then the last snapshot into the replicated tree.
+// Stop is a planned stop, the same as the service's stop command: SIGTERM, then the last
+// snapshot into the replicated tree.
 func (k *Kamailio) Stop(ctx context.Context) error {
 	out, err := k.Node.Exec(ctx, k.Files.Script, "stop")
 	if err != nil {

@@ -132,12 +132,11 @@ func TestPBXFailoverKeepsRegistrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	registered := time.Now()
+	snapAt := waitUsers(ctx, t, k1.Files.Snapshot, []string{"alice", "bob"})
+	t.Logf("registrations in node1's replicated snapshot %v after the second REGISTER was answered (polled every 20 ms)", snapAt.Sub(bob.RegisteredAt()).Round(time.Millisecond))
 	if _, err := alice.Call(ctx, "bob"); err != nil {
 		t.Fatalf("before any failover: %v", err)
 	}
-	snapAt := waitUsers(ctx, t, k1.Files.Snapshot, []string{"alice", "bob"})
-	t.Logf("registrations in node1's replicated snapshot %v after the second REGISTER was answered", snapAt.Sub(registered).Round(time.Millisecond))
 	// What a plain copy of the live database would replicate: the WAL holds the rows.
 	if users, err := copyMainFile(ctx, t, k1.Files.LiveDB); err == nil {
 		t.Logf("a plain copy of the live database file (without its WAL) lists %v", users)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redundantd/redundantd/testlab/fossim"
 	"golang.org/x/net/ipv4"
 )
 
@@ -42,4 +43,32 @@ func sendVRRP(n *Node, send func(pc *ipv4.PacketConn, dst *net.IPAddr) error) er
 		}
 		return send(pc, &net.IPAddr{IP: net.IPv4(224, 0, 0, 18)})
 	})
+}
+
+// berofosLab is a recorded lab with a berofos and an appliance pair that switches its lines:
+// node1 (priority 150) is Master with the lines on its side (relay mode 1), node2 (100) its
+// Backup. The fault tests start from it.
+type berofosLab struct {
+	*Lab
+	ctx  context.Context
+	tl   *Timeline
+	fos  *Berofos
+	a, b *PBX
+}
+
+func newBerofosLab(t *testing.T, timeout time.Duration) *berofosLab {
+	t.Helper()
+	l, ctx, tl := recordedLab(t, timeout)
+	fos, err := l.StartBerofos(ctx, "fos1", fossim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := StartPBXPair(ctx, l, [2]VRRPConfig{{Priority: 150}, {Priority: 100}}, [2]string{fos.TOML(1), fos.TOML(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitMode(ctx, fos, 1); err != nil {
+		t.Fatalf("lines not on node1: %v", err)
+	}
+	return &berofosLab{Lab: l, ctx: ctx, tl: tl, fos: fos, a: ps[0], b: ps[1]}
 }

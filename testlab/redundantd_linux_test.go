@@ -244,11 +244,22 @@ func TestRedundantdLinkCutTakeover(t *testing.T) {
 	if err := master.WaitState(ctx, "initialize"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tl.WaitVIP(ctx, master.Node, false, cut); err != nil {
+	rel, err := tl.WaitVIP(ctx, master.Node, false, cut)
+	if err != nil {
 		t.Errorf("node1 did not release the VIP on losing carrier: %v", err)
+	} else {
+		// Issue 8 section 3: the figure docs/operations.md quotes.
+		t.Logf("link cut: node1 released the VIP %v after its carrier was cut", rel.At.Sub(cut).Round(100*time.Microsecond))
+	}
+	if st, err := master.Node.Status(ctx); err != nil || st.Fault != "interface eth0 has no carrier" {
+		t.Errorf("node1's status while cut: %+v, %v; want the fault %q", st, err, "interface eth0 has no carrier")
+	}
+	if evs := lastEvents(t, master.Node); !hasEvent(evs, "became initialize: master -> initialize: interface eth0 has no carrier") {
+		t.Errorf("node1's events: %q; want the reason of leaving Master", evs)
 	}
 
 	// Link back: node1 rejoins as Backup and follows node2.
+	restored := time.Now()
 	if err := master.Node.RestoreLink(); err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +277,11 @@ func TestRedundantdLinkCutTakeover(t *testing.T) {
 			t.Fatalf("after the link came back: %s; want node1 backup, node2 master", states)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// It sent nothing while cut (no advert queued for the link's return) and, as a Backup,
+	// nothing since: every advert after the restore is node2's.
+	if got := tl.AdvertsBetween(restored, time.Now(), From(master.Node, 51)); len(got) != 0 {
+		t.Errorf("node1 advertised after its link came back: %+v", got)
 	}
 	assertSoleMaster(t, ctx, l, tl, backup, master)
 }

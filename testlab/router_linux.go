@@ -44,6 +44,7 @@ type VRRPConfig struct {
 	VirtualMAC     bool          // redundantd only
 	GARPCount      int           // 0: the implementation's default
 	GARPInterval   time.Duration // 0: the implementation's default
+	GARPRefresh    time.Duration // redundantd's garp_refresh; 0: none
 	// Extra is appended verbatim: TOML sections for redundantd (for example [berofos]),
 	// lines inside vrrp_instance for keepalived.
 	Extra string
@@ -111,6 +112,9 @@ func RedundantdTOML(n *Node, c VRRPConfig, stateDir string) string {
 	}
 	if c.GARPInterval > 0 {
 		fmt.Fprintf(&b, "garp_interval = %q\n", c.GARPInterval.String())
+	}
+	if c.GARPRefresh > 0 {
+		fmt.Fprintf(&b, "garp_refresh = %q\n", c.GARPRefresh.String())
 	}
 	fmt.Fprintf(&b, "\n[api]\nlisten = %q\n", APIAddr)
 	if c.Extra != "" {
@@ -357,6 +361,7 @@ type Status struct {
 	Since       string            `json:"since"` // RFC 3339; empty before the first transition
 	Transitions uint64            `json:"transitions"`
 	Dropped     map[string]uint64 `json:"dropped"`
+	Fault       string            `json:"fault"` // why the node is out of the protocol
 }
 
 // SinceTime parses Since; the zero time when it is empty or malformed.

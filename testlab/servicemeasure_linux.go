@@ -20,6 +20,10 @@ type ServiceProbe struct {
 	SIP    netip.AddrPort // the virtual IP and SIP port
 	Caller *Phone
 	Callee *Phone
+	// Timeline, when set, gives the last advert of the node that lost the Master role (the
+	// kernel's receive stamp on the bridge), so times can be read against the
+	// Master_Down_Interval, which counts from it.
+	Timeline *Timeline
 }
 
 // ServiceTakeover is one takeover, every time counted from At (the loss, or the command).
@@ -31,6 +35,10 @@ type ServiceTakeover struct {
 	Kamailio time.Duration // a Kamailio process first seen on the new node
 	Options  time.Duration // the first OPTIONS to the virtual IP answered
 	Call     time.Duration // the caller's INVITE to the callee answered through the VIP
+	// LastAdvert is when the bridge last saw an advert (priority above 0) from a node other
+	// than the new Master, up to the end of the measurement: for a power loss, the lost
+	// Master's last one, before At. Zero without a Timeline or such an advert.
+	LastAdvert time.Time
 	// Registers is the REGISTER transactions of the caller and the callee after the
 	// takeover, counted since each phone started (1 each: no phone re-registered).
 	Registers [2]int
@@ -65,7 +73,21 @@ func (p ServiceProbe) Measure(ctx context.Context, to *Node, act func(context.Co
 		t.Kamailio = d
 	}
 	t.Registers = [2]int{p.Caller.Registers(), p.Callee.Registers()}
+	if p.Timeline != nil {
+		if a, ok := p.Timeline.LastAdvert(time.Now(), func(a Advert) bool { return a.Src != to.Addr && a.Priority > 0 }); ok {
+			t.LastAdvert = a.At
+		}
+	}
 	return t, nil
+}
+
+// SinceAdvert is d (a time counted from At) counted from the last advert instead: what the
+// Master_Down_Interval bounds for the VIP. False without a last advert or when d is unknown.
+func (t ServiceTakeover) SinceAdvert(d time.Duration) (time.Duration, bool) {
+	if t.LastAdvert.IsZero() || d < 0 {
+		return 0, false
+	}
+	return t.At.Add(d).Sub(t.LastAdvert), true
 }
 
 // String is the takeover's times in one line.
@@ -76,8 +98,15 @@ func (t ServiceTakeover) String() string {
 		}
 		return "+" + d.Round(time.Millisecond).String()
 	}
-	return fmt.Sprintf("acted %s, VIP %s, kamailio %s, OPTIONS to the VIP answered %s, call answered %s, REGISTERs %d/%d",
-		f(t.Acted), f(t.VIP), f(t.Kamailio), f(t.Options), f(t.Call), t.Registers[0], t.Registers[1])
+	adv := ""
+	if !t.LastAdvert.IsZero() {
+		adv = fmt.Sprintf("last advert %s, ", t.LastAdvert.Sub(t.At).Round(time.Millisecond))
+		if vip, ok := t.SinceAdvert(t.VIP); ok {
+			adv = fmt.Sprintf("last advert %s (VIP %s after it), ", t.LastAdvert.Sub(t.At).Round(time.Millisecond), vip.Round(time.Millisecond))
+		}
+	}
+	return fmt.Sprintf("%sacted %s, VIP %s, kamailio %s, OPTIONS to the VIP answered %s, call answered %s, REGISTERs %d/%d",
+		adv, f(t.Acted), f(t.VIP), f(t.Kamailio), f(t.Options), f(t.Call), t.Registers[0], t.Registers[1])
 }
 
 // KillKamailio sends SIGKILL to every Kamailio in the node's namespace (a daemonized Kamailio

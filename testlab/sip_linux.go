@@ -134,6 +134,7 @@ type Phone struct {
 	mu        sync.Mutex
 	registers int // REGISTER transactions ended (answered, refused or timed out)
 	regOK     int
+	regOKAt   time.Time // when the log reported the last 200 to a REGISTER
 	events    []phoneEvent
 	notify    chan struct{}
 	resp      map[string]chan phoneMsg
@@ -246,6 +247,7 @@ func (p *Phone) onLine(line string) {
 	p.registers++
 	if ok && strings.Contains(line, "} 200 ") {
 		p.regOK++
+		p.regOKAt = time.Now()
 	}
 	p.bump()
 	p.mu.Unlock()
@@ -350,6 +352,14 @@ func (p *Phone) Registered() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.regOK > 0 && p.regOK == p.registers
+}
+
+// RegisteredAt is when the phone's last REGISTER answered 200 was reported in its log (a few
+// milliseconds after the answer arrived; zero before the first).
+func (p *Phone) RegisteredAt() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.regOKAt
 }
 
 // WaitRegistered waits until the phone has had n registrations answered 200; a failed one

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redundantd/redundantd/testlab/fossim"
 )
 
 // hasAudio reports whether some message of box in the node's tree has exactly this audio,
@@ -43,19 +41,8 @@ func (p *PBX) hasAudio(box string, audio []byte) bool {
 func TestSplitBrainHeals(t *testing.T) {
 	t.Parallel()
 	requireUnshare(t)
-	l, ctx, tl := recordedLab(t, 60*time.Second)
-	fos, err := l.StartBerofos(ctx, "fos1", fossim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := StartPBXPair(ctx, l, [2]VRRPConfig{{Priority: 150}, {Priority: 100}}, [2]string{fos.TOML(1), fos.TOML(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := ps[0], ps[1]
-	if _, err := waitMode(ctx, fos, 1); err != nil {
-		t.Fatalf("lines not on node1: %v", err)
-	}
+	bl := newBerofosLab(t, 60*time.Second)
+	l, ctx, tl, fos, a, b := bl.Lab, bl.ctx, bl.tl, bl.fos, bl.a, bl.b
 	msg1 := bytes.Repeat([]byte("RIFF before the split "), 2000)
 	if err := a.WriteMessage("1000", 1, msg1); err != nil {
 		t.Fatal(err)

@@ -11,8 +11,9 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// Dial sets up the production I/O for cfg and returns a Router over it: a netlink handle, in
-// virtual-MAC mode the macvlan (replacing a leftover of a crashed run), the removal of virtual
+// Dial sets up the production I/O for cfg and returns a Router over it: a netlink handle, the
+// parent's ARP settings a crashed run left changed in virtual-MAC mode put back (per the record
+// in StateDir), in virtual-MAC mode the macvlan (replacing a leftover of a crashed run), the removal of virtual
 // addresses a crashed run left behind (per the record in StateDir), the claim on the virtual
 // addresses that are not configured (recorded now, so that a takeover writes nothing to disk),
 // the raw protocol-112 socket and the gratuitous ARP socket. Its Router runs the protocol
@@ -77,18 +78,24 @@ func Dial(cfg Config) (_ *Router, err error) {
 		return nil, err
 	}
 
+	// The parent's ARP settings a crashed run changed in virtual-MAC mode are put back first,
+	// in either mode: this run records its own from the values from before.
+	journal := openSysctlJournal(sysctlJournalPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)
+
 	sendIfi, addrLink := pifi, parent
 	allowed := []string{cfg.Interface}
 	var vmac *vmacLink
 	if cfg.VirtualMAC {
 		allowed = append(allowed, vmacName(cfg.VRID))
-		v, err := setupVMAC(h, parent, cfg.VRID, log)
+		v, err := setupVMAC(h, parent, cfg.VRID, journal, log)
 		if err != nil {
 			return nil, err
 		}
 		closers = append(closers, v.Close)
 		extras = append(extras, v.Close)
 		sendIfi, addrLink, vmac = v.ifi, v.link, v
+	} else if err := deleteLeftoverVMAC(h, parent, cfg.VRID, false, log); err != nil {
+		return nil, err
 	}
 
 	addrs := newNetlinkAddresser(h, addrLink, recordPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)

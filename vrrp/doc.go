@@ -29,7 +29,12 @@
 //   - [Router.Reload]: priority, preemption and the gratuitous ARP settings change at run time;
 //   - faults: an interface that is deleted, down, without carrier or without the Primary
 //     address takes the node out of the protocol (Initialize, [Status].Fault) until it is
-//     usable again.
+//     usable again; one deleted and created again under the same name is followed to its new
+//     index (the verdict is the pure linkVerdict, the Machine's inputs Fault and ClearFault);
+//   - Config.GARPRefresh: a Master announces its addresses once per period after the burst,
+//     as long as it is Master (the pure announceSchedule decides every round);
+//   - virtual-MAC mode records the parent's ARP settings before changing them, so that the
+//     next start restores what a killed run could not.
 //
 // Every [Transition] and [Event] carries a [Cause] that says why, for programs: "master down",
 // "priority 0 from master", "preempted by higher priority", "preempting lower priority",

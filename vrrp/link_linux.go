@@ -164,28 +164,26 @@ func (l *linkMonitor) verdict() (Cause, string) {
 	link, err := l.h.LinkByName(l.name)
 	if err != nil {
 		if nf := (netlink.LinkNotFoundError{}); errors.As(err, &nf) {
-			return CauseInterfaceGone, fmt.Sprintf("interface %s gone", l.name)
+			return linkVerdict(l.name, l.primary, linkState{})
 		}
 		l.log.Warn("looking up the interface failed; keeping its last state", "err", err)
 		return l.lastCause, l.lastWhy
 	}
 	a := link.Attrs()
-	switch {
-	case a.Flags&net.FlagUp == 0:
-		return CauseInterfaceDown, fmt.Sprintf("interface %s down", l.name)
-	case a.RawFlags&unix.IFF_LOWER_UP == 0:
-		return CauseInterfaceDown, fmt.Sprintf("interface %s has no carrier", l.name)
+	st := linkState{Exists: true, Up: a.Flags&net.FlagUp != 0, Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0}
+	if st.Up && st.Carrier {
+		addrs, err := l.h.AddrList(link, netlink.FAMILY_ALL) // the Primary's family, whichever
+		if err != nil {
+			l.log.Warn("listing the interface's addresses failed; keeping its last state", "err", err)
+			return l.lastCause, l.lastWhy
+		}
+		st.HasPrimary = slices.ContainsFunc(addrs, func(ad netlink.Addr) bool {
+			p, ok := ipNetPrefix(ad.IPNet)
+			return ok && p.Addr() == l.primary
+		})
 	}
-	addrs, err := l.h.AddrList(link, netlink.FAMILY_V4)
-	if err != nil {
-		l.log.Warn("listing the interface's addresses failed; keeping its last state", "err", err)
-		return l.lastCause, l.lastWhy
-	}
-	if !slices.ContainsFunc(addrs, func(ad netlink.Addr) bool {
-		p, ok := ipNetPrefix(ad.IPNet)
-		return ok && p.Addr() == l.primary
-	}) {
-		return CauseInterfaceDown, fmt.Sprintf("interface %s lacks the primary address %s", l.name, l.primary)
+	if c, why := linkVerdict(l.name, l.primary, st); c != CauseUnknown {
+		return c, why
 	}
 	if a.Index != l.index {
 		// Rebound only once usable: a packet socket bound to a down interface fails its
@@ -207,7 +205,7 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	if l.vmac != nil {
 		var v *vmacLink
 		err := l.inNamespace(func() (err error) {
-			v, err = setupVMAC(l.h, link, l.vrid, l.log)
+			v, err = setupVMAC(l.h, link, l.vrid, l.vmac.journal, l.log)
 			return err
 		})
 		if err != nil {

@@ -357,4 +357,7 @@ func TestRouterFollowsInterfaceVirtualMAC(t *testing.T) {
 	if got := readSysctlIn(t, a, "net/ipv4/conf/vrt0/arp_ignore"); got != "0" {
 		t.Errorf("the new vrt0's arp_ignore after Run = %s, want 0 restored", got)
 	}
+	if _, err := os.Stat(sysctlJournalPath(cfgA.StateDir, "vrt0", 51)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("virtual-MAC sysctl record after a clean stop: %v; want none", err)
+	}
 }

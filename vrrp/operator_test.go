@@ -2,10 +2,13 @@ package vrrp
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // lastEvent is the rig's newest Event.
@@ -244,5 +247,80 @@ func TestRouterInterfaceFault(t *testing.T) {
 			"1m7.609375s advert prio=100",
 		)
 		g.stop()
+	})
+}
+
+// GARPRefresh: after the burst a Master announces its addresses once every GARPRefresh, until
+// it leaves Master; a Reload changes the refresh at once and 0 turns it off.
+func TestRouterGARPRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := rtConfig()
+		cfg.GARPCount, cfg.GARPRefresh = 2, 10*time.Second
+		g := newRig(t, cfg)
+		g.start()
+		rtSleep(rtDown100)
+		g.expect(
+			"0s event initialize->backup",
+			"3.609375s add [192.0.2.100/24]",
+			"3.609375s garp [192.0.2.100]",
+			"3.609375s event backup->master",
+			"3.609375s advert prio=100",
+		)
+		rtSleep(25 * time.Second)
+		var garps []string
+		for _, l := range g.take() {
+			if strings.Contains(l, "garp") {
+				garps = append(garps, l)
+			}
+		}
+		want := []string{
+			"3.809375s garp [192.0.2.100]",  // the burst's second
+			"13.809375s garp [192.0.2.100]", // then every 10 s
+			"23.809375s garp [192.0.2.100]",
+		}
+		if diff := cmp.Diff(want, garps); diff != "" {
+			t.Errorf("gratuitous ARPs (-want +got):\n%s", diff)
+		}
+
+		// 28.609375 s now; a reload to 2.2 s (not a multiple of the advert interval, so that no
+		// round and advert are due at the same instant): the next round 2.2 s later, and so on.
+		if err := g.r.Reload(RuntimeConfig{Priority: 100, Preempt: true, GARPCount: 2, GARPRefresh: 2200 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		rtSleep(4*time.Second + 500*time.Millisecond)
+		g.expect(
+			"29.609375s advert prio=100",
+			"30.609375s advert prio=100",
+			"30.809375s garp [192.0.2.100]",
+			"31.609375s advert prio=100",
+			"32.609375s advert prio=100",
+			"33.009375s garp [192.0.2.100]",
+		)
+		// Off: adverts only.
+		if err := g.r.Reload(RuntimeConfig{Priority: 100, Preempt: true}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		rtSleep(3 * time.Second)
+		g.expect(
+			"33.609375s advert prio=100",
+			"34.609375s advert prio=100",
+			"35.609375s advert prio=100",
+		)
+		// Back on, then preempted: no round after leaving Master.
+		if err := g.r.Reload(RuntimeConfig{Priority: 100, Preempt: true, GARPRefresh: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		g.deliver(rtAdvert(t, rtPeer, 200, rtVIP))
+		g.expect(
+			"36.109375s remove [192.0.2.100/24]",
+			"36.109375s event master->backup",
+		)
+		rtSleep(3 * time.Second)
+		g.expect()
+		g.stop()
+		g.take()
 	})
 }

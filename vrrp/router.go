@@ -93,6 +93,10 @@ type Config struct {
 	// the first at once. 0 means DefaultGARPCount and DefaultGARPInterval.
 	GARPCount    int
 	GARPInterval time.Duration
+	// GARPRefresh, when not zero, makes a Master announce its addresses again (one round of
+	// gratuitous ARP) every GARPRefresh after the burst, for as long as it is Master, for the
+	// ARP caches that missed the burst or aged the entry out. 0: no refresh.
+	GARPRefresh time.Duration
 
 	AuthType AuthType
 	AuthData [8]byte
@@ -165,6 +169,7 @@ type RuntimeConfig struct {
 	Preempt      bool          // Preempt_Mode
 	GARPCount    int           // 0 means DefaultGARPCount; used from the next takeover
 	GARPInterval time.Duration // 0 means DefaultGARPInterval; used from the next takeover
+	GARPRefresh  time.Duration // 0: no refresh; a Master applies a change at once
 }
 
 // ErrRuntimeConfig is wrapped by every error [Router.Reload] returns.
@@ -179,6 +184,8 @@ func (rc RuntimeConfig) validate() (RuntimeConfig, error) {
 		return rc, fmt.Errorf("%w: GARPCount %d: must not be negative", ErrRuntimeConfig, rc.GARPCount)
 	case rc.GARPInterval < 0:
 		return rc, fmt.Errorf("%w: GARPInterval %v: must not be negative", ErrRuntimeConfig, rc.GARPInterval)
+	case rc.GARPRefresh < 0:
+		return rc, fmt.Errorf("%w: GARPRefresh %v: must not be negative", ErrRuntimeConfig, rc.GARPRefresh)
 	}
 	if rc.GARPCount == 0 {
 		rc.GARPCount = DefaultGARPCount
@@ -229,8 +236,8 @@ type Router struct {
 	installFailed bool   // an Add failed: retry while Master
 	removeFailed  bool   // a Remove failed: retry while not Master
 	lastRetry     time.Time
-	garpLeft      int
-	garpTimer     *time.Timer
+	garp          announceSchedule              // when the gratuitous ARPs are due
+	garpTimer     *time.Timer                   // follows garp.deadline()
 	newTimer      func() (protocolTimer, error) // the protocol timer's; nil: a time.Timer
 	sendFailing   bool
 	seenDropped   map[string]uint64    // Dropped as last reported
@@ -292,6 +299,7 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 		m:      m,
 		vipIPs: mc.VirtualIPs,
 		wake:   make(chan struct{}, 1),
+		garp:   announceSchedule{count: cfg.GARPCount, interval: cfg.GARPInterval, refresh: cfg.GARPRefresh},
 	}
 	r.publish()
 	return r, nil
@@ -336,6 +344,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("vrrp: GARPInterval %v: must not be negative", c.GARPInterval)
 	case c.GARPInterval == 0:
 		c.GARPInterval = DefaultGARPInterval
+	}
+	if c.GARPRefresh < 0 {
+		return c, fmt.Errorf("vrrp: GARPRefresh %v: must not be negative", c.GARPRefresh)
 	}
 	if len(c.VirtualIPs) == 0 {
 		return c, errors.New("vrrp: VirtualIPs: at least one virtual address is needed")
@@ -478,8 +489,9 @@ func (r *Router) Reannounce(reason string) {
 // reload (SIGHUP). rc is validated first: an invalid one changes nothing and the error
 // (wrapping ErrRuntimeConfig) says why. The new values are applied by the Run goroutine, in
 // order with the other requests: a Master announces a new priority at once; Preempt applies
-// to the next advert; the gratuitous ARP settings to the next takeover. Safe for concurrent
-// use; it does not wait.
+// to the next advert; GARPCount and GARPInterval to the next burst of gratuitous ARPs;
+// GARPRefresh at once (a Master between refresh rounds has its next one GARPRefresh after the
+// reload). Safe for concurrent use; it does not wait.
 func (r *Router) Reload(rc RuntimeConfig) error {
 	rc, err := rc.validate()
 	if err != nil {
@@ -487,8 +499,11 @@ func (r *Router) Reload(rc RuntimeConfig) error {
 	}
 	r.enqueue("reload", func() {
 		r.log.Info("runtime configuration reloaded", "priority", rc.Priority, "preempt", rc.Preempt,
-			"garp_count", rc.GARPCount, "garp_interval", rc.GARPInterval)
+			"garp_count", rc.GARPCount, "garp_interval", rc.GARPInterval, "garp_refresh", rc.GARPRefresh)
 		r.cfg.Preempt, r.cfg.GARPCount, r.cfg.GARPInterval = rc.Preempt, rc.GARPCount, rc.GARPInterval
+		r.cfg.GARPRefresh = rc.GARPRefresh
+		r.garp.configure(time.Now(), rc.GARPCount, rc.GARPInterval, rc.GARPRefresh)
+		r.armGARP()
 		r.m.SetPreempt(rc.Preempt)
 		r.applyPriority(rc.Priority) // publishes
 	})
@@ -566,7 +581,10 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 			r.step(r.m.Tick(now))
 		case <-r.garpTimer.C:
-			r.announce()
+			if r.garp.due(time.Now()) {
+				r.announce()
+			}
+			r.armGARP()
 		case <-r.wake:
 			r.applyOps()
 		case <-linkPoll:
@@ -771,15 +789,16 @@ func (r *Router) install() error {
 	r.installFailed, r.removeFailed = false, false
 	r.held = true
 	r.log.Info("virtual addresses installed", "virtual_ips", r.cfg.VirtualIPs, "took", time.Since(start))
-	r.garpLeft = r.cfg.GARPCount
+	r.garp.burst(time.Now())
 	r.announce()
+	r.armGARP()
 	return nil
 }
 
 // release stops the gratuitous ARP burst and removes the addresses this node added.
 func (r *Router) release() error {
-	r.garpLeft = 0
-	r.garpTimer.Stop()
+	r.garp.stop()
+	r.armGARP()
 	r.installFailed = false
 	err := r.addrs.Remove(r.cfg.VirtualIPs)
 	if err != nil {
@@ -817,25 +836,32 @@ func (r *Router) retry() {
 // reassert starts a new gratuitous ARP burst for the held addresses, unless one is still
 // running: another Master advertising every interval then does not stack bursts.
 func (r *Router) reassert(a Reassert) {
-	if !r.held || r.garpLeft > 0 {
+	if !r.held || !r.garp.reassert(time.Now()) {
 		return
 	}
 	r.log.Warn("announcing the virtual addresses again", "reason", a.Reason)
-	r.garpLeft = r.cfg.GARPCount
 	r.announce()
+	r.armGARP()
 }
 
-// announce sends one round of gratuitous ARP and schedules the next while any are left.
+// announce sends one round of gratuitous ARP, the one the schedule just asked for.
 func (r *Router) announce() {
-	if r.garpLeft <= 0 || !r.held {
+	if !r.held {
 		return
 	}
-	r.garpLeft--
 	if err := r.arp.Announce(r.vipIPs); err != nil {
 		r.log.Warn("gratuitous ARP failed", "err", err)
 	}
-	if r.garpLeft > 0 {
-		r.garpTimer.Reset(r.cfg.GARPInterval)
+}
+
+// armGARP points the gratuitous ARP timer at the schedule's deadline.
+func (r *Router) armGARP() {
+	if r.garpTimer == nil { // before Run: Run makes the timer
+		return
+	}
+	r.garpTimer.Stop()
+	if d := r.garp.deadline(); !d.IsZero() {
+		r.garpTimer.Reset(time.Until(d))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -37,12 +38,15 @@ func vmacName(vrid uint8) string { return fmt.Sprintf("vrrp.%d", vrid) }
 // On the parent, arp_ignore=1 stops the physical MAC from answering ARP for the virtual
 // addresses (which live on the macvlan) and arp_announce=2 stops the host from using a virtual
 // address as the source of its own ARP requests, which would teach the segment the physical
-// MAC for it. Close deletes the link and restores the parent's values.
+// MAC for it. Close deletes the link and restores the parent's values. The values from before
+// are recorded in the StateDir (sysctlJournal) before they change, so that the next start puts
+// them back after a crash.
 type vmacLink struct {
 	h       *netlink.Handle
 	link    netlink.Link
 	ifi     *net.Interface
 	log     *slog.Logger
+	journal *sysctlJournal // nil without a StateDir
 	restore []sysctlRestore
 }
 
@@ -51,6 +55,7 @@ type sysctlValue struct{ path, value string }
 // sysctlRestore puts back a value through a file opened in the right namespace.
 type sysctlRestore struct {
 	f     *os.File
+	path  string // relative to /proc/sys: the journal's key
 	value string
 }
 
@@ -62,21 +67,11 @@ const sysctlRoot = "/proc/sys"
 // leftover is someone else's and makes setup fail. (keepalived's use_vmac link for the same
 // VRID on the same parent looks exactly like a leftover: the two must not share a VRID on one
 // segment anyway.)
-func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Logger) (_ *vmacLink, err error) {
+func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, j *sysctlJournal, log *slog.Logger) (_ *vmacLink, err error) {
 	name := vmacName(vrid)
 	mac := VirtualMAC(vrid)
-	if old, err := h.LinkByName(name); err == nil {
-		mv, ok := old.(*netlink.Macvlan)
-		if !ok || mv.ParentIndex != parent.Attrs().Index || !bytes.Equal(mv.HardwareAddr, mac) {
-			return nil, fmt.Errorf("vrrp: virtual MAC: link %s exists and is not a macvlan of %s with MAC %s; refusing to touch it",
-				name, parent.Attrs().Name, mac)
-		}
-		if err := h.LinkDel(old); err != nil {
-			return nil, fmt.Errorf("vrrp: virtual MAC: deleting leftover %s: %w", name, err)
-		}
-		log.Info("deleted virtual-MAC link left by a previous run", "link", name)
-	} else if nf := (netlink.LinkNotFoundError{}); !errors.As(err, &nf) {
-		return nil, fmt.Errorf("vrrp: virtual MAC: looking up %s: %w", name, err)
+	if err := deleteLeftoverVMAC(h, parent, vrid, true, log); err != nil {
+		return nil, err
 	}
 
 	mv := &netlink.Macvlan{
@@ -86,7 +81,7 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Log
 	if err := h.LinkAdd(mv); err != nil {
 		return nil, fmt.Errorf("vrrp: virtual MAC: creating macvlan %s on %s: %w", name, parent.Attrs().Name, err)
 	}
-	v := &vmacLink{h: h, log: log}
+	v := &vmacLink{h: h, log: log, journal: j}
 	defer func() {
 		if err != nil {
 			v.Close()
@@ -108,7 +103,7 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Log
 		// parent's route; strict reverse-path filtering on the macvlan would drop it.
 		{filepath.Join("net/ipv4/conf", name, "rp_filter"), "0"},
 	} {
-		if _, _, err := writeSysctl(s, false); err != nil {
+		if err := writeSysctl(s); err != nil {
 			if strings.HasPrefix(s.path, "net/ipv6/") && errors.Is(err, os.ErrNotExist) {
 				continue // kernel without IPv6
 			}
@@ -120,15 +115,9 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Log
 		{filepath.Join("net/ipv4/conf", pname, "arp_ignore"), "1"},
 		{filepath.Join("net/ipv4/conf", pname, "arp_announce"), "2"},
 	} {
-		old, f, err := writeSysctl(s, true)
-		if err != nil {
+		if err := v.setParent(s); err != nil {
 			return nil, fmt.Errorf("vrrp: virtual MAC: %w", err)
 		}
-		if old == s.value {
-			f.Close()
-			continue
-		}
-		v.restore = append(v.restore, sysctlRestore{f, old})
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("vrrp: virtual MAC: setting %s up: %w", name, err)
@@ -139,8 +128,60 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, log *slog.Log
 	return v, nil
 }
 
+// setParent sets one of the parent's settings, recording its value from before in the
+// journal first and keeping the file open to restore it.
+func (v *vmacLink) setParent(s sysctlValue) error {
+	f, old, err := readSysctl(s.path)
+	if err != nil {
+		return err
+	}
+	if old == s.value {
+		f.Close()
+		return nil
+	}
+	v.journal.note(s.path, old) // before the change: a crash right after it is covered
+	if _, err := f.WriteAt([]byte(s.value+"\n"), 0); err != nil {
+		f.Close()
+		v.journal.forget(s.path)
+		return fmt.Errorf("setting %s to %s: %w", f.Name(), s.value, err)
+	}
+	v.restore = append(v.restore, sysctlRestore{f, s.path, old})
+	return nil
+}
+
+// deleteLeftoverVMAC deletes the macvlan a crashed run in virtual-MAC mode left on parent, with
+// the virtual addresses on it. Dial calls it in either mode: a node restarted without
+// virtual-MAC mode would otherwise keep answering for the virtual addresses from the leftover
+// (ARP replies from the virtual MAC) while it is Backup. A link of that name that is not such
+// a leftover is someone else's: an error when strict (virtual-MAC mode needs the name), left
+// alone with a warning otherwise.
+func deleteLeftoverVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, strict bool, log *slog.Logger) error {
+	name, mac := vmacName(vrid), VirtualMAC(vrid)
+	old, err := h.LinkByName(name)
+	if nf := (netlink.LinkNotFoundError{}); errors.As(err, &nf) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("vrrp: virtual MAC: looking up %s: %w", name, err)
+	}
+	mv, ok := old.(*netlink.Macvlan)
+	if !ok || mv.ParentIndex != parent.Attrs().Index || !bytes.Equal(mv.HardwareAddr, mac) {
+		if !strict {
+			log.Warn("a link has the virtual-MAC link's name but is not one; leaving it alone", "link", name)
+			return nil
+		}
+		return fmt.Errorf("vrrp: virtual MAC: link %s exists and is not a macvlan of %s with MAC %s; refusing to touch it",
+			name, parent.Attrs().Name, mac)
+	}
+	if err := h.LinkDel(old); err != nil {
+		return fmt.Errorf("vrrp: virtual MAC: deleting leftover %s: %w", name, err)
+	}
+	log.Info("deleted virtual-MAC link left by a previous run", "link", name)
+	return nil
+}
+
 // Close deletes the macvlan (and with it any address still on it) and restores the parent's
-// ARP settings.
+// ARP settings, forgetting each in the journal once it is back.
 func (v *vmacLink) Close() error {
 	var errs []error
 	if v.link != nil {
@@ -152,8 +193,15 @@ func (v *vmacLink) Close() error {
 		v.link = nil
 	}
 	for _, r := range v.restore {
-		if _, err := r.f.WriteAt([]byte(r.value+"\n"), 0); err != nil {
+		_, err := r.f.WriteAt([]byte(r.value+"\n"), 0)
+		switch {
+		case errors.Is(err, unix.ENODEV), errors.Is(err, os.ErrNotExist):
+			v.journal.forget(r.path) // the parent is gone, and its settings with it
+		case err != nil:
+			// Kept in the journal: the next start tries again.
 			errs = append(errs, fmt.Errorf("vrrp: virtual MAC: restoring %s to %s: %w", r.f.Name(), r.value, err))
+		default:
+			v.journal.forget(r.path)
 		}
 		r.f.Close()
 	}
@@ -167,37 +215,45 @@ func (v *vmacLink) Close() error {
 func (v *vmacLink) replace(n *vmacLink) {
 	for _, r := range v.restore {
 		r.f.Close()
+		if !slices.ContainsFunc(n.restore, func(nr sysctlRestore) bool { return nr.path == r.path }) {
+			v.journal.forget(r.path) // the new parent already had our value: nothing to restore
+		}
 	}
 	*v = *n
 }
 
-// writeSysctl sets a /proc/sys value (path relative to /proc/sys) and returns the old one,
-// with the file still open when keep is set. A /proc/sys/net file belongs to the network
-// namespace of the thread that opened it, so restoring through the open file reaches the right
-// namespace from any thread.
-func writeSysctl(s sysctlValue, keep bool) (old string, f *os.File, err error) {
-	p := filepath.Join(sysctlRoot, s.path)
-	f, err = os.OpenFile(p, os.O_RDWR, 0)
+// writeSysctl sets a /proc/sys value (path relative to /proc/sys), in the network namespace
+// of the calling thread, unless it has that value already.
+func writeSysctl(s sysctlValue) error {
+	f, old, err := readSysctl(s.path)
 	if err != nil {
-		return "", nil, fmt.Errorf("opening %s: %w", p, err)
+		return err
 	}
-	defer func() {
-		if !keep || err != nil {
-			f.Close()
-			f = nil
-		}
-	}()
+	defer f.Close()
+	if old == s.value {
+		return nil
+	}
+	if _, err := f.WriteAt([]byte(s.value+"\n"), 0); err != nil {
+		return fmt.Errorf("setting %s to %s: %w", f.Name(), s.value, err)
+	}
+	return nil
+}
+
+// readSysctl opens a /proc/sys value (path relative to /proc/sys) for reading and writing and
+// returns it with its value now. A /proc/sys/net file belongs to the network namespace of the
+// thread that opened it, so a value restored through the open file reaches the right
+// namespace from any thread.
+func readSysctl(path string) (*os.File, string, error) {
+	p := filepath.Join(sysctlRoot, path)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("opening %s: %w", p, err)
+	}
 	b := make([]byte, 64)
 	n, err := f.ReadAt(b, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return "", nil, fmt.Errorf("reading %s: %w", p, err)
+		f.Close()
+		return nil, "", fmt.Errorf("reading %s: %w", p, err)
 	}
-	old = strings.TrimSpace(string(b[:n]))
-	if old == s.value {
-		return old, f, nil
-	}
-	if _, err := f.WriteAt([]byte(s.value+"\n"), 0); err != nil {
-		return old, nil, fmt.Errorf("setting %s to %s: %w", p, s.value, err)
-	}
-	return old, f, nil
+	return f, strings.TrimSpace(string(b[:n])), nil
 }

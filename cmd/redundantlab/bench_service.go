@@ -26,7 +26,15 @@ type serviceSeries struct {
 	impl    testlab.Impl
 	planned bool
 	runs    []testlab.ServiceTakeover
-	reregs  int // REGISTERs beyond the first per phone, over the series
+	fresh   []freshRun // unplanned: the phone registered just before each loss
+	reregs  int        // REGISTERs beyond the first per phone, over the series
+}
+
+// freshRun is a phone that registered on the Master shortly before its power loss.
+type freshRun struct {
+	before   time.Duration // its 200 OK, before the loss
+	onBackup time.Duration // its registration in the Backup's tree after the 200 OK; -1: not by the loss
+	known    bool          // phone A's call to it answered by the new Master
 }
 
 func (s serviceSeries) scenario() string {
@@ -66,6 +74,7 @@ func runBenchService(ctx context.Context, args []string) error {
 	only := fs.String("impl", "both", "redundantd, keepalived or both")
 	every := fs.Duration("rsync-every", 10*time.Second, "keepalived setup: the cron-style rsync interval")
 	verbose := fs.Bool("v", false, "print every takeover as it is measured")
+	before := fs.Duration("fresh-before", time.Second, "unplanned: a new phone registers this long before each power loss")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,14 +113,22 @@ func runBenchService(ctx context.Context, args []string) error {
 	fmt.Println("times are from the power loss (link cut, every process of the node SIGKILLed) or from the command")
 	var results []serviceSeries
 	for _, impl := range impls {
-		res, err := benchService(ctx, impl, *runs, *every, *verbose)
+		res, err := benchService(ctx, impl, benchServiceOpts{runs: *runs, every: *every, before: *before, verbose: *verbose})
 		if err != nil {
 			return fmt.Errorf("%s: %w", impl, err)
 		}
 		results = append(results, res...)
 	}
 	printServiceResults(results, *every)
+	printFresh(results, *before)
 	return nil
+}
+
+// benchServiceOpts are the bench's flags.
+type benchServiceOpts struct {
+	runs          int
+	every, before time.Duration
+	verbose       bool
 }
 
 // serviceLab is one setup's lab: two PBX nodes, the phones, the sampler.
@@ -137,6 +154,10 @@ func newServiceLab(ctx context.Context, impl testlab.Impl) (*serviceLab, func(),
 	}
 	vip := lab.DefaultVIP()
 	s.probe.Watch = testlab.WatchKamailio(lab, vip.Addr())
+	// The adverts as the bridge sees them (kernel stamps): the lost Master's last one.
+	if s.probe.Timeline, err = lab.Record(ctx, vip.Addr()); err != nil {
+		return s, cleanup, err
+	}
 	s.probe.SIP = netip.AddrPortFrom(vip.Addr(), 5060)
 	if s.phones, err = lab.AddHost("phones"); err != nil {
 		return s, cleanup, err
@@ -172,11 +193,11 @@ func (s *serviceLab) startPhones(ctx context.Context, backupSnapshot string) err
 	if _, err := s.probe.Caller.Call(ctx, "bob"); err != nil {
 		return fmt.Errorf("first call: %w", err)
 	}
-	start := time.Now()
-	if _, err := testlab.WaitUsers(ctx, backupSnapshot, []string{"alice", "bob"}); err != nil {
+	at, err := testlab.WaitUsers(ctx, backupSnapshot, []string{"alice", "bob"})
+	if err != nil {
 		return err
 	}
-	fmt.Printf("  both registrations on the Backup %v after the first call\n", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("  both registrations on the Backup %v after bob's REGISTER was answered\n", at.Sub(s.probe.Callee.RegisteredAt()).Round(time.Millisecond))
 	return nil
 }
 
@@ -275,7 +296,8 @@ func (k kaNode) afterPlanned(ctx context.Context) error {
 
 // benchService runs the unplanned then the planned series for one setup in a lab of its own,
 // the two nodes trading the Master role at each run.
-func benchService(ctx context.Context, impl testlab.Impl, runs int, every time.Duration, verbose bool) ([]serviceSeries, error) {
+func benchService(ctx context.Context, impl testlab.Impl, o benchServiceOpts) ([]serviceSeries, error) {
+	runs, every, verbose := o.runs, o.every, o.verbose
 	s, cleanup, err := newServiceLab(ctx, impl)
 	defer cleanup()
 	if err != nil {
@@ -323,13 +345,28 @@ func benchService(ctx context.Context, impl testlab.Impl, runs int, every time.D
 		ser := serviceSeries{impl: impl, planned: planned}
 		fmt.Printf("  %s:", ser.scenario())
 		for i := 0; i < runs; i++ {
-			t, err := serviceRun(ctx, s, master, backup, planned, every)
+			var fresh *freshRun
+			if !planned {
+				fresh = &freshRun{before: o.before}
+			}
+			t, err := serviceRun(ctx, s, master, backup, fresh, fmt.Sprintf("carol%d", i+1), every)
 			if err != nil {
 				return nil, fmt.Errorf("%s run %d: %w", ser.scenario(), i+1, err)
 			}
 			ser.runs = append(ser.runs, t)
+			if fresh != nil {
+				ser.fresh = append(ser.fresh, *fresh)
+			}
 			if verbose {
 				fmt.Printf("\n    run %d: %s -> %s: %v", i+1, master.node().Name, backup.node().Name, t)
+				if fresh != nil {
+					arrived := "not on the Backup by the loss"
+					if fresh.onBackup >= 0 {
+						arrived = fmt.Sprintf("on the Backup %s after it", fresh.onBackup.Round(time.Millisecond))
+					}
+					fmt.Printf("; carol%d registered %s before: %s, known to the new Master: %v",
+						i+1, fresh.before.Round(time.Millisecond), arrived, fresh.known)
+				}
 			} else {
 				fmt.Printf(" %.2f", t.Call.Seconds())
 			}
@@ -350,8 +387,10 @@ func benchService(ctx context.Context, impl testlab.Impl, runs int, every time.D
 }
 
 // serviceRun measures one takeover from master to backup and brings the old master back as
-// Backup with the registrations in its tree, ready for the next run the other way.
-func serviceRun(ctx context.Context, s *serviceLab, master, backup serviceNode, planned bool, every time.Duration) (testlab.ServiceTakeover, error) {
+// Backup with the registrations in its tree, ready for the next run the other way. With fresh
+// (a power loss), phone user registers on the Master fresh.before before the loss, and fresh
+// gets whether the new Master knows it.
+func serviceRun(ctx context.Context, s *serviceLab, master, backup serviceNode, fresh *freshRun, user string, every time.Duration) (testlab.ServiceTakeover, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second+2*every)
 	defer cancel()
 	if r, ok := master.(rdNode); ok {
@@ -359,15 +398,26 @@ func serviceRun(ctx context.Context, s *serviceLab, master, backup serviceNode, 
 			return testlab.ServiceTakeover{}, err
 		}
 	}
-	act := master.loss
-	if planned {
-		act = master.planned
+	act := master.planned
+	var phone *testlab.Phone
+	if fresh != nil {
+		act = master.loss
+		var err error
+		if phone, err = s.registerFresh(ctx, backup.snapshot(), user, fresh); err != nil {
+			return testlab.ServiceTakeover{}, err
+		}
+		defer phone.Proc.Kill(context.Background())
 	}
 	t, err := s.probe.Measure(ctx, backup.node(), act)
 	if err != nil {
 		return t, err
 	}
-	if planned {
+	if fresh != nil {
+		fresh.before = t.At.Sub(phone.RegisteredAt())
+		_, err := s.probe.Caller.Call(ctx, user)
+		fresh.known = err == nil
+	}
+	if fresh == nil {
 		err = master.afterPlanned(ctx)
 	} else {
 		err = master.powerOn(ctx)
@@ -378,22 +428,83 @@ func serviceRun(ctx context.Context, s *serviceLab, master, backup serviceNode, 
 	if err := waitNoKamailio(ctx, master.node()); err != nil {
 		return t, err
 	}
-	_, err = testlab.WaitUsers(ctx, master.snapshot(), []string{"alice", "bob"})
-	return t, err
+	return t, waitListed(ctx, master.snapshot(), "alice", "bob")
+}
+
+// registerFresh starts phone user through the VIP, notes when its registration reaches the
+// Backup's copy (polled every 20 ms), and returns f.before after its 200 OK.
+func (s *serviceLab) registerFresh(ctx context.Context, backupSnapshot, user string, f *freshRun) (*testlab.Phone, error) {
+	p, err := s.phones.StartPhone(ctx, testlab.PhoneConfig{User: user, Registrar: s.probe.SIP})
+	if err != nil {
+		return nil, err
+	}
+	deadline := p.RegisteredAt().Add(f.before)
+	f.onBackup = -1
+	for time.Now().Before(deadline) {
+		if users, err := testlab.RegisteredUsers(ctx, backupSnapshot); err == nil && slices.Contains(users, user) {
+			f.onBackup = time.Since(p.RegisteredAt())
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Until(deadline))
+	return p, nil
+}
+
+// waitListed waits until the usrloc database lists every one of users (and maybe others).
+func waitListed(ctx context.Context, db string, users ...string) error {
+	for {
+		got, err := testlab.RegisteredUsers(ctx, db)
+		if err == nil && !slices.ContainsFunc(users, func(u string) bool { return !slices.Contains(got, u) }) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s does not list %v: %v (%v): %w", db, users, got, err, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func svcSecs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
-func printServiceResults(results []serviceSeries, every time.Duration) {
-	steps := []struct {
-		name string
-		f    func(testlab.ServiceTakeover) time.Duration
-	}{
-		{"virtual IP on the new Master", func(t testlab.ServiceTakeover) time.Duration { return t.VIP }},
-		{"Kamailio process there", func(t testlab.ServiceTakeover) time.Duration { return t.Kamailio }},
-		{"first OPTIONS to the VIP answered", func(t testlab.ServiceTakeover) time.Duration { return t.Options }},
-		{"phone A -> B answered (INVITE 200)", callTime},
+// sinceAdvert is a step's time counted from the lost Master's last advert; -1 when unknown.
+func sinceAdvert(f func(testlab.ServiceTakeover) time.Duration) func(testlab.ServiceTakeover) time.Duration {
+	return func(t testlab.ServiceTakeover) time.Duration {
+		if d, ok := t.SinceAdvert(f(t)); ok {
+			return d
+		}
+		return -1
 	}
+}
+
+// serviceStep is one row of the results: a time of each takeover.
+type serviceStep struct {
+	name          string
+	f             func(testlab.ServiceTakeover) time.Duration
+	unplannedOnly bool
+}
+
+func serviceSteps() []serviceStep {
+	vip := func(t testlab.ServiceTakeover) time.Duration { return t.VIP }
+	return []serviceStep{
+		{"last advert of the lost Master, before", func(t testlab.ServiceTakeover) time.Duration {
+			if t.LastAdvert.IsZero() {
+				return -1
+			}
+			return t.At.Sub(t.LastAdvert)
+		}, true},
+		{"virtual IP on the new Master", vip, false},
+		{"Kamailio process there", func(t testlab.ServiceTakeover) time.Duration { return t.Kamailio }, false},
+		{"first OPTIONS to the VIP answered", func(t testlab.ServiceTakeover) time.Duration { return t.Options }, false},
+		{"phone A -> B answered (INVITE 200)", callTime, false},
+		{"VIP, from the last advert", sinceAdvert(vip), true},
+		{"phone A -> B, from the last advert", sinceAdvert(callTime), true},
+	}
+}
+
+func printServiceResults(results []serviceSeries, every time.Duration) {
+	steps := serviceSteps()
 	for _, planned := range []bool{false, true} {
 		fmt.Println()
 		var row []serviceSeries
@@ -416,6 +527,9 @@ func printServiceResults(results []serviceSeries, every time.Duration) {
 		}
 		fmt.Println()
 		for _, st := range steps {
+			if st.unplannedOnly && planned {
+				continue
+			}
 			fmt.Printf("%-36s", st.name)
 			for _, s := range row {
 				ts := s.times(st.f)
@@ -451,6 +565,15 @@ func printServiceResults(results []serviceSeries, every time.Duration) {
 		}
 		line := fmt.Sprintf("redundantd %s: phones served again worst %s, median %s vs target %s (%s): %s; re-REGISTERs %d",
 			s.scenario(), svcSecs(slices.Max(calls)), svcSecs(median(calls)), svcSecs(target), what, verdict, s.reregs)
+		if adv := s.times(sinceAdvert(callTime)); !s.planned && len(adv) > 0 {
+			// Stricter: the Master_Down_Interval runs from the last advert, up to an advert
+			// interval before the loss.
+			v := "within"
+			if slices.Max(adv) > target {
+				v = "MISSED"
+			}
+			line += fmt.Sprintf("; from the last advert worst %s, median %s: %s", svcSecs(slices.Max(adv)), svcSecs(median(adv)), v)
+		}
 		for _, k := range results {
 			if k.impl == testlab.Keepalived && k.planned == s.planned {
 				kc := k.times(callTime)
@@ -460,6 +583,34 @@ func printServiceResults(results []serviceSeries, every time.Duration) {
 				}
 				line += fmt.Sprintf("; keepalived median %s, worst %s: %s", svcSecs(median(kc)), svcSecs(slices.Max(kc)), cmp)
 			}
+		}
+		fmt.Println(line)
+	}
+}
+
+// printFresh is the registration-freshness target: a phone registered shortly before the loss
+// is known to the new Master.
+func printFresh(results []serviceSeries, before time.Duration) {
+	for _, s := range results {
+		if len(s.fresh) == 0 {
+			continue
+		}
+		known, arrived := 0, []time.Duration{}
+		for _, f := range s.fresh {
+			if f.known {
+				known++
+			}
+			if f.onBackup >= 0 {
+				arrived = append(arrived, f.onBackup)
+			}
+		}
+		line := fmt.Sprintf("%s: a phone registered %s before the loss known to the new Master in %d of %d runs",
+			s.impl, svcSecs(before), known, len(s.fresh))
+		if len(arrived) > 0 {
+			line += fmt.Sprintf("; its registration on the Backup after its 200 OK: median %s, worst %s (%d of %d arrived before the loss)",
+				svcSecs(median(arrived)), svcSecs(slices.Max(arrived)), len(arrived), len(s.fresh))
+		} else {
+			line += "; none reached the Backup before the loss"
 		}
 		fmt.Println(line)
 	}
