@@ -229,6 +229,21 @@ func procCaps(t *testing.T, pid int) (eff, bnd uint64, nnp string) {
 	return eff, bnd, nnp
 }
 
+// readOnlyBut is a command prefix that runs wrap in a mount namespace of its own where every
+// mount is read-only except /proc, /sys, /dev and the directory state (made writable by a
+// bind mount of its own first).
+func readOnlyBut(state string, wrap []string) []string {
+	script := `state=$1; shift
+mount --bind "$state" "$state" || exit 1
+for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
+	case $m in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|"$state") continue;; esac
+	mount -o remount,bind,ro "$m" 2>/dev/null
+done
+touch /ro-probe 2>/dev/null && { echo "/ is still writable"; exit 1; }
+exec "$@"`
+	return append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", state}, wrap...)
+}
+
 // TestUnitCapabilities runs the real redundantd with exactly the privileges of the systemd
 // unit (CapabilityBoundingSet=, NoNewPrivileges=), reproduced with setpriv because this
 // machine's PID 1 is not systemd: with them it becomes Master, holds the virtual IP and
@@ -261,13 +276,7 @@ func TestUnitCapabilities(t *testing.T) {
 	if ok, err := n.HasAddr(vip.Addr()); err != nil || !ok {
 		t.Fatalf("Master without the virtual IP %s (%v)", vip, err)
 	}
-	eff, bnd, gotNNP := procCaps(t, r.Proc().Pid())
-	if eff != mask || bnd != mask {
-		t.Errorf("CapEff %#x, CapBnd %#x; want both %#x (%v)", eff, bnd, mask, caps)
-	}
-	if want := map[bool]string{true: "1", false: "0"}[nnp]; gotNNP != want {
-		t.Errorf("NoNewPrivs %s, want %s", gotNNP, want)
-	}
+	checkPrivileges(t, r.Proc().Pid(), mask, nnp)
 	if err := r.Term(ctx); err != nil {
 		t.Fatalf("SIGTERM: %v\n%s", err, r.Proc().Output())
 	}
@@ -279,16 +288,7 @@ func TestUnitCapabilities(t *testing.T) {
 	// /proc, /sys, /dev and the state directory, in a mount namespace of the daemon's own
 	// (made with full privileges, then setpriv drops them as before). The daemon must run
 	// as Master and stop cleanly writing nowhere else.
-	state := filepath.Join(r.Dir, "state")
-	readOnly := `state=$1; shift
-mount --bind "$state" "$state" || exit 1
-for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
-	case $m in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|"$state") continue;; esac
-	mount -o remount,bind,ro "$m" 2>/dev/null
-done
-touch /ro-probe 2>/dev/null && { echo "/ is still writable"; exit 1; }
-exec "$@"`
-	r.Config.Wrap = append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", readOnly, "sh", state}, wrap...)
+	r.Config.Wrap = readOnlyBut(filepath.Join(r.Dir, "state"), wrap)
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -318,5 +318,18 @@ exec "$@"`
 	t.Logf("without CAP_NET_RAW: %v: %s", exitErr, tail(out, 1))
 	if ok, err := n.HasAddr(vip.Addr()); err != nil || ok {
 		t.Errorf("the virtual IP is on node1 although the daemon could not start (%v)", err)
+	}
+}
+
+// checkPrivileges: pid's effective and bounding sets are exactly mask, and no_new_privs is
+// set as nnp says.
+func checkPrivileges(t *testing.T, pid int, mask uint64, nnp bool) {
+	t.Helper()
+	eff, bnd, gotNNP := procCaps(t, pid)
+	if eff != mask || bnd != mask {
+		t.Errorf("CapEff %#x, CapBnd %#x; want both %#x", eff, bnd, mask)
+	}
+	if want := map[bool]string{true: "1", false: "0"}[nnp]; gotNNP != want {
+		t.Errorf("NoNewPrivs %s, want %s", gotNNP, want)
 	}
 }

@@ -165,7 +165,12 @@ func runBenchResources(ctx context.Context, args []string) error {
 		return err
 	}
 	// The daemon as the package installs it: static and stripped (a cgo build maps libc and
-	// its symbols, which an operator's binary does not have). The lab starts REDUNDANTD_BIN.
+	// its symbols, which an operator's binary does not have). The lab starts REDUNDANTD_BIN;
+	// one set by the caller (another build to compare) is taken as it is.
+	how := "built as packaging/build.sh does: CGO_ENABLED=0 -trimpath -ldflags='-s -w'"
+	if os.Getenv("REDUNDANTD_BIN") != "" {
+		how = "REDUNDANTD_BIN"
+	}
 	bin, err := testlab.BuildRelease(ctx, testlab.RedundantdPkg)
 	if err != nil {
 		return err
@@ -180,7 +185,7 @@ func runBenchResources(ctx context.Context, args []string) error {
 	}
 
 	fmt.Printf("resource benchmark: each case a pair in its own lab (node1 priority 110 Master, node2 100 Backup), adverts every 1 s, one VIP\n")
-	fmt.Printf("redundantd: %s (%.1f MB, built as packaging/build.sh does: CGO_ENABLED=0 -trimpath -ldflags='-s -w')\n", bin, float64(fi.Size())/1e6)
+	fmt.Printf("redundantd: %s (%.1f MB, %s)\n", bin, float64(fi.Size())/1e6, how)
 	fmt.Printf("window %s idle after %s settling; /metrics scraped every %s; GOGC=%q GOMEMLIMIT=%q in the daemons' environment\n",
 		*window, *settle, *scrape, os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"))
 	var pairs []*resPair
@@ -306,26 +311,9 @@ func startBrowser(ctx context.Context, n *testlab.Node) error {
 // measureWindow samples every node's process group each second for window, scrapes the
 // metrics of the cases that ask for it, and returns each node's figures.
 func measureWindow(ctx context.Context, pairs []*resPair, window, scrape time.Duration) ([]resResult, error) {
-	var results []resResult
-	for _, p := range pairs {
-		for i, r := range p.routers {
-			role, err := r.State(ctx)
-			if err != nil {
-				return nil, err
-			}
-			s, err := sampleGroup(r.Proc().Pid())
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", r, err)
-			}
-			results = append(results, resResult{pair: p, node: i, role: role, first: s, maxRSSKB: s.rssKB})
-		}
-	}
-	for _, p := range pairs {
-		for _, r := range p.recv {
-			if r != nil {
-				r.mark()
-			}
-		}
+	results, err := startResults(ctx, pairs)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	wctx, cancel := context.WithDeadline(ctx, start.Add(window))
@@ -333,11 +321,7 @@ func measureWindow(ctx context.Context, pairs []*resPair, window, scrape time.Du
 	var wg sync.WaitGroup
 	for _, p := range pairs {
 		if p.c.scrape {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				p.scrapeEvery(wctx, scrape)
-			}()
+			wg.Go(func() { p.scrapeEvery(wctx, scrape) })
 		}
 	}
 	fmt.Printf("\nmeasuring %s from %s:", window, start.UTC().Format("15:04:05"))
@@ -372,15 +356,46 @@ func measureWindow(ctx context.Context, pairs []*resPair, window, scrape time.Du
 	if serr != nil {
 		return nil, serr
 	}
-	for _, r := range results {
-		if r.first.pids != r.last.pids {
-			return nil, fmt.Errorf("%s node%d: %d processes at the start of the window, %d at the end", r.pair.c, r.node+1, r.first.pids, r.last.pids)
+	return results, checkWindow(ctx, results)
+}
+
+// startResults takes every node's role and first sample, and starts the receivers' counts
+// from zero.
+func startResults(ctx context.Context, pairs []*resPair) ([]resResult, error) {
+	var results []resResult
+	for _, p := range pairs {
+		for i, r := range p.routers {
+			role, err := r.State(ctx)
+			if err != nil {
+				return nil, err
+			}
+			s, err := sampleGroup(r.Proc().Pid())
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", r, err)
+			}
+			results = append(results, resResult{pair: p, node: i, role: role, first: s, maxRSSKB: s.rssKB})
 		}
-		if st, err := r.pair.routers[r.node].State(ctx); err != nil || st != r.role {
-			return nil, fmt.Errorf("%s node%d: %s at the start of the window, %s at the end (%v)", r.pair.c, r.node+1, r.role, st, err)
+		for _, r := range p.recv {
+			if r != nil {
+				r.mark()
+			}
 		}
 	}
 	return results, nil
+}
+
+// checkWindow fails the measurement if a node changed its role or its number of processes
+// during the window: the figures would not be of an idle Master and Backup.
+func checkWindow(ctx context.Context, results []resResult) error {
+	for _, r := range results {
+		if r.first.pids != r.last.pids {
+			return fmt.Errorf("%s node%d: %d processes at the start of the window, %d at the end", r.pair.c, r.node+1, r.first.pids, r.last.pids)
+		}
+		if st, err := r.pair.routers[r.node].State(ctx); err != nil || st != r.role {
+			return fmt.Errorf("%s node%d: %s at the start of the window, %s at the end (%v)", r.pair.c, r.node+1, r.role, st, err)
+		}
+	}
+	return nil
 }
 
 // scrapeEvery fetches /metrics from both nodes at once and then every interval until ctx
