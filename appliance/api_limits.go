@@ -156,9 +156,10 @@ type coalescer[T any] struct {
 }
 
 type flight[T any] struct {
-	done chan struct{}
-	val  T
-	err  error
+	done    chan struct{}
+	val     T
+	err     error
+	callers int // callers sharing this run (c.mu): what a test waits on before a run ends
 }
 
 // do waits for a run of f that started after the call, or for ctx. f runs detached from
@@ -174,6 +175,7 @@ func (c *coalescer[T]) do(ctx context.Context, f func() (T, error)) (T, error) {
 		c.next = &flight[T]{done: make(chan struct{})}
 	}
 	fl := c.next
+	fl.callers++
 	lead := !c.running
 	if lead {
 		c.running, c.next = true, nil

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/redundantd/redundantd/vrrp"
 )
 
@@ -70,12 +71,11 @@ func TestCoalescerSharesRuns(t *testing.T) {
 		})
 	}
 	// Wait until all 49 are queued on the next flight before letting run 1 finish.
-	waitFor(t, "49 callers queued", func() bool {
+	poll.Until(t, 5*time.Second, "49 callers queued", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.next != nil
+		return c.next != nil && c.next.callers == 49
 	})
-	time.Sleep(50 * time.Millisecond) // let the rest of the goroutines reach do(); the assertions below hold either way
 	close(release)
 	wg.Wait()
 	close(results)

@@ -64,6 +64,13 @@ type Options struct {
 	APIListener net.Listener
 	// PeerListener serves the peer link when set; otherwise Run listens on peer.listen.
 	PeerListener net.Listener
+	// SyncListener serves the replication when set; otherwise each sync part listens on
+	// sync.listen. The parts a reload or a retry builds serve it in turn; Run closes it
+	// when it returns.
+	SyncListener net.Listener
+	// SyncDial reaches the peer's sync port when set (a lab dialling inside a namespace);
+	// otherwise the replication dials sync.peer.
+	SyncDial func(ctx context.Context) (net.Conn, error)
 	// PartRetry is how long a part that could not start or stopped with an error (the
 	// replication on a full disk) waits before it is built again; 30s when zero.
 	PartRetry time.Duration
@@ -78,10 +85,13 @@ type Appliance struct {
 	parts    []Part
 	apiLn    net.Listener
 	peerLn   net.Listener
-	berofos  *berofosPart    // nil when no berofos is configured
-	peer     *PeerLink       // nil when the peer link is off
-	sync     *syncPart       // nil when replication is off
-	services *ServiceManager // nil when no service or notify command is configured
+	syncLn   *sharedListener                             // Options.SyncListener, nil when sync.listen is opened by each part
+	syncDial func(ctx context.Context) (net.Conn, error) // Options.SyncDial
+	ready    chan struct{}                               // closed by Run once the API serves and the parts run (Ready)
+	berofos  *berofosPart                                // nil when no berofos is configured
+	peer     *PeerLink                                   // nil when the peer link is off
+	sync     *syncPart                                   // nil when replication is off
+	services *ServiceManager                             // nil when no service or notify command is configured
 	events   *eventStore
 	roles    chan vrrp.Event // capacity 1: the newest role change replaces an unread one
 	started  time.Time
@@ -131,6 +141,8 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 		parts:     opts.Parts,
 		apiLn:     opts.APIListener,
 		peerLn:    opts.PeerListener,
+		syncDial:  opts.SyncDial,
+		ready:     make(chan struct{}),
 		roles:     make(chan vrrp.Event, 1),
 		pokes:     make(chan struct{}, 1),
 		live:      cfg,
@@ -148,6 +160,9 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	}
 	if a.partRetry <= 0 {
 		a.partRetry = 30 * time.Second
+	}
+	if opts.SyncListener != nil {
+		a.syncLn = newSharedListener(opts.SyncListener)
 	}
 	a.metrics = newMetrics(a)
 	if len(cfg.Notify) > 0 {
@@ -204,7 +219,7 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	if cfg.Sync.Enabled {
 		// The configuration was checked by LoadConfig: what fails here is the disk (a full or
 		// read-only state_dir). VRRP and the PBX must run without it; Run retries.
-		p, err := newSyncPart(cfg, a.log.With("part", "sync"), a.record)
+		p, err := a.newSyncPart(cfg)
 		if err != nil {
 			a.syncDown = err.Error()
 			a.record(Event{Priority: PriorityWarning, Application: AppSync, Name: "not started",
@@ -377,6 +392,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	if a.syncDown != "" {
 		go a.retryPart(ctx, nil)
 	}
+	close(a.ready)
 
 	if a.router == nil && a.services != nil {
 		// Without redundancy this node is the PBX: its services run.
@@ -393,6 +409,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	a.waitParts()
+	if a.syncLn != nil {
+		a.syncLn.close()
+	}
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -403,6 +422,26 @@ func (a *Appliance) Run(ctx context.Context) error {
 	a.record(Event{Priority: PriorityInfo, Application: AppRedundancy, Name: "stop", Description: "node stopped"})
 	a.events.flush()
 	return runErr
+}
+
+// Ready returns a channel Run closes once the API serves its listener and the parts
+// (replication, berofos, services) have been started; the replication's own port is served
+// once SyncReady is closed too.
+func (a *Appliance) Ready() <-chan struct{} { return a.ready }
+
+// SyncReady returns a channel closed once the replication serves its port; nil when the
+// replication is off or not running (a full state_dir: it is retried).
+func (a *Appliance) SyncReady() <-chan struct{} {
+	if p := a.syncPart(); p != nil {
+		return p.Ready()
+	}
+	return nil
+}
+
+// newSyncPart builds the replication part for cfg, on the caller's listener when there is
+// one.
+func (a *Appliance) newSyncPart(cfg *Config) (*syncPart, error) {
+	return newSyncPart(cfg, a.log.With("part", "sync"), a.record, a.syncLn, a.syncDial)
 }
 
 // onServiceHealth receives the services' verdict (from the service manager's goroutine).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/redundantd/redundantd/vrrp"
 )
 
@@ -21,17 +22,6 @@ func startSim(t *testing.T, settings map[string]string) (*fossim.Sim, string) {
 		t.Fatal(err)
 	}
 	return sim, conf
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // runWithBerofos runs an appliance driving the devices of conf, with a fake VRRP engine,
@@ -66,14 +56,14 @@ func TestBerofosLinesFollowTheMaster(t *testing.T) {
 	}
 	// The Master takes the lines, confirmed by read-back.
 	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
-	waitFor(t, "relay mode 1", func() bool { return sim.Mode() == 1 })
-	waitFor(t, "a confirmed event", func() bool { return len(eventsMatching(a, AppBerofos, "confirmed")) == 1 })
+	poll.Until(t, 5*time.Second, "relay mode 1", func() bool { return sim.Mode() == 1 })
+	poll.Until(t, 5*time.Second, "a confirmed event", func() bool { return len(eventsMatching(a, AppBerofos, "confirmed")) == 1 })
 	// Someone presses the button: the Master puts the lines back. The second "confirmed"
 	// event is emitted after the controller has recorded the read-back in its status, so the
 	// status read below sees the re-asserted mode, not the drifted one of the read before it.
 	sim.PressButton()
-	waitFor(t, "drift seen", func() bool { return len(eventsMatching(a, AppBerofos, "drift")) >= 1 })
-	waitFor(t, "drift re-asserted and confirmed", func() bool { return len(eventsMatching(a, AppBerofos, "confirmed")) >= 2 })
+	poll.Until(t, 5*time.Second, "drift seen", func() bool { return len(eventsMatching(a, AppBerofos, "drift")) >= 1 })
+	poll.Until(t, 5*time.Second, "drift re-asserted and confirmed", func() bool { return len(eventsMatching(a, AppBerofos, "confirmed")) >= 2 })
 	if m := sim.Mode(); m != 1 {
 		t.Fatalf("relay mode after the re-assertion was confirmed = %d, want 1", m)
 	}
@@ -90,13 +80,13 @@ func TestBerofosUnreachableIsAnEvent(t *testing.T) {
 	sim.SetDown(true)
 	a, fr := runWithBerofos(t, conf, 200*time.Millisecond)
 	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
-	waitFor(t, "an unreachable event", func() bool { return len(eventsMatching(a, AppBerofos, "unreachable")) > 0 })
+	poll.Until(t, 5*time.Second, "an unreachable event", func() bool { return len(eventsMatching(a, AppBerofos, "unreachable")) > 0 })
 	if e := eventsMatching(a, AppBerofos, "unreachable")[0]; e.Priority != PriorityWarning || !strings.Contains(e.Description, "fos1") {
 		t.Errorf("event = %+v", e)
 	}
 	// The device comes back: the lines move without anyone asking again.
 	sim.SetDown(false)
-	waitFor(t, "relay mode 1 after recovery", func() bool { return sim.Mode() == 1 })
+	poll.Until(t, 5*time.Second, "relay mode 1 after recovery", func() bool { return sim.Mode() == 1 })
 }
 
 func TestBerofosBadConfIsAStartupError(t *testing.T) {
@@ -127,7 +117,7 @@ func TestReloadRebuildsBerofos(t *testing.T) {
 	a, fr := runWithBerofos(t, conf, time.Second)
 	fr.status.State = vrrp.StateMaster
 	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
-	waitFor(t, "relay mode 1 confirmed", func() bool { return len(eventsMatching(a, AppBerofos, "confirmed")) == 1 })
+	poll.Until(t, 5*time.Second, "relay mode 1 confirmed", func() bool { return len(eventsMatching(a, AppBerofos, "confirmed")) == 1 })
 	old := a.berofosPart()
 
 	next := *a.live
@@ -141,9 +131,9 @@ func TestReloadRebuildsBerofos(t *testing.T) {
 	}
 	// The new part knows the role: it finds the lines in place, and puts them back after a
 	// press of the button.
-	waitFor(t, "the new part's first read", func() bool { return len(eventsMatching(a, AppBerofos, "in-place")) == 1 })
+	poll.Until(t, 5*time.Second, "the new part's first read", func() bool { return len(eventsMatching(a, AppBerofos, "in-place")) == 1 })
 	sim.PressButton()
-	waitFor(t, "the rebuilt part re-asserting the lines", func() bool {
+	poll.Until(t, 5*time.Second, "the rebuilt part re-asserting the lines", func() bool {
 		return sim.Mode() == 1 && len(eventsMatching(a, AppBerofos, "drift")) == 1 && len(eventsMatching(a, AppBerofos, "confirmed")) == 2
 	})
 	if n := len(eventsMatching(a, AppRedundancy, "config reloaded")); n != 1 {

@@ -79,7 +79,7 @@ func (a *Appliance) retryPart(ctx context.Context, old Part) {
 		a.reloadMu.Lock()
 		cfg := a.live
 		a.reloadMu.Unlock()
-		p, err := newSyncPart(cfg, a.log.With("part", "sync"), a.record)
+		p, err := a.newSyncPart(cfg)
 		if err != nil {
 			a.setSyncDown(err.Error())
 			continue

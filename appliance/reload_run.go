@@ -105,7 +105,7 @@ func (a *Appliance) reloadSync(cfg *Config) error {
 		old = sp
 	}
 	err := a.rebuild(old, cfg.Sync.Enabled, func() (Part, error) {
-		return newSyncPart(cfg, a.log.With("part", "sync"), a.record)
+		return a.newSyncPart(cfg)
 	}, func(p Part) { a.sync, _ = p.(*syncPart) })
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)

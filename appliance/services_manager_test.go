@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/redundantd/redundantd/vrrp"
 )
 
@@ -167,7 +168,7 @@ func TestServicesHungStartIsKilledAndBackupFollows(t *testing.T) {
 	r.start(t, ServiceManagerConfig{Services: []ServiceConfig{hung, r.simpleService("b")}})
 
 	r.m.Follow(vrrp.StateMaster)
-	waitFor(t, "the hung start to run", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	poll.Until(t, 5*time.Second, "the hung start to run", func() bool { _, err := os.Stat(pidFile); return err == nil })
 	// Follow returns at once although a start hangs; the newer role supersedes the pending
 	// start of b.
 	r.m.Follow(vrrp.StateBackup)
@@ -189,7 +190,7 @@ func TestServicesHungStartIsKilledAndBackupFollows(t *testing.T) {
 	}
 	var pid int
 	fmt.Sscan(string(b), &pid)
-	waitFor(t, "the hung start's child to be killed with its group", func() bool { return processGone(pid) })
+	poll.Until(t, 5*time.Second, "the hung start's child to be killed with its group", func() bool { return processGone(pid) })
 }
 
 func TestServicesDaemonizingStartSucceeds(t *testing.T) {
@@ -228,12 +229,12 @@ func TestServicesSupersede(t *testing.T) {
 	r.start(t, ServiceManagerConfig{Services: []ServiceConfig{a, r.simpleService("b"), r.simpleService("c")}})
 
 	r.m.Follow(vrrp.StateMaster)
-	waitFor(t, "start-a to run", func() bool { return len(r.log(t)) == 1 })
+	poll.Until(t, 5*time.Second, "start-a to run", func() bool { return len(r.log(t)) == 1 })
 	// Three roles while start-a waits: only the newest (Backup) is applied after it.
 	r.m.Follow(vrrp.StateBackup)
 	r.m.Follow(vrrp.StateMaster)
 	r.m.Follow(vrrp.StateBackup)
-	waitFor(t, "the manager to pick the newest role up", func() bool {
+	poll.Until(t, 5*time.Second, "the manager to pick the newest role up", func() bool {
 		r.m.mu.Lock()
 		defer r.m.mu.Unlock()
 		return r.m.seq.role == vrrp.StateBackup
@@ -298,7 +299,7 @@ func TestServicesHealthCheck(t *testing.T) {
 	})
 	r.m.Follow(vrrp.StateMaster)
 	r.waitEvent(t, "started", "service asterisk")
-	waitFor(t, "a passing check", func() bool { return r.status()[0].LastCommand == "check" })
+	poll.Until(t, 5*time.Second, "a passing check", func() bool { return r.status()[0].LastCommand == "check" })
 
 	if err := os.Remove(okFile); err != nil {
 		t.Fatal(err)
@@ -312,7 +313,7 @@ func TestServicesHealthCheck(t *testing.T) {
 	if got := <-health; got != "false service asterisk failed" {
 		t.Errorf("OnHealth got %q", got)
 	}
-	waitFor(t, "more failed checks counted", func() bool { return r.status()[0].ConsecutiveFailures >= 3 })
+	poll.Until(t, 5*time.Second, "more failed checks counted", func() bool { return r.status()[0].ConsecutiveFailures >= 3 })
 	if s := r.status()[0]; s.Healthy || s.Reason != "service asterisk failed" || s.State != ServiceRunning {
 		t.Errorf("status while unhealthy: %+v", s)
 	}
@@ -352,12 +353,12 @@ func TestServicesNotify(t *testing.T) {
 	})
 	read := func() string { b, _ := os.ReadFile(out); return string(b) }
 	r.m.Follow(vrrp.StateMaster)
-	waitFor(t, "notify MASTER", func() bool { return read() == "INSTANCE VI_18 MASTER 100\n" })
+	poll.Until(t, 5*time.Second, "notify MASTER", func() bool { return read() == "INSTANCE VI_18 MASTER 100\n" })
 	if got := r.log(t); !equalWords(got, "start-a") {
 		t.Errorf("notify ran before the services were applied: log %q", got)
 	}
 	r.m.Follow(vrrp.StateBackup)
-	waitFor(t, "notify BACKUP", func() bool { return strings.HasSuffix(read(), "INSTANCE VI_18 BACKUP 100\n") })
+	poll.Until(t, 5*time.Second, "notify BACKUP", func() bool { return strings.HasSuffix(read(), "INSTANCE VI_18 BACKUP 100\n") })
 	r.m.Follow(vrrp.StateInitialize)
 	e := r.waitEvent(t, "notify-failed", "notify FAULT failed")
 	if !strings.Contains(e.Description, "exit status 1") {
@@ -558,7 +559,7 @@ func TestServicesAsAppliancePart(t *testing.T) {
 
 	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateInitialize, To: vrrp.StateMaster})
 	<-other.got
-	waitFor(t, "the start to hang", func() bool { return len(r.log(t)) == 1 })
+	poll.Until(t, 5*time.Second, "the start to hang", func() bool { return len(r.log(t)) == 1 })
 	// The other part hears the next role although the PBX's start still hangs.
 	fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateMaster, To: vrrp.StateBackup})
 	<-other.got
@@ -568,7 +569,7 @@ func TestServicesAsAppliancePart(t *testing.T) {
 	if err := os.WriteFile(gate, []byte("go\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the Backup role applied", func() bool { return len(eventsMatching(a, AppService, "stopped")) == 1 })
+	poll.Until(t, 5*time.Second, "the Backup role applied", func() bool { return len(eventsMatching(a, AppService, "stopped")) == 1 })
 	if n := len(eventsMatching(a, AppService, "started")); n != 1 {
 		t.Errorf("%d started events in the appliance's log, want 1", n)
 	}

@@ -10,23 +10,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	pbxsync "github.com/redundantd/redundantd/sync"
+	"github.com/redundantd/redundantd/testlab/pbxtree"
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/redundantd/redundantd/vrrp"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // syncNode is one appliance with replication on loopback and a fake VRRP engine.
 type syncNode struct {
@@ -37,7 +30,18 @@ type syncNode struct {
 
 func TestSyncFollowsTheRole(t *testing.T) {
 	base := t.TempDir()
-	ports := []int{freePort(t), freePort(t)}
+	// The sync ports are the test's listeners (Options.SyncListener); each node's peer is
+	// the other's.
+	lns := make([]net.Listener, 2)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		lns[i] = ln
+	}
+	var dials [2]atomic.Int32 // the replication reaches its peer through Options.SyncDial
 	cfgs := make([]*Config, 2)
 	for i := range cfgs {
 		cfg := testConfig(t)
@@ -46,8 +50,8 @@ func TestSyncFollowsTheRole(t *testing.T) {
 		if err := os.MkdirAll(tree, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		cfg.Sync = SyncConfig{Enabled: true, Paths: []string{tree}, Listen: fmt.Sprintf("127.0.0.1:%d", ports[i]),
-			Peer: fmt.Sprintf("127.0.0.1:%d", ports[1-i]), Interval: "1h", TrashRetention: DefaultTrashRetention, MaxDelete: 0.5}
+		cfg.Sync = SyncConfig{Enabled: true, Paths: []string{tree}, Listen: lns[i].Addr().String(),
+			Peer: lns[1-i].Addr().String(), Interval: "1h", TrashRetention: DefaultTrashRetention, MaxDelete: 0.5}
 		cfgs[i] = cfg
 	}
 	// The operator's step: each node's fingerprint is configured on the other.
@@ -63,7 +67,14 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	var done []chan error
 	for i, cfg := range cfgs {
 		fr := &fakeRouter{ran: make(chan struct{})}
-		a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
+		peer := lns[1-i].Addr().String()
+		dial := func(ctx context.Context) (net.Conn, error) {
+			dials[i].Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", peer)
+		}
+		a, err := New(cfg, Options{SyncListener: lns[i], SyncDial: dial,
+			DialVRRP: func(c vrrp.Config) (Router, error) { fr.cfg = c; return fr, nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,6 +82,8 @@ func TestSyncFollowsTheRole(t *testing.T) {
 		go func() { d <- a.Run(ctx) }()
 		done = append(done, d)
 		<-fr.ran
+		<-a.Ready()
+		<-a.SyncReady()
 		nodes[i] = syncNode{a: a, fr: fr, tree: cfg.Sync.Paths[0]}
 	}
 	defer func() {
@@ -84,7 +97,7 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	nodes[0].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
 	nodes[1].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateInitialize, To: vrrp.StateBackup})
 	msg := filepath.Join("default", "1001", "INBOX", "msg0000.wav")
-	write(t, filepath.Join(nodes[0].tree, msg), "audio recorded on node 0")
+	pbxtree.WriteFile(t, filepath.Join(nodes[0].tree, msg), []byte("audio recorded on node 0"), time.Time{})
 	syncNow(t, nodes[0].a, http.StatusOK)
 	if b, err := os.ReadFile(filepath.Join(nodes[1].tree, msg)); err != nil || string(b) != "audio recorded on node 0" {
 		t.Fatalf("replica has %q, %v", b, err)
@@ -96,8 +109,8 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	nodes[0].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateMaster, To: vrrp.StateBackup})
 	nodes[1].fr.cfg.OnEvent(vrrp.Event{From: vrrp.StateBackup, To: vrrp.StateMaster})
 	msg2 := filepath.Join("default", "1001", "INBOX", "msg0001.wav")
-	write(t, filepath.Join(nodes[1].tree, msg2), "audio recorded on node 1 after failover")
-	waitFor(t, "node 1 to replicate", func() bool {
+	pbxtree.WriteFile(t, filepath.Join(nodes[1].tree, msg2), []byte("audio recorded on node 1 after failover"), time.Time{})
+	poll.Until(t, 5*time.Second, "node 1 to replicate", func() bool {
 		rec := httptest.NewRecorder()
 		nodes[1].a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/sync", nil))
 		return rec.Code == http.StatusOK
@@ -105,19 +118,14 @@ func TestSyncFollowsTheRole(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(nodes[0].tree, msg2)); err != nil || string(b) != "audio recorded on node 1 after failover" {
 		t.Fatalf("old Master has %q, %v", b, err)
 	}
+	for i := range dials {
+		if dials[i].Load() == 0 {
+			t.Errorf("node %d replicated without dialling through Options.SyncDial", i)
+		}
+	}
 	st, ok := nodes[1].a.Status().Parts["sync"].(pbxsync.Status)
 	if !ok || st.Role != pbxsync.RoleSource || st.Runs == 0 {
 		t.Errorf("status parts[sync] = %#v", nodes[1].a.Status().Parts["sync"])
-	}
-}
-
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -125,7 +133,7 @@ func write(t *testing.T, path, content string) {
 func syncNow(t *testing.T, a *Appliance, want int) {
 	t.Helper()
 	var rec *httptest.ResponseRecorder
-	waitFor(t, fmt.Sprintf("sync now to answer %d", want), func() bool {
+	poll.Until(t, 5*time.Second, fmt.Sprintf("sync now to answer %d", want), func() bool {
 		rec = httptest.NewRecorder()
 		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/sync", nil))
 		return rec.Code == want
@@ -177,7 +185,7 @@ func TestSyncWithoutItsDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The event is recorded once the new part runs: wait for it, then check the state.
-	waitFor(t, "the replication started", func() bool { return len(eventsMatching(a, AppSync, "started")) == 1 })
+	poll.Until(t, 5*time.Second, "the replication started", func() bool { return len(eventsMatching(a, AppSync, "started")) == 1 })
 	if a.syncPart() == nil || a.SyncDown() != "" {
 		t.Errorf("after the started event: part %v, sync_down %q", a.syncPart(), a.SyncDown())
 	}
@@ -193,5 +201,49 @@ func TestSyncFailedAndRecoveredEvents(t *testing.T) {
 	want := []string{"run/1", "failed/3", "run/3", "recovered/2", "run/1", "failed/3"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// TestSyncListenerServedInTurn: the caller's sync listener outlives the parts that serve it
+// (a reload or a retry builds a new one): a closed view accepts nothing more, the next view
+// gets the next connection, and closing the shared listener ends every view.
+func TestSyncListenerServedInTurn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSharedListener(ln)
+	defer s.close()
+	// connect dials the shared port and wants view to accept that very connection.
+	connect := func(which string, view net.Listener) {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		got, err := view.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer got.Close()
+		if got.RemoteAddr().String() != c.LocalAddr().String() {
+			t.Errorf("%s view accepted %s, want %s", which, got.RemoteAddr(), c.LocalAddr())
+		}
+	}
+	first := s.view()
+	if first.Addr().String() != ln.Addr().String() {
+		t.Errorf("view address %s, want %s", first.Addr(), ln.Addr())
+	}
+	connect("first", first)
+	first.Close()
+	if _, err := first.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept on a closed view: %v, want net.ErrClosed", err)
+	}
+	second := s.view()
+	connect("second", second)
+	s.close()
+	if _, err := second.Accept(); err == nil {
+		t.Error("Accept after the shared listener was closed succeeded")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/testlab/memwire"
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/redundantd/redundantd/vrrp"
 )
 
@@ -76,9 +77,9 @@ func twoNodes(t *testing.T, edit func(i int, cfg *Config)) (*memwire.Segment, [2
 		if i == 1 {
 			want = "backup"
 		}
-		waitFor(t, fmt.Sprintf("node %d %s", i, want), func() bool { return nodes[i].a.role() == want })
+		poll.Until(t, 5*time.Second, fmt.Sprintf("node %d %s", i, want), func() bool { return nodes[i].a.role() == want })
 	}
-	waitFor(t, "the peer link", func() bool {
+	poll.Until(t, 5*time.Second, "the peer link", func() bool {
 		return nodes[0].a.peerView().Role == "backup" && nodes[1].a.peerView().Role == "master"
 	})
 	return seg, nodes
@@ -169,7 +170,7 @@ func eventNames(a *Appliance) []string {
 // the group's Backup, and a swap back restores the first layout.
 func TestModeAndSwap(t *testing.T) {
 	seg, n := twoNodes(t, nil)
-	waitFor(t, "the Backup's UP event", func() bool { return slices.Contains(eventNames(n[0].a), "up active") })
+	poll.Until(t, 5*time.Second, "the Backup's UP event", func() bool { return slices.Contains(eventNames(n[0].a), "up active") })
 
 	// A change without the token changes nothing.
 	if code := n[0].call(t, "PUT", "/api/v1/backup-mode", `{"mode":"passive"}`, nil, "-"); code != http.StatusUnauthorized {
@@ -190,7 +191,7 @@ func TestModeAndSwap(t *testing.T) {
 	if m := n[1].a.mode().Mode; m != ModePassive || !n[1].router.Status().Passive {
 		t.Fatalf("the Backup's mode is %s (engine passive %t), want passive", m, n[1].router.Status().Passive)
 	}
-	waitFor(t, "the Backup's UP (Passive mode) event", func() bool { return slices.Contains(eventNames(n[0].a), "up passive") })
+	poll.Until(t, 5*time.Second, "the Backup's UP (Passive mode) event", func() bool { return slices.Contains(eventNames(n[0].a), "up passive") })
 
 	// A swap asked of the Backup is refused.
 	var res SwapResult
@@ -244,7 +245,7 @@ func TestPassiveBackupDoesNotTakeOver(t *testing.T) {
 	if code := n[1].call(t, "PUT", "/api/v1/backup-mode", `{"mode":"active"}`, &mr, ""); code != http.StatusOK {
 		t.Fatalf("backup-mode active: %d %+v", code, mr)
 	}
-	waitFor(t, "the now Active Backup takes over", func() bool { return n[1].a.role() == "master" })
+	poll.Until(t, 5*time.Second, "the now Active Backup takes over", func() bool { return n[1].a.role() == "master" })
 	if h := seg.Holders(vip); !slices.Equal(h, []string{"pbx-b"}) {
 		t.Errorf("holders %v", h)
 	}
@@ -262,21 +263,9 @@ func TestPassiveNodeAloneSaysSo(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := startNode(t, seg, cfg, nil)
-	waitFor10s(t, "the passive-no-master event", func() bool { return slices.Contains(eventNames(n.a), "passive no master") })
+	poll.Until(t, 10*time.Second, "the passive-no-master event", func() bool { return slices.Contains(eventNames(n.a), "passive no master") })
 	if n.a.role() != "backup" || len(seg.Holders(vip)) != 0 {
 		t.Errorf("the lone Passive node is %s, holders %v", n.a.role(), seg.Holders(vip))
-	}
-}
-
-// waitFor10s is waitFor with room for the protocol's own timers.
-func waitFor10s(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -293,7 +282,7 @@ func TestSwapDrainsAndCanBeCancelled(t *testing.T) {
 			DrainCheck: []string{"sh", "-c", "test -e " + calls + " && { echo 2; exit 1; }; exit 0"},
 			Timeout:    5 * time.Second, CheckInterval: DefaultCheckInterval, Fall: 3, Rise: 2}}
 	})
-	waitFor(t, "the PBX on the Master", func() bool { _, err := os.Stat(marker(0)); return err == nil })
+	poll.Until(t, 5*time.Second, "the PBX on the Master", func() bool { _, err := os.Stat(marker(0)); return err == nil })
 	if err := os.WriteFile(calls, nil, 0o600); err != nil { // two calls in progress
 		t.Fatal(err)
 	}
@@ -303,7 +292,7 @@ func TestSwapDrainsAndCanBeCancelled(t *testing.T) {
 		n[0].call(t, "POST", "/api/v1/swap", `{"drain":"1m"}`, &res, "")
 		result <- res
 	}()
-	waitFor(t, "the swap pending", func() bool { s := n[0].a.LastSwap(); return s != nil && s.State == "pending" })
+	poll.Until(t, 5*time.Second, "the swap pending", func() bool { s := n[0].a.LastSwap(); return s != nil && s.State == "pending" })
 	if code := n[0].call(t, "DELETE", "/api/v1/swap", "", nil, ""); code != http.StatusOK {
 		t.Fatalf("cancel: %d", code)
 	}
@@ -325,7 +314,7 @@ func TestSwapDrainsAndCanBeCancelled(t *testing.T) {
 	if len(done.Timeline) == 0 || done.Timeline[0].Step != "drain" || done.Timeline[0].Detail != "no call in progress" {
 		t.Errorf("timeline %+v", done.Timeline)
 	}
-	waitFor(t, "the PBX on the new Master only", func() bool {
+	poll.Until(t, 5*time.Second, "the PBX on the new Master only", func() bool {
 		_, e0 := os.Stat(marker(0))
 		_, e1 := os.Stat(marker(1))
 		return e0 != nil && e1 == nil
@@ -370,12 +359,12 @@ func TestFailedServiceHandsOver(t *testing.T) {
 			Check:   []string{"sh", "-c", fmt.Sprintf("test -e %s && ! test -e %s.%d", marker(i), broken, i)},
 			Timeout: 5 * time.Second, CheckInterval: 100 * time.Millisecond, Fall: 3, Rise: 2}}
 	})
-	waitFor(t, "the PBX on the Master", func() bool { _, err := os.Stat(marker(0)); return err == nil })
+	poll.Until(t, 5*time.Second, "the PBX on the Master", func() bool { _, err := os.Stat(marker(0)); return err == nil })
 	if err := os.WriteFile(broken+".0", nil, 0o600); err != nil { // the Master's PBX crashes
 		t.Fatal(err)
 	}
-	waitFor10s(t, "the Backup taking over", func() bool { return n[1].a.role() == "master" })
-	waitFor(t, "the PBX on the new Master only", func() bool {
+	poll.Until(t, 10*time.Second, "the Backup taking over", func() bool { return n[1].a.role() == "master" })
+	poll.Until(t, 5*time.Second, "the PBX on the new Master only", func() bool {
 		_, e0 := os.Stat(marker(0))
 		_, e1 := os.Stat(marker(1))
 		return e0 != nil && e1 == nil

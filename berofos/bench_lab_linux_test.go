@@ -8,6 +8,7 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/testlab/labns"
 )
 
 // benchRoleChangeLab is benchRoleChange across a veth pair between two network namespaces,
@@ -22,7 +23,7 @@ func benchRoleChangeLab(b *testing.B, n int) {
 			b.Fatal(err)
 		}
 		var ln net.Listener
-		if err := inNS(devNS, func() (err error) {
+		if err := labns.Do(devNS, func() (err error) {
 			ln, err = net.Listen("tcp4", fmt.Sprintf("192.0.2.10:%d", 8001+i))
 			return err
 		}); err != nil {
@@ -37,7 +38,7 @@ func benchRoleChangeLab(b *testing.B, n int) {
 	}
 	client := berofos.NewClient(berofos.ClientOptions{
 		Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = inNS(nodeNS, func() (err error) {
+			err = labns.Do(nodeNS, func() (err error) {
 				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 				return err
 			})

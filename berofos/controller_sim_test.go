@@ -12,6 +12,7 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -78,7 +79,7 @@ func TestControllerFourDevicesAgainstSim(t *testing.T) {
 	}
 	c, ev := runController(t, berofos.ControllerConfig{Devices: devs, ModeForMe: 1})
 	c.SetDesired(berofos.LinesToMe)
-	eventually(t, 5*time.Second, "all four confirmed", func() bool {
+	poll.Until(t, 5*time.Second, "all four confirmed", func() bool {
 		for _, d := range devs {
 			if ev.count(d.Name, berofos.EventConfirmed) != 1 {
 				return false
@@ -92,7 +93,7 @@ func TestControllerFourDevicesAgainstSim(t *testing.T) {
 		}
 	}
 	c.SetDesired(berofos.LinesToPeer)
-	eventually(t, 5*time.Second, "all four back to mode 0", func() bool {
+	poll.Until(t, 5*time.Second, "all four back to mode 0", func() bool {
 		for _, d := range devs {
 			if ev.count(d.Name, berofos.EventConfirmed) != 2 {
 				return false
@@ -118,25 +119,25 @@ func TestControllerReassertsAfterRebootAndButton(t *testing.T) {
 	sim, dev := startSim(t, "fos1", fossim.Config{Settings: map[string]string{"modedef": "1"}})
 	c, ev := runController(t, berofos.ControllerConfig{Devices: []berofos.Device{dev}, ModeForMe: 0})
 	c.SetDesired(berofos.LinesToMe)
-	eventually(t, 5*time.Second, "mode 0 confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
+	poll.Until(t, 5*time.Second, "mode 0 confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
 
 	sim.Reboot() // back to modedef 1
-	eventually(t, 5*time.Second, "mode 0 re-asserted after reboot", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
+	poll.Until(t, 5*time.Second, "mode 0 re-asserted after reboot", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
 	if sim.Mode() != 0 || ev.count("fos1", berofos.EventDrift) != 1 {
 		t.Errorf("after reboot: mode %d, %d drift events", sim.Mode(), ev.count("fos1", berofos.EventDrift))
 	}
 	sim.PressButton()
-	eventually(t, 5*time.Second, "mode 0 re-asserted after the button", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 3 })
+	poll.Until(t, 5*time.Second, "mode 0 re-asserted after the button", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 3 })
 
 	// Down for a while: unreachable, then reachable again and re-asserted if needed.
 	sim.SetDown(true)
-	eventually(t, 5*time.Second, "unreachable", func() bool { return ev.count("fos1", berofos.EventUnreachable) == 1 })
+	poll.Until(t, 5*time.Second, "unreachable", func() bool { return ev.count("fos1", berofos.EventUnreachable) == 1 })
 	if st := c.Status()[0]; st.Reachable || st.LastError == "" {
 		t.Errorf("status while down: %+v", st)
 	}
 	sim.Reboot()
 	sim.SetDown(false)
-	eventually(t, 5*time.Second, "re-asserted after coming back", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 4 })
+	poll.Until(t, 5*time.Second, "re-asserted after coming back", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 4 })
 	if ev.count("fos1", berofos.EventReachable) != 1 || sim.Mode() != 0 {
 		t.Errorf("after coming back: %d reachable events, mode %d", ev.count("fos1", berofos.EventReachable), sim.Mode())
 	}
@@ -160,17 +161,17 @@ func TestControllerGarbageAndSlowDeviceAgainstSim(t *testing.T) {
 	c, ev := runController(t, berofos.ControllerConfig{Devices: []berofos.Device{gdev, bdev, sdev}, ModeForMe: 1, Timeout: 200 * time.Millisecond})
 	start := time.Now()
 	c.SetDesired(berofos.LinesToMe)
-	eventually(t, 5*time.Second, "fos1 confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
+	poll.Until(t, 5*time.Second, "fos1 confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
 	t.Logf("fos1 confirmed after %v while fos2 answers garbage and fos3 hangs", time.Since(start))
 	if good.Mode() != 1 {
 		t.Error("fos1 not switched")
 	}
-	eventually(t, 5*time.Second, "fos2 and fos3 unreachable", func() bool {
+	poll.Until(t, 5*time.Second, "fos2 and fos3 unreachable", func() bool {
 		return ev.count("fos2", berofos.EventUnreachable) == 1 && ev.count("fos3", berofos.EventUnreachable) == 1
 	})
 	bad.SetGarbage(false)
 	slow.SetDelay(0)
-	eventually(t, 5*time.Second, "fos2 and fos3 confirmed once healthy", func() bool {
+	poll.Until(t, 5*time.Second, "fos2 and fos3 confirmed once healthy", func() bool {
 		return ev.count("fos2", berofos.EventConfirmed) == 1 && ev.count("fos3", berofos.EventConfirmed) == 1
 	})
 }
@@ -183,7 +184,7 @@ func TestControllerWatchdogFallbackAgainstSim(t *testing.T) {
 		Kick: true, KickInterval: 200 * time.Millisecond})
 	c.SetHealthy(true)
 	c.SetDesired(berofos.LinesToMe)
-	eventually(t, 5*time.Second, "armed and confirmed", func() bool {
+	poll.Until(t, 5*time.Second, "armed and confirmed", func() bool {
 		return ev.count("fos1", berofos.EventWatchdogArmed) == 1 && ev.count("fos1", berofos.EventConfirmed) == 1
 	})
 	// Kicked every 200ms, the 1s watchdog does not fire.
@@ -195,7 +196,7 @@ func TestControllerWatchdogFallbackAgainstSim(t *testing.T) {
 		t.Errorf("wdogstate %s, want 1", v)
 	}
 	c.SetHealthy(false)
-	eventually(t, 5*time.Second, "watchdog failover", func() bool { return ev.count("fos1", berofos.EventWatchdogFailure) == 1 })
+	poll.Until(t, 5*time.Second, "watchdog failover", func() bool { return ev.count("fos1", berofos.EventWatchdogFailure) == 1 })
 	if v, _ := sim.Get("wdogstate"); v != "2" || sim.Mode() != 0 {
 		t.Errorf("after failover: wdogstate %s, mode %d", v, sim.Mode())
 	}
@@ -205,7 +206,7 @@ func TestControllerWatchdogFallbackAgainstSim(t *testing.T) {
 		t.Error("an unhealthy controller pulled the lines back")
 	}
 	c.SetHealthy(true)
-	eventually(t, 5*time.Second, "re-armed and re-asserted", func() bool {
+	poll.Until(t, 5*time.Second, "re-armed and re-asserted", func() bool {
 		return ev.count("fos1", berofos.EventWatchdogArmed) == 2 && ev.count("fos1", berofos.EventConfirmed) == 2
 	})
 	if st := c.Status()[0]; st.Watchdog != berofos.WatchdogOn || st.Mode != 1 || st.LastKick.IsZero() {
@@ -225,14 +226,14 @@ func TestInPlaceOnlyAfterARead(t *testing.T) {
 	sim, dev := startSim(t, "fos1", fossim.Config{Settings: map[string]string{"modedef": "1"}})
 	c, ev := runController(t, berofos.ControllerConfig{Devices: []berofos.Device{dev}, ModeForMe: 0, PollInterval: time.Hour})
 	c.SetDesired(berofos.LinesToMe)
-	eventually(t, 5*time.Second, "mode 0 confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
+	poll.Until(t, 5*time.Second, "mode 0 confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
 	c.SetDesired(berofos.LinesUnknown) // Backup: the peer moves the lines
 	sim.PressButton()                  // ... to mode 1; no read follows (poll every hour)
 	c.SetDesired(berofos.LinesToMe)    // Master again
 	if st := c.Status()[0]; st.InPlace {
 		t.Fatalf("in place right after SetDesired, from a read made before it: %+v", st)
 	}
-	eventually(t, 5*time.Second, "mode 0 set again", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
+	poll.Until(t, 5*time.Second, "mode 0 set again", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
 	if st := c.Status()[0]; !st.InPlace || sim.Mode() != 0 {
 		t.Errorf("after the set: %+v, device mode %d", st, sim.Mode())
 	}

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,71 +14,17 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/testlab/labns"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
-
-// inNS runs f on a thread switched into ns; sockets f opens live in ns.
-func inNS(ns netns.NsHandle, f func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		// Leave the thread locked: the runtime discards it when the goroutine ends.
-		return fmt.Errorf("restoring the namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
 
 // labPair creates two uniquely named namespaces joined by a veth pair: the device side with
 // 192.0.2.10/24 and the node side with 192.0.2.1/24 and a default route over the link, so a
 // limited broadcast from the node reaches the device. Both are removed in t.Cleanup.
 func labPair(t testing.TB) (dev, node netns.NsHandle) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	tag := fmt.Sprintf("%d-%04x", os.Getpid()%100000, rand.IntN(0x10000))
-	names := []string{"rdfos-dev-" + tag, "rdfos-node-" + tag}
-	var handles []netns.NsHandle
-	err := func() error {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return err
-		}
-		defer func() {
-			netns.Set(orig)
-			orig.Close()
-		}()
-		for _, n := range names {
-			h, err := netns.NewNamed(n) // also switches this thread into it
-			if err != nil {
-				return err
-			}
-			handles = append(handles, h)
-			t.Cleanup(func() {
-				h.Close()
-				if err := netns.DeleteNamed(n); err != nil {
-					t.Errorf("removing namespace %s: %v", n, err)
-				}
-			})
-		}
-		return nil
-	}()
-	if err != nil {
-		t.Fatalf("creating namespaces: %v", err)
-	}
-	dev, node = handles[0], handles[1]
+	_, dev = labns.New(t, "rdfos-dev")
+	_, node = labns.New(t, "rdfos-node")
 	hd, err := netlink.NewHandleAt(dev)
 	if err != nil {
 		t.Fatal(err)
@@ -127,24 +70,14 @@ func labPair(t testing.TB) (dev, node netns.NsHandle) {
 	setup(hn, "node0", "192.0.2.1/24", true)
 	// The kernel drops what is sent before the carrier is up, and reports the carrier up to
 	// a rate-limited link watcher (up to a second): wait for both ends.
-	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range []struct {
 		h    *netlink.Handle
 		name string
 	}{{hd, "fos0"}, {hn, "node0"}} {
-		for {
+		poll.Until(t, 5*time.Second, p.name+" operationally up", func() bool {
 			l, err := p.h.LinkByName(p.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if l.Attrs().OperState == netlink.OperUp {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: operational state %v after 5s", p.name, l.Attrs().OperState)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return err == nil && l.Attrs().OperState == netlink.OperUp
+		})
 	}
 	return dev, node
 }
@@ -155,14 +88,14 @@ func nsClient(t testing.TB, ns netns.NsHandle, timeout time.Duration) *berofos.C
 		Timeout:    timeout,
 		Retransmit: 100 * time.Millisecond,
 		Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = inNS(ns, func() (err error) {
+			err = labns.Do(ns, func() (err error) {
 				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 				return err
 			})
 			return c, err
 		},
 		ListenPacket: func(ctx context.Context) (pc net.PacketConn, err error) {
-			err = inNS(ns, func() (err error) {
+			err = labns.Do(ns, func() (err error) {
 				pc, err = (&net.ListenConfig{}).ListenPacket(ctx, "udp4", ":0")
 				return err
 			})
@@ -183,7 +116,7 @@ func labSim(t testing.TB, ns netns.NsHandle, cfg fossim.Config) *fossim.Sim {
 	}
 	var ln net.Listener
 	var pc net.PacketConn
-	if err := inNS(ns, func() (err error) {
+	if err := labns.Do(ns, func() (err error) {
 		if ln, err = net.Listen("tcp4", "192.0.2.10:80"); err != nil {
 			return err
 		}
@@ -260,12 +193,12 @@ func TestLabNamespaceFailures(t *testing.T) {
 	go func() { cdone <- c.Run(cctx) }()
 	defer func() { ccancel(); <-cdone }()
 	c.SetDesired(berofos.LinesToMe)
-	eventually(t, 5*time.Second, "confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
+	poll.Until(t, 5*time.Second, "confirmed", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
 	sim.SetDown(true)
 	sim.Reboot() // comes back in modedef 0
-	eventually(t, 5*time.Second, "unreachable", func() bool { return ev.count("fos1", berofos.EventUnreachable) == 1 })
+	poll.Until(t, 5*time.Second, "unreachable", func() bool { return ev.count("fos1", berofos.EventUnreachable) == 1 })
 	sim.SetDown(false)
-	eventually(t, 5*time.Second, "re-asserted after the reboot", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
+	poll.Until(t, 5*time.Second, "re-asserted after the reboot", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 2 })
 	if sim.Mode() != 1 || ev.count("fos1", berofos.EventReachable) != 1 {
 		t.Errorf("after the reboot: mode %d, %d reachable events", sim.Mode(), ev.count("fos1", berofos.EventReachable))
 	}
@@ -302,17 +235,17 @@ func TestLabNamespaceScanAndControl(t *testing.T) {
 	go func() { cdone <- c.Run(cctx) }()
 	c.SetHealthy(true)
 	c.SetDesired(berofos.LinesToMe)
-	eventually(t, 5*time.Second, "confirmed over the lab link", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
+	poll.Until(t, 5*time.Second, "confirmed over the lab link", func() bool { return ev.count("fos1", berofos.EventConfirmed) == 1 })
 	if sim.Mode() != 1 {
 		t.Errorf("mode %d", sim.Mode())
 	}
-	eventually(t, 5*time.Second, "kicks", func() bool { return sim.Kicks() >= 3 })
+	poll.Until(t, 5*time.Second, "kicks", func() bool { return sim.Kicks() >= 3 })
 	// The daemon stops: kicks stop, the device falls back to A-D on its own.
 	ccancel()
 	if err := <-cdone; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "watchdog fallback", func() bool { return sim.Mode() == 0 })
+	poll.Until(t, 5*time.Second, "watchdog fallback", func() bool { return sim.Mode() == 0 })
 	if v, _ := sim.Get("wdogstate"); v != "2" {
 		t.Errorf("wdogstate %s after the fallback, want 2", v)
 	}

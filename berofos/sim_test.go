@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // startSim runs a simulated berofos on loopback ephemeral ports and returns the device entry
@@ -28,19 +30,6 @@ func newClient(t testing.TB, timeout time.Duration) *berofos.Client {
 	c := berofos.NewClient(berofos.ClientOptions{Timeout: timeout, Retransmit: 50 * time.Millisecond})
 	t.Cleanup(c.Close)
 	return c
-}
-
-// eventually polls cond until it holds or the deadline passes (integration tests wait for the
-// simulator's clock; no performance is asserted here).
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // syslogSink receives the simulator's syslog datagrams on loopback.
@@ -121,7 +110,7 @@ func TestClientReadSetAndSyslog(t *testing.T) {
 		t.Errorf("set requests (-want +got):\n%s", diff)
 	}
 	want := []string{"<134>berofos:00: Powerup", "<134>berofos:12: Relay Mode changed: A-B,C-D", "<134>berofos:32: PW2 Mode changed: on"}
-	eventually(t, 2*time.Second, "syslog messages", func() bool { return len(sink.got()) >= len(want) })
+	poll.Until(t, 2*time.Second, "syslog messages", func() bool { return len(sink.got()) >= len(want) })
 	if diff := cmp.Diff(want, sink.got()); diff != "" {
 		t.Errorf("syslog (-want +got):\n%s", diff)
 	}
@@ -224,12 +213,30 @@ func TestClientFailures(t *testing.T) {
 	sim.SetDelay(0)
 
 	// Nothing listens: connection refused.
-	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
-	closed := berofos.Device{Name: "gone", Host: ln.Addr().String()}
-	ln.Close()
+	closed := berofos.Device{Name: "gone", Host: refusingAddr(t)}
 	if _, err := c.ReadConfig(ctx, closed); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("closed port: %v", err)
 	}
+}
+
+// refusingAddr returns a loopback address held by a socket that is bound but never listens:
+// a connection to it is refused, and no other process can take the port meanwhile (a port
+// closed after listening could be handed out again).
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 func TestGBL4AgainstSim(t *testing.T) {

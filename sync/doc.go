@@ -3,7 +3,9 @@
 // Master when the nodes meet again. Importers alias it pbxsync: it shadows the standard
 // library's sync.
 //
-// A Node runs on each machine. Run serves the sync port; SetRole follows the VRRP state
+// A Node runs on each machine. Run serves the sync port on a listener the caller opened
+// (Ready is closed once it does; Config.Dial, when set, reaches the peer); SetRole follows
+// the VRRP state
 // (Master: RoleSource, Backup: RoleReplica). The source connects to its peer over TLS 1.3 with
 // both certificates pinned by fingerprint and runs a sync on a cron/v3 schedule, on SyncNow,
 // and (Config.Watch) shortly after inotify reports a change.

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/redundantd/redundantd/testlab/pbxtree"
 )
 
 // TestFullDiskOnReplica fills a small tmpfs mounted over the replica's voicemail tree in a
@@ -41,14 +43,14 @@ func TestFullDiskOnReplica(t *testing.T) {
 		t.Cleanup(func() { unix.Unmount(cb.Paths[1], unix.MNT_DETACH) })
 	})
 	inbox := "default/100/INBOX/"
-	writeFile(t, a.path(1, inbox+"msg0000.wav"), randBytes(1, 300<<10), old0)
-	writeFile(t, a.path(1, inbox+"msg0001.wav"), randBytes(2, 300<<10), old0)
+	pbxtree.WriteFile(t, a.path(1, inbox+"msg0000.wav"), randBytes(1, 300<<10), old0)
+	pbxtree.WriteFile(t, a.path(1, inbox+"msg0001.wav"), randBytes(2, 300<<10), old0)
 	syncNow(t, a)
 	assertSame(t, a, b)
 
 	os.Remove(a.path(1, inbox+"msg0000.wav"))
-	writeFile(t, a.path(1, inbox+"msg0002.wav"), randBytes(3, 3<<20), old0) // does not fit
-	writeFile(t, a.path(0, "sip.conf"), []byte("config still fits"), old0)
+	pbxtree.WriteFile(t, a.path(1, inbox+"msg0002.wav"), randBytes(3, 3<<20), old0) // does not fit
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("config still fits"), old0)
 	_, err := a.SyncNow(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("run onto a full disk: %v, want a no-space error", err)

@@ -7,6 +7,9 @@ import (
 	stdsync "sync"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/pbxtree"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // TestFailbackMerge: both nodes change data while each believes it is Master (the old Master
@@ -17,30 +20,30 @@ import (
 func TestFailbackMerge(t *testing.T) {
 	a, b := newPair(t, nil)
 	inbox := "default/100/INBOX/"
-	writeFile(t, a.path(1, inbox+"msg0000.wav"), randBytes(1, 100<<10), old0)
-	writeFile(t, a.path(1, inbox+"msg0000.txt"), []byte("[message]\ncallerid=first\n"), old0)
-	writeFile(t, a.path(0, "sip.conf"), []byte("v1"), old0)
-	writeFile(t, a.path(0, "extensions.conf"), []byte("e1"), old0)
-	writeFile(t, a.path(0, "users.conf"), []byte("u1"), old0)
+	pbxtree.WriteFile(t, a.path(1, inbox+"msg0000.wav"), randBytes(1, 100<<10), old0)
+	pbxtree.WriteFile(t, a.path(1, inbox+"msg0000.txt"), []byte("[message]\ncallerid=first\n"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("v1"), old0)
+	pbxtree.WriteFile(t, a.path(0, "extensions.conf"), []byte("e1"), old0)
+	pbxtree.WriteFile(t, a.path(0, "users.conf"), []byte("u1"), old0)
 	syncNow(t, a)
 	assertSame(t, a, b)
 
 	// a, still Master, records a message and edits two files; none of it is replicated.
 	aMsg := randBytes(2, 150<<10)
-	writeFile(t, a.path(1, inbox+"msg0001.wav"), aMsg, old0)
-	writeFile(t, a.path(1, inbox+"msg0001.txt"), []byte("[message]\ncallerid=recorded-on-a\n"), old0)
-	writeFile(t, a.path(0, "sip.conf"), []byte("edited on a"), old0)
-	writeFile(t, a.path(0, "extensions.conf"), []byte("only a changed this"), old0)
+	pbxtree.WriteFile(t, a.path(1, inbox+"msg0001.wav"), aMsg, old0)
+	pbxtree.WriteFile(t, a.path(1, inbox+"msg0001.txt"), []byte("[message]\ncallerid=recorded-on-a\n"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("edited on a"), old0)
+	pbxtree.WriteFile(t, a.path(0, "extensions.conf"), []byte("only a changed this"), old0)
 
 	// Failover: b becomes Master, a is gone.
 	a.SetRole(RoleNone)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 }) // refused: a is not a replica
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 }) // refused: a is not a replica
 	bMsg := randBytes(3, 120<<10)
-	writeFile(t, b.path(1, inbox+"msg0001.wav"), bMsg, old0)
-	writeFile(t, b.path(1, inbox+"msg0001.txt"), []byte("[message]\ncallerid=recorded-on-b\n"), old0)
-	writeFile(t, b.path(0, "sip.conf"), []byte("edited on b"), old0)
-	writeFile(t, b.path(0, "users.conf"), []byte("only b changed this"), old0)
+	pbxtree.WriteFile(t, b.path(1, inbox+"msg0001.wav"), bMsg, old0)
+	pbxtree.WriteFile(t, b.path(1, inbox+"msg0001.txt"), []byte("[message]\ncallerid=recorded-on-b\n"), old0)
+	pbxtree.WriteFile(t, b.path(0, "sip.conf"), []byte("edited on b"), old0)
+	pbxtree.WriteFile(t, b.path(0, "users.conf"), []byte("only b changed this"), old0)
 
 	// a comes back as Backup; b stays the source.
 	a.SetRole(RoleReplica)
@@ -87,12 +90,12 @@ func TestFailbackAdoptsRenumbering(t *testing.T) {
 	inbox := "default/100/INBOX/"
 	msgs := [][]byte{randBytes(10, 90<<10), randBytes(11, 90<<10), randBytes(12, 90<<10)}
 	for i, m := range msgs {
-		writeFile(t, a.path(1, inbox+"msg000"+string(rune('0'+i))+".wav"), m, old0)
+		pbxtree.WriteFile(t, a.path(1, inbox+"msg000"+string(rune('0'+i))+".wav"), m, old0)
 	}
 	syncNow(t, a)
 	a.SetRole(RoleNone)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 })
 	os.Remove(b.path(1, inbox+"msg0000.wav"))
 	os.Rename(b.path(1, inbox+"msg0001.wav"), b.path(1, inbox+"msg0000.wav"))
 	os.Rename(b.path(1, inbox+"msg0002.wav"), b.path(1, inbox+"msg0001.wav"))
@@ -116,12 +119,12 @@ func TestFailbackAdoptsRenumbering(t *testing.T) {
 // and both report it; when one steps down, the next run reconciles without loss.
 func TestSplitBrainRefused(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "sip.conf"), []byte("v1"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("v1"), old0)
 	syncNow(t, a)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
-	writeFile(t, a.path(1, "default/1/INBOX/msg0000.wav"), []byte("recorded on a"), old0)
-	writeFile(t, b.path(1, "default/1/INBOX/msg0000.wav"), []byte("recorded on b"), old0)
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	pbxtree.WriteFile(t, a.path(1, "default/1/INBOX/msg0000.wav"), []byte("recorded on a"), old0)
+	pbxtree.WriteFile(t, b.path(1, "default/1/INBOX/msg0000.wav"), []byte("recorded on b"), old0)
 	if _, err := a.SyncNow(t.Context()); err == nil {
 		t.Fatal("a pushed to b while b is source")
 	}
@@ -147,15 +150,15 @@ func TestSplitBrainRefused(t *testing.T) {
 func TestRoleChangeAbortsReplicaSession(t *testing.T) {
 	a, b := newPair(t, nil)
 	for i := 0; i < 6; i++ {
-		writeFile(t, a.path(1, fmt.Sprintf("default/1/INBOX/msg%04d.wav", i)), randBytes(i, 2<<20), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("default/1/INBOX/msg%04d.wav", i)), randBytes(i, 2<<20), old0)
 	}
 	var once stdsync.Once
-	testHookSendChunk = func(string) { once.Do(func() { b.SetRole(RoleSource) }) }
-	defer func() { testHookSendChunk = nil }()
+	a.onSendChunk(func(string) { once.Do(func() { b.SetRole(RoleSource) }) })
+	defer a.onSendChunk(nil)
 	if _, err := a.SyncNow(t.Context()); err == nil {
 		t.Fatal("run completed although the replica became source")
 	}
-	testHookSendChunk = nil
+	a.onSendChunk(nil)
 	b.runMu.Lock() // the aborted session has finished with the trees; none starts while checking
 	noTemps(t, b)
 	noPartial(t, a, b, nil)
@@ -168,13 +171,13 @@ func TestRoleChangeAbortsReplicaSession(t *testing.T) {
 func TestDeltaAfterFailover(t *testing.T) {
 	a, b := newPair(t, nil)
 	data := randBytes(5, 1<<20)
-	writeFile(t, a.path(1, "default/1/INBOX/msg0000.wav"), data, old0)
+	pbxtree.WriteFile(t, a.path(1, "default/1/INBOX/msg0000.wav"), data, old0)
 	syncNow(t, a)
 	a.SetRole(RoleReplica)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 })
 	copy(data[300000:], "edited after the failover")
-	writeFile(t, b.path(1, "default/1/INBOX/msg0000.wav"), data, old0.Add(time.Minute))
+	pbxtree.WriteFile(t, b.path(1, "default/1/INBOX/msg0000.wav"), data, old0.Add(time.Minute))
 	st := syncNow(t, b)
 	assertSame(t, b, a)
 	if st.FilesDelta != 1 || st.Literal > 16<<10 || st.BytesSent > 64<<10 {
@@ -194,16 +197,16 @@ func TestFailbackMergeMovedMessage(t *testing.T) {
 	a, b := newPair(t, nil)
 	mb := "default/100/"
 	heard, recorded := randBytes(20, 90<<10), randBytes(21, 90<<10)
-	writeFile(t, a.path(1, mb+"INBOX/msg0000.wav"), heard, old0)
-	writeFile(t, a.path(1, mb+"INBOX/msg0000.txt"), []byte("[message]\ncallerid=heard\n"), old0)
-	writeFile(t, a.path(1, mb+"Old/.keep"), nil, old0)
+	pbxtree.WriteFile(t, a.path(1, mb+"INBOX/msg0000.wav"), heard, old0)
+	pbxtree.WriteFile(t, a.path(1, mb+"INBOX/msg0000.txt"), []byte("[message]\ncallerid=heard\n"), old0)
+	pbxtree.WriteFile(t, a.path(1, mb+"Old/.keep"), nil, old0)
 	syncNow(t, a)
 	assertSame(t, a, b)
-	writeFile(t, a.path(1, mb+"Old/msg0000.wav"), recorded, old0)
-	writeFile(t, a.path(1, mb+"Old/msg0000.txt"), []byte("[message]\ncallerid=recorded-on-a\n"), old0)
+	pbxtree.WriteFile(t, a.path(1, mb+"Old/msg0000.wav"), recorded, old0)
+	pbxtree.WriteFile(t, a.path(1, mb+"Old/msg0000.txt"), []byte("[message]\ncallerid=recorded-on-a\n"), old0)
 	a.SetRole(RoleNone)
 	b.SetRole(RoleSource)
-	waitFor(t, func() bool { return len(b.eventsOf(EventRun)) > 0 })
+	poll.Until(t, 5*time.Second, "the replica's run event", func() bool { return len(b.eventsOf(EventRun)) > 0 })
 	for _, ext := range []string{".wav", ".txt"} {
 		if err := os.Rename(b.path(1, mb+"INBOX/msg0000"+ext), b.path(1, mb+"Old/msg0000"+ext)); err != nil {
 			t.Fatal(err)

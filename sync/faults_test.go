@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/redundantd/redundantd/testlab/pbxtree"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // noTemps fails when a temporary file of ours is left in any tree.
@@ -115,17 +117,17 @@ func (p *cutProxy) handle(c net.Conn) {
 
 func TestConnectionCutMidFile(t *testing.T) {
 	var proxy *cutProxy
-	a, b := newPair(t, func(ca, cb *Config) {
-		proxy = newCutProxy(t, cb.Listen)
+	a, b := newPair(t, func(ca, _ *Config) {
+		proxy = newCutProxy(t, ca.Peer) // the replica's listener
 		ca.Peer = proxy.ln.Addr().String()
 	})
 	old := map[string][]byte{}
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), randBytes(1, 200<<10), old0)
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), randBytes(1, 200<<10), old0)
 	syncNow(t, a)
 	prev, _ := os.ReadFile(b.path(1, "default/100/INBOX/msg0000.wav"))
 	old[b.path(1, "default/100/INBOX/msg0000.wav")] = prev
 	for i := 0; i < 4; i++ {
-		writeFile(t, a.path(1, fmt.Sprintf("default/100/INBOX/msg%04d.wav", i)), randBytes(10+i, 3<<20), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("default/100/INBOX/msg%04d.wav", i)), randBytes(10+i, 3<<20), old0)
 	}
 	proxy.limit.Store(5 << 20) // cut in the middle of the second file
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -137,10 +139,10 @@ func TestConnectionCutMidFile(t *testing.T) {
 		t.Fatal("proxy did not cut")
 	}
 	// The replica notices the cut and cleans up.
-	deadline := time.Now().Add(5 * time.Second)
-	for b.Status().PeerConnected && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	// (at most 5 s: runMu below waits for the session's end in any case)
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = poll.Context(wctx, poll.Step, func() bool { return !b.Status().PeerConnected })
+	wcancel()
 	b.runMu.Lock() // the aborted session has finished with the trees; none starts while checking
 	noTemps(t, b)
 	noPartial(t, a, b, old)
@@ -157,7 +159,7 @@ func TestWrongPeerRefused(t *testing.T) {
 	a, b := newPair(t, nil)
 	// A third node with its own certificate poses as the source.
 	dir := t.TempDir()
-	evil, err := New(Config{Paths: a.trees, StateDir: filepath.Join(dir, "state"), Listen: freePort(t), Peer: b.cfg.Listen,
+	evil, err := New(Config{Paths: a.trees, StateDir: filepath.Join(dir, "state"), Peer: b.ln.Addr().String(),
 		PeerFingerprint: b.fp})
 	if err != nil {
 		t.Fatal(err)
@@ -165,24 +167,17 @@ func TestWrongPeerRefused(t *testing.T) {
 	if _, err := evil.dial(context.Background()); err == nil {
 		t.Fatal("replica accepted a connection from an unknown certificate")
 	}
-	waitFor(t, func() bool { return len(b.eventsOf(EventWrongPeer)) > 0 })
+	poll.Until(t, 5*time.Second, "the wrong-peer event", func() bool { return len(b.eventsOf(EventWrongPeer)) > 0 })
 	if !strings.Contains(b.eventsOf(EventWrongPeer)[0].Detail, evil.fp) {
 		t.Errorf("event does not name the certificate seen: %q", b.eventsOf(EventWrongPeer)[0].Detail)
 	}
 	// The source, pinned on b, refuses a server with another certificate.
-	evil.cfg.Listen = freePort(t)
+	evilLn := listen(t, "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go evil.Run(ctx)
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", evil.cfg.Listen)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-	a.cfg.Peer = evil.cfg.Listen
+	go evil.Run(ctx, evilLn)
+	<-evil.Ready()
+	a.cfg.Peer = evilLn.Addr().String()
 	a.runMu.Lock()
 	if a.conn != nil {
 		a.conn.Close()
@@ -194,17 +189,6 @@ func TestWrongPeerRefused(t *testing.T) {
 	}
 	if len(a.eventsOf(EventWrongPeer)) == 0 {
 		t.Error("no wrong-peer event on the source")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -273,7 +257,7 @@ func TestHostileFrames(t *testing.T) {
 
 func TestSymlinkOutsideSkipped(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "sip.conf"), []byte("x"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("x"), old0)
 	if err := os.Symlink("/etc/passwd", a.path(0, "passwd")); err != nil {
 		t.Fatal(err)
 	}
@@ -300,10 +284,10 @@ func TestSymlinkOutsideSkipped(t *testing.T) {
 func TestFileChangingWhileRead(t *testing.T) {
 	a, b := newPair(t, nil)
 	name := a.path(1, "default/100/INBOX/msg0000.wav")
-	writeFile(t, name, randBytes(1, 2<<20), old0)
-	writeFile(t, a.path(0, "other.conf"), []byte("other"), old0)
+	pbxtree.WriteFile(t, name, randBytes(1, 2<<20), old0)
+	pbxtree.WriteFile(t, a.path(0, "other.conf"), []byte("other"), old0)
 	var once stdsync.Once
-	testHookSendChunk = func(n string) {
+	a.onSendChunk(func(n string) {
 		if n == name {
 			once.Do(func() {
 				f, err := os.OpenFile(name, os.O_WRONLY, 0)
@@ -313,8 +297,8 @@ func TestFileChangingWhileRead(t *testing.T) {
 				}
 			})
 		}
-	}
-	defer func() { testHookSendChunk = nil }()
+	})
+	defer a.onSendChunk(nil)
 	st := syncNow(t, a)
 	if st.Errors == nil || !strings.Contains(strings.Join(st.Errors, " "), "changed") {
 		t.Errorf("no error reported for the file that changed: %q", st.Errors)
@@ -326,7 +310,7 @@ func TestFileChangingWhileRead(t *testing.T) {
 		t.Error("the other file was not applied")
 	}
 	noTemps(t, b)
-	testHookSendChunk = nil
+	a.onSendChunk(nil)
 	syncNow(t, a)
 	assertSame(t, a, b)
 }
@@ -334,7 +318,7 @@ func TestFileChangingWhileRead(t *testing.T) {
 func TestMaxDeleteGuard(t *testing.T) {
 	a, b := newPair(t, func(ca, _ *Config) { ca.MaxDeleteShare = 0.5 })
 	for i := 0; i < 20; i++ {
-		writeFile(t, a.path(0, fmt.Sprintf("f%02d.conf", i)), []byte{byte(i)}, old0)
+		pbxtree.WriteFile(t, a.path(0, fmt.Sprintf("f%02d.conf", i)), []byte{byte(i)}, old0)
 	}
 	syncNow(t, a)
 	for i := 0; i < 15; i++ {
@@ -354,7 +338,7 @@ func TestMaxDeleteGuard(t *testing.T) {
 	}
 	// Deleting less than the share goes through.
 	for i := 0; i < 15; i++ {
-		writeFile(t, a.path(0, fmt.Sprintf("f%02d.conf", i)), []byte{byte(i)}, old0)
+		pbxtree.WriteFile(t, a.path(0, fmt.Sprintf("f%02d.conf", i)), []byte{byte(i)}, old0)
 	}
 	for i := 0; i < 8; i++ {
 		os.Remove(a.path(0, fmt.Sprintf("f%02d.conf", i)))
@@ -370,7 +354,7 @@ func TestTrashRetention(t *testing.T) {
 	b.runMu.Lock()
 	b.now = func() time.Time { return time.Unix(0, now.Load()) }
 	b.runMu.Unlock()
-	writeFile(t, a.path(0, "gone.conf"), []byte("keep me a while"), old0)
+	pbxtree.WriteFile(t, a.path(0, "gone.conf"), []byte("keep me a while"), old0)
 	syncNow(t, a)
 	os.Remove(a.path(0, "gone.conf"))
 	syncNow(t, a)
@@ -428,15 +412,15 @@ func TestVoicemailOrderAndSkips(t *testing.T) {
 	}()
 	for i := 0; i < 3; i++ {
 		// .txt written first on the source: the replica must still land it last.
-		writeFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.txt", inbox, i)), []byte("[message]\n"), old0)
-		writeFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.wav", inbox, i)), randBytes(i, 1000), old0)
-		writeFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.gsm", inbox, i)), randBytes(i+9, 900), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.txt", inbox, i)), []byte("[message]\n"), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.wav", inbox, i)), randBytes(i, 1000), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("%s/msg%04d.gsm", inbox, i)), randBytes(i+9, 900), old0)
 	}
-	writeFile(t, a.path(1, "default/100/tmp/recording.wav"), []byte("in flight"), old0)
-	writeFile(t, a.path(1, "default/100/Old/.lock"), nil, old0)
-	writeFile(t, a.path(1, "default/100/Old/msg0000.wav"), []byte("locked"), old0)
+	pbxtree.WriteFile(t, a.path(1, "default/100/tmp/recording.wav"), []byte("in flight"), old0)
+	pbxtree.WriteFile(t, a.path(1, "default/100/Old/.lock"), nil, old0)
+	pbxtree.WriteFile(t, a.path(1, "default/100/Old/msg0000.wav"), []byte("locked"), old0)
 	syncNow(t, a)
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(order) >= 9 })
+	poll.Until(t, 5*time.Second, "nine steps recorded", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) >= 9 })
 	mu.Lock()
 	lastAudio, firstTxt := -1, len(order)
 	for i, n := range order {
@@ -475,7 +459,7 @@ func TestOwnershipModeMtime(t *testing.T) {
 	}
 	a, b := newPair(t, nil)
 	p := a.path(1, "default/100/INBOX/msg0000.wav")
-	writeFile(t, p, []byte("audio"), old)
+	pbxtree.WriteFile(t, p, []byte("audio"), old)
 	if err := os.Chown(p, 1234, 5678); err != nil {
 		t.Fatal(err)
 	}
@@ -503,18 +487,20 @@ func TestOwnershipModeMtime(t *testing.T) {
 // overwritten; the next run treats it as a change made on both sides (.conflict copy).
 func TestReplicaFileChangedDuringRun(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "a-big.bin"), randBytes(1, 600<<10), old0)
-	writeFile(t, a.path(0, "b.conf"), []byte("v1"), old0)
+	pbxtree.WriteFile(t, a.path(0, "a-big.bin"), randBytes(1, 600<<10), old0)
+	pbxtree.WriteFile(t, a.path(0, "b.conf"), []byte("v1"), old0)
 	syncNow(t, a)
-	writeFile(t, a.path(0, "a-big.bin"), randBytes(2, 600<<10), old0.Add(time.Hour))
-	writeFile(t, a.path(0, "b.conf"), []byte("v2 from the source"), old0.Add(time.Hour))
+	pbxtree.WriteFile(t, a.path(0, "a-big.bin"), randBytes(2, 600<<10), old0.Add(time.Hour))
+	pbxtree.WriteFile(t, a.path(0, "b.conf"), []byte("v2 from the source"), old0.Add(time.Hour))
 	var once stdsync.Once
-	testHookSendChunk = func(string) {
-		once.Do(func() { writeFile(t, b.path(0, "b.conf"), []byte("edited on the replica meanwhile"), time.Time{}) })
-	}
-	defer func() { testHookSendChunk = nil }()
+	a.onSendChunk(func(string) {
+		once.Do(func() {
+			pbxtree.WriteFile(t, b.path(0, "b.conf"), []byte("edited on the replica meanwhile"), time.Time{})
+		})
+	})
+	defer a.onSendChunk(nil)
 	st := syncNow(t, a)
-	testHookSendChunk = nil
+	a.onSendChunk(nil)
 	if got, _ := os.ReadFile(b.path(0, "b.conf")); string(got) != "edited on the replica meanwhile" {
 		t.Fatalf("replica's edit overwritten: %q", got)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redundantd/redundantd/testlab/pbxtree"
 )
 
 // TestSymlinkLifecycle creates, retargets and deletes links on the source, and turns a link
@@ -17,9 +18,9 @@ import (
 // the manifest records for a link, so a link was never deleted there).
 func TestSymlinkLifecycle(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
-	writeFile(t, a.path(0, "pjsip.conf"), []byte("pjsip"), old0)
-	writeFile(t, a.path(0, "sub/x.conf"), []byte("x"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
+	pbxtree.WriteFile(t, a.path(0, "pjsip.conf"), []byte("pjsip"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sub/x.conf"), []byte("x"), old0)
 	steps := []struct {
 		name string
 		do   func() error
@@ -48,7 +49,7 @@ func TestSymlinkLifecycle(t *testing.T) {
 			if err := os.Remove(a.path(0, "active.conf")); err != nil {
 				return err
 			}
-			writeFile(t, a.path(0, "active.conf"), []byte("a file now"), old0)
+			pbxtree.WriteFile(t, a.path(0, "active.conf"), []byte("a file now"), old0)
 			return nil
 		}},
 		{"file becomes link", func() error {

@@ -64,8 +64,7 @@ func (r *Role) UnmarshalText(b []byte) error {
 type Config struct {
 	Paths           []string      // absolute trees, e.g. /etc/asterisk, /var/spool/asterisk/voicemail
 	StateDir        string        // manifest, certificate, conflict records (the trash is in each tree)
-	Listen          string        // sync server address, e.g. ":7401"
-	Peer            string        // the other node's host:port
+	Peer            string        // the peer's sync port, host:port: dialled when Dial is nil; names the peer in events
 	PeerFingerprint string        // SHA-256 of the peer's certificate, hex (colons allowed)
 	Interval        string        // "60s" or a cron spec ("*/5 * * * *", "@hourly"); default "60s"
 	Watch           bool          // push changes seen by fsnotify within about a second
@@ -73,6 +72,10 @@ type Config struct {
 	MaxDeleteShare  float64       // a run deleting more than this share of the replica's files stops; default 0.2
 	Logger          *slog.Logger
 	OnEvent         func(Event) // called in order; must not block
+	// Dial opens a connection to the peer's sync port; nil dials Peer over TCP (5 s timeout).
+	// A lab dials inside a network namespace, a test through a proxy. This node's own port
+	// is the listener the caller gives Run (the appliance opens it on sync.listen).
+	Dial func(ctx context.Context) (net.Conn, error)
 }
 
 // EventKind classifies an Event.
@@ -172,13 +175,15 @@ type Node struct {
 	roleCh  chan struct{}
 	trigger chan struct{}
 
-	runMu   stdsync.Mutex // one run or replica session at a time
-	man     *manifest
-	fs      *trees
-	conn    *peerConn // source side, long-lived
-	running atomic.Bool
-	sess    atomic.Pointer[sessionHandle] // replica side
-	addr    atomic.Pointer[net.TCPAddr]   // the sync port while Run serves it
+	runMu     stdsync.Mutex // one run or replica session at a time
+	man       *manifest
+	fs        *trees
+	conn      *peerConn // source side, long-lived
+	running   atomic.Bool
+	sess      atomic.Pointer[sessionHandle] // replica side
+	addr      atomic.Pointer[net.Addr]      // the sync port while Run serves it
+	ready     chan struct{}                 // closed once Run serves (Ready)
+	readyOnce stdsync.Once
 
 	evMu stdsync.Mutex
 	stMu stdsync.Mutex
@@ -199,6 +204,10 @@ type Node struct {
 	lastPrune    time.Time             // block sums no entry refers to are dropped hourly
 	lastSpecial  string                // special files last reported by EventSpecial (runMu)
 	runHook      func(context.Context) // tests: replaces the run the scheduler starts
+	// sendChunkHook, set by tests, runs after each chunk of a file this node reads for
+	// sending (source push and replica pull answers); atomic, as a test sets and clears it
+	// while the node runs.
+	sendChunkHook atomic.Pointer[func(name string)]
 
 	now func() time.Time
 }
@@ -216,11 +225,11 @@ func New(cfg Config) (*Node, error) {
 	if err := checkPaths(cfg.Paths, cfg.StateDir); err != nil {
 		return nil, err
 	}
-	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
-		return nil, fmt.Errorf("sync: listen %q: %w", cfg.Listen, err)
-	}
-	if _, _, err := net.SplitHostPort(cfg.Peer); err != nil {
+	if _, _, err := net.SplitHostPort(cfg.Peer); err != nil && cfg.Dial == nil {
 		return nil, fmt.Errorf("sync: peer %q: %w", cfg.Peer, err)
+	}
+	if cfg.Peer == "" {
+		cfg.Peer = "peer"
 	}
 	fp, err := normalizeFingerprint(cfg.PeerFingerprint)
 	if err != nil {
@@ -270,6 +279,7 @@ func New(cfg Config) (*Node, error) {
 		cfg: cfg, log: cfg.Logger, sched: sched, peerFP: fp, id: id, fp: own,
 		retain: cfg.TrashRetention, share: cfg.MaxDeleteShare,
 		roleCh: make(chan struct{}, 1), trigger: make(chan struct{}, 1), sentinel: make(chan struct{}, 1), now: time.Now, noDelta: map[string]bool{},
+		ready:       make(chan struct{}),
 		junkLog:     logLimit{window: junkLogWindow, burst: junkLogBurst},
 		wrongPeerEv: logLimit{window: junkLogWindow, burst: junkLogBurst},
 	}
@@ -322,11 +332,23 @@ func parseInterval(s string) (cron.Schedule, error) {
 	return p.Parse(s)
 }
 
-// ListenAddr returns the address the sync port is bound to while Run serves it (nil before
-// and after), e.g. to learn the port of a Listen address with port 0.
+// ListenAddr returns the address of the listener Run serves (nil before and after).
 func (n *Node) ListenAddr() net.Addr {
 	if a := n.addr.Load(); a != nil {
-		return a
+		return *a
+	}
+	return nil
+}
+
+// Ready returns a channel closed once Run serves its listener: the manifest and the trees
+// are open and the watcher is up, so the peer can connect and a role set now takes effect
+// at once. It stays closed (a second Run after the first returned does not reopen it).
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// chunkHook returns the hook sendWhole calls after each chunk (nil outside tests).
+func (n *Node) chunkHook() func(string) {
+	if h := n.sendChunkHook.Load(); h != nil {
+		return *h
 	}
 	return nil
 }
@@ -384,9 +406,15 @@ func (n *Node) setConnected(c bool) {
 	n.stMu.Unlock()
 }
 
-// Run serves the sync port and, while the role is RoleSource, runs scheduled syncs. It
-// returns when ctx is done.
-func (n *Node) Run(ctx context.Context) error {
+// Run serves the sync port on ln, which the caller opened (the appliance on sync.listen, a
+// lab inside a network namespace, a test on loopback), and, while the role is RoleSource,
+// runs scheduled syncs. It closes ln and returns when ctx is done; Ready is closed once it
+// serves.
+func (n *Node) Run(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
+		return errors.New("sync: Run without a listener")
+	}
+	defer ln.Close()
 	if !n.running.CompareAndSwap(false, true) {
 		return errors.New("sync: Run called twice")
 	}
@@ -407,22 +435,17 @@ func (n *Node) Run(ctx context.Context) error {
 	n.man, n.fs = man, tfs
 	n.runMu.Unlock()
 
-	ln, err := net.Listen("tcp", n.cfg.Listen)
-	if err != nil {
-		n.closeState()
-		return fmt.Errorf("sync: listen: %w", err)
-	}
-	if a, ok := ln.Addr().(*net.TCPAddr); ok {
-		n.addr.Store(a)
-		defer n.addr.Store(nil)
-	}
+	addr := ln.Addr()
+	n.addr.Store(&addr)
+	defer n.addr.Store(nil)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg stdsync.WaitGroup
-	ready := make(chan struct{})
-	wg.Go(func() { n.watch(ctx, ready) }) // pushes changes only with Config.Watch
-	<-ready                               // the first run can already rely on the watcher
+	watching := make(chan struct{})
+	wg.Go(func() { n.watch(ctx, watching) }) // pushes changes only with Config.Watch
+	<-watching                               // the first run can already rely on the watcher
 	wg.Go(func() { n.serve(ctx, ln) })
 	wg.Go(func() { n.schedule(ctx) })
+	n.readyOnce.Do(func() { close(n.ready) })
 	<-ctx.Done()
 	ln.Close()
 	cancel()

@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -10,38 +9,28 @@ import (
 	"path/filepath"
 	"strings"
 	stdsync "sync"
-	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/pbxtree"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
-var (
-	portsMu   stdsync.Mutex
-	portsUsed = map[string]bool{}
-)
-
-// freePort returns a loopback address with a free ephemeral port, never the same one twice in
-// this test binary (the kernel may hand a just-closed port out again).
-func freePort(t testing.TB) string {
+// listen opens a loopback listener for a test node's sync port; the node's Run closes it.
+func listen(t testing.TB, addr string) net.Listener {
 	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if !portsUsed[addr] {
-			portsUsed[addr] = true
-			return addr
-		}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }
 
 type testNode struct {
 	*Node
+	ln     net.Listener // the sync port Run serves
 	root   string
 	trees  []string
 	state  string
@@ -67,9 +56,17 @@ func (tn *testNode) path(tree int, rel string) string {
 	return filepath.Join(tn.trees[tree], filepath.FromSlash(rel))
 }
 
-// newPair starts two nodes on loopback; a is the source, b the replica.
+// newPair starts two nodes on loopback; a is the source, b the replica. tweak sees each
+// Peer set to the other node's listener.
 func newPair(t testing.TB, tweak func(a, b *Config)) (*testNode, *testNode) {
 	t.Helper()
+	return newPairOn(t, "127.0.0.1:0", "127.0.0.1:0", tweak)
+}
+
+// newPairOn is newPair with a's and b's sync ports opened on the given addresses.
+func newPairOn(t testing.TB, addrA, addrB string, tweak func(a, b *Config)) (*testNode, *testNode) {
+	t.Helper()
+	addrs := map[string]string{"a": addrA, "b": addrB}
 	dir := t.TempDir()
 	mk := func(name string) (*testNode, Config) {
 		tn := &testNode{root: filepath.Join(dir, name)}
@@ -80,7 +77,8 @@ func newPair(t testing.TB, tweak func(a, b *Config)) (*testNode, *testNode) {
 				t.Fatal(err)
 			}
 		}
-		return tn, Config{Paths: tn.trees, StateDir: tn.state, Listen: freePort(t), Interval: "1h"}
+		tn.ln = listen(t, addrs[name])
+		return tn, Config{Paths: tn.trees, StateDir: tn.state, Interval: "1h"}
 	}
 	a, ca := mk("a")
 	b, cb := mk("b")
@@ -92,8 +90,8 @@ func newPair(t testing.TB, tweak func(a, b *Config)) (*testNode, *testNode) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca.Peer, ca.PeerFingerprint = cb.Listen, fb
-	cb.Peer, cb.PeerFingerprint = ca.Listen, fa
+	ca.Peer, ca.PeerFingerprint = b.ln.Addr().String(), fb
+	cb.Peer, cb.PeerFingerprint = a.ln.Addr().String(), fa
 	if tweak != nil {
 		tweak(&ca, &cb)
 	}
@@ -117,40 +115,31 @@ func newPair(t testing.TB, tweak func(a, b *Config)) (*testNode, *testNode) {
 	b.SetRole(RoleReplica)
 	a.SetRole(RoleSource)
 	// Becoming the source starts a run at once; let it finish so that tests count their own.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(a.eventsOf(EventRun)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no run after becoming source")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "a run after becoming source", func() bool { return len(a.eventsOf(EventRun)) > 0 })
 	return a, b
 }
 
 func (tn *testNode) start(t testing.TB) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tn.cancel = cancel
 	tn.done = make(chan error, 1)
-	go func() { tn.done <- tn.Run(ctx) }()
-	// Wait until the listener is up (and is this node's: Run has not failed).
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		select {
-		case err := <-tn.done:
-			t.Fatalf("node did not start: %v", err)
-		default:
-		}
-		c, err := net.Dial("tcp", tn.cfg.Listen)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node did not start: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	go func() { tn.done <- tn.Run(ctx, tn.ln) }()
+	select {
+	case <-tn.Ready():
+	case err := <-tn.done:
+		t.Fatalf("node did not start: %v", err)
 	}
 	t.Cleanup(tn.stop)
+}
+
+// onSendChunk sets (nil clears) the hook run after each chunk this node reads for sending.
+func (tn *testNode) onSendChunk(f func(name string)) {
+	if f == nil {
+		tn.sendChunkHook.Store(nil)
+		return
+	}
+	tn.sendChunkHook.Store(&f)
 }
 
 func (tn *testNode) stop() {
@@ -161,97 +150,30 @@ func (tn *testNode) stop() {
 	}
 }
 
-func writeFile(t testing.TB, name string, data []byte, mtime time.Time) {
+// treeDiff compares two trees (kind, content, mode, mtime of files, owner) with
+// pbxtree.Diff, ignoring what is never replicated (tmp/ folders, the trash, .lock and
+// temporary files).
+func treeDiff(t testing.TB, a, b string) []string {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+	d, err := pbxtree.Diff(a, b, pbxtree.Compare{Mode: true, Mtime: true, Owner: true, Skip: notReplicated})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(name, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if !mtime.IsZero() {
-		if err := os.Chtimes(name, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return d
 }
 
-// treeDiff compares two trees (content, kind, mode, mtime of files, owner), ignoring what is
-// never replicated (tmp/ folders, .lock files).
-func treeDiff(a, b string) []string {
-	type ent struct {
-		kind  string
-		data  []byte
-		mode  fs.FileMode
-		mtime int64
-		uid   uint32
+// notReplicated says which entries the replication leaves alone (pbxtree.Compare.Skip).
+func notReplicated(rel string, d fs.DirEntry) bool {
+	if d.IsDir() {
+		return skipName(d.Name(), true) || rel == trashDirName
 	}
-	load := func(root string) map[string]ent {
-		out := map[string]ent{}
-		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || p == root {
-				return nil
-			}
-			rel, _ := filepath.Rel(root, p)
-			if d.IsDir() && (d.Name() == "tmp" || d.Name() == trashDirName && filepath.Dir(p) == root) {
-				return filepath.SkipDir
-			}
-			if skipName(d.Name(), false) && !d.IsDir() {
-				return nil
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return nil
-			}
-			e := ent{mode: fi.Mode(), uid: fi.Sys().(*syscall.Stat_t).Uid}
-			switch {
-			case fi.IsDir():
-				e.kind = "dir"
-			case fi.Mode()&fs.ModeSymlink != 0:
-				e.kind = "link"
-				l, _ := os.Readlink(p)
-				e.data = []byte(l)
-			case fi.Mode().IsRegular():
-				e.kind = "file"
-				e.data, _ = os.ReadFile(p)
-				e.mtime = fi.ModTime().UnixNano()
-			default:
-				e.kind = "special" // FIFO, socket, device: never opened
-			}
-			out[rel] = e
-			return nil
-		})
-		return out
-	}
-	ea, eb := load(a), load(b)
-	var diffs []string
-	for k, x := range ea {
-		y, ok := eb[k]
-		switch {
-		case !ok:
-			diffs = append(diffs, "missing on replica: "+k)
-		case x.kind != y.kind || !bytes.Equal(x.data, y.data):
-			diffs = append(diffs, "content differs: "+k)
-		case x.kind != "link" && x.mode != y.mode:
-			diffs = append(diffs, fmt.Sprintf("mode differs: %s %v %v", k, x.mode, y.mode))
-		case x.mtime != y.mtime:
-			diffs = append(diffs, "mtime differs: "+k)
-		case x.uid != y.uid:
-			diffs = append(diffs, "owner differs: "+k)
-		}
-	}
-	for k := range eb {
-		if _, ok := ea[k]; !ok {
-			diffs = append(diffs, "extra on replica: "+k)
-		}
-	}
-	return diffs
+	return skipName(d.Name(), false)
 }
 
 func assertSame(t *testing.T, a, b *testNode) {
 	t.Helper()
 	for i := range a.trees {
-		if d := treeDiff(a.trees[i], b.trees[i]); len(d) > 0 {
+		if d := treeDiff(t, a.trees[i], b.trees[i]); len(d) > 0 {
 			if len(d) > 10 {
 				d = append(d[:10], "...")
 			}
@@ -287,10 +209,10 @@ var old = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
 
 func TestReplicateAndNoChange(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "sip.conf"), []byte(strings.Repeat("[general]\ncontext=default\n", 200)), old)
-	writeFile(t, a.path(0, "sub/extensions.conf"), []byte("exten => 100,1,Dial(SIP/100)\n"), old)
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), randBytes(1, 300<<10), old)
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.txt"), []byte("[message]\norigmailbox=100\n"), old)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte(strings.Repeat("[general]\ncontext=default\n", 200)), old)
+	pbxtree.WriteFile(t, a.path(0, "sub/extensions.conf"), []byte("exten => 100,1,Dial(SIP/100)\n"), old)
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), randBytes(1, 300<<10), old)
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.txt"), []byte("[message]\norigmailbox=100\n"), old)
 	if err := os.Chmod(a.path(0, "sip.conf"), 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +237,7 @@ func TestReplicateAndNoChange(t *testing.T) {
 	// Edit keeping size and mtime: the hash must notice it (ctime moved).
 	data := randBytes(1, 300<<10)
 	copy(data[1000:], []byte("edited in place"))
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), data, old)
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), data, old)
 	if err := os.Remove(a.path(0, "sub/extensions.conf")); err != nil {
 		t.Fatal(err)
 	}
@@ -346,26 +268,14 @@ func TestReplicateAndNoChange(t *testing.T) {
 func TestWatchPushesChanges(t *testing.T) {
 	a, b := newPair(t, func(ca, _ *Config) { ca.Watch = true })
 	runs := len(a.eventsOf(EventRun))
-	time.Sleep(100 * time.Millisecond) // the watcher is set up
-	writeFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), []byte("new message"), time.Time{})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if data, err := os.ReadFile(b.path(1, "default/100/INBOX/msg0000.wav")); err == nil && string(data) == "new message" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("change not pushed within 5 s without a scheduled run")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The watcher is up: Run closed Ready after it watched the trees.
+	pbxtree.WriteFile(t, a.path(1, "default/100/INBOX/msg0000.wav"), []byte("new message"), time.Time{})
+	poll.Until(t, 5*time.Second, "the change pushed without a scheduled run", func() bool {
+		data, err := os.ReadFile(b.path(1, "default/100/INBOX/msg0000.wav"))
+		return err == nil && string(data) == "new message"
+	})
 	// The replica applies before the source reports the run.
-	deadline = time.Now().Add(5 * time.Second)
-	for len(a.eventsOf(EventRun)) <= runs {
-		if time.Now().After(deadline) {
-			t.Fatal("no run event for the pushed change")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "a run event for the pushed change", func() bool { return len(a.eventsOf(EventRun)) > runs })
 }
 
 // TestWatchSkipsWalkSafely: with watch on, a source run trusts the watcher instead of walking
@@ -373,11 +283,11 @@ func TestWatchPushesChanges(t *testing.T) {
 func TestWatchSkipsWalkSafely(t *testing.T) {
 	a, b := newPair(t, func(ca, _ *Config) { ca.Watch = true; ca.Interval = "24h" })
 	name := a.path(0, "sip.conf")
-	writeFile(t, name, []byte("version 000"), old)
+	pbxtree.WriteFile(t, name, []byte("version 000"), old)
 	syncNow(t, a)
 	for i := 1; i <= 20; i++ {
 		// Same size and mtime: only the content (and ctime) differ.
-		writeFile(t, name, fmt.Appendf(nil, "version %03d", i), old)
+		pbxtree.WriteFile(t, name, fmt.Appendf(nil, "version %03d", i), old)
 		syncNow(t, a)
 		if got, _ := os.ReadFile(b.path(0, "sip.conf")); string(got) != fmt.Sprintf("version %03d", i) {
 			t.Fatalf("change %d missed: replica has %q", i, got)
@@ -393,11 +303,11 @@ func TestWatchSkipsWalkSafely(t *testing.T) {
 // but a change made there between runs is still found (and, made on the replica only, kept).
 func TestReplicaChangeSeenAfterIdleRuns(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "queues.conf"), []byte("original"), old)
+	pbxtree.WriteFile(t, a.path(0, "queues.conf"), []byte("original"), old)
 	syncNow(t, a)
 	syncNow(t, a)
 	syncNow(t, a)
-	writeFile(t, b.path(0, "queues.conf"), []byte("edited on the backup"), old)
+	pbxtree.WriteFile(t, b.path(0, "queues.conf"), []byte("edited on the backup"), old)
 	st := syncNow(t, a)
 	if got, _ := os.ReadFile(a.path(0, "queues.conf")); string(got) != "edited on the backup" || st.Pulled != 1 {
 		t.Fatalf("replica-only change not taken over: %q (pulled %d)", got, st.Pulled)
@@ -408,13 +318,13 @@ func TestReplicaChangeSeenAfterIdleRuns(t *testing.T) {
 // TestFolderBecomesFileAndBack: a path that changes kind on the source follows on the replica.
 func TestFolderBecomesFileAndBack(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "extra/inner.conf"), []byte("inside"), old)
-	writeFile(t, a.path(0, "extra/sub/deeper.conf"), []byte("deeper"), old)
+	pbxtree.WriteFile(t, a.path(0, "extra/inner.conf"), []byte("inside"), old)
+	pbxtree.WriteFile(t, a.path(0, "extra/sub/deeper.conf"), []byte("deeper"), old)
 	syncNow(t, a)
 	if err := os.RemoveAll(a.path(0, "extra")); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, a.path(0, "extra"), []byte("now a file"), old)
+	pbxtree.WriteFile(t, a.path(0, "extra"), []byte("now a file"), old)
 	st := syncNow(t, a)
 	assertSame(t, a, b)
 	if len(st.Errors) != 0 {
@@ -423,7 +333,54 @@ func TestFolderBecomesFileAndBack(t *testing.T) {
 	if err := os.Remove(a.path(0, "extra")); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, a.path(0, "extra/again.conf"), []byte("a folder again"), old)
+	pbxtree.WriteFile(t, a.path(0, "extra/again.conf"), []byte("a folder again"), old)
 	syncNow(t, a)
 	assertSame(t, a, b)
+}
+
+// TestDialFromCaller: with Config.Dial the source reaches its peer through the caller's
+// dialer only (a lab dials inside a namespace); Peer then only names the peer, and may be
+// empty.
+func TestDialFromCaller(t *testing.T) {
+	var dials atomic.Int32
+	a, b := newPair(t, func(ca, _ *Config) {
+		addr := ca.Peer
+		ca.Peer = ""
+		ca.Dial = func(ctx context.Context) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	})
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
+	syncNow(t, a)
+	assertSame(t, a, b)
+	if dials.Load() == 0 {
+		t.Error("the source did not dial through Config.Dial")
+	}
+	if got := a.eventsOf(EventPeerConnected); len(got) == 0 || got[0].Detail != "peer" {
+		t.Errorf("peer-connected events %+v, want one naming \"peer\"", got)
+	}
+}
+
+// TestRunNeedsAListener: Run without a listener is an error, not a node without a port.
+func TestRunNeedsAListener(t *testing.T) {
+	dir := t.TempDir()
+	peer, err := LocalFingerprint(filepath.Join(dir, "peer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Paths: []string{filepath.Join(dir, "etc")}, StateDir: filepath.Join(dir, "state"),
+		Peer: "127.0.0.1:1", PeerFingerprint: peer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(context.Background(), nil); err == nil {
+		t.Fatal("Run with a nil listener returned nil")
+	}
+	select {
+	case <-n.Ready():
+		t.Error("Ready closed although Run never served")
+	default:
+	}
 }

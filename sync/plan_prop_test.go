@@ -319,15 +319,15 @@ func pushModel(r, rep map[string]*Meta, p *plan, tr *strings.Builder) {
 }
 
 // checkRun checks the property on the trees before (base, src, rep) and after (s2, r2).
+// unionPaths returns the paths of a and b, sorted.
+func unionPaths(a, b map[string]*Meta) []string {
+	all := maps.Clone(a)
+	maps.Insert(all, maps.All(b))
+	return slices.Sorted(maps.Keys(all))
+}
+
 func checkRun(base, src, rep, s2, r2 map[string]*Meta) error {
-	for _, p := range slices.Sorted(maps.Keys(maps.Collect(func(yield func(string, bool) bool) {
-		for k := range s2 {
-			yield(k, true)
-		}
-		for k := range r2 {
-			yield(k, true)
-		}
-	}))) {
+	for _, p := range unionPaths(s2, r2) {
 		if !sameContent(s2[p], r2[p]) {
 			return fmt.Errorf("%s differs after the run: source %v, replica %v", p, metaString(s2[p]), metaString(r2[p]))
 		}
@@ -345,14 +345,7 @@ func checkRun(base, src, rep, s2, r2 map[string]*Meta) error {
 			}
 		}
 	}
-	for _, p := range slices.Sorted(maps.Keys(maps.Collect(func(yield func(string, bool) bool) {
-		for k := range src {
-			yield(k, true)
-		}
-		for k := range rep {
-			yield(k, true)
-		}
-	}))) {
+	for _, p := range unionPaths(src, rep) {
 		sCh, rCh := !sameContent(src[p], base[p]), !sameContent(rep[p], base[p])
 		if sCh == rCh {
 			continue

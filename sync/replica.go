@@ -1156,7 +1156,7 @@ func (n *Node) sendPulled(pc *peerConn, wp string) error {
 	if err := pc.send(MsgFile, &fileMsg{Path: wp, Meta: *cur, Method: methodFull}); err != nil {
 		return err
 	}
-	_, _, _, err = sendWhole(pc, f, cur, true)
+	_, _, _, err = sendWhole(pc, f, cur, true, n.chunkHook())
 	if err != nil {
 		return err
 	}

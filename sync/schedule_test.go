@@ -17,7 +17,7 @@ func TestScheduleIntervalNoOverlap(t *testing.T) {
 			t.Fatal(err)
 		}
 		n, err := New(Config{Paths: []string{filepath.Join(dir, "etc")}, StateDir: filepath.Join(dir, "state"),
-			Listen: "127.0.0.1:0", Peer: "127.0.0.1:1", PeerFingerprint: peer, Interval: "10s"})
+			Peer: "127.0.0.1:1", PeerFingerprint: peer, Interval: "10s"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestParseInterval(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	dir := t.TempDir()
 	peer, _ := LocalFingerprint(filepath.Join(dir, "peer"))
-	good := Config{Paths: []string{"/srv/a", "/srv/b"}, StateDir: filepath.Join(dir, "state"), Listen: ":7401", Peer: "192.0.2.1:7401", PeerFingerprint: peer}
+	good := Config{Paths: []string{"/srv/a", "/srv/b"}, StateDir: filepath.Join(dir, "state"), Peer: "192.0.2.1:7401", PeerFingerprint: peer}
 	if _, err := New(good); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
@@ -107,7 +107,7 @@ func TestNewValidates(t *testing.T) {
 		"relative path":   func(c *Config) { c.Paths = []string{"etc"} },
 		"nested paths":    func(c *Config) { c.Paths = []string{"/srv/a", "/srv/a/b"} },
 		"state in tree":   func(c *Config) { c.StateDir = "/srv/a/state" },
-		"bad listen":      func(c *Config) { c.Listen = "7401" },
+		"bad peer":        func(c *Config) { c.Peer = "7401" },
 		"bad fingerprint": func(c *Config) { c.PeerFingerprint = "abc" },
 		"bad interval":    func(c *Config) { c.Interval = "sometimes" },
 		"bad share":       func(c *Config) { c.MaxDeleteShare = 2 },

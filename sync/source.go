@@ -50,8 +50,14 @@ var audioExt = map[string]bool{
 func compressible(wp string) bool { return !audioExt[path.Ext(wp)] }
 
 func (n *Node) dial(ctx context.Context) (*peerConn, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", n.cfg.Peer)
+	var c net.Conn
+	var err error
+	if n.cfg.Dial != nil {
+		c, err = n.cfg.Dial(ctx)
+	} else {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		c, err = d.DialContext(ctx, "tcp", n.cfg.Peer)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sync: dial peer %s: %w", n.cfg.Peer, err)
 	}
@@ -482,7 +488,7 @@ func (n *Node) sendFull(pr *pushRun, m fileMsg) error {
 	if err := pr.pc.send(MsgFile, &m); err != nil {
 		return err
 	}
-	k, h, sg, err := sendWhole(pr.pc, f, &m.Meta, compressible(m.Path))
+	k, h, sg, err := sendWhole(pr.pc, f, &m.Meta, compressible(m.Path), n.chunkHook())
 	st.Literal += k
 	st.FilesWhole++
 	if m.Meta.Hash == (Hash{}) && err == nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/redundantd/redundantd/testlab/pbxtree"
 )
 
 // allocated returns the bytes a file occupies on disk.
@@ -23,7 +25,7 @@ func allocated(t *testing.T, name string) int64 {
 // makeSparse creates a file of size bytes holding data at each offset and holes elsewhere.
 func makeSparse(t *testing.T, name string, size int64, data map[int64][]byte) {
 	t.Helper()
-	writeFile(t, name, nil, old0)
+	pbxtree.WriteFile(t, name, nil, old0)
 	f, err := os.OpenFile(name, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +111,7 @@ func TestSparseFilesStaySparse(t *testing.T) {
 // them in its statistics, and an event reports them when the set changes (not every run).
 func TestSpecialFilesReported(t *testing.T) {
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("sip"), old0)
 	if err := unix.Mkfifo(a.path(0, "cli.fifo"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +153,7 @@ func TestSpecialFilesReported(t *testing.T) {
 func assertSameRegular(t *testing.T, a, b *testNode) {
 	t.Helper()
 	for i := range a.trees {
-		for _, d := range treeDiff(a.trees[i], b.trees[i]) {
+		for _, d := range treeDiff(t, a.trees[i], b.trees[i]) {
 			if !strings.HasSuffix(d, ".fifo") && !strings.HasSuffix(d, ".sock") {
 				t.Errorf("tree %d: %s", i, d)
 			}

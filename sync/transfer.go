@@ -15,8 +15,9 @@ import (
 // inode before and after), FileAbort otherwise. FileEnd carries want, the hash the scan
 // computed; when want is zero (a new file, hashed while sent) the hash and block sums are
 // computed here. The receiver hashes what it got and rejects a mismatch, so a change the stat
-// fields miss is still caught there. It returns the bytes read, the hash and the block sums.
-func sendWhole(pc *peerConn, f *os.File, m *Meta, tryZstd bool) (int64, Hash, *sigs, error) {
+// fields miss is still caught there. onChunk, when not nil (tests, Node.sendChunkHook), runs
+// after each chunk is read. It returns the bytes read, the hash and the block sums.
+func sendWhole(pc *peerConn, f *os.File, m *Meta, tryZstd bool, onChunk func(name string)) (int64, Hash, *sigs, error) {
 	want := m.Hash
 	before, err := f.Stat()
 	if err != nil {
@@ -38,8 +39,8 @@ func sendWhole(pc *peerConn, f *os.File, m *Meta, tryZstd bool) (int64, Hash, *s
 			if h != nil {
 				h.Write(buf[:k])
 			}
-			if testHookSendChunk != nil {
-				testHookSendChunk(f.Name())
+			if onChunk != nil {
+				onChunk(f.Name())
 			}
 			if tryZstd, err = pc.sendData(buf[:k], tryZstd); err != nil {
 				return total, want, nil, err
@@ -126,6 +127,3 @@ func readStable(r *os.Root, rel string, m *Meta) ([]byte, bool) {
 	}
 	return data, true
 }
-
-// testHookSendChunk, when set by a test, runs after each chunk of a file is read for sending.
-var testHookSendChunk func(name string)

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/redundantd/redundantd/testlab/pbxtree"
 )
 
 // inMountNamespace re-runs the calling test in a child process with a private mount
@@ -127,8 +129,8 @@ func TestTrashOnFullStateDir(t *testing.T) {
 	a, b := newPair(t, func(_, cb *Config) { mountTmpfs(t, cb.StateDir, "1m") })
 	inbox := "default/100/INBOX/"
 	for i := range 3 {
-		writeFile(t, a.path(1, fmt.Sprintf("%smsg%04d.wav", inbox, i)), randBytes(i, 2<<20), old0)
-		writeFile(t, a.path(1, fmt.Sprintf("%smsg%04d.txt", inbox, i)), fmt.Appendf(nil, "[message]\nmsg=%d\n", i), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("%smsg%04d.wav", inbox, i)), randBytes(i, 2<<20), old0)
+		pbxtree.WriteFile(t, a.path(1, fmt.Sprintf("%smsg%04d.txt", inbox, i)), fmt.Appendf(nil, "[message]\nmsg=%d\n", i), old0)
 	}
 	syncNow(t, a)
 	assertSame(t, a, b)
@@ -155,7 +157,7 @@ func TestTrashOnFullStateDir(t *testing.T) {
 
 	// The manifest must grow now: the run fails with the Backup's own error.
 	for i := range 400 {
-		writeFile(t, a.path(0, fmt.Sprintf("many/%03d-%s.conf", i, strings.Repeat("x", 100))), []byte{byte(i)}, old0)
+		pbxtree.WriteFile(t, a.path(0, fmt.Sprintf("many/%03d-%s.conf", i, strings.Repeat("x", 100))), []byte{byte(i)}, old0)
 	}
 	_, err = a.SyncNow(t.Context())
 	t.Logf("run the Backup cannot record: %v", err)
@@ -184,9 +186,9 @@ func TestNoPartialTrash(t *testing.T) {
 		return
 	}
 	a, b := newPair(t, nil)
-	writeFile(t, a.path(0, "keep/a.conf"), []byte("a"), old0)
-	writeFile(t, a.path(0, "mnt/b.conf"), []byte("b"), old0)
-	writeFile(t, a.path(0, "c.conf"), []byte("c"), old0)
+	pbxtree.WriteFile(t, a.path(0, "keep/a.conf"), []byte("a"), old0)
+	pbxtree.WriteFile(t, a.path(0, "mnt/b.conf"), []byte("b"), old0)
+	pbxtree.WriteFile(t, a.path(0, "c.conf"), []byte("c"), old0)
 	mountTmpfs(t, b.path(0, "mnt"), "1m") // the replica's copy of mnt/b.conf lives on a tmpfs
 	syncNow(t, a)
 	assertSame(t, a, b)

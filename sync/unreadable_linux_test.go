@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/pbxtree"
 )
 
 // The source of TestUnreadableNeverDeleted runs in a child process (this test binary again)
@@ -43,13 +46,13 @@ type childResult struct {
 
 const childResultPrefix = "CHILD-RESULT "
 
-// startReplica starts a replica node on 127.0.0.1 (port chosen by the kernel) that accepts
+// startReplica starts a replica node on a 127.0.0.1 listener (port chosen by the kernel) that accepts
 // the source with fingerprint peerFP.
 func startReplica(t *testing.T, root, peerFP string) *testNode {
 	t.Helper()
 	tn := &testNode{root: root, state: filepath.Join(root, "state")}
 	tn.trees = []string{filepath.Join(root, "etc"), filepath.Join(root, "voicemail")}
-	n, err := New(Config{Paths: tn.trees, StateDir: tn.state, Listen: "127.0.0.1:0", Peer: "127.0.0.1:1",
+	n, err := New(Config{Paths: tn.trees, StateDir: tn.state, Peer: "127.0.0.1:1",
 		PeerFingerprint: peerFP, Interval: "1h", OnEvent: func(e Event) {
 			tn.mu.Lock()
 			tn.events = append(tn.events, e)
@@ -59,22 +62,8 @@ func startReplica(t *testing.T, root, peerFP string) *testNode {
 		t.Fatal(err)
 	}
 	tn.Node = n
-	ctx, cancel := context.WithCancel(context.Background())
-	tn.cancel, tn.done = cancel, make(chan error, 1)
-	go func() { tn.done <- n.Run(ctx) }()
-	t.Cleanup(tn.stop)
-	deadline := time.Now().Add(5 * time.Second)
-	for n.ListenAddr() == nil { // Run is up once its port is bound
-		select {
-		case err := <-tn.done:
-			t.Fatalf("replica did not start: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("replica did not start")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	tn.ln = listen(t, "127.0.0.1:0")
+	tn.start(t)
 	n.SetRole(RoleReplica)
 	return tn
 }
@@ -113,7 +102,7 @@ func sourceChild(t *testing.T) {
 	}
 	runs := make(chan Event, 4)
 	var res childResult
-	n, err := New(Config{Paths: cfg.Paths, StateDir: cfg.State, Listen: "127.0.0.1:0", Peer: cfg.Peer,
+	n, err := New(Config{Paths: cfg.Paths, StateDir: cfg.State, Peer: cfg.Peer,
 		PeerFingerprint: cfg.PeerFP, Interval: "1h", OnEvent: func(e Event) {
 			res.Events = append(res.Events, childEvent{e.Kind, e.Path, e.Detail})
 			if e.Kind == EventRun {
@@ -123,9 +112,13 @@ func sourceChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
+	go func() { done <- n.Run(ctx, ln) }()
 	n.SetRole(RoleSource) // becoming the source starts a run at once
 	select {
 	case e := <-runs:
@@ -177,15 +170,15 @@ func TestUnreadableNeverDeleted(t *testing.T) {
 	cfg := childConfig{Paths: src.trees, State: src.state, Peer: b.ListenAddr().String(), PeerFP: b.Fingerprint()}
 
 	inbox := "default/100/INBOX"
-	writeFile(t, src.path(0, "sip.conf"), []byte("sip v1"), old0)
-	writeFile(t, src.path(0, "secret.conf"), []byte("secret"), old0)
+	pbxtree.WriteFile(t, src.path(0, "sip.conf"), []byte("sip v1"), old0)
+	pbxtree.WriteFile(t, src.path(0, "secret.conf"), []byte("secret"), old0)
 	if err := os.Chmod(src.path(0, "secret.conf"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"msg0000.wav", "msg0000.txt", "msg0001.wav", "msg0001.txt"} {
-		writeFile(t, src.path(1, inbox+"/"+f), []byte("data of "+f), old0)
+		pbxtree.WriteFile(t, src.path(1, inbox+"/"+f), []byte("data of "+f), old0)
 	}
-	writeFile(t, src.path(1, "default/100/Old/msg0000.wav"), []byte("old message"), old0)
+	pbxtree.WriteFile(t, src.path(1, "default/100/Old/msg0000.wav"), []byte("old message"), old0)
 
 	r := runUnprivilegedSource(t, setpriv, cfg)
 	if r.CapEff&(1<<1|1<<2) != 0 {
@@ -205,13 +198,33 @@ func TestUnreadableNeverDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, src.path(0, "new-secret.conf"), []byte("new"), old0)
+	pbxtree.WriteFile(t, src.path(0, "new-secret.conf"), []byte("new"), old0)
 	if err := os.Chmod(src.path(0, "new-secret.conf"), 0); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, src.path(0, "sip.conf"), []byte("sip v2"), old0) // still replicated
+	pbxtree.WriteFile(t, src.path(0, "sip.conf"), []byte("sip v2"), old0) // still replicated
 
 	r = runUnprivilegedSource(t, setpriv, cfg)
+	checkUnreadableRun(t, src, b, r, inbox)
+
+	// Readable again: the trees converge.
+	for p, mode := range map[string]fs.FileMode{src.path(0, "secret.conf"): 0o600, src.path(1, inbox): 0o755, src.path(0, "new-secret.conf"): 0o644} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = runUnprivilegedSource(t, setpriv, cfg)
+	if r.Err != "" || len(r.Stats.Errors) > 0 || len(r.Stats.Unreadable) > 0 {
+		t.Errorf("run once readable: %s %q %q", r.Err, r.Stats.Errors, r.Stats.Unreadable)
+	}
+	assertSame(t, src, b)
+}
+
+// checkUnreadableRun checks the run of TestUnreadableNeverDeleted made while src could not
+// read secret.conf, new-secret.conf and the inbox: reported by path, nothing of them
+// changed, moved or deleted on the replica b, sip.conf's change replicated.
+func checkUnreadableRun(t *testing.T, src, b *testNode, r childResult, inbox string) {
+	t.Helper()
 	t.Logf("run with unreadable entries: err %q, %d files, %d deleted, errors %q, unreadable %q",
 		r.Err, r.Stats.Files, r.Stats.Deleted, r.Stats.Errors, r.Stats.Unreadable)
 	if r.Err != "" {
@@ -260,18 +273,6 @@ func TestUnreadableNeverDeleted(t *testing.T) {
 	if trashed := trashFiles(t, b); len(trashed) > 0 {
 		t.Errorf("moved to the replica's trash: %q", trashed)
 	}
-
-	// Readable again: the trees converge.
-	for p, mode := range map[string]fs.FileMode{src.path(0, "secret.conf"): 0o600, src.path(1, inbox): 0o755, src.path(0, "new-secret.conf"): 0o644} {
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r = runUnprivilegedSource(t, setpriv, cfg)
-	if r.Err != "" || len(r.Stats.Errors) > 0 || len(r.Stats.Unreadable) > 0 {
-		t.Errorf("run once readable: %s %q %q", r.Err, r.Stats.Errors, r.Stats.Unreadable)
-	}
-	assertSame(t, src, b)
 }
 
 // trashFiles lists the files in a node's trash areas.
@@ -333,10 +334,10 @@ func TestReplicaUnreadableKept(t *testing.T) {
 	}
 	a, b := newPair(t, nil)
 	inbox := "default/100/INBOX/"
-	writeFile(t, a.path(0, "secret.conf"), []byte("secret"), old0)
-	writeFile(t, a.path(0, "sip.conf"), []byte("sip v1"), old0)
+	pbxtree.WriteFile(t, a.path(0, "secret.conf"), []byte("secret"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("sip v1"), old0)
 	for _, f := range []string{"msg0000.wav", "msg0000.txt", "msg0001.wav", "msg0001.txt"} {
-		writeFile(t, a.path(1, inbox+f), []byte("data of "+f), old0)
+		pbxtree.WriteFile(t, a.path(1, inbox+f), []byte("data of "+f), old0)
 	}
 	syncNow(t, a)
 	assertSame(t, a, b)
@@ -348,7 +349,7 @@ func TestReplicaUnreadableKept(t *testing.T) {
 	os.Remove(a.path(0, "secret.conf"))
 	os.Remove(a.path(1, inbox+"msg0001.wav"))
 	os.Remove(a.path(1, inbox+"msg0001.txt"))
-	writeFile(t, a.path(0, "sip.conf"), []byte("sip v2"), old0)
+	pbxtree.WriteFile(t, a.path(0, "sip.conf"), []byte("sip v2"), old0)
 	st := syncNow(t, a)
 	t.Logf("run with entries the replica cannot read: %d files, %d deleted, unreadable %q", st.Files, st.Deleted, st.Unreadable)
 	if st.Deleted != 0 {

@@ -48,26 +48,10 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 	defer w.Close()
 	ok := true
 	add := func(root string) {
-		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if !errors.Is(err, fs.ErrNotExist) { // gone again: nothing to watch
-					ok = false
-					n.watchOK.Store(false)
-				}
-				return nil
-			}
-			if d.IsDir() {
-				if (skipName(d.Name(), true) && p != root) || n.isTrash(p) {
-					return filepath.SkipDir
-				}
-				if err := w.Add(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					n.log.Warn("sync: watch", "path", p, "err", err)
-					ok = false
-					n.watchOK.Store(false)
-				}
-			}
-			return nil
-		})
+		if !n.addWatches(w, root) {
+			ok = false
+			n.watchOK.Store(false)
+		}
 	}
 	for _, p := range n.cfg.Paths {
 		add(p)
@@ -120,6 +104,32 @@ func (n *Node) watch(ctx context.Context, ready chan<- struct{}) {
 			}
 		}
 	}
+}
+
+// addWatches watches root and every folder under it except tmp/ folders and the trash; it
+// reports false when a folder could not be listed or watched (runs must then scan).
+func (n *Node) addWatches(w *fsnotify.Watcher, root string) bool {
+	ok := true
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) { // gone again: nothing to watch
+				ok = false
+			}
+			return nil
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if (skipName(d.Name(), true) && p != root) || n.isTrash(p) {
+			return filepath.SkipDir
+		}
+		if err := w.Add(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			n.log.Warn("sync: watch", "path", p, "err", err)
+			ok = false
+		}
+		return nil
+	})
+	return ok
 }
 
 // watchEvent handles one inotify event: the sentinel in the state folder, a .lock coming or

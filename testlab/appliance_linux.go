@@ -14,6 +14,7 @@ import (
 
 	"github.com/redundantd/redundantd/appliance"
 	pbxsync "github.com/redundantd/redundantd/sync"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // PBX is what a node of an appliance pair runs besides VRRP: a replicated tree (seen by the
@@ -75,7 +76,7 @@ func StartPBXPair(ctx context.Context, l *Lab, cfg [2]VRRPConfig, extra [2]strin
 			return ps, err
 		}
 	}
-	err = waitCond(ctx, 50*time.Millisecond, func() bool {
+	err = poll.Context(ctx, 50*time.Millisecond, func() bool {
 		st, err := ps[0].Status(ctx)
 		return err == nil && st.Peer != nil && st.Peer.Connected && st.Peer.Role == "backup"
 	})
@@ -124,17 +125,6 @@ func (p *PBX) Start(ctx context.Context, n *Node, cfg VRRPConfig, peerFingerprin
 func (p *PBX) Configure(l *Lab, cfg *VRRPConfig, peerFingerprint, extra string) {
 	cfg.Extra = p.applianceTOML(l, peerFingerprint, extra)
 	cfg.Binds = []Bind{{Source: p.Tree, Target: l.PBXTree()}}
-}
-
-func waitCond(ctx context.Context, step time.Duration, cond func() bool) error {
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("testlab: %w", ctx.Err())
-		case <-time.After(step):
-		}
-	}
-	return nil
 }
 
 // Running reports whether the node's PBX service runs now.

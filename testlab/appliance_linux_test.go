@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/appliance"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // pbxWatch samples, every 10 ms until stopped, whether both nodes run the PBX at once.
@@ -74,7 +75,7 @@ func TestApplianceSwapAndFailover(t *testing.T) {
 	}
 	a, b := ps[0], ps[1]
 	w := watchPBX(a, b)
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return a.Running() && !b.Running() }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { return a.Running() && !b.Running() }); err != nil {
 		t.Fatalf("the PBX is not on the Master only: %v", err)
 	}
 
@@ -83,7 +84,7 @@ func TestApplianceSwapAndFailover(t *testing.T) {
 	if err := a.WriteMessage("1000", 1, msg1); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return b.HasMessage("1000", 1, msg1) }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { return b.HasMessage("1000", 1, msg1) }); err != nil {
 		t.Fatalf("message 1 not on the Backup: %v", err)
 	}
 
@@ -106,7 +107,7 @@ func TestApplianceSwapAndFailover(t *testing.T) {
 	if _, err := tl.WaitVIP(ctx, b.Router.Node, true, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return b.Running() && !a.Running() }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { return b.Running() && !a.Running() }); err != nil {
 		t.Fatalf("the PBX did not follow the swap: %v", err)
 	}
 	assertSoleMaster(t, ctx, l, tl, b.Router, a.Router)
@@ -121,7 +122,7 @@ func TestApplianceSwapAndFailover(t *testing.T) {
 	if err := a.Router.WaitState(ctx, "master"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, a.Running); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, a.Running); err != nil {
 		t.Fatalf("the PBX did not start on the node that took over: %v", err)
 	}
 	if st, err := a.Status(ctx); err != nil || st.Peer == nil || st.Peer.Connected {
@@ -135,10 +136,10 @@ func TestApplianceSwapAndFailover(t *testing.T) {
 	if err := b.Router.WaitState(ctx, "backup"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return !b.Running() }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { return !b.Running() }); err != nil {
 		t.Fatalf("the returning Backup did not stop its PBX: %v", err)
 	}
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool {
 		st, err := a.Status(ctx)
 		return err == nil && st.Peer != nil && st.Peer.Connected && st.Peer.Role == "backup"
 	}); err != nil {
@@ -147,7 +148,7 @@ func TestApplianceSwapAndFailover(t *testing.T) {
 	if err := b.Router.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool { return hasEvent(lastEvents(t, a.Router.Node), "down: Backup device is DOWN") }); err != nil {
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool { return hasEvent(lastEvents(t, a.Router.Node), "down: Backup device is DOWN") }); err != nil {
 		t.Errorf("no Backup DOWN event: %v\n%s", err, strings.Join(lastEvents(t, a.Router.Node), "\n"))
 	}
 	evs := lastEvents(t, a.Router.Node)
@@ -194,7 +195,7 @@ func TestPassiveBackupStaysBackup(t *testing.T) {
 	if err := b.Router.WaitState(ctx, "master"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, b.Running); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, b.Running); err != nil {
 		t.Fatalf("the PBX did not start after the mode change: %v", err)
 	}
 }

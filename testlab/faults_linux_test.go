@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/appliance"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // TestBerofosDownDuringFailover: the berofos stops answering, then the Master is lost. The
@@ -28,7 +29,7 @@ func TestBerofosDownDuringFailover(t *testing.T) {
 	}
 	// The takeover does not wait for the device: the address and the PBX move while it is
 	// still down (the delay is logged, not asserted: that is for the benchmarks).
-	if err := waitCond(ctx, 20*time.Millisecond, b.Running); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, b.Running); err != nil {
 		t.Fatalf("the PBX did not start on the new Master while the berofos is down: %v", err)
 	}
 	started := time.Now()
@@ -44,7 +45,7 @@ func TestBerofosDownDuringFailover(t *testing.T) {
 	}
 	t.Logf("VIP on node2 %v after the last advert (RFC %v), PBX started %v after the VIP, lines on node2 %v after the device came back",
 		f.Elapsed().Round(time.Millisecond), f.Theory(), started.Sub(f.VIP.At).Round(time.Millisecond), at.Sub(back).Round(time.Millisecond))
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool { return hasEvent(lastEvents(t, b.Router.Node), "confirmed") }); err != nil {
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool { return hasEvent(lastEvents(t, b.Router.Node), "confirmed") }); err != nil {
 		t.Errorf("no berofos confirmed event on the new Master: %v\n%s", err, strings.Join(lastEvents(t, b.Router.Node), "\n"))
 	}
 	if evs := lastEvents(t, b.Router.Node); !hasEvent(evs, "unreachable") {
@@ -72,12 +73,12 @@ func TestServiceStartFails(t *testing.T) {
 	if err := b.Router.WaitState(ctx, "master"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, b.Running); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, b.Running); err != nil {
 		t.Fatalf("the PBX did not start beside the failed service: %v", err)
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
-	if err := waitCond(wctx, 50*time.Millisecond, func() bool {
+	if err := poll.Context(wctx, 50*time.Millisecond, func() bool {
 		st, err := b.Status(ctx)
 		if err != nil {
 			return false
@@ -109,7 +110,7 @@ func TestServiceStartFails(t *testing.T) {
 	if err := b.Router.WaitState(ctx, "backup"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return a.Running() && !b.Running() }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { return a.Running() && !b.Running() }); err != nil {
 		t.Fatalf("the PBX did not move to the healthy node: %v", err)
 	}
 	if evs := lastEvents(t, b.Router.Node); !hasEvent(evs, "resigned") {

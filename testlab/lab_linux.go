@@ -10,13 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/redundantd/redundantd/testlab/labns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -119,7 +119,7 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	l.Dir = dir
 
-	l.bridgeNS, err = newNamedNS(l.Name + "-br")
+	l.bridgeNS, err = labns.Create(l.Name + "-br")
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func (l *Lab) bridgePortState(name string) (uint8, error) {
 		return 0, fmt.Errorf("testlab: bridge port %s: %w", name, err)
 	}
 	var msgs [][]byte
-	err = doIn(l.bridgeNS, func() error {
+	err = labns.Do(l.bridgeNS, func() error {
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
 		req.AddData(nl.NewIfInfomsg(unix.AF_BRIDGE))
 		var err error
@@ -267,7 +267,7 @@ func (l *Lab) attach(name, portName string, addr netip.Addr) (*Node, error) {
 		portName: portName,
 	}
 	var err error
-	n.ns, err = newNamedNS(n.NSName)
+	n.ns, err = labns.Create(n.NSName)
 	if err != nil {
 		return nil, err
 	}
@@ -461,86 +461,6 @@ func removeStale(prefix string) {
 	}
 }
 
-// newNamedNS creates a named namespace without moving the calling goroutine into it.
-func newNamedNS(name string) (netns.NsHandle, error) {
-	type result struct {
-		ns  netns.NsHandle
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{netns.None(), fmt.Errorf("testlab: current namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		ns, err := netns.NewNamed(name)
-		// NewNamed moves this thread into the new namespace, unless it failed first.
-		stayed := false
-		if cur, gerr := netns.Get(); gerr == nil {
-			stayed = cur.Equal(orig)
-			cur.Close()
-		}
-		if stayed {
-			runtime.UnlockOSThread()
-			if err != nil {
-				err = fmt.Errorf("testlab: create namespace %s: %w", name, err)
-			}
-			ch <- result{ns, err}
-			return
-		}
-		if rerr := netns.Set(orig); rerr != nil {
-			// This thread is in the wrong namespace: leave it locked so the runtime discards it.
-			if err == nil {
-				ns.Close()
-				netns.DeleteNamed(name)
-			}
-			ch <- result{netns.None(), fmt.Errorf("testlab: restore namespace: %w", rerr)}
-			return
-		}
-		runtime.UnlockOSThread()
-		if err != nil {
-			err = fmt.Errorf("testlab: create namespace %s: %w", name, err)
-		}
-		ch <- result{ns, err}
-	}()
-	r := <-ch
-	return r.ns, r.err
-}
-
-// doIn runs fn on a locked OS thread inside ns and returns its error. Goroutines fn starts do
-// not inherit the namespace; sockets fn creates stay in it.
-func doIn(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("testlab: current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("testlab: enter namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: the runtime terminates it with the goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("testlab: restore namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 func linkUp(h *netlink.Handle, name string) error {
 	l, err := h.LinkByName(name)
 	if err != nil {
@@ -561,7 +481,7 @@ func (n *Node) Lab() *Lab { return n.lab }
 
 // Do runs fn on a locked OS thread inside the node's namespace. Sockets fn creates belong to
 // the node; goroutines fn starts do not run in it.
-func (n *Node) Do(fn func() error) error { return doIn(n.ns, fn) }
+func (n *Node) Do(fn func() error) error { return labns.Do(n.ns, fn) }
 
 // Start starts cmd inside the node's namespace (the child inherits the namespace of the
 // thread that forks it). The caller owns cmd; prefer StartProcess, which the lab tracks.

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv4"
+
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // addrCmp compares netip.Addr values (unexported fields) by value.
@@ -136,15 +138,11 @@ func TestCutAndRestoreLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The node's eth0 regains carrier asynchronously; retry within a deadline.
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		err := exchange(t, a, b, 300*time.Millisecond)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after restoring the link: %v", err)
-		}
+	wctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var err error
+	if perr := poll.Context(wctx, poll.Step, func() bool { err = exchange(t, a, b, 300*time.Millisecond); return err == nil }); perr != nil {
+		t.Fatalf("after restoring the link: %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/appliance"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // TestKamailioUnderRedundantd runs Kamailio as a redundantd [[service]] on an appliance pair
@@ -94,7 +95,7 @@ func TestKamailioUnderRedundantd(t *testing.T) {
 	}
 	t.Logf("swap timeline: %+v", res.Timeline)
 	t.Logf("swap: %v", sw)
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool {
 		p1, _ := l.Node(1).KamailioPids()
 		return len(p1) == 0
 	}); err != nil {

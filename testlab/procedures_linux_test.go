@@ -13,53 +13,28 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/appliance"
+	"github.com/redundantd/redundantd/testlab/pbxtree"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // The procedures of docs/operations.md, each run on two real daemons as the operator runs
 // it.
 
-// treeFiles maps every regular file of dir (outside the trash) to its content.
-func treeFiles(t *testing.T, dir string) map[string]string {
+// fileDiff lists how the files of tree b differ from a's (content only, outside the trash).
+func fileDiff(t *testing.T, a, b string) []string {
 	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == ".redundantd-trash" {
-			return filepath.SkipDir
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = string(b)
-		return nil
-	})
+	d, err := pbxtree.Diff(a, b, pbxtree.Compare{FilesOnly: true, Skip: func(_ string, d fs.DirEntry) bool {
+		return d.IsDir() && d.Name() == ".redundantd-trash"
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return d
 }
 
-// sameTree reports whether the two trees hold the same files with the same contents.
-func sameTree(t *testing.T, a, b string) bool {
-	t.Helper()
-	x, y := treeFiles(t, a), treeFiles(t, b)
-	if len(x) != len(y) {
-		return false
-	}
-	for k, v := range x {
-		if w, ok := y[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
+// sameTree reports whether the two trees hold the same files with the same contents
+// (outside the trash).
+func sameTree(t *testing.T, a, b string) bool { t.Helper(); return len(fileDiff(t, a, b)) == 0 }
 
 // inTrash reports whether rel (a path inside the tree) sits in the tree's trash with content.
 func inTrash(p *PBX, rel, content string) bool {
@@ -95,18 +70,10 @@ var pbxConfig = map[string]string{
 
 func waitTree(ctx context.Context, t *testing.T, from, to *PBX, what string) {
 	t.Helper()
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool { return sameTree(t, from.Tree, to.Tree) }); err != nil {
-		t.Fatalf("%s: %s's tree is not %s's: %v\nhave %v\nwant %v", what, to.Router.Node.Name, from.Router.Node.Name, err,
-			keys(treeFiles(t, to.Tree)), keys(treeFiles(t, from.Tree)))
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool { return sameTree(t, from.Tree, to.Tree) }); err != nil {
+		t.Fatalf("%s: %s's tree is not %s's: %v\n%s", what, to.Router.Node.Name, from.Router.Node.Name, err,
+			strings.Join(fileDiff(t, from.Tree, to.Tree), "\n"))
 	}
-}
-
-func keys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // setMode sets the group's Backup mode through a node's API and wants the peer's
@@ -123,7 +90,7 @@ func setMode(ctx context.Context, t *testing.T, p *PBX, mode string) {
 func waitPassive(ctx context.Context, t *testing.T, p *PBX, passive bool) {
 	t.Helper()
 	var last appliance.StatusResponse
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool {
 		st, err := p.Status(ctx)
 		last = st
 		return err == nil && st.State == "backup" && st.Passive == passive
@@ -151,7 +118,7 @@ func TestProcedureDeployment(t *testing.T) {
 	if err := a.Router.WaitState(ctx, "master"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, a.Running); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, a.Running); err != nil {
 		t.Fatalf("the first node does not run the PBX: %v", err)
 	}
 	// The operator tests the system alone: a voicemail is left.
@@ -173,7 +140,7 @@ func TestProcedureDeployment(t *testing.T) {
 	if b.Running() || !a.Running() {
 		t.Errorf("PBX running: node1 %t, node2 %t; want node1 only", a.Running(), b.Running())
 	}
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool {
 		return hasEvent(lastEvents(t, a.Router.Node), "up active: Backup device with ID 51-0.4.0-node2 is UP (Active mode)")
 	}); err != nil {
 		t.Errorf("no Backup UP event on the Master: %v\n%s", err, strings.Join(lastEvents(t, a.Router.Node), "\n"))
@@ -190,14 +157,14 @@ func soleMaster(ctx context.Context, t *testing.T, l *Lab, tl *Timeline, m, o *P
 	if err := m.Router.WaitState(ctx, "master"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { h, _ := l.Holders(tl.VIP); return len(h) == 1 }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { h, _ := l.Holders(tl.VIP); return len(h) == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return m.Running() && !o.Running() }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { return m.Running() && !o.Running() }); err != nil {
 		t.Fatalf("the PBX is not on %s only: %v", m.Router.Node.Name, err)
 	}
 	// A Backup that just started or stepped down names the Master at its first advert.
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool {
 		st, err := o.Router.Node.Status(ctx)
 		return err == nil && st.MasterIP == m.Router.Node.Addr.String()
 	}); err != nil {
@@ -250,7 +217,7 @@ func TestProcedureUpgrade(t *testing.T) {
 	soleMaster(ctx, t, l, tl, a, b)
 	leave(a)
 	// 3. The Master swaps to it; the old Master becomes a Passive Backup.
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool {
 		st, err := a.Status(ctx)
 		return err == nil && st.Peer != nil && st.Peer.Connected
 	}); err != nil {
@@ -269,7 +236,7 @@ func TestProcedureUpgrade(t *testing.T) {
 	soleMaster(ctx, t, l, tl, b, a)
 	leave(b)
 	// 5. Active again (on the new Master).
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool {
 		st, err := b.Status(ctx)
 		return err == nil && st.Peer != nil && st.Peer.Connected
 	}); err != nil {
@@ -281,7 +248,7 @@ func TestProcedureUpgrade(t *testing.T) {
 	w.end(t)
 
 	for i, m := range msgs {
-		if err := waitCond(ctx, 50*time.Millisecond, func() bool { return a.HasMessage("100", i+1, m) && b.HasMessage("100", i+1, m) }); err != nil {
+		if err := poll.Context(ctx, 50*time.Millisecond, func() bool { return a.HasMessage("100", i+1, m) && b.HasMessage("100", i+1, m) }); err != nil {
 			t.Errorf("message %d is not on both nodes: %v", i+1, err)
 		}
 	}
@@ -348,7 +315,7 @@ func startPrepared(ctx context.Context, l *Lab, ps [2]*PBX) ([2]*PBX, error) {
 			return ps, err
 		}
 	}
-	return ps, waitCond(ctx, 50*time.Millisecond, func() bool {
+	return ps, poll.Context(ctx, 50*time.Millisecond, func() bool {
 		st, err := ps[0].Status(ctx)
 		return err == nil && st.Peer != nil && st.Peer.Connected && st.Peer.Role == "backup"
 	})
@@ -424,7 +391,7 @@ func TestProcedureReplaceNode(t *testing.T) {
 		t.Error("the voicemail is not on the new box")
 	}
 	soleMaster(ctx, t, l, tl, a, b)
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool {
 		return hasEvent(lastEvents(t, a.Router.Node), "up active: Backup device with ID 51-0.4.0-node2 is UP (Active mode)")
 	}); err != nil {
 		t.Errorf("no Backup UP event on the Master: %v", err)

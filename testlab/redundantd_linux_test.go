@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // pair starts impl1 in node1 and waits until it is Master and holds the VIP, then starts
@@ -95,20 +97,21 @@ func TestRedundantdPairElectsOneMasterAndFailsOver(t *testing.T) {
 	a := StartRouterT(t, l.Node(1), Redundantd, cfg)
 	b := StartRouterT(t, l.Node(2), Redundantd, cfg)
 	var master, backup *Router
-	deadline := time.Now().Add(15 * time.Second)
-	for master == nil {
-		sa, _ := a.State(ctx)
-		sb, _ := b.State(ctx)
+	var sa, sb string
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := poll.Context(wctx, 50*time.Millisecond, func() bool {
+		sa, _ = a.State(ctx)
+		sb, _ = b.State(ctx)
 		switch {
 		case sa == "master" && sb == "backup":
 			master, backup = a, b
 		case sb == "master" && sa == "backup":
 			master, backup = b, a
-		case time.Now().After(deadline):
-			t.Fatalf("no single Master after 15 s: node1 %q, node2 %q", sa, sb)
-		default:
-			time.Sleep(50 * time.Millisecond)
 		}
+		return master != nil
+	}); err != nil {
+		t.Fatalf("no single Master after 15 s: node1 %q, node2 %q", sa, sb)
 	}
 	if _, err := tl.WaitVIP(ctx, master.Node, true, time.Time{}); err != nil {
 		t.Fatal(err)
@@ -264,19 +267,16 @@ func TestRedundantdLinkCutTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	var states string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := poll.Context(wctx, 50*time.Millisecond, func() bool {
 		sa, _ := master.State(ctx)
 		sb, _ := backup.State(ctx)
 		st, _ := master.Node.Status(ctx)
 		states = fmt.Sprintf("node1 %q (master_ip %q), node2 %q", sa, st.MasterIP, sb)
-		if sa == "backup" && sb == "master" && st.MasterIP == backup.Node.Addr.String() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the link came back: %s; want node1 backup, node2 master", states)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return sa == "backup" && sb == "master" && st.MasterIP == backup.Node.Addr.String()
+	}); err != nil {
+		t.Fatalf("after the link came back: %s; want node1 backup, node2 master", states)
 	}
 	// It sent nothing while cut (no advert queued for the link's return) and, as a Backup,
 	// nothing since: every advert after the restore is node2's.

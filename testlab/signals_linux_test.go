@@ -1,6 +1,7 @@
 package testlab
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // lastEvents returns the names of the events redundantd's API lists in node n.
@@ -65,19 +68,18 @@ func TestSignalsNeverKillTheDaemon(t *testing.T) {
 	if err := m.Proc().Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := m.Node.Status(ctx)
-		if err == nil && st.Priority == 180 {
-			if st.State != "master" || st.GroupID != 51 {
-				t.Fatalf("after the reload: state %s, group %d; want master of group 51 (the group id needs a restart)", st.State, st.GroupID)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("priority not reloaded: %+v, %v", st, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var st Status
+	var err error
+	if perr := poll.Context(wctx, 20*time.Millisecond, func() bool {
+		st, err = m.Node.Status(ctx)
+		return err == nil && st.Priority == 180
+	}); perr != nil {
+		t.Fatalf("priority not reloaded: %+v, %v", st, err)
+	}
+	if st.State != "master" || st.GroupID != 51 {
+		t.Fatalf("after the reload: state %s, group %d; want master of group 51 (the group id needs a restart)", st.State, st.GroupID)
 	}
 	evs := lastEvents(t, m.Node)
 	if !hasEvent(evs, "config reloaded: configuration reloaded; applied: redundancy.priority") ||
@@ -94,12 +96,10 @@ func TestSignalsNeverKillTheDaemon(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for !hasEvent(lastEvents(t, m.Node), "reload refused") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload refused event:\n%s", strings.Join(lastEvents(t, m.Node), "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	if err := poll.Context(rctx, 20*time.Millisecond, func() bool { return hasEvent(lastEvents(t, m.Node), "reload refused") }); err != nil {
+		t.Fatalf("no reload refused event:\n%s", strings.Join(lastEvents(t, m.Node), "\n"))
 	}
 	if _, err := m.Proc().WaitOutput(ctx, "status"); err != nil {
 		t.Errorf("SIGUSR1/SIGUSR2 did not log the status: %v", err)

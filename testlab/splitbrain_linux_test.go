@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // hasAudio reports whether some message of box in the node's tree has exactly this audio,
@@ -47,7 +49,7 @@ func TestSplitBrainHeals(t *testing.T) {
 	if err := a.WriteMessage("1000", 1, msg1); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return b.HasMessage("1000", 1, msg1) }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { return b.HasMessage("1000", 1, msg1) }); err != nil {
 		t.Fatalf("message 1 not replicated: %v", err)
 	}
 
@@ -58,10 +60,10 @@ func TestSplitBrainHeals(t *testing.T) {
 	if err := b.Router.WaitState(ctx, "master"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return a.Running() && b.Running() }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { return a.Running() && b.Running() }); err != nil {
 		t.Fatalf("both Masters should run the PBX while split: %v", err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { h, _ := l.Holders(tl.VIP); return len(h) == 2 }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { h, _ := l.Holders(tl.VIP); return len(h) == 2 }); err != nil {
 		t.Fatalf("both Masters should hold the address while split: %v", err)
 	}
 	// node2 reaches the berofos too and takes the lines.
@@ -98,7 +100,7 @@ func TestSplitBrainHeals(t *testing.T) {
 	if err := b.Router.WaitState(ctx, "backup"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return !b.Running() }); err != nil {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool { return !b.Running() }); err != nil {
 		t.Fatalf("the loser did not stop its PBX: %v", err)
 	}
 	assertSoleMaster(t, ctx, l, tl, a.Router, b.Router)
@@ -132,7 +134,7 @@ func TestSplitBrainHeals(t *testing.T) {
 	all := func(p *PBX) bool {
 		return p.HasMessage("1000", 1, msg1) && p.HasMessage("1000", 2, onA) && p.hasAudio("1000", onB) && p.hasAudio("2000", onB2)
 	}
-	if err := waitCond(ctx, 50*time.Millisecond, func() bool { return all(a) && all(b) }); err != nil {
+	if err := poll.Context(ctx, 50*time.Millisecond, func() bool { return all(a) && all(b) }); err != nil {
 		t.Errorf("messages left in the split not on both nodes after the heal (winner %t, loser %t): %v", all(a), all(b), err)
 	}
 	if !hasEvent(lastEvents(t, a.Router.Node), "merged") {

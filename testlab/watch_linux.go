@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/redundantd/redundantd/testlab/labns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -98,7 +99,7 @@ func (l *Lab) SniffVRRP(ctx context.Context) (<-chan Advert, error) {
 // no monotonic reading, so such comparisons use the wall clock (a lab does not step it).
 func sniff[T any](ctx context.Context, l *Lab, what string, ethertype uint16, buffer int, parse func([]byte, time.Time) (T, bool)) (<-chan T, error) {
 	var f *os.File
-	err := doIn(l.bridgeNS, func() error {
+	err := labns.Do(l.bridgeNS, func() error {
 		var err error
 		f, err = openSniffer("br0", ethertype)
 		return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/vishvananda/netlink"
 )
 
@@ -123,17 +124,17 @@ func TestRouterFailoverTiming(t *testing.T) {
 	cfgB.Logger = testLogger(t, "b")
 	na := dialNode(t, a, cfgA)
 	nb := dialNode(t, b, cfgB)
-	eventually(t, 10*time.Second, "a is master", func() bool { return na.r.Status().State == StateMaster })
-	eventually(t, 3*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	poll.Until(t, 10*time.Second, "a is master", func() bool { return na.r.Status().State == StateMaster })
+	poll.Until(t, 3*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
 
 	// 1. a resigns.
 	na.stop(t)
-	eventually(t, 5*time.Second, "b holds the VIP", func() bool { return !vip.lastAdded(labVIP.Addr()).IsZero() })
+	poll.Until(t, 5*time.Second, "b holds the VIP", func() bool { return !vip.lastAdded(labVIP.Addr()).IsZero() })
 	resign, ok := adverts.last(labA.Addr(), func(p uint8) bool { return p == 0 })
 	if !ok {
 		t.Fatal("no priority-0 advert from a seen on the wire")
 	}
-	eventually(t, time.Second, "b reports the takeover", func() bool { return nb.lastEvent().To == StateMaster })
+	poll.Until(t, time.Second, "b reports the takeover", func() bool { return nb.lastEvent().To == StateMaster })
 	if e := nb.lastEvent(); !strings.Contains(e.Reason, "resigned") {
 		t.Errorf("b's takeover: %q, want one caused by the priority-0 advert", e.Reason)
 	}
@@ -146,14 +147,14 @@ func TestRouterFailoverTiming(t *testing.T) {
 	// 2. a comes back, preempts b, and then falls silent without resigning, as a killed or
 	// frozen process would: its socket is closed under it.
 	na = dialNode(t, a, cfgA)
-	eventually(t, 10*time.Second, "a is master again", func() bool {
+	poll.Until(t, 10*time.Second, "a is master again", func() bool {
 		return na.r.Status().State == StateMaster && nb.r.Status().State == StateBackup
 	})
 	time.Sleep(1500 * time.Millisecond)
 	na.r.conn.Close()
 	before := vip.lastAdded(labVIP.Addr())
-	eventually(t, 10*time.Second, "b holds the VIP again", func() bool { return vip.lastAdded(labVIP.Addr()).After(before) })
-	eventually(t, time.Second, "b reports the takeover", func() bool { return nb.lastEvent().To == StateMaster })
+	poll.Until(t, 10*time.Second, "b holds the VIP again", func() bool { return vip.lastAdded(labVIP.Addr()).After(before) })
+	poll.Until(t, time.Second, "b reports the takeover", func() bool { return nb.lastEvent().To == StateMaster })
 	if e := nb.lastEvent(); !strings.Contains(e.Reason, "Master_Down_Interval") {
 		t.Errorf("b's takeover: %q, want one caused by Master_Down_Interval", e.Reason)
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // keepalived runs keepalived 2.x (VRRPv2, multicast, physical MAC) in namespace n with one
@@ -94,8 +96,8 @@ func TestRouterKeepalivedInterop(t *testing.T) {
 	cfg.Logger = testLogger(t, "a")
 	na := dialNode(t, a, cfg)
 
-	eventually(t, 10*time.Second, "keepalived holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
-	eventually(t, 3*time.Second, "the Router follows keepalived", func() bool { return na.r.Status().MasterIP == labB.Addr() })
+	poll.Until(t, 10*time.Second, "keepalived holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
+	poll.Until(t, 3*time.Second, "the Router follows keepalived", func() bool { return na.r.Status().MasterIP == labB.Addr() })
 	time.Sleep(2 * time.Second)
 	s := na.r.Status()
 	if s.State != StateBackup || len(s.Dropped) != 0 || a.hasAddr(t, "vrt0", labVIP) {
@@ -104,10 +106,10 @@ func TestRouterKeepalivedInterop(t *testing.T) {
 
 	signalled := time.Now()
 	k.stop(t) // keepalived resigns, then takes a while to exit
-	eventually(t, 5*time.Second, "the Router takes the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
+	poll.Until(t, 5*time.Second, "the Router takes the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
 	t.Logf("VIP on the Router at most %v after keepalived's SIGTERM (Skew_Time(100) = %v)",
 		time.Since(signalled).Round(time.Millisecond), SkewTime(100))
-	eventually(t, time.Second, "takeover event", func() bool { return na.lastEvent().To == StateMaster })
+	poll.Until(t, time.Second, "takeover event", func() bool { return na.lastEvent().To == StateMaster })
 	if e := na.lastEvent(); !strings.Contains(e.Reason, "resigned") {
 		t.Errorf("takeover %+v: want it caused by keepalived's priority-0 advert", e)
 	}

@@ -2,26 +2,22 @@ package vrrp
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/redundantd/redundantd/testlab/labns"
 )
 
 // A small namespace lab for this package's privileged tests. Each test creates its own named
-// namespaces ("vrt-<pid>-<n>"), joined by veth pairs, addressed in 192.0.2.0/24, and deletes
+// namespaces ("vrt-<pid>-<n>", testlab/labns), joined by veth pairs, addressed in 192.0.2.0/24, and deletes
 // them in t.Cleanup even when it fails. Nothing is sent outside them.
-
-var nsCounter atomic.Uint32
 
 func needRoot(t testing.TB) {
 	t.Helper()
@@ -39,42 +35,13 @@ type testNS struct {
 func newTestNS(t testing.TB) *testNS {
 	t.Helper()
 	needRoot(t)
-	name := fmt.Sprintf("vrt-%d-%d", os.Getpid(), nsCounter.Add(1))
-	var ns netns.NsHandle
-	var err error
-	func() {
-		runtime.LockOSThread()
-		orig, gerr := netns.Get()
-		if gerr != nil {
-			err = gerr
-			runtime.UnlockOSThread()
-			return
-		}
-		defer orig.Close()
-		ns, err = netns.NewNamed(name) // switches this thread into it
-		if serr := netns.Set(orig); serr != nil {
-			// Leave the thread locked: the runtime discards it with this goroutine's exit
-			// rather than reuse a thread stuck in the wrong namespace.
-			panic(fmt.Sprintf("restoring the network namespace: %v", serr))
-		}
-		runtime.UnlockOSThread()
-	}()
-	if err != nil {
-		t.Fatalf("creating namespace %s: %v", name, err)
-	}
+	name, ns := labns.New(t, "vrt")
 	n := &testNS{name: name, ns: ns}
-	t.Cleanup(func() {
-		if n.h != nil {
-			n.h.Close()
-		}
-		n.ns.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("deleting namespace %s: %v", name, err)
-		}
-	})
+	var err error
 	if n.h, err = netlink.NewHandleAt(ns); err != nil {
 		t.Fatalf("netlink handle in %s: %v", name, err)
 	}
+	t.Cleanup(n.h.Close)
 	lo, err := n.h.LinkByName("lo")
 	if err == nil {
 		err = n.h.LinkSetUp(lo)
@@ -89,31 +56,8 @@ func newTestNS(t testing.TB) *testNS {
 // /proc/sys/net files opened by fn belong to it.
 func (n *testNS) do(t testing.TB, fn func()) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(n.ns); err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		defer func() {
-			if netns.Set(orig) == nil {
-				runtime.UnlockOSThread()
-			}
-			done <- nil
-		}()
-		fn()
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("entering namespace %s: %v", n.name, err)
+	if err := labns.Do(n.ns, func() error { fn(); return nil }); err != nil {
+		t.Fatalf("in namespace %s: %v", n.name, err)
 	}
 }
 
@@ -205,18 +149,4 @@ func needMacvlan(t testing.TB, n *testNS, parent string) {
 func (n *testNS) iface(t testing.TB, name string) *net.Interface {
 	t.Helper()
 	return linkInterface(n.link(t, name))
-}
-
-// eventually polls cond every 5 ms until it holds or timeout passes, and returns how long it
-// took. It is for waiting on real kernels and real timers, not for asserting durations.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -78,7 +79,7 @@ func (nd *node) eventCount() int {
 func (nd *node) waitEvent(t *testing.T, i int, from, to State, cause Cause) Event {
 	t.Helper()
 	var got Event
-	eventually(t, 10*time.Second, from.String()+"->"+to.String()+" ("+cause.String()+")", func() bool {
+	poll.Until(t, 10*time.Second, from.String()+"->"+to.String()+" ("+cause.String()+")", func() bool {
 		for _, e := range nd.eventsFrom(i) {
 			if e.From == from && e.To == to && e.Cause == cause {
 				got = e
@@ -108,7 +109,7 @@ func TestRouterFollowsInterface(t *testing.T) {
 	na := dialNode(t, a, cfgA)
 	nb := dialNode(t, b, cfgB)
 	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
-	eventually(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
 	oldIndex := a.link(t, "vrt0").Attrs().Index
 
 	// Deleted: the veth pair goes, and with it a's VIP.
@@ -123,13 +124,13 @@ func TestRouterFollowsInterface(t *testing.T) {
 		t.Errorf("a's event: %+v; want reason %q and no error", e, "interface vrt0 gone")
 	}
 	// The status is published once the step is done, after OnEvent.
-	eventually(t, time.Second, "a's status shows the fault", func() bool { return na.r.Status().Fault != "" })
+	poll.Until(t, time.Second, "a's status shows the fault", func() bool { return na.r.Status().Fault != "" })
 	if s := na.r.Status(); s.State != StateInitialize || s.Fault != "interface vrt0 gone" || len(s.VirtualIPs) != 0 || s.MasterIP.IsValid() {
 		t.Errorf("a's status: %+v; want initialize, the fault, no VIP, no master", s)
 	}
 	eb := nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
 	t.Logf("b took over %v after the deletion", eb.At.Sub(deleted).Round(time.Millisecond))
-	eventually(t, time.Second, "b holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
+	poll.Until(t, time.Second, "b holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
 	if n := len(na.eventsFrom(ia)); n != 1 {
 		t.Errorf("a's events after the deletion: %+v; want only the one leaving master", na.eventsFrom(ia))
 	}
@@ -149,14 +150,14 @@ func TestRouterFollowsInterface(t *testing.T) {
 	}
 	na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
 	nb.waitEvent(t, ib, StateMaster, StateBackup, CausePreempted) // a's adverts leave by the new interface
-	eventually(t, time.Second, "a holds the VIP on the new vrt0", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
+	poll.Until(t, time.Second, "a holds the VIP on the new vrt0", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
 	// Its gratuitous ARPs leave by the new interface too.
 	macA := a.iface(t, "vrt0").HardwareAddr
 	nextFrame(t, arps, 3*time.Second, func(f []byte) bool {
 		return len(f) >= 42 && bytes.Equal(f[6:12], macA) && net.IP(f[28:32]).Equal(labVIP.Addr().AsSlice())
 	})
-	eventually(t, time.Second, "b released the VIP", func() bool { return !b.hasAddr(t, "vrt1", labVIP) })
-	eventually(t, time.Second, "a's status: master, no fault", func() bool {
+	poll.Until(t, time.Second, "b released the VIP", func() bool { return !b.hasAddr(t, "vrt1", labVIP) })
+	poll.Until(t, time.Second, "a's status: master, no fault", func() bool {
 		s := na.r.Status()
 		return s.Fault == "" && s.State == StateMaster
 	})
@@ -286,16 +287,16 @@ func TestRouterRunsWithoutStateDir(t *testing.T) {
 			cfg.Logger = testLogger(t, "a")
 			na := dialNode(t, a, cfg)
 			na.waitEvent(t, 0, StateInitialize, StateMaster, CauseOwner)
-			eventually(t, time.Second, "a holds the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
+			poll.Until(t, time.Second, "a holds the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
 			var s Status
-			eventually(t, time.Second, "the record error reported", func() bool { s = na.r.Status(); return s.RecordError != "" })
+			poll.Until(t, time.Second, "the record error reported", func() bool { s = na.r.Status(); return s.RecordError != "" })
 			if s.State != StateMaster || !strings.Contains(s.RecordError, tc.want) {
 				t.Errorf("status: %+v; want master with a record error saying %q", s, tc.want)
 			}
 
 			tc.fix(t)
 			path := recordPath(tc.dir, "vrt0", 51)
-			eventually(t, 5*time.Second, "the record written", func() bool {
+			poll.Until(t, 5*time.Second, "the record written", func() bool {
 				_, err := os.Stat(path)
 				return err == nil && na.r.Status().RecordError == ""
 			})
@@ -328,7 +329,7 @@ func TestRouterFollowsInterfaceVirtualMAC(t *testing.T) {
 	na := dialNode(t, a, cfgA)
 	nb := dialNode(t, b, cfgB)
 	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
-	eventually(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
 
 	ia, ib := na.eventCount(), nb.eventCount()
 	if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
@@ -346,7 +347,7 @@ func TestRouterFollowsInterfaceVirtualMAC(t *testing.T) {
 	if vm.Attrs().ParentIndex != a.link(t, "vrt0").Attrs().Index {
 		t.Errorf("%s has parent index %d, want the new vrt0's %d", vmacName(51), vm.Attrs().ParentIndex, a.link(t, "vrt0").Attrs().Index)
 	}
-	eventually(t, time.Second, "a holds the VIP on the new macvlan", func() bool { return a.hasAddr(t, vmacName(51), labVIP) })
+	poll.Until(t, time.Second, "a holds the VIP on the new macvlan", func() bool { return a.hasAddr(t, vmacName(51), labVIP) })
 	if got := readSysctlIn(t, a, "net/ipv4/conf/vrt0/arp_ignore"); got != "1" {
 		t.Errorf("the new vrt0's arp_ignore = %s, want 1 (set for virtual-MAC mode)", got)
 	}

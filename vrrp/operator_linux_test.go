@@ -3,6 +3,8 @@ package vrrp
 import (
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // A swap on the wire, as the appliance runs it: the Master resigns (priority-0 advert, VIP
@@ -20,7 +22,7 @@ func TestRoutersSwapByResignAndTakeOver(t *testing.T) {
 	nb := dialNode(t, b, cfgB)
 	nb.r.SetPassive(true)
 	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
-	eventually(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
 
 	ia, ib := na.eventCount(), nb.eventCount()
 	na.r.Resign("swap")
@@ -29,7 +31,7 @@ func TestRoutersSwapByResignAndTakeOver(t *testing.T) {
 		t.Errorf("a's event reason %q, want %q", e.Reason, "resigned: swap")
 	}
 	// b heard the priority-0 advert (it forgets the Master) but, passive, does not take over.
-	eventually(t, 2*time.Second, "b heard a resign", func() bool { return !nb.r.Status().MasterIP.IsValid() })
+	poll.Until(t, 2*time.Second, "b heard a resign", func() bool { return !nb.r.Status().MasterIP.IsValid() })
 	if a.hasAddr(t, "vrt0", labVIP) || b.hasAddr(t, "vrt1", labVIP) {
 		t.Errorf("VIP on a %v, on b %v; want on neither before the takeover", a.hasAddr(t, "vrt0", labVIP), b.hasAddr(t, "vrt1", labVIP))
 	}
@@ -38,8 +40,8 @@ func TestRoutersSwapByResignAndTakeOver(t *testing.T) {
 	if e.Reason != "takeover: swap" {
 		t.Errorf("b's event reason %q, want %q", e.Reason, "takeover: swap")
 	}
-	eventually(t, time.Second, "b holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
-	eventually(t, 2*time.Second, "a follows b", func() bool { return na.r.Status().MasterIP == labB.Addr() })
+	poll.Until(t, time.Second, "b holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
+	poll.Until(t, 2*time.Second, "a follows b", func() bool { return na.r.Status().MasterIP == labB.Addr() })
 	// Longer than a's Master_Down_Interval: a (200, preempt) does not take the role back.
 	time.Sleep(MasterDownInterval(time.Second, 200) + time.Second)
 	if s := na.r.Status(); s.State != StateBackup || !s.PreemptSuppressed || a.hasAddr(t, "vrt0", labVIP) {
@@ -55,6 +57,6 @@ func TestRoutersSwapByResignAndTakeOver(t *testing.T) {
 	nb.r.Resign("swap back")
 	nb.waitEvent(t, ib, StateMaster, StateBackup, CauseResigned)
 	na.waitEvent(t, ia, StateBackup, StateMaster, CausePriorityZero)
-	eventually(t, time.Second, "a holds the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
-	eventually(t, time.Second, "b released the VIP", func() bool { return !b.hasAddr(t, "vrt1", labVIP) })
+	poll.Until(t, time.Second, "a holds the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
+	poll.Until(t, time.Second, "b released the VIP", func() bool { return !b.hasAddr(t, "vrt1", labVIP) })
 }

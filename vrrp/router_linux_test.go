@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/vishvananda/netlink"
 )
 
@@ -125,13 +126,13 @@ func TestRoutersElectAndFailOver(t *testing.T) {
 	na := dialNode(t, a, cfgA)
 	nb := dialNode(t, b, cfgB)
 
-	eventually(t, 10*time.Second, "a holds the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
+	poll.Until(t, 10*time.Second, "a holds the VIP", func() bool { return a.hasAddr(t, "vrt0", labVIP) })
 	// The status is published once the whole step (addresses, first GARP, OnEvent) is done.
-	eventually(t, time.Second, "a reports master", func() bool { return na.r.Status().State == StateMaster })
+	poll.Until(t, time.Second, "a reports master", func() bool { return na.r.Status().State == StateMaster })
 	if s := na.r.Status(); s.State != StateMaster || len(s.VirtualIPs) != 1 {
 		t.Errorf("a: %+v, want master holding the VIP", s)
 	}
-	eventually(t, 2*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	poll.Until(t, 2*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
 	if s := nb.r.Status(); s.State != StateBackup || b.hasAddr(t, "vrt1", labVIP) {
 		t.Errorf("b: state %v, holds VIP %v; want backup without the VIP", s.State, b.hasAddr(t, "vrt1", labVIP))
 	}
@@ -155,9 +156,9 @@ func TestRoutersElectAndFailOver(t *testing.T) {
 	}
 	stopped := time.Now()
 	na.stop(t)
-	took := eventually(t, 5*time.Second, "b holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
+	took := poll.Until(t, 5*time.Second, "b holds the VIP", func() bool { return b.hasAddr(t, "vrt1", labVIP) })
 	// OnEvent follows the installation of the addresses.
-	eventually(t, time.Second, "b reports the takeover", func() bool { return nb.lastEvent().To == StateMaster })
+	poll.Until(t, time.Second, "b reports the takeover", func() bool { return nb.lastEvent().To == StateMaster })
 	t.Logf("VIP on b %v after a's Run was cancelled (Skew_Time(100) = %v)", took.Round(time.Millisecond), SkewTime(100))
 	if e := nb.lastEvent(); e.To != StateMaster || !strings.Contains(e.Reason, "resigned") {
 		t.Errorf("b's takeover: %+v; want a transition to master caused by a's priority-0 advert", e)
@@ -213,7 +214,7 @@ func TestRouterVirtualMAC(t *testing.T) {
 	if idx := a.link(t, vmacName(51)).Attrs().Index; idx == leftIndex {
 		t.Error("the leftover macvlan was reused instead of replaced")
 	}
-	eventually(t, 3*time.Second, "VIP on the macvlan", func() bool { return a.hasAddr(t, vmacName(51), labVIP) })
+	poll.Until(t, 3*time.Second, "VIP on the macvlan", func() bool { return a.hasAddr(t, vmacName(51), labVIP) })
 	if a.hasAddr(t, "vrt0", labVIP) {
 		t.Error("VIP on the parent interface in virtual-MAC mode")
 	}
@@ -253,7 +254,7 @@ func TestRouterVirtualMAC(t *testing.T) {
 			c.Close()
 		}
 	})
-	eventually(t, 3*time.Second, "peer resolves the VIP", func() bool {
+	poll.Until(t, 3*time.Second, "peer resolves the VIP", func() bool {
 		return bytes.Equal(neighMAC(t, b, "vrt1", labVIP.Addr()), vmac)
 	})
 
@@ -322,8 +323,8 @@ func TestRoutersUnicastSwap(t *testing.T) {
 	na := dialNode(t, a, cfgA)
 	nb := dialNode(t, b, cfgB)
 
-	eventually(t, 10*time.Second, "a is master", func() bool { return na.r.Status().State == StateMaster })
-	eventually(t, 3*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	poll.Until(t, 10*time.Second, "a is master", func() bool { return na.r.Status().State == StateMaster })
+	poll.Until(t, 3*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
 	if !a.hasAddr(t, vmacName(51), labVIP) || b.hasAddr(t, "vrt1", labVIP) {
 		t.Fatalf("VIP on a: %v, on b: %v; want a only", a.hasAddr(t, vmacName(51), labVIP), b.hasAddr(t, "vrt1", labVIP))
 	}
@@ -333,8 +334,8 @@ func TestRoutersUnicastSwap(t *testing.T) {
 	}
 
 	na.r.SetPriority(50)
-	eventually(t, 6*time.Second, "b is master", func() bool { return nb.r.Status().State == StateMaster })
-	eventually(t, 3*time.Second, "a steps down", func() bool { return na.r.Status().State == StateBackup })
+	poll.Until(t, 6*time.Second, "b is master", func() bool { return nb.r.Status().State == StateMaster })
+	poll.Until(t, 3*time.Second, "a steps down", func() bool { return na.r.Status().State == StateBackup })
 	if !b.hasAddr(t, "vrt1", labVIP) || a.hasAddr(t, vmacName(51), labVIP) {
 		t.Errorf("after the swap VIP on a: %v, on b: %v; want b only", a.hasAddr(t, vmacName(51), labVIP), b.hasAddr(t, "vrt1", labVIP))
 	}

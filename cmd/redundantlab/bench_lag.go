@@ -133,51 +133,20 @@ func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // startLagNodes runs a source and a replica with inotify watching on loopback.
 func startLagNodes(ctx context.Context, dir, src, dst string) (func(), error) {
-	srcState, dstState := filepath.Join(dir, "state-src"), filepath.Join(dir, "state-dst")
-	fs, err := pbxsync.LocalFingerprint(srcState)
+	p, err := startSyncPair(ctx, dir, []string{src}, []string{dst},
+		pbxsync.Config{Interval: "24h", Watch: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err
 	}
-	fd, err := pbxsync.LocalFingerprint(dstState)
-	if err != nil {
-		return nil, err
+	p.dst.SetRole(pbxsync.RoleReplica)
+	p.src.SetRole(pbxsync.RoleSource)
+	// The first run (empty trees) pairs the nodes; lag is measured from then on. Becoming
+	// the source starts it; SyncNow queues behind it and succeeds once the pair is paired.
+	if _, err := p.src.SyncNow(ctx); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("first run: %w", err)
 	}
-	a1, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	a2, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	log := slog.New(slog.DiscardHandler)
-	sn, err := pbxsync.New(pbxsync.Config{Paths: []string{src}, StateDir: srcState, Listen: a1, Peer: a2,
-		PeerFingerprint: fd, Interval: "24h", Watch: true, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	dn, err := pbxsync.New(pbxsync.Config{Paths: []string{dst}, StateDir: dstState, Listen: a2, Peer: a1,
-		PeerFingerprint: fs, Interval: "24h", Watch: true, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 2)
-	go func() { done <- sn.Run(ctx) }()
-	go func() { done <- dn.Run(ctx) }()
-	dn.SetRole(pbxsync.RoleReplica)
-	sn.SetRole(pbxsync.RoleSource)
-	// The first run (empty trees) pairs the nodes; lag is measured from then on.
-	for {
-		if _, err := sn.SyncNow(ctx); err == nil {
-			break
-		} else if ctx.Err() != nil {
-			cancel()
-			return nil, err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return func() { cancel(); <-done; <-done }, nil
+	return p.stop, nil
 }
 
 // arrivals watches the Backup's folder: when each message is complete there, and whether any

@@ -19,6 +19,7 @@ import (
 	"github.com/redundantd/redundantd/appliance"
 	"github.com/redundantd/redundantd/testlab"
 	"github.com/redundantd/redundantd/testlab/fossim"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 func init() {
@@ -545,18 +546,16 @@ func (d *demo) waitEvent(ctx context.Context, p *testlab.PBX, name string, t tim
 	return found, err
 }
 
-// waitFor polls cond every 5 ms until it holds, ctx ends or limit passes.
+// waitFor polls cond (poll.Context, every poll.Step) until it holds, ctx ends or limit
+// passes.
 func waitFor(ctx context.Context, limit time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("demo: no %s within %s", what, limit)
-		}
-		select {
-		case <-ctx.Done():
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	if err := poll.Context(wctx, poll.Step, cond); err != nil {
+		if ctx.Err() != nil {
 			return fmt.Errorf("demo: waiting for %s: %w", what, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
 		}
+		return fmt.Errorf("demo: no %s within %s", what, limit)
 	}
 	return nil
 }

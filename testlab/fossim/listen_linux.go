@@ -3,9 +3,10 @@ package fossim
 import (
 	"fmt"
 	"net"
-	"runtime"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/redundantd/redundantd/testlab/labns"
 )
 
 // ListenIn opens the simulator's HTTP listener and GBL4 socket inside the named network
@@ -39,22 +40,8 @@ func ListenIn(nsName, httpAddr, udpAddr string) (net.Listener, net.PacketConn, e
 		return nil, nil, fmt.Errorf("fossim: namespace %s: %w", nsName, err)
 	}
 	defer ns.Close()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, nil, err
+	if err := labns.Do(ns, open); err != nil {
+		return nil, nil, fmt.Errorf("fossim: in namespace %s: %w", nsName, err)
 	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return nil, nil, fmt.Errorf("fossim: entering %s: %w", nsName, err)
-	}
-	oerr := open()
-	if err := netns.Set(orig); err != nil {
-		// The thread stays locked and is discarded when this goroutine exits.
-		return nil, nil, fmt.Errorf("fossim: leaving %s: %w", nsName, err)
-	}
-	runtime.UnlockOSThread()
-	return ln, pc, oerr
+	return ln, pc, nil
 }
