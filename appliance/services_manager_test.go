@@ -591,7 +591,7 @@ func TestServicesStopOnFault(t *testing.T) {
 	r.m.Follow(vrrp.StateInitialize)
 	r.waitEvent(t, "stopped", "service a")
 	r.m.Follow(vrrp.StateBackup)
-	waitFor(t, "the Backup role applied", func() bool { return r.m.Applied(vrrp.StateBackup) })
+	poll.Until(t, 5*time.Second, "the Backup role applied", func() bool { return r.m.Applied(vrrp.StateBackup) })
 	if got := r.log(t); !equalWords(got, "start-a stop-a") {
 		t.Errorf("service log %q; want one start and one stop", got)
 	}

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // Issue 8 section 3: the Master's interface is deleted (a driver reload, a VLAN recreated) and
@@ -53,7 +55,7 @@ func TestRedundantdInterfaceRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("eth0 recreated: node1 backup again within %v", time.Since(recreated).Round(time.Millisecond))
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool {
 		st, err := master.Node.Status(ctx)
 		return err == nil && st.Fault == "" && st.MasterIP == backup.Node.Addr.String()
 	}); err != nil {
@@ -146,7 +148,7 @@ func TestRedundantdGARPRefresh(t *testing.T) {
 	if err := master.Proc().Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool {
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool {
 		return hasEvent(lastEvents(t, master.Node), "config reloaded: configuration reloaded; applied: redundancy.garp_refresh")
 	}); err != nil {
 		t.Fatalf("garp_refresh not reloaded: %v", err)

@@ -160,7 +160,7 @@ func waitUp(ctx context.Context, n *Node) bool {
 func waitStarts(ctx context.Context, t *testing.T, p *PBX, want int) {
 	t.Helper()
 	var started, failed int
-	err := waitCond(ctx, 50*time.Millisecond, func() bool {
+	err := poll.Context(ctx, 50*time.Millisecond, func() bool {
 		var evs []appliance.Event
 		if err := p.API(ctx, "GET", "/api/v1/events", nil, &evs); err != nil {
 			return false
