@@ -214,7 +214,7 @@ func TestRouterSeesPrimaryAddressRemoved(t *testing.T) {
 	if want := "interface vrt0 lacks the primary address " + labA.Addr().String(); e.Reason != want {
 		t.Errorf("a's event: %+v; want reason %q", e, want)
 	}
-	eventually(t, time.Second, "a released the VIP", func() bool { return !a.hasAddr(t, "vrt0", labVIP) })
+	poll.Until(t, time.Second, "a released the VIP", func() bool { return !a.hasAddr(t, "vrt0", labVIP) })
 
 	i = na.eventCount()
 	a.addAddr(t, "vrt0", labA)
