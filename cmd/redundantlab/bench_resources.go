@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/testlab"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 func init() {
@@ -715,19 +716,16 @@ community = "public"
 `, r.hookLn.Addr(), r.syslog.LocalAddr().String(), r.traps.LocalAddr().String())
 }
 
-// waitEach waits until every receiver has had at least one message, then notes the counts
-// and resets them, so that the window's counts start at zero.
+// waitEach waits up to timeout until every receiver has had at least one message (the
+// node's start-up events), so the channels are known to deliver.
 func (r *receivers) waitEach(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for r.hooks.Load() == 0 || r.messages.Load() == 0 || r.trapN.Load() == 0 {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %s: %s", timeout, r.counts())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := poll.Context(wctx, 50*time.Millisecond, func() bool {
+		return r.hooks.Load() > 0 && r.messages.Load() > 0 && r.trapN.Load() > 0
+	})
+	if err != nil {
+		return fmt.Errorf("after %s: %s: %w", timeout, r.counts(), err)
 	}
 	return nil
 }
