@@ -14,10 +14,13 @@ import (
 	"github.com/gosnmp/gosnmp"
 )
 
-// PEN is the IANA Private Enterprise Number of the product MIB (docs/mib/REDUNDANTD-MIB.mib)
-// and of the syslog structured-data ID. 99999 is a PLACEHOLDER: no number has been assigned
-// to redundantd yet. A deployment that needs a registered one changes it here and in the
-// MIB's MODULE-IDENTITY (see docs/notifications.md).
+// PEN is the IANA Private Enterprise Number of the product MIB (docs/mib/REDUNDANTD-MIB.mib),
+// of the syslog structured-data ID (RFC 5424 section 6.3.2) and of the default SNMPv3 engine
+// ID (RFC 3411). 99999 is a PLACEHOLDER, not a registered PEN: no number has been assigned
+// to redundantd, and 99999 is not known to be free (IANA may assign it to someone else).
+// Until the project registers one, an operator whose managers load other vendors' MIBs
+// replaces it with their own organisation's PEN, here and in the MIB's MODULE-IDENTITY, and
+// rebuilds; TestMIBTranslate checks that the two agree (docs/notifications.md).
 const PEN = "99999"
 
 // OIDs of the notifications (SNMPv2-MIB, RFC 6527 VRRPv3-MIB, REDUNDANTD-MIB).

@@ -44,6 +44,7 @@ func (a *Appliance) setMode(m modeRecord) bool {
 		a.router.SetPassive(m.Mode == ModePassive)
 	}
 	a.saveState(st)
+	a.poke() // the control loop watches a Passive node for a missing Master
 	if old != m.Mode {
 		a.record(Event{Priority: PriorityNotice, Application: AppRedundancy, Name: "mode changed",
 			Description: fmt.Sprintf("Backup mode set to %s (by %s; was %s)", m.Mode, orUnknown(m.SetBy), old)})
@@ -131,21 +132,26 @@ func (a *Appliance) poke() {
 // adopt a newer Backup mode from the peer, give the Master role up when the PBX fails and
 // a healthy Active Backup is there, and say when a Passive Backup hears no Master.
 func (a *Appliance) control(ctx context.Context) {
-	var tick <-chan time.Time
 	var alone aloneWatch
+	var watch passiveTicker
+	defer watch.stop()
 	if a.router != nil {
 		rc := a.cfg.Redundancy
 		alone.after = vrrp.MasterDownInterval(rc.AdvertInterval, rc.Priority) + rc.AdvertInterval
-		t := time.NewTicker(rc.AdvertInterval)
-		defer t.Stop()
-		tick = t.C
+		watch.every = rc.AdvertInterval
 	}
 	peerUp, peerRole := false, ""
 	for {
+		// Only a Passive Backup can be alone: the ticker runs while the group's mode is
+		// Passive (setMode pokes this loop), so an Active node has no wake-up per advert
+		// interval here.
+		if a.router != nil && !watch.set(a.mode().Mode == ModePassive) {
+			alone.step(false, time.Now())
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick:
+		case <-watch.c():
 			if alone.step(a.passiveAlone(), time.Now()) {
 				a.record(Event{Priority: PriorityWarning, Application: AppRedundancy, Name: "passive no master",
 					Description: "this node is a Passive Backup and hears no Master: it will not take over on its own (swap, or set the Backup mode to active)"})
@@ -213,6 +219,39 @@ func (a *Appliance) passiveAlone() bool {
 		return !(v.Connected && v.Role == "master")
 	}
 	return !st.MasterIP.IsValid()
+}
+
+// passiveTicker is the control loop's ticker for the Passive-alone watch, running only while
+// it is wanted.
+type passiveTicker struct {
+	every time.Duration
+	t     *time.Ticker
+}
+
+// set starts (on) or stops the ticker and returns on.
+func (p *passiveTicker) set(on bool) bool {
+	switch {
+	case on && p.t == nil:
+		p.t = time.NewTicker(p.every)
+	case !on:
+		p.stop()
+	}
+	return on
+}
+
+func (p *passiveTicker) stop() {
+	if p.t != nil {
+		p.t.Stop()
+		p.t = nil
+	}
+}
+
+// c is the ticker's channel; nil (never ready) while it is stopped.
+func (p *passiveTicker) c() <-chan time.Time {
+	if p.t == nil {
+		return nil
+	}
+	return p.t.C
 }
 
 // aloneWatch turns "a Passive Backup with no Master" into one event per episode, once the

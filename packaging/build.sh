@@ -51,6 +51,9 @@ install -D -m 0755 "$stage/redundantctl.bin" "$pkg/usr/bin/redundantctl"
 install -D -m 0644 "$here/redundantd.service" "$pkg/lib/systemd/system/redundantd.service"
 install -D -m 0644 "$here/debian/lintian-overrides" "$pkg/usr/share/lintian/overrides/redundantd"
 install -D -m 0644 "$here/completion/redundantctl" "$pkg/usr/share/bash-completion/completions/redundantctl"
+# The product MIB where net-snmp looks by default (keepalived puts VRRPv3-MIB there too). The
+# IETF modules it imports (docs/mib/ietf) are not shipped: Debian keeps them out of main.
+install -D -m 0644 docs/mib/REDUNDANTD-MIB.mib "$pkg/usr/share/snmp/mibs/REDUNDANTD-MIB.txt"
 
 # The shipped configuration is the reference file with a warning on top.
 install -d -m 0755 "$pkg/etc/redundantd"

@@ -218,6 +218,10 @@ func TestPackage(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err == nil {
 		verifyUnit(t, "/lib/systemd/system/redundantd.service")
 	}
+	mib, err := os.ReadFile("/usr/share/snmp/mibs/REDUNDANTD-MIB.txt")
+	if want, rerr := os.ReadFile("../docs/mib/REDUNDANTD-MIB.mib"); err != nil || rerr != nil || !bytes.Equal(mib, want) {
+		t.Errorf("installed REDUNDANTD-MIB is not docs/mib/REDUNDANTD-MIB.mib (%v, %v)", err, rerr)
+	}
 	if _, err := os.Stat("/var/lib/redundantd/api.token"); err == nil {
 		t.Error("the daemon ran on install (api.token exists)")
 	}

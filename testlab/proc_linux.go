@@ -228,6 +228,17 @@ var builds struct {
 // binary's path. The environment variable REDUNDANTD_BIN, when set, is returned for
 // cmd/redundantd instead of building. RemoveBinaries deletes the directory.
 func BuildBinary(ctx context.Context, pkg string) (string, error) {
+	return buildBinary(ctx, pkg, false)
+}
+
+// BuildRelease is BuildBinary with the flags of packaging/build.sh: CGO_ENABLED=0, -trimpath,
+// -ldflags="-s -w" (static, stripped), so that a measurement of the binary (its memory, for
+// example) is of what the package installs. REDUNDANTD_BIN overrides it as for BuildBinary.
+func BuildRelease(ctx context.Context, pkg string) (string, error) {
+	return buildBinary(ctx, pkg, true)
+}
+
+func buildBinary(ctx context.Context, pkg string, release bool) (string, error) {
 	if strings.HasSuffix(pkg, "cmd/redundantd") {
 		if bin := os.Getenv("REDUNDANTD_BIN"); bin != "" {
 			return bin, nil
@@ -235,7 +246,11 @@ func BuildBinary(ctx context.Context, pkg string) (string, error) {
 	}
 	builds.Lock()
 	defer builds.Unlock()
-	if p, ok := builds.paths[pkg]; ok {
+	key := pkg
+	if release {
+		key = "release " + pkg
+	}
+	if p, ok := builds.paths[key]; ok {
 		return p, nil
 	}
 	root, err := moduleRoot()
@@ -250,16 +265,27 @@ func BuildBinary(ctx context.Context, pkg string) (string, error) {
 		builds.paths = map[string]string{}
 	}
 	out := filepath.Join(builds.dir, filepath.Base(pkg))
+	args := []string{"build", "-o", out}
+	if release {
+		out = filepath.Join(builds.dir, "release", filepath.Base(pkg))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return "", fmt.Errorf("testlab: %w", err)
+		}
+		args = []string{"build", "-trimpath", "-ldflags=-s -w", "-o", out}
+	}
 	gobin := "/usr/local/go/bin/go" // where the Go tarball installs it, for a PATH without it
 	if p, err := exec.LookPath("go"); err == nil {
 		gobin = p
 	}
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, gobin, append(args, pkg)...)
 	cmd.Dir = root
+	if release {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("testlab: go build %s: %w\n%s", pkg, err, b)
 	}
-	builds.paths[pkg] = out
+	builds.paths[key] = out
 	return out, nil
 }
 

@@ -53,6 +53,9 @@ type VRRPConfig struct {
 	// (the node's own directory). Two nodes on one host then replicate "/srv/pbx" as two
 	// machines would.
 	Binds []Bind
+	// Wrap is a command prefix the daemon is run under (redundantd only, not with Binds): for
+	// example setpriv with the capabilities of the systemd unit.
+	Wrap []string
 }
 
 // Bind is one bind mount: Source (a node's directory) shown at Target.
@@ -233,7 +236,14 @@ func (r *Router) Start(ctx context.Context) error {
 		if err := os.WriteFile(conf, []byte(toml), 0o644); err != nil {
 			return fmt.Errorf("testlab: %w", err)
 		}
-		cmd = daemonCommand(bin, conf, r.Config.Binds)
+		if len(r.Config.Wrap) > 0 {
+			if len(r.Config.Binds) > 0 {
+				return errors.New("testlab: VRRPConfig.Wrap and Binds together are not supported")
+			}
+			cmd = exec.Command(r.Config.Wrap[0], append(r.Config.Wrap[1:], bin, "-config", conf)...)
+		} else {
+			cmd = daemonCommand(bin, conf, r.Config.Binds)
+		}
 	case Keepalived:
 		bin := KeepalivedPath()
 		if bin == "" {

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -17,8 +19,13 @@ import (
 // linkMonitor is the production [linkWatcher]: it follows the interface of a Router made by
 // Dial. It reads the link's state through the Router's netlink handle (so in Dial's network
 // namespace), and is woken by the kernel's link notifications (RTM_NEWLINK/RTM_DELLINK) for
-// the interface's name; the Router also polls it once per advertisement interval, which
-// covers a lost notification.
+// the interface's name and by its address notifications (RTM_NEWADDR/RTM_DELADDR: the
+// primary address removed). While both subscriptions work the Router polls it only every
+// linkSafetyPoll; once either reports an error (a notification may have been lost, for
+// example to a full socket buffer) or ends, it polls once per advertisement interval, as it
+// does when the subscriptions could not be made. Polling every second costs two netlink
+// dumps, their garbage and a wake-up of the process each second, which was most of an idle
+// daemon's CPU (docs/benchmarks.md, resources).
 //
 // An interface deleted and created again under the same name (a driver reload, a veth or
 // bridge rebuilt by the network configuration) has a new index: the sockets bound to the old
@@ -40,13 +47,24 @@ type linkMonitor struct {
 	addrs   *netlinkAddresser
 	log     *slog.Logger
 
-	wake      chan struct{}
-	done      chan struct{}
-	lastCause Cause // the last verdict, kept when a lookup fails for another reason
-	lastWhy   string
+	wake chan struct{}
+	done chan struct{}
+	// subscribed: both subscriptions were made (set before Dial returns); lost: one of them
+	// has reported an error or ended since.
+	subscribed bool
+	lost       atomic.Bool
+	lastCause  Cause // the last verdict, kept when a lookup fails for another reason
+	lastWhy    string
 }
 
-var _ linkWatcher = (*linkMonitor)(nil)
+var (
+	_ linkWatcher = (*linkMonitor)(nil)
+	_ linkPoller  = (*linkMonitor)(nil)
+)
+
+// linkSafetyPoll is how often the Router looks at the interface while the kernel's
+// notifications are known to arrive: a last resort, not the way a change is seen.
+const linkSafetyPoll = 10 * time.Second
 
 // newLinkMonitor subscribes to link notifications in the calling thread's network namespace
 // (Dial's). Without them (an error is logged) the Router's polling alone follows the link.
@@ -63,32 +81,74 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmac
 		conn: conn, arp: arp, addrs: addrs, log: log,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
-	updates := make(chan netlink.LinkUpdate, 16)
-	err = netlink.LinkSubscribeWithOptions(updates, l.done, netlink.LinkSubscribeOptions{
-		ErrorCallback: func(err error) {
+	onError := func(what string) func(error) {
+		return func(err error) {
 			select {
 			case <-l.done: // closing the subscription makes its last receive fail
 			default:
-				log.Warn("link notifications failed; following the interface by polling", "err", err)
+				log.Warn(what+" notifications failed; following the interface by polling", "err", err)
+				l.lose()
 			}
-		},
-	})
+		}
+	}
+	updates := make(chan netlink.LinkUpdate, 16)
+	err = netlink.LinkSubscribeWithOptions(updates, l.done, netlink.LinkSubscribeOptions{ErrorCallback: onError("link")})
 	if err != nil {
 		log.Warn("no link notifications; following the interface by polling only", "err", err)
 		return l, nil
 	}
+	addrUpdates := make(chan netlink.AddrUpdate, 16)
+	err = netlink.AddrSubscribeWithOptions(addrUpdates, l.done, netlink.AddrSubscribeOptions{ErrorCallback: onError("address")})
+	if err != nil {
+		log.Warn("no address notifications; following the interface by polling", "err", err)
+	}
+	l.subscribed = err == nil
 	go func() {
 		for u := range updates {
-			if u.Attrs() == nil || u.Attrs().Name != l.name {
-				continue
-			}
-			select {
-			case l.wake <- struct{}{}:
-			default:
+			if u.Attrs() != nil && u.Attrs().Name == l.name {
+				l.poke()
 			}
 		}
+		l.lose()
 	}()
+	if err == nil {
+		go func() {
+			// Any address of the namespace: a node has few, and they rarely change.
+			for range addrUpdates {
+				l.poke()
+			}
+			l.lose()
+		}()
+	}
 	return l, nil
+}
+
+// poke wakes the Router; it never blocks.
+func (l *linkMonitor) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lose records that a notification may have been missed, so the Router polls every advert
+// interval from now on, and wakes it to look at the interface now.
+func (l *linkMonitor) lose() {
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	l.lost.Store(true)
+	l.poke()
+}
+
+// pollInterval is linkSafetyPoll while the notifications work, else advert; see [linkPoller].
+func (l *linkMonitor) pollInterval(advert time.Duration) time.Duration {
+	if l.subscribed && !l.lost.Load() {
+		return max(advert, linkSafetyPoll)
+	}
+	return advert
 }
 
 func (l *linkMonitor) changed() <-chan struct{} { return l.wake }

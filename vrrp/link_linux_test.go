@@ -185,6 +185,46 @@ func TestRouterFollowsInterface(t *testing.T) {
 	na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
 }
 
+// The Master's primary address removed (and added back): the kernel's address notification
+// takes it out of the protocol with the reason, without waiting for the safety poll, which
+// runs only every linkSafetyPoll while the link and address notifications are subscribed.
+func TestRouterSeesPrimaryAddressRemoved(t *testing.T) {
+	sw := newSwitch(t)
+	a := newTestNS(t)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	cfg := labConfig("vrt0", labA, 200, t.TempDir())
+	cfg.Logger = testLogger(t, "a")
+	na := dialNode(t, a, cfg)
+	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+	lm, ok := na.r.link.(*linkMonitor)
+	if !ok {
+		t.Fatalf("Dial's link watcher is %T, want *linkMonitor", na.r.link)
+	}
+	if got := lm.pollInterval(time.Second); got != linkSafetyPoll {
+		t.Fatalf("poll interval with notifications subscribed: %v, want %v", got, linkSafetyPoll)
+	}
+
+	i := na.eventCount()
+	removed := time.Now()
+	if err := a.h.AddrDel(a.link(t, "vrt0"), netlinkAddr(labA)); err != nil {
+		t.Fatal(err)
+	}
+	e := na.waitEvent(t, i, StateMaster, StateInitialize, CauseInterfaceDown)
+	t.Logf("a left master %v after its primary address was removed", e.At.Sub(removed).Round(time.Millisecond))
+	if want := "interface vrt0 lacks the primary address " + labA.Addr().String(); e.Reason != want {
+		t.Errorf("a's event: %+v; want reason %q", e, want)
+	}
+	poll.Until(t, time.Second, "a released the VIP", func() bool { return !a.hasAddr(t, "vrt0", labVIP) })
+
+	i = na.eventCount()
+	a.addAddr(t, "vrt0", labA)
+	na.waitEvent(t, i, StateInitialize, StateBackup, CauseInterfaceBack)
+	na.waitEvent(t, i, StateBackup, StateMaster, CauseMasterDown)
+	if got := lm.pollInterval(time.Second); got != linkSafetyPoll {
+		t.Errorf("poll interval after the changes: %v, want %v (no notification was lost)", got, linkSafetyPoll)
+	}
+}
+
 // Issue 12 item 6: a StateDir that cannot be written (read-only, full, not a directory) does not
 // keep the Router from starting or from becoming Master; Status.RecordError says why, and once
 // the directory is usable the record is written without a restart.

@@ -264,6 +264,22 @@ type linkWatcher interface {
 	changed() <-chan struct{}
 }
 
+// linkPoller is implemented by a linkWatcher that says how often the Router must poll it;
+// without it the Router polls once per advertisement interval.
+type linkPoller interface {
+	// pollInterval is the time between two checks, given the advertisement interval; it may
+	// change, and a change is followed by a value on changed.
+	pollInterval(advert time.Duration) time.Duration
+}
+
+// linkPollInterval is how often Run checks the link now.
+func (r *Router) linkPollInterval() time.Duration {
+	if p, ok := r.link.(linkPoller); ok {
+		return p.pollInterval(r.cfg.AdvertInterval)
+	}
+	return r.cfg.AdvertInterval
+}
+
 // dropLogEvery limits the warning for one drop reason: a misconfigured peer (another
 // password, interval or address list: the classic split brain) is named at once, and then
 // once a minute while it lasts, not once per advert.
@@ -549,11 +565,14 @@ func (r *Router) Run(ctx context.Context) error {
 	r.applyOps() // a priority or passive mode set before Run takes effect from the start
 	var linkPoll <-chan time.Time
 	var linkChanged <-chan struct{}
+	var linkTicker *time.Ticker
+	var pollEvery time.Duration
 	if r.link != nil {
 		r.checkLink() // a node whose interface is unusable does not start
-		t := time.NewTicker(r.cfg.AdvertInterval)
-		defer t.Stop()
-		linkPoll, linkChanged = t.C, r.link.changed()
+		pollEvery = r.linkPollInterval()
+		linkTicker = time.NewTicker(pollEvery)
+		defer linkTicker.Stop()
+		linkPoll, linkChanged = linkTicker.C, r.link.changed()
 	}
 	r.step(r.m.Start(time.Now()))
 	for {
@@ -593,6 +612,10 @@ func (r *Router) Run(ctx context.Context) error {
 			r.checkLink()
 		case <-linkChanged:
 			r.checkLink()
+			if d := r.linkPollInterval(); d != pollEvery {
+				pollEvery = d
+				linkTicker.Reset(d)
+			}
 		}
 	}
 }

@@ -5,6 +5,14 @@
 //
 // Exit status: 0 after a clean stop (SIGTERM or SIGINT), 1 on a runtime failure, 2 when the
 // configuration is unusable.
+//
+// GOMAXPROCS is taken from the CPUs and the cgroup's CPU limit at start and not re-read every
+// second (updatemaxprocs=0): an idle daemon otherwise reads the cgroup files and its CPU
+// affinity once a second for a value it does not need to follow; a restart picks up a new
+// limit, and GOMAXPROCS in the environment still overrides it (docs/benchmarks.md,
+// resources).
+//
+//go:debug updatemaxprocs=0
 package main
 
 import (
