@@ -27,16 +27,32 @@ const (
 	DefaultGARPInterval = 200 * time.Millisecond
 )
 
-// vrrpGroup is the IPv4 multicast address VRRP adverts are sent to (RFC 3768 section 5.2.2).
-var vrrpGroup = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+// The multicast groups VRRP adverts are sent to: 224.0.0.18 for IPv4 (RFC 3768 section 5.2.2,
+// RFC 9568 section 5.1.1.2) and ff02::12 for IPv6 (RFC 9568 section 5.1.2.2).
+var (
+	vrrpGroup  = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+	vrrpGroup6 = netip.MustParseAddr("ff02::12")
+)
+
+// MulticastGroup is the group adverts from primary go to: 224.0.0.18 for an IPv4 address,
+// ff02::12 for an IPv6 one.
+func MulticastGroup(primary netip.Addr) netip.Addr {
+	if primary.Unmap().Is6() {
+		return vrrpGroup6
+	}
+	return vrrpGroup
+}
 
 // Conn sends and receives VRRP adverts: the raw IPv4 protocol-112 socket in production.
 type Conn interface {
 	// Receive blocks until an advert for this virtual router's interface arrives and returns
-	// it with its own copy of the IP payload. After Close it returns an error.
+	// it with its own copy of the IP payload and its destination (Inbound.Dst, which the
+	// version 3 checksum covers). After Close it returns an error.
 	Receive() (Inbound, error)
-	// Send transmits one marshalled advert (to 224.0.0.18, or to every unicast peer).
-	Send(payload []byte) error
+	// Send transmits one marshalled advert to dst, the multicast group or one unicast peer,
+	// from the Primary address with TTL (hop limit) 255. The Router calls it once per
+	// destination: a version 3 advert's checksum covers dst, so each peer gets its own bytes.
+	Send(payload []byte, dst netip.Addr) error
 	Close() error
 }
 
@@ -64,9 +80,13 @@ type Config struct {
 	// Interface is the network interface the virtual router runs on.
 	Interface string
 
-	VRID           uint8
-	Priority       uint8         // 1..254, or 255 for the address owner (RFC 3768 section 5.3.4)
-	AdvertInterval time.Duration // whole seconds; 0 means DefaultAdvertInterval
+	// Version is the protocol: 2 (RFC 3768, the default when zero) or 3 (RFC 9568).
+	Version  uint8
+	VRID     uint8
+	Priority uint8 // 1..254, or 255 for the address owner (RFC 3768 section 5.3.4)
+	// AdvertInterval: whole seconds 1..255 for version 2; for version 3 a multiple of 10 ms
+	// in 10 ms..40.95 s. 0 means DefaultAdvertInterval.
+	AdvertInterval time.Duration
 	Preempt        bool
 
 	// Primary is this node's own fixed IPv4 address on Interface: the advert source and the
@@ -94,6 +114,7 @@ type Config struct {
 	GARPCount    int
 	GARPInterval time.Duration
 
+	// AuthType and AuthData: version 2 only (see MachineConfig).
 	AuthType AuthType
 	AuthData [8]byte
 
@@ -135,6 +156,9 @@ type Event struct {
 type Status struct {
 	State    State
 	Priority uint8
+	// MasterAdverInterval is the interval Master_Down_Interval is computed from (see
+	// [MachineStatus]): the Master's for a version 3 Backup, our own otherwise.
+	MasterAdverInterval time.Duration
 	// VirtualIPs are the addresses this node holds as Master (confirmed by the Addresser);
 	// empty when it is not Master or their installation has not succeeded yet.
 	VirtualIPs  []netip.Prefix
@@ -207,6 +231,7 @@ type Router struct {
 	arp     Announcer
 	m       *Machine
 	vipIPs  []netip.Addr
+	dsts    []netip.Addr   // where adverts go: the multicast group, or each unicast peer
 	closers []func() error // extra resources (Dial's macvlan, netlink handle), closed last
 
 	running   atomic.Bool
@@ -275,6 +300,7 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 		arp:    arp,
 		m:      m,
 		vipIPs: mc.VirtualIPs,
+		dsts:   cfg.destinations(),
 		wake:   make(chan struct{}, 1),
 	}
 	r.publish()
@@ -283,6 +309,7 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 
 func (c Config) machineConfig() MachineConfig {
 	mc := MachineConfig{
+		Version:        c.Version,
 		VRID:           c.VRID,
 		Priority:       c.Priority,
 		AdvertInterval: c.AdvertInterval,
@@ -298,6 +325,14 @@ func (c Config) machineConfig() MachineConfig {
 		mc.Peers = slices.Clone(c.Peers)
 	}
 	return mc
+}
+
+// destinations is where adverts go: the group of the Primary's family, or each unicast peer.
+func (c Config) destinations() []netip.Addr {
+	if c.Unicast {
+		return slices.Clone(c.Peers)
+	}
+	return []netip.Addr{MulticastGroup(c.Primary)}
 }
 
 // withDefaults fills in the zero fields and rejects what neither the Machine nor the I/O can
@@ -325,8 +360,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("vrrp: VirtualIPs: at least one virtual address is needed")
 	}
 	for i, p := range c.VirtualIPs {
-		if !p.IsValid() || !p.Addr().Is4() {
-			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %q: not an IPv4 address with prefix length", i, p)
+		if !p.IsValid() || p.Addr().Is4In6() || !sameFamily(p.Addr(), c.VirtualIPs[0].Addr()) {
+			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %q: not an address with prefix length of the family of the first (%s)", i, p, c.VirtualIPs[0])
 		}
 		if slices.ContainsFunc(c.VirtualIPs[:i], func(q netip.Prefix) bool { return q.Addr() == p.Addr() }) {
 			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %s: listed twice", i, p)
@@ -340,8 +375,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("vrrp: Peers: set only in unicast mode (Unicast = true)")
 	}
 	for i, p := range c.Peers {
-		if !p.Is4() {
-			return c, fmt.Errorf("vrrp: Peers[%d] %q: not an IPv4 address", i, p)
+		if !p.IsValid() || !sameFamily(p, c.VirtualIPs[0].Addr()) {
+			return c, fmt.Errorf("vrrp: Peers[%d] %q: not an address of the virtual addresses' family", i, p)
 		}
 	}
 	c.Peers = slices.Clone(c.Peers)
@@ -705,11 +740,25 @@ func (r *Router) flush() {
 	r.publish()
 }
 
+// send marshals a and sends it to every destination: once for version 2, once per
+// destination for version 3, whose checksum covers the destination (RFC 9568 section 5.2.8).
+// A destination that cannot be reached does not keep the others from receiving it.
 func (r *Router) send(a *Advertisement) {
-	b, err := a.MarshalBinary()
-	if err == nil {
-		err = r.conn.Send(b)
+	var errs []error
+	var b []byte
+	for i, dst := range r.dsts {
+		if i == 0 || a.Version == 3 {
+			var err error
+			if b, err = a.Marshal(PseudoHeader{Src: r.cfg.Primary, Dst: dst}); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+		if err := r.conn.Send(b, dst); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	err := errors.Join(errs...)
 	switch {
 	case err != nil && !r.sendFailing:
 		r.sendFailing = true
@@ -819,14 +868,16 @@ func (r *Router) announce() {
 func (r *Router) publish() {
 	ms := r.m.Status()
 	s := Status{
-		State:       ms.State,
-		Priority:    ms.Priority,
-		MasterIP:    ms.MasterIP,
-		Since:       ms.Since,
-		Transitions: ms.Transitions,
-		Dropped:     ms.Dropped, // a copy already
-		Fault:       ms.Fault,
-		RecordError: r.recordErr,
+		State:    ms.State,
+		Priority: ms.Priority,
+		MasterIP: ms.MasterIP,
+
+		MasterAdverInterval: ms.MasterAdverInterval,
+		Since:               ms.Since,
+		Transitions:         ms.Transitions,
+		Dropped:             ms.Dropped, // a copy already
+		Fault:               ms.Fault,
+		RecordError:         r.recordErr,
 
 		Preempt:           ms.Preempt,
 		Passive:           ms.Passive,
