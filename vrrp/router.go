@@ -550,7 +550,10 @@ func (r *Router) Run(ctx context.Context) error {
 	var linkChanged <-chan struct{}
 	if r.link != nil {
 		r.checkLink() // a node whose interface is unusable does not start
-		t := time.NewTicker(r.cfg.AdvertInterval)
+		// The poll backs up the netlink notifications (linkChanged); two netlink round trips
+		// on this goroutine every 10 ms of a version 3 advert interval would only delay the
+		// adverts, so it runs at most once a second.
+		t := time.NewTicker(max(r.cfg.AdvertInterval, time.Second))
 		defer t.Stop()
 		linkPoll, linkChanged = t.C, r.link.changed()
 	}
