@@ -52,13 +52,12 @@ func holdFor(t *testing.T, ctx context.Context, l *Lab, tl *Timeline, n int, mas
 }
 
 // interop runs one direction of the keepalived interoperability check: first is Master,
-// second Backup. Each side must take over when the other is killed, respect a healthy Master
-// for 10 adverts, and take over on the other's priority-0 advert.
-func interop(t *testing.T, first, second Impl) {
+// second Backup, both with cfg. Each side must take over when the other is killed, respect a
+// healthy Master for 10 adverts, and take over on the other's priority-0 advert.
+func interop(t *testing.T, first, second Impl, cfg VRRPConfig) {
 	t.Parallel()
 	RequireKeepalived(t)
 	l, ctx, tl := recordedLab(t, 90*time.Second)
-	cfg := VRRPConfig{AdvertInterval: time.Second}
 	master, backup := pair(t, ctx, l, tl, first, second, cfg)
 	holdFor(t, ctx, l, tl, 10, master, backup)
 
@@ -104,11 +103,22 @@ func interop(t *testing.T, first, second Impl) {
 }
 
 func TestInteropKeepalivedMasterRedundantdBackup(t *testing.T) {
-	interop(t, Keepalived, Redundantd)
+	interop(t, Keepalived, Redundantd, VRRPConfig{AdvertInterval: time.Second})
 }
 
 func TestInteropRedundantdMasterKeepalivedBackup(t *testing.T) {
-	interop(t, Redundantd, Keepalived)
+	interop(t, Redundantd, Keepalived, VRRPConfig{AdvertInterval: time.Second})
+}
+
+// The same both ways with VRRPv3 (RFC 9568) at 100 ms adverts, keepalived's vrrp_version 3:
+// the checksum over the pseudo-header, the centisecond interval and the section 6.1 timers
+// (a takeover 360.9375 ms after the last advert at priority 100) against the reference.
+func TestInteropV3KeepalivedMasterRedundantdBackup(t *testing.T) {
+	interop(t, Keepalived, Redundantd, VRRPConfig{Version: 3, AdvertInterval: 100 * time.Millisecond})
+}
+
+func TestInteropV3RedundantdMasterKeepalivedBackup(t *testing.T) {
+	interop(t, Redundantd, Keepalived, VRRPConfig{Version: 3, AdvertInterval: 100 * time.Millisecond})
 }
 
 // TestInteropUnicast checks the unicast-peer mode against keepalived's unicast_peer: adverts go

@@ -34,9 +34,10 @@ const APIAddr = "127.0.0.1:7400"
 // VRRPConfig is one node's VRRP instance, translated into a redundantd TOML file or a
 // keepalived.conf. Zero fields take the defaults noted.
 type VRRPConfig struct {
+	Version        uint8          // 2 (default) or 3 (RFC 9568)
 	VRID           uint8          // default 51
 	Priority       uint8          // default 100
-	AdvertInterval time.Duration  // default 1s; keepalived (VRRPv2) needs whole seconds
+	AdvertInterval time.Duration  // default 1s; whole seconds for version 2, 10 ms steps for 3
 	Preempt        bool           // default off, as in the product
 	VIPs           []netip.Prefix // default host .100 of the lab subnet
 	Peers          []netip.Addr   // default: every other lab node; redundantd takes the first
@@ -62,6 +63,9 @@ type VRRPConfig struct {
 type Bind struct{ Source, Target string }
 
 func (n *Node) withDefaults(c VRRPConfig) VRRPConfig {
+	if c.Version == 0 {
+		c.Version = 2
+	}
 	if c.VRID == 0 {
 		c.VRID = 51
 	}
@@ -96,8 +100,8 @@ func RedundantdTOML(n *Node, c VRRPConfig, stateDir string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[node]\nid = %q\ninterface = %q\naddress = %q\nstate_dir = %q\n\n",
 		n.Name, n.Iface, n.Addr.String(), stateDir)
-	fmt.Fprintf(&b, "[redundancy]\nenabled = true\ngroup_id = %d\npriority = %d\nadvert_interval = %q\npreempt = %t\n",
-		c.VRID, c.Priority, c.AdvertInterval.String(), c.Preempt)
+	fmt.Fprintf(&b, "[redundancy]\nenabled = true\nversion = %d\ngroup_id = %d\npriority = %d\nadvert_interval = %q\npreempt = %t\n",
+		c.Version, c.VRID, c.Priority, c.AdvertInterval.String(), c.Preempt)
 	vips := make([]string, len(c.VIPs))
 	for i, v := range c.VIPs {
 		vips[i] = strconv.Quote(v.String())
@@ -124,19 +128,22 @@ func RedundantdTOML(n *Node, c VRRPConfig, stateDir string) string {
 }
 
 // KeepalivedConf renders a keepalived.conf for node n: one vrrp_instance VI_1 starting as
-// BACKUP (keepalived's nopreempt requires it), VRRPv2.
+// BACKUP (keepalived's nopreempt requires it), vrrp_version c.Version.
 func KeepalivedConf(n *Node, c VRRPConfig) (string, error) {
 	c = n.withDefaults(c)
-	if c.AdvertInterval%time.Second != 0 {
+	if c.Version == 2 && c.AdvertInterval%time.Second != 0 {
 		return "", fmt.Errorf("testlab: keepalived VRRPv2 advert interval %v: want whole seconds", c.AdvertInterval)
+	}
+	if c.AdvertInterval%(10*time.Millisecond) != 0 {
+		return "", fmt.Errorf("testlab: keepalived VRRPv3 advert interval %v: want a multiple of 10ms", c.AdvertInterval)
 	}
 	if c.VirtualMAC {
 		return "", errors.New("testlab: virtual MAC mode is not configured for keepalived here")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "global_defs {\n  router_id %s\n  vrrp_version 2\n}\n\n", n.Name)
-	fmt.Fprintf(&b, "vrrp_instance VI_1 {\n  state BACKUP\n  interface %s\n  virtual_router_id %d\n  priority %d\n  advert_int %d\n",
-		n.Iface, c.VRID, c.Priority, int(c.AdvertInterval/time.Second))
+	fmt.Fprintf(&b, "global_defs {\n  router_id %s\n  vrrp_version %d\n}\n\n", n.Name, c.Version)
+	fmt.Fprintf(&b, "vrrp_instance VI_1 {\n  state BACKUP\n  interface %s\n  virtual_router_id %d\n  priority %d\n  advert_int %g\n",
+		n.Iface, c.VRID, c.Priority, c.AdvertInterval.Seconds())
 	if !c.Preempt {
 		b.WriteString("  nopreempt\n")
 	}
@@ -204,12 +211,20 @@ var ErrNoKeepalived = errors.New("keepalived is not installed (Debian: apt-get i
 // if any, must have exited.
 func (r *Router) Start(ctx context.Context) error {
 	r.mu.Lock()
-	if r.proc != nil {
-		if exited, _ := r.proc.Exited(); !exited {
+	prev := r.proc
+	if prev != nil {
+		if exited, _ := prev.Exited(); !exited {
 			r.mu.Unlock()
 			return fmt.Errorf("testlab: %s in %s still runs", r.Impl, r.Node.Name)
 		}
 	}
+	r.mu.Unlock()
+	if prev != nil {
+		if err := prev.WaitGroupGone(ctx); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
 	r.runs++
 	r.state = ""
 	run := r.runs

@@ -71,6 +71,6 @@ func (m *Machine) holdExpiry(now time.Time) (Held, bool) {
 	if m.heldSince.IsZero() {
 		m.heldSince = now
 	}
-	m.deadline = now.Add(MasterDownInterval(m.interval, m.priority))
+	m.deadline = now.Add(m.downInterval())
 	return Held{Reason: m.downReason, Since: m.heldSince, At: now}, true
 }

@@ -27,16 +27,32 @@ const (
 	DefaultGARPInterval = 200 * time.Millisecond
 )
 
-// vrrpGroup is the IPv4 multicast address VRRP adverts are sent to (RFC 3768 section 5.2.2).
-var vrrpGroup = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+// The multicast groups VRRP adverts are sent to: 224.0.0.18 for IPv4 (RFC 3768 section 5.2.2,
+// RFC 9568 section 5.1.1.2) and ff02::12 for IPv6 (RFC 9568 section 5.1.2.2).
+var (
+	vrrpGroup  = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+	vrrpGroup6 = netip.MustParseAddr("ff02::12")
+)
+
+// MulticastGroup is the group adverts from primary go to: 224.0.0.18 for an IPv4 address,
+// ff02::12 for an IPv6 one.
+func MulticastGroup(primary netip.Addr) netip.Addr {
+	if primary.Unmap().Is6() {
+		return vrrpGroup6
+	}
+	return vrrpGroup
+}
 
 // Conn sends and receives VRRP adverts: the raw IPv4 protocol-112 socket in production.
 type Conn interface {
 	// Receive blocks until an advert for this virtual router's interface arrives and returns
-	// it with its own copy of the IP payload. After Close it returns an error.
+	// it with its own copy of the IP payload and its destination (Inbound.Dst, which the
+	// version 3 checksum covers). After Close it returns an error.
 	Receive() (Inbound, error)
-	// Send transmits one marshalled advert (to 224.0.0.18, or to every unicast peer).
-	Send(payload []byte) error
+	// Send transmits one marshalled advert to dst, the multicast group or one unicast peer,
+	// from the Primary address with TTL (hop limit) 255. The Router calls it once per
+	// destination: a version 3 advert's checksum covers dst, so each peer gets its own bytes.
+	Send(payload []byte, dst netip.Addr) error
 	Close() error
 }
 
@@ -64,9 +80,13 @@ type Config struct {
 	// Interface is the network interface the virtual router runs on.
 	Interface string
 
-	VRID           uint8
-	Priority       uint8         // 1..254, or 255 for the address owner (RFC 3768 section 5.3.4)
-	AdvertInterval time.Duration // whole seconds; 0 means DefaultAdvertInterval
+	// Version is the protocol: 2 (RFC 3768, the default when zero) or 3 (RFC 9568).
+	Version  uint8
+	VRID     uint8
+	Priority uint8 // 1..254, or 255 for the address owner (RFC 3768 section 5.3.4)
+	// AdvertInterval: whole seconds 1..255 for version 2; for version 3 a multiple of 10 ms
+	// in 10 ms..40.95 s. 0 means DefaultAdvertInterval.
+	AdvertInterval time.Duration
 	Preempt        bool
 
 	// Primary is this node's own fixed IPv4 address on Interface: the advert source and the
@@ -98,6 +118,7 @@ type Config struct {
 	// ARP caches that missed the burst or aged the entry out. 0: no refresh.
 	GARPRefresh time.Duration
 
+	// AuthType and AuthData: version 2 only (see MachineConfig).
 	AuthType AuthType
 	AuthData [8]byte
 
@@ -144,6 +165,9 @@ type Event struct {
 type Status struct {
 	State    State
 	Priority uint8
+	// MasterAdverInterval is the interval Master_Down_Interval is computed from (see
+	// [MachineStatus]): the Master's for a version 3 Backup, our own otherwise.
+	MasterAdverInterval time.Duration
 	// VirtualIPs are the addresses this node holds as Master (confirmed by the Addresser);
 	// empty when it is not Master or their installation has not succeeded yet.
 	VirtualIPs  []netip.Prefix
@@ -224,6 +248,7 @@ type Router struct {
 	arp     Announcer
 	m       *Machine
 	vipIPs  []netip.Addr
+	dsts    []netip.Addr   // where adverts go: the multicast group, or each unicast peer
 	closers []func() error // extra resources (Dial's macvlan, netlink handle), closed last
 
 	running   atomic.Bool
@@ -250,6 +275,7 @@ type Router struct {
 	garpTimer     *time.Timer                   // follows garp.deadline()
 	newTimer      func() (protocolTimer, error) // the protocol timer's; nil: a time.Timer
 	sendFailing   bool
+	lastNow       time.Time            // the latest time given to the Machine (see at)
 	seenDropped   map[string]uint64    // Dropped as last reported
 	dropLogged    map[string]time.Time // when each reason was last logged
 }
@@ -274,10 +300,11 @@ type linkPoller interface {
 
 // linkPollInterval is how often Run checks the link now.
 func (r *Router) linkPollInterval() time.Duration {
+	every := max(r.cfg.AdvertInterval, time.Second)
 	if p, ok := r.link.(linkPoller); ok {
-		return p.pollInterval(r.cfg.AdvertInterval)
+		return p.pollInterval(every)
 	}
-	return r.cfg.AdvertInterval
+	return every
 }
 
 // dropLogEvery limits the warning for one drop reason: a misconfigured peer (another
@@ -308,6 +335,7 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 		arp:    arp,
 		m:      m,
 		vipIPs: mc.VirtualIPs,
+		dsts:   cfg.destinations(),
 		wake:   make(chan struct{}, 1),
 		garp:   announceSchedule{count: cfg.GARPCount, interval: cfg.GARPInterval, refresh: cfg.GARPRefresh},
 	}
@@ -317,6 +345,7 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 
 func (c Config) machineConfig() MachineConfig {
 	mc := MachineConfig{
+		Version:        c.Version,
 		VRID:           c.VRID,
 		Priority:       c.Priority,
 		AdvertInterval: c.AdvertInterval,
@@ -332,6 +361,14 @@ func (c Config) machineConfig() MachineConfig {
 		mc.Peers = slices.Clone(c.Peers)
 	}
 	return mc
+}
+
+// destinations is where adverts go: the group of the Primary's family, or each unicast peer.
+func (c Config) destinations() []netip.Addr {
+	if c.Unicast {
+		return slices.Clone(c.Peers)
+	}
+	return []netip.Addr{MulticastGroup(c.Primary)}
 }
 
 // withDefaults fills in the zero fields and rejects what neither the Machine nor the I/O can
@@ -362,8 +399,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("vrrp: VirtualIPs: at least one virtual address is needed")
 	}
 	for i, p := range c.VirtualIPs {
-		if !p.IsValid() || !p.Addr().Is4() {
-			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %q: not an IPv4 address with prefix length", i, p)
+		if !p.IsValid() || p.Addr().Is4In6() || !sameFamily(p.Addr(), c.VirtualIPs[0].Addr()) {
+			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %q: not an address with prefix length of the family of the first (%s)", i, p, c.VirtualIPs[0])
 		}
 		if slices.ContainsFunc(c.VirtualIPs[:i], func(q netip.Prefix) bool { return q.Addr() == p.Addr() }) {
 			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %s: listed twice", i, p)
@@ -377,8 +414,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("vrrp: Peers: set only in unicast mode (Unicast = true)")
 	}
 	for i, p := range c.Peers {
-		if !p.Is4() {
-			return c, fmt.Errorf("vrrp: Peers[%d] %q: not an IPv4 address", i, p)
+		if !p.IsValid() || !sameFamily(p, c.VirtualIPs[0].Addr()) {
+			return c, fmt.Errorf("vrrp: Peers[%d] %q: not an address of the virtual addresses' family", i, p)
 		}
 	}
 	c.Peers = slices.Clone(c.Peers)
@@ -447,7 +484,7 @@ func (r *Router) SetPriority(p uint8) {
 func (r *Router) SetPassive(on bool) {
 	r.enqueue("set passive", func() {
 		r.log.Info("passive mode", "passive", on)
-		r.m.SetPassive(time.Now(), on)
+		r.m.SetPassive(r.now(), on)
 		r.publish()
 	})
 }
@@ -474,7 +511,7 @@ func (r *Router) Resign(reason string) {
 		if r.m.Status().State == StateMaster {
 			r.log.Info("resigning on request", "reason", reason)
 		}
-		r.step(r.m.Resign(time.Now(), reason))
+		r.step(r.m.Resign(r.now(), reason))
 	})
 }
 
@@ -489,7 +526,7 @@ func (r *Router) TakeOver(reason string) {
 		if r.m.Status().State == StateBackup {
 			r.log.Info("taking over on request", "reason", reason)
 		}
-		r.step(r.m.TakeOver(time.Now(), reason))
+		r.step(r.m.TakeOver(r.now(), reason))
 	})
 }
 
@@ -542,7 +579,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if r.closed.Load() {
 		return errors.New("vrrp: Router.Run called after Close")
 	}
-	inbox := make(chan Inbound, 16)
+	inbox := make(chan received, 16)
 	stop := make(chan struct{})
 	var reader sync.WaitGroup
 	reader.Go(func() { r.read(inbox, stop) })
@@ -569,12 +606,15 @@ func (r *Router) Run(ctx context.Context) error {
 	var pollEvery time.Duration
 	if r.link != nil {
 		r.checkLink() // a node whose interface is unusable does not start
+		// The poll backs up the netlink notifications (linkChanged): every 10 s while they
+		// work, else at most once a second (two netlink round trips on this goroutine every
+		// 10 ms of a version 3 advert interval would only delay the adverts).
 		pollEvery = r.linkPollInterval()
 		linkTicker = time.NewTicker(pollEvery)
 		defer linkTicker.Stop()
 		linkPoll, linkChanged = linkTicker.C, r.link.changed()
 	}
-	r.step(r.m.Start(time.Now()))
+	r.step(r.m.Start(r.now()))
 	for {
 		if d := r.m.Deadline(); d.IsZero() {
 			timer.Stop()
@@ -583,19 +623,19 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			r.step(r.m.Shutdown(time.Now()))
+			r.step(r.m.Shutdown(r.now()))
 			if r.held || r.removeFailed {
 				r.release() // a last try, whatever the Machine's state
 				r.flush()
 			}
 			r.log.Info("virtual router stopped")
 			return nil
-		case in := <-inbox:
-			now := time.Now()
-			r.step(r.m.Receive(now, in))
-			r.reportDrops(now, in.Src)
+		case rx := <-inbox:
+			now := r.at(rx.at)
+			r.step(r.m.Receive(now, rx.in))
+			r.reportDrops(now, rx.in.Src)
 		case <-timer.C():
-			now := time.Now()
+			now := r.now()
 			if late := now.Sub(r.m.Deadline()); late > 10*time.Millisecond {
 				// A starved process turns into a late takeover or late adverts; say so.
 				r.log.Warn("timer fired late", "late", late)
@@ -630,10 +670,10 @@ func (r *Router) checkLink() {
 		return
 	case why == "":
 		r.log.Info("interface usable again; rejoining", "was", fault)
-		r.step(r.m.ClearFault(time.Now(), fmt.Sprintf("interface %s back", r.cfg.Interface)))
+		r.step(r.m.ClearFault(r.now(), fmt.Sprintf("interface %s back", r.cfg.Interface)))
 	default:
 		r.log.Error("interface unusable; leaving the protocol until it is back", "fault", why)
-		r.step(r.m.Fault(time.Now(), cause, why))
+		r.step(r.m.Fault(r.now(), cause, why))
 	}
 }
 
@@ -652,7 +692,30 @@ func (r *Router) protocolTimer() protocolTimer {
 // read feeds inbox from the Conn until stop is closed. Receive errors other than a closed
 // socket (ENOBUFS, a vanished interface) are logged and retried with a capped backoff, so a
 // flapping interface neither kills the Router nor spins.
-func (r *Router) read(inbox chan<- Inbound, stop <-chan struct{}) {
+// received is one packet the reader handed to Run, with the time Receive returned it.
+type received struct {
+	in Inbound
+	at time.Time
+}
+
+// now is the time for the next Machine call: the clock, or the last time given to the Machine
+// when that is later, so that the Machine never sees time go back (see at).
+func (r *Router) now() time.Time { return r.at(time.Now()) }
+
+// at is t, or the last time given to the Machine when that is later. A received advert is
+// handed to the Machine with the time the reader got it from the socket, not the time Run
+// gets to it one goroutine hop later: Master_Down_Timer then runs from the advert's arrival,
+// as keepalived's (single-threaded) does, instead of starting late by the hand-off's delay on
+// a loaded machine.
+func (r *Router) at(t time.Time) time.Time {
+	if t.Before(r.lastNow) {
+		t = r.lastNow
+	}
+	r.lastNow = t
+	return t
+}
+
+func (r *Router) read(inbox chan<- received, stop <-chan struct{}) {
 	backoff := time.Duration(0)
 	for {
 		in, err := r.conn.Receive()
@@ -675,8 +738,9 @@ func (r *Router) read(inbox chan<- Inbound, stop <-chan struct{}) {
 			continue
 		}
 		backoff = 0
+		rx := received{in: in, at: time.Now()}
 		select {
-		case inbox <- in:
+		case inbox <- rx:
 		case <-stop:
 			return
 		}
@@ -691,7 +755,7 @@ func (r *Router) applyPriority(p uint8) {
 	if p != r.m.Status().Priority {
 		r.log.Info("priority changed", "priority", p)
 	}
-	r.step(r.m.SetPriority(time.Now(), p))
+	r.step(r.m.SetPriority(r.now(), p))
 }
 
 // step performs a Machine's actions in order and publishes the new status.
@@ -774,11 +838,25 @@ func (r *Router) flush() {
 	r.publish()
 }
 
+// send marshals a and sends it to every destination: once for version 2, once per
+// destination for version 3, whose checksum covers the destination (RFC 9568 section 5.2.8).
+// A destination that cannot be reached does not keep the others from receiving it.
 func (r *Router) send(a *Advertisement) {
-	b, err := a.MarshalBinary()
-	if err == nil {
-		err = r.conn.Send(b)
+	var errs []error
+	var b []byte
+	for i, dst := range r.dsts {
+		if i == 0 || a.Version == 3 {
+			var err error
+			if b, err = a.Marshal(PseudoHeader{Src: r.cfg.Primary, Dst: dst}); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+		if err := r.conn.Send(b, dst); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	err := errors.Join(errs...)
 	switch {
 	case err != nil && !r.sendFailing:
 		r.sendFailing = true
@@ -896,14 +974,16 @@ func (r *Router) armGARP() {
 func (r *Router) publish() {
 	ms := r.m.Status()
 	s := Status{
-		State:       ms.State,
-		Priority:    ms.Priority,
-		MasterIP:    ms.MasterIP,
-		Since:       ms.Since,
-		Transitions: ms.Transitions,
-		Dropped:     ms.Dropped, // a copy already
-		Fault:       ms.Fault,
-		RecordError: r.recordErr,
+		State:    ms.State,
+		Priority: ms.Priority,
+		MasterIP: ms.MasterIP,
+
+		MasterAdverInterval: ms.MasterAdverInterval,
+		Since:               ms.Since,
+		Transitions:         ms.Transitions,
+		Dropped:             ms.Dropped, // a copy already
+		Fault:               ms.Fault,
+		RecordError:         r.recordErr,
 
 		Preempt:           ms.Preempt,
 		Passive:           ms.Passive,
