@@ -6,6 +6,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -111,6 +112,7 @@ type Appliance struct {
 	swapCancel context.CancelFunc
 	lastSwap   *SwapResult
 	guard      apiGuard
+	console    *console // nil when [console] is off
 
 	metrics  *metrics
 	notifier *Notifier    // nil when no [[notify]] channel is configured
@@ -178,6 +180,13 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 			Description: fmt.Sprintf("no API token, so every change through the API is refused: %v", err)})
 	}
 	a.guard = newAPIGuard(cfg.API.Listen, tok, cfg.API.Names)
+	if cfg.Console.Enabled {
+		c, err := newConsole(a, cfg.Console)
+		if err != nil {
+			return nil, err
+		}
+		a.console = c
+	}
 	if cfg.Berofos.Enabled {
 		p, err := newBerofosPart(cfg.Berofos, a.log.With("part", "berofos"), a.record)
 		if err != nil {
@@ -352,8 +361,19 @@ func (a *Appliance) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("api: listen on %s: %w", a.cfg.API.Listen, err)
 	}
+	if a.cfg.Console.TLS() {
+		tc, err := consoleTLS(a.cfg.Console)
+		if err != nil {
+			ln.Close()
+			if c, ok := a.router.(io.Closer); ok {
+				c.Close()
+			}
+			return fmt.Errorf("api: console.tls_cert: %w", err)
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	a.runCtx = ctx
-	srv, lln := newAPIServer(a.guard.wrap(a.Handler()), ln)
+	srv, lln := newAPIServer(withConsole(a.guard.wrap(a.Handler()), a.console), ln)
 	a.apiConns = lln
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- srv.Serve(lln) }()
