@@ -64,7 +64,7 @@ func newConsole(a *Appliance, cfg ConsoleConfig) (*console, error) {
 
 var consoleFuncs = template.FuncMap{
 	"when": consoleTime,
-	"ms": func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " ms" },
+	"ms":   func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " ms" },
 }
 
 // consoleTime shows a time the way the seed's event table does.
