@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/berofos"
+	pbxsync "github.com/redundantd/redundantd/sync"
 	"github.com/redundantd/redundantd/vrrp"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -582,6 +583,43 @@ func TestBerofosLEDs(t *testing.T) {
 	for _, c := range cases {
 		if got := states(berofosLEDs(c.d, c.bypass)); got != c.want {
 			t.Errorf("mode %d reachable %t bypass %t: %s, want %s", c.d.Mode, c.d.Reachable, c.bypass, got, c.want)
+		}
+	}
+}
+
+// TestConsoleTemplatesRenderEveryPart renders the parts the two-node tests do not reach (a
+// sync run, a failed berofos watchdog, an unhealthy peer, a failed swap).
+func TestConsoleTemplatesRenderEveryPart(t *testing.T) {
+	a, _ := runConsoleNode(t, nil)
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	v := statusView{
+		Nodes: []nodeCard{{Title: "This node", Known: true, NodeID: "pbx-a", Role: "master", LastSync: &PeerSyncResult{At: at, OK: true},
+			Services: []PeerServiceState{{Name: "asterisk", State: "running"}}},
+			{Title: "Peer", Known: true, NodeID: "pbx-b", Role: "backup", Unhealthy: "sip check failed", LastSync: &PeerSyncResult{At: at, Error: "disk full"}}},
+		Berofos: []berofosCard{{DeviceStatus: berofos.DeviceStatus{Name: "fos1", Reachable: true, Mode: 1, Desired: berofos.LinesToMe, InPlace: true, Watchdog: 2},
+			Ports: berofosLEDs(berofos.DeviceStatus{Reachable: true, Mode: 1}, false), Fail: true}},
+		Sync: &pbxsync.Status{Runs: 3, LastRun: pbxsync.RunStats{Started: at, Duration: 1500 * time.Millisecond, Files: 7, BytesSent: 4096}, LastSuccess: at},
+		Swap: &SwapResult{State: "failed", Started: at, Error: "the peer is initialize, not Backup"},
+	}
+	var buf strings.Builder
+	if err := a.console.pages.ExecuteTemplate(&buf, "status-live", v); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"lines to-me <span class=\"ok\">in place</span>", `class="port fail-on"`, "7 changed", "4096 sent",
+		"unhealthy: sip check failed", "disk full", "asterisk: running", "failed Tue Dec  1", "the peer is initialize, not Backup"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("status view lacks %q:\n%s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	sv := settingsView{Role: "backup", BackupMode: "active", SwapNote: "this node is backup, not Master; ask the Master",
+		Swap: &SwapResult{State: "done", NewMaster: "pbx-b", Timeline: []SwapStep{{Step: "resign", AtMS: 18, TookMS: 1.5}}}}
+	if err := a.console.pages.ExecuteTemplate(&buf, "settings-live", consolePage{CSRF: "tok", View: sv}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Not available: this node is backup, not Master; ask the Master.", "<td>resign</td><td>18.0 ms</td>", "(from the configuration)"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("settings view lacks %q:\n%s", want, buf.String())
 		}
 	}
 }
