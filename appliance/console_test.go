@@ -2,10 +2,7 @@ package appliance
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	pbxsync "github.com/redundantd/redundantd/sync"
+	"github.com/redundantd/redundantd/testlab/tlscert"
 	"github.com/redundantd/redundantd/vrrp"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -497,7 +495,7 @@ func readSSE(r io.Reader, out chan<- string) {
 // Secure, and the bearer-token API works over it.
 func TestConsoleTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, pool := consoleCertFiles(t, dir)
+	certFile, keyFile, pool := tlscert.Files(t, dir)
 	a, base := runConsoleNode(t, func(c *Config) { c.Console.TLSCert, c.Console.TLSKey = certFile, keyFile })
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	defer tr.CloseIdleConnections()
@@ -534,31 +532,6 @@ func TestConsoleTLS(t *testing.T) {
 			t.Fatalf("plain HTTP to the TLS listener: %d", resp.StatusCode)
 		}
 	}
-}
-
-// consoleCertFiles writes selfSigned's certificate and key as files for console.tls_cert
-// and tls_key, and returns a pool trusting it.
-func consoleCertFiles(t *testing.T, dir string) (string, string, *x509.CertPool) {
-	t.Helper()
-	cert, ca := selfSigned(t)
-	kb, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kf := filepath.Join(dir, "console.key")
-	if err := os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(must(x509.ParseCertificate(cert.Certificate[0])))
-	return ca, kf, pool
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
 }
 
 func TestBerofosLEDs(t *testing.T) {
