@@ -72,10 +72,13 @@ func validateConsole(p *problems, r *rawConsole) ConsoleConfig {
 	c.TLSCert = path("console.tls_cert", r.TLSCert)
 	c.TLSKey = path("console.tls_key", r.TLSKey)
 	if c.Enabled && r.UsersFile == nil {
-		p.add("console.users_file", "is required when the console is enabled (lines of user:bcrypt-hash, e.g. from `htpasswd -nB user`)")
+		p.add("console.enabled", "needs console.users_file (lines of user:bcrypt-hash, e.g. from `htpasswd -nB user`)")
 	}
-	if (r.TLSCert == nil) != (r.TLSKey == nil) {
-		p.add("console.tls_cert", "tls_cert and tls_key go together: set both or neither")
+	switch {
+	case r.TLSCert != nil && r.TLSKey == nil:
+		p.add("console.tls_cert", "needs console.tls_key: set both or neither")
+	case r.TLSCert == nil && r.TLSKey != nil:
+		p.add("console.tls_key", "needs console.tls_cert: set both or neither")
 	}
 	if r.LockoutAttempts != nil {
 		if n := *r.LockoutAttempts; n < 1 || n > 100 {

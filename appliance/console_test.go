@@ -59,9 +59,10 @@ func TestConsoleConfig(t *testing.T) {
 	}{
 		{"off by default", "", ""},
 		{"enabled", "[console]\nenabled = true\nusers_file = \"" + users + "\"\n", ""},
-		{"no users file", "[console]\nenabled = true\n", "console.users_file"},
+		{"no users file", "[console]\nenabled = true\n", "console.enabled (line 10): needs console.users_file"},
 		{"relative users file", "[console]\nusers_file = \"users\"\n", "must be an absolute path"},
-		{"cert without key", "[console]\ntls_cert = \"/etc/c.pem\"\n", "tls_cert and tls_key go together"},
+		{"cert without key", "[console]\ntls_cert = \"/etc/c.pem\"\n", "console.tls_cert (line 10): needs console.tls_key"},
+		{"key without cert", "[console]\ntls_key = \"/etc/c.key\"\n", "console.tls_key (line 10): needs console.tls_cert"},
 		{"lockout range", "[console]\nlockout_attempts = 0\n", "console.lockout_attempts"},
 		{"window range", "[console]\nlockout_window = \"1s\"\n", "console.lockout_window"},
 		{"unknown key", "[console]\nport = 1\n", "console.port"},
