@@ -112,11 +112,7 @@ func runAPI(t *testing.T, opts Options) (*Appliance, *fakeRouter, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-fr.ran
+	runUntilCleanup(t, a, fr)
 	return a, fr, "http://" + ln.Addr().String()
 }
 

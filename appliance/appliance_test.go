@@ -76,6 +76,16 @@ func testConfig(t *testing.T) *Config {
 	return cfg
 }
 
+// runUntilCleanup runs a until the test ends, once its fake engine has started.
+func runUntilCleanup(t *testing.T, a *Appliance, fr *fakeRouter) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-fr.ran
+}
+
 func newTestAppliance(t *testing.T, parts ...Part) (*Appliance, *fakeRouter) {
 	t.Helper()
 	fr := &fakeRouter{ran: make(chan struct{})}

@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,11 +46,7 @@ func runWithBerofos(t *testing.T, conf string, timeout time.Duration) (*Applianc
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-fr.ran
+	runUntilCleanup(t, a, fr)
 	return a, fr
 }
 

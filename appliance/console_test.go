@@ -265,11 +265,7 @@ func runConsoleNode(t *testing.T, edit func(*Config)) (*Appliance, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-fr.ran
+	runUntilCleanup(t, a, fr)
 	scheme := "http://"
 	if cfg.Console.TLS() {
 		scheme = "https://"
