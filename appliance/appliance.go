@@ -65,6 +65,9 @@ type Options struct {
 	APIListener net.Listener
 	// PeerListener serves the peer link when set; otherwise Run listens on peer.listen.
 	PeerListener net.Listener
+	// AccessListener serves the Backup Device GUI Access Port when set; otherwise the part
+	// listens on console.backup_access_port.
+	AccessListener net.Listener
 	// PartRetry is how long a part that could not start or stopped with an error (the
 	// replication on a full disk) waits before it is built again; 30s when zero.
 	PartRetry time.Duration
@@ -186,6 +189,9 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 			return nil, err
 		}
 		a.console = c
+	}
+	if cfg.Console.BackupAccessListen != "" && cfg.Redundancy.Enabled {
+		a.parts = append(a.parts, newAccessPart(cfg.Console, opts.AccessListener, a.partRetry, a.log.With("part", "access")))
 	}
 	if cfg.Berofos.Enabled {
 		p, err := newBerofosPart(cfg.Berofos, a.log.With("part", "berofos"), a.record)

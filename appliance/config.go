@@ -666,7 +666,7 @@ func (r *rawConfig) validate() (*Config, error) {
 	cfg.Sync = validateSync(&p, &r.Sync, cfg.Node, cfg.Redundancy)
 	cfg.API = validateAPI(&p, &r.API, cfg.Sync, cfg.Node)
 	cfg.Peer = validatePeerLink(&p, &r.Peer, cfg.Redundancy, cfg.Sync)
-	cfg.Console = validateConsole(&p, &r.Console)
+	cfg.Console = validateConsole(&p, &r.Console, cfg)
 	if p.listLen("notify", len(r.Notify), 32, "notification channels") && len(r.Notify) > 0 {
 		cfg.Notify = validateNotifications(r.Notify, &p)
 	}

@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -31,6 +33,12 @@ type ConsoleConfig struct {
 	LockoutWindow   time.Duration
 	// SessionIdle ends a session that has made no request for that long.
 	SessionIdle time.Duration
+	// BackupAccessListen is the seed's Backup Device GUI Access Port (section 6): while this
+	// node is Master it forwards the connections to this address (api.listen's host, port
+	// backup_access_port) to BackupConsole, the other node's API listener, so operators reach
+	// both consoles through the Master's address. "" when off.
+	BackupAccessListen string
+	BackupConsole      string
 }
 
 type rawConsole struct {
@@ -41,6 +49,9 @@ type rawConsole struct {
 	LockoutAttempts *int64  `toml:"lockout_attempts"`
 	LockoutWindow   *string `toml:"lockout_window"`
 	SessionIdle     *string `toml:"session_idle"`
+	// BackupAccessPort: 0 turns the forwarding off.
+	BackupAccessPort *int64  `toml:"backup_access_port"`
+	BackupConsole    *string `toml:"backup_console"`
 }
 
 // Console defaults.
@@ -50,11 +61,13 @@ const (
 	DefaultSessionIdle     = 30 * time.Minute
 	// MaxConsoleUsers bounds the users file: a console has a handful of operators.
 	MaxConsoleUsers = 64
+	// DefaultBackupAccessPort is the seed's example of the Backup Device GUI Access Port.
+	DefaultBackupAccessPort = 7777
 )
 
 // validateConsole checks [console]. The files it names are read by checkConsoleFiles
 // (LoadConfig), as the daemon reads them at start-up.
-func validateConsole(p *problems, r *rawConsole) ConsoleConfig {
+func validateConsole(p *problems, r *rawConsole, cfg *Config) ConsoleConfig {
 	c := ConsoleConfig{LockoutAttempts: DefaultLockoutAttempts}
 	if r.Enabled != nil {
 		c.Enabled = *r.Enabled
@@ -89,7 +102,64 @@ func validateConsole(p *problems, r *rawConsole) ConsoleConfig {
 	}
 	c.LockoutWindow = p.duration("console.lockout_window", r.LockoutWindow, DefaultLockoutWindow, time.Minute, 24*time.Hour)
 	c.SessionIdle = p.duration("console.session_idle", r.SessionIdle, DefaultSessionIdle, time.Minute, 24*time.Hour)
+	c.BackupAccessListen, c.BackupConsole = validateBackupAccess(p, r, c.Enabled, cfg)
 	return c
+}
+
+// validateBackupAccess checks the Backup Device GUI Access Port. It is on by default (port
+// 7777) when the console is enabled and the peer's address is known; backup_access_port = 0
+// turns it off. It listens on api.listen's host and forwards to backup_console, by default
+// the peer's address (the host of peer.address, else redundancy.peer) with api.listen's port:
+// the other node's console, when both nodes are configured alike.
+func validateBackupAccess(p *problems, r *rawConsole, enabled bool, cfg *Config) (listen, target string) {
+	apiHost, apiPort, err := net.SplitHostPort(cfg.API.Listen)
+	if err != nil {
+		return "", "" // reported by validateAPI
+	}
+	target = defaultBackupConsole(cfg, apiPort)
+	if r.BackupConsole != nil {
+		target = *r.BackupConsole
+		if err := checkHostPort(target); err != nil {
+			p.add("console.backup_console", "%.60q: %v (for example \"192.0.2.12:7400\")", target, err)
+		}
+	}
+	port := int64(0)
+	switch {
+	case r.BackupAccessPort != nil:
+		port = *r.BackupAccessPort
+		if port < 0 || port > 65535 {
+			p.add("console.backup_access_port", "%d is out of range 0..65535 (0 turns it off)", port)
+			return "", ""
+		}
+		if port != 0 && target == "" {
+			p.add("console.backup_access_port", "needs the other node's console: set console.backup_console, peer.address or redundancy.peer")
+		}
+	case enabled && target != "":
+		port = DefaultBackupAccessPort
+	}
+	if port == 0 || target == "" {
+		return "", target
+	}
+	listen = net.JoinHostPort(apiHost, strconv.FormatInt(port, 10))
+	for key, other := range map[string]string{"api.listen": cfg.API.Listen, "sync.listen": cfg.Sync.Listen, "peer.listen": cfg.Peer.Listen} {
+		if _, op, err := net.SplitHostPort(other); err == nil && op == strconv.FormatInt(port, 10) &&
+			(key == "api.listen" || (key == "sync.listen" && cfg.Sync.Enabled) || (key == "peer.listen" && cfg.Peer.Enabled)) {
+			p.add("console.backup_access_port", "%d is the port of %s (%s)", port, key, other)
+		}
+	}
+	return listen, target
+}
+
+// defaultBackupConsole is the peer's host with this node's API port; "" when the peer's
+// address is not configured.
+func defaultBackupConsole(cfg *Config, apiPort string) string {
+	if host, _, err := net.SplitHostPort(cfg.Peer.Address); err == nil && host != "" {
+		return net.JoinHostPort(host, apiPort)
+	}
+	if cfg.Redundancy.Peer.IsValid() {
+		return net.JoinHostPort(cfg.Redundancy.Peer.String(), apiPort)
+	}
+	return ""
 }
 
 // TLS reports whether the API listener serves HTTPS.

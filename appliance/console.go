@@ -24,12 +24,10 @@ import (
 var consoleFiles embed.FS
 
 const (
-	consoleCookie      = "redundantd_session"
-	consoleLoginCookie = "redundantd_login" // the log-in form's CSRF token (double submit)
-	consolePath        = "/console/"
-	consoleMaxStreams  = 16 // live streams at once
-	consoleLoginRate   = 1  // log-in attempts per second, sustained, from everyone together
-	consoleLoginBurst  = 5
+	consolePath       = "/console/"
+	consoleMaxStreams = 16 // live streams at once
+	consoleLoginRate  = 1  // log-in attempts per second, sustained, from everyone together
+	consoleLoginBurst = 5
 )
 
 // console serves the pages. It holds no state of the node: only the log-in state.
@@ -40,6 +38,10 @@ type console struct {
 	pages   *template.Template
 	static  http.Handler
 	streams atomic.Int32
+	// sessionCookie and loginCookie (the log-in form's CSRF token, double submit) carry
+	// the node's ID: browsers keep cookies per host, not per port, so the Master's console
+	// and the Backup's behind the access port (same address) must not overwrite each other's.
+	sessionCookie, loginCookie string
 	// logins bounds the log-in attempts, apart from the API's limit for changes, so that a
 	// guesser can neither lock redundantctl out nor try passwords quickly.
 	logins *tokenBucket
@@ -58,8 +60,19 @@ func newConsole(a *Appliance, cfg ConsoleConfig) (*console, error) {
 	}
 	static, _ := fs.Sub(consoleFiles, "console/static")
 	return &console{a: a, auth: newConsoleAuth(users, cfg), tls: cfg.TLS(), pages: pages,
-		logins: newTokenBucket(consoleLoginRate, consoleLoginBurst),
+		logins:        newTokenBucket(consoleLoginRate, consoleLoginBurst),
+		sessionCookie: "redundantd_session_" + cookieSafe(a.cfg.Node.ID), loginCookie: "redundantd_login_" + cookieSafe(a.cfg.Node.ID),
 		static: http.StripPrefix(consolePath+"static/", http.FileServerFS(static))}, nil
+}
+
+// cookieSafe keeps the letters, digits, '-' and '_' of s (a cookie name is an HTTP token).
+func cookieSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 var consoleFuncs = template.FuncMap{
@@ -151,7 +164,7 @@ func (c *console) cookie(name, value string, maxAge int) *http.Cookie {
 
 // current returns the request's session, or nil.
 func (c *console) current(r *http.Request, touch bool) *consoleSession {
-	ck, err := r.Cookie(consoleCookie)
+	ck, err := r.Cookie(c.sessionCookie)
 	if err != nil {
 		return nil
 	}
@@ -238,7 +251,7 @@ func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *console) showLogin(w http.ResponseWriter, code int, msg string) {
 	tok := randomHex(32)
-	http.SetCookie(w, c.cookie(consoleLoginCookie, tok, 3600))
+	http.SetCookie(w, c.cookie(c.loginCookie, tok, 3600))
 	c.render(w, code, "login", consolePage{Title: "Log in", Page: "login", CSRF: tok, Flash: msg, NodeID: c.a.cfg.Node.ID})
 }
 
@@ -246,7 +259,7 @@ func (c *console) showLogin(w http.ResponseWriter, code int, msg string) {
 // one counts towards the user's lock-out, the lock-out itself is an event.
 func (c *console) loginPost(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	ck, err := r.Cookie(consoleLoginCookie)
+	ck, err := r.Cookie(c.loginCookie)
 	if err != nil || !tokenEqual(r.PostFormValue("csrf"), ck.Value) {
 		c.showLogin(w, http.StatusForbidden, "The form expired or its CSRF token is missing: try again.")
 		return
@@ -255,8 +268,8 @@ func (c *console) loginPost(w http.ResponseWriter, r *http.Request) {
 	switch c.auth.login(user, r.PostFormValue("password"), now) {
 	case loginOK:
 		s := c.auth.open(user, now)
-		http.SetCookie(w, c.cookie(consoleLoginCookie, "", -1))
-		http.SetCookie(w, c.cookie(consoleCookie, s.id, 0))
+		http.SetCookie(w, c.cookie(c.loginCookie, "", -1))
+		http.SetCookie(w, c.cookie(c.sessionCookie, s.id, 0))
 		c.a.record(Event{Priority: PriorityInfo, Application: AppConsole, Name: "login",
 			Description: fmt.Sprintf("console user %q logged in from %s", user, r.RemoteAddr)})
 		http.Redirect(w, r, consolePath+"status", http.StatusSeeOther)
@@ -275,7 +288,7 @@ func (c *console) loginPost(w http.ResponseWriter, r *http.Request) {
 
 func (c *console) logout(w http.ResponseWriter, r *http.Request, s *consoleSession) {
 	c.auth.close(s.id)
-	http.SetCookie(w, c.cookie(consoleCookie, "", -1))
+	http.SetCookie(w, c.cookie(c.sessionCookie, "", -1))
 	http.Redirect(w, r, consolePath+"login", http.StatusSeeOther)
 }
 

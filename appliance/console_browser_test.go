@@ -46,7 +46,7 @@ func browser(t *testing.T) context.Context {
 	ctx, cancel := chromedp.NewContext(actx)
 	// Bound the whole walk: a page that never shows what the test waits for fails the test
 	// instead of hanging it.
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start %s: %v", path, err)
@@ -61,31 +61,65 @@ type tab struct {
 	name string
 }
 
-// do runs the steps, failing the test with what was being done.
-func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
-		b.t.Fatalf("%s: %s: %v", b.name, what, err)
-	}
-}
+// The helpers work through JavaScript on the live document, never through node IDs found
+// earlier: the live stream replaces parts of a page at any moment, and an ID found before
+// an update is gone after it. Each is retried until it succeeds or 30 s pass, since a page
+// that is loading has no document to evaluate in for a moment.
 
-// text returns the text of the element sel.
-func (b *tab) text(sel string) string {
+// eval evaluates js until it returns true (it may fail while a page loads).
+func (b *tab) eval(what, js string) {
 	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(sel, chromedp.NodeVisible))
-	if err != nil {
-		b.t.Fatalf("%s: text of %s: %v", b.name, sel, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](js))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) || b.ctx.Err() != nil {
+			b.t.Fatalf("%s: %s (%s): %v", b.name, what, js, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return strings.TrimSpace(s)
 }
 
 // until waits for a JavaScript predicate to hold.
 func (b *tab) until(what, js string) {
 	b.t.Helper()
-	if _, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(20*time.Millisecond),
-		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-		b.t.Fatalf("%s: waiting for %s (%s): %v", b.name, what, js, err)
+	b.eval("waiting for "+what, "Boolean("+js+")")
+}
+
+// open loads url and waits for sel to be on it.
+func (b *tab) open(url, sel string) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.Navigate(url)); err != nil {
+		b.t.Fatalf("%s: open %s: %v", b.name, url, err)
 	}
+	b.until(sel+" on "+url, fmt.Sprintf("document.querySelector(%q)", sel))
+}
+
+// set sets the value of the form field sel.
+func (b *tab) set(sel, value string) {
+	b.t.Helper()
+	b.eval("set "+sel, fmt.Sprintf("(() => { const e = document.querySelector(%q); if (!e) return false; e.value = %q; return e.value === %q })()", sel, value, value))
+}
+
+// click clicks sel. The click runs after the evaluation has answered, so that a click that
+// loads another page is neither lost nor repeated.
+func (b *tab) click(sel string) {
+	b.t.Helper()
+	b.eval("click "+sel, fmt.Sprintf("(() => { const e = document.querySelector(%q); if (!e) return false; setTimeout(() => e.click(), 0); return true })()", sel))
+}
+
+// text returns the text of sel, once it is there.
+func (b *tab) text(sel string) string {
+	b.t.Helper()
+	q := fmt.Sprintf("document.querySelector(%q)", sel)
+	b.until(sel, q)
+	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](q+".textContent"))
+	if err != nil {
+		b.t.Fatalf("%s: text of %s: %v", b.name, sel, err)
+	}
+	return strings.TrimSpace(s)
 }
 
 // shot saves a screenshot of the page as name.png in dir (quality 100 is png).
@@ -160,17 +194,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	onFailure(t, b, live)
 
 	// A wrong password is refused.
-	b.do("log in with a wrong password", chromedp.Navigate(base+"login"), chromedp.WaitVisible("#user"),
-		chromedp.SendKeys("#user", "admin"), chromedp.SendKeys("#password", "wrong"), chromedp.Click("#login"),
-		chromedp.WaitVisible("#flash"))
+	b.open(base+"login", "#user")
+	b.set("#user", "admin")
+	b.set("#password", "wrong")
+	b.click("#login")
 	if got := b.text("#flash"); got != "Wrong user name or password." {
 		t.Fatalf("after a wrong password: %q", got)
 	}
 	b.docShot("login")
 
-	// The right one shows both nodes.
-	b.do("log in", chromedp.SendKeys("#user", "admin"), chromedp.SendKeys("#password", "s3cret"), chromedp.Click("#login"),
-		chromedp.WaitVisible(`[data-node="pbx-b"]`))
+	// The right one shows both nodes and the berofos.
+	b.set("#user", "admin")
+	b.set("#password", "s3cret")
+	b.click("#login")
 	b.until("the Master and its Backup", role("pbx-a")+` === "master" && `+role("pbx-b")+` === "backup"`)
 	b.until("the lines on port B (A-B connected)", leds("A", "on", "B", "on", "C", "off", "D", "off"))
 	if id := b.text(`[data-node="pbx-b"] .mono`); id != PeerID(18, Version, "pbx-b") {
@@ -178,8 +214,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// Backup Device Mode: Passive, saved on the Master, confirmed by the Backup.
-	b.do("set the Backup mode", chromedp.Navigate(base+"settings"), chromedp.WaitVisible("#mode"),
-		chromedp.SetValue("#mode", "passive"), chromedp.Click("#save-mode"), chromedp.WaitVisible("#flash"))
+	b.open(base+"settings", "#mode")
+	b.set("#mode", "passive")
+	b.click("#save-mode")
 	if got := b.text("#flash"); !strings.Contains(got, "set to passive") || !strings.Contains(got, "confirmed") {
 		t.Fatalf("after saving the mode: %q", got)
 	}
@@ -189,15 +226,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.docShot("settings")
 
 	// A second tab follows the Status page live.
-	live.do("open the status page", chromedp.Navigate(base+"status"), chromedp.WaitVisible(`[data-node="pbx-b"]`))
+	live.open(base+"status", `[data-node="pbx-b"]`)
 	live.until("the live stream", `document.getElementById("live-state").className === "live-state on"`)
-	live.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+	live.eval("mark the page", `(window.notReloaded = true)`)
 	live.until("passive on the status page", `document.querySelector('[data-node="pbx-b"] .mode').textContent === "passive"`)
 
 	// Swap Master Device, with its confirmation.
-	b.do("ask for the swap", chromedp.Click("#swap"), chromedp.WaitVisible("#confirm-swap"))
+	b.click("#swap")
+	b.until("the confirmation", `document.querySelector("#confirm-swap")`)
 	b.docShot("swap")
-	b.do("confirm the swap", chromedp.Click("#confirm-swap"), chromedp.WaitVisible("#flash"))
+	b.click("#confirm-swap")
 	if got := b.text("#flash"); !strings.Contains(got, "Swap done") || !strings.Contains(got, "pbx-b is Master") {
 		t.Fatalf("after the swap: %q", got)
 	}
@@ -209,10 +247,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	live.docShot("status")
 
 	// Events: the seed's table; filter, then mark one read.
-	b.do("open the events", chromedp.Navigate(base+"events"), chromedp.WaitVisible("table.events"),
-		chromedp.SetValue("#application", "REDUNDANCY"), chromedp.SetValue("#priority", "2"), chromedp.Click("#filter"),
-		// Only the filtered page has the choice as the selected attribute.
-		chromedp.WaitReady(`#priority option[value="2"][selected]`), chromedp.WaitVisible("tr.status-new"))
+	b.open(base+"events", "table.events")
+	b.set("#application", "REDUNDANCY")
+	b.set("#priority", "2")
+	b.click("#filter")
+	// Only the filtered page has the choice as the selected attribute.
+	b.until("the filtered page", `document.querySelector('#priority option[value="2"][selected]') && document.querySelector("tr.status-new")`)
 	b.until("only REDUNDANCY events of priority 2", `[...document.querySelectorAll("tbody tr[data-seq]")].every(r => r.classList.contains("prio-2") && r.children[3].textContent === "REDUNDANCY")`)
 	b.docShot("events")
 	seqText, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector("tr.status-new").dataset.seq`))
@@ -220,8 +260,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	seq, _ := strconv.ParseUint(seqText, 10, 64)
-	b.do("mark it read", chromedp.Click(`tr[data-seq="`+seqText+`"] .mark-read`), chromedp.WaitVisible("#flash"))
-	b.until("the event shown read", `document.querySelector('tr[data-seq="`+seqText+`"] td.status').textContent === "Read"`)
+	b.click(`tr[data-seq="` + seqText + `"] .mark-read`)
+	b.until("the event shown read", `document.getElementById("flash") && document.querySelector('tr[data-seq="`+seqText+`"] td.status').textContent === "Read"`)
 	for _, e := range n[0].a.events.log.all() {
 		if e.Seq == seq && e.Status != StatusRead {
 			t.Fatalf("event %d is %s in the store", seq, e.Status)
@@ -232,8 +272,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// The same page on a phone: one column, no horizontal scrolling.
-	b.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(base+"status"),
-		chromedp.WaitVisible(`[data-node="pbx-b"]`))
+	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2))); err != nil {
+		t.Fatal(err)
+	}
+	b.open(base+"status", `[data-node="pbx-b"]`)
 	b.until("no horizontal scrolling on a phone", `document.documentElement.scrollWidth <= window.innerWidth`)
 	b.docShot("status-phone")
 }

@@ -298,7 +298,7 @@ func TestConsoleRefusals(t *testing.T) {
 	var session *http.Cookie
 	u, _ := url.Parse(base + "/console/")
 	for _, ck := range cc.c.Jar.Cookies(u) {
-		if ck.Name == consoleCookie {
+		if ck.Name == "redundantd_session_pbx-a" {
 			session = ck
 		}
 	}
@@ -332,7 +332,7 @@ func TestConsoleRefusals(t *testing.T) {
 		t.Fatalf("logout: %d", code)
 	}
 	replay := newConsoleClient(t, base, nil)
-	replay.c.Jar.SetCookies(u, []*http.Cookie{{Name: consoleCookie, Value: session.Value}})
+	replay.c.Jar.SetCookies(u, []*http.Cookie{{Name: "redundantd_session_pbx-a", Value: session.Value}})
 	if code, loc, _ := replay.do("GET", "/console/status", nil); code != http.StatusSeeOther || loc != "/console/login" {
 		t.Fatalf("the old session after logout: %d %q", code, loc)
 	}
@@ -365,7 +365,7 @@ func TestConsoleRefusals(t *testing.T) {
 	req, _ := http.NewRequest("PUT", base+"/api/v1/backup-mode", strings.NewReader(`{"mode":"active"}`))
 	req.Header.Set("Content-Type", "application/json")
 	// The browser's session cookie is no substitute for the token.
-	req.AddCookie(&http.Cookie{Name: consoleCookie, Value: other.sessionID(base)})
+	req.AddCookie(&http.Cookie{Name: "redundantd_session_pbx-a", Value: other.sessionID(base)})
 	if resp, err := api.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("PUT backup-mode with a console cookie and no token: %v %v", resp, err)
 	}
@@ -386,7 +386,7 @@ func TestConsoleRefusals(t *testing.T) {
 func (cc *consoleClient) sessionID(base string) string {
 	u, _ := url.Parse(base + "/console/")
 	for _, ck := range cc.c.Jar.Cookies(u) {
-		if ck.Name == consoleCookie {
+		if ck.Name == "redundantd_session_pbx-a" {
 			return ck.Value
 		}
 	}
@@ -507,7 +507,7 @@ func TestConsoleTLS(t *testing.T) {
 	resp.Body.Close()
 	var ck *http.Cookie
 	for _, c := range resp.Cookies() {
-		if c.Name == consoleCookie {
+		if c.Name == "redundantd_session_pbx-a" {
 			ck = c
 		}
 	}
@@ -591,5 +591,45 @@ func TestConsoleTemplatesRenderEveryPart(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("settings view lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+// TestConsoleBackupAccessConfig: the access port is on (7777) with the console and a known
+// peer, off with 0, and refused where it would collide or has nowhere to go.
+func TestConsoleBackupAccessConfig(t *testing.T) {
+	dir := t.TempDir()
+	users := writeUsersFile(t, dir, "admin", "pw")
+	on := "[console]\nenabled = true\nusers_file = \"" + users + "\"\n"
+	peer := "peer = \"192.0.2.12\"\n"
+	cases := []struct {
+		name, toml             string
+		listen, target, errSub string
+	}{
+		{"default with a peer", peer + on, "127.0.0.1:7777", "192.0.2.12:7400", ""},
+		{"console off", peer + "[console]\n", "", "192.0.2.12:7400", ""},
+		{"no peer", on, "", "", ""},
+		{"turned off", peer + on + "backup_access_port = 0\n", "", "192.0.2.12:7400", ""},
+		{"own target", on + "backup_access_port = 8080\nbackup_console = \"pbx-b.example.net:7400\"\n", "127.0.0.1:8080", "pbx-b.example.net:7400", ""},
+		{"the API's port", peer + on + "backup_access_port = 7400\n", "", "", "console.backup_access_port (line 13): 7400 is the port of api.listen"},
+		{"nowhere to go", on + "backup_access_port = 7777\n", "", "", "needs the other node's console"},
+		{"out of range", peer + on + "backup_access_port = 70000\n", "", "", "out of range 0..65535"},
+		{"bad target", on + "backup_console = \"pbx-b\"\n", "", "", "console.backup_console"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := ParseConfig([]byte(minimal + c.toml))
+			if c.errSub != "" {
+				if err == nil || !strings.Contains(err.Error(), c.errSub) {
+					t.Fatalf("error %v, want %q", err, c.errSub)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Console.BackupAccessListen != c.listen || cfg.Console.BackupConsole != c.target {
+				t.Errorf("listen %q target %q, want %q %q", cfg.Console.BackupAccessListen, cfg.Console.BackupConsole, c.listen, c.target)
+			}
+		})
 	}
 }

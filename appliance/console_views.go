@@ -1,6 +1,8 @@
 package appliance
 
 import (
+	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -49,6 +51,10 @@ func (c *console) settingsView() settingsView {
 	}
 	if cfg.Sync.Enabled {
 		v.SyncInterval = cfg.Sync.Interval
+	}
+	if cc := cfg.Console; cc.BackupAccessListen != "" {
+		_, port, _ := net.SplitHostPort(cc.BackupAccessListen)
+		v.AccessPort = fmt.Sprintf("%s (while Master: to the other node's console at %s)", port, cc.BackupConsole)
 	}
 	if p := st.Peer; p != nil {
 		v.PeerConnected, v.PeerNode, v.PeerRole = p.Connected, p.NodeID, p.Role
