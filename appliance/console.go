@@ -117,6 +117,8 @@ type consolePage struct {
 	NodeID string
 	Live   string // the live stream's URL; "" for none
 	View   any
+	// LiveHTML is the page's live part, rendered by its "NAME-live" template.
+	LiveHTML template.HTML
 }
 
 func (c *console) mux() *http.ServeMux {
@@ -293,16 +295,35 @@ func (c *console) logout(w http.ResponseWriter, r *http.Request, s *consoleSessi
 }
 
 func (c *console) settingsPage(w http.ResponseWriter, r *http.Request, s *consoleSession) {
-	c.show(w, s, "settings", "Redundancy Settings", consolePath+"live?view=settings", c.settingsView())
+	c.showLive(w, r, s, "settings", "Redundancy Settings", "", c.settingsView())
 }
 
 func (c *console) statusPage(w http.ResponseWriter, r *http.Request, s *consoleSession) {
-	c.show(w, s, "status", "Status", consolePath+"live?view=status", c.statusView())
+	c.showLive(w, r, s, "status", "Status", "", nil)
 }
 
 func (c *console) eventsPage(w http.ResponseWriter, r *http.Request, s *consoleSession) {
 	f := parseEventFilter(r.URL.Query())
-	c.show(w, s, "events", "System Events", consolePath+"live?view=events&"+f.query(), c.eventsView(f, s.csrf))
+	c.showLive(w, r, s, "events", "System Events", f.query(), eventsView{Filter: f, Applications: notifyApplications})
+}
+
+// showLive renders a page whose live part (liveView) is updated by the stream. The part is
+// rendered once, put in the page, and its hash given to the stream, which then sends nothing
+// until the part changes: a form the operator is filling in is not replaced by the same
+// content the moment the page has loaded.
+func (c *console) showLive(w http.ResponseWriter, r *http.Request, s *consoleSession, name, title, query string, view any) {
+	html, err := c.liveView(name, r, s)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	q := url.Values{"view": {name}, "have": {liveHash(html)}}.Encode()
+	if query != "" {
+		q += "&" + query
+	}
+	c.render(w, http.StatusOK, name, consolePage{Title: title, Page: name, User: s.user, CSRF: s.csrf,
+		Flash: c.auth.takeFlash(s.id), NodeID: c.a.cfg.Node.ID, Live: consolePath + "live?" + q, View: view,
+		LiveHTML: template.HTML(html)}) // rendered by html/template: escaped already
 }
 
 func (c *console) swapPage(w http.ResponseWriter, r *http.Request, s *consoleSession) {

@@ -97,10 +97,12 @@ func (b *tab) open(url, sel string) {
 	b.until(sel+" on "+url, fmt.Sprintf("document.querySelector(%q)", sel))
 }
 
-// set sets the value of the form field sel.
+// set sets the value of the form field sel and fires its change event, as a choice made by
+// hand does.
 func (b *tab) set(sel, value string) {
 	b.t.Helper()
-	b.eval("set "+sel, fmt.Sprintf("(() => { const e = document.querySelector(%q); if (!e) return false; e.value = %q; return e.value === %q })()", sel, value, value))
+	b.eval("set "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.value = %q;
+		e.dispatchEvent(new Event("change", {bubbles: true})); return e.value === %q })()`, sel, value, value))
 }
 
 // click clicks sel. The click runs after the evaluation has answered, so that a click that

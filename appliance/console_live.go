@@ -3,7 +3,9 @@ package appliance
 import (
 	"bytes"
 	"fmt"
+	"hash/fnv"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,6 +38,14 @@ func (c *console) liveView(view string, r *http.Request, s *consoleSession) (str
 		return "", err
 	}
 	return buf.String(), nil
+}
+
+// liveHash identifies a rendering of a live part (FNV-1a, 64 bits: a change detector, not a
+// security measure).
+func liveHash(html string) string {
+	h := fnv.New64a()
+	h.Write([]byte(html))
+	return strconv.FormatUint(h.Sum64(), 16)
 }
 
 // writeSSE writes one server-sent event: its name and the data, one "data:" line each.
@@ -86,7 +96,9 @@ func (c *console) stream(w http.ResponseWriter, rc *http.ResponseController, r *
 		return err == nil && rc.Flush() == nil
 	}
 	buf.WriteString("retry: 2000\n\n")
-	writeSSE(&buf, view, last)
+	if r.URL.Query().Get("have") != liveHash(last) {
+		writeSSE(&buf, view, last) // the page is out of date already
+	}
 	if !send() {
 		return
 	}

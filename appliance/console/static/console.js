@@ -12,12 +12,27 @@
   var view = new URL(url, location.href).searchParams.get("view");
   var es = new EventSource(url);
   es.onopen = function () {
-    if (state) state.className = "live-state on";
+    if (state && !edited) state.className = "live-state on";
   };
   es.onerror = function () {
-    if (state) state.className = "live-state off";
+    if (state && !edited) state.className = "live-state off";
   };
+  // A choice the operator has made in a form of the live part (the Backup mode) is not
+  // replaced by an update: updates wait until the form is sent or the page reloaded.
+  var edited = false;
+  var markEdited = function () {
+    edited = true;
+    if (state) {
+      state.className = "live-state paused";
+      state.title = "live updates paused while you edit: save, or reload the page";
+    }
+  };
+  target.addEventListener("change", markEdited);
+  target.addEventListener("input", markEdited);
   es.addEventListener(view, function (e) {
+    if (edited) {
+      return;
+    }
     target.innerHTML = e.data;
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
   });
