@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,6 +165,11 @@ func role(node string) string {
 	return fmt.Sprintf(`(document.querySelector('[data-node="%s"] .role') || {}).textContent`, node)
 }
 
+func portOf(ln net.Listener) string {
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
 // leds is the JavaScript for "the berofos ports show these states" (port, state, ...).
 func leds(ps ...string) string {
 	var conds []string
@@ -176,18 +182,25 @@ func leds(ps ...string) string {
 // TestConsoleInBrowser walks the operator's workflow in Chromium: a wrong password is
 // refused, the log-in shows both nodes, the Backup is switched to Passive on the Master's
 // Redundancy Settings page, the swap is confirmed there while a second tab on the Status
-// page follows the roles and the berofos LEDs live (no reload), and an event is read and
-// marked.
+// page follows the roles and the berofos LEDs live (no reload), an event is read and
+// marked, and the new Backup's console is reached through the new Master's access port.
 func TestConsoleInBrowser(t *testing.T) {
 	ctx := browser(t)
 	// One simulated berofos between them: node 0 is wired to port B (relay mode 1 gives it
 	// the lines), node 1 to port D (mode 0).
 	sim, conf := startSim(t, map[string]string{"mode": "0", "modedef": "0"})
-	_, n := twoNodes(t, func(i int, cfg *Config) {
+	// And each with its Backup Device GUI Access Port.
+	var apiLns, accessLns [2]net.Listener
+	for i := range 2 {
+		apiLns[i], accessLns[i] = listenLoopback(t), listenLoopback(t)
+	}
+	_, n := twoNodesWith(t, func(i int, cfg *Config) {
 		enableConsole(t, cfg)
 		cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1 - i, Timeout: time.Second,
 			PollInterval: 200 * time.Millisecond, KickInterval: time.Second}
-	})
+		cfg.Console.BackupAccessListen = accessLns[i].Addr().String()
+		cfg.Console.BackupConsole = apiLns[1-i].Addr().String()
+	}, func(i int, o *Options) { o.APIListener, o.AccessListener = apiLns[i], accessLns[i] })
 	base := n[0].api + "/console/"
 	b := &tab{t: t, ctx: ctx, name: "main"}
 	liveCtx, cancelLive := chromedp.NewContext(ctx)
@@ -271,6 +284,22 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if loc, _ := chromedp.Run(b.ctx, chromedp.Location()); !strings.Contains(loc, "application=REDUNDANCY") {
 		t.Errorf("the filter was lost after marking: %s", loc)
+	}
+
+	// The new Backup's console through the new Master's access port: pbx-a's Status page at
+	// pbx-b's port (this browser is logged in to pbx-a already).
+	b.open("http://"+accessLns[1].Addr().String()+"/console/status", `[data-node="pbx-b"]`)
+	b.until("pbx-a's console through pbx-b's access port", `document.querySelector(".brand .node").textContent === "pbx-a" && `+
+		role("pbx-a")+` === "backup" && location.port === "`+portOf(accessLns[1])+`"`)
+	// pbx-b's console at the same address: its own log-in and cookie; pbx-a's session stays.
+	b.open(n[1].api+"/console/login", "#user")
+	b.set("#user", "admin")
+	b.set("#password", "s3cret")
+	b.click("#login")
+	b.until("pbx-b's status", `document.querySelector(".brand .node").textContent === "pbx-b" && `+role("pbx-b")+` === "master"`)
+	b.open(base+"status", `[data-node="pbx-b"]`)
+	if loc, _ := chromedp.Run(b.ctx, chromedp.Location()); !strings.HasSuffix(loc, "/console/status") {
+		t.Fatalf("logging in to pbx-b ended the session on pbx-a: at %s", loc)
 	}
 
 	// The same page on a phone: one column, no horizontal scrolling.
