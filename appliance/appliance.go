@@ -190,8 +190,8 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 		}
 		a.console = c
 	}
-	if cfg.Console.BackupAccessListen != "" && cfg.Redundancy.Enabled {
-		a.parts = append(a.parts, newAccessPart(cfg.Console, opts.AccessListener, a.partRetry, a.log.With("part", "access")))
+	if listen := cfg.Console.backupAccessListen(cfg.API.Listen); listen != "" && cfg.Redundancy.Enabled {
+		a.parts = append(a.parts, newAccessPart(listen, cfg.Console.BackupConsole, opts.AccessListener, a.partRetry, a.log.With("part", "access")))
 	}
 	if cfg.Berofos.Enabled {
 		p, err := newBerofosPart(cfg.Berofos, a.log.With("part", "berofos"), a.record)

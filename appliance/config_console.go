@@ -33,12 +33,12 @@ type ConsoleConfig struct {
 	LockoutWindow   time.Duration
 	// SessionIdle ends a session that has made no request for that long.
 	SessionIdle time.Duration
-	// BackupAccessListen is the seed's Backup Device GUI Access Port (section 6): while this
-	// node is Master it forwards the connections to this address (api.listen's host, port
-	// backup_access_port) to BackupConsole, the other node's API listener, so operators reach
-	// both consoles through the Master's address. "" when off.
-	BackupAccessListen string
-	BackupConsole      string
+	// BackupAccessPort is the seed's Backup Device GUI Access Port (section 6), 0 when off:
+	// while this node is Master it forwards the connections to this port (on api.listen's
+	// host) to BackupConsole, the other node's API listener, so operators reach both
+	// consoles through the Master's address.
+	BackupAccessPort int
+	BackupConsole    string
 }
 
 type rawConsole struct {
@@ -102,7 +102,7 @@ func validateConsole(p *problems, r *rawConsole, cfg *Config) ConsoleConfig {
 	}
 	c.LockoutWindow = p.duration("console.lockout_window", r.LockoutWindow, DefaultLockoutWindow, time.Minute, 24*time.Hour)
 	c.SessionIdle = p.duration("console.session_idle", r.SessionIdle, DefaultSessionIdle, time.Minute, 24*time.Hour)
-	c.BackupAccessListen, c.BackupConsole = validateBackupAccess(p, r, c.Enabled, cfg)
+	c.BackupAccessPort, c.BackupConsole = validateBackupAccess(p, r, c.Enabled, cfg)
 	return c
 }
 
@@ -111,12 +111,12 @@ func validateConsole(p *problems, r *rawConsole, cfg *Config) ConsoleConfig {
 // turns it off. It listens on api.listen's host and forwards to backup_console, by default
 // the peer's address (the host of peer.address, else redundancy.peer) with api.listen's port:
 // the other node's console, when both nodes are configured alike.
-func validateBackupAccess(p *problems, r *rawConsole, enabled bool, cfg *Config) (listen, target string) {
-	apiHost, apiPort, err := net.SplitHostPort(cfg.API.Listen)
+func validateBackupAccess(p *problems, r *rawConsole, enabled bool, cfg *Config) (int, string) {
+	_, apiPort, err := net.SplitHostPort(cfg.API.Listen)
 	if err != nil {
-		return "", "" // reported by validateAPI
+		return 0, "" // reported by validateAPI
 	}
-	target = defaultBackupConsole(cfg, apiPort)
+	target := defaultBackupConsole(cfg, apiPort)
 	if r.BackupConsole != nil {
 		target = *r.BackupConsole
 		if err := checkHostPort(target); err != nil {
@@ -129,7 +129,7 @@ func validateBackupAccess(p *problems, r *rawConsole, enabled bool, cfg *Config)
 		port = *r.BackupAccessPort
 		if port < 0 || port > 65535 {
 			p.add("console.backup_access_port", "%d is out of range 0..65535 (0 turns it off)", port)
-			return "", ""
+			return 0, ""
 		}
 		if port != 0 && target == "" {
 			p.add("console.backup_access_port", "needs the other node's console: set console.backup_console, peer.address or redundancy.peer")
@@ -138,16 +138,25 @@ func validateBackupAccess(p *problems, r *rawConsole, enabled bool, cfg *Config)
 		port = DefaultBackupAccessPort
 	}
 	if port == 0 || target == "" {
-		return "", target
+		return 0, target
 	}
-	listen = net.JoinHostPort(apiHost, strconv.FormatInt(port, 10))
 	for key, other := range map[string]string{"api.listen": cfg.API.Listen, "sync.listen": cfg.Sync.Listen, "peer.listen": cfg.Peer.Listen} {
 		if _, op, err := net.SplitHostPort(other); err == nil && op == strconv.FormatInt(port, 10) &&
 			(key == "api.listen" || (key == "sync.listen" && cfg.Sync.Enabled) || (key == "peer.listen" && cfg.Peer.Enabled)) {
 			p.add("console.backup_access_port", "%d is the port of %s (%s)", port, key, other)
 		}
 	}
-	return listen, target
+	return int(port), target
+}
+
+// backupAccessListen is the access port's address: api.listen's host and BackupAccessPort;
+// "" when off.
+func (c ConsoleConfig) backupAccessListen(apiListen string) string {
+	host, _, err := net.SplitHostPort(apiListen)
+	if c.BackupAccessPort == 0 || err != nil {
+		return ""
+	}
+	return net.JoinHostPort(host, strconv.Itoa(c.BackupAccessPort))
 }
 
 // defaultBackupConsole is the peer's host with this node's API port; "" when the peer's

@@ -50,9 +50,9 @@ type AccessStatus struct {
 	LastError  string `json:"last_error,omitempty"`
 }
 
-func newAccessPart(cfg ConsoleConfig, ln net.Listener, retry time.Duration, log *slog.Logger) *accessPart {
+func newAccessPart(listen, target string, ln net.Listener, retry time.Duration, log *slog.Logger) *accessPart {
 	var d net.Dialer
-	return &accessPart{listen: cfg.BackupAccessListen, target: cfg.BackupConsole, ln: ln, dial: d.DialContext,
+	return &accessPart{listen: listen, target: target, ln: ln, dial: d.DialContext,
 		retry: retry, log: log, active: map[net.Conn]struct{}{}}
 }
 

@@ -22,8 +22,7 @@ func TestBackupAccessPortFollowsTheRoles(t *testing.T) {
 	}
 	_, n := twoNodesWith(t, func(i int, cfg *Config) {
 		enableConsole(t, cfg)
-		_, port, _ := net.SplitHostPort(accessLns[i].Addr().String())
-		cfg.Console.BackupAccessListen = "127.0.0.1:" + port
+		cfg.Console.BackupAccessPort = accessLns[i].Addr().(*net.TCPAddr).Port
 		cfg.Console.BackupConsole = apiLns[1-i].Addr().String()
 	}, func(i int, o *Options) { o.APIListener, o.AccessListener = apiLns[i], accessLns[i] })
 

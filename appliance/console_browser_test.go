@@ -198,7 +198,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		enableConsole(t, cfg)
 		cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1 - i, Timeout: time.Second,
 			PollInterval: 200 * time.Millisecond, KickInterval: time.Second}
-		cfg.Console.BackupAccessListen = accessLns[i].Addr().String()
+		cfg.Console.BackupAccessPort = accessLns[i].Addr().(*net.TCPAddr).Port
 		cfg.Console.BackupConsole = apiLns[1-i].Addr().String()
 	}, func(i int, o *Options) { o.APIListener, o.AccessListener = apiLns[i], accessLns[i] })
 	base := n[0].api + "/console/"

@@ -631,8 +631,9 @@ func TestConsoleBackupAccessConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Console.BackupAccessListen != c.listen || cfg.Console.BackupConsole != c.target {
-				t.Errorf("listen %q target %q, want %q %q", cfg.Console.BackupAccessListen, cfg.Console.BackupConsole, c.listen, c.target)
+			listen := cfg.Console.backupAccessListen(cfg.API.Listen)
+			if listen != c.listen || cfg.Console.BackupConsole != c.target {
+				t.Errorf("listen %q target %q, want %q %q", listen, cfg.Console.BackupConsole, c.listen, c.target)
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -52,9 +51,8 @@ func (c *console) settingsView() settingsView {
 	if cfg.Sync.Enabled {
 		v.SyncInterval = cfg.Sync.Interval
 	}
-	if cc := cfg.Console; cc.BackupAccessListen != "" {
-		_, port, _ := net.SplitHostPort(cc.BackupAccessListen)
-		v.AccessPort = fmt.Sprintf("%s (while Master: to the other node's console at %s)", port, cc.BackupConsole)
+	if cc := cfg.Console; cc.BackupAccessPort != 0 {
+		v.AccessPort = fmt.Sprintf("%d (while Master: to the other node's console at %s)", cc.BackupAccessPort, cc.BackupConsole)
 	}
 	if p := st.Peer; p != nil {
 		v.PeerConnected, v.PeerNode, v.PeerRole = p.Connected, p.NodeID, p.Role
