@@ -37,6 +37,7 @@ type console struct {
 	tls     bool
 	pages   *template.Template
 	static  http.Handler
+	routes  *http.ServeMux
 	streams atomic.Int32
 	// sessionCookie and loginCookie (the log-in form's CSRF token, double submit) carry
 	// the node's ID: browsers keep cookies per host, not per port, so the Master's console
@@ -59,10 +60,12 @@ func newConsole(a *Appliance, cfg ConsoleConfig) (*console, error) {
 		return nil, fmt.Errorf("console templates: %w", err) // a build defect; the tests parse them
 	}
 	static, _ := fs.Sub(consoleFiles, "console/static")
-	return &console{a: a, auth: newConsoleAuth(users, cfg), tls: cfg.TLS(), pages: pages,
+	c := &console{a: a, auth: newConsoleAuth(users, cfg), tls: cfg.TLS(), pages: pages,
 		logins:        newTokenBucket(consoleLoginRate, consoleLoginBurst),
 		sessionCookie: "redundantd_session_" + cookieSafe(a.cfg.Node.ID), loginCookie: "redundantd_login_" + cookieSafe(a.cfg.Node.ID),
-		static: http.StripPrefix(consolePath+"static/", http.FileServerFS(static))}, nil
+		static: http.StripPrefix(consolePath+"static/", http.FileServerFS(static))}
+	c.routes = c.mux()
+	return c, nil
 }
 
 // cookieSafe keeps the letters, digits, '-' and '_' of s (a cookie name is an HTTP token).
@@ -155,7 +158,7 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
-	c.mux().ServeHTTP(w, r)
+	c.routes.ServeHTTP(w, r)
 }
 
 // cookie builds the console's cookies: HttpOnly, SameSite=Strict, Secure with TLS.
@@ -267,6 +270,12 @@ func (c *console) loginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, now := r.PostFormValue("user"), c.a.now()
+	if len(user) > 64 {
+		// No such user (the users file allows 64 bytes); not counted, so that the lock-out
+		// table holds short names only.
+		c.showLogin(w, http.StatusUnauthorized, "Wrong user name or password.")
+		return
+	}
 	switch c.auth.login(user, r.PostFormValue("password"), now) {
 	case loginOK:
 		s := c.auth.open(user, now)
