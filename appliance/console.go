@@ -128,7 +128,9 @@ func (c *console) mux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.Handle("GET /console/static/", c.static)
 	m.HandleFunc("GET /console/login", c.loginPage)
-	m.HandleFunc("POST /console/login", c.limitedBy(c.logins, c.loginPost))
+	m.HandleFunc("POST /console/login", func(w http.ResponseWriter, r *http.Request) {
+		c.limitedBy(c.logins, c.loginPost)(w, r)
+	})
 	m.HandleFunc("GET /console/{$}", c.page(func(w http.ResponseWriter, r *http.Request, s *consoleSession) {
 		http.Redirect(w, r, consolePath+"status", http.StatusSeeOther)
 	}))

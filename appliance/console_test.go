@@ -6,6 +6,7 @@ import (
 	"errors"
 	"html"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -249,8 +250,9 @@ func (cc *consoleClient) login(user, pw string) int {
 }
 
 // runConsoleNode runs a node (fake VRRP engine, Master) with the console on a loopback
-// listener and returns it with its base URL.
-func runConsoleNode(t *testing.T, edit func(*Config)) (*Appliance, string) {
+// listener and returns it with its base URL. Log-in attempts are not rate-limited unless
+// beforeRun puts the limit back.
+func runConsoleNode(t *testing.T, edit func(*Config), beforeRun ...func(*Appliance)) (*Appliance, string) {
 	t.Helper()
 	cfg := testConfig(t)
 	enableConsole(t, cfg)
@@ -265,6 +267,10 @@ func runConsoleNode(t *testing.T, edit func(*Config)) (*Appliance, string) {
 	a, err := New(cfg, Options{APIListener: ln, DialVRRP: func(vrrp.Config) (Router, error) { return fr, nil }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	a.console.logins = newTokenBucket(100, 100) // the tests guess faster than a person may
+	for _, f := range beforeRun {
+		f(a)
 	}
 	runUntilCleanup(t, a, fr)
 	scheme := "http://"
@@ -339,7 +345,6 @@ func TestConsoleRefusals(t *testing.T) {
 	}
 
 	// Lock-out: five wrong passwords (the good log-ins cleared the first), one event.
-	a.console.logins = newTokenBucket(100, 100) // the test guesses faster than a person may
 	for range 5 {
 		cc.login("admin", "wrong")
 	}
@@ -636,5 +641,33 @@ func TestConsoleBackupAccessConfig(t *testing.T) {
 				t.Errorf("listen %q target %q, want %q %q", listen, cfg.Console.BackupConsole, c.listen, c.target)
 			}
 		})
+	}
+}
+
+// TestConsoleLoginRate: log-in attempts beyond the burst are refused (429) before the
+// password is compared or counted, and the JSON API's changes are not limited by them.
+func TestConsoleLoginRate(t *testing.T) {
+	// A clock that stands still: the bucket does not refill however slow the machine is.
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	a, base := runConsoleNode(t, nil, func(a *Appliance) {
+		a.now = func() time.Time { return at }
+		a.console.logins = newTokenBucket(consoleLoginRate, consoleLoginBurst)
+	})
+	cc := newConsoleClient(t, base, nil)
+	codes := map[int]int{}
+	for range consoleLoginBurst + 3 {
+		codes[cc.login("nobody", "guess")]++
+	}
+	if want := map[int]int{http.StatusUnauthorized: consoleLoginBurst, http.StatusTooManyRequests: 3}; !maps.Equal(codes, want) {
+		t.Fatalf("answers %v, want %v", codes, want)
+	}
+	if _, locked := a.console.auth.lockedUntil("nobody", at); !locked {
+		t.Fatal("five wrong passwords did not lock the name out")
+	}
+	req, _ := http.NewRequest("PUT", base+"/api/v1/backup-mode", strings.NewReader(`{"mode":"passive"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.guard.token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the API after a burst of log-ins: %v %v", resp, err)
 	}
 }
