@@ -249,17 +249,24 @@ func (a *Appliance) handleBackupMode(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	a.setMode(modeRecord{Mode: m, SetAt: a.now(), SetBy: "api on " + a.cfg.Node.ID})
+	writeJSON(w, http.StatusOK, a.SetBackupMode(r.Context(), m, "api on "+a.cfg.Node.ID))
+}
+
+// SetBackupMode sets the group's Backup mode here (kept in state_dir, applied to the engine)
+// and forwards it to the peer, waiting up to 5 s for its acknowledgement. by says who set it
+// ("api on pbx-a", "console user admin on pbx-a"); it is shown with the mode.
+func (a *Appliance) SetBackupMode(ctx context.Context, m BackupMode, by string) BackupModeResponse {
+	a.setMode(modeRecord{Mode: m, SetAt: a.now(), SetBy: by})
 	resp := BackupModeResponse{Mode: string(m), Peer: "no peer link configured"}
 	if a.peer != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		resp.Peer = "confirmed"
 		if err := a.peer.Request(ctx, PeerRequest{Type: PeerRequestSetBackupMode, Mode: string(m)}); err != nil {
 			resp.Peer = "not reached (it takes the mode when the link is back): " + err.Error()
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	return resp
 }
 
 func (a *Appliance) handleSwap(w http.ResponseWriter, r *http.Request) {

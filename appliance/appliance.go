@@ -6,6 +6,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,9 @@ type Options struct {
 	// SyncDial reaches the peer's sync port when set (a lab dialling inside a namespace);
 	// otherwise the replication dials sync.peer.
 	SyncDial func(ctx context.Context) (net.Conn, error)
+	// AccessListener serves the Backup Device GUI Access Port when set; otherwise the part
+	// listens on console.backup_access_port.
+	AccessListener net.Listener
 	// PartRetry is how long a part that could not start or stopped with an error (the
 	// replication on a full disk) waits before it is built again; 30s when zero.
 	PartRetry time.Duration
@@ -124,6 +128,7 @@ type Appliance struct {
 	swapCancel context.CancelFunc
 	lastSwap   *SwapResult
 	guard      apiGuard
+	console    *console // nil when [console] is off
 
 	metrics  *metrics
 	notifier *Notifier    // nil when no [[notify]] channel is configured
@@ -196,6 +201,16 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 			Description: fmt.Sprintf("no API token, so every change through the API is refused: %v", err)})
 	}
 	a.guard = newAPIGuard(cfg.API.Listen, tok, cfg.API.Names)
+	if cfg.Console.Enabled {
+		c, err := newConsole(a, cfg.Console)
+		if err != nil {
+			return nil, err
+		}
+		a.console = c
+	}
+	if listen := cfg.Console.backupAccessListen(cfg.API.Listen); listen != "" && cfg.Redundancy.Enabled {
+		a.parts = append(a.parts, newAccessPart(listen, cfg.Console.BackupConsole, opts.AccessListener, a.partRetry, a.log.With("part", "access")))
+	}
 	if cfg.Berofos.Enabled {
 		p, err := newBerofosPart(cfg.Berofos, a.log.With("part", "berofos"), a.record)
 		if err != nil {
@@ -373,8 +388,19 @@ func (a *Appliance) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("api: listen on %s: %w", a.cfg.API.Listen, err)
 	}
+	if a.cfg.Console.TLS() {
+		tc, err := consoleTLS(a.cfg.Console)
+		if err != nil {
+			ln.Close()
+			if c, ok := a.router.(io.Closer); ok {
+				c.Close()
+			}
+			return fmt.Errorf("api: console.tls_cert: %w", err)
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	a.runCtx = ctx
-	srv, lln := newAPIServer(a.guard.wrap(a.Handler()), ln)
+	srv, lln := newAPIServer(withConsole(a.guard.wrap(a.Handler()), a.console), ln)
 	a.apiConns = lln
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- srv.Serve(lln) }()

@@ -86,12 +86,18 @@ func runTestAppliance(t *testing.T, cfg *Config, opts Options) (*Appliance, *fak
 	if err != nil {
 		t.Fatal(err)
 	}
+	runUntilCleanup(t, a, fr)
+	return a, fr
+}
+
+// runUntilCleanup runs a until the test ends, once its fake engine has started.
+func runUntilCleanup(t *testing.T, a *Appliance, fr *fakeRouter) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-fr.ran
-	return a, fr
 }
 
 func newTestAppliance(t *testing.T, parts ...Part) (*Appliance, *fakeRouter) {

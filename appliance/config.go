@@ -57,6 +57,8 @@ type Config struct {
 	// Services are the PBX's services, started in order on the Master and stopped in
 	// reverse order on a Backup ([[service]], docs/services.md).
 	Services []ServiceConfig
+	// Console is the web console on the API listener ([console], docs/console.md).
+	Console ConsoleConfig
 }
 
 // SyncConfig replicates the PBX's configuration and voice data from the Master to the
@@ -158,6 +160,7 @@ type rawConfig struct {
 	Services   []rawService  `toml:"service"`
 	Peer       rawPeer       `toml:"peer"`
 	Notify     []rawNotify   `toml:"notify"`
+	Console    rawConsole    `toml:"console"`
 }
 
 type rawNode struct {
@@ -672,6 +675,7 @@ func (r *rawConfig) validate() (*Config, error) {
 	cfg.Sync = validateSync(&p, &r.Sync, cfg.Node, cfg.Redundancy)
 	cfg.API = validateAPI(&p, &r.API, cfg.Sync, cfg.Node)
 	cfg.Peer = validatePeerLink(&p, &r.Peer, cfg.Redundancy, cfg.Sync)
+	cfg.Console = validateConsole(&p, &r.Console, cfg)
 	if p.listLen("notify", len(r.Notify), 32, "notification channels") && len(r.Notify) > 0 {
 		cfg.Notify = validateNotifications(r.Notify, &p)
 	}
@@ -1238,12 +1242,14 @@ func sharesPort(api netip.AddrPort, syncListen string) bool {
 }
 
 // checkFiles checks what the daemon reads at start-up besides the configuration: the
-// berofos device list, and this node's sync certificate against the pinned peer's.
+// berofos device list, the console's users and certificate, and this node's sync
+// certificate against the pinned peer's.
 func checkFiles(cfg *Config) error {
 	var p problems
 	if cfg.Berofos.Enabled {
 		checkBerofosConf(&p, cfg.Berofos)
 	}
+	checkConsoleFiles(&p, cfg.Console)
 	if cfg.Sync.Enabled {
 		fp, err := pbxsync.StoredFingerprint(SyncStateDir(cfg))
 		switch {

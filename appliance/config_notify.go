@@ -188,7 +188,7 @@ var notifyKeyTypes = []struct {
 	{"secret_file", func(r *rawNotify) bool { return r.SecretFile != nil }, []string{NotifyWebhook}},
 }
 
-var notifyApplications = []string{AppRedundancy, AppBerofos, AppSync, AppService}
+var notifyApplications = []string{AppRedundancy, AppBerofos, AppSync, AppService, AppConsole}
 
 // syslogFacilities are the RFC 5424 section 6.2.1 facility keywords.
 var syslogFacilities = []string{"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",

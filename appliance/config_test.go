@@ -42,6 +42,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		Sync: SyncConfig{Listen: ":7401", Interval: "60s", TrashRetention: 7 * 24 * time.Hour, MaxDelete: 0.2},
 		API:  APIConfig{Listen: "127.0.0.1:7400", TokenFile: "/var/lib/redundantd/api.token"},
 		Peer: PeerLinkConfig{Listen: ":7402", Interval: time.Second},
+		Console: ConsoleConfig{LockoutAttempts: DefaultLockoutAttempts, LockoutWindow: DefaultLockoutWindow,
+			SessionIdle: DefaultSessionIdle},
 	}
 	if diff := cmp.Diff(want, cfg, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {

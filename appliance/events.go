@@ -23,6 +23,7 @@ const (
 	AppBerofos    = "BEROFOS"
 	AppSync       = "SYNC"
 	AppService    = "SERVICE"
+	AppConsole    = "CONSOLE" // the web console's log-ins and lock-outs
 )
 
 // Event statuses, the seed's "Status" column.
@@ -172,6 +173,13 @@ func (l *eventLog) since(after uint64) ([]Event, <-chan struct{}) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 	return out, l.changed
+}
+
+// watch returns a channel that is closed at the next change (an event added or marked).
+func (l *eventLog) watch() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
 }
 
 // lastSeq is the number of the newest event.

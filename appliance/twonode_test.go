@@ -38,6 +38,12 @@ var vip = netip.MustParsePrefix("192.0.2.100/24")
 // its Backup, and waits until the peer link is up on both.
 func twoNodes(t *testing.T, edit func(i int, cfg *Config)) (*memwire.Segment, [2]*node) {
 	t.Helper()
+	return twoNodesWith(t, edit, nil)
+}
+
+// twoNodesWith is twoNodes with per-node Options (listeners the test made).
+func twoNodesWith(t *testing.T, edit func(i int, cfg *Config), opts func(i int, o *Options)) (*memwire.Segment, [2]*node) {
+	t.Helper()
 	seg := memwire.New()
 	addrs := []string{"192.0.2.11", "192.0.2.12"}
 	var peerLns [2]net.Listener
@@ -72,7 +78,11 @@ func twoNodes(t *testing.T, edit func(i int, cfg *Config)) (*memwire.Segment, [2
 	}
 	var nodes [2]*node
 	for i := range 2 {
-		nodes[i] = startNode(t, seg, cfgs[i], peerLns[i])
+		var extra []func(*Options)
+		if opts != nil {
+			extra = append(extra, func(o *Options) { opts(i, o) })
+		}
+		nodes[i] = startNode(t, seg, cfgs[i], peerLns[i], extra...)
 		want := "master"
 		if i == 1 {
 			want = "backup"
@@ -85,23 +95,29 @@ func twoNodes(t *testing.T, edit func(i int, cfg *Config)) (*memwire.Segment, [2
 	return seg, nodes
 }
 
-func startNode(t *testing.T, seg *memwire.Segment, cfg *Config, peerLn net.Listener) *node {
+func startNode(t *testing.T, seg *memwire.Segment, cfg *Config, peerLn net.Listener, extra ...func(*Options)) *node {
 	t.Helper()
 	n := &node{member: seg.Join(cfg.Node.ID, cfg.Node.Address), done: make(chan error, 1)}
-	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.api = "http://" + apiLn.Addr().String()
-	a, err := New(cfg, Options{
-		APIListener:  apiLn,
+	opts := Options{
 		PeerListener: peerLn,
 		DialVRRP: func(c vrrp.Config) (Router, error) {
 			r, err := vrrp.New(c, n.member, n.member, n.member)
 			n.router = r
 			return r, err
 		},
-	})
+	}
+	for _, f := range extra {
+		f(&opts)
+	}
+	if opts.APIListener == nil {
+		apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.APIListener = apiLn
+	}
+	n.api = "http://" + opts.APIListener.Addr().String()
+	a, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

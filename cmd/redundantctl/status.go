@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -53,11 +55,17 @@ func runAPI(ctx context.Context, name string, args []string, stdout, stderr io.W
 	api := fs.String("api", "127.0.0.1:7400", "the daemon's API address")
 	tokenFile := fs.String("token-file", defaultTokenFile, "the API token (api.token_file); REDUNDANTD_TOKEN overrides")
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of text")
+	caCert := fs.String("cacert", os.Getenv("REDUNDANTD_CACERT"), "with -api https://...: trust this certificate (console.tls_cert); REDUNDANTD_CACERT")
 	extra := commandFlags(name, fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c := &apiClient{base: *api, json: *asJSON, out: stdout, errOut: stderr, http: &http.Client{}}
+	hc, err := httpClient(*caCert)
+	if err != nil {
+		fmt.Fprintf(stderr, "redundantctl: %v\n", err)
+		return 2
+	}
+	c := &apiClient{base: *api, json: *asJSON, out: stdout, errOut: stderr, http: hc}
 	if !strings.Contains(c.base, "://") {
 		c.base = "http://" + c.base
 	}
@@ -72,6 +80,26 @@ func runAPI(ctx context.Context, name string, args []string, stdout, stderr io.W
 }
 
 type flagsKey struct{}
+
+// httpClient trusts the certificate in caFile besides the system's when it is set: the API
+// speaks HTTPS when the daemon has console.tls_cert, usually a self-signed certificate.
+func httpClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return &http.Client{}, nil
+	}
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-cacert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("-cacert: %s holds no PEM certificate", caFile)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
+}
 
 // cmdFlags are the command-specific flags.
 type cmdFlags struct {

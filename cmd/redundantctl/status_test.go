@@ -11,11 +11,13 @@ import (
 	"testing"
 
 	"github.com/redundantd/redundantd/appliance"
+	"github.com/redundantd/redundantd/testlab/tlscert"
 )
 
 // startDaemon runs a real appliance (redundancy disabled, so no engine is needed) with its
-// API on a loopback listener, and returns the API address and the token file.
-func startDaemon(t *testing.T) (string, string) {
+// API on a loopback listener, and returns the API address and the token file. extra is
+// added to the configuration.
+func startDaemon(t *testing.T, extra ...string) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := appliance.ParseConfig([]byte(`[node]
@@ -25,7 +27,7 @@ address = "192.0.2.11"
 state_dir = "` + dir + `"
 [redundancy]
 enabled = false
-`))
+` + strings.Join(extra, "\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,5 +144,23 @@ func TestCtlDaemonDown(t *testing.T) {
 	code, _, errOut := apictl(t, "status", []string{"-api", addr})
 	if code != 1 || !strings.Contains(errOut, "is redundantd running?") {
 		t.Errorf("status with no daemon: exit %d %s", code, errOut)
+	}
+}
+
+// TestCtlOverTLS: with console.tls_cert the API speaks HTTPS; -cacert trusts the daemon's
+// certificate, and without it the connection is refused.
+func TestCtlOverTLS(t *testing.T) {
+	cert, key, _ := tlscert.Files(t, t.TempDir())
+	api, tok := startDaemon(t, "[console]", `tls_cert = "`+cert+`"`, `tls_key = "`+key+`"`)
+	waitToken(t, tok)
+	code, out, errOut := apictl(t, "mode", []string{"-api", "https://" + api, "-token-file", tok, "-cacert", cert, "passive"})
+	if code != 0 || !strings.Contains(out, "passive") {
+		t.Fatalf("mode over TLS: exit %d %s%s", code, out, errOut)
+	}
+	if code, _, errOut := apictl(t, "status", []string{"-api", "https://" + api, "-token-file", tok}); code != 1 || !strings.Contains(errOut, "certificate") {
+		t.Fatalf("status over TLS without -cacert: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := apictl(t, "status", []string{"-api", "https://" + api, "-cacert", tok}); code != 2 || !strings.Contains(errOut, "no PEM certificate") {
+		t.Fatalf("-cacert with a file that is not a certificate: exit %d %s", code, errOut)
 	}
 }

@@ -1,0 +1,141 @@
+package appliance
+
+import (
+	"bytes"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The live stream (server-sent events, the HTML standard's EventSource): a page opens
+// /console/live?view=NAME and gets its live part rendered by the same template as the page,
+// whenever it changes. The page's script puts it in place; nothing is rendered in the
+// browser, and a page without script still works by reloading.
+
+const (
+	consoleLiveTick = time.Second      // how often the view is rendered again (peer status, services)
+	consoleLivePing = 20 * time.Second // a comment line that keeps proxies and the browser from timing out
+)
+
+// liveView renders the live part of a view for session s, or reports an unknown view.
+func (c *console) liveView(view string, r *http.Request, s *consoleSession) (string, error) {
+	var data any
+	switch view {
+	case "status":
+		data = c.statusView()
+	case "settings":
+		data = consolePage{CSRF: s.csrf, View: c.settingsView()}
+	case "events":
+		data = c.eventsView(parseEventFilter(r.URL.Query()), s.csrf)
+	default:
+		return "", fmt.Errorf("unknown view %q: want status, settings or events", view)
+	}
+	var buf bytes.Buffer
+	if err := c.pages.ExecuteTemplate(&buf, view+"-live", data); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+// liveHash identifies a rendering of a live part (FNV-1a, 64 bits: a change detector, not a
+// security measure).
+func liveHash(html string) string {
+	h := fnv.New64a()
+	h.Write([]byte(html))
+	return strconv.FormatUint(h.Sum64(), 16)
+}
+
+// writeSSE writes one server-sent event: its name and the data, one "data:" line each.
+func writeSSE(w *bytes.Buffer, event, data string) {
+	fmt.Fprintf(w, "event: %s\n", event)
+	for line := range strings.Lines(data) {
+		fmt.Fprintf(w, "data: %s\n", strings.TrimRight(line, "\r\n"))
+	}
+	w.WriteString("\n")
+}
+
+// live streams a view until the browser goes, the session ends or the node stops. It
+// renders on every change of the event log and every consoleLiveTick, and sends only what
+// differs from the last thing sent.
+func (c *console) live(w http.ResponseWriter, r *http.Request) {
+	s := c.current(r, false)
+	if s == nil {
+		http.Error(w, "not logged in", http.StatusUnauthorized)
+		return
+	}
+	view := r.URL.Query().Get("view")
+	first, err := c.liveView(view, r, s)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if c.streams.Add(1) > consoleMaxStreams {
+		c.streams.Add(-1)
+		http.Error(w, "too many live pages open; close some", http.StatusServiceUnavailable)
+		return
+	}
+	defer c.streams.Add(-1)
+	// The stream outlives the server's read timeout; each write has its own deadline.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	c.stream(w, rc, r, s, view, first)
+}
+
+func (c *console) stream(w http.ResponseWriter, rc *http.ResponseController, r *http.Request, s *consoleSession, view, last string) {
+	var buf bytes.Buffer
+	send := func() bool {
+		// A browser that stops reading (a laptop put to sleep) must not hold the stream.
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := w.Write(buf.Bytes())
+		buf.Reset()
+		return err == nil && rc.Flush() == nil
+	}
+	buf.WriteString("retry: 2000\n\n")
+	if r.URL.Query().Get("have") != liveHash(last) {
+		writeSSE(&buf, view, last) // the page is out of date already
+	}
+	if !send() {
+		return
+	}
+	tick := time.NewTicker(consoleLiveTick)
+	defer tick.Stop()
+	lastSent := time.Now()
+	for {
+		changed := c.a.events.log.watch()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-c.a.runCtx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+		if c.auth.session(s.id, c.a.now(), false) == nil {
+			buf.WriteString("event: logout\ndata: the session ended\n\n")
+			send()
+			return
+		}
+		html, err := c.liveView(view, r, s)
+		switch {
+		case err != nil:
+			c.a.log.Error("console: live render", "view", view, "err", err)
+			return
+		case html != last:
+			writeSSE(&buf, view, html)
+			last = html
+		case time.Since(lastSent) >= consoleLivePing:
+			buf.WriteString(": ping\n\n")
+		default:
+			continue
+		}
+		if !send() {
+			return
+		}
+		lastSent = time.Now()
+	}
+}
