@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -157,17 +156,7 @@ func (c *rawConn) Receive() (Inbound, error) {
 }
 
 func disableMulticastAll(c net.PacketConn) error {
-	sc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := sc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
-	}); err != nil {
-		return err
-	}
-	return serr
+	return setSockoptInt(c, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
 }
 
 // rebind moves the socket to a recreated interface (same name, new index): adverts are

@@ -72,11 +72,16 @@ func (a *arpAnnouncer) Announce(ips []netip.Addr) error {
 	return errors.Join(errs...)
 }
 
-// replace moves the announcer to n's socket (on a recreated interface), closing its own,
-// which was bound to the vanished index.
-func (a *arpAnnouncer) replace(n *arpAnnouncer) {
+// rebind moves the announcer to a new socket on ifi (a recreated interface), closing its own,
+// which was bound to the vanished index. It must run in Dial's network namespace.
+func (a *arpAnnouncer) rebind(ifi *net.Interface) error {
+	n, err := newARPAnnouncer(ifi)
+	if err != nil {
+		return err
+	}
 	a.conn.Close()
 	a.conn, a.hw = n.conn, n.hw
+	return nil
 }
 
 // Close closes the packet socket.

@@ -35,8 +35,8 @@ type linkMonitor struct {
 	vrid    uint8
 	unicast bool
 	vmac    *vmacLink // virtual-MAC mode's macvlan; nil otherwise
-	conn    *rawConn
-	arp     *arpAnnouncer
+	conn    boundConn
+	arp     boundAnnouncer
 	addrs   *netlinkAddresser
 	log     *slog.Logger
 
@@ -50,8 +50,8 @@ var _ linkWatcher = (*linkMonitor)(nil)
 
 // newLinkMonitor subscribes to link notifications in the calling thread's network namespace
 // (Dial's). Without them (an error is logged) the Router's polling alone follows the link.
-func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmacLink, conn *rawConn,
-	arp *arpAnnouncer, addrs *netlinkAddresser, log *slog.Logger) (*linkMonitor, error) {
+func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmacLink, conn boundConn,
+	arp boundAnnouncer, addrs *netlinkAddresser, log *slog.Logger) (*linkMonitor, error) {
 	ns, err := netns.Get()
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: network namespace of Dial: %w", err)
@@ -116,7 +116,7 @@ func (l *linkMonitor) verdict() (Cause, string) {
 	case a.RawFlags&unix.IFF_LOWER_UP == 0:
 		return CauseInterfaceDown, fmt.Sprintf("interface %s has no carrier", l.name)
 	}
-	addrs, err := l.h.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := l.h.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
 		l.log.Warn("listing the interface's addresses failed; keeping its last state", "err", err)
 		return l.lastCause, l.lastWhy
@@ -147,7 +147,7 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	if l.vmac != nil {
 		var v *vmacLink
 		err := l.inNamespace(func() (err error) {
-			v, err = setupVMAC(l.h, link, l.vrid, l.log)
+			v, err = setupVMAC(l.h, link, l.vrid, l.vmac.linkLocal, l.log)
 			return err
 		})
 		if err != nil {
@@ -162,15 +162,9 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	if err := l.conn.rebind(pifi, send); err != nil {
 		return err
 	}
-	var arp *arpAnnouncer
-	err := l.inNamespace(func() (err error) {
-		arp, err = newARPAnnouncer(arpIfi)
-		return err
-	})
-	if err != nil {
+	if err := l.inNamespace(func() error { return l.arp.rebind(arpIfi) }); err != nil {
 		return err
 	}
-	l.arp.replace(arp)
 	l.addrs.link = addrLink
 	return nil
 }

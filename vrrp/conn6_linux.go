@@ -1,0 +1,216 @@
+package vrrp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// rawConn6 is the production [Conn] of an IPv6 group: one raw IPv6 socket for next header
+// 112 (RFC 9568 section 5.1.2).
+//
+// Adverts go to ff02::12 (or to each unicast peer) with hop limit 255 (section 5.1.2.3:
+// receivers discard anything else, so no router can have forwarded them), from the
+// interface's link-local address (section 5.1.2.1) and out of a fixed interface, both through
+// IPV6_PKTINFO. Receive reports the hop limit, the arrival interface and the destination of
+// each datagram (IPV6_RECVHOPLIMIT, IPV6_RECVPKTINFO); the Machine checks the hop limit.
+//
+// The kernel computes no checksum for next header 112 unless told to (IPV6_CHECKSUM), and it
+// is left untold: the VRRPv3 checksum covers the IPv6 pseudo-header (RFC 9568 section
+// 5.2.8), so it depends on the destination, and Send writes it for each destination in
+// turn; on receive the Machine verifies it and counts a bad one, which a kernel check would
+// drop unseen. In virtual-MAC mode the send interface is the macvlan, which carries this
+// node's link-local address too, so the frames leave from 00-00-5E-00-02-{VRID}.
+type rawConn6 struct {
+	pc *ipv6.PacketConn
+
+	recvIndex atomic.Int32 // only datagrams that arrived on this interface are returned
+	multicast bool
+	src       netip.Addr   // this node's link-local address: the source of every advert
+	dsts      []netip.Addr // ff02::12, or the unicast peers
+	cm        ipv6.ControlMessage
+	buf       []byte
+	out       []byte // the advert being sent, with the checksum for one destination
+}
+
+var _ Conn = (*rawConn6)(nil)
+
+// vrrpGroup6 is the IPv6 multicast address of VRRP (RFC 9568 section 5.1.2.2), link-local
+// scope: the kernel sends it out of the interface IPV6_PKTINFO names.
+var vrrpGroup6 = netip.MustParseAddr("ff02::12")
+
+// newRawConn6 opens the socket in the calling thread's network namespace. cc.primary is the
+// link-local source address.
+func newRawConn6(cc connConfig) (_ *rawConn6, err error) {
+	if !cc.primary.Is6() || !cc.primary.IsLinkLocalUnicast() {
+		return nil, fmt.Errorf("vrrp: IPv6 adverts need a link-local source address, not %s (RFC 9568 section 5.1.2.1)", cc.primary)
+	}
+	c, err := net.ListenPacket(fmt.Sprintf("ip6:%d", ipProtoVRRP), "::")
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: opening raw IPv6 socket for next header %d: %w", ipProtoVRRP, err)
+	}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	pc := ipv6.NewPacketConn(c)
+	if err := pc.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagInterface|ipv6.FlagDst, true); err != nil {
+		return nil, fmt.Errorf("vrrp: enabling IPv6 control messages: %w", err)
+	}
+	for _, set := range []struct {
+		what string
+		fn   func() error
+	}{
+		{"unicast hop limit 255", func() error { return pc.SetHopLimit(255) }},
+		{"multicast hop limit 255", func() error { return pc.SetMulticastHopLimit(255) }},
+		{"traffic class", func() error { return pc.SetTrafficClass(tosInternetControl) }},
+		{"no multicast loopback", func() error { return pc.SetMulticastLoopback(false) }},
+		{"multicast interface " + cc.send.Name, func() error { return pc.SetMulticastInterface(cc.send) }},
+		// As for IPv4: only the groups this socket joined, not every group of the host.
+		{"no IPV6_MULTICAST_ALL", func() error { return setSockoptInt(c, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0) }},
+	} {
+		if err := set.fn(); err != nil {
+			return nil, fmt.Errorf("vrrp: setting %s: %w", set.what, err)
+		}
+	}
+	rc := &rawConn6{
+		pc:  pc,
+		src: cc.primary.WithZone(""),
+		cm:  ipv6.ControlMessage{Src: cc.primary.AsSlice(), IfIndex: cc.send.Index, HopLimit: 255},
+		buf: make([]byte, maxAdvertLen+1),
+	}
+	rc.recvIndex.Store(int32(cc.recv.Index))
+	if len(cc.peers) == 0 {
+		rc.multicast = true
+		if err := pc.JoinGroup(cc.recv, &net.IPAddr{IP: vrrpGroup6.AsSlice()}); err != nil {
+			return nil, fmt.Errorf("vrrp: joining %s on %s: %w", vrrpGroup6, cc.recv.Name, err)
+		}
+		rc.dsts = []netip.Addr{vrrpGroup6}
+	} else {
+		rc.dsts = slices.Clone(cc.peers)
+	}
+	return rc, nil
+}
+
+// Send transmits one advert: to ff02::12, or in unicast mode to every peer in turn, each copy
+// with the VRRPv3 checksum for its destination. A peer that cannot be reached does not keep
+// the others from receiving it.
+func (c *rawConn6) Send(payload []byte) error {
+	var errs []error
+	for _, dst := range c.dsts {
+		c.out = append(c.out[:0], payload...)
+		if err := setPseudoChecksum6(c.out, c.src, dst); err != nil {
+			return err
+		}
+		to := &net.IPAddr{IP: dst.AsSlice()}
+		if _, err := c.pc.WriteTo(c.out, &c.cm, to); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp: sending advert to %s: %w", dst, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Receive blocks until an advert arrives on the configured interface and returns it with a
+// copy of the IP payload and its hop limit in Inbound.TTL. Datagrams for other interfaces are
+// skipped silently. Receive is not safe for concurrent use; the Router calls it from one
+// reader.
+func (c *rawConn6) Receive() (Inbound, error) {
+	for {
+		n, cm, src, err := c.pc.ReadFrom(c.buf)
+		if err != nil {
+			return Inbound{}, err
+		}
+		if cm == nil || cm.IfIndex != int(c.recvIndex.Load()) || n > maxAdvertLen {
+			continue
+		}
+		ipa, ok := src.(*net.IPAddr)
+		if !ok {
+			continue
+		}
+		from, ok := netip.AddrFromSlice(ipa.IP)
+		if !ok {
+			continue
+		}
+		dst, _ := netip.AddrFromSlice(cm.Dst)
+		return Inbound{
+			Src:     from,
+			Dst:     dst,
+			TTL:     cm.HopLimit,
+			Payload: slices.Clone(c.buf[:n]),
+		}, nil
+	}
+}
+
+// rebind moves the socket to a recreated interface, as [rawConn.rebind] does for IPv4.
+func (c *rawConn6) rebind(recv, send *net.Interface) error {
+	if c.multicast {
+		if err := c.pc.SetMulticastInterface(send); err != nil {
+			return fmt.Errorf("vrrp: setting multicast interface %s: %w", send.Name, err)
+		}
+		group := &net.IPAddr{IP: vrrpGroup6.AsSlice()}
+		if err := c.pc.JoinGroup(recv, group); err != nil && !errors.Is(err, unix.EADDRINUSE) {
+			return fmt.Errorf("vrrp: joining %s on %s: %w", vrrpGroup6, recv.Name, err)
+		}
+	}
+	c.cm.IfIndex = send.Index
+	c.recvIndex.Store(int32(recv.Index))
+	return nil
+}
+
+// Close closes the socket; a blocked Receive returns an error wrapping net.ErrClosed.
+func (c *rawConn6) Close() error { return c.pc.Close() }
+
+// setPseudoChecksum6 writes into b[6:8] the checksum of the VRRPv3 message b sent from src to
+// dst: the Internet checksum over the IPv6 pseudo-header of RFC 8200 section 8.1 (source,
+// destination, upper-layer length, next header 112) and the message with its checksum field
+// zero (RFC 9568 section 5.2.8). A version 2 message is left alone: its checksum has no
+// pseudo-header, and IPv6 cannot carry one anyway.
+func setPseudoChecksum6(b []byte, src, dst netip.Addr) error {
+	if len(b) < 8 {
+		return fmt.Errorf("%w: %d bytes", ErrTooShort, len(b))
+	}
+	if b[0]>>4 != 3 {
+		return fmt.Errorf("%w: %d over IPv6, which carries version 3 only (RFC 9568)", ErrVersion, b[0]>>4)
+	}
+	b[6], b[7] = 0, 0
+	binary.BigEndian.PutUint16(b[6:8], ^pseudoSum6(src, dst, ipProtoVRRP, b))
+	return nil
+}
+
+// pseudoSum6 is the folded one's complement sum of the IPv6 pseudo-header (RFC 8200 section
+// 8.1) for an upper-layer packet b of protocol next, and of b itself.
+func pseudoSum6(src, dst netip.Addr, next uint8, b []byte) uint16 {
+	var ph [40]byte
+	s, d := src.As16(), dst.As16()
+	copy(ph[0:16], s[:])
+	copy(ph[16:32], d[:])
+	binary.BigEndian.PutUint32(ph[32:36], uint32(len(b)))
+	ph[39] = next
+	sum := uint32(onesSum(ph[:])) + uint32(onesSum(b))
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
+}
+
+// setSockoptInt sets an integer socket option on c's descriptor.
+func setSockoptInt(c net.PacketConn, level, opt, value int) error {
+	sc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := sc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, value) }); err != nil {
+		return err
+	}
+	return serr
+}

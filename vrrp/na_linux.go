@@ -1,0 +1,156 @@
+package vrrp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
+)
+
+const (
+	etherTypeIPv6 = 0x86dd
+
+	// icmpv6NeighborAdvert is the ICMPv6 type of a Neighbor Advertisement (RFC 4861 section
+	// 4.4); ipProtoICMPv6 its IPv6 next header.
+	icmpv6NeighborAdvert = 136
+	ipProtoICMPv6        = 58
+
+	// NA flags (RFC 4861 section 4.4), the first byte of the reserved word.
+	naFlagRouter    = 0x80
+	naFlagSolicited = 0x40
+	naFlagOverride  = 0x20
+
+	// naOptTargetLLA is the Target Link-Layer Address option (RFC 4861 section 4.6.1).
+	naOptTargetLLA = 2
+
+	naICMPLen  = 4 + 4 + 16 + 8 // type/code/checksum, flags, target, one 8-byte option
+	naFrameLen = 14 + 40 + naICMPLen
+)
+
+// allNodes6 is the link-local all-nodes group an unsolicited NA goes to (RFC 4861 section
+// 7.2.6), and allNodesMAC its Ethernet group address (RFC 2464 section 7).
+var (
+	allNodes6   = netip.MustParseAddr("ff02::1")
+	allNodesMAC = net.HardwareAddr{0x33, 0x33, 0x00, 0x00, 0x00, 0x01}
+)
+
+// naAnnouncer is the [Announcer] of an IPv6 group: it sends unsolicited Neighbor
+// Advertisements, IPv6's gratuitous ARP (RFC 9568 section 6.4.2 "for each IPv6 address ...
+// send an Unsolicited Neighbor Advertisement with the Router Flag (R) set to ..."; RFC 4861
+// section 7.2.6), through an AF_PACKET socket bound to one interface. Each NA goes to ff02::1
+// with hop limit 255 (receivers drop NAs with any other, RFC 4861 section 7.1.2), the
+// Override flag set (so that caches pointing at the old Master are updated), Solicited clear,
+// the Router flag as configured, and a Target Link-Layer Address option with the interface's
+// MAC (the virtual MAC in virtual-MAC mode). The IPv6 source is this node's link-local
+// address, an address of the sending interface (section 7.2.6).
+//
+// The frame is built here rather than sent through an ICMPv6 socket so that it leaves from
+// the macvlan in virtual-MAC mode, with the frame's source and the option both the virtual
+// MAC, and without the kernel choosing another source address. Like [arpAnnouncer] it is
+// send-only: a BPF program that accepts nothing keeps the segment's IPv6 traffic off it.
+type naAnnouncer struct {
+	conn   *packet.Conn
+	hw     net.HardwareAddr
+	src    netip.Addr
+	router bool
+	frame  [naFrameLen]byte
+	dst    packet.Addr
+}
+
+var _ Announcer = (*naAnnouncer)(nil)
+
+// newNAAnnouncer opens the packet socket on ifi; src is this node's link-local address and
+// router the NA's Router flag.
+func newNAAnnouncer(ifi *net.Interface, src netip.Addr, router bool) (*naAnnouncer, error) {
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("vrrp: neighbor advertisements on %s: not an Ethernet interface (hardware address %q)", ifi.Name, ifi.HardwareAddr)
+	}
+	dropAll, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: assembling NA socket filter: %w", err)
+	}
+	c, err := packet.Listen(ifi, packet.Raw, etherTypeIPv6, &packet.Config{Filter: dropAll})
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: opening NA socket on %s: %w", ifi.Name, err)
+	}
+	return &naAnnouncer{
+		conn:   c,
+		hw:     append(net.HardwareAddr(nil), ifi.HardwareAddr...),
+		src:    src.WithZone(""),
+		router: router,
+		dst:    packet.Addr{HardwareAddr: allNodesMAC},
+	}, nil
+}
+
+// Announce sends one unsolicited NA per IPv6 address.
+func (a *naAnnouncer) Announce(ips []netip.Addr) error {
+	var errs []error
+	for _, ip := range ips {
+		if err := buildNA(a.frame[:], a.hw, a.src, ip, a.router); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := a.conn.WriteTo(a.frame[:], &a.dst); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp: neighbor advertisement for %s: %w", ip, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rebind moves the announcer to a new socket on ifi (a recreated interface), closing its own.
+// It must run in Dial's network namespace.
+func (a *naAnnouncer) rebind(ifi *net.Interface) error {
+	n, err := newNAAnnouncer(ifi, a.src, a.router)
+	if err != nil {
+		return err
+	}
+	a.conn.Close()
+	a.conn, a.hw = n.conn, n.hw
+	return nil
+}
+
+// Close closes the packet socket.
+func (a *naAnnouncer) Close() error { return a.conn.Close() }
+
+// buildNA writes into b (at least naFrameLen bytes) the Ethernet frame of an unsolicited
+// Neighbor Advertisement from src for target at hw (RFC 4861 sections 4.4 and 7.2.6): to
+// ff02::1 (33:33:00:00:00:01), hop limit 255, Override set, Solicited clear, Router as given,
+// and the Target Link-Layer Address option.
+func buildNA(b []byte, hw net.HardwareAddr, src, target netip.Addr, router bool) error {
+	if !target.Is6() || target.Is4In6() {
+		return fmt.Errorf("vrrp: neighbor advertisement for %s: not an IPv6 address", target)
+	}
+	if len(hw) != 6 {
+		return fmt.Errorf("vrrp: neighbor advertisement: hardware address %q is not 6 bytes", hw)
+	}
+	b = b[:naFrameLen]
+	clear(b)
+	copy(b[0:6], allNodesMAC)
+	copy(b[6:12], hw)
+	binary.BigEndian.PutUint16(b[12:14], etherTypeIPv6)
+
+	ip := b[14:54]
+	ip[0] = 6 << 4                                    // version 6, traffic class 0, flow label 0
+	binary.BigEndian.PutUint16(ip[4:6], naICMPLen)    // payload length
+	ip[6], ip[7] = ipProtoICMPv6, 255                 // next header, hop limit
+	s, d := src.As16(), allNodes6.As16()
+	copy(ip[8:24], s[:])
+	copy(ip[24:40], d[:])
+
+	na := b[54:]
+	na[0] = icmpv6NeighborAdvert // code 0
+	na[4] = naFlagOverride
+	if router {
+		na[4] |= naFlagRouter
+	}
+	t := target.As16()
+	copy(na[8:24], t[:])
+	na[24], na[25] = naOptTargetLLA, 1 // length in units of 8 bytes
+	copy(na[26:32], hw)
+	binary.BigEndian.PutUint16(na[2:4], ^pseudoSum6(src, allNodes6, ipProtoICMPv6, na))
+	return nil
+}
