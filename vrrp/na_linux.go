@@ -134,9 +134,9 @@ func buildNA(b []byte, hw net.HardwareAddr, src, target netip.Addr, router bool)
 	binary.BigEndian.PutUint16(b[12:14], etherTypeIPv6)
 
 	ip := b[14:54]
-	ip[0] = 6 << 4                                    // version 6, traffic class 0, flow label 0
-	binary.BigEndian.PutUint16(ip[4:6], naICMPLen)    // payload length
-	ip[6], ip[7] = ipProtoICMPv6, 255                 // next header, hop limit
+	ip[0] = 6 << 4                                 // version 6, traffic class 0, flow label 0
+	binary.BigEndian.PutUint16(ip[4:6], naICMPLen) // payload length
+	ip[6], ip[7] = ipProtoICMPv6, 255              // next header, hop limit
 	s, d := src.As16(), allNodes6.As16()
 	copy(ip[8:24], s[:])
 	copy(ip[24:40], d[:])
