@@ -260,12 +260,18 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 		VirtualMAC:     rc.VirtualMAC,
 		GARPCount:      rc.GARPCount,
 		GARPInterval:   rc.GARPInterval,
+		NARouter:       rc.NARouter,
 		StateDir:       a.cfg.Node.StateDir,
 		Logger:         a.log.With("part", "vrrp"),
 		OnEvent:        a.onVRRPEvent,
 	}
 	if rc.Unicast {
 		c.Peers = []netip.Addr{rc.Peer}
+	}
+	if c.IPv6() {
+		// node.address is IPv4; an IPv6 group advertises from the interface's link-local
+		// address, which the engine finds (RFC 9568 section 5.1.2.1).
+		c.Primary = netip.Addr{}
 	}
 	return c
 }

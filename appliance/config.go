@@ -121,6 +121,12 @@ type RedundancyConfig struct {
 	VirtualMAC     bool
 	GARPCount      int
 	GARPInterval   time.Duration
+	// Version is the VRRP version: 2 (RFC 3768, the default) or 3 (RFC 9568), which IPv6
+	// virtual IPs need.
+	Version uint8
+	// NARouter sets the Router flag of the unsolicited Neighbor Advertisements of an IPv6
+	// group (RFC 4861 section 4.4): on when hosts use a virtual IP as their default router.
+	NARouter bool
 	// BackupMode is the group's Backup mode until an operator changes it at run time (the
 	// run-time setting is kept in state_dir and wins; docs/operations.md).
 	BackupMode BackupMode
@@ -173,6 +179,8 @@ type rawRedundancy struct {
 	VirtualMAC     *bool    `toml:"virtual_mac"`
 	GARPCount      *int64   `toml:"garp_count"`
 	GARPInterval   *string  `toml:"garp_interval"`
+	Version        *int64   `toml:"version"`
+	NARouter       *bool    `toml:"na_router"`
 	BackupMode     *string  `toml:"backup_mode"`
 	Notify         []string `toml:"notify"`
 }
@@ -767,6 +775,7 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 		AllowLinkLocal: r.AllowLinkLocal != nil && *r.AllowLinkLocal,
 		Unicast:        r.Unicast != nil && *r.Unicast,
 		VirtualMAC:     r.VirtualMAC != nil && *r.VirtualMAC,
+		NARouter:       r.NARouter != nil && *r.NARouter,
 	}
 	if node.Address.IsValid() {
 		if why := addrProblem(node.Address, rc.AllowLinkLocal); why != "" {
@@ -775,7 +784,8 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 	}
 	rc.GroupID = validateVRID(p, r.GroupID, rc.Enabled)
 	rc.Priority = validatePriority(p, r.Priority)
-	rc.AdvertInterval = validateAdvertInterval(p, r.AdvertInterval)
+	rc.Version = validateVersion(p, r.Version)
+	rc.AdvertInterval = validateAdvertInterval(p, r.AdvertInterval, rc.Version)
 	rc.Peer = validatePeer(p, r.Peer, node, rc.AllowLinkLocal)
 	if rc.Unicast && r.Peer == nil {
 		p.add("redundancy.peer", "is required when unicast = true")
@@ -784,6 +794,7 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 	if rc.Enabled && len(r.VirtualIPs) == 0 {
 		p.add("redundancy.virtual_ips", "at least one virtual IP is required")
 	}
+	checkIPv6Group(p, rc, r.NARouter != nil)
 	checkOwner(p, rc, node)
 	rc.GARPCount = DefaultGARPCount
 	if r.GARPCount != nil {
@@ -833,7 +844,18 @@ func validatePriority(p *problems, v *int64) uint8 {
 	return uint8(*v)
 }
 
-func validateAdvertInterval(p *problems, v *string) time.Duration {
+func validateVersion(p *problems, v *int64) uint8 {
+	switch {
+	case v == nil:
+		return 2
+	case *v != 2 && *v != 3:
+		p.add("redundancy.version", "%d: want 2 (RFC 3768) or 3 (RFC 9568)", *v)
+		return 2
+	}
+	return uint8(*v)
+}
+
+func validateAdvertInterval(p *problems, v *string, version uint8) time.Duration {
 	if v == nil {
 		return DefaultAdvertInterval
 	}
@@ -841,6 +863,10 @@ func validateAdvertInterval(p *problems, v *string) time.Duration {
 	switch {
 	case err != nil:
 		p.add("redundancy.advert_interval", "%q is not a duration (for example \"1s\")", *v)
+	case version == 3 && (d < 10*time.Millisecond || d > 4095*10*time.Millisecond || d%(10*time.Millisecond) != 0):
+		p.add("redundancy.advert_interval", "%s must be a whole number of centiseconds from 10ms to 40.95s (RFC 9568 section 5.2.7)", d)
+	case version == 3:
+		return d
 	case d < time.Second || d > 255*time.Second || d%time.Second != 0:
 		p.add("redundancy.advert_interval", "%s must be a whole number of seconds from 1s to 255s (RFC 3768 section 5.3.7)", d)
 	default:
@@ -895,8 +921,12 @@ func validateVirtualIPs(p *problems, list []string, rc RedundancyConfig) []netip
 	seen := map[netip.Addr]int{}
 	for i, s := range list {
 		key := fmt.Sprintf("redundancy.virtual_ips[%d]", i)
-		v, ok := virtualIP(p, key, s, rc.AllowLinkLocal)
+		v, ok := virtualIP(p, key, s, rc)
 		if !ok {
+			continue
+		}
+		if len(out) > 0 && out[0].Addr().Is6() != v.Addr().Is6() {
+			p.add(key, "%s is not of the family of virtual_ips[%d] %s: a group carries IPv4 or IPv6 addresses, not both (RFC 9568 section 5.2.9); use keepalived-style separate groups", v, seen[out[0].Addr()], out[0])
 			continue
 		}
 		if j, dup := seen[v.Addr()]; dup {
@@ -913,20 +943,27 @@ func validateVirtualIPs(p *problems, list []string, rc RedundancyConfig) []netip
 	return out
 }
 
-func virtualIP(p *problems, key, s string, allowLinkLocal bool) (netip.Prefix, bool) {
+func virtualIP(p *problems, key, s string, rc RedundancyConfig) (netip.Prefix, bool) {
+	allowLinkLocal := rc.AllowLinkLocal
 	v, err := netip.ParsePrefix(s)
 	if err != nil {
-		if a, aerr := netip.ParseAddr(s); aerr == nil && a.Is4() {
+		a, aerr := netip.ParseAddr(s)
+		switch {
+		case aerr == nil && a.Is4():
 			p.add(key, "%q has no prefix length (write it as %s/24, say)", s, s)
-		} else {
-			p.add(key, "%.60q is not an IPv4 address with prefix length", s)
+		case aerr == nil && a.Is6() && a.Zone() == "":
+			p.add(key, "%q has no prefix length (write it as %s/64, say)", s, s)
+		default:
+			p.add(key, "%.60q is not an IP address with prefix length", s)
 		}
 		return v, false
 	}
 	a := v.Addr()
 	switch {
-	case !a.Is4():
-		p.add(key, "%q is not IPv4 (VRRPv2, RFC 3768, carries IPv4 only)", s)
+	case a.Is6() && rc.Version != 3:
+		p.add(key, "%q is IPv6, which VRRPv2 (RFC 3768) cannot carry: set redundancy.version = 3 (RFC 9568)", s)
+	case a.Is6():
+		return virtualIP6(p, key, v)
 	case v.Bits() == 0:
 		p.add(key, "%q: prefix length 0 is not allowed", s)
 	case addrProblem(a, allowLinkLocal) != "":
@@ -939,6 +976,46 @@ func virtualIP(p *problems, key, s string, allowLinkLocal bool) (netip.Prefix, b
 		return v, true
 	}
 	return v, false
+}
+
+// virtualIP6 checks an IPv6 virtual address: a unicast host address, not IPv4-mapped (that is
+// an IPv4 address in disguise) and not the Subnet-Router anycast address of its prefix (RFC
+// 4291 section 2.6.1), which routers answer for.
+func virtualIP6(p *problems, key string, v netip.Prefix) (netip.Prefix, bool) {
+	a := v.Addr()
+	switch {
+	case a.Is4In6():
+		p.add(key, "%s is an IPv4-mapped address; write the IPv4 address itself", v)
+	case a.IsUnspecified() || a.IsLoopback():
+		p.add(key, "%s is the unspecified or the loopback address", v)
+	case a.IsMulticast():
+		p.add(key, "%s is a multicast address (ff00::/8)", v)
+	case v.Bits() == 0:
+		p.add(key, "%s: prefix length 0 is not allowed", v)
+	case v.Bits() < 127 && a == v.Masked().Addr():
+		p.add(key, "%s is the Subnet-Router anycast address of %s (RFC 4291 section 2.6.1), not a host address", a, v.Masked())
+	default:
+		return v, true
+	}
+	return v, false
+}
+
+// checkIPv6Group applies what an IPv6 group needs (RFC 9568): its link-local virtual address
+// first (section 5.2.9), multicast adverts (redundancy.peer is the IPv4 peer the sync and the
+// peer link use), and na_router only where there are Neighbor Advertisements to send.
+func checkIPv6Group(p *problems, rc RedundancyConfig, naRouterSet bool) {
+	if len(rc.VirtualIPs) == 0 || !rc.VirtualIPs[0].Addr().Is6() {
+		if naRouterSet {
+			p.add("redundancy.na_router", "applies to IPv6 virtual IPs only (an IPv4 group sends gratuitous ARP, which has no Router flag)")
+		}
+		return
+	}
+	if first := rc.VirtualIPs[0]; !first.Addr().IsLinkLocalUnicast() {
+		p.add("redundancy.virtual_ips[0]", "%s: the first address of an IPv6 group must be its link-local virtual address, for example \"fe80::1/64\" (RFC 9568 section 5.2.9)", first)
+	}
+	if rc.Unicast {
+		p.add("redundancy.unicast", "is not available for IPv6 virtual IPs yet: redundancy.peer is an IPv4 address; use multicast (ff02::12)")
+	}
 }
 
 // lastAddr is the highest address of an IPv4 prefix: its directed broadcast address.

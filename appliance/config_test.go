@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,7 +35,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		Redundancy: RedundancyConfig{
 			Enabled: true, GroupID: 18, Priority: 100, AdvertInterval: time.Second,
 			VirtualIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.100/24")},
-			GARPCount:  5, GARPInterval: 200 * time.Millisecond, BackupMode: ModeActive,
+			GARPCount:  5, GARPInterval: 200 * time.Millisecond, BackupMode: ModeActive, Version: 2,
 		},
 		Berofos: BerofosConfig{Conf: "/etc/bnfos.conf", LinesMode: -1, KickInterval: 5 * time.Second,
 			Timeout: 3 * time.Second, PollInterval: 2 * time.Second},
@@ -45,6 +46,24 @@ func TestParseConfigDefaults(t *testing.T) {
 	if diff := cmp.Diff(want, cfg, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("ParseConfig (-want +got):\n%s", diff)
+	}
+}
+
+// An IPv6 group: VRRPv3, the link-local virtual address first, the Router flag of its Neighbor
+// Advertisements as set.
+func TestParseConfigIPv6Group(t *testing.T) {
+	doc := strings.Replace(minimal, `virtual_ips = ["192.0.2.100/24"]`,
+		"version = 3\nadvert_interval = \"100ms\"\nna_router = true\nvirtual_ips = [\"fe80::1/64\", \"2001:db8::100/64\"]", 1)
+	cfg, err := ParseConfig([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := cfg.Redundancy
+	want := []netip.Prefix{netip.MustParsePrefix("fe80::1/64"), netip.MustParsePrefix("2001:db8::100/64")}
+	if rc.Version != 3 || rc.AdvertInterval != 100*time.Millisecond || !rc.NARouter ||
+		!slices.Equal(rc.VirtualIPs, want) {
+		t.Errorf("decoded version %d interval %v na_router %t virtual_ips %v; want 3, 100ms, true, %v",
+			rc.Version, rc.AdvertInterval, rc.NARouter, rc.VirtualIPs, want)
 	}
 }
 
@@ -79,7 +98,19 @@ func TestParseConfigErrors(t *testing.T) {
 		{"fractional interval", `group_id = 18`, "group_id = 18\nadvert_interval = \"1500ms\"", []string{"redundancy.advert_interval"}, "whole number of seconds"},
 		{"bad interval", `group_id = 18`, "group_id = 18\nadvert_interval = \"soon\"", []string{"redundancy.advert_interval"}, "not a duration"},
 		{"vip without prefix", `"192.0.2.100/24"`, `"192.0.2.100"`, []string{"redundancy.virtual_ips[0]"}, "no prefix length"},
-		{"vip ipv6", `"192.0.2.100/24"`, `"2001:db8::1/64"`, []string{"redundancy.virtual_ips[0]"}, "not IPv4"},
+		{"vip ipv6 in v2", `"192.0.2.100/24"`, `"fe80::1/64"`, []string{"redundancy.virtual_ips[0]"}, "set redundancy.version = 3"},
+		{"version 4", `group_id = 18`, "group_id = 18\nversion = 4", []string{"redundancy.version"}, "want 2"},
+		{"mixed families", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"192.0.2.100/24\"]", []string{"redundancy.virtual_ips[1]"}, "IPv4 or IPv6 addresses, not both"},
+		{"mixed families v4 first", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"192.0.2.100/24\", \"fe80::1/64\"]", []string{"redundancy.virtual_ips[1]"}, "not both"},
+		{"ipv6 group without link-local first", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"2001:db8::100/64\", \"fe80::1/64\"]", []string{"redundancy.virtual_ips[0]"}, "link-local virtual address"},
+		{"ipv6 vip without prefix", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1\"]", []string{"redundancy.virtual_ips[0]"}, "fe80::1/64"},
+		{"ipv6 multicast vip", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"ff02::12/64\"]", []string{"redundancy.virtual_ips[1]"}, "multicast"},
+		{"ipv6 mapped vip", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"::ffff:192.0.2.100/120\"]", []string{"redundancy.virtual_ips[1]"}, "IPv4-mapped"},
+		{"ipv6 anycast vip", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"2001:db8::/64\"]", []string{"redundancy.virtual_ips[1]"}, "Subnet-Router anycast"},
+		{"ipv6 unicast", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nunicast = true\npeer = \"192.0.2.12\"\nvirtual_ips = [\"fe80::1/64\"]", []string{"redundancy.unicast"}, "not available for IPv6"},
+		{"na_router in an IPv4 group", `group_id = 18`, "group_id = 18\nna_router = true", []string{"redundancy.na_router"}, "IPv6 virtual IPs only"},
+		{"v3 interval not centiseconds", `group_id = 18`, "group_id = 18\nversion = 3\nadvert_interval = \"15ms\"", []string{"redundancy.advert_interval"}, "centiseconds"},
+		{"v3 interval too long", `group_id = 18`, "group_id = 18\nversion = 3\nadvert_interval = \"41s\"", []string{"redundancy.advert_interval"}, "40.95s"},
 		{"vip twice", `"192.0.2.100/24"`, `"192.0.2.100/24", "192.0.2.100/32"`, []string{"redundancy.virtual_ips[1]"}, "twice"},
 		{"no vips", `virtual_ips = ["192.0.2.100/24"]`, `virtual_ips = []`, []string{"redundancy.virtual_ips"}, "at least one"},
 		{"unicast without peer", `group_id = 18`, "group_id = 18\nunicast = true", []string{"redundancy.peer"}, "required when unicast"},
