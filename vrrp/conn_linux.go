@@ -13,9 +13,6 @@ import (
 )
 
 const (
-	// ipProtoVRRP is the IP protocol number of VRRP (RFC 3768 section 5.2.4).
-	ipProtoVRRP = 112
-
 	// tosInternetControl is IP precedence 6 (DSCP CS6), the class of routing-protocol traffic;
 	// keepalived marks its adverts the same way so that queueing switches keep them ahead of
 	// bulk traffic.

@@ -453,7 +453,10 @@ func (m *Machine) check(in Inbound) (Advertisement, netip.Addr, string) {
 	if !src.Is4() {
 		return adv, src, DropSource
 	}
-	if err := adv.UnmarshalBinary(in.Payload); err != nil {
+	if len(in.Payload) > 0 && in.Payload[0]>>4 != 2 {
+		return adv, src, DropVersion
+	}
+	if err := adv.Unmarshal(in.Payload, PseudoHeader{Src: src, Dst: in.Dst}); err != nil {
 		return adv, src, parseDropReason(err)
 	}
 	if adv.VRID != m.cfg.VRID {

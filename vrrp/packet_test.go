@@ -3,6 +3,7 @@ package vrrp
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"net/netip"
@@ -128,7 +129,15 @@ var goldenTests = []struct {
 }
 
 func TestGoldenFilesMatchTable(t *testing.T) {
+	type row struct{ name, file, hex string }
+	var rows []row
 	for _, tt := range goldenTests {
+		rows = append(rows, row{tt.name, tt.file, tt.hex})
+	}
+	for _, tt := range goldenV3Tests {
+		rows = append(rows, row{tt.name, tt.file, tt.hex})
+	}
+	for _, tt := range rows {
 		if tt.file == "" {
 			continue
 		}
@@ -226,7 +235,8 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"trailing byte", good + "00", ErrLength},
 		{"count says one address", "21 33 64 01 00 01 f69a c0000264 c0000265 0000000000000000", ErrLength},
 		{"version 1", "11 33 64 02 00 01 05fe c0000264 c0000265 0000000000000000", ErrVersion},
-		{"version 3 not yet", "31 33 64 02 00 64 e59b c0000264 c0000265", ErrVersion},
+		{"version 3 without pseudo-header", "31 33 64 02 00 64 4307 c0000264 c0000265", ErrPseudoHeader},
+		{"version 4", "41 33 64 02 00 01 e5fe c0000264 c0000265 0000000000000000", ErrVersion},
 		{"version 0", "01 33 64 02 00 01 15fe c0000264 c0000265 0000000000000000", ErrVersion},
 		{"type 2", "22 33 64 02 00 01 f4fe c0000264 c0000265 0000000000000000", ErrType},
 		{"type 0", "20 33 64 02 00 01 f6fe c0000264 c0000265 0000000000000000", ErrType},
@@ -288,7 +298,7 @@ func TestValidate(t *testing.T) {
 		{"AH is a known type", func(a *Advertisement) { a.AuthType = AuthAH }, nil},
 		{"255 addresses", func(a *Advertisement) { a.Addresses = many[:255] }, nil},
 		{"version 0", func(a *Advertisement) { a.Version = 0 }, ErrVersion},
-		{"version 3 not yet", func(a *Advertisement) { a.Version = 3 }, ErrVersion},
+		{"version 4", func(a *Advertisement) { a.Version = 4 }, ErrVersion},
 		{"type 0", func(a *Advertisement) { a.Type = 0 }, ErrType},
 		{"VRID 0", func(a *Advertisement) { a.VRID = 0 }, ErrVRID},
 		{"interval 0", func(a *Advertisement) { a.Interval = 0 }, ErrInterval},
@@ -338,45 +348,77 @@ func TestAuthTypeString(t *testing.T) {
 	}
 }
 
-// FuzzAdvertisement: UnmarshalBinary must never panic; whatever it accepts must validate,
-// marshal back to the same bytes (up to the encoding of a zero checksum) and re-parse equal.
+// Pseudo-headers the fuzz target parses with, by its family argument: none (version 2 only),
+// keepalived's IPv4 multicast and its IPv6 multicast.
+var fuzzPseudoHeaders = []PseudoHeader{
+	{},
+	{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("224.0.0.18")},
+	{Src: netip.MustParseAddr("fe80::ecb4:11ff:fe86:84ab"), Dst: netip.MustParseAddr("ff02::12")},
+}
+
+// FuzzAdvertisement: Unmarshal must never panic; whatever it accepts must validate, marshal
+// back to the same bytes (up to the encoding of a zero checksum and, in version 3, the reserved
+// bits, which are ignored on receipt) and re-parse equal. family picks the pseudo-header
+// (fuzzPseudoHeaders); with fix set the input's checksum is corrected first, so that the
+// fuzzer reaches the checks behind the checksum instead of stopping at it.
 func FuzzAdvertisement(f *testing.F) {
 	for _, tt := range goldenTests {
-		f.Add(mustHex(f, tt.hex))
+		f.Add(mustHex(f, tt.hex), uint8(0), false)
 	}
-	f.Add([]byte{})
-	f.Add(mustHex(f, "31 33 64 02 00 64 e59b c0000264 c0000265"))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	for _, tt := range goldenV3Tests {
+		fam := uint8(1)
+		if tt.ph.Src.Is6() {
+			fam = 2
+		}
+		f.Add(mustHex(f, tt.hex), fam, false)
+		f.Add(mustHex(f, tt.hex), fam, true)
+	}
+	f.Add([]byte{}, uint8(0), false)
+	f.Add(mustHex(f, "31 33 64 02 f0 64 0000 c0000264 c0000265"), uint8(1), true)
+	f.Fuzz(func(t *testing.T, b []byte, family uint8, fix bool) {
+		ph := fuzzPseudoHeaders[int(family)%len(fuzzPseudoHeaders)]
+		if fix && len(b) >= 8 {
+			b[6], b[7] = 0, 0
+			sum := Checksum(b)
+			if b[0]>>4 == 3 {
+				sum = ph.Checksum(b)
+			}
+			binary.BigEndian.PutUint16(b[6:8], sum)
+		}
 		in := bytes.Clone(b)
 		var a Advertisement
-		if err := a.UnmarshalBinary(b); err != nil {
+		if err := a.Unmarshal(b, ph); err != nil {
 			return
 		}
 		if !bytes.Equal(in, b) {
-			t.Fatalf("UnmarshalBinary modified its input")
+			t.Fatalf("Unmarshal modified its input")
 		}
 		if err := a.Validate(); err != nil {
 			t.Fatalf("parsed advertisement does not validate: %v\n%+v", err, a)
 		}
-		out, err := a.MarshalBinary()
+		out, err := a.Marshal(ph)
 		if err != nil {
-			t.Fatalf("MarshalBinary of a parsed advertisement: %v", err)
+			t.Fatalf("Marshal of a parsed advertisement: %v", err)
 		}
 		if len(out) != len(b) {
 			t.Fatalf("re-encoding is %d bytes, input was %d", len(out), len(b))
 		}
-		sameExceptChecksum := bytes.Equal(out[:6], b[:6]) && bytes.Equal(out[8:], b[8:])
-		if !sameExceptChecksum {
+		want := bytes.Clone(b)
+		reserved := a.Version == 3 && want[4]&0xf0 != 0
+		if reserved {
+			want[4] &= 0x0f // ignored on receipt, zero on transmission (RFC 9568 section 5.2.7)
+		}
+		if !bytes.Equal(out[:6], want[:6]) || !bytes.Equal(out[8:], want[8:]) {
 			t.Fatalf("re-encoding differs:\n in % x\nout % x", b, out)
 		}
-		if !bytes.Equal(out[6:8], b[6:8]) && !(a.Checksum == 0xffff && out[6] == 0 && out[7] == 0) {
+		if !reserved && !bytes.Equal(out[6:8], b[6:8]) && !(a.Checksum == 0xffff && out[6] == 0 && out[7] == 0) {
 			t.Fatalf("checksum re-encoded as % x, read % x", out[6:8], b[6:8])
 		}
 		var back Advertisement
-		if err := back.UnmarshalBinary(out); err != nil {
-			t.Fatalf("UnmarshalBinary of our own encoding: %v", err)
+		if err := back.Unmarshal(out, ph); err != nil {
+			t.Fatalf("Unmarshal of our own encoding: %v", err)
 		}
-		a.Checksum = back.Checksum // the only field allowed to differ (0xffff -> 0x0000)
+		a.Checksum = back.Checksum // the only field allowed to differ (0xffff -> 0x0000, reserved bits)
 		if diff := cmp.Diff(a, back, cmpAddr); diff != "" {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
