@@ -170,10 +170,8 @@ func (c *rawConn6) rebind(recv, send *net.Interface) error {
 func (c *rawConn6) Close() error { return c.pc.Close() }
 
 // setPseudoChecksum6 writes into b[6:8] the checksum of the VRRPv3 message b sent from src to
-// dst: the Internet checksum over the IPv6 pseudo-header of RFC 8200 section 8.1 (source,
-// destination, upper-layer length, next header 112) and the message with its checksum field
-// zero (RFC 9568 section 5.2.8). A version 2 message is left alone: its checksum has no
-// pseudo-header, and IPv6 cannot carry one anyway.
+// dst, over the IPv6 pseudo-header (RFC 9568 section 5.2.8, [PseudoHeader.Checksum]). A
+// version 2 message is refused: IPv6 carries version 3 only.
 func setPseudoChecksum6(b []byte, src, dst netip.Addr) error {
 	if len(b) < 8 {
 		return fmt.Errorf("%w: %d bytes", ErrTooShort, len(b))
@@ -182,24 +180,8 @@ func setPseudoChecksum6(b []byte, src, dst netip.Addr) error {
 		return fmt.Errorf("%w: %d over IPv6, which carries version 3 only (RFC 9568)", ErrVersion, b[0]>>4)
 	}
 	b[6], b[7] = 0, 0
-	binary.BigEndian.PutUint16(b[6:8], ^pseudoSum6(src, dst, ipProtoVRRP, b))
+	binary.BigEndian.PutUint16(b[6:8], PseudoHeader{Src: src, Dst: dst}.Checksum(b))
 	return nil
-}
-
-// pseudoSum6 is the folded one's complement sum of the IPv6 pseudo-header (RFC 8200 section
-// 8.1) for an upper-layer packet b of protocol next, and of b itself.
-func pseudoSum6(src, dst netip.Addr, next uint8, b []byte) uint16 {
-	var ph [40]byte
-	s, d := src.As16(), dst.As16()
-	copy(ph[0:16], s[:])
-	copy(ph[16:32], d[:])
-	binary.BigEndian.PutUint32(ph[32:36], uint32(len(b)))
-	ph[39] = next
-	sum := uint32(onesSum(ph[:])) + uint32(onesSum(b))
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
 }
 
 // setSockoptInt sets an integer socket option on c's descriptor.

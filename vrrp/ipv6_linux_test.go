@@ -100,7 +100,7 @@ func checkInbound6(t *testing.T, in Inbound, src, dst netip.Addr, sent []byte) {
 	if in.Src != src || in.Dst != dst || in.TTL != 255 {
 		t.Errorf("received from %v to %v hop limit %d; want from %v to %v hop limit 255", in.Src, in.Dst, in.TTL, src, dst)
 	}
-	if pseudoSum6(src, dst, ipProtoVRRP, in.Payload) != 0xffff {
+	if !(PseudoHeader{Src: src, Dst: dst}).ChecksumValid(in.Payload) {
 		t.Errorf("payload % x: checksum does not verify over the pseudo-header %v -> %v", in.Payload, src, dst)
 	}
 	got := slices.Clone(in.Payload)
@@ -136,6 +136,34 @@ func TestRawConn6Multicast(t *testing.T) {
 	v2 := testAdvertBytes(t, 100)
 	if err := ca.Send(v2); !errors.Is(err, ErrVersion) {
 		t.Errorf("Send of a version 2 advert: %v, want ErrVersion", err)
+	}
+}
+
+// The checksum Send writes is keepalived's: keepalived's captured IPv6 advert, sent with its
+// checksum zeroed from keepalived's own source address, arrives byte for byte as captured.
+func TestRawConn6ChecksumAsKeepalived(t *testing.T) {
+	a, b := newTestNS(t), newTestNS(t)
+	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	a.linkLocal6(t, "vrt0")
+	llB := b.linkLocal6(t, "vrt1")
+	kaSrc := netip.MustParsePrefix("fe80::a8ae:beff:fe13:8616/64") // testdata/keepalived/v3-ipv6-1s.hex
+	a.addAddr(t, "vrt0", kaSrc)
+	ca := openConn6(t, a, "vrt0", kaSrc.Addr(), nil)
+	cb := openConn6(t, b, "vrt1", llB, nil)
+
+	golden := readHexFile(t, "testdata/keepalived/v3-ipv6-1s.hex")
+	sent := slices.Clone(golden)
+	sent[6], sent[7] = 0, 0
+	if err := ca.Send(sent); err != nil {
+		t.Fatal(err)
+	}
+	in := receive6Within(t, cb, 2*time.Second)
+	if !bytes.Equal(in.Payload, golden) {
+		t.Errorf("received % x, keepalived sent % x", in.Payload, golden)
+	}
+	var adv Advertisement
+	if err := adv.Unmarshal(in.Payload, PseudoHeader{Src: in.Src, Dst: in.Dst}); err != nil {
+		t.Errorf("Unmarshal with the received pseudo-header: %v", err)
 	}
 }
 
@@ -191,7 +219,7 @@ func TestBuildNAGolden(t *testing.T) {
 	if diff := cmp.Diff(naGolden, hex.EncodeToString(b)); diff != "" {
 		t.Errorf("frame (-want +got):\n%s", diff)
 	}
-	if pseudoSum6(src, allNodes6, ipProtoICMPv6, b[54:]) != 0xffff {
+	if icmpv6Sum(src, allNodes6, b[54:]) != 0xffff {
 		t.Error("ICMPv6 checksum does not verify")
 	}
 	if err := buildNA(b, hw, src, labLLVIP.Addr(), true); err != nil {
@@ -200,7 +228,7 @@ func TestBuildNAGolden(t *testing.T) {
 	if flags := b[54+4]; flags != naFlagRouter|naFlagOverride || flags&naFlagSolicited != 0 {
 		t.Errorf("flags %#02x with the Router flag; want R and O, not S", flags)
 	}
-	if pseudoSum6(src, allNodes6, ipProtoICMPv6, b[54:]) != 0xffff {
+	if icmpv6Sum(src, allNodes6, b[54:]) != 0xffff {
 		t.Error("ICMPv6 checksum with the Router flag does not verify")
 	}
 	for _, bad := range []netip.Addr{labVIP.Addr(), netip.MustParseAddr("::ffff:192.0.2.1")} {

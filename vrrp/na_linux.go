@@ -151,6 +151,19 @@ func buildNA(b []byte, hw net.HardwareAddr, src, target netip.Addr, router bool)
 	copy(na[8:24], t[:])
 	na[24], na[25] = naOptTargetLLA, 1 // length in units of 8 bytes
 	copy(na[26:32], hw)
-	binary.BigEndian.PutUint16(na[2:4], ^pseudoSum6(src, allNodes6, ipProtoICMPv6, na))
+	binary.BigEndian.PutUint16(na[2:4], ^icmpv6Sum(src, allNodes6, na))
 	return nil
+}
+
+// icmpv6Sum is the folded one's complement sum of the ICMPv6 message msg from src to dst and
+// of its IPv6 pseudo-header (RFC 8200 section 8.1, next header 58; RFC 4443 section 2.3): the
+// checksum field is its complement, and a message that carries the right one sums to 0xffff.
+func icmpv6Sum(src, dst netip.Addr, msg []byte) uint16 {
+	var ph [40]byte
+	s, d := src.As16(), dst.As16()
+	copy(ph[0:16], s[:])
+	copy(ph[16:32], d[:])
+	binary.BigEndian.PutUint32(ph[32:36], uint32(len(msg)))
+	ph[39] = ipProtoICMPv6
+	return fold(addWords(addWords(0, ph[:]), msg))
 }
