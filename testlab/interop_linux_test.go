@@ -2,6 +2,7 @@ package testlab
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -55,10 +56,18 @@ func holdFor(t *testing.T, ctx context.Context, l *Lab, tl *Timeline, n int, mas
 // second Backup. Each side must take over when the other is killed, respect a healthy Master
 // for 10 adverts, and take over on the other's priority-0 advert.
 func interop(t *testing.T, first, second Impl) {
+	interopWith(t, first, second, VRRPConfig{AdvertInterval: time.Second})
+}
+
+// interopWith is interop for the group cfg; the Timeline follows its last virtual address.
+func interopWith(t *testing.T, first, second Impl, cfg VRRPConfig) {
 	t.Parallel()
 	RequireKeepalived(t)
-	l, ctx, tl := recordedLab(t, 90*time.Second)
-	cfg := VRRPConfig{AdvertInterval: time.Second}
+	var vip netip.Addr
+	if n := len(cfg.VIPs); n > 0 {
+		vip = cfg.VIPs[n-1].Addr()
+	}
+	l, ctx, tl := recordedLabFor(t, 90*time.Second, vip)
 	master, backup := pair(t, ctx, l, tl, first, second, cfg)
 	holdFor(t, ctx, l, tl, 10, master, backup)
 
