@@ -41,14 +41,14 @@ type VRRPConfig struct {
 	VIPs           []netip.Prefix // default host .100 of the lab subnet
 	Peers          []netip.Addr   // default: every other lab node; redundantd takes the first
 	Unicast        bool
-	VirtualMAC     bool          // redundantd only
+	VirtualMAC     bool // redundantd only
 	// Version is the VRRP version: 2 (the default) or 3 (RFC 9568), which an IPv6 group needs.
 	Version uint8
 	// NARouter sets the Router flag of an IPv6 group's Neighbor Advertisements (redundantd's
 	// redundancy.na_router; keepalived sets it when the host forwards IPv6).
-	NARouter bool
-	GARPCount      int           // 0: the implementation's default
-	GARPInterval   time.Duration // 0: the implementation's default
+	NARouter     bool
+	GARPCount    int           // 0: the implementation's default
+	GARPInterval time.Duration // 0: the implementation's default
 	// Extra is appended verbatim: TOML sections for redundantd (for example [berofos]),
 	// lines inside vrrp_instance for keepalived.
 	Extra string

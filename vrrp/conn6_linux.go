@@ -124,42 +124,19 @@ func (c *rawConn6) Send(payload []byte) error {
 // skipped silently. Receive is not safe for concurrent use; the Router calls it from one
 // reader.
 func (c *rawConn6) Receive() (Inbound, error) {
-	for {
-		n, cm, src, err := c.pc.ReadFrom(c.buf)
-		if err != nil {
-			return Inbound{}, err
+	return receiveOn(c.buf, &c.recvIndex, func(b []byte) (int, recvMeta, net.Addr, error) {
+		n, cm, src, err := c.pc.ReadFrom(b)
+		if cm == nil {
+			return n, recvMeta{}, src, err
 		}
-		if cm == nil || cm.IfIndex != int(c.recvIndex.Load()) || n > maxAdvertLen {
-			continue
-		}
-		ipa, ok := src.(*net.IPAddr)
-		if !ok {
-			continue
-		}
-		from, ok := netip.AddrFromSlice(ipa.IP)
-		if !ok {
-			continue
-		}
-		dst, _ := netip.AddrFromSlice(cm.Dst)
-		return Inbound{
-			Src:     from,
-			Dst:     dst,
-			TTL:     cm.HopLimit,
-			Payload: slices.Clone(c.buf[:n]),
-		}, nil
-	}
+		return n, recvMeta{ok: true, ifIndex: cm.IfIndex, ttl: cm.HopLimit, dst: cm.Dst}, src, err
+	})
 }
 
 // rebind moves the socket to a recreated interface, as [rawConn.rebind] does for IPv4.
 func (c *rawConn6) rebind(recv, send *net.Interface) error {
-	if c.multicast {
-		if err := c.pc.SetMulticastInterface(send); err != nil {
-			return fmt.Errorf("vrrp: setting multicast interface %s: %w", send.Name, err)
-		}
-		group := &net.IPAddr{IP: vrrpGroup6.AsSlice()}
-		if err := c.pc.JoinGroup(recv, group); err != nil && !errors.Is(err, unix.EADDRINUSE) {
-			return fmt.Errorf("vrrp: joining %s on %s: %w", vrrpGroup6, recv.Name, err)
-		}
+	if err := rebindGroup(c.pc, c.multicast, vrrpGroup6, recv, send); err != nil {
+		return err
 	}
 	c.cm.IfIndex = send.Index
 	c.recvIndex.Store(int32(recv.Index))

@@ -165,8 +165,7 @@ type (
 var (
 	_ boundConn      = (*rawConn)(nil)
 	_ boundConn      = (*rawConn6)(nil)
-	_ boundAnnouncer = (*arpAnnouncer)(nil)
-	_ boundAnnouncer = (*naAnnouncer)(nil)
+	_ boundAnnouncer = (*frameAnnouncer)(nil)
 )
 
 // dialSockets opens the advert socket and the announcer of cfg's family: for IPv4 the raw

@@ -70,27 +70,12 @@ func v3Payload(prio uint8) []byte {
 
 func openConn6(t *testing.T, n *testNS, ifname string, primary netip.Addr, peers []netip.Addr) *rawConn6 {
 	t.Helper()
-	ifi := n.iface(t, ifname)
-	var c *rawConn6
-	var err error
-	n.do(t, func() { c, err = newRawConn6(connConfig{recv: ifi, send: ifi, primary: primary, peers: peers}) })
-	if err != nil {
-		t.Fatalf("newRawConn6 in %s: %v", n.name, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return openIn(t, n, ifname, func(cc connConfig) (*rawConn6, error) { return newRawConn6(cc) }, primary, peers)
 }
 
 func receive6Within(t *testing.T, c *rawConn6, d time.Duration) Inbound {
 	t.Helper()
-	if err := c.pc.SetReadDeadline(time.Now().Add(d)); err != nil {
-		t.Fatal(err)
-	}
-	in, err := c.Receive()
-	if err != nil {
-		t.Fatalf("Receive: %v", err)
-	}
-	return in
+	return receiveBy(t, c.pc, c, d)
 }
 
 // checkInbound6 asserts that in came from src to dst with hop limit 255, carrying sent with
@@ -257,7 +242,7 @@ func TestNAAnnouncerOnTheWire(t *testing.T) {
 	}
 
 	ifi := a.iface(t, "vrt0")
-	var ann *naAnnouncer
+	var ann *frameAnnouncer
 	var err error
 	a.do(t, func() { ann, err = newNAAnnouncer(ifi, llA, true) })
 	if err != nil {

@@ -2,13 +2,9 @@ package vrrp
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-
-	"github.com/mdlayher/packet"
-	"golang.org/x/net/bpf"
 )
 
 const (
@@ -38,83 +34,19 @@ var (
 	allNodesMAC = net.HardwareAddr{0x33, 0x33, 0x00, 0x00, 0x00, 0x01}
 )
 
-// naAnnouncer is the [Announcer] of an IPv6 group: it sends unsolicited Neighbor
-// Advertisements, IPv6's gratuitous ARP (RFC 9568 section 6.4.2 "for each IPv6 address ...
-// send an Unsolicited Neighbor Advertisement with the Router Flag (R) set to ..."; RFC 4861
-// section 7.2.6), through an AF_PACKET socket bound to one interface. Each NA goes to ff02::1
-// with hop limit 255 (receivers drop NAs with any other, RFC 4861 section 7.1.2), the
-// Override flag set (so that caches pointing at the old Master are updated), Solicited clear,
-// the Router flag as configured, and a Target Link-Layer Address option with the interface's
-// MAC (the virtual MAC in virtual-MAC mode). The IPv6 source is this node's link-local
-// address, an address of the sending interface (section 7.2.6).
+// newNAAnnouncer is the announcer of an IPv6 group: unsolicited Neighbor Advertisements,
+// IPv6's gratuitous ARP (RFC 9568 section 6.4.2; RFC 4861 section 7.2.6), from src, this
+// node's link-local address (an address of the sending interface, as section 7.2.6 wants), with
+// the Router flag router (see buildNA).
 //
-// The frame is built here rather than sent through an ICMPv6 socket so that it leaves from
-// the macvlan in virtual-MAC mode, with the frame's source and the option both the virtual
-// MAC, and without the kernel choosing another source address. Like [arpAnnouncer] it is
-// send-only: a BPF program that accepts nothing keeps the segment's IPv6 traffic off it.
-type naAnnouncer struct {
-	conn   *packet.Conn
-	hw     net.HardwareAddr
-	src    netip.Addr
-	router bool
-	frame  [naFrameLen]byte
-	dst    packet.Addr
+// The frame is built here rather than sent through an ICMPv6 socket so that in virtual-MAC
+// mode it leaves from the macvlan with the frame's source and the option both the virtual
+// MAC, and without the kernel choosing another source address.
+func newNAAnnouncer(ifi *net.Interface, src netip.Addr, router bool) (*frameAnnouncer, error) {
+	src = src.WithZone("")
+	return newFrameAnnouncer(ifi, etherTypeIPv6, "neighbor advertisement", allNodesMAC, naFrameLen,
+		func(b []byte, hw net.HardwareAddr, ip netip.Addr) error { return buildNA(b, hw, src, ip, router) })
 }
-
-var _ Announcer = (*naAnnouncer)(nil)
-
-// newNAAnnouncer opens the packet socket on ifi; src is this node's link-local address and
-// router the NA's Router flag.
-func newNAAnnouncer(ifi *net.Interface, src netip.Addr, router bool) (*naAnnouncer, error) {
-	if len(ifi.HardwareAddr) != 6 {
-		return nil, fmt.Errorf("vrrp: neighbor advertisements on %s: not an Ethernet interface (hardware address %q)", ifi.Name, ifi.HardwareAddr)
-	}
-	dropAll, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
-	if err != nil {
-		return nil, fmt.Errorf("vrrp: assembling NA socket filter: %w", err)
-	}
-	c, err := packet.Listen(ifi, packet.Raw, etherTypeIPv6, &packet.Config{Filter: dropAll})
-	if err != nil {
-		return nil, fmt.Errorf("vrrp: opening NA socket on %s: %w", ifi.Name, err)
-	}
-	return &naAnnouncer{
-		conn:   c,
-		hw:     append(net.HardwareAddr(nil), ifi.HardwareAddr...),
-		src:    src.WithZone(""),
-		router: router,
-		dst:    packet.Addr{HardwareAddr: allNodesMAC},
-	}, nil
-}
-
-// Announce sends one unsolicited NA per IPv6 address.
-func (a *naAnnouncer) Announce(ips []netip.Addr) error {
-	var errs []error
-	for _, ip := range ips {
-		if err := buildNA(a.frame[:], a.hw, a.src, ip, a.router); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if _, err := a.conn.WriteTo(a.frame[:], &a.dst); err != nil {
-			errs = append(errs, fmt.Errorf("vrrp: neighbor advertisement for %s: %w", ip, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// rebind moves the announcer to a new socket on ifi (a recreated interface), closing its own.
-// It must run in Dial's network namespace.
-func (a *naAnnouncer) rebind(ifi *net.Interface) error {
-	n, err := newNAAnnouncer(ifi, a.src, a.router)
-	if err != nil {
-		return err
-	}
-	a.conn.Close()
-	a.conn, a.hw = n.conn, n.hw
-	return nil
-}
-
-// Close closes the packet socket.
-func (a *naAnnouncer) Close() error { return a.conn.Close() }
 
 // buildNA writes into b (at least naFrameLen bytes) the Ethernet frame of an unsolicited
 // Neighbor Advertisement from src for target at hw (RFC 4861 sections 4.4 and 7.2.6): to
