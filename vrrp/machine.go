@@ -37,46 +37,60 @@ func (s State) String() string {
 // ErrMachineConfig is wrapped by every error NewMachine returns.
 var ErrMachineConfig = errors.New("vrrp: invalid machine configuration")
 
-// DefaultAdvertInterval is RFC 3768's default Advertisement_Interval (section 6.1), used when
-// MachineConfig.AdvertInterval is zero.
+// DefaultAdvertInterval is the default Advertisement_Interval of RFC 3768 and RFC 9568
+// (section 6.1 of both), used when MachineConfig.AdvertInterval is zero.
 const DefaultAdvertInterval = time.Second
 
 // MachineConfig is the static configuration of one virtual router on one node (RFC 3768
-// section 6.1 parameters).
+// and RFC 9568 section 6.1 parameters).
 type MachineConfig struct {
+	// Version is the protocol: 2 (RFC 3768, IPv4 only) or 3 (RFC 9568, IPv4 or IPv6, the
+	// family of Primary); zero means 2. A Machine sends and accepts only its own version.
+	Version  uint8
 	VRID     uint8 // 1..255
 	Priority uint8 // 1..254, or 255 for the owner of the virtual addresses
-	// AdvertInterval is Advertisement_Interval: whole seconds, 1..255; zero means 1 s.
+	// AdvertInterval is Advertisement_Interval: for version 2 whole seconds, 1..255; for
+	// version 3 a multiple of 10 ms in 10 ms..40.95 s. Zero means 1 s.
 	AdvertInterval time.Duration
 	// Preempt is Preempt_Mode: a Backup with a higher priority than the Master takes over.
 	// The zero value is false (RFC 3768's default is true). Priority 255 always preempts.
 	Preempt bool
 	// Primary is this node's own address on the interface: the source of its adverts, the
-	// tie-break between equal priorities and the filter for its own looped-back adverts.
-	Primary    netip.Addr
-	VirtualIPs []netip.Addr // 1..255 IPv4 addresses, as advertised; compared as a set
+	// tie-break between equal priorities and the filter for its own looped-back adverts. Its
+	// family is the virtual router's: IPv4 for version 2; IPv4 or IPv6 for version 3, and then
+	// an IPv6 Primary is the interface's link-local address (RFC 9568 section 5.1.2.1).
+	Primary netip.Addr
+	// VirtualIPs are 1..255 addresses of Primary's family, as advertised; compared as a set.
+	VirtualIPs []netip.Addr
 	// AuthType is AuthNone or AuthSimple (RFC 2338 plain text, for keepalived's
 	// "auth_type PASS"); received adverts must carry the same type, and for AuthSimple the same
-	// AuthData. AuthData must be zero with AuthNone.
+	// AuthData. AuthData must be zero with AuthNone. Version 3 has no authentication: AuthNone
+	// only.
 	AuthType AuthType
 	AuthData [AuthDataLen]byte
 	// Peers, when not empty, selects unicast mode: adverts are accepted only from these
-	// addresses. Empty means multicast (224.0.0.18) and any source.
+	// addresses, of Primary's family. Empty means multicast (224.0.0.18 or ff02::12) and any
+	// source.
 	Peers []netip.Addr
 }
 
 // Inbound is one received VRRP packet as the I/O layer saw it.
 type Inbound struct {
-	Src, Dst netip.Addr // IP source and destination; Dst is not checked by the Machine
-	TTL      int        // IP TTL (section 7.1: must be 255)
-	Payload  []byte     // the IP payload: the VRRP message; not retained by the Machine
+	// Src and Dst are the IP source and destination. Version 3 needs both for the checksum
+	// (the pseudo-header, RFC 9568 section 5.2.8); the receive path takes Dst from the
+	// IP_PKTINFO (IPV6_PKTINFO) control message. Dst is not otherwise checked.
+	Src, Dst netip.Addr
+	TTL      int    // IP TTL (section 7.1: must be 255)
+	Payload  []byte // the IP payload: the VRRP message; not retained by the Machine
 }
 
 // Action is something the caller of a Machine must do, in the order returned.
 type Action interface{ isAction() }
 
 // SendAdvert: send Advert to the group (or to each unicast peer) with IP TTL 255 and the
-// Primary address as source. The Machine has already scheduled the next one.
+// Primary address as source. The Machine has already scheduled the next one. A version 3
+// Advert is marshalled once per destination: its checksum covers the source and the
+// destination ([Advertisement.Marshal] with a [PseudoHeader]).
 type SendAdvert struct{ Advert Advertisement }
 
 // Transition: the Machine changed state. Becoming Master means: add the virtual addresses and
@@ -165,8 +179,8 @@ func (Reassert) isAction()   {}
 // section 7.1, or one of this implementation's additions ("source", "own", "peer").
 const (
 	DropTTL       = "ttl"       // IP TTL is not 255
-	DropSource    = "source"    // IP source is not an IPv4 address
-	DropVersion   = "version"   // not version 2
+	DropSource    = "source"    // IP source is not of the Primary's family (IPv4 for version 2)
+	DropVersion   = "version"   // not the Machine's version
 	DropLength    = "length"    // shorter or longer than its address count says
 	DropType      = "type"      // not an ADVERTISEMENT
 	DropChecksum  = "checksum"  // checksum does not verify
@@ -175,7 +189,7 @@ const (
 	DropPeer      = "peer"      // unicast mode: the source is not a configured peer
 	DropAuthType  = "auth_type" // auth type differs from ours (or is unknown)
 	DropAuthData  = "auth_data" // plain-text password differs from ours
-	DropInterval  = "interval"  // advertisement interval differs from ours (or is 0)
+	DropInterval  = "interval"  // version 2: advertisement interval differs from ours (or is 0); version 3: 0
 	DropAddresses = "addresses" // address list differs from ours, sender not the owner
 	DropMalformed = "malformed" // any other parse failure
 )
@@ -184,6 +198,11 @@ const (
 type MachineStatus struct {
 	State    State
 	Priority uint8
+	// MasterAdverInterval is the advertisement interval the Backup's Master_Down_Interval is
+	// computed from: for version 3 the Master's, learned from its adverts (RFC 9568 section
+	// 6.1, Master_Adver_Interval), our own Advertisement_Interval until one arrives and while
+	// Master; for version 2 always our own.
+	MasterAdverInterval time.Duration
 	// MasterIP is the current Master's address: our own Primary when Master, the source of
 	// the last valid advert with a non-zero priority when Backup, invalid when unknown (after
 	// Start, after a priority-0 advert, in Initialize).
@@ -201,17 +220,20 @@ type MachineStatus struct {
 	Fault string
 }
 
-// Machine is the RFC 3768 section 6.4 state machine of one virtual router, with the receive
-// validation of section 7.1. It is pure: it reads no clock, does no I/O and starts no
+// Machine is the RFC 3768 (version 2) or RFC 9568 (version 3) section 6.4 state machine of one
+// virtual router, with the receive validation of section 7.1. It is pure: it reads no clock, does no I/O and starts no
 // goroutine. The caller passes the current time to every method, performs the returned
 // Actions in order, and calls Tick when Deadline is reached.
 //
 // A Machine is not safe for concurrent use; the Router serialises calls.
 type Machine struct {
 	cfg      MachineConfig
-	interval time.Duration
-	vips     map[netip.Addr]int // virtual address -> index in cfg.VirtualIPs
-	peers    map[netip.Addr]bool
+	interval time.Duration // Advertisement_Interval, ours
+	// masterInterval is Master_Adver_Interval (version 3): the Master's interval, from which
+	// Skew_Time and Master_Down_Interval are computed. Always interval in version 2.
+	masterInterval time.Duration
+	vips           map[netip.Addr]int // virtual address -> index in cfg.VirtualIPs
+	peers          map[netip.Addr]bool
 
 	priority uint8
 	state    State
@@ -236,6 +258,12 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 	bad := func(format string, args ...any) (*Machine, error) {
 		return nil, fmt.Errorf("%w: %s", ErrMachineConfig, fmt.Sprintf(format, args...))
 	}
+	if cfg.Version == 0 {
+		cfg.Version = 2
+	}
+	if cfg.Version != 2 && cfg.Version != 3 {
+		return bad("version %d: must be 2 (RFC 3768) or 3 (RFC 9568)", cfg.Version)
+	}
 	if cfg.VRID == 0 {
 		return bad("VRID 0: must be 1..255")
 	}
@@ -245,75 +273,170 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 	if cfg.AdvertInterval == 0 {
 		cfg.AdvertInterval = DefaultAdvertInterval
 	}
-	if _, err := v2IntervalByte(cfg.AdvertInterval); err != nil {
+	if err := checkAdvertInterval(cfg.Version, cfg.AdvertInterval); err != nil {
 		return bad("advert interval: %v", err)
 	}
 	cfg.Primary = cfg.Primary.Unmap()
-	if !cfg.Primary.Is4() {
-		return bad("primary address %v: must be an IPv4 address", cfg.Primary)
+	if err := checkPrimary(cfg.Version, cfg.Primary); err != nil {
+		return bad("%v", err)
 	}
+	vips, err := machineVIPs(&cfg)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if err := checkAuth(cfg.Version, cfg.AuthType, cfg.AuthData); err != nil {
+		return bad("%v", err)
+	}
+	peers, err := machinePeers(&cfg)
+	if err != nil {
+		return bad("%v", err)
+	}
+	return &Machine{
+		cfg:            cfg,
+		interval:       cfg.AdvertInterval,
+		masterInterval: cfg.AdvertInterval,
+		vips:           vips,
+		peers:          peers,
+		priority:       cfg.Priority,
+		state:          StateInitialize,
+		dropped:        make(map[string]uint64),
+	}, nil
+}
+
+// checkAdvertInterval checks an Advertisement_Interval against what the version carries.
+func checkAdvertInterval(version uint8, d time.Duration) error {
+	if version == 3 {
+		_, err := v3IntervalField(d)
+		return err
+	}
+	_, err := v2IntervalByte(d)
+	return err
+}
+
+// checkPrimary checks the Primary address (already unmapped) for the version.
+func checkPrimary(version uint8, ip netip.Addr) error {
+	switch {
+	case ip.Is4():
+		return nil
+	case version == 2 || !ip.Is6():
+		return fmt.Errorf("primary address %v: must be an IPv4 address%s", ip, map[bool]string{true: " or, for version 3, an IPv6 link-local one"}[version == 3])
+	case !ip.IsLinkLocalUnicast():
+		return fmt.Errorf("primary address %v: an IPv6 Primary must be the interface's link-local address (RFC 9568 section 5.1.2.1)", ip)
+	}
+	return nil
+}
+
+// sameFamily reports whether a and b are both IPv4 or both IPv6.
+func sameFamily(a, b netip.Addr) bool { return a.Is4() == b.Is4() && a.Is6() == b.Is6() }
+
+// familyName is "IPv4" or "IPv6", for messages.
+func familyName(ip netip.Addr) string {
+	if ip.Is6() {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// machineVIPs unmaps and checks cfg.VirtualIPs (a copy replaces them) and indexes them.
+func machineVIPs(cfg *MachineConfig) (map[netip.Addr]int, error) {
 	if len(cfg.VirtualIPs) == 0 || len(cfg.VirtualIPs) > 255 {
-		return bad("%d virtual addresses: must be 1..255", len(cfg.VirtualIPs))
+		return nil, fmt.Errorf("%d virtual addresses: must be 1..255", len(cfg.VirtualIPs))
 	}
 	cfg.VirtualIPs = slices.Clone(cfg.VirtualIPs)
 	vips := make(map[netip.Addr]int, len(cfg.VirtualIPs))
 	for i, ip := range cfg.VirtualIPs {
 		ip = ip.Unmap()
-		if !ip.Is4() {
-			return bad("virtual address %v: must be an IPv4 address", cfg.VirtualIPs[i])
+		if !ip.IsValid() || !sameFamily(ip, cfg.Primary) {
+			return nil, fmt.Errorf("virtual address %v: must be an %s address, as the primary address %v", cfg.VirtualIPs[i], familyName(cfg.Primary), cfg.Primary)
 		}
 		if _, dup := vips[ip]; dup {
-			return bad("virtual address %v listed twice", ip)
+			return nil, fmt.Errorf("virtual address %v listed twice", ip)
 		}
 		cfg.VirtualIPs[i] = ip
 		vips[ip] = i
 	}
-	switch cfg.AuthType {
-	case AuthNone:
-		if cfg.AuthData != ([AuthDataLen]byte{}) {
-			return bad("auth data set but auth type is none")
-		}
-	case AuthSimple:
-	default:
-		return bad("auth type %v: only none and simple (plain text) are supported", cfg.AuthType)
-	}
-	cfg.Peers = slices.Clone(cfg.Peers)
-	var peers map[netip.Addr]bool
-	if len(cfg.Peers) > 0 {
-		peers = make(map[netip.Addr]bool, len(cfg.Peers))
-		for i, ip := range cfg.Peers {
-			ip = ip.Unmap()
-			if !ip.Is4() {
-				return bad("peer %v: must be an IPv4 address", cfg.Peers[i])
-			}
-			if ip == cfg.Primary {
-				return bad("peer %v is our own primary address", ip)
-			}
-			cfg.Peers[i] = ip
-			peers[ip] = true
-		}
-	}
-	return &Machine{
-		cfg:      cfg,
-		interval: cfg.AdvertInterval,
-		vips:     vips,
-		peers:    peers,
-		priority: cfg.Priority,
-		state:    StateInitialize,
-		dropped:  make(map[string]uint64),
-	}, nil
+	return vips, nil
 }
 
-// SkewTime is Skew_Time = (256 - Priority) / 256 seconds (RFC 3768 section 6.1). It is exact
-// in nanoseconds: 1 s / 256 = 3906250 ns.
+// checkAuth checks the authentication settings for the version.
+func checkAuth(version uint8, t AuthType, data [AuthDataLen]byte) error {
+	switch {
+	case version == 3 && t != AuthNone:
+		return fmt.Errorf("auth type %v: version 3 has no authentication (RFC 9568 section 9)", t)
+	case t == AuthNone && data != ([AuthDataLen]byte{}):
+		return errors.New("auth data set but auth type is none")
+	case t != AuthNone && t != AuthSimple:
+		return fmt.Errorf("auth type %v: only none and simple (plain text) are supported", t)
+	}
+	return nil
+}
+
+// machinePeers unmaps and checks cfg.Peers (a copy replaces them) and indexes them; nil for
+// multicast.
+func machinePeers(cfg *MachineConfig) (map[netip.Addr]bool, error) {
+	cfg.Peers = slices.Clone(cfg.Peers)
+	if len(cfg.Peers) == 0 {
+		return nil, nil
+	}
+	peers := make(map[netip.Addr]bool, len(cfg.Peers))
+	for i, ip := range cfg.Peers {
+		ip = ip.Unmap()
+		if !ip.IsValid() || !sameFamily(ip, cfg.Primary) {
+			return nil, fmt.Errorf("peer %v: must be an %s address, as the primary address %v", cfg.Peers[i], familyName(cfg.Primary), cfg.Primary)
+		}
+		if ip == cfg.Primary {
+			return nil, fmt.Errorf("peer %v is our own primary address", ip)
+		}
+		cfg.Peers[i] = ip
+		peers[ip] = true
+	}
+	return peers, nil
+}
+
+// SkewTime is Skew_Time = (256 - Priority) / 256 seconds (RFC 3768 section 6.1), the version 2
+// skew. It is exact in nanoseconds: 1 s / 256 = 3906250 ns.
 func SkewTime(priority uint8) time.Duration {
 	return time.Duration(256-int(priority)) * (time.Second / 256)
 }
 
 // MasterDownInterval is Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time
-// (RFC 3768 section 6.1).
+// (RFC 3768 section 6.1), the version 2 interval.
 func MasterDownInterval(advertInterval time.Duration, priority uint8) time.Duration {
 	return 3*advertInterval + SkewTime(priority)
+}
+
+// SkewTimeV3 is the version 3 Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256
+// (RFC 9568 section 6.1). The RFC counts in centiseconds; the division is done in nanoseconds
+// (truncated, though for any multiple of 10 ms it is exact to the half nanosecond), not in
+// whole centiseconds, which at 10 ms adverts would give every priority a Skew_Time of 0 and so
+// no ordering between Backups. keepalived divides in microseconds. Priority 100 at 100 ms:
+// 60.9375 ms; at 10 ms: 6.09375 ms.
+func SkewTimeV3(priority uint8, masterAdverInterval time.Duration) time.Duration {
+	return time.Duration(256-int(priority)) * masterAdverInterval / 256
+}
+
+// MasterDownIntervalV3 is the version 3 Master_Down_Interval = 3 * Master_Adver_Interval +
+// Skew_Time (RFC 9568 section 6.1): 360.9375 ms at priority 100 and 100 ms adverts, 36.09375 ms
+// at 10 ms.
+func MasterDownIntervalV3(masterAdverInterval time.Duration, priority uint8) time.Duration {
+	return 3*masterAdverInterval + SkewTimeV3(priority, masterAdverInterval)
+}
+
+// skew is Skew_Time for the Machine's version and the current Master_Adver_Interval.
+func (m *Machine) skew() time.Duration {
+	if m.cfg.Version == 3 {
+		return SkewTimeV3(m.priority, m.masterInterval)
+	}
+	return SkewTime(m.priority)
+}
+
+// downInterval is Master_Down_Interval for the Machine's version and the current
+// Master_Adver_Interval.
+func (m *Machine) downInterval() time.Duration {
+	if m.cfg.Version == 3 {
+		return MasterDownIntervalV3(m.masterInterval, m.priority)
+	}
+	return MasterDownInterval(m.interval, m.priority)
 }
 
 // Start leaves Initialize (section 6.4.1): the address owner (priority 255) sends an advert
@@ -344,7 +467,8 @@ func (m *Machine) join(now time.Time, cause Cause, why string) []Action {
 		return m.becomeMaster(now, cause, why)
 	}
 	m.masterIP = netip.Addr{}
-	m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
+	m.masterInterval = m.interval // RFC 9568 section 6.4.1
+	m.backupTimer(now, m.downInterval(), CauseMasterDown,
 		"no advert within Master_Down_Interval of start")
 	return []Action{m.transition(now, StateBackup, cause, why)}
 }
@@ -393,53 +517,72 @@ func (m *Machine) Receive(now time.Time, in Inbound) []Action {
 		m.dropped[reason]++
 		return nil
 	}
-	switch m.state {
-	case StateBackup:
-		if adv.Priority == 0 {
-			// Section 6.4.2: the Master resigned; take over after Skew_Time unless a
-			// higher-priority Backup (with a shorter skew) advertises first. A passive
-			// Backup does not take over.
-			m.masterIP = netip.Addr{}
-			m.backupTimer(now, SkewTime(m.priority), CausePriorityZero,
-				fmt.Sprintf("master %v resigned (priority 0 advert)", src))
-			return nil
-		}
-		m.masterIP = src
-		if !m.preempts() || adv.Priority >= m.priority {
-			m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
-				fmt.Sprintf("no advert from master %v within Master_Down_Interval", src))
-		} else {
-			// A lower-priority Master and we preempt; let the timer run out.
-			m.downCause = CausePreempting
-			m.downReason = fmt.Sprintf("preempting master %v of lower priority %d < %d", src, adv.Priority, m.priority)
-		}
+	if m.state == StateBackup {
+		return m.receiveBackup(now, adv, src)
+	}
+	return m.receiveMaster(now, adv, src)
+}
+
+// receiveBackup handles a valid advert in Backup (section 6.4.2).
+func (m *Machine) receiveBackup(now time.Time, adv Advertisement, src netip.Addr) []Action {
+	if adv.Priority == 0 {
+		// Section 6.4.2: the Master resigned; take over after Skew_Time unless a
+		// higher-priority Backup (with a shorter skew) advertises first. A passive
+		// Backup does not take over.
+		m.masterIP = netip.Addr{}
+		m.backupTimer(now, m.skew(), CausePriorityZero,
+			fmt.Sprintf("master %v resigned (priority 0 advert)", src))
 		return nil
-	case StateMaster:
-		if adv.Priority == 0 {
-			// Section 6.4.3: another Master resigned; assert ourselves at once.
-			m.deadline = now.Add(m.interval)
-			return []Action{SendAdvert{m.advert(m.priority)}}
-		}
-		if adv.Priority > m.priority || (adv.Priority == m.priority && src.Compare(m.cfg.Primary) > 0) {
-			why := fmt.Sprintf("advert from %v with higher priority %d > %d", src, adv.Priority, m.priority)
-			if adv.Priority == m.priority {
-				why = fmt.Sprintf("advert from %v with equal priority %d and a higher address", src, adv.Priority)
-			}
-			m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
-				fmt.Sprintf("no advert from master %v within Master_Down_Interval", src))
-			m.masterIP = src
-			return []Action{m.transition(now, StateBackup, CausePreempted, why)}
-		}
-		// Lower priority, or equal from a lower address: section 6.4.3 discards it. That other
-		// Master (a healed split brain, a peer that could not hear us) stops at our next
-		// advert, but the segment's ARP caches may still point at it: announce ourselves now,
-		// an advert at once (the next one stays scheduled) and a fresh burst of gratuitous
-		// ARPs. Without it the address stays black-holed until the caches expire, keepalived's
-		// known gap (its issues #20, #166, #1884).
-		return []Action{SendAdvert{m.advert(m.priority)},
-			Reassert{Reason: fmt.Sprintf("another master %v advertises priority %d; ours is %d and wins", src, adv.Priority, m.priority)}}
+	}
+	m.masterIP = src
+	if !m.preempts() || adv.Priority >= m.priority {
+		m.learnInterval(adv)
+		m.backupTimer(now, m.downInterval(), CauseMasterDown,
+			fmt.Sprintf("no advert from master %v within Master_Down_Interval", src))
+	} else {
+		// A lower-priority Master and we preempt; let the timer run out.
+		m.downCause = CausePreempting
+		m.downReason = fmt.Sprintf("preempting master %v of lower priority %d < %d", src, adv.Priority, m.priority)
 	}
 	return nil
+}
+
+// receiveMaster handles a valid advert in Master (section 6.4.3).
+func (m *Machine) receiveMaster(now time.Time, adv Advertisement, src netip.Addr) []Action {
+	if adv.Priority == 0 {
+		// Section 6.4.3: another Master resigned; assert ourselves at once.
+		m.deadline = now.Add(m.interval)
+		return []Action{SendAdvert{m.advert(m.priority)}}
+	}
+	if adv.Priority > m.priority || (adv.Priority == m.priority && src.Compare(m.cfg.Primary) > 0) {
+		why := fmt.Sprintf("advert from %v with higher priority %d > %d", src, adv.Priority, m.priority)
+		if adv.Priority == m.priority {
+			why = fmt.Sprintf("advert from %v with equal priority %d and a higher address", src, adv.Priority)
+		}
+		m.learnInterval(adv)
+		m.backupTimer(now, m.downInterval(), CauseMasterDown,
+			fmt.Sprintf("no advert from master %v within Master_Down_Interval", src))
+		m.masterIP = src
+		return []Action{m.transition(now, StateBackup, CausePreempted, why)}
+	}
+	// Lower priority, or equal from a lower address: section 6.4.3 discards it. That other
+	// Master (a healed split brain, a peer that could not hear us) stops at our next
+	// advert, but the segment's ARP caches may still point at it: announce ourselves now,
+	// an advert at once (the next one stays scheduled) and a fresh burst of gratuitous
+	// ARPs. Without it the address stays black-holed until the caches expire, keepalived's
+	// known gap (its issues #20, #166, #1884).
+	return []Action{SendAdvert{m.advert(m.priority)},
+		Reassert{Reason: fmt.Sprintf("another master %v advertises priority %d; ours is %d and wins", src, adv.Priority, m.priority)}}
+}
+
+// learnInterval adopts the Master's advertisement interval as Master_Adver_Interval, which
+// version 3 does whenever it (re)sets Master_Down_Timer from a Master's advert (RFC 9568
+// sections 6.4.2 and 6.4.3: "Set Master_Adver_Interval to Adver Interval contained in the
+// ADVERTISEMENT"). Version 2 has dropped any advert whose interval differs from ours.
+func (m *Machine) learnInterval(adv Advertisement) {
+	if m.cfg.Version == 3 {
+		m.masterInterval = adv.Interval
+	}
 }
 
 // check runs the receive validation and returns the advert and its source, or a Drop*
@@ -450,10 +593,10 @@ func (m *Machine) check(in Inbound) (Advertisement, netip.Addr, string) {
 		return adv, netip.Addr{}, DropTTL
 	}
 	src := in.Src.Unmap()
-	if !src.Is4() {
+	if !src.IsValid() || !sameFamily(src, m.cfg.Primary) {
 		return adv, src, DropSource
 	}
-	if len(in.Payload) > 0 && in.Payload[0]>>4 != 2 {
+	if len(in.Payload) > 0 && in.Payload[0]>>4 != m.cfg.Version {
 		return adv, src, DropVersion
 	}
 	if err := adv.Unmarshal(in.Payload, PseudoHeader{Src: src, Dst: in.Dst}); err != nil {
@@ -474,7 +617,7 @@ func (m *Machine) check(in Inbound) (Advertisement, netip.Addr, string) {
 	if m.cfg.AuthType == AuthSimple && adv.AuthData != m.cfg.AuthData {
 		return adv, src, DropAuthData
 	}
-	if adv.Interval != m.interval {
+	if m.cfg.Version == 2 && adv.Interval != m.interval {
 		return adv, src, DropInterval
 	}
 	// Section 7.1: a mismatched address list is logged and, unless the sender is the
@@ -594,7 +737,7 @@ func (m *Machine) SetPassive(now time.Time, on bool) {
 		m.downReason, m.downCause = "", CauseUnknown
 		return
 	}
-	m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
+	m.backupTimer(now, m.downInterval(), CauseMasterDown,
 		"no advert within Master_Down_Interval of leaving passive mode")
 }
 
@@ -616,7 +759,7 @@ func (m *Machine) Resign(now time.Time, why string) []Action {
 	resign := SendAdvert{m.advert(0)}
 	m.masterIP = netip.Addr{}
 	m.noPreempt = true
-	m.backupTimer(now, MasterDownInterval(m.interval, m.priority), CauseMasterDown,
+	m.backupTimer(now, m.downInterval(), CauseMasterDown,
 		"no advert within Master_Down_Interval of resigning")
 	return []Action{resign, m.transition(now, StateBackup, CauseResigned, "resigned: "+why)}
 }
@@ -651,16 +794,17 @@ func (m *Machine) Shutdown(now time.Time) []Action {
 // Status returns a snapshot; its Dropped map is a copy.
 func (m *Machine) Status() MachineStatus {
 	return MachineStatus{
-		State:             m.state,
-		Priority:          m.priority,
-		MasterIP:          m.masterIP,
-		Since:             m.since,
-		Transitions:       m.transitions,
-		Dropped:           maps.Clone(m.dropped),
-		Preempt:           m.cfg.Preempt,
-		Passive:           m.passive,
-		PreemptSuppressed: m.noPreempt,
-		Fault:             m.fault,
+		State:               m.state,
+		Priority:            m.priority,
+		MasterAdverInterval: m.masterInterval,
+		MasterIP:            m.masterIP,
+		Since:               m.since,
+		Transitions:         m.transitions,
+		Dropped:             maps.Clone(m.dropped),
+		Preempt:             m.cfg.Preempt,
+		Passive:             m.passive,
+		PreemptSuppressed:   m.noPreempt,
+		Fault:               m.fault,
 	}
 }
 
@@ -678,6 +822,7 @@ func (m *Machine) becomeMaster(now time.Time, cause Cause, why string) []Action 
 	m.deadline = now.Add(m.interval)
 	m.downReason, m.downCause = "", CauseUnknown
 	m.masterIP = m.cfg.Primary
+	m.masterInterval = m.interval // the Master's interval is ours now
 	m.noPreempt = false
 	return []Action{SendAdvert{m.advert(m.priority)}, m.transition(now, StateMaster, cause, why)}
 }
@@ -712,7 +857,7 @@ func (m *Machine) preempts() bool {
 // caller may keep or modify it.
 func (m *Machine) advert(priority uint8) Advertisement {
 	return Advertisement{
-		Version:   2,
+		Version:   m.cfg.Version,
 		Type:      TypeAdvertisement,
 		VRID:      m.cfg.VRID,
 		Priority:  priority,

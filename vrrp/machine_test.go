@@ -165,7 +165,7 @@ func TestStartBackupThenMaster(t *testing.T) {
 	checkActions(t, "late Adver_Timer", m.Tick(late), []Action{SendAdvert{ourAdvert(100)}})
 	checkState(t, m, StateMaster, late.Add(time.Second))
 
-	want := MachineStatus{State: StateMaster, Priority: 100, MasterIP: ourIP, Since: up, Transitions: 2,
+	want := MachineStatus{State: StateMaster, Priority: 100, MasterAdverInterval: time.Second, MasterIP: ourIP, Since: up, Transitions: 2,
 		Dropped: map[string]uint64{}, Preempt: true}
 	if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)
@@ -574,7 +574,7 @@ func TestDropChangesNothing(t *testing.T) {
 func TestReceiveInInitializeIgnored(t *testing.T) {
 	m := newTestMachine(t, testConfig(100, true))
 	checkActions(t, "Receive before Start", m.Receive(t0, peerAdvert(t, 0, nil)), nil)
-	if diff := cmp.Diff(MachineStatus{Priority: 100, Dropped: map[string]uint64{}, Preempt: true}, m.Status(), cmpAddr); diff != "" {
+	if diff := cmp.Diff(MachineStatus{Priority: 100, MasterAdverInterval: time.Second, Dropped: map[string]uint64{}, Preempt: true}, m.Status(), cmpAddr); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)
 	}
 	checkState(t, m, StateInitialize, time.Time{})
@@ -634,7 +634,7 @@ func TestShutdown(t *testing.T) {
 			Transition{From: StateMaster, To: StateInitialize, Cause: CauseShutdown, At: at},
 		})
 		checkState(t, m, StateInitialize, time.Time{})
-		want := MachineStatus{State: StateInitialize, Priority: 100, Since: at, Transitions: 3, Dropped: map[string]uint64{}, Preempt: true}
+		want := MachineStatus{State: StateInitialize, Priority: 100, MasterAdverInterval: time.Second, Since: at, Transitions: 3, Dropped: map[string]uint64{}, Preempt: true}
 		if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
 			t.Errorf("Status (-want +got):\n%s", diff)
 		}
@@ -767,7 +767,7 @@ func (s *pairSim) perform(from int, acts []Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case SendAdvert:
-			b, err := a.Advert.MarshalBinary()
+			b, err := a.Advert.Marshal(PseudoHeader{Src: s.ip[from], Dst: groupIP})
 			if err != nil {
 				s.t.Fatalf("node %d sent an advert that does not marshal: %v", from, err)
 			}
@@ -1397,5 +1397,451 @@ func TestCauseString(t *testing.T) {
 		if got := c.String(); got != want {
 			t.Errorf("Cause(%d).String() = %q, want %q", uint8(c), got, want)
 		}
+	}
+}
+
+// Exact RFC 9568 section 6.1 timer values (version 3): Skew_Time = ((256 - Priority) *
+// Master_Adver_Interval) / 256, Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time,
+// computed in nanoseconds (see SkewTimeV3).
+const (
+	skew100v3  = 60937500 * time.Nanosecond  // priority 100 at 100 ms: 60.9375 ms
+	down100v3  = 360937500 * time.Nanosecond // 360.9375 ms
+	down100v3s = 3609375 * time.Microsecond  // priority 100 at 1 s, as version 2
+)
+
+func TestTimersV3(t *testing.T) {
+	tests := []struct {
+		priority uint8
+		interval time.Duration
+		skew     time.Duration
+		down     time.Duration
+	}{
+		{100, 100 * time.Millisecond, skew100v3, down100v3},
+		{100, 10 * time.Millisecond, 6093750 * time.Nanosecond, 36093750 * time.Nanosecond},
+		{100, time.Second, skew100, down100v3s},
+		{150, 100 * time.Millisecond, 41406250 * time.Nanosecond, 341406250 * time.Nanosecond},
+		{200, 100 * time.Millisecond, 21875 * time.Microsecond, 321875 * time.Microsecond},
+		{254, 30 * time.Millisecond, 234375 * time.Nanosecond, 90234375 * time.Nanosecond},
+		// 39062.5 ns and 40790039062.5 ns: the half nanosecond is truncated.
+		{255, 10 * time.Millisecond, 39062 * time.Nanosecond, 30039062 * time.Nanosecond},
+		{1, 40950 * time.Millisecond, 40790039062 * time.Nanosecond, 163640039062 * time.Nanosecond},
+	}
+	for _, tt := range tests {
+		if got := SkewTimeV3(tt.priority, tt.interval); got != tt.skew {
+			t.Errorf("SkewTimeV3(%d, %v) = %v, want %v", tt.priority, tt.interval, got, tt.skew)
+		}
+		if got := MasterDownIntervalV3(tt.interval, tt.priority); got != tt.down {
+			t.Errorf("MasterDownIntervalV3(%v, %d) = %v, want %v", tt.interval, tt.priority, got, tt.down)
+		}
+		// And the Machine uses them: a Backup's first Master_Down_Timer, and after a
+		// priority-0 advert, Skew_Time.
+		cfg := testConfigV3(tt.priority, true, tt.interval)
+		m := newTestMachine(t, cfg)
+		m.Start(t0)
+		if tt.priority == 255 {
+			checkState(t, m, StateMaster, t0.Add(tt.interval))
+			continue
+		}
+		checkState(t, m, StateBackup, t0.Add(tt.down))
+		at := t0.Add(tt.interval)
+		m.Receive(at, peerAdvertV3(t, 0, tt.interval, nil))
+		checkState(t, m, StateBackup, at.Add(tt.skew))
+	}
+}
+
+func testConfigV3(priority uint8, preempt bool, interval time.Duration) MachineConfig {
+	cfg := testConfig(priority, preempt)
+	cfg.Version, cfg.AdvertInterval = 3, interval
+	return cfg
+}
+
+// ourAdvertV3 is what a Machine with testConfigV3 sends.
+func ourAdvertV3(priority uint8, interval time.Duration) Advertisement {
+	return Advertisement{Version: 3, Type: 1, VRID: 51, Priority: priority, Interval: interval,
+		Addresses: testVIPs}
+}
+
+// peerAdvertV3 is a valid version 3 advert from peerIP to 224.0.0.18 for testConfigV3 with the
+// given interval, modified by mod.
+func peerAdvertV3(t *testing.T, priority uint8, interval time.Duration, mod func(*Advertisement)) Inbound {
+	t.Helper()
+	a := ourAdvertV3(priority, interval)
+	a.Addresses = addrs("192.0.2.101", "192.0.2.100")
+	if mod != nil {
+		mod(&a)
+	}
+	b, err := a.Marshal(PseudoHeader{Src: peerIP, Dst: groupIP})
+	if err != nil {
+		t.Fatalf("Marshal(%+v): %v", a, err)
+	}
+	return Inbound{Src: peerIP, Dst: groupIP, TTL: 255, Payload: b}
+}
+
+func TestStartBackupThenMasterV3(t *testing.T) {
+	const iv = 100 * time.Millisecond
+	m := newTestMachine(t, testConfigV3(100, true, iv))
+	checkActions(t, "Start", m.Start(t0), []Action{Transition{From: StateInitialize, To: StateBackup, Cause: CauseStart, At: t0}})
+	checkState(t, m, StateBackup, t0.Add(down100v3))
+	checkActions(t, "Tick 1 ns early", m.Tick(t0.Add(down100v3-1)), nil)
+	up := t0.Add(down100v3)
+	checkActions(t, "Tick at Master_Down_Interval", m.Tick(up), []Action{
+		SendAdvert{ourAdvertV3(100, iv)},
+		Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: up},
+	})
+	checkState(t, m, StateMaster, up.Add(iv))
+	checkActions(t, "Tick 1 ns before Adver_Timer", m.Tick(up.Add(iv-1)), nil)
+	checkActions(t, "Adver_Timer", m.Tick(up.Add(iv)), []Action{SendAdvert{ourAdvertV3(100, iv)}})
+	checkState(t, m, StateMaster, up.Add(2*iv))
+	want := MachineStatus{State: StateMaster, Priority: 100, MasterAdverInterval: iv, MasterIP: ourIP, Since: up,
+		Transitions: 2, Dropped: map[string]uint64{}, Preempt: true}
+	if diff := cmp.Diff(want, m.Status(), cmpAddr); diff != "" {
+		t.Errorf("Status (-want +got):\n%s", diff)
+	}
+}
+
+// RFC 9568 section 6.4.2: a version 3 Backup adopts the Master's advertisement interval
+// (Master_Adver_Interval) whenever an advert resets its Master_Down_Timer, and computes
+// Skew_Time and Master_Down_Interval from it; version 2 drops such an advert instead.
+func TestBackupLearnsMasterIntervalV3(t *testing.T) {
+	const own = 100 * time.Millisecond
+	tests := []struct {
+		name     string
+		preempt  bool
+		priority uint8         // of the advert; ours is 100
+		interval time.Duration // of the advert
+		learned  time.Duration // Master_Adver_Interval afterwards
+		reset    bool          // the advert resets Master_Down_Timer
+	}{
+		{"higher priority, 1 s", true, 150, time.Second, time.Second, true},
+		{"higher priority, 10 ms", true, 150, 10 * time.Millisecond, 10 * time.Millisecond, true},
+		{"higher priority, 40.95 s", true, 150, 40950 * time.Millisecond, 40950 * time.Millisecond, true},
+		{"equal priority, 50 ms", true, 100, 50 * time.Millisecond, 50 * time.Millisecond, true},
+		{"higher priority, same interval", true, 150, own, own, true},
+		{"lower priority without preempt: accepted and learned", false, 50, 2 * time.Second, 2 * time.Second, true},
+		{"lower priority with preempt: discarded, not learned", true, 50, 2 * time.Second, own, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestMachine(t, testConfigV3(100, tt.preempt, own))
+			m.Start(t0)
+			first := m.Deadline()
+			at := t0.Add(200 * time.Millisecond)
+			checkActions(t, "advert", m.Receive(at, peerAdvertV3(t, tt.priority, tt.interval, nil)), nil)
+			want := first
+			if tt.reset {
+				want = at.Add(MasterDownIntervalV3(tt.learned, 100))
+			}
+			checkState(t, m, StateBackup, want)
+			st := m.Status()
+			if st.MasterAdverInterval != tt.learned || len(st.Dropped) != 0 {
+				t.Errorf("MasterAdverInterval = %v, Dropped %v; want %v, nothing dropped", st.MasterAdverInterval, st.Dropped, tt.learned)
+			}
+			// The Master resigns: Skew_Time of the learned interval, whatever the
+			// priority-0 advert says (section 6.4.2 sets only the timer).
+			resign := at.Add(100 * time.Millisecond)
+			checkActions(t, "priority 0", m.Receive(resign, peerAdvertV3(t, 0, 20*time.Millisecond, nil)), nil)
+			checkState(t, m, StateBackup, resign.Add(SkewTimeV3(100, tt.learned)))
+			if got := m.Status().MasterAdverInterval; got != tt.learned {
+				t.Errorf("after priority 0: MasterAdverInterval = %v, want %v", got, tt.learned)
+			}
+			// Taking over, the node advertises its own interval and uses it.
+			upAt := m.Deadline()
+			checkActions(t, "Tick at Skew_Time", m.Tick(upAt), []Action{
+				SendAdvert{ourAdvertV3(100, own)},
+				Transition{From: StateBackup, To: StateMaster, Cause: CausePriorityZero, At: upAt},
+			})
+			checkState(t, m, StateMaster, upAt.Add(own))
+			if got := m.Status().MasterAdverInterval; got != own {
+				t.Errorf("as Master: MasterAdverInterval = %v, want our own %v", got, own)
+			}
+		})
+	}
+}
+
+// The exact timers of the brief: priority 100 following a Master at 100 ms takes over
+// 360.9375 ms after its last advert, at 10 ms 36.09375 ms after, even when configured at 1 s.
+func TestBackupTakesOverAtLearnedIntervalV3(t *testing.T) {
+	for _, tt := range []struct {
+		master time.Duration
+		down   time.Duration
+	}{
+		{100 * time.Millisecond, down100v3},
+		{10 * time.Millisecond, 36093750 * time.Nanosecond},
+	} {
+		m := newTestMachine(t, testConfigV3(100, true, time.Second))
+		m.Start(t0)
+		var last time.Time
+		for i := 1; i <= 5; i++ {
+			last = t0.Add(time.Duration(i) * tt.master)
+			m.Receive(last, peerAdvertV3(t, 150, tt.master, nil))
+		}
+		checkState(t, m, StateBackup, last.Add(tt.down))
+		checkActions(t, "Tick 1 ns early", m.Tick(last.Add(tt.down-1)), nil)
+		checkActions(t, "Master_Down_Timer", m.Tick(last.Add(tt.down)), []Action{
+			SendAdvert{ourAdvertV3(100, time.Second)},
+			Transition{From: StateBackup, To: StateMaster, Cause: CauseMasterDown, At: last.Add(tt.down)},
+		})
+	}
+}
+
+// Section 6.4.3: a Master that steps down for a higher priority adopts that Master's
+// interval for its Master_Down_Timer.
+func TestMasterStepsDownLearnsIntervalV3(t *testing.T) {
+	m, up := startMasterV3(t, testConfigV3(100, true, 100*time.Millisecond))
+	at := up.Add(50 * time.Millisecond)
+	checkActions(t, "higher priority at 50 ms", m.Receive(at, peerAdvertV3(t, 200, 50*time.Millisecond, nil)), []Action{
+		Transition{From: StateMaster, To: StateBackup, Cause: CausePreempted, At: at},
+	})
+	checkState(t, m, StateBackup, at.Add(180468750*time.Nanosecond)) // 3*50 ms + 156*50 ms/256
+	if got := m.Status().MasterAdverInterval; got != 50*time.Millisecond {
+		t.Errorf("MasterAdverInterval = %v, want 50ms", got)
+	}
+	// A lower-priority Master's advert with another interval changes nothing in a Master
+	// but the reassertion.
+	m2, up2 := startMasterV3(t, testConfigV3(100, true, 100*time.Millisecond))
+	at2 := up2.Add(30 * time.Millisecond)
+	checkActions(t, "lower priority", m2.Receive(at2, peerAdvertV3(t, 50, time.Second, nil)), []Action{
+		SendAdvert{ourAdvertV3(100, 100*time.Millisecond)}, Reassert{},
+	})
+	checkState(t, m2, StateMaster, up2.Add(100*time.Millisecond))
+	if got := m2.Status().MasterAdverInterval; got != 100*time.Millisecond {
+		t.Errorf("MasterAdverInterval = %v, want our own 100ms", got)
+	}
+}
+
+func startMasterV3(t *testing.T, cfg MachineConfig) (*Machine, time.Time) {
+	t.Helper()
+	m, up := startMaster(t, cfg)
+	if !up.Equal(t0.Add(MasterDownIntervalV3(cfg.AdvertInterval, cfg.Priority))) {
+		t.Fatalf("setup: Master at %v, want Master_Down_Interval", up.Sub(t0))
+	}
+	return m, up
+}
+
+// Version 2 keeps RFC 3768's rule: an advert with another interval is dropped, the timer and
+// the interval stay.
+func TestBackupDropsOtherIntervalV2(t *testing.T) {
+	m := newTestMachine(t, testConfig(100, true))
+	m.Start(t0)
+	checkActions(t, "advert at 2 s", m.Receive(t0.Add(time.Second), peerAdvert(t, 150, func(a *Advertisement) { a.Interval = 2 * time.Second })), nil)
+	checkState(t, m, StateBackup, t0.Add(down100))
+	if st := m.Status(); st.Dropped[DropInterval] != 1 || st.MasterAdverInterval != time.Second {
+		t.Errorf("Status %+v; want one interval drop, MasterAdverInterval 1s", st)
+	}
+}
+
+// The version 3 receive checks: each packet is counted under its reason and changes nothing.
+func TestDropV3(t *testing.T) {
+	const iv = 100 * time.Millisecond
+	v4peer := func(t *testing.T, p uint8) Inbound { return peerAdvertV3(t, p, iv, nil) }
+	tests := []struct {
+		name   string
+		packet func(t *testing.T, priority uint8) Inbound
+		reason string
+	}{
+		{"version 2", func(t *testing.T, p uint8) Inbound { return peerAdvert(t, p, nil) }, DropVersion},
+		{"IPv6 source", func(t *testing.T, p uint8) Inbound {
+			in := v4peer(t, p)
+			in.Src = netip.MustParseAddr("fe80::2")
+			return in
+		}, DropSource},
+		{"TTL 64", func(t *testing.T, p uint8) Inbound {
+			in := v4peer(t, p)
+			in.TTL = 64
+			return in
+		}, DropTTL},
+		{"checksum without the pseudo-header", func(t *testing.T, p uint8) Inbound {
+			in := v4peer(t, p)
+			in.Payload[6], in.Payload[7] = 0, 0
+			c := Checksum(in.Payload)
+			in.Payload[6], in.Payload[7] = byte(c>>8), byte(c)
+			return in
+		}, DropChecksum},
+		{"sent to another destination", func(t *testing.T, p uint8) Inbound {
+			in := v4peer(t, p)
+			in.Dst = netip.MustParseAddr("224.0.0.19")
+			return in
+		}, DropChecksum},
+		{"no destination", func(t *testing.T, p uint8) Inbound {
+			in := v4peer(t, p)
+			in.Dst = netip.Addr{}
+			return in
+		}, DropMalformed},
+		{"interval 0", func(t *testing.T, p uint8) Inbound {
+			in := v4peer(t, p)
+			b := in.Payload
+			b[4], b[5], b[6], b[7] = 0, 0, 0, 0
+			c := PseudoHeader{Src: peerIP, Dst: groupIP}.Checksum(b)
+			b[6], b[7] = byte(c>>8), byte(c)
+			return in
+		}, DropInterval},
+		{"other VRID", func(t *testing.T, p uint8) Inbound {
+			return peerAdvertV3(t, p, iv, func(a *Advertisement) { a.VRID = 52 })
+		}, DropVRID},
+		{"other addresses", func(t *testing.T, p uint8) Inbound {
+			return peerAdvertV3(t, p, iv, func(a *Advertisement) { a.Addresses = addrs("192.0.2.100") })
+		}, DropAddresses},
+		{"IPv6 addresses in an IPv4 packet", func(t *testing.T, p uint8) Inbound {
+			in := v4peer(t, p)
+			b, err := (&Advertisement{Version: 3, Type: 1, VRID: 51, Priority: p, Interval: iv,
+				Addresses: addrs("fe80::1", "2001:db8::1")}).Marshal(PseudoHeader{Src: netip.MustParseAddr("fe80::2"), Dst: netip.MustParseAddr("ff02::12")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.Payload = b
+			return in
+		}, DropLength},
+	}
+	for _, tt := range tests {
+		for _, state := range []State{StateBackup, StateMaster} {
+			for _, p := range []uint8{0, 254} {
+				t.Run(fmt.Sprintf("%s/%v/priority %d", tt.name, state, p), func(t *testing.T) {
+					m := newTestMachine(t, testConfigV3(100, true, iv))
+					m.Start(t0)
+					if state == StateMaster {
+						m.Tick(m.Deadline())
+					}
+					before := m.Status()
+					deadline := m.Deadline()
+					at := m.Deadline().Add(-time.Millisecond)
+					checkActions(t, "Receive", m.Receive(at, tt.packet(t, p)), nil)
+					after := m.Status()
+					if after.Dropped[tt.reason] != 1 || len(after.Dropped) != 1 {
+						t.Errorf("Dropped = %v, want {%s: 1}", after.Dropped, tt.reason)
+					}
+					after.Dropped = before.Dropped
+					if diff := cmp.Diff(before, after, cmpAddr); diff != "" {
+						t.Errorf("Status changed (-before +after):\n%s", diff)
+					}
+					checkState(t, m, state, deadline)
+				})
+			}
+		}
+	}
+}
+
+// Our adverts are byte for byte keepalived's (vrrp_version 3, IPv4 and IPv6), and a Backup
+// follows keepalived's captured adverts.
+func TestKeepalivedInteropV3(t *testing.T) {
+	tests := []struct {
+		name     string
+		file     string // without .hex; -prio0.hex is the priority-0 advert
+		ph       PseudoHeader
+		vrid     uint8
+		vips     []netip.Addr
+		interval time.Duration
+		backup   netip.Addr // our Primary as a Backup beside keepalived
+	}{
+		{"IPv4 1 s", "v3-ipv4-1s", phKeepalived4, 51, keepalivedAddrs, time.Second, netip.MustParseAddr("192.0.2.3")},
+		{"IPv4 100 ms", "v3-ipv4-100ms", phKeepalived4, 51, keepalivedAddrs, 100 * time.Millisecond, netip.MustParseAddr("192.0.2.3")},
+		{"IPv6 100 ms", "v3-ipv6-100ms", phKeepalived6a, 52, keepalivedAddr6, 100 * time.Millisecond, netip.MustParseAddr("fe80::3")},
+		{"IPv6 1 s", "v3-ipv6-1s", phKeepalived6b, 52, keepalivedAddr6, time.Second, netip.MustParseAddr("fe80::3")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := MachineConfig{Version: 3, VRID: tt.vrid, Priority: 100, AdvertInterval: tt.interval, Preempt: true,
+				Primary: tt.ph.Src, VirtualIPs: tt.vips}
+			m, _ := startMaster(t, cfg)
+			adv := m.Tick(m.Deadline())[0].(SendAdvert).Advert
+			b, err := adv.Marshal(tt.ph)
+			if err != nil {
+				t.Fatal(err)
+			}
+			captured := readHexFile(t, "testdata/keepalived/"+tt.file+".hex")
+			if diff := cmp.Diff(captured, b); diff != "" {
+				t.Errorf("our advert vs keepalived's (-keepalived +ours):\n%s", diff)
+			}
+
+			// Another node, Backup at 1 s, hearing keepalived: it adopts keepalived's interval.
+			cfg.Primary, cfg.AdvertInterval = tt.backup, time.Second
+			m = newTestMachine(t, cfg)
+			m.Start(t0)
+			ka := Inbound{Src: tt.ph.Src, Dst: tt.ph.Dst, TTL: 255, Payload: captured}
+			at := t0.Add(time.Second)
+			checkActions(t, "keepalived advert", m.Receive(at, ka), nil)
+			checkState(t, m, StateBackup, at.Add(MasterDownIntervalV3(tt.interval, 100)))
+			ka.Payload = readHexFile(t, "testdata/keepalived/"+tt.file+"-prio0.hex")
+			at = at.Add(time.Second)
+			checkActions(t, "keepalived priority 0", m.Receive(at, ka), nil)
+			checkState(t, m, StateBackup, at.Add(SkewTimeV3(100, tt.interval)))
+			if d := m.Status().Dropped; len(d) != 0 {
+				t.Errorf("Dropped = %v, want none", d)
+			}
+		})
+	}
+}
+
+func TestNewMachineErrorsV3(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*MachineConfig)
+	}{
+		{"version 1", func(c *MachineConfig) { c.Version = 1 }},
+		{"version 4", func(c *MachineConfig) { c.Version = 4 }},
+		{"interval 5 ms", func(c *MachineConfig) { c.AdvertInterval = 5 * time.Millisecond }},
+		{"interval 105 ms", func(c *MachineConfig) { c.AdvertInterval = 105 * time.Millisecond }},
+		{"interval 40.96 s", func(c *MachineConfig) { c.AdvertInterval = 40960 * time.Millisecond }},
+		{"auth simple", func(c *MachineConfig) { c.AuthType, c.AuthData = AuthSimple, secret12 }},
+		{"global IPv6 primary", func(c *MachineConfig) {
+			c.Primary, c.VirtualIPs = netip.MustParseAddr("2001:db8::1"), addrs("2001:db8::100")
+		}},
+		{"IPv6 virtual address with IPv4 primary", func(c *MachineConfig) { c.VirtualIPs = addrs("192.0.2.100", "2001:db8::100") }},
+		{"IPv4 virtual address with IPv6 primary", func(c *MachineConfig) {
+			c.Primary, c.VirtualIPs = netip.MustParseAddr("fe80::1"), addrs("fe80::100", "192.0.2.100")
+		}},
+		{"IPv6 peer with IPv4 primary", func(c *MachineConfig) { c.Peers = addrs("fe80::2") }},
+		{"IPv4 peer with IPv6 primary", func(c *MachineConfig) {
+			c.Primary, c.VirtualIPs, c.Peers = netip.MustParseAddr("fe80::1"), addrs("fe80::100"), addrs("192.0.2.2")
+		}},
+	}
+	for _, tt := range tests {
+		cfg := testConfigV3(100, true, 100*time.Millisecond)
+		tt.modify(&cfg)
+		m, err := NewMachine(cfg)
+		if !errors.Is(err, ErrMachineConfig) || m != nil {
+			t.Errorf("%s: NewMachine = %v, %v; want nil, an error wrapping ErrMachineConfig", tt.name, m, err)
+		}
+	}
+	// Version 2 refuses what only version 3 carries.
+	cfg := testConfig(100, true)
+	cfg.AdvertInterval = 100 * time.Millisecond
+	if _, err := NewMachine(cfg); !errors.Is(err, ErrMachineConfig) {
+		t.Errorf("version 2 at 100 ms: NewMachine error %v, want ErrMachineConfig", err)
+	}
+	// An IPv6 version 3 machine is valid.
+	cfg = testConfigV3(100, true, 10*time.Millisecond)
+	cfg.Primary, cfg.VirtualIPs, cfg.Peers = netip.MustParseAddr("fe80::1"), addrs("fe80::100", "2001:db8::100"), addrs("fe80::2")
+	if _, err := NewMachine(cfg); err != nil {
+		t.Errorf("IPv6 version 3: %v", err)
+	}
+}
+
+// Two version 3 nodes, a Master at 100 ms and a Backup configured at 1 s: the Backup learns
+// 100 ms and, when the Master dies, takes over Master_Down_Interval(100 ms) after the last
+// advert reached it, not 3.6 s.
+func TestPairFailoverV3(t *testing.T) {
+	s := &pairSim{t: t, latency: time.Millisecond, ip: [2]netip.Addr{ourIP, peerIP}}
+	for i, n := range []struct {
+		priority uint8
+		interval time.Duration
+	}{{200, 100 * time.Millisecond}, {100, time.Second}} {
+		cfg := testConfigV3(n.priority, true, n.interval)
+		cfg.Primary = s.ip[i]
+		s.m[i] = newTestMachine(t, cfg)
+		s.start[i] = t0
+	}
+	s.runUntil(t0.Add(5 * time.Second))
+	if s.master() != 0 {
+		t.Fatalf("Master = node %d, want node 0\n%s", s.master(), strings.Join(s.trace, "\n"))
+	}
+	s.checkStable(t0.Add(MasterDownIntervalV3(100*time.Millisecond, 200) + time.Millisecond))
+	if got := s.m[1].Status().MasterAdverInterval; got != 100*time.Millisecond {
+		t.Fatalf("Backup's MasterAdverInterval = %v, want 100ms", got)
+	}
+	s.dead[0] = true
+	last := s.lastRecv[1]
+	s.runUntil(t0.Add(10 * time.Second))
+	if got, want := s.becameMaster[1], last.Add(down100v3); !got.Equal(want) {
+		t.Errorf("Backup became Master %v after the last advert, want %v\n%s", got.Sub(last), down100v3, strings.Join(s.trace, "\n"))
 	}
 }
