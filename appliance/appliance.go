@@ -250,6 +250,7 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 	rc := a.cfg.Redundancy
 	c := vrrp.Config{
 		Interface:      a.cfg.Node.Interface,
+		Version:        rc.Version,
 		VRID:           rc.GroupID,
 		Priority:       rc.Priority,
 		AdvertInterval: rc.AdvertInterval,

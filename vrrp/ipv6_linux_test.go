@@ -337,12 +337,13 @@ func TestAddresserIPv6(t *testing.T) {
 }
 
 func TestConfigIPv6Groups(t *testing.T) {
-	base := Config{Interface: "eth0", VRID: 51, Priority: 100}
+	base := Config{Interface: "eth0", Version: 3, VRID: 51, Priority: 100}
 	for _, tc := range []struct {
-		name  string
-		vips  []string
-		peers []string
-		err   string
+		name    string
+		vips    []string
+		peers   []string
+		version uint8
+		err     string
 	}{
 		{name: "link-local first", vips: []string{"fe80::1/64", "2001:db8::100/64"}},
 		{name: "global first", vips: []string{"2001:db8::100/64", "fe80::1/64"}, err: "must be its link-local virtual address"},
@@ -353,9 +354,13 @@ func TestConfigIPv6Groups(t *testing.T) {
 		{name: "IPv4 peer", vips: []string{"fe80::1/64"}, peers: []string{"192.0.2.2"}, err: "not an IPv6 address"},
 		{name: "IPv6 peer", vips: []string{"fe80::1/64"}, peers: []string{"fe80::2"}},
 		{name: "IPv6 peer in an IPv4 group", vips: []string{"192.0.2.100/24"}, peers: []string{"fe80::2"}, err: "not an IPv4 address"},
+		{name: "IPv6 in version 2", version: 2, vips: []string{"fe80::1/64"}, err: "need Version 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base
+			if tc.version != 0 {
+				c.Version = tc.version
+			}
 			for _, v := range tc.vips {
 				c.VirtualIPs = append(c.VirtualIPs, netip.MustParsePrefix(v))
 			}

@@ -65,9 +65,12 @@ type Config struct {
 	// Interface is the network interface the virtual router runs on.
 	Interface string
 
+	// Version is the VRRP version: 2 (RFC 3768, the default when zero) or 3 (RFC 9568), which
+	// an IPv6 group needs.
+	Version        uint8
 	VRID           uint8
 	Priority       uint8         // 1..254, or 255 for the address owner (RFC 3768 section 5.3.4)
-	AdvertInterval time.Duration // whole seconds; 0 means DefaultAdvertInterval
+	AdvertInterval time.Duration // version 2: whole seconds; 0 means DefaultAdvertInterval
 	Preempt        bool
 
 	// Primary is this node's own fixed address on Interface: the advert source and the
@@ -295,6 +298,7 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 
 func (c Config) machineConfig() MachineConfig {
 	mc := MachineConfig{
+		Version:        c.Version,
 		VRID:           c.VRID,
 		Priority:       c.Priority,
 		AdvertInterval: c.AdvertInterval,
@@ -335,6 +339,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if err := c.checkVirtualIPs(); err != nil {
 		return c, err
+	}
+	if c.IPv6() && c.Version != 3 {
+		return c, fmt.Errorf("vrrp: VirtualIPs %v: IPv6 virtual addresses need Version 3 (RFC 9568); version 2 carries IPv4 only", c.VirtualIPs[0])
 	}
 	c.VirtualIPs = slices.Clone(c.VirtualIPs)
 	if c.Unicast && len(c.Peers) == 0 {
@@ -747,7 +754,7 @@ func (r *Router) flush() {
 }
 
 func (r *Router) send(a *Advertisement) {
-	b, err := a.MarshalBinary()
+	b, err := a.Marshal(r.pseudoHeader())
 	if err == nil {
 		err = r.conn.Send(b)
 	}
@@ -759,6 +766,20 @@ func (r *Router) send(a *Advertisement) {
 		r.sendFailing = false
 		r.log.Info("sending adverts works again")
 	}
+}
+
+// pseudoHeader is what a version 3 advert's checksum covers (RFC 9568 section 5.2.8): the
+// Primary address and the group (224.0.0.18 or ff02::12) or, in unicast mode, the first peer.
+// The IPv6 Conn writes the checksum again for each destination it sends to.
+func (r *Router) pseudoHeader() PseudoHeader {
+	ph := PseudoHeader{Src: r.cfg.Primary, Dst: vrrpGroup}
+	if r.cfg.Primary.Is6() {
+		ph.Dst = vrrpGroup6
+	}
+	if r.cfg.Unicast && len(r.cfg.Peers) > 0 {
+		ph.Dst = r.cfg.Peers[0]
+	}
+	return ph
 }
 
 func (r *Router) transition(t Transition) {
