@@ -86,7 +86,7 @@ func (n *Node) withDefaults(c VRRPConfig) VRRPConfig {
 }
 
 // DefaultVIPs6 are the virtual addresses of an IPv6 lab group: the link-local virtual address
-// first (RFC 9568 section 5.2.9), then host ::100 of Subnet6.
+// first (RFC 9568 section 5.2.9), then host 100 of Subnet6 (2001:db8::64).
 func DefaultVIPs6() []netip.Prefix {
 	return []netip.Prefix{netip.MustParsePrefix("fe80::1/64"), netip.PrefixFrom(hostAddr6(100), Subnet6.Bits())}
 }
