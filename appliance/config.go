@@ -23,6 +23,7 @@ import (
 
 	"github.com/redundantd/redundantd/berofos"
 	pbxsync "github.com/redundantd/redundantd/sync"
+	"github.com/redundantd/redundantd/vrrp"
 )
 
 // Defaults applied to keys the operator leaves out.
@@ -104,7 +105,10 @@ type NodeConfig struct {
 
 // RedundancyConfig holds Epygi's "Redundancy Settings" in our words.
 type RedundancyConfig struct {
-	Enabled        bool
+	Enabled bool
+	// Version is the VRRP version: 2 (RFC 3768, the default) or 3 (RFC 9568: sub-second
+	// adverts, IPv6 virtual IPs).
+	Version        uint8
 	GroupID        uint8 // the VRID
 	Priority       uint8
 	AdvertInterval time.Duration
@@ -121,9 +125,6 @@ type RedundancyConfig struct {
 	VirtualMAC     bool
 	GARPCount      int
 	GARPInterval   time.Duration
-	// Version is the VRRP version: 2 (RFC 3768, the default) or 3 (RFC 9568), which IPv6
-	// virtual IPs need.
-	Version uint8
 	// NARouter sets the Router flag of the unsolicited Neighbor Advertisements of an IPv6
 	// group (RFC 4861 section 4.4): on when hosts use a virtual IP as their default router.
 	NARouter bool
@@ -168,6 +169,7 @@ type rawNode struct {
 
 type rawRedundancy struct {
 	Enabled        *bool    `toml:"enabled"`
+	Version        *int64   `toml:"version"`
 	GroupID        *int64   `toml:"group_id"`
 	Priority       *int64   `toml:"priority"`
 	AdvertInterval *string  `toml:"advert_interval"`
@@ -179,7 +181,6 @@ type rawRedundancy struct {
 	VirtualMAC     *bool    `toml:"virtual_mac"`
 	GARPCount      *int64   `toml:"garp_count"`
 	GARPInterval   *string  `toml:"garp_interval"`
-	Version        *int64   `toml:"version"`
 	NARouter       *bool    `toml:"na_router"`
 	BackupMode     *string  `toml:"backup_mode"`
 	Notify         []string `toml:"notify"`
@@ -844,17 +845,21 @@ func validatePriority(p *problems, v *int64) uint8 {
 	return uint8(*v)
 }
 
+// validateVersion: the VRRP version, 2 (the default) or 3.
 func validateVersion(p *problems, v *int64) uint8 {
-	switch {
-	case v == nil:
+	if v == nil {
 		return 2
-	case *v != 2 && *v != 3:
-		p.add("redundancy.version", "%d: want 2 (RFC 3768) or 3 (RFC 9568)", *v)
+	}
+	if *v != 2 && *v != 3 {
+		p.add("redundancy.version", "%d is not a VRRP version this node speaks: 2 (RFC 3768) or 3 (RFC 9568)", *v)
 		return 2
 	}
 	return uint8(*v)
 }
 
+// validateAdvertInterval: what the version's advert carries, whole seconds 1..255 for
+// version 2 (RFC 3768 section 5.3.7), centiseconds 10ms..40.95s for version 3 (RFC 9568
+// section 5.2.7).
 func validateAdvertInterval(p *problems, v *string, version uint8) time.Duration {
 	if v == nil {
 		return DefaultAdvertInterval
@@ -863,12 +868,10 @@ func validateAdvertInterval(p *problems, v *string, version uint8) time.Duration
 	switch {
 	case err != nil:
 		p.add("redundancy.advert_interval", "%q is not a duration (for example \"1s\")", *v)
-	case version == 3 && (d < 10*time.Millisecond || d > 4095*10*time.Millisecond || d%(10*time.Millisecond) != 0):
-		p.add("redundancy.advert_interval", "%s must be a whole number of centiseconds from 10ms to 40.95s (RFC 9568 section 5.2.7)", d)
-	case version == 3:
-		return d
-	case d < time.Second || d > 255*time.Second || d%time.Second != 0:
-		p.add("redundancy.advert_interval", "%s must be a whole number of seconds from 1s to 255s (RFC 3768 section 5.3.7)", d)
+	case version == 3 && (d < vrrp.MinIntervalV3 || d > vrrp.MaxIntervalV3 || d%vrrp.MinIntervalV3 != 0):
+		p.add("redundancy.advert_interval", "%s must be a multiple of 10ms from 10ms to 40.95s with version = 3 (RFC 9568 section 5.2.7)", d)
+	case version == 2 && (d < time.Second || d > 255*time.Second || d%time.Second != 0):
+		p.add("redundancy.advert_interval", "%s must be a whole number of seconds from 1s to 255s with version = 2 (RFC 3768 section 5.3.7); version = 3 allows 10ms steps", d)
 	default:
 		return d
 	}

@@ -3,6 +3,7 @@ package appliance
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -33,9 +34,9 @@ func TestParseConfigDefaults(t *testing.T) {
 	want := &Config{
 		Node: NodeConfig{ID: "pbx-a", Interface: "eth0", Address: netip.MustParseAddr("192.0.2.11"), StateDir: DefaultStateDir},
 		Redundancy: RedundancyConfig{
-			Enabled: true, GroupID: 18, Priority: 100, AdvertInterval: time.Second,
+			Enabled: true, Version: 2, GroupID: 18, Priority: 100, AdvertInterval: time.Second,
 			VirtualIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.100/24")},
-			GARPCount:  5, GARPInterval: 200 * time.Millisecond, BackupMode: ModeActive, Version: 2,
+			GARPCount:  5, GARPInterval: 200 * time.Millisecond, BackupMode: ModeActive,
 		},
 		Berofos: BerofosConfig{Conf: "/etc/bnfos.conf", LinesMode: -1, KickInterval: 5 * time.Second,
 			Timeout: 3 * time.Second, PollInterval: 2 * time.Second},
@@ -97,9 +98,15 @@ func TestParseConfigErrors(t *testing.T) {
 		{"own address as vip", `"192.0.2.100/24"`, `"192.0.2.11/24"`, []string{"redundancy.virtual_ips"}, "owner"},
 		{"fractional interval", `group_id = 18`, "group_id = 18\nadvert_interval = \"1500ms\"", []string{"redundancy.advert_interval"}, "whole number of seconds"},
 		{"bad interval", `group_id = 18`, "group_id = 18\nadvert_interval = \"soon\"", []string{"redundancy.advert_interval"}, "not a duration"},
+		{"sub-second interval with version 2", `group_id = 18`, "group_id = 18\nadvert_interval = \"100ms\"", []string{"redundancy.advert_interval"}, "version = 3 allows"},
+		{"version 1", `group_id = 18`, "group_id = 18\nversion = 1", []string{"redundancy.version"}, "2 (RFC 3768) or 3"},
+		{"version 4", `group_id = 18`, "group_id = 18\nversion = 4", []string{"redundancy.version"}, "not a VRRP version"},
+		{"version as a string", `group_id = 18`, "group_id = 18\nversion = \"3\"", []string{"redundancy.version"}, ""},
+		{"version 3 interval 5ms", `group_id = 18`, "group_id = 18\nversion = 3\nadvert_interval = \"5ms\"", []string{"redundancy.advert_interval"}, "multiple of 10ms"},
+		{"version 3 interval 105ms", `group_id = 18`, "group_id = 18\nversion = 3\nadvert_interval = \"105ms\"", []string{"redundancy.advert_interval"}, "multiple of 10ms"},
+		{"version 3 interval 41s", `group_id = 18`, "group_id = 18\nversion = 3\nadvert_interval = \"41s\"", []string{"redundancy.advert_interval"}, "40.95s"},
 		{"vip without prefix", `"192.0.2.100/24"`, `"192.0.2.100"`, []string{"redundancy.virtual_ips[0]"}, "no prefix length"},
 		{"vip ipv6 in v2", `"192.0.2.100/24"`, `"fe80::1/64"`, []string{"redundancy.virtual_ips[0]"}, "set redundancy.version = 3"},
-		{"version 4", `group_id = 18`, "group_id = 18\nversion = 4", []string{"redundancy.version"}, "want 2"},
 		{"mixed families", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"192.0.2.100/24\"]", []string{"redundancy.virtual_ips[1]"}, "IPv4 or IPv6 addresses, not both"},
 		{"mixed families v4 first", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"192.0.2.100/24\", \"fe80::1/64\"]", []string{"redundancy.virtual_ips[1]"}, "not both"},
 		{"ipv6 group without link-local first", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"2001:db8::100/64\", \"fe80::1/64\"]", []string{"redundancy.virtual_ips[0]"}, "link-local virtual address"},
@@ -109,8 +116,6 @@ func TestParseConfigErrors(t *testing.T) {
 		{"ipv6 anycast vip", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"2001:db8::/64\"]", []string{"redundancy.virtual_ips[1]"}, "Subnet-Router anycast"},
 		{"ipv6 unicast", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nunicast = true\npeer = \"192.0.2.12\"\nvirtual_ips = [\"fe80::1/64\"]", []string{"redundancy.unicast"}, "not available for IPv6"},
 		{"na_router in an IPv4 group", `group_id = 18`, "group_id = 18\nna_router = true", []string{"redundancy.na_router"}, "IPv6 virtual IPs only"},
-		{"v3 interval not centiseconds", `group_id = 18`, "group_id = 18\nversion = 3\nadvert_interval = \"15ms\"", []string{"redundancy.advert_interval"}, "centiseconds"},
-		{"v3 interval too long", `group_id = 18`, "group_id = 18\nversion = 3\nadvert_interval = \"41s\"", []string{"redundancy.advert_interval"}, "40.95s"},
 		{"vip twice", `"192.0.2.100/24"`, `"192.0.2.100/24", "192.0.2.100/32"`, []string{"redundancy.virtual_ips[1]"}, "twice"},
 		{"no vips", `virtual_ips = ["192.0.2.100/24"]`, `virtual_ips = []`, []string{"redundancy.virtual_ips"}, "at least one"},
 		{"unicast without peer", `group_id = 18`, "group_id = 18\nunicast = true", []string{"redundancy.peer"}, "required when unicast"},
@@ -451,4 +456,40 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// version = 3 takes advert intervals in 10 ms steps; the boundaries are accepted, and the
+// appliance hands the version to the engine.
+func TestParseConfigVersion3(t *testing.T) {
+	for _, tt := range []struct {
+		interval string
+		want     time.Duration
+	}{
+		{`"100ms"`, 100 * time.Millisecond},
+		{`"10ms"`, 10 * time.Millisecond},
+		{`"40.95s"`, 40950 * time.Millisecond},
+		{`"1s"`, time.Second},
+		{`"1.23s"`, 1230 * time.Millisecond},
+	} {
+		doc := strings.Replace(minimal, "group_id = 18", "group_id = 18\nversion = 3\nadvert_interval = "+tt.interval, 1)
+		cfg, err := ParseConfig([]byte(doc))
+		if err != nil {
+			t.Errorf("advert_interval = %s with version 3: %v", tt.interval, err)
+			continue
+		}
+		if r := cfg.Redundancy; r.Version != 3 || r.AdvertInterval != tt.want {
+			t.Errorf("advert_interval = %s: version %d, interval %v; want 3, %v", tt.interval, r.Version, r.AdvertInterval, tt.want)
+		}
+	}
+	cfg, err := ParseConfig([]byte(strings.Replace(minimal, "group_id = 18", "group_id = 18\nversion = 3", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Redundancy; r.Version != 3 || r.AdvertInterval != time.Second {
+		t.Errorf("version 3 without advert_interval: %+v; want the 1 s default", r)
+	}
+	a := &Appliance{cfg: cfg, log: slog.New(slog.DiscardHandler)}
+	if c := a.vrrpConfig(); c.Version != 3 || c.AdvertInterval != time.Second {
+		t.Errorf("engine config: version %d, interval %v; want 3, 1s", c.Version, c.AdvertInterval)
+	}
 }

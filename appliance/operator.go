@@ -131,7 +131,11 @@ func (a *Appliance) control(ctx context.Context) {
 	var alone aloneWatch
 	if a.router != nil {
 		rc := a.cfg.Redundancy
-		alone.after = vrrp.MasterDownInterval(rc.AdvertInterval, rc.Priority) + rc.AdvertInterval
+		down := vrrp.MasterDownInterval(rc.AdvertInterval, rc.Priority)
+		if rc.Version == 3 {
+			down = vrrp.MasterDownIntervalV3(rc.AdvertInterval, rc.Priority)
+		}
+		alone.after = down + rc.AdvertInterval
 		t := time.NewTicker(rc.AdvertInterval)
 		defer t.Stop()
 		tick = t.C

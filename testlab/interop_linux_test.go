@@ -53,14 +53,10 @@ func holdFor(t *testing.T, ctx context.Context, l *Lab, tl *Timeline, n int, mas
 }
 
 // interop runs one direction of the keepalived interoperability check: first is Master,
-// second Backup. Each side must take over when the other is killed, respect a healthy Master
-// for 10 adverts, and take over on the other's priority-0 advert.
-func interop(t *testing.T, first, second Impl) {
-	interopWith(t, first, second, VRRPConfig{AdvertInterval: time.Second})
-}
-
-// interopWith is interop for the group cfg; the Timeline follows its last virtual address.
-func interopWith(t *testing.T, first, second Impl, cfg VRRPConfig) {
+// second Backup, both with cfg. Each side must take over when the other is killed, respect a
+// healthy Master for 10 adverts, and take over on the other's priority-0 advert. The Timeline
+// follows cfg's last virtual address (the lab's default VIP when cfg has none).
+func interop(t *testing.T, first, second Impl, cfg VRRPConfig) {
 	t.Parallel()
 	RequireKeepalived(t)
 	var vip netip.Addr
@@ -113,11 +109,22 @@ func interopWith(t *testing.T, first, second Impl, cfg VRRPConfig) {
 }
 
 func TestInteropKeepalivedMasterRedundantdBackup(t *testing.T) {
-	interop(t, Keepalived, Redundantd)
+	interop(t, Keepalived, Redundantd, VRRPConfig{AdvertInterval: time.Second})
 }
 
 func TestInteropRedundantdMasterKeepalivedBackup(t *testing.T) {
-	interop(t, Redundantd, Keepalived)
+	interop(t, Redundantd, Keepalived, VRRPConfig{AdvertInterval: time.Second})
+}
+
+// The same both ways with VRRPv3 (RFC 9568) at 100 ms adverts, keepalived's vrrp_version 3:
+// the checksum over the pseudo-header, the centisecond interval and the section 6.1 timers
+// (a takeover 360.9375 ms after the last advert at priority 100) against the reference.
+func TestInteropV3KeepalivedMasterRedundantdBackup(t *testing.T) {
+	interop(t, Keepalived, Redundantd, VRRPConfig{Version: 3, AdvertInterval: 100 * time.Millisecond})
+}
+
+func TestInteropV3RedundantdMasterKeepalivedBackup(t *testing.T) {
+	interop(t, Redundantd, Keepalived, VRRPConfig{Version: 3, AdvertInterval: 100 * time.Millisecond})
 }
 
 // TestInteropUnicast checks the unicast-peer mode against keepalived's unicast_peer: adverts go

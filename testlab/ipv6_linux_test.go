@@ -106,9 +106,9 @@ func TestRedundantdIPv6PairFailsOver(t *testing.T) {
 // Interoperability with keepalived over IPv6 (vrrp_version 3), both directions, as for v2: a
 // kill, a healthy Master respected, a priority-0 handover.
 func TestInteropIPv6KeepalivedMasterRedundantdBackup(t *testing.T) {
-	interopWith(t, Keepalived, Redundantd, ipv6Group())
+	interop(t, Keepalived, Redundantd, ipv6Group())
 }
 
 func TestInteropIPv6RedundantdMasterKeepalivedBackup(t *testing.T) {
-	interopWith(t, Redundantd, Keepalived, ipv6Group())
+	interop(t, Redundantd, Keepalived, ipv6Group())
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Process is a program started in a node through the lab. Its stdout and stderr are kept
@@ -201,6 +202,25 @@ func (p *Process) Wait(ctx context.Context) (exitErr, err error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("testlab: waiting for %s to exit: %w", p.Name, ctx.Err())
 	}
+}
+
+// WaitGroupGone waits, after the process exited, until no process of its group is left (every
+// child reaped, zombies included). A daemon's child outlives a SIGKILL of the group by a few
+// milliseconds, and keepalived refuses to start while the pid in its vrrp.pid file exists.
+func (p *Process) WaitGroupGone(ctx context.Context) error {
+	if _, err := p.Wait(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for syscall.Kill(-p.Pid(), 0) == nil {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("testlab: waiting for the processes of %s to exit: %w", p.Name, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // Done is closed when the process has exited.

@@ -34,16 +34,15 @@ const APIAddr = "127.0.0.1:7400"
 // VRRPConfig is one node's VRRP instance, translated into a redundantd TOML file or a
 // keepalived.conf. Zero fields take the defaults noted.
 type VRRPConfig struct {
+	Version        uint8          // 2 (default) or 3 (RFC 9568)
 	VRID           uint8          // default 51
 	Priority       uint8          // default 100
-	AdvertInterval time.Duration  // default 1s; keepalived (VRRPv2) needs whole seconds
+	AdvertInterval time.Duration  // default 1s; whole seconds for version 2, 10 ms steps for 3
 	Preempt        bool           // default off, as in the product
 	VIPs           []netip.Prefix // default host .100 of the lab subnet
 	Peers          []netip.Addr   // default: every other lab node; redundantd takes the first
 	Unicast        bool
 	VirtualMAC     bool // redundantd only
-	// Version is the VRRP version: 2 (the default) or 3 (RFC 9568), which an IPv6 group needs.
-	Version uint8
 	// NARouter sets the Router flag of an IPv6 group's Neighbor Advertisements (redundantd's
 	// redundancy.na_router; keepalived sets it when the host forwards IPv6).
 	NARouter     bool
@@ -63,6 +62,9 @@ type VRRPConfig struct {
 type Bind struct{ Source, Target string }
 
 func (n *Node) withDefaults(c VRRPConfig) VRRPConfig {
+	if c.Version == 0 {
+		c.Version = 2
+	}
 	if c.VRID == 0 {
 		c.VRID = 51
 	}
@@ -103,8 +105,8 @@ func RedundantdTOML(n *Node, c VRRPConfig, stateDir string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[node]\nid = %q\ninterface = %q\naddress = %q\nstate_dir = %q\n\n",
 		n.Name, n.Iface, n.Addr.String(), stateDir)
-	fmt.Fprintf(&b, "[redundancy]\nenabled = true\ngroup_id = %d\npriority = %d\nadvert_interval = %q\npreempt = %t\n",
-		c.VRID, c.Priority, c.AdvertInterval.String(), c.Preempt)
+	fmt.Fprintf(&b, "[redundancy]\nenabled = true\nversion = %d\ngroup_id = %d\npriority = %d\nadvert_interval = %q\npreempt = %t\n",
+		c.Version, c.VRID, c.Priority, c.AdvertInterval.String(), c.Preempt)
 	vips := make([]string, len(c.VIPs))
 	for i, v := range c.VIPs {
 		vips[i] = strconv.Quote(v.String())
@@ -114,9 +116,6 @@ func RedundantdTOML(n *Node, c VRRPConfig, stateDir string) string {
 		fmt.Fprintf(&b, "peer = %q\n", c.Peers[0].String())
 	}
 	fmt.Fprintf(&b, "unicast = %t\nvirtual_mac = %t\n", c.Unicast, c.VirtualMAC)
-	if c.Version != 0 {
-		fmt.Fprintf(&b, "version = %d\n", c.Version)
-	}
 	if c.NARouter {
 		b.WriteString("na_router = true\n")
 	}
@@ -134,13 +133,15 @@ func RedundantdTOML(n *Node, c VRRPConfig, stateDir string) string {
 }
 
 // KeepalivedConf renders a keepalived.conf for node n: one vrrp_instance VI_1 starting as
-// BACKUP (keepalived's nopreempt requires it), VRRPv2 unless c.Version is 3. An instance with
-// IPv6 virtual addresses is an IPv6 one (keepalived takes the family from them).
+// BACKUP (keepalived's nopreempt requires it), vrrp_version c.Version. An instance with IPv6
+// virtual addresses is an IPv6 one (keepalived takes the family from them).
 func KeepalivedConf(n *Node, c VRRPConfig) (string, error) {
 	c = n.withDefaults(c)
-	version := max(c.Version, 2)
-	if version == 2 && c.AdvertInterval%time.Second != 0 {
+	if c.Version == 2 && c.AdvertInterval%time.Second != 0 {
 		return "", fmt.Errorf("testlab: keepalived VRRPv2 advert interval %v: want whole seconds", c.AdvertInterval)
+	}
+	if c.AdvertInterval%(10*time.Millisecond) != 0 {
+		return "", fmt.Errorf("testlab: keepalived VRRPv3 advert interval %v: want a multiple of 10ms", c.AdvertInterval)
 	}
 	if c.VirtualMAC {
 		return "", errors.New("testlab: virtual MAC mode is not configured for keepalived here")
@@ -149,9 +150,9 @@ func KeepalivedConf(n *Node, c VRRPConfig) (string, error) {
 		return "", errors.New("testlab: unicast IPv6 is not configured for keepalived here")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "global_defs {\n  router_id %s\n  vrrp_version %d\n}\n\n", n.Name, version)
-	fmt.Fprintf(&b, "vrrp_instance VI_1 {\n  state BACKUP\n  interface %s\n  virtual_router_id %d\n  priority %d\n  advert_int %s\n",
-		n.Iface, c.VRID, c.Priority, strconv.FormatFloat(c.AdvertInterval.Seconds(), 'f', -1, 64))
+	fmt.Fprintf(&b, "global_defs {\n  router_id %s\n  vrrp_version %d\n}\n\n", n.Name, c.Version)
+	fmt.Fprintf(&b, "vrrp_instance VI_1 {\n  state BACKUP\n  interface %s\n  virtual_router_id %d\n  priority %d\n  advert_int %g\n",
+		n.Iface, c.VRID, c.Priority, c.AdvertInterval.Seconds())
 	if !c.Preempt {
 		b.WriteString("  nopreempt\n")
 	}
@@ -219,12 +220,20 @@ var ErrNoKeepalived = errors.New("keepalived is not installed (Debian: apt-get i
 // if any, must have exited.
 func (r *Router) Start(ctx context.Context) error {
 	r.mu.Lock()
-	if r.proc != nil {
-		if exited, _ := r.proc.Exited(); !exited {
+	prev := r.proc
+	if prev != nil {
+		if exited, _ := prev.Exited(); !exited {
 			r.mu.Unlock()
 			return fmt.Errorf("testlab: %s in %s still runs", r.Impl, r.Node.Name)
 		}
 	}
+	r.mu.Unlock()
+	if prev != nil {
+		if err := prev.WaitGroupGone(ctx); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
 	r.runs++
 	r.state = ""
 	run := r.runs

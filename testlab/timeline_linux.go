@@ -271,6 +271,18 @@ func MasterDownInterval(interval time.Duration, p uint8) time.Duration {
 	return 3*interval + SkewTime(p)
 }
 
+// SkewTimeV3 is RFC 9568 section 6.1's Skew_Time for priority p following a Master that
+// advertises every interval: ((256 - p) * interval) / 256.
+func SkewTimeV3(p uint8, interval time.Duration) time.Duration {
+	return time.Duration(256-int(p)) * interval / 256
+}
+
+// MasterDownIntervalV3 is RFC 9568 section 6.1's Master_Down_Interval:
+// 3 * Master_Adver_Interval + Skew_Time.
+func MasterDownIntervalV3(interval time.Duration, p uint8) time.Duration {
+	return 3*interval + SkewTimeV3(p, interval)
+}
+
 // Failover is one measured takeover.
 type Failover struct {
 	Impl    Impl
@@ -293,10 +305,18 @@ type Failover struct {
 // Elapsed is the failover time: from Ref to the VIP on the new Master.
 func (f Failover) Elapsed() time.Duration { return f.VIP.At.Sub(f.Ref.At) }
 
-// Theory is what RFC 3768 predicts for Elapsed: Master_Down_Interval of the new Master for an
-// unplanned failover, its Skew_Time for a planned one.
+// Theory is what RFC 3768 (RFC 9568 for version 3) predicts for Elapsed: Master_Down_Interval
+// of the new Master for an unplanned failover, its Skew_Time for a planned one. A version 3
+// Backup computes both from the old Master's advert interval, which it learned.
 func (f Failover) Theory() time.Duration {
 	c := f.To.Node.withDefaults(f.To.Config)
+	if c.Version == 3 {
+		mi := f.From.Node.withDefaults(f.From.Config).AdvertInterval
+		if f.Planned {
+			return SkewTimeV3(c.Priority, mi)
+		}
+		return MasterDownIntervalV3(mi, c.Priority)
+	}
 	if f.Planned {
 		return SkewTime(c.Priority)
 	}

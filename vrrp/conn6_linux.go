@@ -1,12 +1,9 @@
 package vrrp
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"sync/atomic"
 	"syscall"
 
@@ -25,27 +22,19 @@ import (
 //
 // The kernel computes no checksum for next header 112 unless told to (IPV6_CHECKSUM), and it
 // is left untold: the VRRPv3 checksum covers the IPv6 pseudo-header (RFC 9568 section
-// 5.2.8), so it depends on the destination, and Send writes it for each destination in
-// turn; on receive the Machine verifies it and counts a bad one, which a kernel check would
-// drop unseen. In virtual-MAC mode the send interface is the macvlan, which carries this
+// 5.2.8), which the Router marshals for each destination ([PseudoHeader]); on receive the
+// Machine verifies it and counts a bad one, which a kernel check would drop unseen. In virtual-MAC mode the send interface is the macvlan, which carries this
 // node's link-local address too, so the frames leave from 00-00-5E-00-02-{VRID}.
 type rawConn6 struct {
 	pc *ipv6.PacketConn
 
 	recvIndex atomic.Int32 // only datagrams that arrived on this interface are returned
 	multicast bool
-	src       netip.Addr   // this node's link-local address: the source of every advert
-	dsts      []netip.Addr // ff02::12, or the unicast peers
 	cm        ipv6.ControlMessage
 	buf       []byte
-	out       []byte // the advert being sent, with the checksum for one destination
 }
 
 var _ Conn = (*rawConn6)(nil)
-
-// vrrpGroup6 is the IPv6 multicast address of VRRP (RFC 9568 section 5.1.2.2), link-local
-// scope: the kernel sends it out of the interface IPV6_PKTINFO names.
-var vrrpGroup6 = netip.MustParseAddr("ff02::12")
 
 // newRawConn6 opens the socket in the calling thread's network namespace. cc.primary is the
 // link-local source address.
@@ -84,7 +73,6 @@ func newRawConn6(cc connConfig) (_ *rawConn6, err error) {
 	}
 	rc := &rawConn6{
 		pc:  pc,
-		src: cc.primary.WithZone(""),
 		cm:  ipv6.ControlMessage{Src: cc.primary.AsSlice(), IfIndex: cc.send.Index, HopLimit: 255},
 		buf: make([]byte, maxAdvertLen+1),
 	}
@@ -94,29 +82,18 @@ func newRawConn6(cc connConfig) (_ *rawConn6, err error) {
 		if err := pc.JoinGroup(cc.recv, &net.IPAddr{IP: vrrpGroup6.AsSlice()}); err != nil {
 			return nil, fmt.Errorf("vrrp: joining %s on %s: %w", vrrpGroup6, cc.recv.Name, err)
 		}
-		rc.dsts = []netip.Addr{vrrpGroup6}
-	} else {
-		rc.dsts = slices.Clone(cc.peers)
 	}
 	return rc, nil
 }
 
-// Send transmits one advert: to ff02::12, or in unicast mode to every peer in turn, each copy
-// with the VRRPv3 checksum for its destination. A peer that cannot be reached does not keep
-// the others from receiving it.
-func (c *rawConn6) Send(payload []byte) error {
-	var errs []error
-	for _, dst := range c.dsts {
-		c.out = append(c.out[:0], payload...)
-		if err := setPseudoChecksum6(c.out, c.src, dst); err != nil {
-			return err
-		}
-		to := &net.IPAddr{IP: dst.AsSlice()}
-		if _, err := c.pc.WriteTo(c.out, &c.cm, to); err != nil {
-			errs = append(errs, fmt.Errorf("vrrp: sending advert to %s: %w", dst, err))
-		}
+// Send transmits one advert to dst: ff02::12 (link-local scope, so out of the interface
+// IPV6_PKTINFO names), or in unicast mode one peer. The Router has written the checksum for
+// dst's pseudo-header.
+func (c *rawConn6) Send(payload []byte, dst netip.Addr) error {
+	if _, err := c.pc.WriteTo(payload, &c.cm, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return fmt.Errorf("vrrp: sending advert to %s: %w", dst, err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Receive blocks until an advert arrives on the configured interface and returns it with a
@@ -145,21 +122,6 @@ func (c *rawConn6) rebind(recv, send *net.Interface) error {
 
 // Close closes the socket; a blocked Receive returns an error wrapping net.ErrClosed.
 func (c *rawConn6) Close() error { return c.pc.Close() }
-
-// setPseudoChecksum6 writes into b[6:8] the checksum of the VRRPv3 message b sent from src to
-// dst, over the IPv6 pseudo-header (RFC 9568 section 5.2.8, [PseudoHeader.Checksum]). A
-// version 2 message is refused: IPv6 carries version 3 only.
-func setPseudoChecksum6(b []byte, src, dst netip.Addr) error {
-	if len(b) < 8 {
-		return fmt.Errorf("%w: %d bytes", ErrTooShort, len(b))
-	}
-	if b[0]>>4 != 3 {
-		return fmt.Errorf("%w: %d over IPv6, which carries version 3 only (RFC 9568)", ErrVersion, b[0]>>4)
-	}
-	b[6], b[7] = 0, 0
-	binary.BigEndian.PutUint16(b[6:8], PseudoHeader{Src: src, Dst: dst}.Checksum(b))
-	return nil
-}
 
 // setSockoptInt sets an integer socket option on c's descriptor.
 func setSockoptInt(c net.PacketConn, level, opt, value int) error {

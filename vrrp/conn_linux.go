@@ -34,7 +34,6 @@ type rawConn struct {
 
 	recvIndex atomic.Int32 // only datagrams that arrived on this interface are returned
 	multicast bool
-	dsts      []net.Addr
 	cm        ipv4.ControlMessage
 	buf       []byte
 }
@@ -96,25 +95,16 @@ func newRawConn(cc connConfig) (_ *rawConn, err error) {
 		if err := pc.JoinGroup(cc.recv, group); err != nil {
 			return nil, fmt.Errorf("vrrp: joining %s on %s: %w", vrrpGroup, cc.recv.Name, err)
 		}
-		rc.dsts = []net.Addr{group}
-	} else {
-		for _, p := range cc.peers {
-			rc.dsts = append(rc.dsts, &net.IPAddr{IP: p.AsSlice()})
-		}
 	}
 	return rc, nil
 }
 
-// Send transmits one advert: to 224.0.0.18, or in unicast mode to every peer in turn. A peer
-// that cannot be reached does not keep the others from receiving it.
-func (c *rawConn) Send(payload []byte) error {
-	var errs []error
-	for _, dst := range c.dsts {
-		if _, err := c.pc.WriteTo(payload, &c.cm, dst); err != nil {
-			errs = append(errs, fmt.Errorf("vrrp: sending advert to %s: %w", dst, err))
-		}
+// Send transmits one advert to dst: 224.0.0.18, or in unicast mode one peer.
+func (c *rawConn) Send(payload []byte, dst netip.Addr) error {
+	if _, err := c.pc.WriteTo(payload, &c.cm, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return fmt.Errorf("vrrp: sending advert to %s: %w", dst, err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Receive blocks until an advert arrives on the configured interface and returns it with a

@@ -66,7 +66,7 @@ func TestRawConnMulticast(t *testing.T) {
 	cb := openConn(t, b, "vrt1", labB.Addr(), nil)
 
 	payload := testAdvertBytes(t, 100)
-	if err := ca.Send(payload); err != nil {
+	if err := ca.Send(payload, vrrpGroup); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	in := receiveWithin(t, cb, 2*time.Second)
@@ -75,7 +75,7 @@ func TestRawConnMulticast(t *testing.T) {
 	}
 	// The payload is a copy: the next read must not overwrite it.
 	kept := bytes.Clone(in.Payload)
-	if err := ca.Send(testAdvertBytes(t, 7)); err != nil {
+	if err := ca.Send(testAdvertBytes(t, 7), vrrpGroup); err != nil {
 		t.Fatal(err)
 	}
 	receiveWithin(t, cb, 2*time.Second)
@@ -97,7 +97,7 @@ func TestRawConnUnicast(t *testing.T) {
 	ca := openConn(t, a, "vrt0", labA.Addr(), []netip.Addr{labB.Addr()})
 	cb := openConn(t, b, "vrt1", labB.Addr(), []netip.Addr{labA.Addr()})
 	payload := testAdvertBytes(t, 100)
-	if err := ca.Send(payload); err != nil {
+	if err := ca.Send(payload, labB.Addr()); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	in := receiveWithin(t, cb, 2*time.Second)
@@ -109,7 +109,7 @@ func TestRawConnUnicast(t *testing.T) {
 	// box, say) do not reach a unicast-mode Conn.
 	cm := openConn(t, b, "vrt1", labB.Addr(), nil)
 	ma := openConn(t, a, "vrt0", labA.Addr(), nil)
-	if err := ma.Send(payload); err != nil {
+	if err := ma.Send(payload, vrrpGroup); err != nil {
 		t.Fatal(err)
 	}
 	receiveWithin(t, cm, 2*time.Second)
@@ -132,11 +132,11 @@ func TestRawConnFiltersInterface(t *testing.T) {
 	cc := openConn(t, c, "vrt2", cNet.Addr(), []netip.Addr{bNet.Addr()})
 	cb := openConn(t, b, "vrt1", labB.Addr(), nil)
 
-	if err := cc.Send(testAdvertBytes(t, 9)); err != nil {
+	if err := cc.Send(testAdvertBytes(t, 9), bNet.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond) // let it arrive first
-	if err := ca.Send(testAdvertBytes(t, 100)); err != nil {
+	if err := ca.Send(testAdvertBytes(t, 100), vrrpGroup); err != nil {
 		t.Fatal(err)
 	}
 	in := receiveWithin(t, cb, 2*time.Second)

@@ -3,11 +3,9 @@ package vrrp
 import (
 	"bytes"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,11 +59,16 @@ func (n *testNS) addr6Flags(t testing.TB, ifname string, p netip.Prefix) (int, b
 	return 0, false
 }
 
-// v3Payload is a VRRPv3 advert for labLLVIP with the checksum field zero: the Conn writes it.
-func v3Payload(prio uint8) []byte {
-	b := []byte{0x31, 51, prio, 1, 0x00, 100, 0, 0} // version 3, type 1, VRID 51, 1 address, 100 cs
-	ll := labLLVIP.Addr().As16()
-	return append(b, ll[:]...)
+// v3Advert marshals a VRRPv3 advert for labLLVIP sent from src to dst.
+func v3Advert(t *testing.T, prio uint8, src, dst netip.Addr) []byte {
+	t.Helper()
+	a := Advertisement{Version: 3, Type: TypeAdvertisement, VRID: 51, Priority: prio,
+		Interval: time.Second, Addresses: []netip.Addr{labLLVIP.Addr()}}
+	b, err := a.Marshal(PseudoHeader{Src: src, Dst: dst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func openConn6(t *testing.T, n *testNS, ifname string, primary netip.Addr, peers []netip.Addr) *rawConn6 {
@@ -78,19 +81,17 @@ func receive6Within(t *testing.T, c *rawConn6, d time.Duration) Inbound {
 	return receiveBy(t, c.pc, c, d)
 }
 
-// checkInbound6 asserts that in came from src to dst with hop limit 255, carrying sent with
-// the checksum over the IPv6 pseudo-header of exactly that source and destination.
+// checkInbound6 asserts that in came from src to dst with hop limit 255, carrying sent, whose
+// checksum verifies over the pseudo-header of that source and destination.
 func checkInbound6(t *testing.T, in Inbound, src, dst netip.Addr, sent []byte) {
 	t.Helper()
 	if in.Src != src || in.Dst != dst || in.TTL != 255 {
 		t.Errorf("received from %v to %v hop limit %d; want from %v to %v hop limit 255", in.Src, in.Dst, in.TTL, src, dst)
 	}
-	if !(PseudoHeader{Src: src, Dst: dst}).ChecksumValid(in.Payload) {
-		t.Errorf("payload % x: checksum does not verify over the pseudo-header %v -> %v", in.Payload, src, dst)
+	if !(PseudoHeader{Src: in.Src, Dst: in.Dst}).ChecksumValid(in.Payload) {
+		t.Errorf("payload % x: checksum does not verify over the received pseudo-header %v -> %v", in.Payload, in.Src, in.Dst)
 	}
-	got := slices.Clone(in.Payload)
-	got[6], got[7] = 0, 0
-	if !bytes.Equal(got, sent) {
+	if !bytes.Equal(in.Payload, sent) {
 		t.Errorf("payload % x, sent % x", in.Payload, sent)
 	}
 }
@@ -102,14 +103,11 @@ func TestRawConn6Multicast(t *testing.T) {
 	ca := openConn6(t, a, "vrt0", llA, nil)
 	cb := openConn6(t, b, "vrt1", llB, nil)
 
-	sent := v3Payload(100)
-	if err := ca.Send(sent); err != nil {
+	sent := v3Advert(t, 100, llA, vrrpGroup6)
+	if err := ca.Send(sent, vrrpGroup6); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	checkInbound6(t, receive6Within(t, cb, 2*time.Second), llA, vrrpGroup6, sent)
-	if !bytes.Equal(sent, v3Payload(100)) {
-		t.Error("Send wrote into the caller's payload")
-	}
 	// Multicast loopback is off: the sender does not read its own advert.
 	if err := ca.pc.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
 		t.Fatal(err)
@@ -117,16 +115,11 @@ func TestRawConn6Multicast(t *testing.T) {
 	if in, err := ca.Receive(); err == nil {
 		t.Errorf("sender received %+v: multicast loopback is on", in)
 	}
-	// A version 2 message cannot go over IPv6.
-	v2 := testAdvertBytes(t, 100)
-	if err := ca.Send(v2); !errors.Is(err, ErrVersion) {
-		t.Errorf("Send of a version 2 advert: %v, want ErrVersion", err)
-	}
 }
 
-// The checksum Send writes is keepalived's: keepalived's captured IPv6 advert, sent with its
-// checksum zeroed from keepalived's own source address, arrives byte for byte as captured.
-func TestRawConn6ChecksumAsKeepalived(t *testing.T) {
+// keepalived's captured IPv6 advert, sent from keepalived's own source address, arrives byte
+// for byte with the source and destination its checksum covers.
+func TestRawConn6CarriesKeepalivedAdvert(t *testing.T) {
 	a, b := newTestNS(t), newTestNS(t)
 	connect(t, a, "vrt0", labA, b, "vrt1", labB)
 	a.linkLocal6(t, "vrt0")
@@ -137,22 +130,18 @@ func TestRawConn6ChecksumAsKeepalived(t *testing.T) {
 	cb := openConn6(t, b, "vrt1", llB, nil)
 
 	golden := readHexFile(t, "testdata/keepalived/v3-ipv6-1s.hex")
-	sent := slices.Clone(golden)
-	sent[6], sent[7] = 0, 0
-	if err := ca.Send(sent); err != nil {
+	if err := ca.Send(golden, vrrpGroup6); err != nil {
 		t.Fatal(err)
 	}
 	in := receive6Within(t, cb, 2*time.Second)
-	if !bytes.Equal(in.Payload, golden) {
-		t.Errorf("received % x, keepalived sent % x", in.Payload, golden)
-	}
+	checkInbound6(t, in, kaSrc.Addr(), vrrpGroup6, golden)
 	var adv Advertisement
 	if err := adv.Unmarshal(in.Payload, PseudoHeader{Src: in.Src, Dst: in.Dst}); err != nil {
 		t.Errorf("Unmarshal with the received pseudo-header: %v", err)
 	}
 }
 
-// In unicast mode each peer gets the advert with the checksum of its own pseudo-header.
+// In unicast mode adverts go to each peer, link-local or global, from the link-local address.
 func TestRawConn6Unicast(t *testing.T) {
 	a, b := newTestNS(t), newTestNS(t)
 	connect(t, a, "vrt0", labA, b, "vrt1", labB)
@@ -163,12 +152,13 @@ func TestRawConn6Unicast(t *testing.T) {
 	ca := openConn6(t, a, "vrt0", llA, []netip.Addr{llB, global.Addr()})
 	cb := openConn6(t, b, "vrt1", llB, []netip.Addr{llA})
 
-	sent := v3Payload(100)
-	if err := ca.Send(sent); err != nil {
-		t.Fatalf("Send: %v", err)
+	for _, dst := range []netip.Addr{llB, global.Addr()} {
+		sent := v3Advert(t, 100, llA, dst)
+		if err := ca.Send(sent, dst); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		checkInbound6(t, receive6Within(t, cb, 2*time.Second), llA, dst, sent)
 	}
-	checkInbound6(t, receive6Within(t, cb, 2*time.Second), llA, llB, sent)
-	checkInbound6(t, receive6Within(t, cb, 2*time.Second), llA, global.Addr(), sent)
 }
 
 func TestNewRawConn6NeedsLinkLocal(t *testing.T) {
@@ -351,9 +341,9 @@ func TestConfigIPv6Groups(t *testing.T) {
 		{name: "mixed the other way", vips: []string{"192.0.2.100/24", "fe80::1/64"}, err: "IPv4 and IPv6 need a group each"},
 		{name: "mapped", vips: []string{"::ffff:192.0.2.100/120"}, err: "not an IP address"},
 		{name: "twice", vips: []string{"fe80::1/64", "fe80::1/128"}, err: "listed twice"},
-		{name: "IPv4 peer", vips: []string{"fe80::1/64"}, peers: []string{"192.0.2.2"}, err: "not an IPv6 address"},
+		{name: "IPv4 peer", vips: []string{"fe80::1/64"}, peers: []string{"192.0.2.2"}, err: "not an address of the virtual addresses' family"},
 		{name: "IPv6 peer", vips: []string{"fe80::1/64"}, peers: []string{"fe80::2"}},
-		{name: "IPv6 peer in an IPv4 group", vips: []string{"192.0.2.100/24"}, peers: []string{"fe80::2"}, err: "not an IPv4 address"},
+		{name: "IPv6 peer in an IPv4 group", vips: []string{"192.0.2.100/24"}, peers: []string{"fe80::2"}, err: "not an address of the virtual addresses' family"},
 		{name: "IPv6 in version 2", version: 2, vips: []string{"fe80::1/64"}, err: "need Version 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

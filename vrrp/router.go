@@ -27,16 +27,32 @@ const (
 	DefaultGARPInterval = 200 * time.Millisecond
 )
 
-// vrrpGroup is the IPv4 multicast address VRRP adverts are sent to (RFC 3768 section 5.2.2).
-var vrrpGroup = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+// The multicast groups VRRP adverts are sent to: 224.0.0.18 for IPv4 (RFC 3768 section 5.2.2,
+// RFC 9568 section 5.1.1.2) and ff02::12 for IPv6 (RFC 9568 section 5.1.2.2).
+var (
+	vrrpGroup  = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+	vrrpGroup6 = netip.MustParseAddr("ff02::12")
+)
+
+// MulticastGroup is the group adverts from primary go to: 224.0.0.18 for an IPv4 address,
+// ff02::12 for an IPv6 one.
+func MulticastGroup(primary netip.Addr) netip.Addr {
+	if primary.Unmap().Is6() {
+		return vrrpGroup6
+	}
+	return vrrpGroup
+}
 
 // Conn sends and receives VRRP adverts: the raw IPv4 protocol-112 socket in production.
 type Conn interface {
 	// Receive blocks until an advert for this virtual router's interface arrives and returns
-	// it with its own copy of the IP payload. After Close it returns an error.
+	// it with its own copy of the IP payload and its destination (Inbound.Dst, which the
+	// version 3 checksum covers). After Close it returns an error.
 	Receive() (Inbound, error)
-	// Send transmits one marshalled advert (to 224.0.0.18, or to every unicast peer).
-	Send(payload []byte) error
+	// Send transmits one marshalled advert to dst, the multicast group or one unicast peer,
+	// from the Primary address with TTL (hop limit) 255. The Router calls it once per
+	// destination: a version 3 advert's checksum covers dst, so each peer gets its own bytes.
+	Send(payload []byte, dst netip.Addr) error
 	Close() error
 }
 
@@ -65,12 +81,13 @@ type Config struct {
 	// Interface is the network interface the virtual router runs on.
 	Interface string
 
-	// Version is the VRRP version: 2 (RFC 3768, the default when zero) or 3 (RFC 9568), which
-	// an IPv6 group needs.
-	Version        uint8
-	VRID           uint8
-	Priority       uint8         // 1..254, or 255 for the address owner (RFC 3768 section 5.3.4)
-	AdvertInterval time.Duration // version 2: whole seconds; 0 means DefaultAdvertInterval
+	// Version is the protocol: 2 (RFC 3768, the default when zero) or 3 (RFC 9568).
+	Version  uint8
+	VRID     uint8
+	Priority uint8 // 1..254, or 255 for the address owner (RFC 3768 section 5.3.4)
+	// AdvertInterval: whole seconds 1..255 for version 2; for version 3 a multiple of 10 ms
+	// in 10 ms..40.95 s. 0 means DefaultAdvertInterval.
+	AdvertInterval time.Duration
 	Preempt        bool
 
 	// Primary is this node's own fixed address on Interface: the advert source and the
@@ -109,6 +126,7 @@ type Config struct {
 	// PBX that is no router leaves it off.
 	NARouter bool
 
+	// AuthType and AuthData: version 2 only (see MachineConfig).
 	AuthType AuthType
 	AuthData [8]byte
 
@@ -150,6 +168,9 @@ type Event struct {
 type Status struct {
 	State    State
 	Priority uint8
+	// MasterAdverInterval is the interval Master_Down_Interval is computed from (see
+	// [MachineStatus]): the Master's for a version 3 Backup, our own otherwise.
+	MasterAdverInterval time.Duration
 	// VirtualIPs are the addresses this node holds as Master (confirmed by the Addresser);
 	// empty when it is not Master or their installation has not succeeded yet.
 	VirtualIPs  []netip.Prefix
@@ -222,6 +243,7 @@ type Router struct {
 	arp     Announcer
 	m       *Machine
 	vipIPs  []netip.Addr
+	dsts    []netip.Addr   // where adverts go: the multicast group, or each unicast peer
 	closers []func() error // extra resources (Dial's macvlan, netlink handle), closed last
 
 	running   atomic.Bool
@@ -290,6 +312,7 @@ func New(cfg Config, conn Conn, addrs Addresser, arp Announcer) (*Router, error)
 		arp:    arp,
 		m:      m,
 		vipIPs: mc.VirtualIPs,
+		dsts:   cfg.destinations(),
 		wake:   make(chan struct{}, 1),
 	}
 	r.publish()
@@ -314,6 +337,14 @@ func (c Config) machineConfig() MachineConfig {
 		mc.Peers = slices.Clone(c.Peers)
 	}
 	return mc
+}
+
+// destinations is where adverts go: the group of the Primary's family, or each unicast peer.
+func (c Config) destinations() []netip.Addr {
+	if c.Unicast {
+		return slices.Clone(c.Peers)
+	}
+	return []netip.Addr{MulticastGroup(c.Primary)}
 }
 
 // withDefaults fills in the zero fields and rejects what neither the Machine nor the I/O can
@@ -351,8 +382,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("vrrp: Peers: set only in unicast mode (Unicast = true)")
 	}
 	for i, p := range c.Peers {
-		if p.Is4() == c.IPv6() || p.Is4In6() {
-			return c, fmt.Errorf("vrrp: Peers[%d] %q: not an %s address, as the virtual addresses are", i, p, c.family())
+		if !p.IsValid() || !sameFamily(p, c.VirtualIPs[0].Addr()) {
+			return c, fmt.Errorf("vrrp: Peers[%d] %q: not an address of the virtual addresses' family", i, p)
 		}
 	}
 	c.Peers = slices.Clone(c.Peers)
@@ -753,11 +784,25 @@ func (r *Router) flush() {
 	r.publish()
 }
 
+// send marshals a and sends it to every destination: once for version 2, once per
+// destination for version 3, whose checksum covers the destination (RFC 9568 section 5.2.8).
+// A destination that cannot be reached does not keep the others from receiving it.
 func (r *Router) send(a *Advertisement) {
-	b, err := a.Marshal(r.pseudoHeader())
-	if err == nil {
-		err = r.conn.Send(b)
+	var errs []error
+	var b []byte
+	for i, dst := range r.dsts {
+		if i == 0 || a.Version == 3 {
+			var err error
+			if b, err = a.Marshal(PseudoHeader{Src: r.cfg.Primary, Dst: dst}); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+		if err := r.conn.Send(b, dst); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	err := errors.Join(errs...)
 	switch {
 	case err != nil && !r.sendFailing:
 		r.sendFailing = true
@@ -766,20 +811,6 @@ func (r *Router) send(a *Advertisement) {
 		r.sendFailing = false
 		r.log.Info("sending adverts works again")
 	}
-}
-
-// pseudoHeader is what a version 3 advert's checksum covers (RFC 9568 section 5.2.8): the
-// Primary address and the group (224.0.0.18 or ff02::12) or, in unicast mode, the first peer.
-// The IPv6 Conn writes the checksum again for each destination it sends to.
-func (r *Router) pseudoHeader() PseudoHeader {
-	ph := PseudoHeader{Src: r.cfg.Primary, Dst: vrrpGroup}
-	if r.cfg.Primary.Is6() {
-		ph.Dst = vrrpGroup6
-	}
-	if r.cfg.Unicast && len(r.cfg.Peers) > 0 {
-		ph.Dst = r.cfg.Peers[0]
-	}
-	return ph
 }
 
 func (r *Router) transition(t Transition) {
@@ -881,14 +912,16 @@ func (r *Router) announce() {
 func (r *Router) publish() {
 	ms := r.m.Status()
 	s := Status{
-		State:       ms.State,
-		Priority:    ms.Priority,
-		MasterIP:    ms.MasterIP,
-		Since:       ms.Since,
-		Transitions: ms.Transitions,
-		Dropped:     ms.Dropped, // a copy already
-		Fault:       ms.Fault,
-		RecordError: r.recordErr,
+		State:    ms.State,
+		Priority: ms.Priority,
+		MasterIP: ms.MasterIP,
+
+		MasterAdverInterval: ms.MasterAdverInterval,
+		Since:               ms.Since,
+		Transitions:         ms.Transitions,
+		Dropped:             ms.Dropped, // a copy already
+		Fault:               ms.Fault,
+		RecordError:         r.recordErr,
 
 		Preempt:           ms.Preempt,
 		Passive:           ms.Passive,

@@ -91,10 +91,14 @@ func (c *fakeConn) Receive() (Inbound, error) {
 	}
 }
 
-func (c *fakeConn) Send(b []byte) error {
+func (c *fakeConn) Send(b []byte, dst netip.Addr) error {
 	var a Advertisement
-	if err := a.UnmarshalBinary(b); err != nil {
+	if err := a.Unmarshal(b, PseudoHeader{Src: rtPrimary, Dst: dst}); err != nil {
 		c.j.add("send unparsable advert: %v", err)
+		return nil
+	}
+	if dst != vrrpGroup {
+		c.j.add("advert prio=%d v%d to %v", a.Priority, a.Version, dst)
 		return nil
 	}
 	c.j.add("advert prio=%d", a.Priority)
@@ -745,6 +749,86 @@ func TestRouterUnicastPeers(t *testing.T) {
 	})
 }
 
+// rtAdvertV3 is a valid version 3 advert from src to dst at the given interval.
+func rtAdvertV3(t testing.TB, src, dst netip.Addr, prio uint8, interval time.Duration) Inbound {
+	t.Helper()
+	a := Advertisement{Version: 3, Type: TypeAdvertisement, VRID: 51, Priority: prio, Interval: interval,
+		Addresses: []netip.Addr{rtVIP.Addr()}}
+	b, err := a.Marshal(PseudoHeader{Src: src, Dst: dst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Inbound{Src: src, Dst: dst, TTL: 255, Payload: b}
+}
+
+// Version 3 through the Router: the RFC 9568 timers, a checksum per destination (the fake
+// Conn parses each advert with the pseudo-header of its own destination, and journals an
+// unparsable one), the Master's interval learned.
+func TestRouterVersion3(t *testing.T) {
+	t.Run("multicast", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cfg := rtConfig()
+			cfg.Version, cfg.AdvertInterval, cfg.GARPCount = 3, 100*time.Millisecond, 1
+			g := newRig(t, cfg)
+			g.start()
+			g.expect("0s event initialize->backup")
+			rtSleep(360937500*time.Nanosecond - 1) // Master_Down_Interval(100 ms, priority 100)
+			g.expect()
+			rtSleep(1)
+			g.expect(
+				"360.9375ms add [192.0.2.100/24]",
+				"360.9375ms garp [192.0.2.100]",
+				"360.9375ms event backup->master",
+				"360.9375ms advert prio=100",
+			)
+			rtSleep(200 * time.Millisecond)
+			g.expect("460.9375ms advert prio=100", "560.9375ms advert prio=100")
+
+			// A Master of higher priority at 1 s: step down and wait Master_Down_Interval of
+			// its interval, 3.609375 s, not 360.9375 ms.
+			g.deliver(rtAdvertV3(t, rtPeer, vrrpGroup, 200, time.Second))
+			g.expect("560.9375ms remove [192.0.2.100/24]", "560.9375ms event master->backup")
+			if s := g.r.Status(); s.State != StateBackup || s.MasterAdverInterval != time.Second {
+				t.Errorf("Status %+v; want backup, MasterAdverInterval 1s", s)
+			}
+			rtSleep(3609375*time.Microsecond - 1)
+			g.expect()
+			rtSleep(1)
+			g.expect(
+				"4.1703125s add [192.0.2.100/24]",
+				"4.1703125s garp [192.0.2.100]",
+				"4.1703125s event backup->master",
+				"4.1703125s advert prio=100",
+			)
+			g.stop()
+			g.take()
+		})
+	})
+	t.Run("unicast", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			peer2 := netip.MustParseAddr("192.0.2.3")
+			cfg := rtConfig()
+			cfg.Version, cfg.AdvertInterval, cfg.GARPCount = 3, 10*time.Millisecond, 1
+			cfg.Unicast, cfg.Peers = true, []netip.Addr{rtPeer, peer2}
+			g := newRig(t, cfg)
+			g.start()
+			g.take()
+			rtSleep(36093750 * time.Nanosecond) // Master_Down_Interval(10 ms, priority 100)
+			g.expect(
+				"36.09375ms add [192.0.2.100/24]",
+				"36.09375ms garp [192.0.2.100]",
+				"36.09375ms event backup->master",
+				"36.09375ms advert prio=100 v3 to 192.0.2.2",
+				"36.09375ms advert prio=100 v3 to 192.0.2.3",
+			)
+			rtSleep(10 * time.Millisecond)
+			g.expect("46.09375ms advert prio=100 v3 to 192.0.2.2", "46.09375ms advert prio=100 v3 to 192.0.2.3")
+			g.stop()
+			g.take()
+		})
+	})
+}
+
 func TestRouterRunTwice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newRig(t, rtConfig())
@@ -763,7 +847,12 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		want string
 	}{
 		{"no VIPs", func(c *Config) { c.VirtualIPs = nil }, "VirtualIPs"},
-		{"IPv6 VIP", func(c *Config) { c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")} }, "VirtualIPs[0]"},
+		{"IPv6 VIP", func(c *Config) { c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")} }, "virtual address"},
+		{"VIPs of two families", func(c *Config) { c.VirtualIPs = []netip.Prefix{rtVIP, netip.MustParsePrefix("2001:db8::1/64")} }, "VirtualIPs[1]"},
+		{"IPv6 peer", func(c *Config) { c.Unicast, c.Peers = true, []netip.Addr{netip.MustParseAddr("fe80::2")} }, "Peers[0]"},
+		{"version 3 at 15 ms", func(c *Config) { c.Version, c.AdvertInterval = 3, 15*time.Millisecond }, "interval"},
+		{"version 3 with auth", func(c *Config) { c.Version, c.AuthType = 3, AuthSimple }, "authentication"},
+		{"version 4", func(c *Config) { c.Version = 4 }, "version"},
 		{"duplicate VIP", func(c *Config) { c.VirtualIPs = []netip.Prefix{rtVIP, rtVIP} }, "listed twice"},
 		{"unicast without peers", func(c *Config) { c.Unicast = true }, "Peers"},
 		{"peers without unicast", func(c *Config) { c.Peers = []netip.Addr{rtPeer} }, "Peers"},

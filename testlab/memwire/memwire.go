@@ -63,8 +63,8 @@ func (m *Member) Receive() (vrrp.Inbound, error) {
 }
 
 // Send delivers the advert to every other member that is not cut off (a full queue drops
-// it, as a busy segment would).
-func (m *Member) Send(b []byte) error {
+// it, as a busy segment would), whatever dst is, as sent to dst.
+func (m *Member) Send(b []byte, dst netip.Addr) error {
 	if m.isCut() {
 		return nil
 	}
@@ -75,7 +75,7 @@ func (m *Member) Send(b []byte) error {
 		if o == m || o.isCut() {
 			continue
 		}
-		in := vrrp.Inbound{Src: m.src, Dst: netip.MustParseAddr("224.0.0.18"), TTL: 255, Payload: slices.Clone(b)}
+		in := vrrp.Inbound{Src: m.src, Dst: dst, TTL: 255, Payload: slices.Clone(b)}
 		select {
 		case o.in <- in:
 		default:
