@@ -121,9 +121,12 @@ func (l *linkMonitor) verdict() (Cause, string) {
 		l.log.Warn("listing the interface's addresses failed; keeping its last state", "err", err)
 		return l.lastCause, l.lastWhy
 	}
+	// A tentative IPv6 Primary (the link-local address is made again, with DAD, when the
+	// interface comes back up) cannot be sent from yet: the node waits for it as for a missing
+	// one.
 	if !slices.ContainsFunc(addrs, func(ad netlink.Addr) bool {
 		p, ok := ipNetPrefix(ad.IPNet)
-		return ok && p.Addr() == l.primary
+		return ok && p.Addr() == l.primary && ad.Flags&unix.IFA_F_TENTATIVE == 0
 	}) {
 		return CauseInterfaceDown, fmt.Sprintf("interface %s lacks the primary address %s", l.name, l.primary)
 	}
