@@ -66,6 +66,13 @@ func TestParseConfigIPv6Group(t *testing.T) {
 		t.Errorf("decoded version %d interval %v na_router %t virtual_ips %v; want 3, 100ms, true, %v",
 			rc.Version, rc.AdvertInterval, rc.NARouter, rc.VirtualIPs, want)
 	}
+	// The engine gets no Primary (node.address is IPv4): it advertises from the interface's
+	// link-local address.
+	a := &Appliance{cfg: cfg, log: slog.New(slog.DiscardHandler)}
+	if c := a.vrrpConfig(); !c.IPv6() || c.Primary.IsValid() || !c.NARouter || c.Version != 3 {
+		t.Errorf("engine config: IPv6 %t, primary %v, na_router %t, version %d; want true, none, true, 3",
+			c.IPv6(), c.Primary, c.NARouter, c.Version)
+	}
 }
 
 func TestReferenceConfigParses(t *testing.T) {
