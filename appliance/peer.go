@@ -91,6 +91,9 @@ func PeerTLS(cfg *Config) (server, client *tls.Config, err error) {
 func PeerSettingsOf(cfg *Config) PeerSettings {
 	s := PeerSettings{GroupID: cfg.Redundancy.GroupID, VirtualIPs: cfg.Redundancy.VirtualIPs,
 		AdvertInterval: cfg.Redundancy.AdvertInterval}
+	if cfg.Redundancy.Version == 3 {
+		s.VRRPVersion = 3
+	}
 	if cfg.Sync.Enabled {
 		s.SyncPaths = cfg.Sync.Paths
 	}

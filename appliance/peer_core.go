@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -50,6 +51,9 @@ type PeerSettings struct {
 	VirtualIPs     []netip.Prefix `json:"virtual_ips"`
 	AdvertInterval time.Duration  `json:"advert_interval"` // nanoseconds on the wire
 	SyncPaths      []string       `json:"sync_paths"`
+	// VRRPVersion is redundancy.version when it is 3, zero (absent) for the default 2, so
+	// that the fingerprint of a version 2 group is what it was before version 3 existed.
+	VRRPVersion uint8 `json:"vrrp_version,omitempty"`
 }
 
 // canonical returns the settings in the form both nodes compare: virtual IPs and sync paths
@@ -57,6 +61,9 @@ type PeerSettings struct {
 func (s PeerSettings) canonical() PeerSettings {
 	c := PeerSettings{GroupID: s.GroupID, AdvertInterval: s.AdvertInterval,
 		VirtualIPs: slices.Clone(s.VirtualIPs), SyncPaths: make([]string, 0, len(s.SyncPaths))}
+	if s.VRRPVersion != 2 {
+		c.VRRPVersion = s.VRRPVersion
+	}
 	if c.VirtualIPs == nil {
 		c.VirtualIPs = []netip.Prefix{}
 	}
@@ -225,6 +232,9 @@ func peerMismatches(local peerLocal, m *peerInfo) []PeerMismatch {
 	if a, b := peerPrefixList(l.VirtualIPs), peerPrefixList(p.VirtualIPs); a != b {
 		out = append(out, PeerMismatch{Setting: "virtual_ips", Local: a, Peer: b})
 	}
+	if l.VRRPVersion != p.VRRPVersion {
+		out = append(out, PeerMismatch{Setting: "vrrp_version", Local: vrrpVersionName(l.VRRPVersion), Peer: vrrpVersionName(p.VRRPVersion)})
+	}
 	if l.AdvertInterval != p.AdvertInterval {
 		out = append(out, PeerMismatch{Setting: "advert_interval", Local: l.AdvertInterval.String(), Peer: p.AdvertInterval.String()})
 	}
@@ -235,6 +245,14 @@ func peerMismatches(local peerLocal, m *peerInfo) []PeerMismatch {
 		out = append(out, PeerMismatch{Setting: "settings", Local: local.Settings.Fingerprint(), Peer: m.SettingsFingerprint})
 	}
 	return out
+}
+
+// vrrpVersionName is a PeerSettings.VRRPVersion as the operator writes it ("2" for zero).
+func vrrpVersionName(v uint8) string {
+	if v == 0 {
+		v = 2
+	}
+	return strconv.Itoa(int(v))
 }
 
 func peerPrefixList(ps []netip.Prefix) string {

@@ -1,8 +1,10 @@
 package appliance
 
 import (
+	"encoding/json"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,6 +141,8 @@ func TestPeerMismatches(t *testing.T) {
 			m.Settings.AdvertInterval = 3 * time.Second
 			m.Settings.SyncPaths = nil
 		}), []PeerMismatch{{"advert_interval", "1s", "3s"}, {"sync_paths", "/etc/asterisk,/var/spool/asterisk/voicemail", ""}}},
+		{"vrrp version", mod(func(m *peerInfo) { m.Settings.VRRPVersion = 3 }), []PeerMismatch{{"vrrp_version", "2", "3"}}},
+		{"vrrp version 2 written out is the default", mod(func(m *peerInfo) { m.Settings.VRRPVersion = 2 }), nil},
 		{"fingerprint only", func() *peerInfo {
 			m := corePeer(PeerRoleBackup, PeerModeActive)
 			m.SettingsFingerprint = "00"
@@ -339,5 +343,36 @@ func TestPeerRequestValidate(t *testing.T) {
 		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrPeerMessage)) {
 			t.Errorf("%+v: validate() = %v, want ok=%t or ErrPeerMessage", c.r, err, c.ok)
 		}
+	}
+}
+
+// A version 2 group's fingerprint does not change with the vrrp_version setting's arrival, so
+// that a node of the previous release agrees with one of this release.
+func TestPeerSettingsVersion2Fingerprint(t *testing.T) {
+	v2 := PeerSettings{GroupID: 12, VirtualIPs: coreVIPs, AdvertInterval: time.Second}
+	withTwo := v2
+	withTwo.VRRPVersion = 2
+	v3 := v2
+	v3.VRRPVersion = 3
+	if v2.Fingerprint() != withTwo.Fingerprint() {
+		t.Errorf("version 2 written out changes the fingerprint")
+	}
+	if v2.Fingerprint() == v3.Fingerprint() {
+		t.Errorf("version 3 does not change the fingerprint")
+	}
+	b, err := json.Marshal(v2.canonical())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "vrrp_version") {
+		t.Errorf("version 2 settings on the wire: %s; want no vrrp_version", b)
+	}
+	cfg := &Config{Redundancy: RedundancyConfig{GroupID: 12, Version: 3, VirtualIPs: coreVIPs, AdvertInterval: 100 * time.Millisecond}}
+	if got := PeerSettingsOf(cfg); got.VRRPVersion != 3 {
+		t.Errorf("PeerSettingsOf(version 3) = %+v", got)
+	}
+	cfg.Redundancy.Version = 2
+	if got := PeerSettingsOf(cfg); got.VRRPVersion != 0 {
+		t.Errorf("PeerSettingsOf(version 2) = %+v; want VRRPVersion 0", got)
 	}
 }

@@ -1,13 +1,14 @@
-// Package vrrp implements the Virtual Router Redundancy Protocol, version 2 (RFC 3768), for
-// redundantd: the advertisement wire format, the section 6.4 state machine and, around them,
-// the Linux I/O that sends and receives adverts and owns the virtual addresses.
+// Package vrrp implements the Virtual Router Redundancy Protocol, version 2 (RFC 3768) and
+// version 3 (RFC 9568, which obsoletes RFC 5798), for redundantd: the advertisement wire format,
+// the section 6.4 state machine and, around them, the Linux I/O that sends and receives adverts
+// and owns the virtual addresses.
 //
 // The package is split in two halves.
 //
 // The pure half has no clock, no sockets and no goroutines:
 //
-//   - [Advertisement] is the RFC 3768 section 5 packet, with MarshalBinary, UnmarshalBinary and
-//     Validate. Parsing copies its input and fails with wrapped sentinel errors ([ErrTooShort],
+//   - [Advertisement] is the RFC 3768 / RFC 9568 section 5 packet, with Marshal, Unmarshal
+//     (taking a [PseudoHeader]), MarshalBinary and UnmarshalBinary (version 2) and Validate. Parsing copies its input and fails with wrapped sentinel errors ([ErrTooShort],
 //     [ErrVersion], [ErrChecksum], ...), so callers can both log the detail and classify it
 //     with errors.Is.
 //   - [Machine] is the section 6.4 state machine (Initialize, Backup, Master) together with
@@ -40,12 +41,36 @@
 //
 // # Versions
 //
-// The Version field of [Advertisement] selects the wire layout. Only version 2 is implemented.
-// VRRPv3 (RFC 5798) differs in three ways that the layout switch is built to absorb: the
-// advertisement interval becomes a 12-bit count of centiseconds where version 2 has the auth
-// type and a whole-seconds byte, addresses may be IPv6 (the family comes from the IP header, not
-// the VRRP message), there is no authentication data, and the checksum covers an IP
-// pseudo-header. Version 3 is rejected with an error wrapping [ErrVersion] until then.
+// The Version field of [Advertisement] selects the wire layout, [MachineConfig].Version (and
+// [Config].Version) the protocol a virtual router speaks; a Machine drops adverts of the other
+// version ("version"). Version 3 (RFC 9568) differs from version 2 in four ways:
+//
+//   - the advertisement interval is a 12-bit count of centiseconds (10 ms..40.95 s) where
+//     version 2 has the auth type and a whole-seconds byte;
+//   - the addresses may be IPv6; the message does not say which, the IP header does;
+//   - there is no authentication;
+//   - the checksum covers the IP pseudo-header (source, destination, protocol 112, length).
+//
+// The pseudo-header is an explicit argument, not a field: [Advertisement.Marshal] and
+// [Advertisement.Unmarshal] take a [PseudoHeader] (the IP source and destination) and take the
+// address family from it; MarshalBinary and UnmarshalBinary are the same with none, which
+// suffices for version 2 and fails with [ErrPseudoHeader] for version 3.
+// [PseudoHeader.Checksum] and [PseudoHeader.ChecksumValid] compute and verify the checksum of
+// raw bytes. The receive path fills [Inbound].Dst from the IP_PKTINFO control message, and the
+// Router marshals a version 3 advert once per destination ([Conn].Send takes the destination)
+// because each unicast peer's copy has its own checksum.
+//
+// A version 3 Backup adopts the Master's advertised interval as Master_Adver_Interval and
+// computes Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256 and
+// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time from it ([SkewTimeV3],
+// [MasterDownIntervalV3]; RFC 9568 sections 6.1 and 6.4), in nanoseconds rather than whole
+// centiseconds; version 2 keeps RFC 3768's fixed Skew_Time and drops an advert whose interval
+// differs from its own.
+//
+// The Machine and the wire format are family-agnostic: an IPv6 Machine has a link-local
+// Primary and IPv6 virtual addresses. The production I/O ([Dial]: raw socket, netlink
+// addresses, gratuitous ARP) is IPv4 only so far; IPv6 (ff02::12 from the link-local address,
+// Neighbor Advertisements) is to come ([MulticastGroup] already names its group).
 //
 // # IPv6
 //

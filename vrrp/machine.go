@@ -498,11 +498,14 @@ func (m *Machine) Deadline() time.Time {
 	return m.deadline
 }
 
-// Receive processes one received packet. It applies every check of RFC 3768 section 7.1, plus
-// three of its own (IPv4 source, own advert, unicast peer). A packet that fails one is counted
-// in MachineStatus.Dropped under its Drop* reason and changes nothing else: no state, no timer,
+// Receive processes one received packet. It applies every check of section 7.1 of RFC 3768
+// (version 2) or RFC 9568 (version 3: the checksum over the pseudo-header of in.Src and
+// in.Dst, no authentication and no interval check), plus three of its own (a source of the
+// Primary's family, own advert, unicast peer). A packet that fails one is counted in
+// MachineStatus.Dropped under its Drop* reason and changes nothing else: no state, no timer,
 // no MasterIP, no advert. A valid advert is handled as sections 6.4.2 (Backup) and 6.4.3
-// (Master) say. Receive in Initialize does nothing and counts nothing.
+// (Master) say; in version 3 that includes adopting the Master's interval as
+// Master_Adver_Interval. Receive in Initialize does nothing and counts nothing.
 //
 // One deviation: section 7.1 also drops every advert received by the address owner
 // (priority 255). With two owners for one VRID (a misconfiguration) that leaves two Masters

@@ -867,9 +867,37 @@ type pairNode struct {
 
 func newPairSim(t *testing.T, a, b pairNode, latency time.Duration) *pairSim {
 	t.Helper()
+	return newPairSimVersion(t, a, b, latency, pairVersion{2, time.Second})
+}
+
+// pairVersion is the protocol both nodes of a pairSim speak, and their advert interval.
+type pairVersion struct {
+	version  uint8
+	interval time.Duration
+}
+
+// down and skew are Master_Down_Interval and Skew_Time for priority p (both nodes advertise
+// the same interval, so a version 3 Backup's learned interval is its own).
+func (v pairVersion) down(p uint8) time.Duration {
+	if v.version == 3 {
+		return MasterDownIntervalV3(v.interval, p)
+	}
+	return MasterDownInterval(v.interval, p)
+}
+
+func (v pairVersion) skew(p uint8) time.Duration {
+	if v.version == 3 {
+		return SkewTimeV3(p, v.interval)
+	}
+	return SkewTime(p)
+}
+
+func newPairSimVersion(t *testing.T, a, b pairNode, latency time.Duration, v pairVersion) *pairSim {
+	t.Helper()
 	s := &pairSim{t: t, latency: latency, ip: [2]netip.Addr{ourIP, peerIP}}
 	for i, n := range []pairNode{a, b} {
 		cfg := testConfig(n.priority, n.preempt)
+		cfg.Version, cfg.AdvertInterval = v.version, v.interval
 		cfg.Primary = s.ip[i]
 		s.m[i] = newTestMachine(t, cfg)
 		s.start[i] = t0.Add(n.start)
@@ -949,9 +977,20 @@ func TestPairElection(t *testing.T) {
 // never has two Masters for longer than an advert's flight time, and fails over at exactly
 // Skew_Time after a priority-0 advert or Master_Down_Interval after the Master went silent.
 func TestPairConvergesAllCombinations(t *testing.T) {
+	pairConvergesAll(t, pairVersion{2, time.Second})
+}
+
+// The same for version 3 at 100 ms adverts, every time scaled with the interval (starts 0,
+// 1 s and 150 ms apart, latencies 0, 1 ms and 10 ms), and the RFC 9568 timers.
+func TestPairConvergesAllCombinationsV3(t *testing.T) {
+	pairConvergesAll(t, pairVersion{3, 100 * time.Millisecond})
+}
+
+func pairConvergesAll(t *testing.T, v pairVersion) {
+	iv := v.interval
 	priorities := []uint8{1, 100, 150, 254, 255}
-	starts := [][2]time.Duration{{0, 0}, {0, 10 * time.Second}, {10 * time.Second, 0}, {0, 1500 * time.Millisecond}}
-	latencies := []time.Duration{0, time.Millisecond, 100 * time.Millisecond}
+	starts := [][2]time.Duration{{0, 0}, {0, 10 * iv}, {10 * iv, 0}, {0, 3 * iv / 2}}
+	latencies := []time.Duration{0, time.Millisecond, iv / 10}
 	n := 0
 	for _, pa := range priorities {
 		for _, pb := range priorities {
@@ -963,7 +1002,7 @@ func TestPairConvergesAllCombinations(t *testing.T) {
 								n++
 								a, b := pairNode{pa, prA, st[0]}, pairNode{pb, prB, st[1]}
 								name := fmt.Sprintf("a%+v/b%+v/latency %v/kill %v", a, b, lat, kill)
-								pairCheck(t, name, a, b, lat, kill)
+								pairCheck(t, name, a, b, lat, kill, v)
 							}
 						}
 					}
@@ -974,13 +1013,14 @@ func TestPairConvergesAllCombinations(t *testing.T) {
 	t.Logf("%d simulations", n)
 }
 
-func pairCheck(t *testing.T, name string, a, b pairNode, lat time.Duration, kill bool) {
+func pairCheck(t *testing.T, name string, a, b pairNode, lat time.Duration, kill bool, v pairVersion) {
 	t.Helper()
-	s := newPairSim(t, a, b, lat)
+	s := newPairSimVersion(t, a, b, lat, v)
 	nodes := [2]pairNode{a, b}
 	lastStart := t0.Add(max(a.start, b.start))
-	converge := lastStart.Add(max(MasterDownInterval(time.Second, a.priority), MasterDownInterval(time.Second, b.priority)) + lat)
-	s.runUntil(t0.Add(40 * time.Second))
+	converge := lastStart.Add(max(v.down(a.priority), v.down(b.priority)) + lat)
+	horizon := 40 * v.interval
+	s.runUntil(t0.Add(horizon))
 	fail := func(format string, args ...any) {
 		t.Helper()
 		t.Errorf("%s: %s\n%s", name, fmt.Sprintf(format, args...), strings.Join(s.trace, "\n"))
@@ -988,7 +1028,7 @@ func pairCheck(t *testing.T, name string, a, b pairNode, lat time.Duration, kill
 	s.checkStable(converge)
 	w := s.master()
 	if w < 0 || s.masters() != 1 {
-		fail("%d Masters at 40 s", s.masters())
+		fail("%d Masters at %v", s.masters(), horizon)
 		return
 	}
 	loser := nodes[1-w]
@@ -1005,7 +1045,7 @@ func pairCheck(t *testing.T, name string, a, b pairNode, lat time.Duration, kill
 	}
 
 	// Fail over: the Master resigns (priority 0) or dies silently.
-	off := t0.Add(40 * time.Second)
+	off := t0.Add(horizon)
 	s.runUntil(off.Add(-1))
 	s.now = off
 	other := 1 - w
@@ -1013,12 +1053,12 @@ func pairCheck(t *testing.T, name string, a, b pairNode, lat time.Duration, kill
 	if kill {
 		s.dead[w] = true
 		s.runUntil(off) // anything in flight at this instant is lost
-		want = s.lastRecv[other].Add(MasterDownInterval(time.Second, nodes[other].priority))
+		want = s.lastRecv[other].Add(v.down(nodes[other].priority))
 	} else {
 		s.perform(w, s.m[w].Shutdown(off))
-		want = off.Add(lat + SkewTime(nodes[other].priority))
+		want = off.Add(lat + v.skew(nodes[other].priority))
 	}
-	s.runUntil(off.Add(20 * time.Second))
+	s.runUntil(off.Add(20 * v.interval))
 	if s.master() != other || s.masters() != 1 {
 		fail("after node %d went away (kill %v): Master = %d, %d Masters", w, kill, s.master(), s.masters())
 		return

@@ -27,6 +27,17 @@ type failoverSeries struct {
 	runs    []time.Duration // reference advert -> VIP on the new Master
 	adverts []time.Duration // reference advert -> the new Master's first advert
 	theory  time.Duration
+	margin  time.Duration // the target is theory + margin
+}
+
+// targetMargin is what the project allows beyond the RFC time for scheduling and address
+// installation: 20 ms at version 2's whole-second adverts, 5 ms for version 3's sub-second
+// ones (issue 8: Master_Down_Interval + 5 ms, 0.366 s at priority 100 and 100 ms adverts).
+func targetMargin(version uint8) time.Duration {
+	if version == 3 {
+		return 5 * time.Millisecond
+	}
+	return 20 * time.Millisecond
 }
 
 func (s failoverSeries) mode() string {
@@ -66,11 +77,21 @@ func runBenchFailover(ctx context.Context, args []string) error {
 	runs := fs.Int("runs", 10, "failovers of each kind per implementation")
 	only := fs.String("impl", "both", "redundantd, keepalived or both")
 	verbose := fs.Bool("v", false, "print every failover as it is measured")
+	version := fs.Uint("version", 2, "VRRP version: 2 (RFC 3768) or 3 (RFC 9568), keepalived's vrrp_version alike")
+	interval := fs.Duration("interval", time.Second, "advert interval: whole seconds for -version 2, 10ms steps (10ms..40.95s) for -version 3")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *runs < 1 {
 		return errors.New("bench failover: -runs must be at least 1")
+	}
+	switch {
+	case *version != 2 && *version != 3:
+		return fmt.Errorf("bench failover: -version %d: want 2 or 3", *version)
+	case *version == 2 && (*interval < time.Second || *interval > 255*time.Second || *interval%time.Second != 0):
+		return fmt.Errorf("bench failover: -interval %v: version 2 carries whole seconds 1s..255s", *interval)
+	case *version == 3 && (*interval < 10*time.Millisecond || *interval > 40950*time.Millisecond || *interval%(10*time.Millisecond) != 0):
+		return fmt.Errorf("bench failover: -interval %v: version 3 carries 10ms steps, 10ms..40.95s", *interval)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("bench failover: the lab needs root (network namespaces)")
@@ -110,9 +131,9 @@ func runBenchFailover(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := testlab.VRRPConfig{VRID: 51, Priority: 100, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}}
-	fmt.Printf("failover benchmark: lab %s, 2 nodes, VRID %d, priority %d on both, adverts every %s, preempt off, %d runs of each kind\n",
-		lab.Name, cfg.VRID, cfg.Priority, cfg.AdvertInterval, *runs)
+	cfg := testlab.VRRPConfig{Version: uint8(*version), VRID: 51, Priority: 100, AdvertInterval: *interval, VIPs: []netip.Prefix{vip}}
+	fmt.Printf("failover benchmark: lab %s, 2 nodes, VRRPv%d, VRID %d, priority %d on both, adverts every %s, preempt off, %d runs of each kind\n",
+		lab.Name, cfg.Version, cfg.VRID, cfg.Priority, cfg.AdvertInterval, *runs)
 	fmt.Println("times are from the reference advert seen on the bridge to the new Master's VIP appearing (netlink)")
 
 	var results []failoverSeries
@@ -147,7 +168,7 @@ func benchImpl(ctx context.Context, lab *testlab.Lab, tl *testlab.Timeline, impl
 	}
 	var out []failoverSeries
 	for _, planned := range []bool{false, true} {
-		s := failoverSeries{impl: impl, planned: planned}
+		s := failoverSeries{impl: impl, planned: planned, margin: targetMargin(cfg.Version)}
 		fmt.Printf("  %s:", s.mode())
 		for i := 0; i < runs; i++ {
 			f, err := testlab.MeasureFailover(ctx, tl, master, backup, planned)
@@ -222,7 +243,7 @@ func printFailoverResults(results []failoverSeries) {
 	fmt.Printf("%-11s %-46s %4s %9s %9s %9s %9s %9s %10s\n", "impl", "failover", "runs", "best", "median", "worst", "RFC", "target", "advert p50")
 	for _, s := range results {
 		fmt.Printf("%-11s %-46s %4d %9s %9s %9s %9s %9s %10s\n", s.impl, s.mode(), len(s.runs),
-			ms1(s.best()), ms1(s.median()), ms1(s.worst()), ms1(s.theory), ms1(s.theory+20*time.Millisecond), ms1(median(s.adverts)))
+			ms1(s.best()), ms1(s.median()), ms1(s.worst()), ms1(s.theory), ms1(s.theory+s.margin), ms1(median(s.adverts)))
 	}
 	fmt.Println("(best/median/worst: to the VIP on the new Master; advert p50: to its first advert)")
 	fmt.Println()
@@ -230,7 +251,7 @@ func printFailoverResults(results []failoverSeries) {
 		if s.impl != testlab.Redundantd {
 			continue
 		}
-		target := s.theory + 20*time.Millisecond
+		target := s.theory + s.margin
 		verdict := "within target"
 		if s.worst() > target {
 			verdict = "MISSED target"
