@@ -68,9 +68,7 @@
 // differs from its own.
 //
 // The Machine and the wire format are family-agnostic: an IPv6 Machine has a link-local
-// Primary and IPv6 virtual addresses. The production I/O ([Dial]: raw socket, netlink
-// addresses, gratuitous ARP) is IPv4 only so far; IPv6 (ff02::12 from the link-local address,
-// Neighbor Advertisements) is to come ([MulticastGroup] already names its group).
+// Primary and IPv6 virtual addresses; [Dial] gives an IPv6 group its own I/O (below).
 //
 // # IPv6
 //
