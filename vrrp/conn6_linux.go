@@ -23,8 +23,10 @@ import (
 // The kernel computes no checksum for next header 112 unless told to (IPV6_CHECKSUM), and it
 // is left untold: the VRRPv3 checksum covers the IPv6 pseudo-header (RFC 9568 section
 // 5.2.8), which the Router marshals for each destination ([PseudoHeader]); on receive the
-// Machine verifies it and counts a bad one, which a kernel check would drop unseen. In virtual-MAC mode the send interface is the macvlan, which carries this
-// node's link-local address too, so the frames leave from 00-00-5E-00-02-{VRID}.
+// Machine verifies it and counts a bad one, which a kernel check would drop unseen.
+//
+// In virtual-MAC mode the send interface is the macvlan, which carries this node's link-local
+// address too, so the frames leave from 00-00-5E-00-02-{VRID}; reception stays on the parent.
 type rawConn6 struct {
 	pc *ipv6.PacketConn
 
