@@ -124,11 +124,15 @@ func (l *linkMonitor) verdict() (Cause, string) {
 	// A tentative IPv6 Primary (the link-local address is made again, with DAD, when the
 	// interface comes back up) cannot be sent from yet: the node waits for it as for a missing
 	// one.
-	if !slices.ContainsFunc(addrs, func(ad netlink.Addr) bool {
+	i := slices.IndexFunc(addrs, func(ad netlink.Addr) bool {
 		p, ok := ipNetPrefix(ad.IPNet)
-		return ok && p.Addr() == l.primary && ad.Flags&unix.IFA_F_TENTATIVE == 0
-	}) {
+		return ok && p.Addr() == l.primary
+	})
+	switch {
+	case i < 0:
 		return CauseInterfaceDown, fmt.Sprintf("interface %s lacks the primary address %s", l.name, l.primary)
+	case addrs[i].Flags&unix.IFA_F_TENTATIVE != 0:
+		return CauseInterfaceDown, fmt.Sprintf("interface %s: the primary address %s is tentative (duplicate address detection)", l.name, l.primary)
 	}
 	if a.Index != l.index {
 		// Rebound only once usable: a packet socket bound to a down interface fails its

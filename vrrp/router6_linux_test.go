@@ -6,11 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/packet"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -161,5 +163,41 @@ func TestRoutersIPv6VirtualMAC(t *testing.T) {
 	}
 	if s := na.r.Status(); len(s.Dropped) != 0 {
 		t.Errorf("old Master dropped %v", s.Dropped)
+	}
+}
+
+// A Primary that is still tentative (DAD runs when a link-local address is made, at boot or
+// when the interface comes back up) cannot be sent from: the node stays out of the protocol,
+// saying so, and joins as Backup once DAD is done.
+func TestRouterIPv6WaitsForTentativePrimary(t *testing.T) {
+	a, b := newTestNS(t), newTestNS(t)
+	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	a.linkLocal6(t, "vrt0")
+	a.do(t, func() {
+		if _, _, err := writeSysctl(sysctlValue{"net/ipv6/conf/vrt0/accept_dad", "1"}, false); err != nil {
+			t.Error(err)
+		}
+	})
+	primary := netip.MustParsePrefix("fe80::99/64")
+	dad := &netlink.Addr{IPNet: &net.IPNet{IP: primary.Addr().AsSlice(), Mask: net.CIDRMask(64, 128)}}
+	if err := a.h.AddrAdd(a.link(t, "vrt0"), dad); err != nil { // no IFA_F_NODAD: tentative
+		t.Fatal(err)
+	}
+	if flags, ok := a.addr6Flags(t, "vrt0", primary); !ok || flags&unix.IFA_F_TENTATIVE == 0 {
+		t.Skipf("%s is not tentative right after it was added (flags %#x); nothing to test", primary, flags)
+	}
+	cfg := labConfig6("vrt0", 100, t.TempDir())
+	cfg.Primary = primary.Addr()
+	cfg.Logger = testLogger(t, "a")
+	na := dialNode(t, a, cfg)
+	eventually(t, 2*time.Second, "the fault names the tentative Primary", func() bool {
+		return strings.Contains(na.r.Status().Fault, "tentative")
+	})
+	eventually(t, 10*time.Second, "a joins once DAD is done", func() bool {
+		s := na.r.Status()
+		return s.Fault == "" && s.State != StateInitialize
+	})
+	if flags, _ := a.addr6Flags(t, "vrt0", primary); flags&unix.IFA_F_TENTATIVE != 0 {
+		t.Errorf("joined while %s is still tentative", primary)
 	}
 }
