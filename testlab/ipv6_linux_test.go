@@ -112,3 +112,16 @@ func TestInteropIPv6KeepalivedMasterRedundantdBackup(t *testing.T) {
 func TestInteropIPv6RedundantdMasterKeepalivedBackup(t *testing.T) {
 	interop(t, Redundantd, Keepalived, ipv6Group())
 }
+
+// The same over IPv6 at 100 ms adverts.
+func TestInteropIPv6At100msKeepalivedMasterRedundantdBackup(t *testing.T) {
+	cfg := ipv6Group()
+	cfg.AdvertInterval = 100 * time.Millisecond
+	interop(t, Keepalived, Redundantd, cfg)
+}
+
+func TestInteropIPv6At100msRedundantdMasterKeepalivedBackup(t *testing.T) {
+	cfg := ipv6Group()
+	cfg.AdvertInterval = 100 * time.Millisecond
+	interop(t, Redundantd, Keepalived, cfg)
+}
