@@ -795,7 +795,7 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 	if rc.Enabled && len(r.VirtualIPs) == 0 {
 		p.add("redundancy.virtual_ips", "at least one virtual IP is required")
 	}
-	checkIPv6Group(p, rc, r.NARouter != nil)
+	checkIPv6Group(p, rc)
 	checkOwner(p, rc, node)
 	rc.GARPCount = DefaultGARPCount
 	if r.GARPCount != nil {
@@ -1005,10 +1005,10 @@ func virtualIP6(p *problems, key string, v netip.Prefix) (netip.Prefix, bool) {
 
 // checkIPv6Group applies what an IPv6 group needs (RFC 9568): its link-local virtual address
 // first (section 5.2.9), multicast adverts (redundancy.peer is the IPv4 peer the sync and the
-// peer link use), and na_router only where there are Neighbor Advertisements to send.
-func checkIPv6Group(p *problems, rc RedundancyConfig, naRouterSet bool) {
+// peer link use), and na_router = true only where there are Neighbor Advertisements to send.
+func checkIPv6Group(p *problems, rc RedundancyConfig) {
 	if len(rc.VirtualIPs) == 0 || !rc.VirtualIPs[0].Addr().Is6() {
-		if naRouterSet {
+		if rc.NARouter {
 			p.add("redundancy.na_router", "applies to IPv6 virtual IPs only (an IPv4 group sends gratuitous ARP, which has no Router flag)")
 		}
 		return
