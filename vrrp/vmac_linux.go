@@ -42,11 +42,11 @@ func vmacName6(vrid uint8) string { return fmt.Sprintf("vrrp6.%d", vrid) }
 //
 // The link stays up for the Router's whole life but carries addresses only while Master, and
 // answers ARP only for its own addresses (arp_ignore=1), so a Backup never answers for a
-// virtual address. For an IPv4 group its IPv6 is disabled: every node of the group has a link with the same MAC,
-// hence the same EUI-64 link-local address, and each would fail duplicate address detection
-// and send MLD reports from the shared MAC.
+// virtual address. For an IPv4 group its IPv6 is disabled: every node of the group has a link
+// with the same MAC, hence the same EUI-64 link-local address, and each would fail duplicate
+// address detection and send MLD reports from the shared MAC.
 //
-// On the parent, arp_ignore=1 stops the physical MAC from answering ARP for the virtual
+// On the parent of an IPv4 group, arp_ignore=1 stops the physical MAC from answering ARP for the virtual
 // addresses (which live on the macvlan) and arp_announce=2 stops the host from using a virtual
 // address as the source of its own ARP requests, which would teach the segment the physical
 // MAC for it. Close deletes the link and restores the parent's values.
