@@ -270,6 +270,7 @@ type Router struct {
 	garpTimer     *time.Timer
 	newTimer      func() (protocolTimer, error) // the protocol timer's; nil: a time.Timer
 	sendFailing   bool
+	lastNow       time.Time            // the latest time given to the Machine (see at)
 	seenDropped   map[string]uint64    // Dropped as last reported
 	dropLogged    map[string]time.Time // when each reason was last logged
 }
@@ -489,7 +490,7 @@ func (r *Router) SetPriority(p uint8) {
 func (r *Router) SetPassive(on bool) {
 	r.enqueue("set passive", func() {
 		r.log.Info("passive mode", "passive", on)
-		r.m.SetPassive(time.Now(), on)
+		r.m.SetPassive(r.now(), on)
 		r.publish()
 	})
 }
@@ -505,7 +506,7 @@ func (r *Router) Resign(reason string) {
 		if r.m.Status().State == StateMaster {
 			r.log.Info("resigning on request", "reason", reason)
 		}
-		r.step(r.m.Resign(time.Now(), reason))
+		r.step(r.m.Resign(r.now(), reason))
 	})
 }
 
@@ -520,7 +521,7 @@ func (r *Router) TakeOver(reason string) {
 		if r.m.Status().State == StateBackup {
 			r.log.Info("taking over on request", "reason", reason)
 		}
-		r.step(r.m.TakeOver(time.Now(), reason))
+		r.step(r.m.TakeOver(r.now(), reason))
 	})
 }
 
@@ -569,7 +570,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if r.closed.Load() {
 		return errors.New("vrrp: Router.Run called after Close")
 	}
-	inbox := make(chan Inbound, 16)
+	inbox := make(chan received, 16)
 	stop := make(chan struct{})
 	var reader sync.WaitGroup
 	reader.Go(func() { r.read(inbox, stop) })
@@ -594,11 +595,14 @@ func (r *Router) Run(ctx context.Context) error {
 	var linkChanged <-chan struct{}
 	if r.link != nil {
 		r.checkLink() // a node whose interface is unusable does not start
-		t := time.NewTicker(r.cfg.AdvertInterval)
+		// The poll backs up the netlink notifications (linkChanged); two netlink round trips
+		// on this goroutine every 10 ms of a version 3 advert interval would only delay the
+		// adverts, so it runs at most once a second.
+		t := time.NewTicker(max(r.cfg.AdvertInterval, time.Second))
 		defer t.Stop()
 		linkPoll, linkChanged = t.C, r.link.changed()
 	}
-	r.step(r.m.Start(time.Now()))
+	r.step(r.m.Start(r.now()))
 	for {
 		if d := r.m.Deadline(); d.IsZero() {
 			timer.Stop()
@@ -607,19 +611,19 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			r.step(r.m.Shutdown(time.Now()))
+			r.step(r.m.Shutdown(r.now()))
 			if r.held || r.removeFailed {
 				r.release() // a last try, whatever the Machine's state
 				r.flush()
 			}
 			r.log.Info("virtual router stopped")
 			return nil
-		case in := <-inbox:
-			now := time.Now()
-			r.step(r.m.Receive(now, in))
-			r.reportDrops(now, in.Src)
+		case rx := <-inbox:
+			now := r.at(rx.at)
+			r.step(r.m.Receive(now, rx.in))
+			r.reportDrops(now, rx.in.Src)
 		case <-timer.C():
-			now := time.Now()
+			now := r.now()
 			if late := now.Sub(r.m.Deadline()); late > 10*time.Millisecond {
 				// A starved process turns into a late takeover or late adverts; say so.
 				r.log.Warn("timer fired late", "late", late)
@@ -647,10 +651,10 @@ func (r *Router) checkLink() {
 		return
 	case why == "":
 		r.log.Info("interface usable again; rejoining", "was", fault)
-		r.step(r.m.ClearFault(time.Now(), fmt.Sprintf("interface %s back", r.cfg.Interface)))
+		r.step(r.m.ClearFault(r.now(), fmt.Sprintf("interface %s back", r.cfg.Interface)))
 	default:
 		r.log.Error("interface unusable; leaving the protocol until it is back", "fault", why)
-		r.step(r.m.Fault(time.Now(), cause, why))
+		r.step(r.m.Fault(r.now(), cause, why))
 	}
 }
 
@@ -669,7 +673,30 @@ func (r *Router) protocolTimer() protocolTimer {
 // read feeds inbox from the Conn until stop is closed. Receive errors other than a closed
 // socket (ENOBUFS, a vanished interface) are logged and retried with a capped backoff, so a
 // flapping interface neither kills the Router nor spins.
-func (r *Router) read(inbox chan<- Inbound, stop <-chan struct{}) {
+// received is one packet the reader handed to Run, with the time Receive returned it.
+type received struct {
+	in Inbound
+	at time.Time
+}
+
+// now is the time for the next Machine call: the clock, or the last time given to the Machine
+// when that is later, so that the Machine never sees time go back (see at).
+func (r *Router) now() time.Time { return r.at(time.Now()) }
+
+// at is t, or the last time given to the Machine when that is later. A received advert is
+// handed to the Machine with the time the reader got it from the socket, not the time Run
+// gets to it one goroutine hop later: Master_Down_Timer then runs from the advert's arrival,
+// as keepalived's (single-threaded) does, instead of starting late by the hand-off's delay on
+// a loaded machine.
+func (r *Router) at(t time.Time) time.Time {
+	if t.Before(r.lastNow) {
+		t = r.lastNow
+	}
+	r.lastNow = t
+	return t
+}
+
+func (r *Router) read(inbox chan<- received, stop <-chan struct{}) {
 	backoff := time.Duration(0)
 	for {
 		in, err := r.conn.Receive()
@@ -692,8 +719,9 @@ func (r *Router) read(inbox chan<- Inbound, stop <-chan struct{}) {
 			continue
 		}
 		backoff = 0
+		rx := received{in: in, at: time.Now()}
 		select {
-		case inbox <- in:
+		case inbox <- rx:
 		case <-stop:
 			return
 		}
@@ -708,7 +736,7 @@ func (r *Router) applyPriority(p uint8) {
 	if p != r.m.Status().Priority {
 		r.log.Info("priority changed", "priority", p)
 	}
-	r.step(r.m.SetPriority(time.Now(), p))
+	r.step(r.m.SetPriority(r.now(), p))
 }
 
 // step performs a Machine's actions in order and publishes the new status.
