@@ -43,7 +43,7 @@ var Subnet6 = netip.MustParsePrefix("2001:db8::/64")
 
 // Lab is a bridge namespace with bridge br0 and node namespaces attached to it by veth pairs.
 //
-// Every node has IPv6 too: a link-local address and one in Subnet6. The node namespaces run no
+// Every node has IPv6 too (unless the kernel has none): a link-local address and one in Subnet6. The node namespaces run no
 // duplicate address detection (accept_dad 0), and New and AddHost return once each node's
 // link-local address is usable, so an IPv6 test starts with no address "tentative".
 type Lab struct {
@@ -79,6 +79,7 @@ type Node struct {
 	LinkLocal netip.Addr
 
 	lab      *Lab
+	ipv6     bool // the kernel has IPv6 (see disableDAD)
 	ns       netns.NsHandle
 	handle   *netlink.Handle
 	portName string // the veth end on the bridge side, in the bridge namespace
@@ -192,6 +193,9 @@ func (n *Node) waitCarrier(ctx context.Context) error {
 			return err
 		}
 		if eth.Attrs().OperState == netlink.OperUp && port == brStateForwarding {
+			if !n.ipv6 {
+				return nil
+			}
 			ll, err := n.usableLinkLocal(eth)
 			if err != nil {
 				return err
@@ -233,16 +237,23 @@ func (n *Node) usableLinkLocal(eth netlink.Link) (netip.Addr, error) {
 // disableDAD turns duplicate address detection off for the links made in ns from now on
 // (net.ipv6.conf.default) and for the existing ones (all): the lab's addresses are unique by
 // construction, and DAD would leave each link-local address unusable for a second or more.
-func disableDAD(ns netns.NsHandle) error {
-	return doIn(ns, func() error {
+// It reports false, and no error, on a kernel without IPv6 (booted with ipv6.disable=1): the
+// lab is IPv4 only there.
+func disableDAD(ns netns.NsHandle) (ipv6 bool, err error) {
+	err = doIn(ns, func() error {
 		for _, conf := range []string{"default", "all"} {
 			p := "/proc/sys/net/ipv6/conf/" + conf + "/accept_dad"
 			if err := os.WriteFile(p, []byte("0\n"), 0o644); err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
 				return fmt.Errorf("testlab: disabling DAD: %w", err)
 			}
+			ipv6 = true
 		}
 		return nil
 	})
+	return ipv6, err
 }
 
 // brStateForwarding is BR_STATE_FORWARDING (linux/if_bridge.h), the state of a bridge port
@@ -340,7 +351,7 @@ func (l *Lab) attach(name, portName string, addr netip.Addr) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testlab: netlink in %s: %w", n.NSName, err)
 	}
-	if err := disableDAD(n.ns); err != nil { // before eth0 exists: it takes the default
+	if n.ipv6, err = disableDAD(n.ns); err != nil { // before eth0 exists: it takes the default
 		return nil, err
 	}
 	veth := &netlink.Veth{
@@ -371,9 +382,10 @@ func (l *Lab) attach(name, portName string, addr netip.Addr) (*Node, error) {
 	if err := n.handle.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(n.Prefix)}); err != nil {
 		return nil, fmt.Errorf("testlab: address %s on %s/%s: %w", n.Prefix, n.NSName, n.Iface, err)
 	}
-	p6 := netip.PrefixFrom(n.Addr6, Subnet6.Bits())
-	if err := n.handle.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(p6), Flags: unix.IFA_F_NODAD}); err != nil {
-		return nil, fmt.Errorf("testlab: address %s on %s/%s: %w", p6, n.NSName, n.Iface, err)
+	if p6 := netip.PrefixFrom(n.Addr6, Subnet6.Bits()); n.ipv6 {
+		if err := n.handle.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(p6), Flags: unix.IFA_F_NODAD}); err != nil {
+			return nil, fmt.Errorf("testlab: address %s on %s/%s: %w", p6, n.NSName, n.Iface, err)
+		}
 	}
 	if err := n.handle.LinkSetUp(eth); err != nil {
 		return nil, fmt.Errorf("testlab: %s/%s up: %w", n.NSName, n.Iface, err)
