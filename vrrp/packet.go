@@ -344,20 +344,38 @@ func ipVersion(is6 bool) int {
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 func (a *Advertisement) marshalV2(b []byte) {
 	interval, _ := v2IntervalByte(a.Interval) // checked by Validate
+	a.putCommon(b)
+	b[4] = uint8(a.AuthType)
+	b[5] = interval
+	off := v2HeaderLen + a.putAddresses(b[v2HeaderLen:])
+	copy(b[off:], a.AuthData[:])
+	binary.BigEndian.PutUint16(b[6:8], Checksum(b))
+}
+
+// putCommon writes the fields both versions share (version/type, VRID, priority, count) and a
+// zero checksum.
+func (a *Advertisement) putCommon(b []byte) {
 	b[0] = a.Version<<4 | a.Type&0x0f
 	b[1] = a.VRID
 	b[2] = a.Priority
 	b[3] = uint8(len(a.Addresses))
-	b[4] = uint8(a.AuthType)
-	b[5] = interval
 	b[6], b[7] = 0, 0
-	off := v2HeaderLen
+}
+
+// putAddresses writes the addresses at the start of b, 4 bytes for an IPv4 address and 16 for
+// an IPv6 one, and returns the bytes written.
+func (a *Advertisement) putAddresses(b []byte) int {
+	off := 0
 	for _, ip := range a.Addresses {
-		v4 := ip.As4()
-		off += copy(b[off:], v4[:])
+		if ip.Is4() {
+			v4 := ip.As4()
+			off += copy(b[off:], v4[:])
+		} else {
+			v6 := ip.As16()
+			off += copy(b[off:], v6[:])
+		}
 	}
-	copy(b[off:], a.AuthData[:])
-	binary.BigEndian.PutUint16(b[6:8], Checksum(b))
+	return off
 }
 
 // marshalV3 writes the RFC 9568 section 5.1 layout into b, which is exactly a.Len() long, with
@@ -375,22 +393,9 @@ func (a *Advertisement) marshalV2(b []byte) {
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 func (a *Advertisement) marshalV3(b []byte) {
 	interval, _ := v3IntervalField(a.Interval) // checked by Validate
-	b[0] = a.Version<<4 | a.Type&0x0f
-	b[1] = a.VRID
-	b[2] = a.Priority
-	b[3] = uint8(len(a.Addresses))
+	a.putCommon(b)
 	binary.BigEndian.PutUint16(b[4:6], interval) // the reserved bits are zero: interval < 4096
-	b[6], b[7] = 0, 0
-	off := v3HeaderLen
-	for _, ip := range a.Addresses {
-		if ip.Is4() {
-			v4 := ip.As4()
-			off += copy(b[off:], v4[:])
-		} else {
-			v6 := ip.As16()
-			off += copy(b[off:], v6[:])
-		}
-	}
+	a.putAddresses(b[v3HeaderLen:])
 }
 
 // UnmarshalBinary decodes a version 2 VRRP message (the IP payload) into a, replacing all its

@@ -165,22 +165,28 @@ func TestUnmarshalGolden(t *testing.T) {
 func TestMarshalGolden(t *testing.T) {
 	for _, tt := range goldenTests {
 		t.Run(tt.name, func(t *testing.T) {
-			adv := tt.adv
-			adv.Checksum = 0x1234 // ignored: MarshalBinary computes it
-			got, err := adv.MarshalBinary()
-			if err != nil {
-				t.Fatalf("MarshalBinary: %v", err)
-			}
-			if diff := cmp.Diff(mustHex(t, tt.hex), got); diff != "" {
-				t.Errorf("MarshalBinary (-want +got):\n%s", diff)
-			}
-			if adv.Checksum != 0x1234 {
-				t.Errorf("MarshalBinary changed the Checksum field to %#04x", adv.Checksum)
-			}
-			if adv.Len() != len(got) {
-				t.Errorf("Len() = %d, encoding is %d bytes", adv.Len(), len(got))
-			}
+			checkMarshal(t, tt.adv, mustHex(t, tt.hex), (*Advertisement).MarshalBinary)
 		})
+	}
+}
+
+// checkMarshal checks that marshal encodes adv as want, computing the checksum without
+// changing adv's Checksum field, in adv.Len() bytes.
+func checkMarshal(t *testing.T, adv Advertisement, want []byte, marshal func(*Advertisement) ([]byte, error)) {
+	t.Helper()
+	adv.Checksum = 0x1234 // ignored: marshalling computes it
+	got, err := marshal(&adv)
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("marshal (-want +got):\n%s", diff)
+	}
+	if adv.Checksum != 0x1234 {
+		t.Errorf("marshal changed the Checksum field to %#04x", adv.Checksum)
+	}
+	if adv.Len() != len(got) {
+		t.Errorf("Len() = %d, encoding is %d bytes", adv.Len(), len(got))
 	}
 }
 

@@ -761,6 +761,16 @@ func rtAdvertV3(t testing.TB, src, dst netip.Addr, prio uint8, interval time.Dur
 	return Inbound{Src: src, Dst: dst, TTL: 255, Payload: b}
 }
 
+// takeover is the journal of a takeover of rtVIP with a single gratuitous ARP, at the given
+// time: the address, the ARP, the event, then the adverts sent.
+func takeover(at string, adverts ...string) []string {
+	out := []string{at + " add [192.0.2.100/24]", at + " garp [192.0.2.100]", at + " event backup->master"}
+	for _, a := range adverts {
+		out = append(out, at+" "+a)
+	}
+	return out
+}
+
 // Version 3 through the Router: the RFC 9568 timers, a checksum per destination (the fake
 // Conn parses each advert with the pseudo-header of its own destination, and journals an
 // unparsable one), the Master's interval learned.
@@ -775,12 +785,7 @@ func TestRouterVersion3(t *testing.T) {
 			rtSleep(360937500*time.Nanosecond - 1) // Master_Down_Interval(100 ms, priority 100)
 			g.expect()
 			rtSleep(1)
-			g.expect(
-				"360.9375ms add [192.0.2.100/24]",
-				"360.9375ms garp [192.0.2.100]",
-				"360.9375ms event backup->master",
-				"360.9375ms advert prio=100",
-			)
+			g.expect(takeover("360.9375ms", "advert prio=100")...)
 			rtSleep(200 * time.Millisecond)
 			g.expect("460.9375ms advert prio=100", "560.9375ms advert prio=100")
 
@@ -794,12 +799,7 @@ func TestRouterVersion3(t *testing.T) {
 			rtSleep(3609375*time.Microsecond - 1)
 			g.expect()
 			rtSleep(1)
-			g.expect(
-				"4.1703125s add [192.0.2.100/24]",
-				"4.1703125s garp [192.0.2.100]",
-				"4.1703125s event backup->master",
-				"4.1703125s advert prio=100",
-			)
+			g.expect(takeover("4.1703125s", "advert prio=100")...)
 			g.stop()
 			g.take()
 		})
@@ -814,13 +814,7 @@ func TestRouterVersion3(t *testing.T) {
 			g.start()
 			g.take()
 			rtSleep(36093750 * time.Nanosecond) // Master_Down_Interval(10 ms, priority 100)
-			g.expect(
-				"36.09375ms add [192.0.2.100/24]",
-				"36.09375ms garp [192.0.2.100]",
-				"36.09375ms event backup->master",
-				"36.09375ms advert prio=100 v3 to 192.0.2.2",
-				"36.09375ms advert prio=100 v3 to 192.0.2.3",
-			)
+			g.expect(takeover("36.09375ms", "advert prio=100 v3 to 192.0.2.2", "advert prio=100 v3 to 192.0.2.3")...)
 			rtSleep(10 * time.Millisecond)
 			g.expect("46.09375ms advert prio=100 v3 to 192.0.2.2", "46.09375ms advert prio=100 v3 to 192.0.2.3")
 			g.stop()
