@@ -295,6 +295,7 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 		GARPCount:      rc.GARPCount,
 		GARPInterval:   rc.GARPInterval,
 		GARPRefresh:    rc.GARPRefresh,
+		NARouter:       rc.NARouter,
 		StateDir:       a.cfg.Node.StateDir,
 		Logger:         a.log.With("part", "vrrp"),
 		OnEvent:        a.onVRRPEvent,
@@ -302,6 +303,11 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 	}
 	if rc.Unicast {
 		c.Peers = []netip.Addr{rc.Peer}
+	}
+	if c.IPv6() {
+		// node.address is IPv4; an IPv6 group advertises from the interface's link-local
+		// address, which the engine finds (RFC 9568 section 5.1.2.1).
+		c.Primary = netip.Addr{}
 	}
 	return c
 }

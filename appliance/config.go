@@ -108,8 +108,8 @@ type NodeConfig struct {
 // RedundancyConfig holds Epygi's "Redundancy Settings" in our words.
 type RedundancyConfig struct {
 	Enabled bool
-	// Version is the VRRP version: 2 (RFC 3768, the default) or 3 (RFC 9568, sub-second
-	// adverts).
+	// Version is the VRRP version: 2 (RFC 3768, the default) or 3 (RFC 9568: sub-second
+	// adverts, IPv6 virtual IPs).
 	Version        uint8
 	GroupID        uint8 // the VRID
 	Priority       uint8
@@ -130,6 +130,9 @@ type RedundancyConfig struct {
 	// GARPRefresh is the period of the gratuitous ARPs a Master sends after its burst, for as
 	// long as it is Master; 0 (the default) sends none.
 	GARPRefresh time.Duration
+	// NARouter sets the Router flag of the unsolicited Neighbor Advertisements of an IPv6
+	// group (RFC 4861 section 4.4): on when hosts use a virtual IP as their default router.
+	NARouter bool
 	// BackupMode is the group's Backup mode until an operator changes it at run time (the
 	// run-time setting is kept in state_dir and wins; docs/operations.md).
 	BackupMode BackupMode
@@ -185,6 +188,7 @@ type rawRedundancy struct {
 	GARPCount      *int64   `toml:"garp_count"`
 	GARPInterval   *string  `toml:"garp_interval"`
 	GARPRefresh    *string  `toml:"garp_refresh"`
+	NARouter       *bool    `toml:"na_router"`
 	BackupMode     *string  `toml:"backup_mode"`
 	Notify         []string `toml:"notify"`
 }
@@ -780,6 +784,7 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 		AllowLinkLocal: r.AllowLinkLocal != nil && *r.AllowLinkLocal,
 		Unicast:        r.Unicast != nil && *r.Unicast,
 		VirtualMAC:     r.VirtualMAC != nil && *r.VirtualMAC,
+		NARouter:       r.NARouter != nil && *r.NARouter,
 	}
 	if node.Address.IsValid() {
 		if why := addrProblem(node.Address, rc.AllowLinkLocal); why != "" {
@@ -798,6 +803,7 @@ func validateRedundancy(p *problems, r *rawRedundancy, node NodeConfig) Redundan
 	if rc.Enabled && len(r.VirtualIPs) == 0 {
 		p.add("redundancy.virtual_ips", "at least one virtual IP is required")
 	}
+	checkIPv6Group(p, rc)
 	checkOwner(p, rc, node)
 	rc.GARPCount = DefaultGARPCount
 	if r.GARPCount != nil {
@@ -940,8 +946,12 @@ func validateVirtualIPs(p *problems, list []string, rc RedundancyConfig) []netip
 	seen := map[netip.Addr]int{}
 	for i, s := range list {
 		key := fmt.Sprintf("redundancy.virtual_ips[%d]", i)
-		v, ok := virtualIP(p, key, s, rc.AllowLinkLocal)
+		v, ok := virtualIP(p, key, s, rc)
 		if !ok {
+			continue
+		}
+		if len(out) > 0 && out[0].Addr().Is6() != v.Addr().Is6() {
+			p.add(key, "%s is not of the family of virtual_ips[%d] %s: a group carries IPv4 or IPv6 addresses, not both (RFC 9568 section 5.2.9); use keepalived-style separate groups", v, seen[out[0].Addr()], out[0])
 			continue
 		}
 		if j, dup := seen[v.Addr()]; dup {
@@ -958,20 +968,27 @@ func validateVirtualIPs(p *problems, list []string, rc RedundancyConfig) []netip
 	return out
 }
 
-func virtualIP(p *problems, key, s string, allowLinkLocal bool) (netip.Prefix, bool) {
+func virtualIP(p *problems, key, s string, rc RedundancyConfig) (netip.Prefix, bool) {
+	allowLinkLocal := rc.AllowLinkLocal
 	v, err := netip.ParsePrefix(s)
 	if err != nil {
-		if a, aerr := netip.ParseAddr(s); aerr == nil && a.Is4() {
+		a, aerr := netip.ParseAddr(s)
+		switch {
+		case aerr == nil && a.Is4():
 			p.add(key, "%q has no prefix length (write it as %s/24, say)", s, s)
-		} else {
-			p.add(key, "%.60q is not an IPv4 address with prefix length", s)
+		case aerr == nil && a.Is6() && a.Zone() == "":
+			p.add(key, "%q has no prefix length (write it as %s/64, say)", s, s)
+		default:
+			p.add(key, "%.60q is not an IP address with prefix length", s)
 		}
 		return v, false
 	}
 	a := v.Addr()
 	switch {
-	case !a.Is4():
-		p.add(key, "%q is not IPv4 (VRRPv2, RFC 3768, carries IPv4 only)", s)
+	case a.Is6() && rc.Version != 3:
+		p.add(key, "%q is IPv6, which VRRPv2 (RFC 3768) cannot carry: set redundancy.version = 3 (RFC 9568)", s)
+	case a.Is6():
+		return virtualIP6(p, key, v)
 	case v.Bits() == 0:
 		p.add(key, "%q: prefix length 0 is not allowed", s)
 	case addrProblem(a, allowLinkLocal) != "":
@@ -984,6 +1001,46 @@ func virtualIP(p *problems, key, s string, allowLinkLocal bool) (netip.Prefix, b
 		return v, true
 	}
 	return v, false
+}
+
+// virtualIP6 checks an IPv6 virtual address: a unicast host address, not IPv4-mapped (that is
+// an IPv4 address in disguise) and not the Subnet-Router anycast address of its prefix (RFC
+// 4291 section 2.6.1), which routers answer for.
+func virtualIP6(p *problems, key string, v netip.Prefix) (netip.Prefix, bool) {
+	a := v.Addr()
+	switch {
+	case a.Is4In6():
+		p.add(key, "%s is an IPv4-mapped address; write the IPv4 address itself", v)
+	case a.IsUnspecified() || a.IsLoopback():
+		p.add(key, "%s is the unspecified or the loopback address", v)
+	case a.IsMulticast():
+		p.add(key, "%s is a multicast address (ff00::/8)", v)
+	case v.Bits() == 0:
+		p.add(key, "%s: prefix length 0 is not allowed", v)
+	case v.Bits() < 127 && a == v.Masked().Addr():
+		p.add(key, "%s is the Subnet-Router anycast address of %s (RFC 4291 section 2.6.1), not a host address", a, v.Masked())
+	default:
+		return v, true
+	}
+	return v, false
+}
+
+// checkIPv6Group applies what an IPv6 group needs (RFC 9568): its link-local virtual address
+// first (section 5.2.9), multicast adverts (redundancy.peer is the IPv4 peer the sync and the
+// peer link use), and na_router = true only where there are Neighbor Advertisements to send.
+func checkIPv6Group(p *problems, rc RedundancyConfig) {
+	if len(rc.VirtualIPs) == 0 || !rc.VirtualIPs[0].Addr().Is6() {
+		if rc.NARouter {
+			p.add("redundancy.na_router", "applies to IPv6 virtual IPs only (an IPv4 group sends gratuitous ARP, which has no Router flag)")
+		}
+		return
+	}
+	if first := rc.VirtualIPs[0]; !first.Addr().IsLinkLocalUnicast() {
+		p.add("redundancy.virtual_ips[0]", "%s: the first address of an IPv6 group must be its link-local virtual address, for example \"fe80::1/64\" (RFC 9568 section 5.2.9)", first)
+	}
+	if rc.Unicast {
+		p.add("redundancy.unicast", "is not available for IPv6 virtual IPs yet: redundancy.peer is an IPv4 address; use multicast (ff02::12)")
+	}
 }
 
 // lastAddr is the highest address of an IPv4 prefix: its directed broadcast address.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,6 +52,31 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 }
 
+// An IPv6 group: VRRPv3, the link-local virtual address first, the Router flag of its Neighbor
+// Advertisements as set.
+func TestParseConfigIPv6Group(t *testing.T) {
+	doc := strings.Replace(minimal, `virtual_ips = ["192.0.2.100/24"]`,
+		"version = 3\nadvert_interval = \"100ms\"\nna_router = true\nvirtual_ips = [\"fe80::1/64\", \"2001:db8::100/64\"]", 1)
+	cfg, err := ParseConfig([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := cfg.Redundancy
+	want := []netip.Prefix{netip.MustParsePrefix("fe80::1/64"), netip.MustParsePrefix("2001:db8::100/64")}
+	if rc.Version != 3 || rc.AdvertInterval != 100*time.Millisecond || !rc.NARouter ||
+		!slices.Equal(rc.VirtualIPs, want) {
+		t.Errorf("decoded version %d interval %v na_router %t virtual_ips %v; want 3, 100ms, true, %v",
+			rc.Version, rc.AdvertInterval, rc.NARouter, rc.VirtualIPs, want)
+	}
+	// The engine gets no Primary (node.address is IPv4): it advertises from the interface's
+	// link-local address.
+	a := &Appliance{cfg: cfg, log: slog.New(slog.DiscardHandler)}
+	if c := a.vrrpConfig(); !c.IPv6() || c.Primary.IsValid() || !c.NARouter || c.Version != 3 {
+		t.Errorf("engine config: IPv6 %t, primary %v, na_router %t, version %d; want true, none, true, 3",
+			c.IPv6(), c.Primary, c.NARouter, c.Version)
+	}
+}
+
 func TestReferenceConfigParses(t *testing.T) {
 	cfg, err := LoadConfig("../docs/redundantd.toml")
 	if err != nil {
@@ -89,7 +115,16 @@ func TestParseConfigErrors(t *testing.T) {
 		{"version 3 interval 105ms", `group_id = 18`, "group_id = 18\nversion = 3\nadvert_interval = \"105ms\"", []string{"redundancy.advert_interval"}, "multiple of 10ms"},
 		{"version 3 interval 41s", `group_id = 18`, "group_id = 18\nversion = 3\nadvert_interval = \"41s\"", []string{"redundancy.advert_interval"}, "40.95s"},
 		{"vip without prefix", `"192.0.2.100/24"`, `"192.0.2.100"`, []string{"redundancy.virtual_ips[0]"}, "no prefix length"},
-		{"vip ipv6", `"192.0.2.100/24"`, `"2001:db8::1/64"`, []string{"redundancy.virtual_ips[0]"}, "not IPv4"},
+		{"vip ipv6 in v2", `"192.0.2.100/24"`, `"fe80::1/64"`, []string{"redundancy.virtual_ips[0]"}, "set redundancy.version = 3"},
+		{"mixed families", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"192.0.2.100/24\"]", []string{"redundancy.virtual_ips[1]"}, "IPv4 or IPv6 addresses, not both"},
+		{"mixed families v4 first", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"192.0.2.100/24\", \"fe80::1/64\"]", []string{"redundancy.virtual_ips[1]"}, "not both"},
+		{"ipv6 group without link-local first", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"2001:db8::100/64\", \"fe80::1/64\"]", []string{"redundancy.virtual_ips[0]"}, "link-local virtual address"},
+		{"ipv6 vip without prefix", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1\"]", []string{"redundancy.virtual_ips[0]"}, "fe80::1/64"},
+		{"ipv6 multicast vip", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"ff02::12/64\"]", []string{"redundancy.virtual_ips[1]"}, "multicast"},
+		{"ipv6 mapped vip", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"::ffff:192.0.2.100/120\"]", []string{"redundancy.virtual_ips[1]"}, "IPv4-mapped"},
+		{"ipv6 anycast vip", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nvirtual_ips = [\"fe80::1/64\", \"2001:db8::/64\"]", []string{"redundancy.virtual_ips[1]"}, "Subnet-Router anycast"},
+		{"ipv6 unicast", `virtual_ips = ["192.0.2.100/24"]`, "version = 3\nunicast = true\npeer = \"192.0.2.12\"\nvirtual_ips = [\"fe80::1/64\"]", []string{"redundancy.unicast"}, "not available for IPv6"},
+		{"na_router in an IPv4 group", `group_id = 18`, "group_id = 18\nna_router = true", []string{"redundancy.na_router"}, "IPv6 virtual IPs only"},
 		{"vip twice", `"192.0.2.100/24"`, `"192.0.2.100/24", "192.0.2.100/32"`, []string{"redundancy.virtual_ips[1]"}, "twice"},
 		{"no vips", `virtual_ips = ["192.0.2.100/24"]`, `virtual_ips = []`, []string{"redundancy.virtual_ips"}, "at least one"},
 		{"unicast without peer", `group_id = 18`, "group_id = 18\nunicast = true", []string{"redundancy.peer"}, "required when unicast"},

@@ -2,6 +2,7 @@ package testlab
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -53,11 +54,16 @@ func holdFor(t *testing.T, ctx context.Context, l *Lab, tl *Timeline, n int, mas
 
 // interop runs one direction of the keepalived interoperability check: first is Master,
 // second Backup, both with cfg. Each side must take over when the other is killed, respect a
-// healthy Master for 10 adverts, and take over on the other's priority-0 advert.
+// healthy Master for 10 adverts, and take over on the other's priority-0 advert. The Timeline
+// follows cfg's last virtual address (the lab's default VIP when cfg has none).
 func interop(t *testing.T, first, second Impl, cfg VRRPConfig) {
 	t.Parallel()
 	RequireKeepalived(t)
-	l, ctx, tl := recordedLab(t, 90*time.Second)
+	var vip netip.Addr
+	if n := len(cfg.VIPs); n > 0 {
+		vip = cfg.VIPs[n-1].Addr()
+	}
+	l, ctx, tl := recordedLabFor(t, 90*time.Second, vip)
 	master, backup := pair(t, ctx, l, tl, first, second, cfg)
 	holdFor(t, ctx, l, tl, 10, master, backup)
 

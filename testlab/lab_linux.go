@@ -37,7 +37,15 @@ type Options struct {
 	Subnet netip.Prefix // IPv4 subnet of the bridge; default 192.0.2.0/24
 }
 
+// Subnet6 is the IPv6 prefix of every lab bridge (RFC 3849's documentation prefix): node i has
+// host part 10+i in it, as in the IPv4 subnet.
+var Subnet6 = netip.MustParsePrefix("2001:db8::/64")
+
 // Lab is a bridge namespace with bridge br0 and node namespaces attached to it by veth pairs.
+//
+// Every node has IPv6 too (unless the kernel has none): a link-local address and one in Subnet6. The node namespaces run no
+// duplicate address detection (accept_dad 0), and New and AddHost return once each node's
+// link-local address is usable, so an IPv6 test starts with no address "tentative".
 type Lab struct {
 	Name   string       // unique base name; every namespace of the lab starts with it
 	Subnet netip.Prefix // the bridge's subnet
@@ -64,8 +72,14 @@ type Node struct {
 	Iface  string       // the interface inside the namespace: always "eth0"
 	Addr   netip.Addr   // its fixed address
 	Prefix netip.Prefix // Addr with the subnet's prefix length, as installed
+	// Addr6 is its fixed IPv6 address in Subnet6 (installed with Subnet6's prefix length), and
+	// LinkLocal its eth0's link-local address, known once the lab is built: the source of its
+	// IPv6 adverts (RFC 9568 section 5.1.2.1).
+	Addr6     netip.Addr
+	LinkLocal netip.Addr
 
 	lab      *Lab
+	ipv6     bool // the kernel has IPv6 (see disableDAD)
 	ns       netns.NsHandle
 	handle   *netlink.Handle
 	portName string // the veth end on the bridge side, in the bridge namespace
@@ -179,10 +193,20 @@ func (n *Node) waitCarrier(ctx context.Context) error {
 			return err
 		}
 		if eth.Attrs().OperState == netlink.OperUp && port == brStateForwarding {
-			return nil
+			if !n.ipv6 {
+				return nil
+			}
+			ll, err := n.usableLinkLocal(eth)
+			if err != nil {
+				return err
+			}
+			if ll.IsValid() {
+				n.LinkLocal = ll
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("testlab: %s/%s has no carrier after 5 s (state %s, bridge port %s state %d)",
+			return fmt.Errorf("testlab: %s/%s has no carrier or no usable link-local address after 5 s (state %s, bridge port %s state %d)",
 				n.Name, n.Iface, eth.Attrs().OperState, n.portName, port)
 		}
 		select {
@@ -191,6 +215,45 @@ func (n *Node) waitCarrier(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// usableLinkLocal returns eth's link-local address once the kernel has made it (at carrier,
+// asynchronously) and it is not tentative (without DAD, as soon as the kernel's address work
+// ran); an invalid address until then.
+func (n *Node) usableLinkLocal(eth netlink.Link) (netip.Addr, error) {
+	as, err := n.handle.AddrList(eth, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("testlab: IPv6 addresses of %s/%s: %w", n.Name, n.Iface, err)
+	}
+	for _, a := range as {
+		p, ok := prefixOf(a.IPNet)
+		if ok && p.Addr().IsLinkLocalUnicast() && a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 {
+			return p.Addr(), nil
+		}
+	}
+	return netip.Addr{}, nil
+}
+
+// disableDAD turns duplicate address detection off for the links made in ns from now on
+// (net.ipv6.conf.default) and for the existing ones (all): the lab's addresses are unique by
+// construction, and DAD would leave each link-local address unusable for a second or more.
+// It reports false, and no error, on a kernel without IPv6 (booted with ipv6.disable=1): the
+// lab is IPv4 only there.
+func disableDAD(ns netns.NsHandle) (ipv6 bool, err error) {
+	err = labns.Do(ns, func() error {
+		for _, conf := range []string{"default", "all"} {
+			p := "/proc/sys/net/ipv6/conf/" + conf + "/accept_dad"
+			if err := os.WriteFile(p, []byte("0\n"), 0o644); err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				return fmt.Errorf("testlab: disabling DAD: %w", err)
+			}
+			ipv6 = true
+		}
+		return nil
+	})
+	return ipv6, err
 }
 
 // brStateForwarding is BR_STATE_FORWARDING (linux/if_bridge.h), the state of a bridge port
@@ -254,6 +317,13 @@ func (l *Lab) hostAddr(h int) (netip.Addr, error) {
 	return a, nil
 }
 
+// hostAddr6 is the address with host part h in Subnet6.
+func hostAddr6(h uint8) netip.Addr {
+	b := Subnet6.Addr().As16()
+	b[15] = h
+	return netip.AddrFrom16(b)
+}
+
 // attach creates a namespace named after the lab and name, a veth pair from br0 (bridge end
 // portName) into it (node end eth0), the address, and brings everything up.
 func (l *Lab) attach(name, portName string, addr netip.Addr) (*Node, error) {
@@ -263,6 +333,7 @@ func (l *Lab) attach(name, portName string, addr netip.Addr) (*Node, error) {
 		Iface:    "eth0",
 		Addr:     addr,
 		Prefix:   netip.PrefixFrom(addr, l.Subnet.Bits()),
+		Addr6:    hostAddr6(addr.As4()[3] - l.Subnet.Addr().As4()[3]),
 		lab:      l,
 		portName: portName,
 	}
@@ -279,6 +350,9 @@ func (l *Lab) attach(name, portName string, addr netip.Addr) (*Node, error) {
 	n.handle, err = netlink.NewHandleAt(n.ns)
 	if err != nil {
 		return nil, fmt.Errorf("testlab: netlink in %s: %w", n.NSName, err)
+	}
+	if n.ipv6, err = disableDAD(n.ns); err != nil { // before eth0 exists: it takes the default
+		return nil, err
 	}
 	if err := linkUp(n.handle, "lo"); err != nil {
 		return nil, err
@@ -317,6 +391,11 @@ func (l *Lab) plug(n *Node) error {
 	}
 	if err := n.handle.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(n.Prefix)}); err != nil {
 		return fmt.Errorf("testlab: address %s on %s/%s: %w", n.Prefix, n.NSName, n.Iface, err)
+	}
+	if p6 := netip.PrefixFrom(n.Addr6, Subnet6.Bits()); n.ipv6 {
+		if err := n.handle.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(p6), Flags: unix.IFA_F_NODAD}); err != nil {
+			return fmt.Errorf("testlab: address %s on %s/%s: %w", p6, n.NSName, n.Iface, err)
+		}
 	}
 	if err := n.handle.LinkSetUp(eth); err != nil {
 		return fmt.Errorf("testlab: %s/%s up: %w", n.NSName, n.Iface, err)
@@ -599,10 +678,10 @@ func (n *Node) setPort(up bool) error {
 	return nil
 }
 
-// Addrs lists the IPv4 addresses in the node's namespace now, on every link (a virtual IP
-// may sit on a macvlan in virtual MAC mode).
+// Addrs lists the IPv4 and IPv6 addresses in the node's namespace now, on every link (a
+// virtual IP may sit on a macvlan in virtual MAC mode).
 func (n *Node) Addrs() ([]netip.Prefix, error) {
-	as, err := n.handle.AddrList(nil, netlink.FAMILY_V4)
+	as, err := n.handle.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("testlab: addresses of %s: %w", n.Name, err)
 	}

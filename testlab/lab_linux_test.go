@@ -2,6 +2,7 @@ package testlab
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"net"
@@ -343,5 +344,73 @@ func TestParseARPFrame(t *testing.T) {
 	}
 	if _, ok := parseARPFrame(frame[:len(frame)-1]); ok {
 		t.Error("truncated ARP frame accepted")
+	}
+}
+
+// ipv6Frame is an Ethernet frame to dstMAC from 02:11:22:33:44:55 carrying payload as next
+// header next from src to dst with hop limit 255.
+func ipv6Frame(t *testing.T, dstMAC string, src, dst string, next byte, payload string) []byte {
+	t.Helper()
+	p, err := hex.DecodeString(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC(dstMAC)
+	f := append(mac, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x86, 0xdd)
+	f = append(f, 0x60, 0, 0, 0, byte(len(p)>>8), byte(len(p)), next, 255)
+	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
+	f = append(append(f, s[:]...), d[:]...)
+	return append(f, p...)
+}
+
+func TestParseVRRP6Frame(t *testing.T) {
+	// keepalived's VRRPv3 IPv6 advert (vrrp/testdata/keepalived/v3-ipv6-1s.hex).
+	frame := ipv6Frame(t, "33:33:00:00:00:12", "fe80::a8ae:beff:fe13:8616", "ff02::12", 112,
+		"31346402006452d2fe80000000000000000000000000005220010db8000000000000000000000100")
+	got, ok := parseVRRPFrame(frame)
+	if !ok {
+		t.Fatal("frame not recognised")
+	}
+	want := Advert{
+		SrcMAC: net.HardwareAddr{0x02, 0x11, 0x22, 0x33, 0x44, 0x55},
+		Src:    netip.MustParseAddr("fe80::a8ae:beff:fe13:8616"), Dst: netip.MustParseAddr("ff02::12"),
+		TTL: 255, Version: 3, VRID: 52, Priority: 100, Interval: time.Second,
+		Addresses: []netip.Addr{netip.MustParseAddr("fe80::52"), netip.MustParseAddr("2001:db8::100")},
+	}
+	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
+		t.Errorf("parseVRRPFrame (-want +got):\n%s", diff)
+	}
+	for _, n := range []int{0, 14, 53, 61, len(frame) - 1} {
+		if _, ok := parseVRRPFrame(frame[:n]); ok {
+			t.Errorf("truncated frame of %d bytes accepted", n)
+		}
+	}
+}
+
+func TestParseNAFrame(t *testing.T) {
+	// redundantd's NA for fe80::1 from fe80::2, Override only (vrrp's TestBuildNAGolden).
+	frame := ipv6Frame(t, "33:33:00:00:00:01", "fe80::2", "ff02::1", 58,
+		"8800f96720000000fe80000000000000000000000000000102010000"+"5e000233")
+	got, ok := parseNAFrame(frame)
+	if !ok {
+		t.Fatal("frame not recognised")
+	}
+	want := NA{
+		SrcMAC: net.HardwareAddr{0x02, 0x11, 0x22, 0x33, 0x44, 0x55},
+		Src:    netip.MustParseAddr("fe80::2"), Dst: netip.MustParseAddr("ff02::1"), HopLimit: 255,
+		Override: true, Target: netip.MustParseAddr("fe80::1"),
+		TargetMAC: net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x02, 0x33},
+	}
+	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
+		t.Errorf("parseNAFrame (-want +got):\n%s", diff)
+	}
+	frame[54+4] = 0xe0 // R, S and O
+	if got, _ := parseNAFrame(frame); !got.Router || !got.Solicited || !got.Override {
+		t.Errorf("flags 0xe0 parsed as %+v", got)
+	}
+	for _, n := range []int{0, 14, 54, 77, len(frame) - 1} {
+		if _, ok := parseNAFrame(frame[:n]); ok {
+			t.Errorf("truncated frame of %d bytes accepted", n)
+		}
 	}
 }

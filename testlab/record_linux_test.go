@@ -3,6 +3,7 @@ package testlab
 import (
 	"context"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -14,10 +15,19 @@ import (
 // Timeline recording the adverts, ARPs and default VIP of the lab; all end with the test.
 func recordedLab(t *testing.T, timeout time.Duration) (*Lab, context.Context, *Timeline) {
 	t.Helper()
+	return recordedLabFor(t, timeout, netip.Addr{})
+}
+
+// recordedLabFor is recordedLab with the Timeline following vip (the default VIP if invalid).
+func recordedLabFor(t *testing.T, timeout time.Duration, vip netip.Addr) (*Lab, context.Context, *Timeline) {
+	t.Helper()
 	l := NewT(t, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
-	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
+	if !vip.IsValid() {
+		vip = l.DefaultVIP().Addr()
+	}
+	tl, err := l.Record(ctx, vip)
 	if err != nil {
 		t.Fatal(err)
 	}

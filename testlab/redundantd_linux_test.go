@@ -3,6 +3,7 @@ package testlab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -33,6 +34,15 @@ func pair(t *testing.T, ctx context.Context, l *Lab, tl *Timeline, impl1, impl2 
 
 func vrid(r *Router) uint8 { return r.Node.withDefaults(r.Config).VRID }
 
+// masterAddr is the address n advertises from in a group of vip's family: its IPv4 address, or
+// its link-local address (RFC 9568 section 5.1.2.1).
+func masterAddr(n *Node, vip netip.Addr) netip.Addr {
+	if vip.Is6() {
+		return n.LinkLocal
+	}
+	return n.Addr
+}
+
 // assertSoleMaster checks that m is the only node holding the VIP, that the Master's state
 // says so, and (for redundantd) that the API names the right Master.
 func assertSoleMaster(t *testing.T, ctx context.Context, l *Lab, tl *Timeline, m *Router, others ...*Router) {
@@ -60,8 +70,8 @@ func assertSoleMaster(t *testing.T, ctx context.Context, l *Lab, tl *Timeline, m
 			s, err := o.Node.Status(ctx)
 			if err != nil {
 				t.Error(err)
-			} else if s.MasterIP != m.Node.Addr.String() {
-				t.Errorf("%s reports master_ip %q, want %s", o, s.MasterIP, m.Node.Addr)
+			} else if want := masterAddr(m.Node, tl.VIP); s.MasterIP != want.String() {
+				t.Errorf("%s reports master_ip %q, want %s", o, s.MasterIP, want)
 			}
 		}
 	}

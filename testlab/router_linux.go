@@ -43,9 +43,12 @@ type VRRPConfig struct {
 	Peers          []netip.Addr   // default: every other lab node; redundantd takes the first
 	Unicast        bool
 	VirtualMAC     bool          // redundantd only
-	GARPCount      int           // 0: the implementation's default
-	GARPInterval   time.Duration // 0: the implementation's default
-	GARPRefresh    time.Duration // redundantd's garp_refresh; 0: none
+	// NARouter sets the Router flag of an IPv6 group's Neighbor Advertisements (redundantd's
+	// redundancy.na_router; keepalived sets it when the host forwards IPv6).
+	NARouter     bool
+	GARPCount    int           // 0: the implementation's default
+	GARPInterval time.Duration // 0: the implementation's default
+	GARPRefresh  time.Duration // redundantd's garp_refresh; 0: none
 	// Extra is appended verbatim: TOML sections for redundantd (for example [berofos]),
 	// lines inside vrrp_instance for keepalived.
 	Extra string
@@ -88,6 +91,12 @@ func (n *Node) withDefaults(c VRRPConfig) VRRPConfig {
 	return c
 }
 
+// DefaultVIPs6 are the virtual addresses of an IPv6 lab group: the link-local virtual address
+// first (RFC 9568 section 5.2.9), then host 100 of Subnet6 (2001:db8::64).
+func DefaultVIPs6() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("fe80::1/64"), netip.PrefixFrom(hostAddr6(100), Subnet6.Bits())}
+}
+
 // DefaultVIP is host .100 of the lab subnet with the subnet's prefix length.
 func (l *Lab) DefaultVIP() netip.Prefix {
 	a, _ := l.hostAddr(100)
@@ -111,6 +120,9 @@ func RedundantdTOML(n *Node, c VRRPConfig, stateDir string) string {
 		fmt.Fprintf(&b, "peer = %q\n", c.Peers[0].String())
 	}
 	fmt.Fprintf(&b, "unicast = %t\nvirtual_mac = %t\n", c.Unicast, c.VirtualMAC)
+	if c.NARouter {
+		b.WriteString("na_router = true\n")
+	}
 	if c.GARPCount > 0 {
 		fmt.Fprintf(&b, "garp_count = %d\n", c.GARPCount)
 	}
@@ -128,7 +140,8 @@ func RedundantdTOML(n *Node, c VRRPConfig, stateDir string) string {
 }
 
 // KeepalivedConf renders a keepalived.conf for node n: one vrrp_instance VI_1 starting as
-// BACKUP (keepalived's nopreempt requires it), vrrp_version c.Version.
+// BACKUP (keepalived's nopreempt requires it), vrrp_version c.Version. An instance with IPv6
+// virtual addresses is an IPv6 one (keepalived takes the family from them).
 func KeepalivedConf(n *Node, c VRRPConfig) (string, error) {
 	c = n.withDefaults(c)
 	if c.Version == 2 && c.AdvertInterval%time.Second != 0 {
@@ -139,6 +152,9 @@ func KeepalivedConf(n *Node, c VRRPConfig) (string, error) {
 	}
 	if c.VirtualMAC {
 		return "", errors.New("testlab: virtual MAC mode is not configured for keepalived here")
+	}
+	if c.Unicast && len(c.VIPs) > 0 && c.VIPs[0].Addr().Is6() {
+		return "", errors.New("testlab: unicast IPv6 is not configured for keepalived here")
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "global_defs {\n  router_id %s\n  vrrp_version %d\n}\n\n", n.Name, c.Version)

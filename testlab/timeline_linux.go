@@ -18,6 +18,7 @@ type Timeline struct {
 	mu      sync.Mutex
 	adverts []Advert
 	arps    []ARP
+	nas     []NA
 	vips    []VIPEvent
 	holding map[*Node]bool
 	notify  chan struct{}
@@ -30,6 +31,10 @@ func (l *Lab) Record(ctx context.Context, vip netip.Addr) (*Timeline, error) {
 		return nil, err
 	}
 	arps, err := l.SniffARP(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nas, err := l.SniffNA(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +55,14 @@ func (l *Lab) Record(ctx context.Context, vip netip.Addr) (*Timeline, error) {
 		for a := range arps {
 			tl.mu.Lock()
 			tl.arps = append(tl.arps, a)
+			tl.wake()
+			tl.mu.Unlock()
+		}
+	}()
+	go func() {
+		for na := range nas {
+			tl.mu.Lock()
+			tl.nas = append(tl.nas, na)
 			tl.wake()
 			tl.mu.Unlock()
 		}
@@ -100,6 +113,39 @@ func (tl *Timeline) WaitGARP(ctx context.Context, after time.Time) (ARP, error) 
 		for _, a := range tl.arps {
 			if a.At.After(after) && a.Gratuitous() && a.SenderIP == tl.VIP {
 				found = a
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
+// NAs returns the unsolicited Neighbor Advertisements for the timeline's VIP (sent to ff02::1,
+// Solicited clear) recorded in (from, to], oldest first.
+func (tl *Timeline) NAs(from, to time.Time) []NA {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var out []NA
+	for _, na := range tl.nas {
+		if na.At.After(from) && !na.At.After(to) && tl.unsolicitedNA(na) {
+			out = append(out, na)
+		}
+	}
+	return out
+}
+
+func (tl *Timeline) unsolicitedNA(na NA) bool {
+	return na.Target == tl.VIP && !na.Solicited && na.Dst == netip.MustParseAddr("ff02::1")
+}
+
+// WaitNA returns the first unsolicited Neighbor Advertisement for the VIP recorded after after.
+func (tl *Timeline) WaitNA(ctx context.Context, after time.Time) (NA, error) {
+	var found NA
+	err := tl.wait(ctx, "a Neighbor Advertisement for "+tl.VIP.String(), func() bool {
+		for _, na := range tl.nas {
+			if na.At.After(after) && tl.unsolicitedNA(na) {
+				found = na
 				return true
 			}
 		}
@@ -210,9 +256,10 @@ func (tl *Timeline) AdvertsBetween(from, to time.Time, match func(Advert) bool) 
 	return out
 }
 
-// From matches adverts sent by the node's fixed address for vrid.
+// From matches adverts sent by the node's fixed address for vrid: its IPv4 address, or for
+// IPv6 adverts its link-local address.
 func From(n *Node, vrid uint8) func(Advert) bool {
-	return func(a Advert) bool { return a.Src == n.Addr && a.VRID == vrid }
+	return func(a Advert) bool { return (a.Src == n.Addr || a.Src == n.LinkLocal) && a.VRID == vrid }
 }
 
 // SkewTime is RFC 3768 section 6.1's Skew_Time for priority p: (256 - p) / 256 seconds.
@@ -249,8 +296,10 @@ type Failover struct {
 	VIP VIPEvent // the VIP appearing on the new Master
 	// FirstAdvert is the new Master's first advert after Ref (zero At if none was seen yet).
 	FirstAdvert Advert
-	// FirstGARP is the first gratuitous ARP for the VIP after Ref (zero At if none within 2 s).
+	// FirstGARP is the first gratuitous ARP for the VIP after Ref (zero At if none within 2 s),
+	// for an IPv4 VIP; FirstNA the first unsolicited Neighbor Advertisement for an IPv6 one.
 	FirstGARP ARP
+	FirstNA   NA
 }
 
 // Elapsed is the failover time: from Ref to the VIP on the new Master.
@@ -323,6 +372,10 @@ func MeasureFailover(ctx context.Context, tl *Timeline, master, backup *Router, 
 	f.FirstAdvert, _ = tl.WaitAdvert(wctx, f.Ref.At, "first advert of "+backup.String(), From(backup.Node, vrid))
 	gctx, gcancel := context.WithTimeout(wctx, 2*time.Second)
 	defer gcancel()
-	f.FirstGARP, _ = tl.WaitGARP(gctx, f.Ref.At)
+	if tl.VIP.Is6() {
+		f.FirstNA, _ = tl.WaitNA(gctx, f.Ref.At)
+	} else {
+		f.FirstGARP, _ = tl.WaitGARP(gctx, f.Ref.At)
+	}
 	return f, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -23,8 +24,8 @@ type Advert struct {
 	At        time.Time // when the kernel received the frame on br0 (SO_TIMESTAMPNS)
 	SrcMAC    net.HardwareAddr
 	Src, Dst  netip.Addr
-	TTL       uint8
-	Version   uint8 // 2 (RFC 3768) or 3 (RFC 5798)
+	TTL       uint8 // IPv4 TTL, or IPv6 hop limit
+	Version   uint8 // 2 (RFC 3768) or 3 (RFC 9568)
 	VRID      uint8
 	Priority  uint8
 	Interval  time.Duration // v2: whole seconds; v3: centiseconds
@@ -36,10 +37,13 @@ func (a Advert) String() string {
 		a.At.Format("15:04:05.000"), a.Version, a.VRID, a.Priority, a.Src, a.SrcMAC, a.TTL)
 }
 
-// parseVRRPFrame decodes an Ethernet frame carrying IPv4 protocol 112. ok is false for any
-// other frame or a truncated one.
+// parseVRRPFrame decodes an Ethernet frame carrying IPv4 protocol 112 or IPv6 next header
+// 112. ok is false for any other frame or a truncated one.
 func parseVRRPFrame(b []byte) (Advert, bool) {
 	const ethLen = 14
+	if len(b) >= ethLen+40 && binary.BigEndian.Uint16(b[12:14]) == unix.ETH_P_IPV6 {
+		return parseVRRP6Frame(b)
+	}
 	if len(b) < ethLen+20 || binary.BigEndian.Uint16(b[12:14]) != unix.ETH_P_IP {
 		return Advert{}, false
 	}
@@ -78,14 +82,124 @@ func parseVRRPFrame(b []byte) (Advert, bool) {
 	return a, true
 }
 
-// SniffVRRP reports every VRRP frame crossing br0 until ctx is cancelled or the lab is closed;
-// then the channel is closed. br0 is put in promiscuous mode so unicast adverts between nodes
-// are seen too.
+// parseVRRP6Frame decodes an Ethernet frame carrying a VRRPv3 advert over IPv6 (next header
+// 112 right after the fixed header: VRRP uses no extension header).
+func parseVRRP6Frame(b []byte) (Advert, bool) {
+	ip := b[14:]
+	if ip[0]>>4 != 6 || ip[6] != 112 {
+		return Advert{}, false
+	}
+	plen := int(binary.BigEndian.Uint16(ip[4:6]))
+	if 40+plen > len(ip) || plen < 8 {
+		return Advert{}, false
+	}
+	v := ip[40 : 40+plen]
+	a := Advert{
+		SrcMAC:   append(net.HardwareAddr(nil), b[6:12]...),
+		Src:      netip.AddrFrom16([16]byte(ip[8:24])),
+		Dst:      netip.AddrFrom16([16]byte(ip[24:40])),
+		TTL:      ip[7],
+		Version:  v[0] >> 4,
+		VRID:     v[1],
+		Priority: v[2],
+		Interval: time.Duration(binary.BigEndian.Uint16(v[4:6])&0x0fff) * 10 * time.Millisecond,
+	}
+	for i := 0; i < int(v[3]) && 8+16*i+16 <= len(v); i++ {
+		a.Addresses = append(a.Addresses, netip.AddrFrom16([16]byte(v[8+16*i:8+16*i+16])))
+	}
+	return a, true
+}
+
+// SniffVRRP reports every VRRP frame crossing br0, over IPv4 and IPv6, until ctx is cancelled
+// or the lab is closed; then the channel is closed. br0 is put in promiscuous mode so unicast
+// adverts between nodes are seen too.
 func (l *Lab) SniffVRRP(ctx context.Context) (<-chan Advert, error) {
-	return sniff(ctx, l, "", unix.ETH_P_IP, 256, func(b []byte, at time.Time) (Advert, bool) {
+	parse := func(b []byte, at time.Time) (Advert, bool) {
 		a, ok := parseVRRPFrame(b)
 		a.At = at
 		return a, ok
+	}
+	v4, err := sniff(ctx, l, "", unix.ETH_P_IP, 256, parse)
+	if err != nil {
+		return nil, err
+	}
+	v6, err := sniff(ctx, l, "IPv6 on ", unix.ETH_P_IPV6, 256, parse)
+	if err != nil {
+		return nil, err
+	}
+	return merge(v4, v6), nil
+}
+
+// merge forwards what both channels deliver to one, closed when both are.
+func merge[T any](a, b <-chan T) <-chan T {
+	out := make(chan T, cap(a)+cap(b))
+	var wg sync.WaitGroup
+	for _, in := range []<-chan T{a, b} {
+		wg.Go(func() {
+			for v := range in {
+				out <- v
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(out)
+	}()
+	return out
+}
+
+// NA is one ICMPv6 Neighbor Advertisement seen on the lab bridge (RFC 4861 section 4.4), as
+// VRRP Masters send for their IPv6 virtual addresses instead of gratuitous ARP.
+type NA struct {
+	At        time.Time
+	SrcMAC    net.HardwareAddr // Ethernet source
+	Src, Dst  netip.Addr
+	HopLimit  uint8
+	Router    bool // R flag
+	Solicited bool // S flag
+	Override  bool // O flag
+	Target    netip.Addr
+	TargetMAC net.HardwareAddr // the Target Link-Layer Address option; nil without one
+}
+
+// parseNAFrame decodes an Ethernet/IPv6 frame carrying a Neighbor Advertisement (no
+// extension headers, as RFC 4861 senders do).
+func parseNAFrame(b []byte) (NA, bool) {
+	const ethLen, naLen = 14, 24
+	if len(b) < ethLen+40+naLen || binary.BigEndian.Uint16(b[12:14]) != unix.ETH_P_IPV6 {
+		return NA{}, false
+	}
+	ip := b[ethLen:]
+	plen := int(binary.BigEndian.Uint16(ip[4:6]))
+	if ip[0]>>4 != 6 || ip[6] != 58 || plen < naLen || 40+plen > len(ip) || ip[40] != 136 {
+		return NA{}, false
+	}
+	m := ip[40 : 40+plen]
+	na := NA{
+		SrcMAC:    append(net.HardwareAddr(nil), b[6:12]...),
+		Src:       netip.AddrFrom16([16]byte(ip[8:24])),
+		Dst:       netip.AddrFrom16([16]byte(ip[24:40])),
+		HopLimit:  ip[7],
+		Router:    m[4]&0x80 != 0,
+		Solicited: m[4]&0x40 != 0,
+		Override:  m[4]&0x20 != 0,
+		Target:    netip.AddrFrom16([16]byte(m[8:24])),
+	}
+	for opts := m[naLen:]; len(opts) >= 8 && opts[1] > 0 && int(opts[1])*8 <= len(opts); opts = opts[int(opts[1])*8:] {
+		if opts[0] == 2 && opts[1] == 1 { // Target Link-Layer Address, Ethernet
+			na.TargetMAC = append(net.HardwareAddr(nil), opts[2:8]...)
+		}
+	}
+	return na, true
+}
+
+// SniffNA reports every Neighbor Advertisement crossing br0 until ctx is cancelled or the lab
+// is closed; then the channel is closed.
+func (l *Lab) SniffNA(ctx context.Context) (<-chan NA, error) {
+	return sniff(ctx, l, "NA on ", unix.ETH_P_IPV6, 64, func(b []byte, at time.Time) (NA, bool) {
+		na, ok := parseNAFrame(b)
+		na.At = at
+		return na, ok
 	})
 }
 
@@ -230,7 +344,10 @@ type VIPEvent struct {
 	Node    *Node
 	Addr    netip.Addr
 	Present bool
-	At      time.Time
+	// Tentative: the address is there but awaits duplicate address detection (IFA_F_TENTATIVE,
+	// IPv6), so nothing can use it yet; the kernel reports it again when DAD is done.
+	Tentative bool
+	At        time.Time
 }
 
 func (e VIPEvent) String() string {
@@ -280,7 +397,7 @@ func (l *Lab) WatchVIP(ctx context.Context, vip netip.Addr) (<-chan VIPEvent, er
 					continue
 				}
 				select {
-				case merged <- VIPEvent{Node: s.n, Addr: vip, Present: u.NewAddr, At: at}:
+				case merged <- VIPEvent{Node: s.n, Addr: vip, Present: u.NewAddr, Tentative: u.Flags&unix.IFA_F_TENTATIVE != 0, At: at}:
 				case <-done:
 					return
 				}

@@ -108,7 +108,7 @@ func readBootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-// recordPath names the state file of one virtual router on one interface.
+// recordPath names the state file of one IPv4 virtual router on one interface.
 func recordPath(dir, ifname string, vrid uint8) string {
 	if dir == "" {
 		return ""
@@ -116,13 +116,22 @@ func recordPath(dir, ifname string, vrid uint8) string {
 	return filepath.Join(dir, fmt.Sprintf("vrrp-%s-%d.json", ifname, vrid))
 }
 
+// recordPath6 names the state file of one IPv6 virtual router on one interface: an IPv4 and
+// an IPv6 group may share a VRID (RFC 9568 section 7.3).
+func recordPath6(dir, ifname string, vrid uint8) string {
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, fmt.Sprintf("vrrp6-%s-%d.json", ifname, vrid))
+}
+
 func newNetlinkAddresser(h *netlink.Handle, link netlink.Link, record string, log *slog.Logger) *netlinkAddresser {
 	return &netlinkAddresser{h: h, link: link, record: record, bootID: readBootID(), log: log, file: recordFile{path: record}}
 }
 
-// present lists the IPv4 prefixes configured on the link.
+// present lists the prefixes configured on the link, IPv4 and IPv6.
 func (a *netlinkAddresser) present() ([]netip.Prefix, error) {
-	addrs, err := a.h.AddrList(a.link, netlink.FAMILY_V4)
+	addrs, err := a.h.AddrList(a.link, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: listing addresses of %s: %w", a.link.Attrs().Name, err)
 	}
@@ -524,13 +533,21 @@ func fsyncPath(p string) error {
 	return f.Sync()
 }
 
-// netlinkAddr converts a prefix to the netlink form. The broadcast address is left for
-// netlink to derive, as `ip addr add ... brd +` would.
+// netlinkAddr converts a prefix to the netlink form. The broadcast address of an IPv4 one is
+// left for netlink to derive, as `ip addr add ... brd +` would. An IPv6 one is added with
+// IFA_F_NODAD: without it the kernel runs duplicate address detection first and the address
+// is "tentative" for a second or more (RFC 4862 section 5.4), unusable as a source and not
+// answered for, right when a takeover needs it; keepalived's Masters went to FAULT on that.
+// The group has one Master by the protocol, so there is nobody the detection would find.
 func netlinkAddr(p netip.Prefix) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{
+	a := &netlink.Addr{IPNet: &net.IPNet{
 		IP:   p.Addr().AsSlice(),
 		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
 	}}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
 }
 
 func ipNetPrefix(n *net.IPNet) (netip.Prefix, bool) {

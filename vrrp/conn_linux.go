@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -113,12 +112,34 @@ func (c *rawConn) Send(payload []byte, dst netip.Addr) error {
 // interfaces are skipped silently: one raw socket sees the VRRP traffic of every interface in
 // the namespace. Receive is not safe for concurrent use; the Router calls it from one reader.
 func (c *rawConn) Receive() (Inbound, error) {
+	return receiveOn(c.buf, &c.recvIndex, func(b []byte) (int, recvMeta, net.Addr, error) {
+		n, cm, src, err := c.pc.ReadFrom(b)
+		if cm == nil {
+			return n, recvMeta{}, src, err
+		}
+		return n, recvMeta{ok: true, ifIndex: cm.IfIndex, ttl: cm.TTL, dst: cm.Dst}, src, err
+	})
+}
+
+// recvMeta is what receiveOn needs of a datagram's control message (IPv4 or IPv6).
+type recvMeta struct {
+	ok      bool // a control message came
+	ifIndex int
+	ttl     int // IPv4 TTL or IPv6 hop limit
+	dst     net.IP
+}
+
+// receiveOn reads datagrams into buf with read until one arrives on the interface recvIndex
+// names, and returns it with a copy of the payload. Datagrams for other interfaces, without a
+// control message, too long to be an advert or without an IP source are skipped: one raw
+// socket sees the VRRP traffic of every interface in the namespace.
+func receiveOn(buf []byte, recvIndex *atomic.Int32, read func([]byte) (int, recvMeta, net.Addr, error)) (Inbound, error) {
 	for {
-		n, cm, src, err := c.pc.ReadFrom(c.buf)
+		n, cm, src, err := read(buf)
 		if err != nil {
 			return Inbound{}, err
 		}
-		if cm == nil || cm.IfIndex != int(c.recvIndex.Load()) || n > maxAdvertLen {
+		if !cm.ok || cm.ifIndex != int(recvIndex.Load()) || n > maxAdvertLen {
 			continue
 		}
 		ipa, ok := src.(*net.IPAddr)
@@ -132,29 +153,18 @@ func (c *rawConn) Receive() (Inbound, error) {
 		// In unicast mode a source that is not a peer is passed on all the same: the Machine
 		// drops it and counts it under "peer", which is what an operator chasing a
 		// misconfigured peer list needs to see.
-		from = from.Unmap()
-		dst, _ := netip.AddrFromSlice(cm.Dst)
+		dst, _ := netip.AddrFromSlice(cm.dst)
 		return Inbound{
-			Src:     from,
+			Src:     from.Unmap(),
 			Dst:     dst.Unmap(),
-			TTL:     cm.TTL,
-			Payload: slices.Clone(c.buf[:n]),
+			TTL:     cm.ttl,
+			Payload: slices.Clone(buf[:n]),
 		}, nil
 	}
 }
 
 func disableMulticastAll(c net.PacketConn) error {
-	sc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := sc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
-	}); err != nil {
-		return err
-	}
-	return serr
+	return setSockoptInt(c, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
 }
 
 // rebind moves the socket to a recreated interface (same name, new index): adverts are
@@ -162,17 +172,32 @@ func disableMulticastAll(c net.PacketConn) error {
 // (the kernel dropped the membership with the old interface). It must not run concurrently
 // with Send; Receive may be blocked meanwhile.
 func (c *rawConn) rebind(recv, send *net.Interface) error {
-	if c.multicast {
-		if err := c.pc.SetMulticastInterface(send); err != nil {
-			return fmt.Errorf("vrrp: setting multicast interface %s: %w", send.Name, err)
-		}
-		group := &net.IPAddr{IP: vrrpGroup.AsSlice()}
-		if err := c.pc.JoinGroup(recv, group); err != nil && !errors.Is(err, unix.EADDRINUSE) {
-			return fmt.Errorf("vrrp: joining %s on %s: %w", vrrpGroup, recv.Name, err)
-		}
+	if err := rebindGroup(c.pc, c.multicast, vrrpGroup, recv, send); err != nil {
+		return err
 	}
 	c.cm.IfIndex = send.Index
 	c.recvIndex.Store(int32(recv.Index))
+	return nil
+}
+
+// groupSocket is what ipv4.PacketConn and ipv6.PacketConn share for multicast membership.
+type groupSocket interface {
+	SetMulticastInterface(*net.Interface) error
+	JoinGroup(*net.Interface, net.Addr) error
+}
+
+// rebindGroup points a multicast-mode socket at a recreated interface: multicast sent out of
+// send and group joined on recv (the kernel dropped the membership with the old interface).
+func rebindGroup(pc groupSocket, multicast bool, group netip.Addr, recv, send *net.Interface) error {
+	if !multicast {
+		return nil
+	}
+	if err := pc.SetMulticastInterface(send); err != nil {
+		return fmt.Errorf("vrrp: setting multicast interface %s: %w", send.Name, err)
+	}
+	if err := pc.JoinGroup(recv, &net.IPAddr{IP: group.AsSlice()}); err != nil && !errors.Is(err, unix.EADDRINUSE) {
+		return fmt.Errorf("vrrp: joining %s on %s: %w", group, recv.Name, err)
+	}
 	return nil
 }
 

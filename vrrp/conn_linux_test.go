@@ -7,15 +7,22 @@ import (
 	"time"
 )
 
-// openConn opens a rawConn in n on ifname (sending from sendIf, default ifname).
+// openConn opens a rawConn in n on ifname.
 func openConn(t *testing.T, n *testNS, ifname string, primary netip.Addr, peers []netip.Addr) *rawConn {
 	t.Helper()
+	return openIn(t, n, ifname, func(cc connConfig) (*rawConn, error) { return newRawConn(cc) }, primary, peers)
+}
+
+// openIn opens a Conn with open in n, receiving on and sending from ifname, and closes it when
+// the test ends.
+func openIn[C Conn](t *testing.T, n *testNS, ifname string, open func(connConfig) (C, error), primary netip.Addr, peers []netip.Addr) C {
+	t.Helper()
 	ifi := n.iface(t, ifname)
-	var c *rawConn
+	var c C
 	var err error
-	n.do(t, func() { c, err = newRawConn(connConfig{recv: ifi, send: ifi, primary: primary, peers: peers}) })
+	n.do(t, func() { c, err = open(connConfig{recv: ifi, send: ifi, primary: primary, peers: peers}) })
 	if err != nil {
-		t.Fatalf("newRawConn in %s: %v", n.name, err)
+		t.Fatalf("opening a Conn in %s: %v", n.name, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -25,7 +32,13 @@ func openConn(t *testing.T, n *testNS, ifname string, primary netip.Addr, peers 
 // hanging it.
 func receiveWithin(t *testing.T, c *rawConn, d time.Duration) Inbound {
 	t.Helper()
-	if err := c.pc.SetReadDeadline(time.Now().Add(d)); err != nil {
+	return receiveBy(t, c.pc, c, d)
+}
+
+// receiveBy is receiveWithin for any Conn whose socket is pc.
+func receiveBy(t *testing.T, pc interface{ SetReadDeadline(time.Time) error }, c Conn, d time.Duration) Inbound {
+	t.Helper()
+	if err := pc.SetReadDeadline(time.Now().Add(d)); err != nil {
 		t.Fatal(err)
 	}
 	in, err := c.Receive()

@@ -16,7 +16,10 @@ import (
 // in StateDir), in virtual-MAC mode the macvlan (replacing a leftover of a crashed run), the removal of virtual
 // addresses a crashed run left behind (per the record in StateDir), the claim on the virtual
 // addresses that are not configured (recorded now, so that a takeover writes nothing to disk),
-// the raw protocol-112 socket and the gratuitous ARP socket. Its Router runs the protocol
+// the raw protocol-112 socket and the gratuitous ARP socket. An IPv6 group (cfg.IPv6) gets
+// the IPv6 equivalents: the raw IPv6 socket joined to ff02::12 and sending from the link-local
+// address, virtual addresses added without duplicate address detection, the macvlan with
+// 00-00-5E-00-02-{VRID}, and unsolicited Neighbor Advertisements in place of gratuitous ARP. Its Router runs the protocol
 // timers on a timerfd, which fires on time where a time.Timer may be up to 1 ms late, and
 // follows the interface (see Status.Fault): deleted, down or without carrier, the node leaves
 // the protocol; recreated under the same name, its sockets (and in virtual-MAC mode the
@@ -86,19 +89,27 @@ func Dial(cfg Config) (_ *Router, err error) {
 	allowed := []string{cfg.Interface}
 	var vmac *vmacLink
 	if cfg.VirtualMAC {
-		allowed = append(allowed, vmacName(cfg.VRID))
-		v, err := setupVMAC(h, parent, cfg.VRID, journal, log)
+		name, linkLocal := vmacName(cfg.VRID), netip.Addr{}
+		if cfg.IPv6() {
+			name, linkLocal = vmacName6(cfg.VRID), cfg.Primary
+		}
+		allowed = append(allowed, name)
+		v, err := setupVMAC(h, parent, cfg.VRID, linkLocal, journal, log)
 		if err != nil {
 			return nil, err
 		}
 		closers = append(closers, v.Close)
 		extras = append(extras, v.Close)
 		sendIfi, addrLink, vmac = v.ifi, v.link, v
-	} else if err := deleteLeftoverVMAC(h, parent, cfg.VRID, false, log); err != nil {
+	} else if err := deleteLeftoverVMAC(h, parent, cfg.VRID, cfg.IPv6(), false, log); err != nil {
 		return nil, err
 	}
 
-	addrs := newNetlinkAddresser(h, addrLink, recordPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)
+	record := recordPath(cfg.StateDir, cfg.Interface, cfg.VRID)
+	if cfg.IPv6() {
+		record = recordPath6(cfg.StateDir, cfg.Interface, cfg.VRID)
+	}
+	addrs := newNetlinkAddresser(h, addrLink, record, log)
 	closers = append(closers, addrs.Close)
 	if err := addrs.removeStale(h, allowed); err != nil {
 		return nil, err
@@ -117,17 +128,11 @@ func Dial(cfg Config) (_ *Router, err error) {
 		// section 7.3).
 		peers, advertIfi = cfg.Peers, pifi
 	}
-	conn, err := newRawConn(connConfig{recv: pifi, send: advertIfi, primary: cfg.Primary, peers: peers})
+	conn, arp, err := dialSockets(cfg, connConfig{recv: pifi, send: advertIfi, primary: cfg.Primary, peers: peers}, sendIfi)
 	if err != nil {
 		return nil, err
 	}
-	closers = append(closers, conn.Close)
-
-	arp, err := newARPAnnouncer(sendIfi)
-	if err != nil {
-		return nil, err
-	}
-	closers = append(closers, arp.Close)
+	closers = append(closers, conn.Close, arp.Close)
 
 	r, err := New(cfg, conn, addrs, arp)
 	if err != nil {
@@ -149,17 +154,74 @@ func Dial(cfg Config) (_ *Router, err error) {
 	return r, nil
 }
 
-// resolvePrimary checks that cfg.Primary is configured on the link, or picks the link's first
-// IPv4 address that is not a virtual one when it is unset. The kernel refuses to send from an
-// address the host does not have, and the wrong one would lose every tie-break.
+// boundConn is a [Conn] bound to an interface, which the link monitor can move to a
+// recreated one; boundAnnouncer the same for an [Announcer], made again on the new interface
+// (in Dial's network namespace).
+type (
+	boundConn interface {
+		Conn
+		rebind(recv, send *net.Interface) error
+	}
+	boundAnnouncer interface {
+		Announcer
+		Close() error
+		rebind(ifi *net.Interface) error
+	}
+)
+
+var (
+	_ boundConn      = (*rawConn)(nil)
+	_ boundConn      = (*rawConn6)(nil)
+	_ boundAnnouncer = (*frameAnnouncer)(nil)
+)
+
+// dialSockets opens the advert socket and the announcer of cfg's family: for IPv4 the raw
+// protocol-112 socket and gratuitous ARP on announceIfi, for IPv6 the raw IPv6 socket and
+// unsolicited Neighbor Advertisements.
+func dialSockets(cfg Config, cc connConfig, announceIfi *net.Interface) (boundConn, boundAnnouncer, error) {
+	var conn boundConn
+	var err error
+	if cfg.IPv6() {
+		conn, err = newRawConn6(cc)
+	} else {
+		conn, err = newRawConn(cc)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var arp boundAnnouncer
+	if cfg.IPv6() {
+		arp, err = newNAAnnouncer(announceIfi, cfg.Primary, cfg.NARouter)
+	} else {
+		arp, err = newARPAnnouncer(announceIfi)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, arp, nil
+}
+
+// resolvePrimary checks that cfg.Primary is configured on the link, or picks it when it is
+// unset: the link's first IPv4 address that is not a virtual one for an IPv4 group, its first
+// link-local address that is not a virtual one for an IPv6 group (RFC 9568 section 5.1.2.1).
+// The kernel refuses to send from an address the host does not have, and the wrong one would
+// lose every tie-break.
 func resolvePrimary(h *netlink.Handle, link netlink.Link, cfg Config) (netip.Addr, error) {
-	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+	family := netlink.FAMILY_V4
+	if cfg.IPv6() {
+		family = netlink.FAMILY_V6
+		if cfg.Primary.IsValid() && !cfg.Primary.IsLinkLocalUnicast() {
+			return netip.Addr{}, fmt.Errorf("vrrp: Primary %s: an IPv6 group sends from the interface's link-local address (RFC 9568 section 5.1.2.1)", cfg.Primary)
+		}
+	}
+	addrs, err := h.AddrList(link, family)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("vrrp: listing addresses of %s: %w", cfg.Interface, err)
 	}
 	for _, a := range addrs {
 		p, ok := ipNetPrefix(a.IPNet)
-		if !ok {
+		if !ok || (cfg.IPv6() && !p.Addr().IsLinkLocalUnicast()) {
 			continue
 		}
 		if cfg.Primary.IsValid() {
@@ -174,6 +236,9 @@ func resolvePrimary(h *netlink.Handle, link netlink.Link, cfg Config) (netip.Add
 	}
 	if cfg.Primary.IsValid() {
 		return netip.Addr{}, fmt.Errorf("vrrp: Primary %s is not configured on %s", cfg.Primary, cfg.Interface)
+	}
+	if cfg.IPv6() {
+		return netip.Addr{}, fmt.Errorf("vrrp: Primary: %s has no IPv6 link-local address of its own (is IPv6 disabled on it?)", cfg.Interface)
 	}
 	return netip.Addr{}, fmt.Errorf("vrrp: Primary: %s has no IPv4 address of its own", cfg.Interface)
 }

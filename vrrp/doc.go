@@ -76,9 +76,23 @@
 // differs from its own.
 //
 // The Machine and the wire format are family-agnostic: an IPv6 Machine has a link-local
-// Primary and IPv6 virtual addresses. The production I/O ([Dial]: raw socket, netlink
-// addresses, gratuitous ARP) is IPv4 only so far; IPv6 (ff02::12 from the link-local address,
-// Neighbor Advertisements) is to come ([MulticastGroup] already names its group).
+// Primary and IPv6 virtual addresses; [Dial] gives an IPv6 group its own I/O (below).
+//
+// # IPv6
+//
+// A [Config] whose virtual addresses are IPv6 ([Config.IPv6]) is an IPv6 virtual router,
+// which RFC 9568 runs with version 3 only. The first virtual address must be the group's
+// link-local one (section 5.2.9); IPv4 and IPv6 never share a group. [Dial] gives it the IPv6
+// transport of section 5.1.2: a raw IPv6 socket for next header 112 joined to ff02::12,
+// sending from the interface's link-local address (the Primary, also the tie-breaker) with hop
+// limit 255 and reporting the hop limit, interface and destination of what it receives. The
+// kernel computes no checksum for next header 112; the Conn writes the pseudo-header checksum
+// ([PseudoHeader]) for each destination. Virtual addresses are added with IFA_F_NODAD, so they
+// are never tentative (a tentative address cannot be used as a source nor is it defended);
+// unsolicited Neighbor Advertisements (RFC 4861 section 7.2.6: to ff02::1, hop limit 255,
+// Override set, the Router flag as [Config.NARouter] says, a Target Link-Layer Address option)
+// take the place of gratuitous ARP. Virtual-MAC mode uses 00-00-5E-00-02-{VRID} (section 7.3)
+// on a macvlan "vrrp6.<VRID>" that carries the node's link-local address and generates none.
 //
 // # Authentication
 //

@@ -23,64 +23,95 @@ const (
 
 var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
-// arpAnnouncer sends gratuitous ARP through an AF_PACKET socket bound to one interface. It is
-// send-only: a BPF program that accepts nothing keeps the kernel from queueing the segment's
-// ARP traffic on a socket that is never read.
-type arpAnnouncer struct {
-	conn  *packet.Conn
-	hw    net.HardwareAddr
-	frame [garpFrameLen]byte
-	dst   packet.Addr
+// frameAnnouncer is the production [Announcer]: it sends one hand-built Ethernet frame per
+// address (build writes it) through an AF_PACKET socket bound to one interface, the gratuitous
+// ARP of an IPv4 group ([newARPAnnouncer]) or the unsolicited Neighbor Advertisement of an
+// IPv6 one ([newNAAnnouncer]). It is send-only: a BPF program that accepts nothing keeps the
+// kernel from queueing the segment's traffic on a socket that is never read.
+type frameAnnouncer struct {
+	conn      *packet.Conn
+	hw        net.HardwareAddr
+	frame     []byte
+	dst       packet.Addr
+	etherType int
+	what      string
+	build     func(frame []byte, hw net.HardwareAddr, ip netip.Addr) error
 }
 
-var _ Announcer = (*arpAnnouncer)(nil)
+var _ Announcer = (*frameAnnouncer)(nil)
 
-// newARPAnnouncer opens the packet socket on ifi; frames carry ifi's hardware address as the
-// sender, which in virtual-MAC mode is the macvlan's 00-00-5E-00-01-{VRID}.
-func newARPAnnouncer(ifi *net.Interface) (*arpAnnouncer, error) {
-	if len(ifi.HardwareAddr) != 6 {
-		return nil, fmt.Errorf("vrrp: gratuitous ARP on %s: not an Ethernet interface (hardware address %q)", ifi.Name, ifi.HardwareAddr)
-	}
-	dropAll, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
+// newFrameAnnouncer opens the packet socket on ifi; frames of frameLen bytes go to dst and
+// carry ifi's hardware address as the sender, which in virtual-MAC mode is the macvlan's
+// virtual MAC.
+func newFrameAnnouncer(ifi *net.Interface, etherType int, what string, dst net.HardwareAddr, frameLen int,
+	build func([]byte, net.HardwareAddr, netip.Addr) error) (*frameAnnouncer, error) {
+	c, err := listenSendOnly(ifi, etherType, what)
 	if err != nil {
-		return nil, fmt.Errorf("vrrp: assembling ARP socket filter: %w", err)
+		return nil, err
 	}
-	c, err := packet.Listen(ifi, packet.Raw, etherTypeARP, &packet.Config{Filter: dropAll})
-	if err != nil {
-		return nil, fmt.Errorf("vrrp: opening ARP socket on %s: %w", ifi.Name, err)
-	}
-	return &arpAnnouncer{
-		conn: c,
-		hw:   append(net.HardwareAddr(nil), ifi.HardwareAddr...),
-		dst:  packet.Addr{HardwareAddr: broadcastMAC},
+	return &frameAnnouncer{
+		conn:      c,
+		hw:        append(net.HardwareAddr(nil), ifi.HardwareAddr...),
+		frame:     make([]byte, frameLen),
+		dst:       packet.Addr{HardwareAddr: dst},
+		etherType: etherType,
+		what:      what,
+		build:     build,
 	}, nil
 }
 
-// Announce broadcasts one gratuitous ARP per IPv4 address, so that hosts and switches on the
-// segment point the address at this node's (or the virtual) MAC address at once.
-func (a *arpAnnouncer) Announce(ips []netip.Addr) error {
+// newARPAnnouncer is the announcer of an IPv4 group: gratuitous ARP, broadcast.
+func newARPAnnouncer(ifi *net.Interface) (*frameAnnouncer, error) {
+	return newFrameAnnouncer(ifi, etherTypeARP, "gratuitous ARP", broadcastMAC, garpFrameLen, buildGARP)
+}
+
+// listenSendOnly opens a send-only AF_PACKET socket for etherType on ifi, an Ethernet
+// interface (see frameAnnouncer).
+func listenSendOnly(ifi *net.Interface, etherType int, what string) (*packet.Conn, error) {
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("vrrp: %s on %s: not an Ethernet interface (hardware address %q)", what, ifi.Name, ifi.HardwareAddr)
+	}
+	dropAll, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: assembling the %s socket filter: %w", what, err)
+	}
+	c, err := packet.Listen(ifi, packet.Raw, etherType, &packet.Config{Filter: dropAll})
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: opening the %s socket on %s: %w", what, ifi.Name, err)
+	}
+	return c, nil
+}
+
+// Announce sends one frame per address, so that hosts and switches on the segment point the
+// address at this node's (or the virtual) MAC address at once.
+func (a *frameAnnouncer) Announce(ips []netip.Addr) error {
 	var errs []error
 	for _, ip := range ips {
-		if err := buildGARP(a.frame[:], a.hw, ip); err != nil {
+		if err := a.build(a.frame, a.hw, ip); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if _, err := a.conn.WriteTo(a.frame[:], &a.dst); err != nil {
-			errs = append(errs, fmt.Errorf("vrrp: gratuitous ARP for %s: %w", ip, err))
+		if _, err := a.conn.WriteTo(a.frame, &a.dst); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp: %s for %s: %w", a.what, ip, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// replace moves the announcer to n's socket (on a recreated interface), closing its own,
-// which was bound to the vanished index.
-func (a *arpAnnouncer) replace(n *arpAnnouncer) {
+// rebind moves the announcer to a new socket on ifi (a recreated interface), closing its own,
+// which was bound to the vanished index. It must run in Dial's network namespace.
+func (a *frameAnnouncer) rebind(ifi *net.Interface) error {
+	c, err := listenSendOnly(ifi, a.etherType, a.what)
+	if err != nil {
+		return err
+	}
 	a.conn.Close()
-	a.conn, a.hw = n.conn, n.hw
+	a.conn, a.hw = c, append(net.HardwareAddr(nil), ifi.HardwareAddr...)
+	return nil
 }
 
 // Close closes the packet socket.
-func (a *arpAnnouncer) Close() error { return a.conn.Close() }
+func (a *frameAnnouncer) Close() error { return a.conn.Close() }
 
 // buildGARP writes into b (at least garpFrameLen bytes) a broadcast ARP request announcing ip
 // at hw: sender and target protocol address are both ip and the target hardware address is

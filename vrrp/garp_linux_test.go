@@ -88,7 +88,7 @@ func TestARPAnnouncerOnTheWire(t *testing.T) {
 	sniff := listenFrames(t, b, "vrt1", etherTypeARP)
 
 	ifi := a.iface(t, "vrt0")
-	var ann *arpAnnouncer
+	var ann *frameAnnouncer
 	var err error
 	a.do(t, func() { ann, err = newARPAnnouncer(ifi) })
 	if err != nil {

@@ -49,6 +49,19 @@ func newTestNS(t testing.TB) *testNS {
 	if err != nil {
 		t.Fatalf("lo up in %s: %v", name, err)
 	}
+	// Links made here from now on run no duplicate address detection: their link-local
+	// addresses are usable as soon as the kernel has made them (see linkLocal6), not a second
+	// or two later.
+	n.do(t, func() {
+		for _, conf := range []string{"default", "all"} {
+			if err = writeSysctl(sysctlValue{"net/ipv6/conf/" + conf + "/accept_dad", "0"}); err != nil {
+				break
+			}
+		}
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) { // not there: a kernel without IPv6
+		t.Fatalf("disabling DAD in %s: %v", name, err)
+	}
 	return n
 }
 

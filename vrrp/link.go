@@ -12,6 +12,10 @@ type linkState struct {
 	Up         bool // IFF_UP: administratively up
 	Carrier    bool // IFF_LOWER_UP: the driver reports carrier (a VLAN or macvlan inherits its parent's)
 	HasPrimary bool // the Primary address is configured on it
+	// PrimaryTentative: the Primary is still in duplicate address detection (an IPv6
+	// link-local address is made again, with DAD, when the interface comes back up) and
+	// cannot be sent from yet.
+	PrimaryTentative bool
 }
 
 // linkVerdict decides whether the interface named name can carry the protocol: the cause
@@ -32,6 +36,8 @@ func linkVerdict(name string, primary netip.Addr, s linkState) (Cause, string) {
 		return CauseInterfaceDown, fmt.Sprintf("interface %s has no carrier", name)
 	case !s.HasPrimary:
 		return CauseInterfaceDown, fmt.Sprintf("interface %s lacks the primary address %s", name, primary)
+	case s.PrimaryTentative:
+		return CauseInterfaceDown, fmt.Sprintf("interface %s: the primary address %s is tentative (duplicate address detection)", name, primary)
 	}
 	return CauseUnknown, ""
 }

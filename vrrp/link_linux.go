@@ -42,8 +42,8 @@ type linkMonitor struct {
 	vrid    uint8
 	unicast bool
 	vmac    *vmacLink // virtual-MAC mode's macvlan; nil otherwise
-	conn    *rawConn
-	arp     *arpAnnouncer
+	conn    boundConn
+	arp     boundAnnouncer
 	addrs   *netlinkAddresser
 	log     *slog.Logger
 
@@ -68,8 +68,8 @@ const linkSafetyPoll = 10 * time.Second
 
 // newLinkMonitor subscribes to link notifications in the calling thread's network namespace
 // (Dial's). Without them (an error is logged) the Router's polling alone follows the link.
-func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmacLink, conn *rawConn,
-	arp *arpAnnouncer, addrs *netlinkAddresser, log *slog.Logger) (*linkMonitor, error) {
+func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmacLink, conn boundConn,
+	arp boundAnnouncer, addrs *netlinkAddresser, log *slog.Logger) (*linkMonitor, error) {
 	ns, err := netns.Get()
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: network namespace of Dial: %w", err)
@@ -177,10 +177,12 @@ func (l *linkMonitor) verdict() (Cause, string) {
 			l.log.Warn("listing the interface's addresses failed; keeping its last state", "err", err)
 			return l.lastCause, l.lastWhy
 		}
-		st.HasPrimary = slices.ContainsFunc(addrs, func(ad netlink.Addr) bool {
+		i := slices.IndexFunc(addrs, func(ad netlink.Addr) bool {
 			p, ok := ipNetPrefix(ad.IPNet)
 			return ok && p.Addr() == l.primary
 		})
+		st.HasPrimary = i >= 0
+		st.PrimaryTentative = i >= 0 && addrs[i].Flags&unix.IFA_F_TENTATIVE != 0
 	}
 	if c, why := linkVerdict(l.name, l.primary, st); c != CauseUnknown {
 		return c, why
@@ -205,7 +207,7 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	if l.vmac != nil {
 		var v *vmacLink
 		err := l.inNamespace(func() (err error) {
-			v, err = setupVMAC(l.h, link, l.vrid, l.vmac.journal, l.log)
+			v, err = setupVMAC(l.h, link, l.vrid, l.vmac.linkLocal, l.vmac.journal, l.log)
 			return err
 		})
 		if err != nil {
@@ -220,15 +222,9 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	if err := l.conn.rebind(pifi, send); err != nil {
 		return err
 	}
-	var arp *arpAnnouncer
-	err := l.inNamespace(func() (err error) {
-		arp, err = newARPAnnouncer(arpIfi)
-		return err
-	})
-	if err != nil {
+	if err := l.inNamespace(func() error { return l.arp.rebind(arpIfi) }); err != nil {
 		return err
 	}
-	l.arp.replace(arp)
 	l.addrs.link = addrLink
 	return nil
 }

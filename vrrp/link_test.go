@@ -20,6 +20,7 @@ func TestLinkVerdict(t *testing.T) {
 		{"down and without carrier: down first", linkState{Exists: true}, CauseInterfaceDown, "interface vrt0 down"},
 		{"no carrier (NO-CARRIER)", linkState{Exists: true, Up: true, HasPrimary: true}, CauseInterfaceDown, "interface vrt0 has no carrier"},
 		{"primary address removed", linkState{Exists: true, Up: true, Carrier: true}, CauseInterfaceDown, "interface vrt0 lacks the primary address 192.0.2.1"},
+		{"primary address tentative", linkState{Exists: true, Up: true, Carrier: true, HasPrimary: true, PrimaryTentative: true}, CauseInterfaceDown, "interface vrt0: the primary address 192.0.2.1 is tentative (duplicate address detection)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, why := linkVerdict("vrt0", primary, tc.st)

@@ -71,7 +71,8 @@ type Addresser interface {
 
 // Announcer tells the segment where the virtual addresses now live.
 type Announcer interface {
-	// Announce sends one gratuitous ARP for each address, now, without blocking on replies.
+	// Announce sends one gratuitous ARP (an unsolicited Neighbor Advertisement for an IPv6
+	// address) for each address, now, without blocking on replies.
 	Announce(ips []netip.Addr) error
 }
 
@@ -89,13 +90,16 @@ type Config struct {
 	AdvertInterval time.Duration
 	Preempt        bool
 
-	// Primary is this node's own fixed IPv4 address on Interface: the advert source and the
-	// tie-breaker between equal priorities. Dial picks the interface's first IPv4 address when
-	// it is unset.
+	// Primary is this node's own fixed address on Interface: the advert source and the
+	// tie-breaker between equal priorities. For an IPv4 group it is an IPv4 address, and Dial
+	// picks the interface's first one when it is unset; for an IPv6 group it is the
+	// interface's link-local address (RFC 9568 section 5.1.2.1), which Dial picks when unset.
 	Primary netip.Addr
 
 	// VirtualIPs are the addresses the Master holds, with the prefix length they are
-	// installed with.
+	// installed with: all IPv4, or all IPv6 (an IPv6 group, VRRPv3 only). In an IPv6 group
+	// the first is the group's link-local virtual address (RFC 9568 section 5.2.9), such as
+	// fe80::1/64.
 	VirtualIPs []netip.Prefix
 
 	// Unicast sends adverts to each of Peers instead of 224.0.0.18 and accepts adverts only
@@ -110,13 +114,21 @@ type Config struct {
 	VirtualMAC bool
 
 	// GARPCount gratuitous ARPs per address are sent on becoming Master, GARPInterval apart,
-	// the first at once. 0 means DefaultGARPCount and DefaultGARPInterval.
+	// the first at once. 0 means DefaultGARPCount and DefaultGARPInterval. An IPv6 group sends
+	// unsolicited Neighbor Advertisements instead, as many and as far apart.
 	GARPCount    int
 	GARPInterval time.Duration
 	// GARPRefresh, when not zero, makes a Master announce its addresses again (one round of
 	// gratuitous ARP) every GARPRefresh after the burst, for as long as it is Master, for the
 	// ARP caches that missed the burst or aged the entry out. 0: no refresh.
 	GARPRefresh time.Duration
+
+	// NARouter sets the Router flag of an IPv6 group's Neighbor Advertisements (RFC 4861
+	// section 4.4; RFC 9568 section 6.4.2 makes it the operator's choice). Set it when hosts
+	// use a virtual address as their default router: a host that hears an NA without the
+	// flag for its router takes it off its default router list (RFC 4861 section 7.2.5). A
+	// PBX that is no router leaves it off.
+	NARouter bool
 
 	// AuthType and AuthData: version 2 only (see MachineConfig).
 	AuthType AuthType
@@ -395,16 +407,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.GARPRefresh < 0 {
 		return c, fmt.Errorf("vrrp: GARPRefresh %v: must not be negative", c.GARPRefresh)
 	}
-	if len(c.VirtualIPs) == 0 {
-		return c, errors.New("vrrp: VirtualIPs: at least one virtual address is needed")
+	if err := c.checkVirtualIPs(); err != nil {
+		return c, err
 	}
-	for i, p := range c.VirtualIPs {
-		if !p.IsValid() || p.Addr().Is4In6() || !sameFamily(p.Addr(), c.VirtualIPs[0].Addr()) {
-			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %q: not an address with prefix length of the family of the first (%s)", i, p, c.VirtualIPs[0])
-		}
-		if slices.ContainsFunc(c.VirtualIPs[:i], func(q netip.Prefix) bool { return q.Addr() == p.Addr() }) {
-			return c, fmt.Errorf("vrrp: VirtualIPs[%d] %s: listed twice", i, p)
-		}
+	if c.IPv6() && c.Version != 3 {
+		return c, fmt.Errorf("vrrp: VirtualIPs %v: IPv6 virtual addresses need Version 3 (RFC 9568); version 2 carries IPv4 only", c.VirtualIPs[0])
 	}
 	c.VirtualIPs = slices.Clone(c.VirtualIPs)
 	if c.Unicast && len(c.Peers) == 0 {
@@ -423,6 +430,43 @@ func (c Config) withDefaults() (Config, error) {
 		c.OnEvent = func(Event) {}
 	}
 	return c, nil
+}
+
+// IPv6 reports whether c is an IPv6 group: its virtual addresses are IPv6.
+func (c Config) IPv6() bool {
+	return len(c.VirtualIPs) > 0 && c.VirtualIPs[0].Addr().Is6() && !c.VirtualIPs[0].Addr().Is4In6()
+}
+
+func (c Config) family() string {
+	if c.IPv6() {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// checkVirtualIPs requires one or more addresses with prefix lengths, all of one family and
+// none twice; in an IPv6 group, the link-local virtual address first (RFC 9568 section 5.2.9:
+// "the first address MUST be the IPv6 link-local address associated with the Virtual
+// Router").
+func (c Config) checkVirtualIPs() error {
+	if len(c.VirtualIPs) == 0 {
+		return errors.New("vrrp: VirtualIPs: at least one virtual address is needed")
+	}
+	v6 := c.IPv6()
+	for i, p := range c.VirtualIPs {
+		a := p.Addr()
+		switch {
+		case !p.IsValid() || a.Zone() != "" || a.Is4In6():
+			return fmt.Errorf("vrrp: VirtualIPs[%d] %q: not an IP address with prefix length", i, p)
+		case a.Is6() != v6:
+			return fmt.Errorf("vrrp: VirtualIPs[%d] %s: an %s group takes %s addresses only; IPv4 and IPv6 need a group each", i, p, c.family(), c.family())
+		case v6 && i == 0 && !a.IsLinkLocalUnicast():
+			return fmt.Errorf("vrrp: VirtualIPs[0] %s: the first address of an IPv6 group must be its link-local virtual address, such as fe80::1/64 (RFC 9568 section 5.2.9)", p)
+		case slices.ContainsFunc(c.VirtualIPs[:i], func(q netip.Prefix) bool { return q.Addr() == a }):
+			return fmt.Errorf("vrrp: VirtualIPs[%d] %s: listed twice", i, p)
+		}
+	}
+	return nil
 }
 
 // Status returns a snapshot of the Router. It is safe for concurrent use.

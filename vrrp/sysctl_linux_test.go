@@ -3,6 +3,7 @@ package vrrp
 import (
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,7 +59,7 @@ func TestVMACSysctlJournal(t *testing.T) {
 		var err error
 		a.do(t, func() {
 			j := openSysctlJournal(path, log)
-			v, err = setupVMAC(a.h, a.link(t, "vrt0"), 51, j, log)
+			v, err = setupVMAC(a.h, a.link(t, "vrt0"), 51, netip.Addr{}, j, log)
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,9 +22,20 @@ func VirtualMAC(vrid uint8) net.HardwareAddr {
 	return net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, vrid}
 }
 
+// VirtualMAC6 returns the RFC 9568 section 7.3 virtual router MAC address of an IPv6 virtual
+// router, 00-00-5E-00-02-{VRID}.
+func VirtualMAC6(vrid uint8) net.HardwareAddr {
+	return net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x02, vrid}
+}
+
 // vmacName is the name of the macvlan carrying a virtual router's MAC address, as keepalived
 // names it. It identifies the link as ours when a crashed run left it behind.
 func vmacName(vrid uint8) string { return fmt.Sprintf("vrrp.%d", vrid) }
+
+// vmacName6 is vmacName for an IPv6 group: IPv6 VRIDs are a space of their own (RFC 9568
+// section 7.3 gives an IPv4 and an IPv6 group of the same VRID different MACs), so the two
+// may run side by side on one interface.
+func vmacName6(vrid uint8) string { return fmt.Sprintf("vrrp6.%d", vrid) }
 
 // vmacLink is the bridge-mode macvlan of virtual-MAC mode (RFC 3768 sections 7.3 and 8.2). The
 // Master's adverts, gratuitous ARPs and ARP replies for the virtual addresses leave from it, so
@@ -31,23 +43,37 @@ func vmacName(vrid uint8) string { return fmt.Sprintf("vrrp.%d", vrid) }
 //
 // The link stays up for the Router's whole life but carries addresses only while Master, and
 // answers ARP only for its own addresses (arp_ignore=1), so a Backup never answers for a
-// virtual address. Its IPv6 is disabled: every node of the group has a link with the same MAC,
-// hence the same EUI-64 link-local address, and each would fail duplicate address detection
-// and send MLD reports from the shared MAC.
+// virtual address. For an IPv4 group its IPv6 is disabled: every node of the group has a link
+// with the same MAC, hence the same EUI-64 link-local address, and each would fail duplicate
+// address detection and send MLD reports from the shared MAC.
 //
-// On the parent, arp_ignore=1 stops the physical MAC from answering ARP for the virtual
+// On the parent of an IPv4 group, arp_ignore=1 stops the physical MAC from answering ARP for the virtual
 // addresses (which live on the macvlan) and arp_announce=2 stops the host from using a virtual
 // address as the source of its own ARP requests, which would teach the segment the physical
 // MAC for it. Close deletes the link and restores the parent's values. The values from before
 // are recorded in the StateDir (sysctlJournal) before they change, so that the next start puts
 // them back after a crash.
+//
+// For an IPv6 group (linkLocal set) the macvlan carries 00-00-5E-00-02-{VRID} and IPv6 stays
+// on, but it generates no address of its own (addr_gen_mode 1: the shared MAC would give
+// every node the same EUI-64 link-local address), runs no duplicate address detection and
+// ignores router advertisements (no SLAAC address from the shared MAC either). It is given
+// this node's own link-local address instead (without DAD), the source RFC 9568 section
+// 5.1.2.1 wants for adverts and the one the Neighbor Advertisements come from, so both
+// leave from the virtual MAC. Linux answers a Neighbor Solicitation only on the interface
+// holding the target, so the parent never answers for a virtual address on the macvlan.
+// Not avoided: the macvlan joins the solicited-node group of that address, so the kernel
+// sends MLD reports from the virtual MAC on a Backup too (two at start-up, then one per MLD
+// query of a querier on the segment), and a learning switch points the virtual MAC at the
+// Backup until the Master's next advert.
 type vmacLink struct {
-	h       *netlink.Handle
-	link    netlink.Link
-	ifi     *net.Interface
-	log     *slog.Logger
-	journal *sysctlJournal // nil without a StateDir
-	restore []sysctlRestore
+	linkLocal netip.Addr // this node's link-local address, for an IPv6 group; invalid for IPv4
+	h         *netlink.Handle
+	link      netlink.Link
+	ifi       *net.Interface
+	log       *slog.Logger
+	journal   *sysctlJournal // nil without a StateDir
+	restore   []sysctlRestore
 }
 
 type sysctlValue struct{ path, value string }
@@ -67,10 +93,16 @@ const sysctlRoot = "/proc/sys"
 // leftover is someone else's and makes setup fail. (keepalived's use_vmac link for the same
 // VRID on the same parent looks exactly like a leftover: the two must not share a VRID on one
 // segment anyway.)
-func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, j *sysctlJournal, log *slog.Logger) (_ *vmacLink, err error) {
-	name := vmacName(vrid)
-	mac := VirtualMAC(vrid)
-	if err := deleteLeftoverVMAC(h, parent, vrid, true, log); err != nil {
+//
+// linkLocal, valid for an IPv6 group only, is the parent's link-local address the macvlan is
+// given.
+func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, linkLocal netip.Addr, j *sysctlJournal, log *slog.Logger) (_ *vmacLink, err error) {
+	ipv6 := linkLocal.IsValid()
+	name, mac := vmacName(vrid), VirtualMAC(vrid)
+	if ipv6 {
+		name, mac = vmacName6(vrid), VirtualMAC6(vrid)
+	}
+	if err := deleteLeftoverVMAC(h, parent, vrid, ipv6, true, log); err != nil {
 		return nil, err
 	}
 
@@ -81,7 +113,7 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, j *sysctlJour
 	if err := h.LinkAdd(mv); err != nil {
 		return nil, fmt.Errorf("vrrp: virtual MAC: creating macvlan %s on %s: %w", name, parent.Attrs().Name, err)
 	}
-	v := &vmacLink{h: h, log: log, journal: j}
+	v := &vmacLink{h: h, log: log, journal: j, linkLocal: linkLocal}
 	defer func() {
 		if err != nil {
 			v.Close()
@@ -95,28 +127,31 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, j *sysctlJour
 	v.link = link
 
 	// The macvlan's own settings die with it; nothing to restore.
-	for _, s := range []sysctlValue{
-		{filepath.Join("net/ipv6/conf", name, "disable_ipv6"), "1"},
-		{filepath.Join("net/ipv4/conf", name, "arp_ignore"), "1"},
-		{filepath.Join("net/ipv4/conf", name, "arp_announce"), "2"},
-		// Traffic to a virtual address arrives on the macvlan and its replies leave by the
-		// parent's route; strict reverse-path filtering on the macvlan would drop it.
-		{filepath.Join("net/ipv4/conf", name, "rp_filter"), "0"},
-	} {
+	for _, s := range vmacSysctls(name, ipv6) {
 		if err := writeSysctl(s); err != nil {
-			if strings.HasPrefix(s.path, "net/ipv6/") && errors.Is(err, os.ErrNotExist) {
+			if !ipv6 && strings.HasPrefix(s.path, "net/ipv6/") && errors.Is(err, os.ErrNotExist) {
 				continue // kernel without IPv6
 			}
 			return nil, fmt.Errorf("vrrp: virtual MAC: %w", err)
 		}
 	}
 	pname := parent.Attrs().Name
-	for _, s := range []sysctlValue{
-		{filepath.Join("net/ipv4/conf", pname, "arp_ignore"), "1"},
-		{filepath.Join("net/ipv4/conf", pname, "arp_announce"), "2"},
-	} {
+	var parentSysctls []sysctlValue
+	if !ipv6 {
+		parentSysctls = []sysctlValue{
+			{filepath.Join("net/ipv4/conf", pname, "arp_ignore"), "1"},
+			{filepath.Join("net/ipv4/conf", pname, "arp_announce"), "2"},
+		}
+	}
+	for _, s := range parentSysctls {
 		if err := v.setParent(s); err != nil {
 			return nil, fmt.Errorf("vrrp: virtual MAC: %w", err)
+		}
+	}
+	if ipv6 {
+		ll := netip.PrefixFrom(linkLocal.WithZone(""), 64)
+		if err := h.AddrAdd(link, netlinkAddr(ll)); err != nil {
+			return nil, fmt.Errorf("vrrp: virtual MAC: adding the link-local address %s to %s: %w", ll, name, err)
 		}
 	}
 	if err := h.LinkSetUp(link); err != nil {
@@ -155,8 +190,11 @@ func (v *vmacLink) setParent(s sysctlValue) error {
 // (ARP replies from the virtual MAC) while it is Backup. A link of that name that is not such
 // a leftover is someone else's: an error when strict (virtual-MAC mode needs the name), left
 // alone with a warning otherwise.
-func deleteLeftoverVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, strict bool, log *slog.Logger) error {
+func deleteLeftoverVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, ipv6, strict bool, log *slog.Logger) error {
 	name, mac := vmacName(vrid), VirtualMAC(vrid)
+	if ipv6 {
+		name, mac = vmacName6(vrid), VirtualMAC6(vrid)
+	}
 	old, err := h.LinkByName(name)
 	if nf := (netlink.LinkNotFoundError{}); errors.As(err, &nf) {
 		return nil
@@ -178,6 +216,31 @@ func deleteLeftoverVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, stri
 	}
 	log.Info("deleted virtual-MAC link left by a previous run", "link", name)
 	return nil
+}
+
+// vmacSysctls are the macvlan's own settings (see vmacLink), set before it is up: an IPv6
+// link-local address generated at link-up could not be taken back before it was announced.
+func vmacSysctls(name string, ipv6 bool) []sysctlValue {
+	v4 := []sysctlValue{
+		{filepath.Join("net/ipv4/conf", name, "arp_ignore"), "1"},
+		{filepath.Join("net/ipv4/conf", name, "arp_announce"), "2"},
+		// Traffic to a virtual address arrives on the macvlan and its replies leave by the
+		// parent's route; strict reverse-path filtering on the macvlan would drop it.
+		{filepath.Join("net/ipv4/conf", name, "rp_filter"), "0"},
+	}
+	if !ipv6 {
+		return append([]sysctlValue{{filepath.Join("net/ipv6/conf", name, "disable_ipv6"), "1"}}, v4...)
+	}
+	v6 := func(key, value string) sysctlValue {
+		return sysctlValue{filepath.Join("net/ipv6/conf", name, key), value}
+	}
+	return append(v4,
+		v6("disable_ipv6", "0"),
+		v6("addr_gen_mode", "1"), // IN6_ADDR_GEN_MODE_NONE
+		v6("accept_dad", "0"),
+		v6("accept_ra", "0"),
+		v6("autoconf", "0"),
+	)
 }
 
 // Close deletes the macvlan (and with it any address still on it) and restores the parent's

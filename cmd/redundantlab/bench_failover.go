@@ -82,6 +82,7 @@ func runBenchFailover(ctx context.Context, args []string) error {
 	cuts := fs.Int("cuts", 3, "advert path cuts in the peer link's scenario")
 	version := fs.Uint("version", 2, "VRRP version: 2 (RFC 3768) or 3 (RFC 9568), keepalived's vrrp_version alike")
 	interval := fs.Duration("interval", time.Second, "advert interval: whole seconds for -version 2, 10ms steps (10ms..40.95s) for -version 3")
+	ipv6 := fs.Bool("ipv6", false, "an IPv6 group (fe80::1 and 2001:db8::64, adverts to ff02::12, Neighbor Advertisements); needs -version 3")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -95,6 +96,8 @@ func runBenchFailover(ctx context.Context, args []string) error {
 		return fmt.Errorf("bench failover: -interval %v: version 2 carries whole seconds 1s..255s", *interval)
 	case *version == 3 && (*interval < 10*time.Millisecond || *interval > 40950*time.Millisecond || *interval%(10*time.Millisecond) != 0):
 		return fmt.Errorf("bench failover: -interval %v: version 3 carries 10ms steps, 10ms..40.95s", *interval)
+	case *ipv6 && *version != 3:
+		return errors.New("bench failover: -ipv6 needs -version 3 (RFC 9568; version 2 is IPv4 only)")
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("bench failover: the lab needs root (network namespaces)")
@@ -129,14 +132,17 @@ func runBenchFailover(ctx context.Context, args []string) error {
 		return err
 	}
 	defer lab.Close()
-	vip := lab.DefaultVIP()
-	tl, err := lab.Record(ctx, vip.Addr())
+	vips, family := []netip.Prefix{lab.DefaultVIP()}, "IPv4"
+	if *ipv6 {
+		vips, family = testlab.DefaultVIPs6(), "IPv6"
+	}
+	tl, err := lab.Record(ctx, vips[len(vips)-1].Addr())
 	if err != nil {
 		return err
 	}
-	cfg := testlab.VRRPConfig{Version: uint8(*version), VRID: benchVRID, Priority: 100, AdvertInterval: *interval, VIPs: []netip.Prefix{vip}}
-	fmt.Printf("failover benchmark: lab %s, 2 nodes, VRRPv%d, VRID %d, priority %d on both, adverts every %s, preempt off, %d runs of each kind\n",
-		lab.Name, cfg.Version, cfg.VRID, cfg.Priority, cfg.AdvertInterval, *runs)
+	cfg := testlab.VRRPConfig{Version: uint8(*version), VRID: benchVRID, Priority: 100, AdvertInterval: *interval, VIPs: vips}
+	fmt.Printf("failover benchmark: lab %s, 2 nodes, VRRPv%d over %s (VIP %s), VRID %d, priority %d on both, adverts every %s, preempt off, %d runs of each kind\n",
+		lab.Name, cfg.Version, family, tl.VIP, cfg.VRID, cfg.Priority, cfg.AdvertInterval, *runs)
 	fmt.Println("times are from the reference advert seen on the bridge to the new Master's VIP appearing (netlink)")
 
 	var results []failoverSeries
