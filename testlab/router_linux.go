@@ -42,7 +42,7 @@ type VRRPConfig struct {
 	VIPs           []netip.Prefix // default host .100 of the lab subnet
 	Peers          []netip.Addr   // default: every other lab node; redundantd takes the first
 	Unicast        bool
-	VirtualMAC     bool          // redundantd only
+	VirtualMAC     bool // redundantd only
 	// NARouter sets the Router flag of an IPv6 group's Neighbor Advertisements (redundantd's
 	// redundancy.na_router; keepalived sets it when the host forwards IPv6).
 	NARouter     bool
