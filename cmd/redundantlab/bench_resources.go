@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,8 +54,9 @@ type resPair struct {
 	lab     *testlab.Lab
 	routers [2]*testlab.Router
 	recv    [2]*receivers
-	scrapes atomic.Int64 // successful /metrics answers during the window
-	scrapeE atomic.Value // last scrape error (string)
+	browser *benchBrowser // with the console: the browser on node1's Status page
+	scrapes atomic.Int64  // successful /metrics answers during the window
+	scrapeE atomic.Value  // last scrape error (string)
 }
 
 // procSample is what /proc says about one process group at one moment.
@@ -228,6 +227,12 @@ func startResPair(ctx context.Context, c resCase) (*resPair, error) {
 	}
 	p := &resPair{c: c, lab: lab}
 	vip := lab.DefaultVIP()
+	var users, password string
+	if c.console {
+		if users, password, err = writeConsoleUsers(lab.Dir); err != nil {
+			return p, err
+		}
+	}
 	for i, prio := range []uint8{110, 100} {
 		n := lab.Node(i + 1)
 		cfg := testlab.VRRPConfig{VRID: 51, Priority: prio, AdvertInterval: time.Second, VIPs: []netip.Prefix{vip}}
@@ -240,7 +245,7 @@ func startResPair(ctx context.Context, c resCase) (*resPair, error) {
 			cfg.Extra = r.toml()
 		}
 		if c.console {
-			cfg.Extra += "\n[console]\nenabled = true\n"
+			cfg.Extra += consoleTOML(users)
 		}
 		r, err := n.StartRouter(ctx, c.impl, cfg)
 		if err != nil {
@@ -264,7 +269,7 @@ func startResPair(ctx context.Context, c resCase) (*resPair, error) {
 		}
 	}
 	if c.console {
-		if err := startBrowser(ctx, lab.Node(1)); err != nil {
+		if p.browser, err = startBrowser(ctx, lab.Node(1), password); err != nil {
 			return p, err
 		}
 	}
@@ -272,41 +277,15 @@ func startResPair(ctx context.Context, c resCase) (*resPair, error) {
 }
 
 func (p *resPair) close() {
+	if p.browser != nil {
+		p.browser.close()
+	}
 	for _, r := range p.recv {
 		if r != nil {
 			r.close()
 		}
 	}
 	p.lab.Close()
-}
-
-// startBrowser opens the Master's console in a headless Chromium inside its namespace (a
-// process of the lab, so it is stopped with the lab and is not counted in the daemon's
-// figures).
-func startBrowser(ctx context.Context, n *testlab.Node) error {
-	bin := ""
-	for _, b := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(b); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		return errors.New("-console: chromium is not installed (apt-get install chromium)")
-	}
-	dir := filepath.Join(n.Lab().Dir, "browser")
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir="+dir,
-		"--remote-debugging-port=9222", "http://"+testlab.APIAddr+"/")
-	proc, err := n.StartProcess("chromium@"+n.Name, dir, cmd)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := proc.WaitOutput(wctx, "DevTools listening"); err != nil {
-		return fmt.Errorf("-console: the browser did not start: %w", err)
-	}
-	return nil
 }
 
 // measureWindow samples every node's process group each second for window, scrapes the
@@ -386,7 +365,8 @@ func startResults(ctx context.Context, pairs []*resPair) ([]resResult, error) {
 }
 
 // checkWindow fails the measurement if a node changed its role or its number of processes
-// during the window: the figures would not be of an idle Master and Backup.
+// during the window, or the browser of the console case no longer holds the live Status page:
+// the figures would not be of what the case says.
 func checkWindow(ctx context.Context, results []resResult) error {
 	for _, r := range results {
 		if r.first.pids != r.last.pids {
@@ -394,6 +374,11 @@ func checkWindow(ctx context.Context, results []resResult) error {
 		}
 		if st, err := r.pair.routers[r.node].State(ctx); err != nil || st != r.role {
 			return fmt.Errorf("%s node%d: %s at the start of the window, %s at the end (%v)", r.pair.c, r.node+1, r.role, st, err)
+		}
+		if b := r.pair.browser; b != nil && r.node == 0 {
+			if err := b.check(); err != nil {
+				return fmt.Errorf("%s: %w", r.pair.c, err)
+			}
 		}
 	}
 	return nil
