@@ -64,6 +64,7 @@ type procSample struct {
 	pids   int
 	rssKB  int64 // VmRSS summed over the group's processes
 	anonKB int64 // RssAnon summed: the processes' own memory (heap, stacks, data written)
+	fileKB int64 // RssFile summed: mapped file pages (the binary, shared libraries)
 	pssKB  int64 // Pss (smaps_rollup) summed: shared pages counted once
 	ticks  int64 // utime+stime summed, in 1/userHZ s
 	// onCPU is each thread's time on a CPU (/proc/PID/task/TID/schedstat, nanoseconds, not
@@ -450,7 +451,7 @@ func sampleGroup(pgid int) (procSample, error) {
 		if err != nil || st.pgrp != pgid {
 			continue // gone meanwhile, or another group
 		}
-		rss, anon, thr, err := readStatus(pid)
+		ps, err := readStatus(pid)
 		if err != nil {
 			continue
 		}
@@ -460,9 +461,10 @@ func sampleGroup(pgid int) (procSample, error) {
 		threadsOnCPU(pid, s.onCPU)
 		s.pids++
 		s.ticks += st.ticks
-		s.rssKB += rss
-		s.anonKB += anon
-		s.thr += thr
+		s.rssKB += ps.rssKB
+		s.anonKB += ps.anonKB
+		s.fileKB += ps.fileKB
+		s.thr += ps.threads
 		s.pssKB += readPss(pid)
 	}
 	if s.pids == 0 {
@@ -500,41 +502,42 @@ func readStat(pid int) (procStat, error) {
 	return procStat{pgrp: pgrp, ticks: utime + stime}, nil
 }
 
-// readStatus returns VmRSS and RssAnon (kB) and Threads from /proc/PID/status.
-func readStatus(pid int) (rssKB, anonKB int64, threads int, err error) {
+// procStatus is what bench resources reads from /proc/PID/status (proc(5)).
+type procStatus struct {
+	rssKB, anonKB, fileKB int64 // VmRSS, RssAnon, RssFile
+	threads               int
+}
+
+// readStatus reads VmRSS, RssAnon, RssFile (kB) and Threads from /proc/PID/status.
+func readStatus(pid int) (procStatus, error) {
+	var st procStatus
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, 0, err
+		return st, err
 	}
+	fields := map[string]*int64{"VmRSS": &st.rssKB, "RssAnon": &st.anonKB, "RssFile": &st.fileKB}
 	found := 0
 	for _, l := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(l, ":")
-		if !ok {
+		f := strings.Fields(v)
+		if !ok || len(f) == 0 {
 			continue
 		}
-		fields := strings.Fields(v)
-		if len(fields) == 0 {
-			continue
-		}
-		switch k {
-		case "VmRSS":
-			rssKB, err = strconv.ParseInt(fields[0], 10, 64)
+		if k == "Threads" {
+			st.threads, err = strconv.Atoi(f[0])
 			found++
-		case "RssAnon":
-			anonKB, err = strconv.ParseInt(fields[0], 10, 64)
-			found++
-		case "Threads":
-			threads, err = strconv.Atoi(fields[0])
+		} else if into, ok := fields[k]; ok {
+			*into, err = strconv.ParseInt(f[0], 10, 64)
 			found++
 		}
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, k, err)
+			return st, fmt.Errorf("/proc/%d/status: %s: %w", pid, k, err)
 		}
 	}
-	if found != 3 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/status: no VmRSS, RssAnon or Threads", pid)
+	if found != 4 {
+		return st, fmt.Errorf("/proc/%d/status: no VmRSS, RssAnon, RssFile or Threads", pid)
 	}
-	return rssKB, anonKB, threads, nil
+	return st, nil
 }
 
 // threadsOnCPU adds each thread of pid with its schedstat run time (proc(5): the first field
@@ -580,15 +583,15 @@ func mib(kb int64) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
 
 func printResources(results []resResult) {
 	fmt.Println()
-	fmt.Printf("%-40s %-6s %-6s %5s %7s %10s %10s %10s %10s %9s %9s %9s %9s\n", "case", "node", "role", "procs", "threads", "RSS", "RSS max", "anon", "PSS", "CPU", "% of core", "on CPU", "% of core")
+	fmt.Printf("%-40s %-6s %-6s %5s %7s %10s %10s %10s %10s %10s %9s %9s %9s %9s\n", "case", "node", "role", "procs", "threads", "RSS", "RSS max", "anon", "file", "PSS", "CPU", "% of core", "on CPU", "% of core")
 	for _, r := range results {
 		cpu := time.Duration(r.last.ticks-r.first.ticks) * time.Second / userHZ
-		fmt.Printf("%-40s node%-2d %-6s %5d %7d %10s %10s %10s %10s %7dms %8.3f%% %7.1fms %8.3f%%\n", r.pair.c, r.node+1, r.role, r.last.pids, r.last.thr,
-			mib(r.last.rssKB), mib(r.maxRSSKB), mib(r.last.anonKB), mib(r.last.pssKB), cpu.Milliseconds(), r.cpuPercent(),
+		fmt.Printf("%-40s node%-2d %-6s %5d %7d %10s %10s %10s %10s %10s %7dms %8.3f%% %7.1fms %8.3f%%\n", r.pair.c, r.node+1, r.role, r.last.pids, r.last.thr,
+			mib(r.last.rssKB), mib(r.maxRSSKB), mib(r.last.anonKB), mib(r.last.fileKB), mib(r.last.pssKB), cpu.Milliseconds(), r.cpuPercent(),
 			float64(r.onCPU())/float64(time.Millisecond), r.onCPUPercent())
 	}
-	fmt.Printf("(RSS: VmRSS at the end of the window, summed over the group's processes; anon: their RssAnon, the rest is\n")
-	fmt.Printf(" mapped file pages: the binary, shared libraries; PSS: shared pages counted once;\n")
+	fmt.Printf("(RSS: VmRSS at the end of the window, summed over the group's processes; anon: their RssAnon (heap, stacks,\n")
+	fmt.Printf(" data written); file: their RssFile, mapped file pages: the binary, shared libraries; PSS: shared pages counted once;\n")
 	fmt.Printf(" CPU: utime+stime over the window from /proc/PID/stat, in %d ms ticks; on CPU: the threads' schedstat run time,\n", 1000/userHZ)
 	fmt.Printf(" in nanoseconds, which the verdicts use)\n")
 	for _, r := range results {
@@ -616,9 +619,15 @@ func printResources(results []resResult) {
 		if r.pair.c.impl != testlab.Redundantd || r.role != "master" {
 			continue
 		}
-		verdict := "under 0.1 % of a core"
-		if r.onCPUPercent() >= 0.1 {
-			verdict = "NOT under 0.1 % of a core"
+		// The CPU targets: under 0.1 % of a core idle, under 0.5 % with the console
+		// open in a browser and metrics scraped.
+		limit := 0.1
+		if r.pair.c.console {
+			limit = 0.5
+		}
+		verdict := fmt.Sprintf("under %.1f %% of a core", limit)
+		if r.onCPUPercent() >= limit {
+			verdict = "NOT " + verdict
 		}
 		line := fmt.Sprintf("%s as Master: on CPU %.3f %% (utime+stime %.3f %%): %s", r.pair.c, r.onCPUPercent(), r.cpuPercent(), verdict)
 		if ka != nil {
@@ -626,7 +635,8 @@ func printResources(results []resResult) {
 			if r.last.rssKB > ka.last.rssKB {
 				cmp = "ABOVE keepalived's"
 			}
-			line += fmt.Sprintf("; RSS %s vs keepalived %s: %s", mib(r.last.rssKB), mib(ka.last.rssKB), cmp)
+			line += fmt.Sprintf("; RSS %s (anon %s, file %s) vs keepalived %s (anon %s, file %s): %s", mib(r.last.rssKB), mib(r.last.anonKB), mib(r.last.fileKB),
+				mib(ka.last.rssKB), mib(ka.last.anonKB), mib(ka.last.fileKB), cmp)
 		}
 		fmt.Println(line)
 	}
