@@ -45,13 +45,14 @@ func TestResCases(t *testing.T) {
 	for _, c := range cs {
 		keys = append(keys, c.key)
 	}
-	if got := strings.Join(keys, ","); got != "bare,notify,console" {
-		t.Errorf("cases %s, want bare,notify,console", got)
+	if got := strings.Join(keys, ","); got != "bare,notify,idle,console" {
+		t.Errorf("cases %s, want bare,notify,idle,console", got)
 	}
-	if !cs[2].console || !cs[2].notify || !cs[2].scrape || cs[0].notify || cs[0].scrape {
+	idle, open := cs[2], cs[3]
+	if !idle.console || !idle.notify || idle.scrape || idle.browser || !open.console || !open.browser || !open.notify || !open.scrape || cs[0].notify || cs[0].scrape {
 		t.Errorf("case settings: %+v", cs)
 	}
-	for _, bad := range []string{"console", "nosuch", "bare,,notify"} {
+	for _, bad := range []string{"console", "idle", "nosuch", "bare,,notify"} {
 		if _, err := resCases(bad, false); err == nil {
 			t.Errorf("-cases %q: no error", bad)
 		}
