@@ -587,10 +587,10 @@ func mib(kb int64) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
 
 func printResources(results []resResult) {
 	fmt.Println()
-	fmt.Printf("%-40s %-6s %-6s %5s %7s %10s %10s %10s %10s %10s %9s %9s %9s %9s\n", "case", "node", "role", "procs", "threads", "RSS", "RSS max", "anon", "file", "PSS", "CPU", "% of core", "on CPU", "% of core")
+	fmt.Printf("%-46s %-6s %-6s %5s %7s %10s %10s %10s %10s %10s %9s %9s %9s %9s\n", "case", "node", "role", "procs", "threads", "RSS", "RSS max", "anon", "file", "PSS", "CPU", "% of core", "on CPU", "% of core")
 	for _, r := range results {
 		cpu := time.Duration(r.last.ticks-r.first.ticks) * time.Second / userHZ
-		fmt.Printf("%-40s node%-2d %-6s %5d %7d %10s %10s %10s %10s %10s %7dms %8.3f%% %7.1fms %8.3f%%\n", r.pair.c, r.node+1, r.role, r.last.pids, r.last.thr,
+		fmt.Printf("%-46s node%-2d %-6s %5d %7d %10s %10s %10s %10s %10s %7dms %8.3f%% %7.1fms %8.3f%%\n", r.pair.c, r.node+1, r.role, r.last.pids, r.last.thr,
 			mib(r.last.rssKB), mib(r.maxRSSKB), mib(r.last.anonKB), mib(r.last.fileKB), mib(r.last.pssKB), cpu.Milliseconds(), r.cpuPercent(),
 			float64(r.onCPU())/float64(time.Millisecond), r.onCPUPercent())
 	}
