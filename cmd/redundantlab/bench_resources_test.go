@@ -25,7 +25,9 @@ func TestSampleGroup(t *testing.T) {
 	if st.pgrp != pgid {
 		t.Errorf("readStat: process group %d, want %d", st.pgrp, pgid)
 	}
-	if s.pids < 1 || s.rssKB <= 0 || s.anonKB <= 0 || s.anonKB > s.rssKB || s.thr < 1 || s.ticks < 0 {
+	// VmRSS is RssAnon + RssFile + RssShmem (proc(5)); the test's binary is mapped, so it has
+	// file pages.
+	if s.pids < 1 || s.rssKB <= 0 || s.anonKB <= 0 || s.fileKB <= 0 || s.anonKB+s.fileKB > s.rssKB || s.thr < 1 || s.ticks < 0 {
 		t.Errorf("sample of group %d: %+v", pgid, s)
 	}
 	if _, err := os.Stat("/proc/self/schedstat"); err == nil && len(s.onCPU) < s.thr {
