@@ -25,7 +25,9 @@ func TestSampleGroup(t *testing.T) {
 	if st.pgrp != pgid {
 		t.Errorf("readStat: process group %d, want %d", st.pgrp, pgid)
 	}
-	if s.pids < 1 || s.rssKB <= 0 || s.anonKB <= 0 || s.anonKB > s.rssKB || s.thr < 1 || s.ticks < 0 {
+	// VmRSS is RssAnon + RssFile + RssShmem (proc(5)); the test's binary is mapped, so it has
+	// file pages.
+	if s.pids < 1 || s.rssKB <= 0 || s.anonKB <= 0 || s.fileKB <= 0 || s.anonKB+s.fileKB > s.rssKB || s.thr < 1 || s.ticks < 0 {
 		t.Errorf("sample of group %d: %+v", pgid, s)
 	}
 	if _, err := os.Stat("/proc/self/schedstat"); err == nil && len(s.onCPU) < s.thr {
@@ -45,13 +47,14 @@ func TestResCases(t *testing.T) {
 	for _, c := range cs {
 		keys = append(keys, c.key)
 	}
-	if got := strings.Join(keys, ","); got != "bare,notify,console" {
-		t.Errorf("cases %s, want bare,notify,console", got)
+	if got := strings.Join(keys, ","); got != "bare,notify,idle,console" {
+		t.Errorf("cases %s, want bare,notify,idle,console", got)
 	}
-	if !cs[2].console || !cs[2].notify || !cs[2].scrape || cs[0].notify || cs[0].scrape {
+	idle, open := cs[2], cs[3]
+	if !idle.console || !idle.notify || idle.scrape || idle.browser || !open.console || !open.browser || !open.notify || !open.scrape || cs[0].notify || cs[0].scrape {
 		t.Errorf("case settings: %+v", cs)
 	}
-	for _, bad := range []string{"console", "nosuch", "bare,,notify"} {
+	for _, bad := range []string{"console", "idle", "nosuch", "bare,,notify"} {
 		if _, err := resCases(bad, false); err == nil {
 			t.Errorf("-cases %q: no error", bad)
 		}
