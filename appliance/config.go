@@ -126,6 +126,9 @@ type RedundancyConfig struct {
 	BackupMode BackupMode
 	// Notify is a keepalived-style notify command run after each transition.
 	Notify []string
+	// Groups are the node's other VRRP groups ([[redundancy.group]], config_groups.go),
+	// which move with this one as one unit.
+	Groups []GroupConfig
 }
 
 // APIConfig is the HTTP API used by redundantctl, the console and monitoring.
@@ -175,6 +178,8 @@ type rawRedundancy struct {
 	GARPInterval   *string  `toml:"garp_interval"`
 	BackupMode     *string  `toml:"backup_mode"`
 	Notify         []string `toml:"notify"`
+
+	Groups []rawGroup `toml:"group"` // [[redundancy.group]]
 }
 
 type rawBerofos struct {
@@ -659,6 +664,7 @@ func (r *rawConfig) validate() (*Config, error) {
 	cfg := &Config{}
 	cfg.Node = validateNode(&p, &r.Node)
 	cfg.Redundancy = validateRedundancy(&p, &r.Redundancy, cfg.Node)
+	cfg.Redundancy.Groups = validateGroups(&p, r.Redundancy.Groups, &r.Redundancy, cfg.Node, cfg.Redundancy)
 	cfg.Berofos = validateBerofos(&p, &r.Berofos)
 	cfg.Sync = validateSync(&p, &r.Sync, cfg.Node, cfg.Redundancy)
 	cfg.API = validateAPI(&p, &r.API, cfg.Sync, cfg.Node)
