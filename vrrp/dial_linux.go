@@ -115,6 +115,9 @@ func Dial(cfg Config) (_ *Router, err error) {
 		return nil, err
 	}
 	closers = append(closers, conn.Close)
+	if err := conn.filterVRID(cfg.VRID); err != nil {
+		log.Warn("adverts of other VRIDs reach this router and are dropped here", "err", err)
+	}
 
 	arp, err := newARPAnnouncer(sendIfi)
 	if err != nil {

@@ -3,6 +3,7 @@ package vrrp
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -22,14 +23,19 @@ type unitNode struct {
 }
 
 // dialUnit dials a Unit of cfgs inside n and runs it until the test ends.
-func dialUnit(t *testing.T, n *testNS, name string, cfgs []Config) *unitNode {
+// logger names the logger of the unit (name) and of each member (name/interface/vrid); nil
+// discards the logs.
+func dialUnit(t testing.TB, n *testNS, name string, cfgs []Config, logger func(name string) *slog.Logger) *unitNode {
 	t.Helper()
 	nd := &unitNode{done: make(chan error, 1)}
+	if logger == nil {
+		logger = func(string) *slog.Logger { return nil }
+	}
 	for i := range cfgs {
-		cfgs[i].Logger = testLogger(t, fmt.Sprintf("%s/%s/%d", name, cfgs[i].Interface, cfgs[i].VRID))
+		cfgs[i].Logger = logger(fmt.Sprintf("%s/%s/%d", name, cfgs[i].Interface, cfgs[i].VRID))
 	}
 	u, err := NewUnit(UnitConfig{
-		Logger: testLogger(t, name),
+		Logger: logger(name),
 		OnEvent: func(e Event) {
 			nd.mu.Lock()
 			nd.role = append(nd.role, e)
@@ -72,7 +78,7 @@ func (nd *unitNode) roleCount() int {
 }
 
 // waitRole waits for a role change to `to` from index i on and returns it.
-func (nd *unitNode) waitRole(t *testing.T, i int, to State) Event {
+func (nd *unitNode) waitRole(t testing.TB, i int, to State) Event {
 	t.Helper()
 	var got Event
 	eventually(t, 15*time.Second, "unit role "+to.String(), func() bool {
@@ -124,8 +130,9 @@ func TestUnitMovesTogether(t *testing.T) {
 		g2.VRID, g2.VirtualIPs = 52, []netip.Prefix{wanVIP}
 		return []Config{g1, g2}
 	}
-	na := dialUnit(t, a, "a", groups(labA, wanA, 200))
-	nb := dialUnit(t, b, "b", groups(labB, wanB, 100))
+	logger := func(name string) *slog.Logger { return testLogger(t, name) }
+	na := dialUnit(t, a, "a", groups(labA, wanA, 200), logger)
+	nb := dialUnit(t, b, "b", groups(labB, wanB, 100), logger)
 	na.waitRole(t, 0, StateMaster)
 	nb.waitRole(t, 0, StateBackup)
 	eventually(t, 5*time.Second, "a holds both VIPs", func() bool {
