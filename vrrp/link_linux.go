@@ -17,8 +17,8 @@ import (
 // linkMonitor is the production [linkWatcher]: it follows the interface of a Router made by
 // Dial. It reads the link's state through the Router's netlink handle (so in Dial's network
 // namespace), and is woken by the kernel's link notifications (RTM_NEWLINK/RTM_DELLINK) for
-// the interface's name; the Router also polls it once per advertisement interval, which
-// covers a lost notification.
+// the interface's name, and by address notifications for the Primary (subscribeAddrs); the
+// Router also polls it every linkPollInterval, which covers a lost notification.
 //
 // An interface deleted and created again under the same name (a driver reload, a veth or
 // bridge rebuilt by the network configuration) has a new index: the sockets bound to the old
@@ -63,6 +63,7 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmac
 		conn: conn, arp: arp, addrs: addrs, log: log,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+	l.subscribeAddrs()
 	updates := make(chan netlink.LinkUpdate, 16)
 	err = netlink.LinkSubscribeWithOptions(updates, l.done, netlink.LinkSubscribeOptions{
 		ErrorCallback: func(err error) {

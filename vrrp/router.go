@@ -515,7 +515,7 @@ func (r *Router) Run(ctx context.Context) error {
 	var linkChanged <-chan struct{}
 	if r.link != nil {
 		r.checkLink() // a node whose interface is unusable does not start
-		t := time.NewTicker(r.cfg.AdvertInterval)
+		t := time.NewTicker(linkPollInterval(r.cfg.AdvertInterval))
 		defer t.Stop()
 		linkPoll, linkChanged = t.C, r.link.changed()
 	}
