@@ -3,6 +3,7 @@ package appliance
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/redundantd/redundantd/vrrp"
 )
@@ -70,4 +71,40 @@ func (a *Appliance) onGroupEvent(e vrrp.MemberEvent) {
 		a.record(Event{Time: e.At, Priority: PriorityWarning, Application: AppRedundancy, Name: "addresses",
 			Description: fmt.Sprintf("group %s: virtual IPs not in the wanted state after %s -> %s (retrying every advert interval): %v", e.Name, e.From, e.To, e.Err)})
 	}
+}
+
+// GroupStatus is one VRRP group of a node that runs several, in the API's status.
+type GroupStatus struct {
+	Name        string   `json:"name"` // "<interface>/<group_id>"
+	State       string   `json:"state"`
+	Priority    uint8    `json:"priority"`
+	MasterIP    string   `json:"master_ip,omitempty"`
+	Holding     []string `json:"holding"`
+	Since       string   `json:"since,omitempty"` // RFC 3339 time of the group's last transition
+	Transitions uint64   `json:"transitions"`
+	Fault       string   `json:"fault,omitempty"`
+}
+
+// groupStatus lists the groups of a unit; nil for a node with one group.
+func (a *Appliance) groupStatus() []GroupStatus {
+	u, ok := a.router.(unitRouter)
+	if !ok {
+		return nil
+	}
+	var out []GroupStatus
+	for _, m := range u.Members() {
+		g := GroupStatus{Name: m.Name, State: m.State.String(), Priority: m.Priority, Transitions: m.Transitions,
+			Fault: m.Fault, Holding: []string{}}
+		if m.MasterIP.IsValid() {
+			g.MasterIP = m.MasterIP.String()
+		}
+		if !m.Since.IsZero() {
+			g.Since = m.Since.UTC().Format(time.RFC3339Nano)
+		}
+		for _, p := range m.VirtualIPs {
+			g.Holding = append(g.Holding, p.String())
+		}
+		out = append(out, g)
+	}
+	return out
 }

@@ -95,6 +95,11 @@ func TestApplianceGroupsMoveTogether(t *testing.T) {
 		t.Errorf("a's status: state %s holding %v; want master with both VIPs", s.State, s.Holding)
 	}
 
+	gs := a.a.Status().Groups
+	if len(gs) != 2 || gs[0].Name != "eth0/18" || gs[1].Name != "eth1/18" || gs[0].State != "master" || gs[1].State != "master" ||
+		len(gs[1].Holding) != 1 || gs[1].Holding[0] != wanVIP.String() {
+		t.Errorf("a's groups: %+v; want eth0/18 and eth1/18, both master, eth1 holding %s", gs, wanVIP)
+	}
 	a.stop()
 	waitFor(t, "b master", func() bool { return b.a.role() == "master" })
 	waitFor(t, "b holds both VIPs", func() bool {
