@@ -97,27 +97,7 @@ func TestParseConfigGroupErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc := strings.Replace(twoGroups, tt.from, tt.to, 1)
-			_, err := ParseConfig([]byte(doc))
-			if err == nil {
-				t.Fatalf("ParseConfig accepted:\n%s", doc)
-			}
-			if !errors.Is(err, ErrConfig) {
-				t.Errorf("error %v does not wrap ErrConfig", err)
-			}
-			var got []string
-			for _, e := range flatten(err) {
-				var ce *ConfigError
-				if errors.As(e, &ce) {
-					got = append(got, ce.Key)
-				}
-			}
-			if diff := cmp.Diff(tt.wantKeys, got); diff != "" {
-				t.Errorf("keys named (-want +got):\n%s\nerror: %v", diff, err)
-			}
-			if !strings.Contains(err.Error(), tt.wantIn) {
-				t.Errorf("error %q does not say %q", err, tt.wantIn)
-			}
+			checkConfigError(t, strings.Replace(twoGroups, tt.from, tt.to, 1), tt.wantKeys, tt.wantIn)
 		})
 	}
 }
@@ -131,5 +111,33 @@ func TestParseConfigGroupLimit(t *testing.T) {
 	_, err := ParseConfig([]byte(b.String()))
 	if err == nil || !strings.Contains(err.Error(), "redundancy.group: 255 entries; at most 254") {
 		t.Errorf("%d groups: %v", MaxGroups+1, err)
+	}
+}
+
+// checkConfigError parses doc and checks that it is refused with an error wrapping ErrConfig
+// that names wantKeys (in order; nil: not checked) and says wantIn.
+func checkConfigError(t *testing.T, doc string, wantKeys []string, wantIn string) {
+	t.Helper()
+	_, err := ParseConfig([]byte(doc))
+	if err == nil {
+		t.Fatalf("ParseConfig accepted:\n%s", doc)
+	}
+	if !errors.Is(err, ErrConfig) {
+		t.Errorf("error %v does not wrap ErrConfig", err)
+	}
+	var got []string
+	for _, e := range flatten(err) {
+		var ce *ConfigError
+		if errors.As(e, &ce) {
+			got = append(got, ce.Key)
+		}
+	}
+	if wantKeys != nil {
+		if diff := cmp.Diff(wantKeys, got); diff != "" {
+			t.Errorf("keys named (-want +got):\n%s\nerror: %v", diff, err)
+		}
+	}
+	if !strings.Contains(err.Error(), wantIn) {
+		t.Errorf("error %q does not say %q", err, wantIn)
 	}
 }

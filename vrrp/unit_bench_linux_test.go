@@ -194,13 +194,7 @@ func startKeepalivedConf(b *testing.B, n *testNS, conf string) *keepalivedN {
 	}
 	go func() { k.cmd.Wait(); close(k.done) }()
 	b.Cleanup(func() {
-		k.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-k.done:
-		case <-time.After(10 * time.Second):
-			k.cmd.Process.Kill()
-			<-k.done
-		}
+		k.stop(b)
 		if b.Failed() {
 			b.Logf("keepalived output:\n%s", k.out.String())
 		}

@@ -164,7 +164,6 @@ func TestUnitCoreFaultStatus(t *testing.T) {
 
 // fakeMember records the Unit's calls and reports transitions when told.
 type fakeMember struct {
-	name    string
 	onEvent func(Event)
 	mu      sync.Mutex
 	calls   []string
