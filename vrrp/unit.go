@@ -344,9 +344,29 @@ type unitMember struct {
 	passive bool   // the passive mode last set on it by the core
 	// pending: the core asked the member to resign or take over and has not heard from it
 	// since; origin is the member event that made it ask (named by originName).
-	pending    bool
+	pending    unitRequest
 	origin     Event
 	originName string
+}
+
+// unitRequest is what the core last asked of a member.
+type unitRequest uint8
+
+const (
+	requestNone unitRequest = iota
+	requestResign
+	requestTakeOver
+)
+
+// answers says whether member event e is what request r asked for.
+func (r unitRequest) answers(e Event) bool {
+	switch r {
+	case requestResign:
+		return e.From == StateMaster && e.To != StateMaster
+	case requestTakeOver:
+		return e.To == StateMaster
+	}
+	return false
 }
 
 func newUnitCore(names []string) *unitCore {
@@ -358,14 +378,18 @@ func newUnitCore(names []string) *unitCore {
 func faultCause(c Cause) bool { return c == CauseInterfaceGone || c == CauseInterfaceDown }
 
 // Member takes member i's transition e and returns what the other members must do, and the
-// unit's role change if there is one, in that order.
+// unit's role change if there is one, in that order. A transition that answers the core's own
+// request (a resign or takeover it asked for) moves nobody else: the event that made the core
+// ask already did, and re-asking from each answer would make members that fell back (a
+// takeover preempted at once by the peer's Master) take over again, in a storm.
 func (c *unitCore) Member(i int, e Event) []unitAction {
 	m := &c.members[i]
 	origin, originName := e, c.names[i]
-	if m.pending {
+	answered := m.pending.answers(e)
+	if answered {
 		origin, originName = m.origin, m.originName
 	}
-	m.pending = false
+	m.pending = requestNone
 	m.state = e.To
 	m.fault = ""
 	if e.To == StateInitialize && faultCause(e.Cause) {
@@ -373,21 +397,21 @@ func (c *unitCore) Member(i int, e Event) []unitAction {
 	}
 	var out []unitAction
 	out = append(out, c.holdPassive()...)
-	if e.Cause != CauseShutdown {
-		switch {
-		case e.From == StateMaster && e.To != StateMaster:
-			out = append(out, c.all(i, StateMaster, origin, originName, func(j int, why string) unitAction {
-				return unitResign{Member: j, Reason: why}
-			}, fmt.Sprintf("unit: group %s left master (%s)", c.names[i], e.Cause))...)
-		case e.To == StateMaster && c.faulty(i) >= 0:
-			k := c.faulty(i)
-			m.pending, m.origin, m.originName = true, c.faultEvent(k), c.names[k]
-			out = append(out, unitResign{Member: i, Reason: fmt.Sprintf("unit: group %s is at fault (%s)", c.names[k], c.members[k].fault)})
-		case e.To == StateMaster:
-			out = append(out, c.all(i, StateBackup, origin, originName, func(j int, why string) unitAction {
-				return unitTakeOver{Member: j, Reason: why}
-			}, fmt.Sprintf("unit: group %s became master (%s)", c.names[i], e.Cause))...)
-		}
+	k := c.faulty(i)
+	switch {
+	case e.Cause == CauseShutdown:
+	case e.To == StateMaster && k >= 0:
+		m.pending, m.origin, m.originName = requestResign, c.faultEvent(k), c.names[k]
+		out = append(out, unitResign{Member: i, Reason: fmt.Sprintf("unit: group %s is at fault (%s)", c.names[k], c.members[k].fault)})
+	case answered:
+	case e.From == StateMaster && e.To != StateMaster:
+		out = append(out, c.all(i, StateMaster, requestResign, origin, originName, func(j int, why string) unitAction {
+			return unitResign{Member: j, Reason: why}
+		}, fmt.Sprintf("unit: group %s left master (%s)", c.names[i], e.Cause))...)
+	case e.To == StateMaster:
+		out = append(out, c.all(i, StateBackup, requestTakeOver, origin, originName, func(j int, why string) unitAction {
+			return unitTakeOver{Member: j, Reason: why}
+		}, fmt.Sprintf("unit: group %s became master (%s)", c.names[i], e.Cause))...)
 	}
 	if r, ok := c.roleChange(origin, originName, e); ok {
 		out = append(out, r)
@@ -396,15 +420,15 @@ func (c *unitCore) Member(i int, e Event) []unitAction {
 }
 
 // all returns the action made by mk for every member other than i that is in state and has
-// no request pending, and marks them pending with the given origin.
-func (c *unitCore) all(i int, state State, origin Event, originName string, mk func(int, string) unitAction, why string) []unitAction {
+// no request pending, and marks them pending with req and the given origin.
+func (c *unitCore) all(i int, state State, req unitRequest, origin Event, originName string, mk func(int, string) unitAction, why string) []unitAction {
 	var out []unitAction
 	for j := range c.members {
 		o := &c.members[j]
-		if j == i || o.state != state || o.pending {
+		if j == i || o.state != state || o.pending != requestNone {
 			continue
 		}
-		o.pending, o.origin, o.originName = true, origin, originName
+		o.pending, o.origin, o.originName = req, origin, originName
 		out = append(out, mk(j, why))
 	}
 	return out

@@ -106,6 +106,19 @@ func TestUnitCore(t *testing.T) {
 			unitStep{member: 0, ev: ev(StateBackup, StateMaster, CauseMasterDown, "no advert"),
 				want: []unitAction{unitTakeOver{1, "unit: group lan/51 became master (master down)"}}, role: StateBackup},
 		)},
+		{"an answer to the unit's takeover moves nobody: no takeover storm against a stronger peer", steps(
+			unitStep{member: 1, ev: ev(StateMaster, StateBackup, CausePreempted, "preempted"),
+				want: []unitAction{unitResign{0, "unit: group wan/52 left master (preempted by higher priority)"},
+					role(StateMaster, StateBackup, CausePreempted, "group wan/52: preempted")}, role: StateBackup},
+			unitStep{member: 0, ev: ev(StateMaster, StateBackup, CauseResigned, "resigned"), role: StateBackup},
+			unitStep{member: 0, ev: ev(StateBackup, StateMaster, CauseMasterDown, "no advert"),
+				want: []unitAction{unitTakeOver{1, "unit: group lan/51 became master (master down)"}}, role: StateBackup},
+			// lan is preempted again before wan answers: wan's answer does not take lan over again,
+			// and wan's own fall back resigns nobody (no member is Master).
+			unitStep{member: 0, ev: ev(StateMaster, StateBackup, CausePreempted, "preempted"), role: StateBackup},
+			unitStep{member: 1, ev: ev(StateBackup, StateMaster, CauseTakeOver, "takeover: unit"), role: StateBackup},
+			unitStep{member: 1, ev: ev(StateMaster, StateBackup, CausePreempted, "preempted"), role: StateBackup},
+		)},
 		{"shutdown: no member is resigned by the unit", steps(
 			unitStep{member: 0, ev: ev(StateMaster, StateInitialize, CauseShutdown, "shutdown"),
 				want: []unitAction{role(StateMaster, StateInitialize, CauseShutdown, "group lan/51: shutdown")}, role: StateInitialize},
