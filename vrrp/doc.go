@@ -30,6 +30,11 @@
 //   - faults: an interface that is deleted, down, without carrier or without the Primary
 //     address takes the node out of the protocol (Initialize, [Status].Fault) until it is
 //     usable again.
+//   - [Unit]: several Routers of one node (a LAN and a WAN interface, more VRIDs) move as one,
+//     keepalived's vrrp_sync_group: when one must leave Master all resign, when one becomes
+//     Master the others take over, and the Unit has one role. Its decisions are a pure core
+//     (unitCore, table-tested) like the Machine's. Each Router's socket passes only its own
+//     VRID (a BPF filter), so many groups on one interface cost n, not n², wake-ups.
 //
 // Every [Transition] and [Event] carries a [Cause] that says why, for programs: "master down",
 // "priority 0 from master", "preempted by higher priority", "preempting lower priority",
