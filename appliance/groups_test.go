@@ -91,10 +91,11 @@ func TestApplianceGroupsMoveTogether(t *testing.T) {
 	if got := wan.Holders(wanVIP); !slices.Equal(got, []string{"pbx-a"}) {
 		t.Errorf("WAN VIP held by %v", got)
 	}
-	if s := a.a.Status(); s.State != "master" || len(s.Holding) != 2 {
-		t.Errorf("a's status: state %s holding %v; want master with both VIPs", s.State, s.Holding)
-	}
-
+	// The groups publish their status after the unit's role change.
+	waitFor(t, "a's status: master holding both VIPs", func() bool {
+		s := a.a.Status()
+		return s.State == "master" && len(s.Holding) == 2
+	})
 	gs := a.a.Status().Groups
 	if len(gs) != 2 || gs[0].Name != "eth0/18" || gs[1].Name != "eth1/18" || gs[0].State != "master" || gs[1].State != "master" ||
 		len(gs[1].Holding) != 1 || gs[1].Holding[0] != wanVIP.String() {
