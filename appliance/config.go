@@ -420,6 +420,9 @@ func addLines(err error, b []byte) {
 				ce.Line = lines[ce.Key[:i]] // a list entry: the line of its key
 			}
 		}
+		if i := strings.LastIndex(ce.Key, "]."); ce.Line == 0 && i > 0 {
+			ce.Line = lines[ce.Key[:i+1]] // a key missing from a [[table]] entry: its header
+		}
 	}
 	walk(err)
 }
