@@ -29,6 +29,18 @@ func role(from, to State, cause Cause, reason string) unitRole {
 	return unitRole{Event{From: from, To: to, Cause: cause, Reason: reason, At: t0}}
 }
 
+// unitWanPreempted follows unitStartMaster: wan hears a higher-priority Master, the unit
+// resigns lan, lan answers; the role names wan's cause.
+var unitWanPreempted = []unitStep{
+	{member: 1, ev: ev(StateMaster, StateBackup, CausePreempted, "preempted by 192.0.2.2 priority 200"),
+		want: []unitAction{
+			unitResign{0, "unit: group wan/52 left master (preempted by higher priority)"},
+			role(StateMaster, StateBackup, CausePreempted, "group wan/52: preempted by 192.0.2.2 priority 200"),
+		}, role: StateBackup},
+	{member: 0, ev: ev(StateMaster, StateBackup, CauseResigned, "resigned: unit: group wan/52 left master (preempted by higher priority)"),
+		role: StateBackup},
+}
+
 // start brings a two-member unit (lan/51, wan/52) to Backup, then Master through lan's
 // Master_Down_Timer and wan's TakeOver.
 var equateAddrs = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
@@ -70,15 +82,7 @@ func TestUnitCore(t *testing.T) {
 				want: []unitAction{unitPassive{1, false}, role(StateInitialize, StateBackup, CauseInterfaceBack, "group lan/51: interface lan back")},
 				role: StateBackup},
 		)},
-		{"a member hears a higher-priority master: the other resigns; the role names the first", steps(
-			unitStep{member: 1, ev: ev(StateMaster, StateBackup, CausePreempted, "preempted by 192.0.2.2 priority 200"),
-				want: []unitAction{
-					unitResign{0, "unit: group wan/52 left master (preempted by higher priority)"},
-					role(StateMaster, StateBackup, CausePreempted, "group wan/52: preempted by 192.0.2.2 priority 200"),
-				}, role: StateBackup},
-			unitStep{member: 0, ev: ev(StateMaster, StateBackup, CauseResigned, "resigned: unit: group wan/52 left master (preempted by higher priority)"),
-				role: StateBackup},
-		)},
+		{"a member hears a higher-priority master: the other resigns; the role names the first", steps(unitWanPreempted...)},
 		{"the operator resigns both: no member is asked twice, one role change", steps(
 			unitStep{member: 0, ev: ev(StateMaster, StateBackup, CauseResigned, "resigned: swap"),
 				want: []unitAction{
@@ -97,28 +101,16 @@ func TestUnitCore(t *testing.T) {
 			{member: 0, ev: ev(StateBackup, StateMaster, CauseMasterDown, "no advert"),
 				want: []unitAction{role(StateBackup, StateMaster, CausePriorityZero, "group wan/52: master 192.0.2.2 resigned")}, role: StateMaster},
 		}},
-		{"a member that fails to take over (preempted at once) pulls the unit back", steps(
-			unitStep{member: 1, ev: ev(StateMaster, StateBackup, CausePreempted, "preempted"),
-				want: []unitAction{unitResign{0, "unit: group wan/52 left master (preempted by higher priority)"},
-					role(StateMaster, StateBackup, CausePreempted, "group wan/52: preempted")}, role: StateBackup},
-			// lan becomes Master again (its own timer) before the resign: wan is asked to take over.
-			unitStep{member: 0, ev: ev(StateMaster, StateBackup, CauseResigned, "resigned"), role: StateBackup},
+		// lan becomes Master again on its own timer: wan is asked to take over; lan is preempted
+		// again before wan answers; wan's answer does not take lan over again, and wan's own fall
+		// back resigns nobody (no member is Master).
+		{"an answer to the unit's takeover moves nobody: no takeover storm against a stronger peer", steps(append(slices.Clone(unitWanPreempted),
 			unitStep{member: 0, ev: ev(StateBackup, StateMaster, CauseMasterDown, "no advert"),
 				want: []unitAction{unitTakeOver{1, "unit: group lan/51 became master (master down)"}}, role: StateBackup},
-		)},
-		{"an answer to the unit's takeover moves nobody: no takeover storm against a stronger peer", steps(
-			unitStep{member: 1, ev: ev(StateMaster, StateBackup, CausePreempted, "preempted"),
-				want: []unitAction{unitResign{0, "unit: group wan/52 left master (preempted by higher priority)"},
-					role(StateMaster, StateBackup, CausePreempted, "group wan/52: preempted")}, role: StateBackup},
-			unitStep{member: 0, ev: ev(StateMaster, StateBackup, CauseResigned, "resigned"), role: StateBackup},
-			unitStep{member: 0, ev: ev(StateBackup, StateMaster, CauseMasterDown, "no advert"),
-				want: []unitAction{unitTakeOver{1, "unit: group lan/51 became master (master down)"}}, role: StateBackup},
-			// lan is preempted again before wan answers: wan's answer does not take lan over again,
-			// and wan's own fall back resigns nobody (no member is Master).
 			unitStep{member: 0, ev: ev(StateMaster, StateBackup, CausePreempted, "preempted"), role: StateBackup},
 			unitStep{member: 1, ev: ev(StateBackup, StateMaster, CauseTakeOver, "takeover: unit"), role: StateBackup},
 			unitStep{member: 1, ev: ev(StateMaster, StateBackup, CausePreempted, "preempted"), role: StateBackup},
-		)},
+		)...)},
 		{"shutdown: no member is resigned by the unit", steps(
 			unitStep{member: 0, ev: ev(StateMaster, StateInitialize, CauseShutdown, "shutdown"),
 				want: []unitAction{role(StateMaster, StateInitialize, CauseShutdown, "group lan/51: shutdown")}, role: StateInitialize},
