@@ -51,6 +51,9 @@ type StatusResponse struct {
 	Swap *SwapResult `json:"swap,omitempty"`
 	// Notifications are the notification channels' counters.
 	Notifications []ChannelStatus `json:"notifications,omitempty"`
+	// Groups are the node's VRRP groups one by one when it runs several ([[redundancy.group]]);
+	// State and the keys above are then the unit's (docs/configuration.md).
+	Groups []GroupStatus `json:"groups,omitempty"`
 	// SyncDown says why the replication is enabled but not running (a full or read-only
 	// state_dir); it is retried.
 	SyncDown string `json:"sync_down,omitempty"`
@@ -121,6 +124,7 @@ func (a *Appliance) Status() StatusResponse {
 		return s
 	}
 	st := a.router.Status()
+	s.Groups = a.groupStatus()
 	s.State = st.State.String()
 	s.Priority = st.Priority
 	if st.MasterIP.IsValid() {

@@ -260,7 +260,7 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 		}
 		a.peer = link
 	}
-	r, err := opts.DialVRRP(a.vrrpConfig())
+	r, err := a.dialVRRP(opts.DialVRRP)
 	if err != nil {
 		return nil, fmt.Errorf("open VRRP on %s: %w", cfg.Node.Interface, err)
 	}

@@ -138,6 +138,9 @@ type RedundancyConfig struct {
 	BackupMode BackupMode
 	// Notify is a keepalived-style notify command run after each transition.
 	Notify []string
+	// Groups are the node's other VRRP groups ([[redundancy.group]], config_groups.go),
+	// which move with this one as one unit.
+	Groups []GroupConfig
 }
 
 // APIConfig is the HTTP API used by redundantctl, the console and monitoring.
@@ -191,6 +194,8 @@ type rawRedundancy struct {
 	NARouter       *bool    `toml:"na_router"`
 	BackupMode     *string  `toml:"backup_mode"`
 	Notify         []string `toml:"notify"`
+
+	Groups []rawGroup `toml:"group"` // [[redundancy.group]]
 }
 
 type rawBerofos struct {
@@ -430,6 +435,9 @@ func addLines(err error, b []byte) {
 			if i := strings.LastIndexByte(ce.Key, '['); i > 0 {
 				ce.Line = lines[ce.Key[:i]] // a list entry: the line of its key
 			}
+		}
+		if i := strings.LastIndex(ce.Key, "]."); ce.Line == 0 && i > 0 {
+			ce.Line = lines[ce.Key[:i+1]] // a key missing from a [[table]] entry: its header
 		}
 	}
 	walk(err)
@@ -675,6 +683,7 @@ func (r *rawConfig) validate() (*Config, error) {
 	cfg := &Config{}
 	cfg.Node = validateNode(&p, &r.Node)
 	cfg.Redundancy = validateRedundancy(&p, &r.Redundancy, cfg.Node)
+	cfg.Redundancy.Groups = validateGroups(&p, r.Redundancy.Groups, &r.Redundancy, cfg.Node, cfg.Redundancy)
 	cfg.Berofos = validateBerofos(&p, &r.Berofos)
 	cfg.Sync = validateSync(&p, &r.Sync, cfg.Node, cfg.Redundancy)
 	cfg.API = validateAPI(&p, &r.API, cfg.Sync, cfg.Node)

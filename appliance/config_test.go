@@ -154,29 +154,7 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc := strings.Replace(minimal, tt.from, tt.to, 1)
-			_, err := ParseConfig([]byte(doc))
-			if err == nil {
-				t.Fatalf("ParseConfig accepted:\n%s", doc)
-			}
-			if !errors.Is(err, ErrConfig) {
-				t.Errorf("error %v does not wrap ErrConfig", err)
-			}
-			var got []string
-			for _, e := range flatten(err) {
-				var ce *ConfigError
-				if errors.As(e, &ce) {
-					got = append(got, ce.Key)
-				}
-			}
-			if tt.wantKeys != nil {
-				if diff := cmp.Diff(tt.wantKeys, got); diff != "" {
-					t.Errorf("keys named (-want +got):\n%s\nerror: %v", diff, err)
-				}
-			}
-			if !strings.Contains(err.Error(), tt.wantIn) {
-				t.Errorf("error %q does not say %q", err, tt.wantIn)
-			}
+			checkConfigError(t, strings.Replace(minimal, tt.from, tt.to, 1), tt.wantKeys, tt.wantIn)
 		})
 	}
 }

@@ -133,6 +133,9 @@ func Dial(cfg Config) (_ *Router, err error) {
 		return nil, err
 	}
 	closers = append(closers, conn.Close, arp.Close)
+	if err := conn.filterVRID(cfg.VRID); err != nil {
+		log.Warn("adverts of other VRIDs reach this router and are dropped here", "err", err)
+	}
 
 	r, err := New(cfg, conn, addrs, arp)
 	if err != nil {
@@ -161,6 +164,8 @@ type (
 	boundConn interface {
 		Conn
 		rebind(recv, send *net.Interface) error
+		// filterVRID makes the kernel pass only the adverts of this VRID (vridFilter).
+		filterVRID(vrid uint8) error
 	}
 	boundAnnouncer interface {
 		Announcer

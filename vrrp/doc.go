@@ -39,6 +39,11 @@
 //     as long as it is Master (the pure announceSchedule decides every round);
 //   - virtual-MAC mode records the parent's ARP settings before changing them, so that the
 //     next start restores what a killed run could not.
+//   - [Unit]: several Routers of one node (a LAN and a WAN interface, more VRIDs) move as one,
+//     keepalived's vrrp_sync_group: when one must leave Master all resign, when one becomes
+//     Master the others take over, and the Unit has one role. Its decisions are a pure core
+//     (unitCore, table-tested) like the Machine's. Each Router's socket passes only its own
+//     VRID (a BPF filter), so many groups on one interface cost n, not n², wake-ups.
 //
 // Every [Transition] and [Event] carries a [Cause] that says why, for programs: "master down",
 // "priority 0 from master", "preempted by higher priority", "preempting lower priority",

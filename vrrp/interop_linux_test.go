@@ -81,7 +81,7 @@ vrrp_instance VI_51 {
 }
 
 // stop sends SIGTERM (keepalived then resigns with a priority-0 advert) and waits.
-func (k *keepalived) stop(t *testing.T) {
+func (k *keepalived) stop(t testing.TB) {
 	k.once.Do(func() {
 		k.cmd.Process.Signal(syscall.SIGTERM)
 		select {

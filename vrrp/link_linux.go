@@ -113,9 +113,13 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmac
 	}()
 	if err == nil {
 		go func() {
-			// Any address of the namespace: a node has few, and they rarely change.
-			for range addrUpdates {
-				l.poke()
+			// Only the Primary's: the other addresses of the namespace include every group's
+			// virtual IPs, installed at each takeover, and 64 groups would wake each other
+			// 64 times over.
+			for u := range addrUpdates {
+				if a, ok := netip.AddrFromSlice(u.LinkAddress.IP); ok && a.Unmap() == l.primary {
+					l.poke()
+				}
 			}
 			l.lose()
 		}()

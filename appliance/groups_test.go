@@ -1,0 +1,127 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redundantd/redundantd/testlab/memwire"
+	"github.com/redundantd/redundantd/testlab/poll"
+	"github.com/redundantd/redundantd/vrrp"
+)
+
+// groupNode is one appliance with two groups, on a LAN and a WAN in-memory segment.
+type groupNode struct {
+	a      *Appliance
+	cancel context.CancelFunc
+	done   chan error
+}
+
+var wanVIP = netip.MustParsePrefix("198.51.100.100/24")
+
+func startGroupNode(t *testing.T, lan, wan *memwire.Segment, i int) *groupNode {
+	t.Helper()
+	doc := fmt.Sprintf(`[node]
+id = "pbx-%c"
+interface = "eth0"
+address = "192.0.2.1%d"
+[redundancy]
+group_id = 18
+priority = %d
+preempt = true
+virtual_ips = [%q]
+[[redundancy.group]]
+interface = "eth1"
+address = "198.51.100.1%d"
+group_id = 18
+virtual_ips = [%q]
+`, 'a'+i, i+1, 200-100*i, vip, i+1, wanVIP)
+	cfg, err := ParseConfig([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Node.StateDir = t.TempDir()
+	cfg.API.TokenFile = cfg.Node.StateDir + "/api.token"
+	segs := map[string]*memwire.Segment{"eth0": lan, "eth1": wan}
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &groupNode{done: make(chan error, 1)}
+	n.a, err = New(cfg, Options{
+		APIListener: apiLn,
+		DialVRRP: func(c vrrp.Config) (Router, error) {
+			m := segs[c.Interface].Join(fmt.Sprintf("pbx-%c", 'a'+i), c.Primary)
+			return vrrp.New(c, m, m, m)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- n.a.Run(ctx) }()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *groupNode) stop() {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+		n.cancel = nil
+	}
+}
+
+// The appliance sees the unit's one role: node a becomes Master of both groups; when it
+// stops, both groups resign and node b takes both. Each group's transitions are in the event
+// log, named, beside the unit's "became ..." events.
+func TestApplianceGroupsMoveTogether(t *testing.T) {
+	lan, wan := memwire.New(), memwire.New()
+	a := startGroupNode(t, lan, wan, 0)
+	poll.Until(t, 5*time.Second, "a master", func() bool { return a.a.role() == "master" })
+	b := startGroupNode(t, lan, wan, 1)
+	poll.Until(t, 5*time.Second, "b backup", func() bool { return b.a.role() == "backup" })
+	if got := lan.Holders(vip); !slices.Equal(got, []string{"pbx-a"}) {
+		t.Errorf("LAN VIP held by %v", got)
+	}
+	if got := wan.Holders(wanVIP); !slices.Equal(got, []string{"pbx-a"}) {
+		t.Errorf("WAN VIP held by %v", got)
+	}
+	// The groups publish their status after the unit's role change.
+	poll.Until(t, 5*time.Second, "a's status: master holding both VIPs", func() bool {
+		s := a.a.Status()
+		return s.State == "master" && len(s.Holding) == 2
+	})
+	gs := a.a.Status().Groups
+	if len(gs) != 2 || gs[0].Name != "eth0/18" || gs[1].Name != "eth1/18" || gs[0].State != "master" || gs[1].State != "master" ||
+		len(gs[1].Holding) != 1 || gs[1].Holding[0] != wanVIP.String() {
+		t.Errorf("a's groups: %+v; want eth0/18 and eth1/18, both master, eth1 holding %s", gs, wanVIP)
+	}
+	a.stop()
+	poll.Until(t, 5*time.Second, "b master", func() bool { return b.a.role() == "master" })
+	poll.Until(t, 5*time.Second, "b holds both VIPs", func() bool {
+		return slices.Equal(lan.Holders(vip), []string{"pbx-b"}) && slices.Equal(wan.Holders(wanVIP), []string{"pbx-b"})
+	})
+	var log []string
+	for _, e := range b.a.events.log.all() {
+		if e.Application == AppRedundancy && (strings.HasPrefix(e.Name, "group ") || strings.HasPrefix(e.Name, "became ")) {
+			log = append(log, e.Name+": "+e.Description)
+		}
+	}
+	// b's unit became Master by the first group that heard a's priority-0 advert.
+	var became, lanGroup, wanGroup bool
+	for _, l := range log {
+		became = became || strings.HasPrefix(l, "became master: backup -> master: group eth")
+		lanGroup = lanGroup || strings.HasPrefix(l, "group master: group eth0/18: backup -> master")
+		wanGroup = wanGroup || strings.HasPrefix(l, "group master: group eth1/18: backup -> master")
+	}
+	if !became || !lanGroup || !wanGroup {
+		t.Errorf("b's event log: %q; want both groups' transitions and the unit's", log)
+	}
+}
