@@ -205,7 +205,7 @@ func (l *fakeLink) set(c Cause, why string, notify bool) {
 
 // The interface gone: the Master releases the addresses and sends nothing until the interface
 // is back, then rejoins as Backup; a change seen only by the poll takes effect at the next
-// poll (linkPollInterval: 5 s at 1 s adverts).
+// advert interval.
 func TestRouterInterfaceFault(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newRig(t, rtConfig())
@@ -230,21 +230,21 @@ func TestRouterInterfaceFault(t *testing.T) {
 		synctest.Wait()
 		g.expect() // not while faulted
 
-		// Back, seen by the poll only: the Router's ticker runs every 5 s since Run.
+		// Back, seen by the poll only: the Router's ticker runs on whole seconds since Run.
 		link.set(CauseUnknown, "", false)
 		g.expect()
-		rtSleep(1091 * time.Millisecond) // up to 65 s, the next tick
-		g.expect("1m5s event initialize->backup")
+		rtSleep(91 * time.Millisecond) // up to 64 s, the next tick
+		g.expect("1m4s event initialize->backup")
 		g.checkEvent(StateInitialize, StateBackup, CauseInterfaceBack, "interface eth-test back")
 		if s := g.r.Status(); s.Fault != "" || s.State != StateBackup {
 			t.Errorf("after the interface came back: %+v", s)
 		}
 		rtSleep(rtDown100)
 		g.expect(
-			"1m8.609375s add [192.0.2.100/24]",
-			"1m8.609375s garp [192.0.2.100]",
-			"1m8.609375s event backup->master",
-			"1m8.609375s advert prio=100",
+			"1m7.609375s add [192.0.2.100/24]",
+			"1m7.609375s garp [192.0.2.100]",
+			"1m7.609375s event backup->master",
+			"1m7.609375s advert prio=100",
 		)
 		g.stop()
 	})
