@@ -736,7 +736,7 @@ func (r *Router) protocolTimer() protocolTimer {
 // read feeds inbox from the Conn until stop is closed. Receive errors other than a closed
 // socket (ENOBUFS, a vanished interface) are logged and retried with a capped backoff, so a
 // flapping interface neither kills the Router nor spins.
-// received is one packet the reader handed to Run, with the time Receive returned it.
+// received is one packet the reader handed to Run, with its arrival on the monotonic clock.
 type received struct {
 	in Inbound
 	at time.Time
@@ -747,10 +747,11 @@ type received struct {
 func (r *Router) now() time.Time { return r.at(time.Now()) }
 
 // at is t, or the last time given to the Machine when that is later. A received advert is
-// handed to the Machine with the time the reader got it from the socket, not the time Run
-// gets to it one goroutine hop later: Master_Down_Timer then runs from the advert's arrival,
-// as keepalived's (single-threaded) does, instead of starting late by the hand-off's delay on
-// a loaded machine.
+// handed to the Machine with the time the kernel received it (Inbound.Arrived, turned into a
+// monotonic reading by [arrival] in the reader), not the time the reader goroutine got it
+// from the socket nor the time Run gets to it one goroutine hop later: Master_Down_Timer then
+// runs from the advert's arrival instead of starting late by the wake-ups' delay on a loaded
+// machine.
 func (r *Router) at(t time.Time) time.Time {
 	if t.Before(r.lastNow) {
 		t = r.lastNow
@@ -782,7 +783,7 @@ func (r *Router) read(inbox chan<- received, stop <-chan struct{}) {
 			continue
 		}
 		backoff = 0
-		rx := received{in: in, at: time.Now()}
+		rx := received{in: in, at: arrival(time.Now(), in.Arrived)}
 		select {
 		case inbox <- rx:
 		case <-stop:
