@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/redundantd/redundantd/testlab/sockmsg"
 )
 
 // stampMsg builds control data holding one message of the given level and type whose data is
@@ -24,12 +26,7 @@ func stampMsg(level, typ int32, at time.Time, n int) []byte {
 	if n >= 0 {
 		data = data[:n]
 	}
-	b := make([]byte, unix.CmsgSpace(len(data)))
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
-	h.Level, h.Type = level, typ
-	h.SetLen(unix.CmsgLen(len(data)))
-	copy(b[unix.CmsgLen(0):], data)
-	return b
+	return sockmsg.Build(level, typ, data)
 }
 
 func TestKernelStamp(t *testing.T) {
