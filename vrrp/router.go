@@ -47,7 +47,8 @@ func MulticastGroup(primary netip.Addr) netip.Addr {
 type Conn interface {
 	// Receive blocks until an advert for this virtual router's interface arrives and returns
 	// it with its own copy of the IP payload and its destination (Inbound.Dst, which the
-	// version 3 checksum covers). After Close it returns an error.
+	// version 3 checksum covers), and when it can the kernel's receive time (Inbound.Arrived),
+	// from which the Router dates the advert. After Close it returns an error.
 	Receive() (Inbound, error)
 	// Send transmits one marshalled advert to dst, the multicast group or one unicast peer,
 	// from the Primary address with TTL (hop limit) 255. The Router calls it once per
