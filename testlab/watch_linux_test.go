@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/redundantd/redundantd/testlab/sockmsg"
 )
 
 // Frames of TestSniffStampsFramesWithKernelTime, told apart by their VRID.
@@ -149,22 +151,12 @@ func TestSniffStampsFramesWithKernelTime(t *testing.T) {
 	t.Logf("stamps %v apart; frames read %v after they were stamped", gap, releasedAt.Sub(got[vridB].At))
 }
 
-// cmsg builds one control message as the kernel lays it out.
-func cmsg(level, typ int32, data []byte) []byte {
-	b := make([]byte, unix.CmsgSpace(len(data)))
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
-	h.Level, h.Type = level, typ
-	h.SetLen(unix.CmsgLen(len(data)))
-	copy(b[unix.CmsgLen(0):], data)
-	return b
-}
-
 func TestKernelStamp(t *testing.T) {
 	want := time.Date(2026, 12, 1, 21, 30, 0, 123456789, time.UTC)
 	ts := unix.NsecToTimespec(want.UnixNano())
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(&ts)), unsafe.Sizeof(ts))
-	stamp := cmsg(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, raw)
-	other := cmsg(unix.SOL_PACKET, unix.PACKET_AUXDATA, make([]byte, 20))
+	stamp := sockmsg.Build(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, raw)
+	other := sockmsg.Build(unix.SOL_PACKET, unix.PACKET_AUXDATA, make([]byte, 20))
 	tests := []struct {
 		name string
 		oob  []byte
@@ -174,7 +166,7 @@ func TestKernelStamp(t *testing.T) {
 		{"stamp after another message", append(append([]byte(nil), other...), stamp...), true},
 		{"no control data", nil, false},
 		{"another message only", other, false},
-		{"stamp too short", cmsg(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, raw[:8]), false},
+		{"stamp too short", sockmsg.Build(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, raw[:8]), false},
 		{"truncated header", stamp[:4], false},
 	}
 	for _, tt := range tests {

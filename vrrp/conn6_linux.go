@@ -29,14 +29,19 @@ import (
 // address too, so the frames leave from 00-00-5E-00-02-{VRID}; reception stays on the parent.
 type rawConn6 struct {
 	pc *ipv6.PacketConn
+	ip *net.IPConn // pc's socket, read with recvmsg for the kernel's receive time
 
 	recvIndex atomic.Int32 // only datagrams that arrived on this interface are returned
 	multicast bool
 	cm        ipv6.ControlMessage
 	buf       []byte
+	oob       []byte
 }
 
 var _ Conn = (*rawConn6)(nil)
+
+// recvFlags6 are the control messages an IPv6 advert is received with.
+const recvFlags6 = ipv6.FlagHopLimit | ipv6.FlagInterface | ipv6.FlagDst
 
 // newRawConn6 opens the socket in the calling thread's network namespace. cc.primary is the
 // link-local source address.
@@ -54,7 +59,7 @@ func newRawConn6(cc connConfig) (_ *rawConn6, err error) {
 		}
 	}()
 	pc := ipv6.NewPacketConn(c)
-	if err := pc.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagInterface|ipv6.FlagDst, true); err != nil {
+	if err := pc.SetControlMessage(recvFlags6, true); err != nil {
 		return nil, fmt.Errorf("vrrp: enabling IPv6 control messages: %w", err)
 	}
 	for _, set := range []struct {
@@ -68,6 +73,7 @@ func newRawConn6(cc connConfig) (_ *rawConn6, err error) {
 		{"multicast interface " + cc.send.Name, func() error { return pc.SetMulticastInterface(cc.send) }},
 		// As for IPv4: only the groups this socket joined, not every group of the host.
 		{"no IPV6_MULTICAST_ALL", func() error { return setSockoptInt(c, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0) }},
+		{"receive times", func() error { return enableStamps(c) }},
 	} {
 		if err := set.fn(); err != nil {
 			return nil, fmt.Errorf("vrrp: setting %s: %w", set.what, err)
@@ -75,8 +81,10 @@ func newRawConn6(cc connConfig) (_ *rawConn6, err error) {
 	}
 	rc := &rawConn6{
 		pc:  pc,
+		ip:  c.(*net.IPConn),
 		cm:  ipv6.ControlMessage{Src: cc.primary.AsSlice(), IfIndex: cc.send.Index, HopLimit: 255},
 		buf: make([]byte, maxAdvertLen+1),
+		oob: append(ipv6.NewControlMessage(recvFlags6), make([]byte, stampSpace)...),
 	}
 	rc.recvIndex.Store(int32(cc.recv.Index))
 	if len(cc.peers) == 0 {
@@ -104,11 +112,17 @@ func (c *rawConn6) Send(payload []byte, dst netip.Addr) error {
 // reader.
 func (c *rawConn6) Receive() (Inbound, error) {
 	return receiveOn(c.buf, &c.recvIndex, func(b []byte) (int, recvMeta, net.Addr, error) {
-		n, cm, src, err := c.pc.ReadFrom(b)
-		if cm == nil {
-			return n, recvMeta{}, src, err
+		// A raw IPv6 socket returns the payload only: no header to strip.
+		n, oobn, _, src, err := c.ip.ReadMsgIP(b, c.oob)
+		if err != nil {
+			return 0, recvMeta{}, nil, err
 		}
-		return n, recvMeta{ok: true, ifIndex: cm.IfIndex, ttl: cm.HopLimit, dst: cm.Dst}, src, err
+		var cm ipv6.ControlMessage
+		if cm.Parse(c.oob[:oobn]) != nil {
+			return n, recvMeta{}, src, nil
+		}
+		meta := recvMeta{ok: true, ifIndex: cm.IfIndex, ttl: cm.HopLimit, dst: cm.Dst, arrived: kernelStamp(c.oob[:oobn])}
+		return n, meta, src, nil
 	})
 }
 

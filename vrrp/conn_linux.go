@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -21,6 +22,13 @@ const (
 	// maxAdvertLen bounds a received IP payload. A VRRPv2 advert with the maximum 255 addresses
 	// is 8+4*255+8 = 1036 bytes; anything longer than an Ethernet MTU cannot be ours.
 	maxAdvertLen = 1500
+
+	// maxIPv4HeaderLen is the longest IPv4 header (IHL 15), which a raw IPv4 socket's recvmsg
+	// returns ahead of the payload.
+	maxIPv4HeaderLen = 60
+
+	// recvFlags4 are the control messages an IPv4 advert is received with.
+	recvFlags4 = ipv4.FlagTTL | ipv4.FlagInterface | ipv4.FlagDst
 )
 
 // rawConn is the production [Conn]: one raw IPv4 socket for protocol 112.
@@ -31,11 +39,13 @@ const (
 // so the frame carries 00-00-5E-00-01-{VRID}, while reception stays on the parent.
 type rawConn struct {
 	pc *ipv4.PacketConn
+	ip *net.IPConn // pc's socket, read with recvmsg for the kernel's receive time
 
 	recvIndex atomic.Int32 // only datagrams that arrived on this interface are returned
 	multicast bool
 	cm        ipv4.ControlMessage
 	buf       []byte
+	oob       []byte
 }
 
 var _ Conn = (*rawConn)(nil)
@@ -60,7 +70,7 @@ func newRawConn(cc connConfig) (_ *rawConn, err error) {
 		}
 	}()
 	pc := ipv4.NewPacketConn(c)
-	if err := pc.SetControlMessage(ipv4.FlagTTL|ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
+	if err := pc.SetControlMessage(recvFlags4, true); err != nil {
 		return nil, fmt.Errorf("vrrp: enabling control messages: %w", err)
 	}
 	if err := pc.SetTTL(255); err != nil {
@@ -78,6 +88,9 @@ func newRawConn(cc connConfig) (_ *rawConn, err error) {
 	if err := pc.SetMulticastInterface(cc.send); err != nil {
 		return nil, fmt.Errorf("vrrp: setting multicast interface %s: %w", cc.send.Name, err)
 	}
+	if err := enableStamps(c); err != nil {
+		return nil, err
+	}
 	// Linux delivers to a socket the multicast of every group any socket of the host joined,
 	// unless IP_MULTICAST_ALL is off: keep to our own membership (none in unicast mode).
 	if err := disableMulticastAll(c); err != nil {
@@ -85,8 +98,10 @@ func newRawConn(cc connConfig) (_ *rawConn, err error) {
 	}
 	rc := &rawConn{
 		pc:  pc,
+		ip:  c.(*net.IPConn),
 		cm:  ipv4.ControlMessage{Src: cc.primary.AsSlice(), IfIndex: cc.send.Index},
-		buf: make([]byte, maxAdvertLen+1),
+		buf: make([]byte, maxIPv4HeaderLen+maxAdvertLen+1),
+		oob: append(ipv4.NewControlMessage(recvFlags4), make([]byte, stampSpace)...),
 	}
 	rc.recvIndex.Store(int32(cc.recv.Index))
 	if len(cc.peers) == 0 {
@@ -113,12 +128,33 @@ func (c *rawConn) Send(payload []byte, dst netip.Addr) error {
 // the namespace. Receive is not safe for concurrent use; the Router calls it from one reader.
 func (c *rawConn) Receive() (Inbound, error) {
 	return receiveOn(c.buf, &c.recvIndex, func(b []byte) (int, recvMeta, net.Addr, error) {
-		n, cm, src, err := c.pc.ReadFrom(b)
-		if cm == nil {
-			return n, recvMeta{}, src, err
+		n, oobn, _, src, err := c.ip.ReadMsgIP(b, c.oob)
+		if err != nil {
+			return 0, recvMeta{}, nil, err
 		}
-		return n, recvMeta{ok: true, ifIndex: cm.IfIndex, ttl: cm.TTL, dst: cm.Dst}, src, err
+		n, ok := stripIPv4Header(b[:n])
+		var cm ipv4.ControlMessage
+		if !ok || cm.Parse(c.oob[:oobn]) != nil {
+			return n, recvMeta{}, src, nil
+		}
+		meta := recvMeta{ok: true, ifIndex: cm.IfIndex, ttl: cm.TTL, dst: cm.Dst, arrived: kernelStamp(c.oob[:oobn])}
+		return n, meta, src, nil
 	})
+}
+
+// stripIPv4Header moves the payload of the IPv4 packet in b to the front of b and returns its
+// length, or false when b is too short for the header it announces. A raw IPv4 socket's
+// recvmsg returns the header; ipv4.PacketConn's ReadFrom, which strips it, has no room for the
+// receive time's control message.
+func stripIPv4Header(b []byte) (int, bool) {
+	if len(b) < ipv4.HeaderLen {
+		return 0, false
+	}
+	hl := int(b[0]&0x0f) << 2
+	if hl < ipv4.HeaderLen || hl > len(b) {
+		return 0, false
+	}
+	return copy(b, b[hl:]), true
 }
 
 // recvMeta is what receiveOn needs of a datagram's control message (IPv4 or IPv6).
@@ -127,6 +163,7 @@ type recvMeta struct {
 	ifIndex int
 	ttl     int // IPv4 TTL or IPv6 hop limit
 	dst     net.IP
+	arrived time.Time // the kernel's receive time; zero if none came
 }
 
 // receiveOn reads datagrams into buf with read until one arrives on the interface recvIndex
@@ -159,6 +196,7 @@ func receiveOn(buf []byte, recvIndex *atomic.Int32, read func([]byte) (int, recv
 			Dst:     dst.Unmap(),
 			TTL:     cm.ttl,
 			Payload: slices.Clone(buf[:n]),
+			Arrived: cm.arrived,
 		}, nil
 	}
 }

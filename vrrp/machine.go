@@ -82,6 +82,11 @@ type Inbound struct {
 	Src, Dst netip.Addr
 	TTL      int    // IP TTL (section 7.1: must be 255)
 	Payload  []byte // the IP payload: the VRRP message; not retained by the Machine
+
+	// Arrived is when the kernel received the datagram (SO_TIMESTAMPNS, a CLOCK_REALTIME
+	// reading without a monotonic one), or zero when the Conn cannot tell. The Machine does
+	// not read it: the Router dates the advert with it (see [arrival]) before calling Receive.
+	Arrived time.Time
 }
 
 // Action is something the caller of a Machine must do, in the order returned.

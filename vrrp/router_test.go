@@ -271,9 +271,9 @@ func TestRouterTakesOverAdvertisesAndResigns(t *testing.T) {
 		rtSleep(time.Nanosecond)
 		g.expect(
 			"3.609375s add [192.0.2.100/24]",
-			"3.609375s garp [192.0.2.100]",
 			"3.609375s event backup->master",
 			"3.609375s advert prio=100",
+			"3.609375s garp [192.0.2.100]",
 		)
 		s := g.r.Status()
 		if s.State != StateMaster || s.MasterIP != rtPrimary || !slices.Equal(s.VirtualIPs, []netip.Prefix{rtVIP}) {
@@ -330,9 +330,9 @@ func TestRouterFollowsMasterAndTakesOverAfterResign(t *testing.T) {
 		rtSleep(time.Nanosecond)
 		g.expect(
 			"10.909375s add [192.0.2.100/24]",
-			"10.909375s garp [192.0.2.100]",
 			"10.909375s event backup->master",
 			"10.909375s advert prio=100",
+			"10.909375s garp [192.0.2.100]",
 		)
 		g.stop()
 	})
@@ -450,9 +450,9 @@ func TestRouterInvalidPacketsChangeNothing(t *testing.T) {
 		rtSleep(rtDown100 - 3500*time.Millisecond)
 		g.expect(
 			"3.609375s add [192.0.2.100/24]",
-			"3.609375s garp [192.0.2.100]",
 			"3.609375s event backup->master",
 			"3.609375s advert prio=100",
+			"3.609375s garp [192.0.2.100]",
 		)
 		// As Master: a higher priority in an invalid packet is no reason to step down, and
 		// the adverts stay on their one-second grid.
@@ -618,9 +618,9 @@ func TestRouterFlushesAfterTheStep(t *testing.T) {
 			"0s event initialize->backup",
 			"0s flush",
 			"3.609375s add [192.0.2.100/24]",
-			"3.609375s garp [192.0.2.100]",
 			"3.609375s event backup->master",
 			"3.609375s advert prio=100",
+			"3.609375s garp [192.0.2.100]",
 			"3.609375s flush",
 		}
 		if diff := cmp.Diff(want, j.take()); diff != "" {
@@ -762,13 +762,13 @@ func rtAdvertV3(t testing.TB, src, dst netip.Addr, prio uint8, interval time.Dur
 }
 
 // takeover is the journal of a takeover of rtVIP with a single gratuitous ARP, at the given
-// time: the address, the ARP, the event, then the adverts sent.
+// time: the address, the event, the adverts sent, then the ARP.
 func takeover(at string, adverts ...string) []string {
-	out := []string{at + " add [192.0.2.100/24]", at + " garp [192.0.2.100]", at + " event backup->master"}
+	out := []string{at + " add [192.0.2.100/24]", at + " event backup->master"}
 	for _, a := range adverts {
 		out = append(out, at+" "+a)
 	}
-	return out
+	return append(out, at+" garp [192.0.2.100]")
 }
 
 // Version 3 through the Router: the RFC 9568 timers, a checksum per destination (the fake
