@@ -474,6 +474,11 @@ func (l *Lab) Close() error {
 		}
 	}
 	for _, n := range hosts {
+		if n.ns.IsOpen() {
+			if err := n.killAll(5 * time.Second); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if n.handle != nil {
 			n.handle.Close()
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	stdsync "sync"
@@ -274,6 +275,12 @@ func (n *Node) Exec(ctx context.Context, name string, args ...string) (string, e
 // whoever started them (the lab, or redundantd through a [[service]]): the sample behind
 // "Kamailio runs on exactly one node".
 func (n *Node) KamailioPids() ([]int, error) {
+	return n.pids(func(comm string) bool { return comm == "kamailio" })
+}
+
+// pids lists the processes in the node's network namespace whose command name (comm)
+// match accepts.
+func (n *Node) pids(match func(comm string) bool) ([]int, error) {
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(n.ns), &st); err != nil {
 		return nil, fmt.Errorf("testlab: namespace of %s: %w", n.Name, err)
@@ -289,7 +296,7 @@ func (n *Node) KamailioPids() ([]int, error) {
 			continue
 		}
 		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err != nil || strings.TrimSpace(string(comm)) != "kamailio" {
+		if err != nil || !match(strings.TrimSpace(string(comm))) {
 			continue
 		}
 		var pst syscall.Stat_t
@@ -301,6 +308,31 @@ func (n *Node) KamailioPids() ([]int, error) {
 		}
 	}
 	return pids, nil
+}
+
+// killAll sends SIGKILL to every process in the node's namespace and waits (up to wait) until
+// none is left. The lab's own processes are killed by their process groups; this catches
+// what they started in groups of their own (redundantd runs each service command in a new
+// group, so that a timeout kills its whole tree), which would otherwise outlive the daemon
+// and write into the lab's folder while it is removed.
+func (n *Node) killAll(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		pids, err := n.pids(func(string) bool { return true })
+		// Never this process: a goroutine that entered the namespace on its locked thread
+		// may be on the main thread, whose namespace /proc/PID/ns/net shows.
+		pids = slices.DeleteFunc(pids, func(pid int) bool { return pid == os.Getpid() })
+		if err != nil || len(pids) == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testlab: processes %v in %s still running after SIGKILL", pids, n.NSName)
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // KamailioUp reports whether a Kamailio answers an OPTIONS on the node's 127.0.0.1:port
