@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,9 +16,8 @@ import (
 
 // groupNode is one appliance with two groups, on a LAN and a WAN in-memory segment.
 type groupNode struct {
-	a      *Appliance
-	cancel context.CancelFunc
-	done   chan error
+	a *Appliance
+	runner
 }
 
 var wanVIP = netip.MustParsePrefix("198.51.100.100/24")
@@ -52,7 +50,7 @@ virtual_ips = [%q]
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &groupNode{done: make(chan error, 1)}
+	n := &groupNode{}
 	n.a, err = New(cfg, Options{
 		APIListener: apiLn,
 		DialVRRP: func(c vrrp.Config) (Router, error) {
@@ -63,19 +61,8 @@ virtual_ips = [%q]
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	go func() { n.done <- n.a.Run(ctx) }()
-	t.Cleanup(n.stop)
+	n.run(t, n.a)
 	return n
-}
-
-func (n *groupNode) stop() {
-	if n.cancel != nil {
-		n.cancel()
-		<-n.done
-		n.cancel = nil
-	}
 }
 
 // The appliance sees the unit's one role: node a becomes Master of both groups; when it

@@ -28,8 +28,30 @@ type node struct {
 	router *vrrp.Router
 	member *memwire.Member
 	api    string
+	runner
+}
+
+// runner runs an Appliance of a test until stop or the test's end.
+type runner struct {
 	cancel context.CancelFunc
 	done   chan error
+}
+
+// run starts a.Run and stops it when the test ends.
+func (r *runner) run(t *testing.T, a *Appliance) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.done = cancel, make(chan error, 1)
+	go func() { r.done <- a.Run(ctx) }()
+	t.Cleanup(r.stop)
+}
+
+// stop ends the run and waits for it; a second stop does nothing.
+func (r *runner) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+		r.cancel = nil
+	}
 }
 
 var vip = netip.MustParsePrefix("192.0.2.100/24")
@@ -97,7 +119,7 @@ func twoNodesWith(t *testing.T, edit func(i int, cfg *Config), opts func(i int, 
 
 func startNode(t *testing.T, seg *memwire.Segment, cfg *Config, peerLn net.Listener, extra ...func(*Options)) *node {
 	t.Helper()
-	n := &node{member: seg.Join(cfg.Node.ID, cfg.Node.Address), done: make(chan error, 1)}
+	n := &node{member: seg.Join(cfg.Node.ID, cfg.Node.Address)}
 	opts := Options{
 		PeerListener: peerLn,
 		DialVRRP: func(c vrrp.Config) (Router, error) {
@@ -122,19 +144,8 @@ func startNode(t *testing.T, seg *memwire.Segment, cfg *Config, peerLn net.Liste
 		t.Fatal(err)
 	}
 	n.a = a
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	go func() { n.done <- a.Run(ctx) }()
-	t.Cleanup(n.stop)
+	n.run(t, a)
 	return n
-}
-
-func (n *node) stop() {
-	if n.cancel != nil {
-		n.cancel()
-		<-n.done
-		n.cancel = nil
-	}
 }
 
 // call sends an API request with the node's token (unless token is "-") and decodes the
