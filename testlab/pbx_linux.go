@@ -18,6 +18,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -316,23 +317,27 @@ func (n *Node) pids(match func(comm string) bool) ([]int, error) {
 // group, so that a timeout kills its whole tree), which would otherwise outlive the daemon
 // and write into the lab's folder while it is removed.
 func (n *Node) killAll(wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	for {
-		pids, err := n.pids(func(string) bool { return true })
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var left []int
+	var scanErr error
+	err := poll.Context(ctx, 10*time.Millisecond, func() bool {
+		left, scanErr = n.pids(func(string) bool { return true })
 		// Never this process: a goroutine that entered the namespace on its locked thread
 		// may be on the main thread, whose namespace /proc/PID/ns/net shows.
-		pids = slices.DeleteFunc(pids, func(pid int) bool { return pid == os.Getpid() })
-		if err != nil || len(pids) == 0 {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("testlab: processes %v in %s still running after SIGKILL", pids, n.NSName)
-		}
-		for _, pid := range pids {
+		left = slices.DeleteFunc(left, func(pid int) bool { return pid == os.Getpid() })
+		for _, pid := range left {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return scanErr != nil || len(left) == 0
+	})
+	if scanErr != nil {
+		return scanErr
 	}
+	if err != nil {
+		return fmt.Errorf("testlab: processes %v in %s still running after SIGKILL: %w", left, n.NSName, err)
+	}
+	return nil
 }
 
 // KamailioUp reports whether a Kamailio answers an OPTIONS on the node's 127.0.0.1:port

@@ -102,23 +102,9 @@ func runBenchFailover(ctx context.Context, args []string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("bench failover: the lab needs root (network namespaces)")
 	}
-	var impls []testlab.Impl
-	switch *only {
-	case "both":
-		impls = []testlab.Impl{testlab.Redundantd, testlab.Keepalived}
-	case "redundantd":
-		impls = []testlab.Impl{testlab.Redundantd}
-	case "keepalived":
-		impls = []testlab.Impl{testlab.Keepalived}
-	default:
-		return fmt.Errorf("bench failover: -impl %q: want redundantd, keepalived or both", *only)
-	}
-	if slices.Contains(impls, testlab.Keepalived) && testlab.KeepalivedPath() == "" {
-		fmt.Println("keepalived is not installed: measuring redundantd only (no reference)")
-		impls = slices.DeleteFunc(impls, func(i testlab.Impl) bool { return i == testlab.Keepalived })
-	}
-	if len(impls) == 0 {
-		return errors.New("bench failover: nothing to measure")
+	impls, err := benchImpls("bench failover", *only)
+	if err != nil {
+		return err
 	}
 	if slices.Contains(impls, testlab.Redundantd) {
 		if _, err := testlab.BuildBinary(ctx, testlab.RedundantdPkg); err != nil {
@@ -290,4 +276,26 @@ func printFailoverResults(results []failoverSeries) {
 		}
 		fmt.Println(line)
 	}
+}
+
+// benchImpls is the -impl choice of bench (redundantd, keepalived or both), without
+// keepalived when it is not installed (said on stdout: the figures then have no reference).
+func benchImpls(bench, only string) ([]testlab.Impl, error) {
+	var impls []testlab.Impl
+	switch only {
+	case "both":
+		impls = []testlab.Impl{testlab.Redundantd, testlab.Keepalived}
+	case "redundantd", "keepalived":
+		impls = []testlab.Impl{testlab.Impl(only)}
+	default:
+		return nil, fmt.Errorf("%s: -impl %q: want redundantd, keepalived or both", bench, only)
+	}
+	if slices.Contains(impls, testlab.Keepalived) && testlab.KeepalivedPath() == "" {
+		fmt.Println("keepalived is not installed: measuring redundantd only (no reference)")
+		impls = slices.DeleteFunc(impls, func(i testlab.Impl) bool { return i == testlab.Keepalived })
+	}
+	if len(impls) == 0 {
+		return nil, fmt.Errorf("%s: nothing to measure", bench)
+	}
+	return impls, nil
 }

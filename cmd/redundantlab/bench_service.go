@@ -87,20 +87,9 @@ func runBenchService(ctx context.Context, args []string) error {
 	if m := testlab.PBXMissing(); len(m) > 0 {
 		return fmt.Errorf("bench service: %w; missing: %v", testlab.ErrNoPBX, m)
 	}
-	impls := []testlab.Impl{testlab.Redundantd, testlab.Keepalived}
-	switch *only {
-	case "both":
-	case "redundantd", "keepalived":
-		impls = []testlab.Impl{testlab.Impl(*only)}
-	default:
-		return fmt.Errorf("bench service: -impl %q: want redundantd, keepalived or both", *only)
-	}
-	if slices.Contains(impls, testlab.Keepalived) && testlab.KeepalivedPath() == "" {
-		fmt.Println("keepalived is not installed: measuring redundantd only (no reference)")
-		impls = slices.DeleteFunc(impls, func(i testlab.Impl) bool { return i == testlab.Keepalived })
-	}
-	if len(impls) == 0 {
-		return errors.New("bench service: nothing to measure")
+	impls, err := benchImpls("bench service", *only)
+	if err != nil {
+		return err
 	}
 	if slices.Contains(impls, testlab.Redundantd) {
 		if _, err := testlab.BuildBinary(ctx, testlab.RedundantdPkg); err != nil {
