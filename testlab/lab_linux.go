@@ -485,7 +485,7 @@ func (l *Lab) Close() error {
 		if n.ns.IsOpen() {
 			n.ns.Close()
 		}
-		if err := netns.DeleteNamed(n.NSName); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := labns.Remove(n.NSName); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("testlab: remove namespace %s: %w", n.NSName, err))
 		}
 	}
@@ -494,7 +494,7 @@ func (l *Lab) Close() error {
 	}
 	if l.bridgeNS.IsOpen() {
 		l.bridgeNS.Close()
-		if err := netns.DeleteNamed(l.Name + "-br"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := labns.Remove(l.Name + "-br"); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("testlab: remove namespace %s-br: %w", l.Name, err))
 		}
 	}
@@ -541,7 +541,7 @@ func removeStale(prefix string) {
 		if _, err := os.Stat(filepath.Join("/proc", pidStr)); err == nil {
 			continue
 		}
-		netns.DeleteNamed(e.Name())
+		labns.Remove(e.Name())
 	}
 }
 
