@@ -47,12 +47,15 @@ var _ Router = unitRouter{}
 // group's own is [redundancy]'s (vrrpConfig).
 func (a *Appliance) groupConfig(g GroupConfig) vrrp.Config {
 	c := a.vrrpConfig()
-	c.Interface, c.VRID, c.Priority, c.AdvertInterval, c.Preempt = g.Interface, g.GroupID, g.Priority, g.AdvertInterval, g.Preempt
+	c.Interface, c.Version, c.VRID, c.Priority, c.AdvertInterval, c.Preempt = g.Interface, g.Version, g.GroupID, g.Priority, g.AdvertInterval, g.Preempt
 	c.Primary, c.VirtualIPs, c.Unicast, c.VirtualMAC = g.Address, g.VirtualIPs, g.Unicast, g.VirtualMAC
 	c.GARPCount, c.GARPInterval = g.GARPCount, g.GARPInterval
 	c.Peers = nil
 	if g.Unicast {
 		c.Peers = []netip.Addr{g.Peer}
+	}
+	if c.IPv6() {
+		c.Primary = netip.Addr{} // the interface's link-local address, as in vrrpConfig
 	}
 	return c
 }
