@@ -76,14 +76,21 @@ func (a *Appliance) onGroupEvent(e vrrp.MemberEvent) {
 	}
 }
 
-// GroupStatus is one VRRP group of a node that runs several, in the API's status.
+// GroupStatus is one VRRP group of a node that runs several, in the API's status: the
+// group's settings (those of [redundancy] for the first, of its [[redundancy.group]] for
+// the others) and its own state, which may differ from the unit's for a moment while the
+// unit moves (vrrp.Unit.Status).
 type GroupStatus struct {
 	Name        string   `json:"name"` // "<interface>/<group_id>"
+	Interface   string   `json:"interface"`
+	GroupID     uint8    `json:"group_id"` // the VRID
+	Version     uint8    `json:"version"`  // 2 (RFC 3768) or 3 (RFC 9568)
 	State       string   `json:"state"`
 	Priority    uint8    `json:"priority"`
-	MasterIP    string   `json:"master_ip,omitempty"`
-	Holding     []string `json:"holding"`
-	Since       string   `json:"since,omitempty"` // RFC 3339 time of the group's last transition
+	MasterIP    string   `json:"master_ip,omitempty"` // the group's Master as last heard
+	VirtualIPs  []string `json:"virtual_ips"`         // configured
+	Holding     []string `json:"holding"`             // held now (confirmed by the engine)
+	Since       string   `json:"since,omitempty"`     // RFC 3339 time of the group's last transition
 	Transitions uint64   `json:"transitions"`
 	Fault       string   `json:"fault,omitempty"`
 }
@@ -94,10 +101,20 @@ func (a *Appliance) groupStatus() []GroupStatus {
 	if !ok {
 		return nil
 	}
+	rc := a.cfg.Redundancy
+	cfgs := append([]GroupConfig{{Interface: a.cfg.Node.Interface, Version: rc.Version, GroupID: rc.GroupID, VirtualIPs: rc.VirtualIPs}},
+		rc.Groups...)
 	var out []GroupStatus
-	for _, m := range u.Members() {
+	for i, m := range u.Members() {
 		g := GroupStatus{Name: m.Name, State: m.State.String(), Priority: m.Priority, Transitions: m.Transitions,
-			Fault: m.Fault, Holding: []string{}}
+			Fault: m.Fault, Holding: []string{}, VirtualIPs: []string{}}
+		if i < len(cfgs) { // the members are dialled from these, in this order (dialVRRP)
+			c := cfgs[i]
+			g.Interface, g.GroupID, g.Version = c.Interface, c.GroupID, c.Version
+			for _, p := range c.VirtualIPs {
+				g.VirtualIPs = append(g.VirtualIPs, p.String())
+			}
+		}
 		if m.MasterIP.IsValid() {
 			g.MasterIP = m.MasterIP.String()
 		}
