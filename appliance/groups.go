@@ -20,6 +20,10 @@ func (a *Appliance) dialVRRP(dial func(vrrp.Config) (Router, error)) (Router, er
 	for _, g := range a.cfg.Redundancy.Groups {
 		cfgs = append(cfgs, a.groupConfig(g))
 	}
+	for i := range cfgs {
+		prefix := fmt.Sprintf("group %s/%d: ", cfgs[i].Interface, cfgs[i].VRID) // the Unit's member name
+		cfgs[i].OnHeld = func(h vrrp.Held) { a.recordHeld(prefix, h) }
+	}
 	u, err := vrrp.NewUnit(vrrp.UnitConfig{
 		Logger: a.log.With("part", "vrrp"),
 		OnEvent: func(e vrrp.Event) {
