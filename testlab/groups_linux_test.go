@@ -1,8 +1,10 @@
 package testlab
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +56,94 @@ func TestRedundantdGroupsMoveTogether(t *testing.T) {
 	}
 	if st.State != "master" {
 		t.Errorf("node2's API: state %q; want master (the unit's role)", st.State)
+	}
+}
+
+// Issue 8 section 2 with a LAN and a WAN: redundantd on two nodes of a lab with a second
+// bridge, each with [redundancy] (VRID 51, version 2, 1 s) on eth0 (br0) and a
+// [[redundancy.group]] (VRID 52, version 3, 100 ms) on eth1 (br1). Only the Master's WAN
+// cable is pulled: the whole unit leaves Master, so both virtual IPs move to the other node,
+// the LAN one too; the cut node's API reports one role for the unit and why it left Master.
+// When the cable is back, the node rejoins as Backup and takes nothing back (no preempt).
+func TestRedundantdGroupsLANWANCut(t *testing.T) {
+	t.Parallel()
+	l := NewT(t, Options{WAN: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	tl, err := l.Record(ctx, l.DefaultVIP().Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lanVIP, wanVIP := l.DefaultVIP(), l.DefaultWANVIP()
+	cfg := VRRPConfig{Extra: fmt.Sprintf("[[redundancy.group]]\ninterface = \"eth1\"\ngroup_id = 52\nversion = 3\nadvert_interval = \"100ms\"\nvirtual_ips = [%q]\n", wanVIP)}
+	master, backup := pair(t, ctx, l, tl, Redundantd, Redundantd, cfg)
+	holds := func(n *Node, want bool) func() bool {
+		return func() bool {
+			a, err1 := n.HasAddr(lanVIP.Addr())
+			b, err2 := n.HasAddr(wanVIP.Addr())
+			return err1 == nil && err2 == nil && a == want && b == want
+		}
+	}
+	if err := poll.Context(ctx, 20*time.Millisecond, holds(master.Node, true)); err != nil {
+		t.Fatalf("node1 does not hold both VIPs: %v", err)
+	}
+	// Wait for node2's WAN group to hear node1 (its 100 ms adverts): the unit is settled.
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool {
+		st, err := backup.Node.ApplianceStatus(ctx)
+		return err == nil && len(st.Groups) == 2 && st.Groups[1].State == "backup" && st.Groups[1].MasterIP == master.Node.WAN.Addr.String()
+	}); err != nil {
+		t.Fatalf("node2's WAN group never heard node1: %v", err)
+	}
+
+	cut := time.Now()
+	if err := master.Node.WAN.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	if err := backup.WaitState(ctx, "master"); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll.Context(ctx, 20*time.Millisecond, holds(backup.Node, true)); err != nil {
+		t.Fatalf("node2 does not hold both VIPs: %v", err)
+	}
+	t.Logf("both groups on node2 %v after node1's WAN link was cut", time.Since(cut).Round(time.Millisecond))
+	if err := master.WaitState(ctx, "initialize"); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll.Context(ctx, 20*time.Millisecond, holds(master.Node, false)); err != nil {
+		t.Fatalf("node1 kept a VIP (the LAN one too must go): %v", err)
+	}
+	st, err := master.Node.ApplianceStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm := st.LeftMaster
+	if st.State != "initialize" || !strings.HasPrefix(st.Fault, "group eth1/52: ") || lm == nil ||
+		lm.From != "master" || lm.Cause != "interface down" || !strings.HasPrefix(lm.Reason, "group eth1/52: ") {
+		t.Errorf("node1's API: state %q, fault %q, left_master %+v; want the unit at fault by eth1/52, left Master for it", st.State, st.Fault, lm)
+	}
+	if len(st.Groups) != 2 || st.Groups[0].State == "master" || st.Groups[1].State != "initialize" {
+		t.Errorf("node1's groups %+v: want eth0/51 out of Master, eth1/52 in initialize", st.Groups)
+	}
+	if st, err := backup.Node.ApplianceStatus(ctx); err != nil || st.State != "master" || len(st.Holding) != 2 {
+		t.Errorf("node2's API: %v, state %q holding %v; want master holding both", err, st.State, st.Holding)
+	}
+
+	if err := master.Node.WAN.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.WaitState(ctx, "backup"); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool {
+		st, err := master.Node.ApplianceStatus(ctx)
+		return err == nil && st.Fault == "" && len(st.Groups) == 2 && st.Groups[0].State == "backup" && st.Groups[1].State == "backup"
+	}); err != nil {
+		t.Fatalf("node1's groups did not both rejoin as Backup: %v", err)
+	}
+	if !holds(master.Node, false)() || !holds(backup.Node, true)() {
+		t.Errorf("after node1's WAN link came back: node1 holds a VIP, or node2 lost one")
+	}
+	if st, err := backup.Node.ApplianceStatus(ctx); err != nil || st.State != "master" {
+		t.Errorf("node2's API after the restore: %v, state %q; want master", err, st.State)
 	}
 }

@@ -35,7 +35,16 @@ type Options struct {
 	Nodes  int          // number of nodes; default 2, at most 100
 	Prefix string       // namespace name prefix; default DefaultPrefix
 	Subnet netip.Prefix // IPv4 subnet of the bridge; default 192.0.2.0/24
+	// WAN gives the lab a second bridge, br1, and every node a second interface on it, eth1
+	// (Node.WAN): a LAN and a WAN side, as a PBX has. Extra hosts (AddHost) are on br0 only.
+	WAN bool
+	// WANSubnet is br1's IPv4 subnet; default DefaultWANSubnet. Node i has host part 10+i.
+	WANSubnet netip.Prefix
 }
+
+// DefaultWANSubnet is the subnet of br1 in a lab with Options.WAN (RFC 5737's second
+// documentation network).
+var DefaultWANSubnet = netip.MustParsePrefix("198.51.100.0/24")
 
 // Subnet6 is the IPv6 prefix of every lab bridge (RFC 3849's documentation prefix): node i has
 // host part 10+i in it, as in the IPv4 subnet.
@@ -49,11 +58,14 @@ var Subnet6 = netip.MustParsePrefix("2001:db8::/64")
 type Lab struct {
 	Name   string       // unique base name; every namespace of the lab starts with it
 	Subnet netip.Prefix // the bridge's subnet
-	Dir    string       // temporary directory for configs, pid files and state; removed by Close
+	// WANSubnet is br1's subnet in a lab with Options.WAN; invalid otherwise.
+	WANSubnet netip.Prefix
+	Dir       string // temporary directory for configs, pid files and state; removed by Close
 
 	bridgeNS netns.NsHandle
 	bridge   *netlink.Handle
 	brIndex  int
+	wanIndex int // br1's index; 0 without Options.WAN
 
 	ctx    context.Context // cancelled by Close: stops sniffers and watchers
 	cancel context.CancelFunc
@@ -77,6 +89,10 @@ type Node struct {
 	// IPv6 adverts (RFC 9568 section 5.1.2.1).
 	Addr6     netip.Addr
 	LinkLocal netip.Addr
+
+	// WAN is the node's second interface, eth1 on br1, in a lab with Options.WAN; nil
+	// otherwise.
+	WAN *Link
 
 	lab      *Lab
 	ipv6     bool // the kernel has IPv6 (see disableDAD)
@@ -107,6 +123,12 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	if !opts.Subnet.Addr().Is4() || opts.Subnet.Bits() > 24 {
 		return nil, fmt.Errorf("testlab: subnet %s: want IPv4 with a prefix of /24 or shorter", opts.Subnet)
+	}
+	if opts.WAN && !opts.WANSubnet.IsValid() {
+		opts.WANSubnet = DefaultWANSubnet
+	}
+	if opts.WAN && (!opts.WANSubnet.Addr().Is4() || opts.WANSubnet.Bits() > 24 || opts.WANSubnet.Overlaps(opts.Subnet)) {
+		return nil, fmt.Errorf("testlab: WAN subnet %s: want IPv4 with a prefix of /24 or shorter, apart from %s", opts.WANSubnet, opts.Subnet)
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("testlab: network namespaces need root")
@@ -144,18 +166,15 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	if err := linkUp(l.bridge, "lo"); err != nil {
 		return nil, err
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
-	if err := l.bridge.LinkAdd(br); err != nil {
-		return nil, fmt.Errorf("testlab: add bridge br0: %w", err)
-	}
-	if err := linkUp(l.bridge, "br0"); err != nil {
+	if l.brIndex, err = l.addBridge("br0"); err != nil {
 		return nil, err
 	}
-	brLink, err := l.bridge.LinkByName("br0")
-	if err != nil {
-		return nil, fmt.Errorf("testlab: bridge br0: %w", err)
+	if opts.WAN {
+		l.WANSubnet = opts.WANSubnet.Masked()
+		if l.wanIndex, err = l.addBridge("br1"); err != nil {
+			return nil, err
+		}
 	}
-	l.brIndex = brLink.Attrs().Index
 
 	for i := 1; i <= opts.Nodes; i++ {
 		addr, err := l.hostAddr(10 + i)
@@ -167,14 +186,40 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 			return nil, err
 		}
 		l.nodes = append(l.nodes, n)
+		if opts.WAN {
+			if err := l.attachWAN(n, i); err != nil {
+				return nil, err
+			}
+		}
 	}
 	for _, n := range l.nodes {
 		if err := n.waitCarrier(ctx); err != nil {
 			return nil, err
 		}
+		if n.WAN != nil {
+			if err := n.WAN.waitCarrier(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	ok = true
 	return l, nil
+}
+
+// addBridge creates bridge name in the bridge namespace, brings it up and returns its index.
+func (l *Lab) addBridge(name string) (int, error) {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	if err := l.bridge.LinkAdd(br); err != nil {
+		return 0, fmt.Errorf("testlab: add bridge %s: %w", name, err)
+	}
+	if err := linkUp(l.bridge, name); err != nil {
+		return 0, err
+	}
+	link, err := l.bridge.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("testlab: bridge %s: %w", name, err)
+	}
+	return link.Attrs().Index, nil
 }
 
 // waitCarrier waits until the node's eth0 is operationally up and the bridge forwards from
