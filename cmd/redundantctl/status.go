@@ -244,7 +244,7 @@ func printStatus(w io.Writer, st appliance.StatusResponse) {
 	} else {
 		printGroups(w, st)
 	}
-	if st.Fault != "" {
+	if st.Fault != "" && len(st.Groups) == 0 { // with groups, each group's is under the table
 		fmt.Fprintf(w, "fault: %s\n", st.Fault)
 	}
 	if lm := st.LeftMaster; lm != nil {
@@ -269,14 +269,15 @@ func printGroups(w io.Writer, st appliance.StatusResponse) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  group\tinterface\tvrid\tversion\tpriority\tstate\tvirtual IPs\tholding\tmaster")
 	for _, g := range st.Groups {
-		state := g.State
-		if g.Fault != "" {
-			state += " (fault: " + g.Fault + ")"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", g.Name, g.Interface, g.GroupID, g.Version, g.Priority, state,
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", g.Name, g.Interface, g.GroupID, g.Version, g.Priority, g.State,
 			dash(strings.Join(g.VirtualIPs, " ")), dash(strings.Join(g.Holding, " ")), dash(g.MasterIP))
 	}
 	tw.Flush()
+	for _, g := range st.Groups {
+		if g.Fault != "" {
+			fmt.Fprintf(w, "fault: group %s: %s\n", g.Name, g.Fault)
+		}
+	}
 }
 
 func dash(s string) string {

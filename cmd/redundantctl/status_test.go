@@ -263,3 +263,26 @@ left master at T (master -> backup, preempted by higher priority): group G: R
 		t.Errorf("status -json: exit %d, groups %+v, left_master %+v", code, st.Groups, st.LeftMaster)
 	}
 }
+
+// A group at fault is named under the table, once (not again as the unit's fault).
+func TestPrintStatusGroupFault(t *testing.T) {
+	st := appliance.StatusResponse{NodeID: "pbx-a", State: "initialize", Fault: "group eth1/52: interface eth1 has no carrier",
+		Since: "2026-12-02T02:50:48.219Z", Transitions: 3, Groups: []appliance.GroupStatus{
+			{Name: "eth0/51", Interface: "eth0", GroupID: 51, Version: 2, State: "backup", Priority: 100, MasterIP: "192.0.2.12",
+				VirtualIPs: []string{"192.0.2.100/24"}, Holding: []string{}},
+			{Name: "eth1/52", Interface: "eth1", GroupID: 52, Version: 3, State: "initialize", Priority: 100,
+				VirtualIPs: []string{"198.51.100.100/24"}, Holding: []string{}, Fault: "interface eth1 has no carrier"},
+		}}
+	var b bytes.Buffer
+	printStatus(&b, st)
+	_, got, _ := strings.Cut(b.String(), "\nunit of")
+	want := ` 2 groups: initialize since 2026-12-02T02:50:48.219Z, 3 transitions
+  group    interface  vrid  version  priority  state       virtual IPs        holding  master
+  eth0/51  eth0       51    2        100       backup      192.0.2.100/24     -        192.0.2.12
+  eth1/52  eth1       52    3        100       initialize  198.51.100.100/24  -        -
+fault: group eth1/52: interface eth1 has no carrier
+`
+	if got != want {
+		t.Errorf("status:\n%s\nwant:\n%s", got, want)
+	}
+}
