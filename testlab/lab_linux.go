@@ -103,32 +103,41 @@ type Node struct {
 
 var labCounter atomic.Uint64
 
-// New builds a lab. On error everything created so far is removed. The lab lives until Close,
-// or until ctx is cancelled, whichever comes first.
-func New(ctx context.Context, opts Options) (*Lab, error) {
+// withDefaults fills in and checks the options.
+func (opts Options) withDefaults() (Options, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 2
 	}
 	if opts.Nodes < 0 || opts.Nodes > 100 {
-		return nil, fmt.Errorf("testlab: %d nodes: want 1..100", opts.Nodes)
+		return opts, fmt.Errorf("testlab: %d nodes: want 1..100", opts.Nodes)
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
 	if strings.ContainsAny(opts.Prefix, "/- \t") {
-		return nil, fmt.Errorf("testlab: prefix %q: must not contain '/', '-' or spaces", opts.Prefix)
+		return opts, fmt.Errorf("testlab: prefix %q: must not contain '/', '-' or spaces", opts.Prefix)
 	}
 	if !opts.Subnet.IsValid() {
 		opts.Subnet = netip.MustParsePrefix("192.0.2.0/24")
 	}
 	if !opts.Subnet.Addr().Is4() || opts.Subnet.Bits() > 24 {
-		return nil, fmt.Errorf("testlab: subnet %s: want IPv4 with a prefix of /24 or shorter", opts.Subnet)
+		return opts, fmt.Errorf("testlab: subnet %s: want IPv4 with a prefix of /24 or shorter", opts.Subnet)
 	}
 	if opts.WAN && !opts.WANSubnet.IsValid() {
 		opts.WANSubnet = DefaultWANSubnet
 	}
 	if opts.WAN && (!opts.WANSubnet.Addr().Is4() || opts.WANSubnet.Bits() > 24 || opts.WANSubnet.Overlaps(opts.Subnet)) {
-		return nil, fmt.Errorf("testlab: WAN subnet %s: want IPv4 with a prefix of /24 or shorter, apart from %s", opts.WANSubnet, opts.Subnet)
+		return opts, fmt.Errorf("testlab: WAN subnet %s: want IPv4 with a prefix of /24 or shorter, apart from %s", opts.WANSubnet, opts.Subnet)
+	}
+	return opts, nil
+}
+
+// New builds a lab. On error everything created so far is removed. The lab lives until Close,
+// or until ctx is cancelled, whichever comes first.
+func New(ctx context.Context, opts Options) (*Lab, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("testlab: network namespaces need root")
@@ -175,35 +184,43 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 			return nil, err
 		}
 	}
+	if err := l.addNodes(ctx, opts); err != nil {
+		return nil, err
+	}
+	ok = true
+	return l, nil
+}
 
+// addNodes attaches opts.Nodes nodes (with their WAN links when opts.WAN) and waits until
+// each has carrier.
+func (l *Lab) addNodes(ctx context.Context, opts Options) error {
 	for i := 1; i <= opts.Nodes; i++ {
 		addr, err := l.hostAddr(10 + i)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		n, err := l.attach(fmt.Sprintf("node%d", i), fmt.Sprintf("n%d", i), addr)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		l.nodes = append(l.nodes, n)
 		if opts.WAN {
 			if err := l.attachWAN(n, i); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	for _, n := range l.nodes {
 		if err := n.waitCarrier(ctx); err != nil {
-			return nil, err
+			return err
 		}
 		if n.WAN != nil {
 			if err := n.WAN.waitCarrier(ctx); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	ok = true
-	return l, nil
+	return nil
 }
 
 // addBridge creates bridge name in the bridge namespace, brings it up and returns its index.
