@@ -122,13 +122,16 @@ func plainName(s string, dash bool) bool {
 	return true
 }
 
-// urlAttrs are the attributes whose value a browser may follow or load (HTML, "URL"
+// urlAttr reports the attributes whose value a browser may follow or load (HTML, the URL
 // attributes of the elements index, plus the obsolete ones browsers still honour).
-var urlAttrs = map[string]bool{
-	"href": true, "src": true, "action": true, "formaction": true, "cite": true, "data": true,
-	"poster": true, "background": true, "codebase": true, "longdesc": true, "usemap": true,
-	"manifest": true, "icon": true, "ping": true, "srcset": true, "imagesrcset": true,
-	"archive": true, "classid": true, "profile": true, "lowsrc": true, "dynsrc": true,
+func urlAttr(name string) bool {
+	switch name {
+	case "href", "src", "action", "formaction", "cite", "data", "poster", "background", "codebase",
+		"longdesc", "usemap", "manifest", "icon", "ping", "srcset", "imagesrcset", "archive",
+		"classid", "profile", "lowsrc", "dynsrc":
+		return true
+	}
+	return false
 }
 
 // Attr is one attribute of a start tag.
@@ -171,7 +174,7 @@ func (a Attr) write(w *Writer) {
 	if strings.HasPrefix(name, "on") || name == "style" || name == "srcdoc" {
 		panic(fmt.Sprintf("htmlw: attribute %s takes no dynamic value (script or style)", name))
 	}
-	if a.kind == attrText && urlAttrs[name] {
+	if a.kind == attrText && urlAttr(name) {
 		panic(fmt.Sprintf("htmlw: attribute %s holds a URL: use htmlw.U", name))
 	}
 	switch a.kind {
