@@ -1,10 +1,8 @@
 package appliance
 
 import (
-	"bytes"
 	"embed"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -12,15 +10,18 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/redundantd/redundantd/appliance/internal/htmlw"
 )
 
 // The web console (issue 11 section 1, docs/console.md): the seed's Redundancy Settings,
-// Status and System Events pages, server-rendered with html/template from files embedded in
-// the binary, on the API listener under /console/. It changes nothing by itself: every
+// Status and System Events pages, server-rendered by Go functions (console_pages.go, through
+// htmlw, which escapes by construction) with the stylesheet and script embedded in the
+// binary, on the API listener under /console/. It changes nothing by itself: every
 // action calls what the JSON API calls (Status, SetBackupMode, Swap, the event store's
 // markRead), so the console and redundantctl cannot disagree.
 
-//go:embed console/templates/*.html console/static/*
+//go:embed console/static/*
 var consoleFiles embed.FS
 
 const (
@@ -35,7 +36,6 @@ type console struct {
 	a       *Appliance
 	auth    *consoleAuth
 	tls     bool
-	pages   *template.Template
 	static  http.Handler
 	routes  *http.ServeMux
 	streams atomic.Int32
@@ -55,12 +55,8 @@ func newConsole(a *Appliance, cfg ConsoleConfig) (*console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	pages, err := template.New("console").Funcs(consoleFuncs).ParseFS(consoleFiles, "console/templates/*.html")
-	if err != nil {
-		return nil, fmt.Errorf("console templates: %w", err) // a build defect; the tests parse them
-	}
 	static, _ := fs.Sub(consoleFiles, "console/static")
-	c := &console{a: a, auth: newConsoleAuth(users, cfg), tls: cfg.TLS(), pages: pages,
+	c := &console{a: a, auth: newConsoleAuth(users, cfg), tls: cfg.TLS(),
 		logins:        newTokenBucket(consoleLoginRate, consoleLoginBurst),
 		sessionCookie: "redundantd_session_" + cookieSafe(a.cfg.Node.ID), loginCookie: "redundantd_login_" + cookieSafe(a.cfg.Node.ID),
 		static: http.StripPrefix(consolePath+"static/", http.FileServerFS(static))}
@@ -76,11 +72,6 @@ func cookieSafe(s string) string {
 		}
 		return '_'
 	}, s)
-}
-
-var consoleFuncs = template.FuncMap{
-	"when": consoleTime,
-	"ms":   func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " ms" },
 }
 
 // consoleTime shows a time the way the seed's event table does.
@@ -110,7 +101,7 @@ func withConsole(api http.Handler, c *console) http.Handler {
 	})
 }
 
-// consolePage is what every page template gets.
+// consolePage is what the layout of every page shows (consoleHead).
 type consolePage struct {
 	Title  string
 	Page   string // the nav entry to highlight
@@ -118,10 +109,9 @@ type consolePage struct {
 	CSRF   string
 	Flash  string
 	NodeID string
-	Live   string // the live stream's URL; "" for none
-	View   any
-	// LiveHTML is the page's live part, rendered by its "NAME-live" template.
-	LiveHTML template.HTML
+	Live   htmlw.URL // the live stream's URL; zero for none
+	// LiveHTML is the page's live part, rendered by the function the stream uses.
+	LiveHTML htmlw.HTML
 }
 
 func (c *console) mux() *http.ServeMux {
@@ -222,23 +212,20 @@ func (c *console) limitedBy(b *tokenBucket, h http.HandlerFunc) http.HandlerFunc
 	}
 }
 
-// render writes the named page template.
-func (c *console) render(w http.ResponseWriter, code int, name string, p consolePage) {
-	var buf bytes.Buffer
-	if err := c.pages.ExecuteTemplate(&buf, name, p); err != nil {
-		c.a.log.Error("console: render", "page", name, "err", err)
-		http.Error(w, "the page could not be rendered: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
+// render writes a page: the layout with p around what body writes.
+func (c *console) render(w http.ResponseWriter, code int, p consolePage, body func(*htmlw.Writer, *consolePage)) {
+	var hw htmlw.Writer
+	consoleHead(&hw, &p)
+	body(&hw, &p)
+	consoleFoot(&hw)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(hw.Bytes())
 }
 
-// show renders a page of a logged-in session, with its flash message.
-func (c *console) show(w http.ResponseWriter, s *consoleSession, name, title, live string, view any) {
-	c.render(w, http.StatusOK, name, consolePage{Title: title, Page: name, User: s.user, CSRF: s.csrf,
-		Flash: c.auth.takeFlash(s.id), NodeID: c.a.cfg.Node.ID, Live: live, View: view})
+// sessionPage is the layout of a page of a logged-in session, with its flash message.
+func (c *console) sessionPage(s *consoleSession, name, title string) consolePage {
+	return consolePage{Title: title, Page: name, User: s.user, CSRF: s.csrf, Flash: c.auth.takeFlash(s.id), NodeID: c.a.cfg.Node.ID}
 }
 
 // done ends a form: the message is shown on the next page, which the browser loads by GET
@@ -259,7 +246,7 @@ func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
 func (c *console) showLogin(w http.ResponseWriter, code int, msg string) {
 	tok := randomHex(32)
 	http.SetCookie(w, c.cookie(c.loginCookie, tok, 3600))
-	c.render(w, code, "login", consolePage{Title: "Log in", Page: "login", CSRF: tok, Flash: msg, NodeID: c.a.cfg.Node.ID})
+	c.render(w, code, consolePage{Title: "Log in", Page: "login", CSRF: tok, Flash: msg, NodeID: c.a.cfg.Node.ID}, loginBody)
 }
 
 // loginPost checks the form's token against the log-in cookie, then the password; a wrong
@@ -306,39 +293,43 @@ func (c *console) logout(w http.ResponseWriter, r *http.Request, s *consoleSessi
 }
 
 func (c *console) settingsPage(w http.ResponseWriter, r *http.Request, s *consoleSession) {
-	c.showLive(w, r, s, "settings", "Redundancy Settings", "", c.settingsView())
+	v := c.settingsView()
+	c.showLive(w, r, s, "settings", "Redundancy Settings", nil, func(w *htmlw.Writer, p *consolePage) { settingsBody(w, p, v) })
 }
 
 func (c *console) statusPage(w http.ResponseWriter, r *http.Request, s *consoleSession) {
-	c.showLive(w, r, s, "status", "Status", "", nil)
+	c.showLive(w, r, s, "status", "Status", nil, statusBody)
 }
 
 func (c *console) eventsPage(w http.ResponseWriter, r *http.Request, s *consoleSession) {
 	f := parseEventFilter(r.URL.Query())
-	c.showLive(w, r, s, "events", "System Events", f.query(), eventsView{Filter: f, Applications: notifyApplications})
+	c.showLive(w, r, s, "events", "System Events", f.values(), func(w *htmlw.Writer, p *consolePage) { eventsBody(w, p, f) })
 }
 
 // showLive renders a page whose live part (liveView) is updated by the stream. The part is
 // rendered once, put in the page, and its hash given to the stream, which then sends nothing
 // until the part changes: a form the operator is filling in is not replaced by the same
-// content the moment the page has loaded.
-func (c *console) showLive(w http.ResponseWriter, r *http.Request, s *consoleSession, name, title, query string, view any) {
-	html, err := c.liveView(name, r, s)
+// content the moment the page has loaded. query is the rest of the stream's query (the
+// Events page's filter).
+func (c *console) showLive(w http.ResponseWriter, r *http.Request, s *consoleSession, name, title string, query url.Values,
+	body func(*htmlw.Writer, *consolePage)) {
+	live, err := c.liveView(name, r, s)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	q := url.Values{"view": {name}, "have": {liveHash(html)}}.Encode()
-	if query != "" {
-		q += "&" + query
+	q := url.Values{"view": {name}, "have": {liveHash(live)}}
+	for k, v := range query {
+		q[k] = v
 	}
-	c.render(w, http.StatusOK, name, consolePage{Title: title, Page: name, User: s.user, CSRF: s.csrf,
-		Flash: c.auth.takeFlash(s.id), NodeID: c.a.cfg.Node.ID, Live: consolePath + "live?" + q, View: view,
-		LiveHTML: template.HTML(html)}) // rendered by html/template: escaped already
+	p := c.sessionPage(s, name, title)
+	p.Live, p.LiveHTML = htmlw.Path(consolePath+"live").Query(q), live
+	c.render(w, http.StatusOK, p, body)
 }
 
 func (c *console) swapPage(w http.ResponseWriter, r *http.Request, s *consoleSession) {
-	c.show(w, s, "swap", "Swap Master Device", "", c.settingsView())
+	v := c.settingsView()
+	c.render(w, http.StatusOK, c.sessionPage(s, "swap", "Swap Master Device"), func(w *htmlw.Writer, p *consolePage) { swapBody(w, p, v) })
 }
 
 // modePost sets the group's Backup mode, as PUT /api/v1/backup-mode does.
@@ -421,8 +412,8 @@ func parseEventFilter(q url.Values) eventFilter {
 	return f
 }
 
-// query encodes the filter for a URL.
-func (f eventFilter) query() string {
+// values is the filter as a URL's query.
+func (f eventFilter) values() url.Values {
 	q := url.Values{}
 	if f.Priority != 0 {
 		q.Set("priority", strconv.Itoa(int(f.Priority)))
@@ -430,8 +421,11 @@ func (f eventFilter) query() string {
 	if f.Application != "" {
 		q.Set("application", f.Application)
 	}
-	return q.Encode()
+	return q
 }
+
+// query encodes the filter for a URL.
+func (f eventFilter) query() string { return f.values().Encode() }
 
 func (f eventFilter) match(e Event) bool {
 	return (f.Priority == 0 || e.Priority == f.Priority) && (f.Application == "" || e.Application == f.Application)

@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redundantd/redundantd/appliance/internal/htmlw"
 )
 
 // The live stream (server-sent events, the HTML standard's EventSource): a page opens
-// /console/live?view=NAME and gets its live part rendered by the same template as the page,
+// /console/live?view=NAME and gets its live part rendered by the same function as the page,
 // whenever it changes. The page's script puts it in place; nothing is rendered in the
 // browser, and a page without script still works by reloading.
 
@@ -21,31 +23,27 @@ const (
 )
 
 // liveView renders the live part of a view for session s, or reports an unknown view.
-func (c *console) liveView(view string, r *http.Request, s *consoleSession) (string, error) {
-	var data any
+func (c *console) liveView(view string, r *http.Request, s *consoleSession) (htmlw.HTML, error) {
+	var w htmlw.Writer
 	switch view {
 	case "status":
-		data = c.statusView()
+		statusLive(&w, c.statusView())
 	case "settings":
-		data = consolePage{CSRF: s.csrf, View: c.settingsView()}
+		settingsLive(&w, s.csrf, c.settingsView())
 	case "events":
-		data = c.eventsView(parseEventFilter(r.URL.Query()), s.csrf)
+		eventsLive(&w, c.eventsView(parseEventFilter(r.URL.Query()), s.csrf))
 	default:
-		return "", fmt.Errorf("unknown view %q: want status, settings or events", view)
+		return htmlw.HTML{}, fmt.Errorf("unknown view %q: want status, settings or events", view)
 	}
-	var buf bytes.Buffer
-	if err := c.pages.ExecuteTemplate(&buf, view+"-live", data); err != nil {
-		return "", err
-	}
-	return buf.String(), nil
+	return w.HTML(), nil
 }
 
 // liveHash identifies a rendering of a live part (FNV-1a, 64 bits: a change detector, not a
 // security measure).
-func liveHash(html string) string {
-	h := fnv.New64a()
-	h.Write([]byte(html))
-	return strconv.FormatUint(h.Sum64(), 16)
+func liveHash(h htmlw.HTML) string {
+	f := fnv.New64a()
+	f.Write([]byte(h.String()))
+	return strconv.FormatUint(f.Sum64(), 16)
 }
 
 // writeSSE writes one server-sent event: its name and the data, one "data:" line each.
@@ -86,7 +84,7 @@ func (c *console) live(w http.ResponseWriter, r *http.Request) {
 	c.stream(w, rc, r, s, view, first)
 }
 
-func (c *console) stream(w http.ResponseWriter, rc *http.ResponseController, r *http.Request, s *consoleSession, view, last string) {
+func (c *console) stream(w http.ResponseWriter, rc *http.ResponseController, r *http.Request, s *consoleSession, view string, last htmlw.HTML) {
 	var buf bytes.Buffer
 	send := func() bool {
 		// A browser that stops reading (a laptop put to sleep) must not hold the stream.
@@ -97,7 +95,7 @@ func (c *console) stream(w http.ResponseWriter, rc *http.ResponseController, r *
 	}
 	buf.WriteString("retry: 2000\n\n")
 	if r.URL.Query().Get("have") != liveHash(last) {
-		writeSSE(&buf, view, last) // the page is out of date already
+		writeSSE(&buf, view, last.String()) // the page is out of date already
 	}
 	if !send() {
 		return
@@ -126,7 +124,7 @@ func (c *console) stream(w http.ResponseWriter, rc *http.ResponseController, r *
 			c.a.log.Error("console: live render", "view", view, "err", err)
 			return
 		case html != last:
-			writeSSE(&buf, view, html)
+			writeSSE(&buf, view, html.String())
 			last = html
 		case time.Since(lastSent) >= consoleLivePing:
 			buf.WriteString(": ping\n\n")

@@ -14,16 +14,19 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redundantd/redundantd/appliance/internal/htmlw"
 	"github.com/redundantd/redundantd/berofos"
 	pbxsync "github.com/redundantd/redundantd/sync"
 	"github.com/redundantd/redundantd/testlab/tlscert"
 	"github.com/redundantd/redundantd/vrrp"
 	"golang.org/x/crypto/bcrypt"
+	xhtml "golang.org/x/net/html"
 )
 
 // writeUsersFile writes a users file with the given user:password pairs (bcrypt at its
@@ -566,10 +569,9 @@ func TestBerofosLEDs(t *testing.T) {
 	}
 }
 
-// TestConsoleTemplatesRenderEveryPart renders the parts the two-node tests do not reach (a
+// TestConsoleViewsRenderEveryPart renders the parts the two-node tests do not reach (a
 // sync run, a failed berofos watchdog, an unhealthy peer, a failed swap).
-func TestConsoleTemplatesRenderEveryPart(t *testing.T) {
-	a, _ := runConsoleNode(t, nil)
+func TestConsoleViewsRenderEveryPart(t *testing.T) {
 	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	v := statusView{
 		Nodes: []nodeCard{{Title: "This node", Known: true, NodeID: "pbx-a", Role: "master", LastSync: &PeerSyncResult{At: at, OK: true},
@@ -580,25 +582,21 @@ func TestConsoleTemplatesRenderEveryPart(t *testing.T) {
 		Sync: &pbxsync.Status{Runs: 3, LastRun: pbxsync.RunStats{Started: at, Duration: 1500 * time.Millisecond, Files: 7, BytesSent: 4096}, LastSuccess: at},
 		Swap: &SwapResult{State: "failed", Started: at, Error: "the peer is initialize, not Backup"},
 	}
-	var buf strings.Builder
-	if err := a.console.pages.ExecuteTemplate(&buf, "status-live", v); err != nil {
-		t.Fatal(err)
-	}
+	var buf htmlw.Writer
+	statusLive(&buf, v)
 	for _, want := range []string{"lines to-me <span class=\"ok\">in place</span>", `class="port fail-on"`, "7 changed", "4096 sent",
 		"unhealthy: sip check failed", "disk full", "asterisk: running", "failed Tue Dec  1", "the peer is initialize, not Backup"} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("status view lacks %q:\n%s", want, buf.String())
+		if !strings.Contains(buf.HTML().String(), want) {
+			t.Errorf("status view lacks %q:\n%s", want, buf.HTML())
 		}
 	}
-	buf.Reset()
+	buf = htmlw.Writer{}
 	sv := settingsView{Role: "backup", BackupMode: "active", SwapNote: "this node is backup, not Master; ask the Master",
 		Swap: &SwapResult{State: "done", NewMaster: "pbx-b", Timeline: []SwapStep{{Step: "resign", AtMS: 18, TookMS: 1.5}}}}
-	if err := a.console.pages.ExecuteTemplate(&buf, "settings-live", consolePage{CSRF: "tok", View: sv}); err != nil {
-		t.Fatal(err)
-	}
+	settingsLive(&buf, "tok", sv)
 	for _, want := range []string{"Not available: this node is backup, not Master; ask the Master.", "<td>resign</td><td>18.0 ms</td>", "(from the configuration)"} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("settings view lacks %q:\n%s", want, buf.String())
+		if !strings.Contains(buf.HTML().String(), want) {
+			t.Errorf("settings view lacks %q:\n%s", want, buf.HTML())
 		}
 	}
 }
@@ -670,4 +668,127 @@ func TestConsoleLoginRate(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the API after a burst of log-ins: %v %v", resp, err)
 	}
+}
+
+// TestConsoleEscapesHostileData: an event whose application, name and description are
+// markup, on a node whose ID is markup, is shown as that text on the Events page, in its
+// live stream and on the Status page, and adds no element or attribute to them: a real HTML
+// parser finds the one script of the layout, no event handler, and the cells' text equal to
+// what was recorded.
+func TestConsoleEscapesHostileData(t *testing.T) {
+	const id = `pbx-"><script>alert(1)</script>&amp;é`
+	a, base := runConsoleNode(t, func(c *Config) { c.Node.ID = id })
+	cc := newConsoleClient(t, base, nil)
+	if code := cc.login("admin", "s3cret"); code != http.StatusSeeOther {
+		t.Fatalf("log-in: %d", code)
+	}
+	e := a.record(Event{Priority: PriorityWarning, Application: `APP' onmouseover='alert(1)`, Name: `<img src=x onerror=alert(1)>`,
+		Description: `"></td></tr></table><script>alert(document.cookie)</script> & ünïcode — ●`})
+	check := func(what, doc string) *xhtml.Node { t.Helper(); return parseConsolePage(t, what, doc) }
+	cells := func(root *xhtml.Node) []string { return rowCells(root, e.Seq) }
+	want := []string{"New", consoleTime(e.Time), "3", e.Application, e.Name, e.Description}
+
+	_, _, body := cc.do("GET", "/console/events", nil)
+	root := check("events page", body)
+	if got := cells(root); len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+		t.Errorf("the event's row reads %q, want %q", got, want)
+	}
+	if !strings.Contains(body, "&lt;script&gt;alert(document.cookie)&lt;/script&gt; &amp; ünïcode") {
+		t.Errorf("the description is not escaped as text:\n%s", body)
+	}
+	for n := range root.Descendants() {
+		if n.Data == "title" && textOf(n) != "System Events · "+id+" · redundantd" || attr(n, "class") == "node" && textOf(n) != id {
+			t.Errorf("the node's ID reads %q in <%s>", textOf(n), n.Data)
+		}
+	}
+
+	// The live stream sends the same part (no "have": the page is out of date at once).
+	req, _ := http.NewRequest("GET", base+"/console/live?view=events", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cc.c.Do(req.WithContext(ctx))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("live: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	events := make(chan string, 8)
+	go readSSE(resp.Body, events)
+	select {
+	case part := <-events:
+		if got := cells(check("live part", part)); len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+			t.Errorf("the live part's row reads %q, want %q", got, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("no live part")
+	}
+
+	_, _, body = cc.do("GET", "/console/status", nil)
+	found := false
+	for n := range check("status page", body).Descendants() {
+		found = found || attr(n, "data-node") == id
+	}
+	if !found {
+		t.Errorf("no node card with data-node %q:\n%s", id, body)
+	}
+}
+
+// parseConsolePage parses a page or a live part as a browser does and fails the test for
+// any element or attribute that could run script: a <script> other than the layout's, an
+// <img>, an event handler, a style.
+func parseConsolePage(t *testing.T, what, doc string) *xhtml.Node {
+	t.Helper()
+	root, err := xhtml.Parse(strings.NewReader(doc))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for n := range root.Descendants() {
+		if n.Type != xhtml.ElementNode {
+			continue
+		}
+		if n.Data == "script" && attr(n, "src") != "/console/static/console.js" || n.Data == "img" {
+			t.Errorf("%s: a <%s> element of the data:\n%s", what, n.Data, doc)
+		}
+		for _, at := range n.Attr {
+			if strings.HasPrefix(at.Key, "on") || at.Key == "style" {
+				t.Errorf("%s: attribute %s=%q on <%s>", what, at.Key, at.Val, n.Data)
+			}
+		}
+	}
+	return root
+}
+
+// rowCells is the text of each cell of the Events table's row of event seq.
+func rowCells(root *xhtml.Node, seq uint64) []string {
+	for n := range root.Descendants() {
+		if n.Data == "tr" && attr(n, "data-seq") == itoa(seq) {
+			var out []string
+			for td := range n.ChildNodes() {
+				if td.Data == "td" {
+					out = append(out, textOf(td))
+				}
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+func attr(n *xhtml.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// textOf is the text of n and its descendants, as textContent is.
+func textOf(n *xhtml.Node) string {
+	var b strings.Builder
+	for d := range n.Descendants() {
+		if d.Type == xhtml.TextNode {
+			b.WriteString(d.Data)
+		}
+	}
+	return b.String()
 }

@@ -161,23 +161,21 @@ func berofosLEDs(d berofos.DeviceStatus, bypass bool) []ledPort {
 	return out
 }
 
-// eventsView is the System Events page: the seed's Figure 10, newest first.
+// eventsView is the System Events page's table: the seed's Figure 10, newest first.
 type eventsView struct {
-	Filter       eventFilter
-	Query        string
-	Applications []string
-	Rows         []Event
-	More         int    // matching events not shown
-	UpTo         uint64 // the newest event shown, for "mark all read"
-	Unread       int
-	CSRF         string
+	Filter eventFilter
+	Rows   []Event
+	More   int    // matching events not shown
+	UpTo   uint64 // the newest event shown, for "mark all read"
+	Unread int
+	CSRF   string
 }
 
 // consoleMaxRows is the most events one page shows.
 const consoleMaxRows = 300
 
 func (c *console) eventsView(f eventFilter, csrf string) eventsView {
-	v := eventsView{Filter: f, Query: f.query(), Applications: notifyApplications, CSRF: csrf}
+	v := eventsView{Filter: f, CSRF: csrf}
 	all := c.a.events.log.all()
 	for _, e := range slices.Backward(all) {
 		if !f.match(e) {
