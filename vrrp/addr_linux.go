@@ -252,6 +252,12 @@ func (a *netlinkAddresser) Add(vips []netip.Prefix) error {
 			a.installed = append(a.installed, v)
 		}
 	}
+	if slices.ContainsFunc(todo, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		// Linux finishes an IPv6 address (the RTM_NEWADDR that tells other processes, the
+		// multicast joins) in a work queue item on this CPU, even without DAD; the Router's
+		// advert and Neighbor Advertisements would otherwise run first and delay it.
+		unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	}
 	return errors.Join(errs...)
 }
 
