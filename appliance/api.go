@@ -54,12 +54,25 @@ type StatusResponse struct {
 	// Groups are the node's VRRP groups one by one when it runs several ([[redundancy.group]]);
 	// State and the keys above are then the unit's (docs/configuration.md).
 	Groups []GroupStatus `json:"groups,omitempty"`
+	// LeftMaster is the last time this node (the unit, with groups) left the Master role and
+	// why, as the engine reported it: with groups the reason names the group whose move took
+	// the whole unit out ("group eth1/18: ..."). nil until it has left Master once.
+	LeftMaster *RoleChange `json:"left_master,omitempty"`
 	// SyncDown says why the replication is enabled but not running (a full or read-only
 	// state_dir); it is retried.
 	SyncDown string `json:"sync_down,omitempty"`
 	// StateError says why the Backup mode and last role are not saved in state_dir.
 	StateError string `json:"state_error,omitempty"`
 	Version    string `json:"version"`
+}
+
+// RoleChange is one change of the node's VRRP role, in the API's status.
+type RoleChange struct {
+	At     time.Time `json:"at"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Cause  string    `json:"cause"`  // the protocol's cause, e.g. "interface down" (vrrp.Cause)
+	Reason string    `json:"reason"` // the engine's words, e.g. "group eth1/18: interface eth1 has no carrier"
 }
 
 // BackupModeRequest is the body of PUT /api/v1/backup-mode.
@@ -125,6 +138,12 @@ func (a *Appliance) Status() StatusResponse {
 	}
 	st := a.router.Status()
 	s.Groups = a.groupStatus()
+	a.leftMu.Lock()
+	if a.leftMaster != nil {
+		lm := *a.leftMaster
+		s.LeftMaster = &lm
+	}
+	a.leftMu.Unlock()
 	s.State = st.State.String()
 	s.Priority = st.Priority
 	if st.MasterIP.IsValid() {

@@ -118,6 +118,9 @@ type Appliance struct {
 	failMu   sync.Mutex
 	failover failoverWatch // the peer link's fast takeover and hold (fastfail.go)
 
+	leftMu     sync.Mutex
+	leftMaster *RoleChange // the last time the node left Master (the API's left_master)
+
 	stMu     sync.Mutex
 	state    nodeState // Backup mode and last role, kept in state_dir
 	stateErr string    // why state_dir refused it; "" when saved
@@ -316,6 +319,11 @@ func (a *Appliance) vrrpConfig() vrrp.Config {
 // to the transition worker without blocking.
 func (a *Appliance) onVRRPEvent(e vrrp.Event) {
 	a.metrics.countTransition(e)
+	if e.From == vrrp.StateMaster && e.To != vrrp.StateMaster {
+		a.leftMu.Lock()
+		a.leftMaster = &RoleChange{At: e.At, From: e.From.String(), To: e.To.String(), Cause: e.Cause.String(), Reason: e.Reason}
+		a.leftMu.Unlock()
+	}
 	ev := a.recordOnly(transitionEvent(e))
 	if e.To == vrrp.StateMaster {
 		a.notifier.NotifyVRRP(ev, VRRPDetail{IfIndex: a.vrrpIfi, VRID: a.cfg.Redundancy.GroupID,

@@ -21,7 +21,10 @@ type GroupConfig struct {
 	// Address is this node's own IPv4 address on Interface, the advert source. node.address
 	// when Interface is node.interface; otherwise zero unless set, and the engine takes the
 	// interface's first IPv4 address.
-	Address        netip.Addr
+	Address netip.Addr
+	// Version is the group's VRRP version, 2 or 3 ([redundancy]'s when unset): its advert
+	// interval and its virtual IPs are checked by that version's rules, as [redundancy]'s are.
+	Version        uint8
 	GroupID        uint8
 	Priority       uint8
 	AdvertInterval time.Duration
@@ -38,6 +41,7 @@ type GroupConfig struct {
 type rawGroup struct {
 	Interface      *string  `toml:"interface"`
 	Address        *string  `toml:"address"`
+	Version        *int64   `toml:"version"`
 	GroupID        *int64   `toml:"group_id"`
 	Priority       *int64   `toml:"priority"`
 	AdvertInterval *string  `toml:"advert_interval"`
@@ -77,7 +81,10 @@ func groupKey(i int, key string) string { return fmt.Sprintf("redundancy.group[%
 
 // validateGroup checks one group with validateRedundancy, given the group's keys merged
 // over [redundancy]'s, and reports the problems under the group's keys; a problem [redundancy]
-// itself has (an inherited bad value) is reported there only.
+// itself has (an inherited bad value) is reported there only. The merge includes version, so
+// a group's advert_interval is checked by its own version's rule, as [redundancy]'s is
+// (validateAdvertInterval: whole seconds for 2, RFC 3768 section 5.3.7; centiseconds from
+// 10ms to 40.95s for 3, RFC 9568 section 5.2.7), and so are its IPv6 virtual IPs.
 func validateGroup(p *problems, i int, g *rawGroup, top *rawRedundancy, node NodeConfig) (GroupConfig, bool) {
 	gc := GroupConfig{Interface: node.Interface}
 	if g.Interface != nil {
@@ -102,6 +109,7 @@ func validateGroup(p *problems, i int, g *rawGroup, top *rawRedundancy, node Nod
 	enabled := true
 	merged := rawRedundancy{
 		Enabled:        &enabled,
+		Version:        or(g.Version, top.Version),
 		GroupID:        g.GroupID,
 		Priority:       or(g.Priority, top.Priority),
 		AdvertInterval: or(g.AdvertInterval, top.AdvertInterval),
@@ -130,13 +138,13 @@ func validateGroup(p *problems, i int, g *rawGroup, top *rawRedundancy, node Nod
 			key, problem = strings.ReplaceAll(key, "node.address", groupKey(i, "address")), strings.ReplaceAll(problem, "node.address", groupKey(i, "address"))
 		}
 		key = strings.Replace(key, "redundancy.", fmt.Sprintf("redundancy.group[%d].", i), 1)
-		for _, k := range []string{"virtual_ips", "peer", "group_id"} {
+		for _, k := range []string{"virtual_ips", "peer", "group_id", "version"} {
 			problem = strings.ReplaceAll(problem, "redundancy."+k, groupKey(i, k))
 		}
 		*p = append(*p, &ConfigError{Key: key, Problem: problem})
 	}
 	gc.Address = gnode.Address
-	gc.GroupID, gc.Priority, gc.AdvertInterval, gc.Preempt = r.GroupID, r.Priority, r.AdvertInterval, r.Preempt
+	gc.Version, gc.GroupID, gc.Priority, gc.AdvertInterval, gc.Preempt = r.Version, r.GroupID, r.Priority, r.AdvertInterval, r.Preempt
 	gc.VirtualIPs, gc.Unicast, gc.Peer, gc.VirtualMAC = r.VirtualIPs, r.Unicast, r.Peer, r.VirtualMAC
 	gc.GARPCount, gc.GARPInterval = r.GARPCount, r.GARPInterval
 	return gc, len(*p) == n

@@ -130,10 +130,14 @@ func (a *Appliance) onPeerChange(v PeerView) {
 // onHeld runs on the engine's goroutine when Master_Down_Timer fires while held: the adverts
 // are lost but the peer link shows the Master alive, so this node stays Backup. One event per
 // episode (the engine repeats Held every Master_Down_Interval with the same Since).
-func (a *Appliance) onHeld(h vrrp.Held) {
+func (a *Appliance) onHeld(h vrrp.Held) { a.recordHeld("", h) }
+
+// recordHeld records onHeld's event; with groups each group holds on its own and names
+// itself in prefix ("group eth1/18: ").
+func (a *Appliance) recordHeld(prefix string, h vrrp.Held) {
 	if !h.At.Equal(h.Since) {
 		return
 	}
 	a.record(Event{Time: h.At, Priority: PriorityWarning, Application: AppRedundancy, Name: "adverts lost",
-		Description: fmt.Sprintf("adverts lost, Master alive on the peer link: staying Backup (%s)", h.Reason)})
+		Description: fmt.Sprintf("%sadverts lost, Master alive on the peer link: staying Backup (%s)", prefix, h.Reason)})
 }

@@ -20,6 +20,10 @@ func (a *Appliance) dialVRRP(dial func(vrrp.Config) (Router, error)) (Router, er
 	for _, g := range a.cfg.Redundancy.Groups {
 		cfgs = append(cfgs, a.groupConfig(g))
 	}
+	for i := range cfgs {
+		prefix := fmt.Sprintf("group %s/%d: ", cfgs[i].Interface, cfgs[i].VRID) // the Unit's member name
+		cfgs[i].OnHeld = func(h vrrp.Held) { a.recordHeld(prefix, h) }
+	}
 	u, err := vrrp.NewUnit(vrrp.UnitConfig{
 		Logger: a.log.With("part", "vrrp"),
 		OnEvent: func(e vrrp.Event) {
@@ -47,12 +51,15 @@ var _ Router = unitRouter{}
 // group's own is [redundancy]'s (vrrpConfig).
 func (a *Appliance) groupConfig(g GroupConfig) vrrp.Config {
 	c := a.vrrpConfig()
-	c.Interface, c.VRID, c.Priority, c.AdvertInterval, c.Preempt = g.Interface, g.GroupID, g.Priority, g.AdvertInterval, g.Preempt
+	c.Interface, c.Version, c.VRID, c.Priority, c.AdvertInterval, c.Preempt = g.Interface, g.Version, g.GroupID, g.Priority, g.AdvertInterval, g.Preempt
 	c.Primary, c.VirtualIPs, c.Unicast, c.VirtualMAC = g.Address, g.VirtualIPs, g.Unicast, g.VirtualMAC
 	c.GARPCount, c.GARPInterval = g.GARPCount, g.GARPInterval
 	c.Peers = nil
 	if g.Unicast {
 		c.Peers = []netip.Addr{g.Peer}
+	}
+	if c.IPv6() {
+		c.Primary = netip.Addr{} // the interface's link-local address, as in vrrpConfig
 	}
 	return c
 }
@@ -73,14 +80,21 @@ func (a *Appliance) onGroupEvent(e vrrp.MemberEvent) {
 	}
 }
 
-// GroupStatus is one VRRP group of a node that runs several, in the API's status.
+// GroupStatus is one VRRP group of a node that runs several, in the API's status: the
+// group's settings (those of [redundancy] for the first, of its [[redundancy.group]] for
+// the others) and its own state, which may differ from the unit's for a moment while the
+// unit moves (vrrp.Unit.Status).
 type GroupStatus struct {
 	Name        string   `json:"name"` // "<interface>/<group_id>"
+	Interface   string   `json:"interface"`
+	GroupID     uint8    `json:"group_id"` // the VRID
+	Version     uint8    `json:"version"`  // 2 (RFC 3768) or 3 (RFC 9568)
 	State       string   `json:"state"`
 	Priority    uint8    `json:"priority"`
-	MasterIP    string   `json:"master_ip,omitempty"`
-	Holding     []string `json:"holding"`
-	Since       string   `json:"since,omitempty"` // RFC 3339 time of the group's last transition
+	MasterIP    string   `json:"master_ip,omitempty"` // the group's Master as last heard
+	VirtualIPs  []string `json:"virtual_ips"`         // configured
+	Holding     []string `json:"holding"`             // held now (confirmed by the engine)
+	Since       string   `json:"since,omitempty"`     // RFC 3339 time of the group's last transition
 	Transitions uint64   `json:"transitions"`
 	Fault       string   `json:"fault,omitempty"`
 }
@@ -91,10 +105,20 @@ func (a *Appliance) groupStatus() []GroupStatus {
 	if !ok {
 		return nil
 	}
+	rc := a.cfg.Redundancy
+	cfgs := append([]GroupConfig{{Interface: a.cfg.Node.Interface, Version: rc.Version, GroupID: rc.GroupID, VirtualIPs: rc.VirtualIPs}},
+		rc.Groups...)
 	var out []GroupStatus
-	for _, m := range u.Members() {
+	for i, m := range u.Members() {
 		g := GroupStatus{Name: m.Name, State: m.State.String(), Priority: m.Priority, Transitions: m.Transitions,
-			Fault: m.Fault, Holding: []string{}}
+			Fault: m.Fault, Holding: []string{}, VirtualIPs: []string{}}
+		if i < len(cfgs) { // the members are dialled from these, in this order (dialVRRP)
+			c := cfgs[i]
+			g.Interface, g.GroupID, g.Version = c.Interface, c.GroupID, c.Version
+			for _, p := range c.VirtualIPs {
+				g.VirtualIPs = append(g.VirtualIPs, p.String())
+			}
+		}
 		if m.MasterIP.IsValid() {
 			g.MasterIP = m.MasterIP.String()
 		}

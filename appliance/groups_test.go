@@ -1,14 +1,18 @@
 package appliance
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/redundantd/redundantd/testlab/memwire"
 	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/redundantd/redundantd/vrrp"
@@ -110,5 +114,58 @@ func TestApplianceGroupsMoveTogether(t *testing.T) {
 	}
 	if !became || !lanGroup || !wanGroup {
 		t.Errorf("b's event log: %q; want both groups' transitions and the unit's", log)
+	}
+}
+
+// The API's status of a node with groups: every group with its interface, VRID, version,
+// priority, state, configured and held virtual IPs and Master, and why the unit left Master
+// (here: preempted by the peer's higher priority, as the JSON says in snake_case).
+func TestApplianceGroupsStatusJSON(t *testing.T) {
+	lan, wan := memwire.New(), memwire.New()
+	b := startGroupNode(t, lan, wan, 1) // priority 100: Master alone
+	poll.Until(t, 5*time.Second, "b master", func() bool { return b.a.role() == "master" })
+	if b.a.Status().LeftMaster != nil {
+		t.Fatalf("left_master %+v before b ever left Master", b.a.Status().LeftMaster)
+	}
+	a := startGroupNode(t, lan, wan, 0) // priority 200 with preempt: takes the unit
+	poll.Until(t, 5*time.Second, "a master, b backup", func() bool { return a.a.role() == "master" && b.a.role() == "backup" })
+	poll.Until(t, 5*time.Second, "b's groups backup, each knowing a as its Master", func() bool {
+		gs := b.a.Status().Groups
+		return len(gs) == 2 && gs[0].State == "backup" && gs[1].State == "backup" &&
+			gs[0].MasterIP == "192.0.2.11" && gs[1].MasterIP == "198.51.100.11"
+	})
+
+	rec := httptest.NewRecorder()
+	b.a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/status", nil))
+	var raw struct {
+		State      string           `json:"state"`
+		Groups     []map[string]any `json:"groups"`
+		LeftMaster map[string]any   `json:"left_master"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
+		t.Fatalf("status JSON %s: %v", rec.Body, err)
+	}
+	want := []map[string]any{
+		{"name": "eth0/18", "interface": "eth0", "group_id": 18.0, "version": 2.0, "priority": 100.0, "state": "backup",
+			"master_ip": "192.0.2.11", "virtual_ips": []any{vip.String()}, "holding": []any{}},
+		{"name": "eth1/18", "interface": "eth1", "group_id": 18.0, "version": 2.0, "priority": 100.0, "state": "backup",
+			"master_ip": "198.51.100.11", "virtual_ips": []any{wanVIP.String()}, "holding": []any{}},
+	}
+	for i := range raw.Groups {
+		for _, k := range []string{"since", "transitions"} { // times and counts of the run
+			if _, ok := raw.Groups[i][k]; !ok {
+				t.Errorf("group %d has no %q: %v", i, k, raw.Groups[i])
+			}
+			delete(raw.Groups[i], k)
+		}
+	}
+	if diff := cmp.Diff(want, raw.Groups); diff != "" || raw.State != "backup" {
+		t.Errorf("state %q, groups (-want +got):\n%s", raw.State, diff)
+	}
+	lm := raw.LeftMaster
+	reason, _ := lm["reason"].(string)
+	if lm["from"] != "master" || lm["to"] != "backup" || lm["cause"] != vrrp.CausePreempted.String() ||
+		!strings.HasPrefix(reason, "group eth") || lm["at"] == nil {
+		t.Errorf("left_master %v: want master -> backup, %q, the reason naming the group", lm, vrrp.CausePreempted)
 	}
 }

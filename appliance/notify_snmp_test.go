@@ -69,7 +69,14 @@ func TestMIBTranslate(t *testing.T) {
 		args = append(args, o.name)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "MIBS=", "MIBDIRS=")
+	// net-snmp creates its persistent directory's cert_indexes on first use and says so on
+	// stderr ("Created directory: /var/lib/snmp/cert_indexes", on a fresh machine only):
+	// give it one of the test's own where that directory is already there.
+	persist := t.TempDir()
+	if err := os.Mkdir(filepath.Join(persist, "cert_indexes"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), "MIBS=", "MIBDIRS=", "SNMP_PERSISTENT_DIR="+persist)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -96,6 +96,16 @@ func (a *Appliance) role() string {
 	return a.router.Status().State.String()
 }
 
+// virtualIPCount is how many virtual IPs the node holds as Master: [redundancy]'s and, with
+// groups, every [[redundancy.group]]'s (the unit's status lists those of all its groups).
+func (a *Appliance) virtualIPCount() int {
+	n := len(a.cfg.Redundancy.VirtualIPs)
+	for _, g := range a.cfg.Redundancy.Groups {
+		n += len(g.VirtualIPs)
+	}
+	return n
+}
+
 // peerLocal is what this node tells its peer every interval.
 func (a *Appliance) peerLocal() PeerStatus {
 	m := a.mode()
@@ -103,7 +113,7 @@ func (a *Appliance) peerLocal() PeerStatus {
 		Unhealthy: a.health()}
 	if a.router != nil {
 		st := a.router.Status()
-		ps.HoldsAddresses = st.State == vrrp.StateMaster && len(st.VirtualIPs) == len(a.cfg.Redundancy.VirtualIPs)
+		ps.HoldsAddresses = st.State == vrrp.StateMaster && len(st.VirtualIPs) == a.virtualIPCount()
 	}
 	if a.services != nil {
 		for _, s := range a.services.Status().([]ServiceStatus) {

@@ -35,7 +35,16 @@ type Options struct {
 	Nodes  int          // number of nodes; default 2, at most 100
 	Prefix string       // namespace name prefix; default DefaultPrefix
 	Subnet netip.Prefix // IPv4 subnet of the bridge; default 192.0.2.0/24
+	// WAN gives the lab a second bridge, br1, and every node a second interface on it, eth1
+	// (Node.WAN): a LAN and a WAN side, as a PBX has. Extra hosts (AddHost) are on br0 only.
+	WAN bool
+	// WANSubnet is br1's IPv4 subnet; default DefaultWANSubnet. Node i has host part 10+i.
+	WANSubnet netip.Prefix
 }
+
+// DefaultWANSubnet is the subnet of br1 in a lab with Options.WAN (RFC 5737's second
+// documentation network).
+var DefaultWANSubnet = netip.MustParsePrefix("198.51.100.0/24")
 
 // Subnet6 is the IPv6 prefix of every lab bridge (RFC 3849's documentation prefix): node i has
 // host part 10+i in it, as in the IPv4 subnet.
@@ -49,11 +58,14 @@ var Subnet6 = netip.MustParsePrefix("2001:db8::/64")
 type Lab struct {
 	Name   string       // unique base name; every namespace of the lab starts with it
 	Subnet netip.Prefix // the bridge's subnet
-	Dir    string       // temporary directory for configs, pid files and state; removed by Close
+	// WANSubnet is br1's subnet in a lab with Options.WAN; invalid otherwise.
+	WANSubnet netip.Prefix
+	Dir       string // temporary directory for configs, pid files and state; removed by Close
 
 	bridgeNS netns.NsHandle
 	bridge   *netlink.Handle
 	brIndex  int
+	wanIndex int // br1's index; 0 without Options.WAN
 
 	ctx    context.Context // cancelled by Close: stops sniffers and watchers
 	cancel context.CancelFunc
@@ -78,6 +90,10 @@ type Node struct {
 	Addr6     netip.Addr
 	LinkLocal netip.Addr
 
+	// WAN is the node's second interface, eth1 on br1, in a lab with Options.WAN; nil
+	// otherwise.
+	WAN *Link
+
 	lab      *Lab
 	ipv6     bool // the kernel has IPv6 (see disableDAD)
 	ns       netns.NsHandle
@@ -87,26 +103,41 @@ type Node struct {
 
 var labCounter atomic.Uint64
 
-// New builds a lab. On error everything created so far is removed. The lab lives until Close,
-// or until ctx is cancelled, whichever comes first.
-func New(ctx context.Context, opts Options) (*Lab, error) {
+// withDefaults fills in and checks the options.
+func (opts Options) withDefaults() (Options, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 2
 	}
 	if opts.Nodes < 0 || opts.Nodes > 100 {
-		return nil, fmt.Errorf("testlab: %d nodes: want 1..100", opts.Nodes)
+		return opts, fmt.Errorf("testlab: %d nodes: want 1..100", opts.Nodes)
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
 	if strings.ContainsAny(opts.Prefix, "/- \t") {
-		return nil, fmt.Errorf("testlab: prefix %q: must not contain '/', '-' or spaces", opts.Prefix)
+		return opts, fmt.Errorf("testlab: prefix %q: must not contain '/', '-' or spaces", opts.Prefix)
 	}
 	if !opts.Subnet.IsValid() {
 		opts.Subnet = netip.MustParsePrefix("192.0.2.0/24")
 	}
 	if !opts.Subnet.Addr().Is4() || opts.Subnet.Bits() > 24 {
-		return nil, fmt.Errorf("testlab: subnet %s: want IPv4 with a prefix of /24 or shorter", opts.Subnet)
+		return opts, fmt.Errorf("testlab: subnet %s: want IPv4 with a prefix of /24 or shorter", opts.Subnet)
+	}
+	if opts.WAN && !opts.WANSubnet.IsValid() {
+		opts.WANSubnet = DefaultWANSubnet
+	}
+	if opts.WAN && (!opts.WANSubnet.Addr().Is4() || opts.WANSubnet.Bits() > 24 || opts.WANSubnet.Overlaps(opts.Subnet)) {
+		return opts, fmt.Errorf("testlab: WAN subnet %s: want IPv4 with a prefix of /24 or shorter, apart from %s", opts.WANSubnet, opts.Subnet)
+	}
+	return opts, nil
+}
+
+// New builds a lab. On error everything created so far is removed. The lab lives until Close,
+// or until ctx is cancelled, whichever comes first.
+func New(ctx context.Context, opts Options) (*Lab, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("testlab: network namespaces need root")
@@ -144,37 +175,68 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	if err := linkUp(l.bridge, "lo"); err != nil {
 		return nil, err
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
-	if err := l.bridge.LinkAdd(br); err != nil {
-		return nil, fmt.Errorf("testlab: add bridge br0: %w", err)
-	}
-	if err := linkUp(l.bridge, "br0"); err != nil {
+	if l.brIndex, err = l.addBridge("br0"); err != nil {
 		return nil, err
 	}
-	brLink, err := l.bridge.LinkByName("br0")
-	if err != nil {
-		return nil, fmt.Errorf("testlab: bridge br0: %w", err)
+	if opts.WAN {
+		l.WANSubnet = opts.WANSubnet.Masked()
+		if l.wanIndex, err = l.addBridge("br1"); err != nil {
+			return nil, err
+		}
 	}
-	l.brIndex = brLink.Attrs().Index
-
-	for i := 1; i <= opts.Nodes; i++ {
-		addr, err := l.hostAddr(10 + i)
-		if err != nil {
-			return nil, err
-		}
-		n, err := l.attach(fmt.Sprintf("node%d", i), fmt.Sprintf("n%d", i), addr)
-		if err != nil {
-			return nil, err
-		}
-		l.nodes = append(l.nodes, n)
-	}
-	for _, n := range l.nodes {
-		if err := n.waitCarrier(ctx); err != nil {
-			return nil, err
-		}
+	if err := l.addNodes(ctx, opts); err != nil {
+		return nil, err
 	}
 	ok = true
 	return l, nil
+}
+
+// addNodes attaches opts.Nodes nodes (with their WAN links when opts.WAN) and waits until
+// each has carrier.
+func (l *Lab) addNodes(ctx context.Context, opts Options) error {
+	for i := 1; i <= opts.Nodes; i++ {
+		addr, err := l.hostAddr(10 + i)
+		if err != nil {
+			return err
+		}
+		n, err := l.attach(fmt.Sprintf("node%d", i), fmt.Sprintf("n%d", i), addr)
+		if err != nil {
+			return err
+		}
+		l.nodes = append(l.nodes, n)
+		if opts.WAN {
+			if err := l.attachWAN(n, i); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range l.nodes {
+		if err := n.waitCarrier(ctx); err != nil {
+			return err
+		}
+		if n.WAN != nil {
+			if err := n.WAN.waitCarrier(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// addBridge creates bridge name in the bridge namespace, brings it up and returns its index.
+func (l *Lab) addBridge(name string) (int, error) {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	if err := l.bridge.LinkAdd(br); err != nil {
+		return 0, fmt.Errorf("testlab: add bridge %s: %w", name, err)
+	}
+	if err := linkUp(l.bridge, name); err != nil {
+		return 0, err
+	}
+	link, err := l.bridge.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("testlab: bridge %s: %w", name, err)
+	}
+	return link.Attrs().Index, nil
 }
 
 // waitCarrier waits until the node's eth0 is operationally up and the bridge forwards from
@@ -485,7 +547,7 @@ func (l *Lab) Close() error {
 		if n.ns.IsOpen() {
 			n.ns.Close()
 		}
-		if err := netns.DeleteNamed(n.NSName); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := labns.Remove(n.NSName); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("testlab: remove namespace %s: %w", n.NSName, err))
 		}
 	}
@@ -494,7 +556,7 @@ func (l *Lab) Close() error {
 	}
 	if l.bridgeNS.IsOpen() {
 		l.bridgeNS.Close()
-		if err := netns.DeleteNamed(l.Name + "-br"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := labns.Remove(l.Name + "-br"); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("testlab: remove namespace %s-br: %w", l.Name, err))
 		}
 	}
@@ -541,7 +603,7 @@ func removeStale(prefix string) {
 		if _, err := os.Stat(filepath.Join("/proc", pidStr)); err == nil {
 			continue
 		}
-		netns.DeleteNamed(e.Name())
+		labns.Remove(e.Name())
 	}
 }
 

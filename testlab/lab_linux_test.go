@@ -40,7 +40,13 @@ func TestMain(m *testing.M) {
 // exchange sends a UDP datagram from a to b and waits for b's echo.
 func exchange(t *testing.T, a, b *Node, timeout time.Duration) error {
 	t.Helper()
-	srv, err := b.ListenPacket("udp4", b.Addr.String()+":0")
+	return exchangeVia(t, a, b, a.Addr, b.Addr, timeout)
+}
+
+// exchangeVia is exchange between a's address aAddr and b's bAddr (their WAN addresses, say).
+func exchangeVia(t *testing.T, a, b *Node, aAddr, bAddr netip.Addr, timeout time.Duration) error {
+	t.Helper()
+	srv, err := b.ListenPacket("udp4", bAddr.String()+":0")
 	if err != nil {
 		t.Fatalf("listen in %s: %v", b.Name, err)
 	}
@@ -75,8 +81,8 @@ func exchange(t *testing.T, a, b *Node, timeout time.Duration) error {
 	if got := string(buf[:n]); got != msg {
 		t.Fatalf("echo from %s = %q, want %q", b.Name, got, msg)
 	}
-	if la := c.LocalAddr().(*net.UDPAddr); la.IP.String() != a.Addr.String() {
-		t.Fatalf("datagram left %s from %s, want %s", a.Name, la.IP, a.Addr)
+	if la := c.LocalAddr().(*net.UDPAddr); la.IP.String() != aAddr.String() {
+		t.Fatalf("datagram left %s from %s, want %s", a.Name, la.IP, aAddr)
 	}
 	return nil
 }
@@ -144,6 +150,50 @@ func TestCutAndRestoreLink(t *testing.T) {
 	var err error
 	if perr := poll.Context(wctx, poll.Step, func() bool { err = exchange(t, a, b, 300*time.Millisecond); return err == nil }); perr != nil {
 		t.Fatalf("after restoring the link: %v", err)
+	}
+}
+
+// A lab with Options.WAN: every node has eth1 on br1 in the WAN subnet beside its eth0, the
+// nodes talk over both, and cutting a node's WAN link takes eth1's carrier only.
+func TestLabWAN(t *testing.T) {
+	t.Parallel()
+	l := NewT(t, Options{WAN: true})
+	if l.WANSubnet != DefaultWANSubnet || l.DefaultWANVIP() != netip.MustParsePrefix("198.51.100.100/24") {
+		t.Errorf("WAN subnet %s, VIP %s", l.WANSubnet, l.DefaultWANVIP())
+	}
+	for i, n := range l.Nodes() {
+		want := netip.AddrFrom4([4]byte{198, 51, 100, byte(11 + i)})
+		if n.WAN == nil || n.WAN.Iface != "eth1" || n.WAN.Addr != want || n.WAN.Prefix.Bits() != 24 {
+			t.Fatalf("node %d's WAN %+v, want %s/24 on eth1", i+1, n.WAN, want)
+		}
+	}
+	a, b := l.Node(1), l.Node(2)
+	if err := exchangeVia(t, a, b, a.WAN.Addr, b.WAN.Addr, 2*time.Second); err != nil {
+		t.Fatalf("UDP over br1: %v", err)
+	}
+	if err := b.WAN.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	carrier := func(n *Node, iface string) bool {
+		eth, err := n.handle.LinkByName(iface)
+		return err == nil && eth.Attrs().OperState == netlink.OperUp
+	}
+	poll.Until(t, 3*time.Second, "node2's eth1 without carrier", func() bool { return !carrier(b, "eth1") })
+	if !carrier(b, "eth0") {
+		t.Error("node2's eth0 lost carrier with its WAN link")
+	}
+	if err := exchange(t, a, b, 2*time.Second); err != nil {
+		t.Errorf("UDP over br0 with the WAN link cut: %v", err)
+	}
+	if err := b.WAN.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := exchangeVia(t, a, b, a.WAN.Addr, b.WAN.Addr, 2*time.Second); err != nil {
+		t.Errorf("UDP over br1 after the restore: %v", err)
+	}
+	// A lab without the option has neither.
+	if l := NewT(t, Options{Nodes: 1}); l.Node(1).WAN != nil || l.WANSubnet.IsValid() {
+		t.Errorf("a lab without WAN: node1's WAN %+v, subnet %s", l.Node(1).WAN, l.WANSubnet)
 	}
 }
 

@@ -404,26 +404,31 @@ func (s Status) SinceTime() time.Time {
 // Status queries redundantd's API inside the node.
 func (n *Node) Status(ctx context.Context) (Status, error) {
 	var st Status
+	return st, n.getStatus(ctx, &st)
+}
+
+// getStatus decodes redundantd's GET /api/v1/status inside the node into out.
+func (n *Node) getStatus(ctx context.Context, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+APIAddr+"/api/v1/status", nil)
 	if err != nil {
-		return st, err
+		return err
 	}
 	resp, err := n.HTTPClient().Do(req)
 	if err != nil {
-		return st, fmt.Errorf("testlab: status of %s: %w", n.Name, err)
+		return fmt.Errorf("testlab: status of %s: %w", n.Name, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return st, fmt.Errorf("testlab: status of %s: %w", n.Name, err)
+		return fmt.Errorf("testlab: status of %s: %w", n.Name, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("testlab: status of %s: %s: %s", n.Name, resp.Status, body)
+		return fmt.Errorf("testlab: status of %s: %s: %s", n.Name, resp.Status, body)
 	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("testlab: status of %s: %w: %s", n.Name, err, body)
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("testlab: status of %s: %w: %s", n.Name, err, body)
 	}
-	return st, nil
+	return nil
 }
 
 func tail(s string, n int) string {

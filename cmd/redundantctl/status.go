@@ -237,11 +237,18 @@ func printStatus(w io.Writer, st appliance.StatusResponse) {
 	row("services", services(st.Services), peerServices(peer.Services))
 	row("last sync", syncOf(st.Parts["sync"]), peerSync(peer.LastSync))
 	tw.Flush()
-	fmt.Fprintf(w, "\ngroup %d, priority %d, virtual IPs %s, holding %s, master %s since %s, %d transitions\n",
-		st.GroupID, st.Priority, strings.Join(st.VirtualIPs, " "), dash(strings.Join(st.Holding, " ")),
-		dash(st.MasterIP), dash(st.Since), st.Transitions)
-	if st.Fault != "" {
+	if len(st.Groups) == 0 {
+		fmt.Fprintf(w, "\ngroup %d, priority %d, virtual IPs %s, holding %s, master %s since %s, %d transitions\n",
+			st.GroupID, st.Priority, strings.Join(st.VirtualIPs, " "), dash(strings.Join(st.Holding, " ")),
+			dash(st.MasterIP), dash(st.Since), st.Transitions)
+	} else {
+		printGroups(w, st)
+	}
+	if st.Fault != "" && len(st.Groups) == 0 { // with groups, each group's is under the table
 		fmt.Fprintf(w, "fault: %s\n", st.Fault)
+	}
+	if lm := st.LeftMaster; lm != nil {
+		fmt.Fprintf(w, "left master at %s (%s -> %s, %s): %s\n", lm.At.Local().Format("2006-01-02 15:04:05.000"), lm.From, lm.To, lm.Cause, lm.Reason)
 	}
 	for _, m := range peer.Mismatches {
 		fmt.Fprintf(w, "mismatch: %s here %s, peer %s\n", m.Setting, m.Local, m.Peer)
@@ -251,6 +258,25 @@ func printStatus(w io.Writer, st appliance.StatusResponse) {
 	}
 	if st.Events.Unpersisted > 0 {
 		fmt.Fprintf(w, "events: %d kept in memory only (%s)\n", st.Events.Unpersisted, st.Events.Error)
+	}
+}
+
+// printGroups shows the unit of a node with several groups: the unit's role (the one the
+// services and the berofos follow) and every group's settings and state, which differ from
+// the unit's only while it moves.
+func printGroups(w io.Writer, st appliance.StatusResponse) {
+	fmt.Fprintf(w, "\nunit of %d groups: %s since %s, %d transitions\n", len(st.Groups), st.State, dash(st.Since), st.Transitions)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  group\tinterface\tvrid\tversion\tpriority\tstate\tvirtual IPs\tholding\tmaster")
+	for _, g := range st.Groups {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", g.Name, g.Interface, g.GroupID, g.Version, g.Priority, g.State,
+			dash(strings.Join(g.VirtualIPs, " ")), dash(strings.Join(g.Holding, " ")), dash(g.MasterIP))
+	}
+	tw.Flush()
+	for _, g := range st.Groups {
+		if g.Fault != "" {
+			fmt.Fprintf(w, "fault: group %s: %s\n", g.Name, g.Fault)
+		}
 	}
 }
 

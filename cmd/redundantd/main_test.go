@@ -47,6 +47,10 @@ func TestExitStatus(t *testing.T) {
 		return p
 	}
 	good := write("good.toml", "[node]\ninterface = \"eth0\"\naddress = \"192.0.2.11\"\nstate_dir = \""+dir+"\"\n[redundancy]\ngroup_id = 18\nvirtual_ips = [\"192.0.2.100/24\"]\n")
+	// A version 3 group at 100 ms under a version 2 [redundancy]: valid for -check as for the
+	// daemon (the group's interval is checked by its own version's rule).
+	goodV3 := write("good-v3.toml", "[node]\ninterface = \"eth0\"\naddress = \"192.0.2.11\"\nstate_dir = \""+dir+"\"\n[redundancy]\ngroup_id = 18\nvirtual_ips = [\"192.0.2.100/24\"]\n"+
+		"[[redundancy.group]]\ninterface = \"eth1\"\ngroup_id = 18\nversion = 3\nadvert_interval = \"100ms\"\nvirtual_ips = [\"198.51.100.100/24\"]\n")
 	bad := write("bad.toml", "[node]\ninterface = \"eth0\"\naddress = \"192.0.2.11\"\n[redundancy]\ngroup_id = 300\nvirtual_ips = [\"192.0.2.100\"]\n")
 	tests := []struct {
 		name     string
@@ -56,6 +60,7 @@ func TestExitStatus(t *testing.T) {
 		wantErrs []string
 	}{
 		{"valid -check", []string{"-check", "-config", good}, 0, "configuration is valid", nil},
+		{"valid -check, a version 3 group at 100ms", []string{"-check", "-config", goodV3}, 0, "configuration is valid", nil},
 		{"bad values name their keys", []string{"-config", bad}, 2, "", []string{"redundancy.group_id", "out of range 1..255", "redundancy.virtual_ips[0]", "no prefix length"}},
 		{"missing file", []string{"-config", filepath.Join(dir, "none.toml")}, 2, "", []string{"none.toml"}},
 		{"bad flag", []string{"-nope"}, 2, "", []string{"-nope"}},

@@ -1,12 +1,15 @@
 package labns
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // TestNewAndDo: a namespace from New exists under /run/netns, a listener opened in Do lives
@@ -49,5 +52,34 @@ func TestNewAndDo(t *testing.T) {
 	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 		c.Close()
 		t.Errorf("a listener inside %s answers in the test's namespace", name)
+	}
+}
+
+// TestRemoveStacked: a namespace file with a second mount stacked on it is removed, where
+// netns.DeleteNamed unmounts once and then fails with EBUSY; removing a name that does not
+// exist is os.ErrNotExist.
+func TestRemoveStacked(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create namespaces")
+	}
+	name := fmt.Sprintf("labns-stacked-%d", os.Getpid())
+	ns, err := Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Close()
+	p := filepath.Join("/run/netns", name)
+	if err := unix.Mount(p, p, "", unix.MS_BIND, ""); err != nil {
+		Remove(name)
+		t.Fatal(err)
+	}
+	if err := Remove(name); err != nil {
+		t.Fatalf("Remove with two mounts: %v", err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s after Remove: %v", p, err)
+	}
+	if err := Remove(name); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Remove of a missing namespace: %v, want os.ErrNotExist", err)
 	}
 }
