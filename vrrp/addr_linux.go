@@ -77,7 +77,18 @@ type netlinkAddresser struct {
 	dirty   bool      // claimed differs from the record on disk: write it again
 	failing error     // the last failure to write or flush the record; nil when it is on disk
 	lastTry time.Time // of the last retry while failing
+
+	// The link's addresses as Prepare listed them, for the Add that follows within
+	// preparedFor; Add uses them once.
+	prepared   []netip.Prefix
+	preparedAt time.Time
 }
+
+// preparedFor is how long the addresses Prepare listed stand in for a fresh listing in Add.
+// The Router prepares a takeover less than this before its deadline; an address configured
+// by someone else in between is still refused by the kernel (EEXIST), as in the window
+// between a listing and the request that Add always had.
+const preparedFor = 20 * time.Millisecond
 
 // recordRetryEvery spaces the attempts to write a record that could not be written: often
 // enough that a StateDir fixed by the operator is used within seconds, rarely enough that a
@@ -191,7 +202,7 @@ func (a *netlinkAddresser) saveOrKeep() {
 // foreign address that has gone since start-up) or giving a claim up replaces the record, and
 // before the netlink request.
 func (a *netlinkAddresser) Add(vips []netip.Prefix) error {
-	present, err := a.present()
+	present, err := a.presentForAdd()
 	if err != nil {
 		return err
 	}
@@ -231,15 +242,61 @@ func (a *netlinkAddresser) Add(vips []netip.Prefix) error {
 	var errs []error
 	for _, v := range todo {
 		err := a.h.AddrAdd(a.link, netlinkAddr(v))
-		if err != nil && !errors.Is(err, unix.EEXIST) {
+		switch {
+		case errors.Is(err, unix.EEXIST) && !slices.Contains(a.installed, v):
+			// Configured by someone else since the listing: theirs, as above.
+			a.giveUp(v)
+		case err != nil && !errors.Is(err, unix.EEXIST):
 			errs = append(errs, fmt.Errorf("vrrp: adding %s to %s: %w", v, a.link.Attrs().Name, err))
-			continue
-		}
-		if !slices.Contains(a.installed, v) {
+		case !slices.Contains(a.installed, v):
 			a.installed = append(a.installed, v)
 		}
 	}
+	if slices.ContainsFunc(todo, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		// Linux finishes an IPv6 address (the RTM_NEWADDR that tells other processes, the
+		// multicast joins) in a work queue item on this CPU, even without DAD; the Router's
+		// advert and Neighbor Advertisements would otherwise run first and delay it.
+		unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	}
 	return errors.Join(errs...)
+}
+
+// giveUp drops the claim on v, which someone else configured between the listing of Add (or
+// Prepare) and its request, and records that; the address is left alone.
+func (a *netlinkAddresser) giveUp(v netip.Prefix) {
+	a.log.Warn("virtual address already configured and not added by redundantd; leaving it alone",
+		"interface", a.link.Attrs().Name, "address", v)
+	if !slices.Contains(a.claimed, v) {
+		return
+	}
+	a.claimed = slices.DeleteFunc(a.claimed, func(p netip.Prefix) bool { return p == v })
+	if err := a.save(); err != nil {
+		a.log.Warn("address record not written after giving up a claim; keeping it in memory", "record", a.record, "err", err)
+	}
+}
+
+// Prepare lists the link's addresses for the Add that the Router calls at a takeover deadline
+// less than preparedFor from now, so that Add has only the kernel requests left to make (a
+// listing is a netlink dump, its round trip and its parsing; the takeover is timed). A failed
+// listing is not kept: Add then lists again and reports the error.
+func (a *netlinkAddresser) Prepare([]netip.Prefix) {
+	present, err := a.present()
+	if err != nil {
+		a.prepared, a.preparedAt = nil, time.Time{}
+		return
+	}
+	a.prepared, a.preparedAt = present, time.Now()
+}
+
+// presentForAdd is the prepared listing when it is recent enough, else a fresh one; either
+// way the prepared one is used up.
+func (a *netlinkAddresser) presentForAdd() ([]netip.Prefix, error) {
+	prepared, at := a.prepared, a.preparedAt
+	a.prepared, a.preparedAt = nil, time.Time{}
+	if !at.IsZero() && time.Since(at) < preparedFor {
+		return prepared, nil
+	}
+	return a.present()
 }
 
 // Remove deletes those prefixes of vips that this addresser installed; any other is left

@@ -329,3 +329,43 @@ func TestAddresserRecordSafety(t *testing.T) {
 		t.Errorf("record after a torn one: %+v, want a fresh empty record", got)
 	}
 }
+
+// Prepare lists the link's addresses ahead of a takeover, and the Add that follows uses that
+// listing. An address configured by hand in between (with our prefix length) is refused by
+// the kernel, and Add then treats it as it treats one it listed: not ours, claim given up,
+// never removed by Remove.
+func TestAddresserPrepare(t *testing.T) {
+	a, b := newTestNS(t), newTestNS(t)
+	connect(t, a, "vrt0", labA, b, "vrt1", labB)
+	dir := t.TempDir()
+	path := recordPath(dir, "vrt0", 51)
+	ad := newNetlinkAddresser(a.h, a.link(t, "vrt0"), path, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { ad.Close() })
+	vips := []netip.Prefix{labVIP}
+	if err := ad.claim(vips); err != nil {
+		t.Fatal(err)
+	}
+
+	ad.Prepare(vips)
+	if err := ad.Add(vips); err != nil || !a.hasAddr(t, "vrt0", labVIP) {
+		t.Fatalf("Add after Prepare: %v, addresses %v", err, a.addrs(t, "vrt0"))
+	}
+	if err := ad.Remove(vips); err != nil || a.hasAddr(t, "vrt0", labVIP) {
+		t.Fatalf("Remove: %v, addresses %v", err, a.addrs(t, "vrt0"))
+	}
+
+	ad.Prepare(vips)
+	a.addAddr(t, "vrt0", labVIP) // by hand, after the listing
+	if err := ad.Add(vips); err != nil {
+		t.Fatalf("Add over an address configured after Prepare: %v", err)
+	}
+	if got := readRecord(t, path); len(got.Addresses) != 0 {
+		t.Errorf("record: %+v, want the claim given up", got)
+	}
+	if err := ad.Remove(vips); err != nil {
+		t.Fatal(err)
+	}
+	if !a.hasAddr(t, "vrt0", labVIP) {
+		t.Error("Remove took away the address configured by hand after Prepare")
+	}
+}

@@ -149,6 +149,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 	extras = append(extras, lm.Close)
 	r.link = lm
 	r.newTimer = func() (protocolTimer, error) { return newTimerfd() }
+	r.takeoverLead = takeoverLead
 	// The Router closes conn, addrs and arp itself, then the extras: the macvlan before the
 	// netlink handle that deletes it.
 	for _, c := range slices.Backward(extras) {

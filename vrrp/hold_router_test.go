@@ -41,9 +41,9 @@ func TestRouterHold(t *testing.T) {
 		synctest.Wait()
 		g.expect(
 			"8.21875s add [192.0.2.100/24]",
-			"8.21875s event backup->master",
 			"8.21875s advert prio=100",
 			"8.21875s garp [192.0.2.100]",
+			"8.21875s event backup->master",
 		)
 		g.mu.Lock()
 		e := g.events[len(g.events)-1]

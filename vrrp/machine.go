@@ -512,6 +512,17 @@ func (m *Machine) Deadline() time.Time {
 	return m.deadline
 }
 
+// TakesOverAt reports the deadline at which Tick would make this router Master, and whether
+// there is one: a Backup's Master_Down_Timer that is running and not held (SetHold). The
+// Router uses it to be awake and ready before that instant, so that the takeover happens at
+// the deadline and not one operating-system wake-up after it; Tick still decides.
+func (m *Machine) TakesOverAt() (time.Time, bool) {
+	if m.state != StateBackup || m.deadline.IsZero() || (m.hold && m.downCause == CauseMasterDown) {
+		return time.Time{}, false
+	}
+	return m.deadline, true
+}
+
 // Receive processes one received packet. It applies every check of section 7.1 of RFC 3768
 // (version 2) or RFC 9568 (version 3: the checksum over the pseudo-header of in.Src and
 // in.Dst, no authentication and no interval check), plus three of its own (a source of the

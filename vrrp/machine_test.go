@@ -97,6 +97,27 @@ func checkState(t *testing.T, m *Machine, state State, deadline time.Time) {
 	if got := m.Deadline(); !got.Equal(deadline) {
 		t.Errorf("Deadline() = %v, want %v (off by %v)", got, deadline, got.Sub(deadline))
 	}
+	checkTakesOverAt(t, m)
+}
+
+// checkTakesOverAt checks TakesOverAt against what Tick does at the deadline, on a copy of m
+// (Tick changes no map of the Machine): a deadline is reported exactly when Tick at it returns
+// a Transition to Master.
+func checkTakesOverAt(t *testing.T, m *Machine) {
+	t.Helper()
+	at, ok := m.TakesOverAt()
+	trial := *m
+	becomes := false
+	if d := trial.Deadline(); !d.IsZero() {
+		for _, a := range trial.Tick(d) {
+			if tr, is := a.(Transition); is && tr.To == StateMaster {
+				becomes = true
+			}
+		}
+	}
+	if ok != becomes || (ok && !at.Equal(m.Deadline())) {
+		t.Errorf("TakesOverAt() = %v, %t; Tick at Deadline() %v makes it Master: %t", at, ok, m.Deadline(), becomes)
+	}
 }
 
 // startMaster returns a machine that started at t0 and became Master at t0+down100.

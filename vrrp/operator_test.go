@@ -65,9 +65,9 @@ func TestRouterResignAndTakeOver(t *testing.T) {
 		synctest.Wait()
 		g.expect(
 			"14.109375s add [192.0.2.100/24]",
-			"14.109375s event backup->master",
 			"14.109375s advert prio=100",
 			"14.109375s garp [192.0.2.100]",
+			"14.109375s event backup->master",
 		)
 		g.checkEvent(StateBackup, StateMaster, CauseTakeOver, "takeover: swap back")
 		if s := g.r.Status(); s.State != StateMaster || s.PreemptSuppressed {
@@ -112,9 +112,9 @@ func TestRouterPassive(t *testing.T) {
 		rtSleep(time.Nanosecond)
 		g.expect(
 			"1m8.00390625s add [192.0.2.100/24]",
-			"1m8.00390625s event backup->master",
 			"1m8.00390625s advert prio=255",
 			"1m8.00390625s garp [192.0.2.100]",
+			"1m8.00390625s event backup->master",
 		)
 		g.checkEvent(StateBackup, StateMaster, CauseMasterDown, "no advert within Master_Down_Interval of leaving passive mode")
 		g.stop()
@@ -156,9 +156,9 @@ func TestRouterReload(t *testing.T) {
 		rtSleep(3*time.Second + 804687500*time.Nanosecond)
 		g.expect(
 			"4.8046875s add [192.0.2.100/24]",
-			"4.8046875s event backup->master",
 			"4.8046875s advert prio=50",
 			"4.8046875s garp [192.0.2.100]",
+			"4.8046875s event backup->master",
 		)
 		rtSleep(time.Second)
 		g.expect(
@@ -242,9 +242,9 @@ func TestRouterInterfaceFault(t *testing.T) {
 		rtSleep(rtDown100)
 		g.expect(
 			"1m7.609375s add [192.0.2.100/24]",
-			"1m7.609375s event backup->master",
 			"1m7.609375s advert prio=100",
 			"1m7.609375s garp [192.0.2.100]",
+			"1m7.609375s event backup->master",
 		)
 		g.stop()
 	})
@@ -262,9 +262,9 @@ func TestRouterGARPRefresh(t *testing.T) {
 		g.expect(
 			"0s event initialize->backup",
 			"3.609375s add [192.0.2.100/24]",
-			"3.609375s event backup->master",
 			"3.609375s advert prio=100",
 			"3.609375s garp [192.0.2.100]",
+			"3.609375s event backup->master",
 		)
 		rtSleep(25 * time.Second)
 		var garps []string

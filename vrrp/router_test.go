@@ -271,9 +271,9 @@ func TestRouterTakesOverAdvertisesAndResigns(t *testing.T) {
 		rtSleep(time.Nanosecond)
 		g.expect(
 			"3.609375s add [192.0.2.100/24]",
-			"3.609375s event backup->master",
 			"3.609375s advert prio=100",
 			"3.609375s garp [192.0.2.100]",
+			"3.609375s event backup->master",
 		)
 		s := g.r.Status()
 		if s.State != StateMaster || s.MasterIP != rtPrimary || !slices.Equal(s.VirtualIPs, []netip.Prefix{rtVIP}) {
@@ -330,9 +330,9 @@ func TestRouterFollowsMasterAndTakesOverAfterResign(t *testing.T) {
 		rtSleep(time.Nanosecond)
 		g.expect(
 			"10.909375s add [192.0.2.100/24]",
-			"10.909375s event backup->master",
 			"10.909375s advert prio=100",
 			"10.909375s garp [192.0.2.100]",
+			"10.909375s event backup->master",
 		)
 		g.stop()
 	})
@@ -450,9 +450,9 @@ func TestRouterInvalidPacketsChangeNothing(t *testing.T) {
 		rtSleep(rtDown100 - 3500*time.Millisecond)
 		g.expect(
 			"3.609375s add [192.0.2.100/24]",
-			"3.609375s event backup->master",
 			"3.609375s advert prio=100",
 			"3.609375s garp [192.0.2.100]",
+			"3.609375s event backup->master",
 		)
 		// As Master: a higher priority in an invalid packet is no reason to step down, and
 		// the adverts stay on their one-second grid.
@@ -539,8 +539,8 @@ func TestRouterRetriesFailedInstall(t *testing.T) {
 		g.expect(
 			"0s event initialize->backup",
 			"3.609375s add [192.0.2.100/24] failed",
-			"3.609375s event backup->master",
 			"3.609375s advert prio=100",
+			"3.609375s event backup->master",
 		)
 		if s := g.r.Status(); s.State != StateMaster || len(s.VirtualIPs) != 0 {
 			t.Errorf("after failed install: state %v, VIPs %v; want master holding nothing", s.State, s.VirtualIPs)
@@ -618,9 +618,9 @@ func TestRouterFlushesAfterTheStep(t *testing.T) {
 			"0s event initialize->backup",
 			"0s flush",
 			"3.609375s add [192.0.2.100/24]",
-			"3.609375s event backup->master",
 			"3.609375s advert prio=100",
 			"3.609375s garp [192.0.2.100]",
+			"3.609375s event backup->master",
 			"3.609375s flush",
 		}
 		if diff := cmp.Diff(want, j.take()); diff != "" {
@@ -764,11 +764,11 @@ func rtAdvertV3(t testing.TB, src, dst netip.Addr, prio uint8, interval time.Dur
 // takeover is the journal of a takeover of rtVIP with a single gratuitous ARP, at the given
 // time: the address, the event, the adverts sent, then the ARP.
 func takeover(at string, adverts ...string) []string {
-	out := []string{at + " add [192.0.2.100/24]", at + " event backup->master"}
+	out := []string{at + " add [192.0.2.100/24]"}
 	for _, a := range adverts {
 		out = append(out, at+" "+a)
 	}
-	return append(out, at+" garp [192.0.2.100]")
+	return append(out, at+" garp [192.0.2.100]", at+" event backup->master")
 }
 
 // Version 3 through the Router: the RFC 9568 timers, a checksum per destination (the fake
@@ -913,4 +913,89 @@ func BenchmarkRouterReceive(b *testing.B) {
 			}
 		})
 	}
+}
+
+type preparingAddresser struct{ *fakeAddresser }
+
+func (p preparingAddresser) Prepare(vips []netip.Prefix) { p.j.add("prepare %v", vips) }
+
+// newLeadRig is a rig whose Router wakes lead before a takeover deadline, as Dial's does,
+// with an Addresser that journals Prepare. While ready it sleeps 100 µs between looks at the
+// clock (the production Router yields the CPU instead), so that fake time moves.
+func newLeadRig(t *testing.T, lead time.Duration) *rig {
+	g := newRig(t, rtConfig())
+	g.r.addrs = preparingAddresser{g.addrs}
+	g.r.takeoverLead = lead
+	g.r.spinWait = func() { time.Sleep(100 * time.Microsecond) }
+	return g
+}
+
+// A Router with a takeover lead wakes that long before Master_Down_Timer expires, has the
+// Addresser prepare, and takes over at the deadline itself, to the nanosecond, as one without
+// a lead does (TestRouterTakesOverAdvertisesAndResigns); a Master's adverts are unaffected.
+func TestRouterReadyBeforeTakeover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newLeadRig(t, 2*time.Millisecond)
+		g.start()
+		g.expect("0s event initialize->backup")
+		rtSleep(rtDown100 - 2*time.Millisecond - time.Nanosecond)
+		g.expect()
+		rtSleep(time.Nanosecond)
+		g.expect("3.607375s prepare [192.0.2.100/24]")
+		rtSleep(2*time.Millisecond - time.Nanosecond)
+		g.expect()
+		rtSleep(time.Nanosecond)
+		g.expect(
+			"3.609375s add [192.0.2.100/24]",
+			"3.609375s advert prio=100",
+			"3.609375s garp [192.0.2.100]",
+			"3.609375s event backup->master",
+		)
+		if ev := g.events[len(g.events)-1]; !ev.At.Equal(g.j.start.Add(rtDown100)) {
+			t.Errorf("takeover dated %v, want the deadline %v", ev.At.Sub(g.j.start), rtDown100)
+		}
+		rtSleep(time.Second)
+		g.take() // the rest of the gratuitous ARPs
+		rtSleep(time.Second)
+		g.expect("5.609375s advert prio=100")
+		g.stop()
+		g.take()
+	})
+}
+
+// An advert that arrives while the Router is ready for a takeover is handled at once: the
+// Backup follows its Master and takes over only Master_Down_Interval after that advert, again
+// woken ahead of it. A priority-0 advert in the lead brings the takeover forward to Skew_Time.
+func TestRouterReadyBeforeTakeoverHearsAdverts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newLeadRig(t, 2*time.Millisecond)
+		g.start()
+		g.take()
+		rtSleep(rtDown100 - time.Millisecond) // 1 ms into the lead
+		g.expect("3.607375s prepare [192.0.2.100/24]")
+		g.deliver(rtAdvert(t, rtPeer, 200, rtVIP))
+		rtSleep(time.Millisecond)
+		g.expect()
+		if s := g.r.Status(); s.State != StateBackup || s.MasterIP != rtPeer {
+			t.Fatalf("after an advert in the lead: state %v, master %v; want backup following %v", s.State, s.MasterIP, rtPeer)
+		}
+		// Next deadline: 3.608375 s + 3.609375 s = 7.21775 s; ready 2 ms before it, now.
+		rtSleep(rtDown100 - 2*time.Millisecond - time.Millisecond)
+		g.expect("7.21575s prepare [192.0.2.100/24]")
+		// The Master resigns: Skew_Time, 609.375 ms, to 7.825125 s.
+		g.deliver(rtAdvert(t, rtPeer, 0, rtVIP))
+		rtSleep(609375*time.Microsecond - 2*time.Millisecond)
+		g.expect("7.823125s prepare [192.0.2.100/24]")
+		rtSleep(2*time.Millisecond - time.Nanosecond)
+		g.expect()
+		rtSleep(time.Nanosecond)
+		g.expect(
+			"7.825125s add [192.0.2.100/24]",
+			"7.825125s advert prio=100",
+			"7.825125s garp [192.0.2.100]",
+			"7.825125s event backup->master",
+		)
+		g.stop()
+		g.take()
+	})
 }
