@@ -3,6 +3,7 @@ package appliance
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -234,5 +235,69 @@ func TestGroupsReloadPlanKeysAreTOMLKeys(t *testing.T) {
 		if _, ok := rawT.FieldByName(gt.Field(i).Name); !ok {
 			t.Errorf("GroupConfig.%s has no rawGroup.%s", gt.Field(i).Name, gt.Field(i).Name)
 		}
+	}
+}
+
+// With groups, a SIGHUP reloads each member of the unit with its own group's settings:
+// [redundancy]'s garp_refresh reaches every group, a group's priority its own member
+// only, and a change that needs a restart reloads nobody.
+func TestReloadGroupsMembers(t *testing.T) {
+	cfg, err := ParseConfig([]byte(minimal + "[[redundancy.group]]\ninterface = \"eth1\"\naddress = \"198.51.100.11\"\ngroup_id = 18\nvirtual_ips = [\"198.51.100.100/24\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.Listen, cfg.Node.StateDir = "127.0.0.1:0", t.TempDir()
+	cfg.API.TokenFile = filepath.Join(cfg.Node.StateDir, "api.token")
+	members := map[string]*fakeRouter{}
+	a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) {
+		fr := &fakeRouter{cfg: c, ran: make(chan struct{})}
+		members[c.Interface] = fr
+		return fr, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, a, members["eth0"])
+	<-members["eth1"].ran
+	calls := func(ifname string) []string {
+		fr := members[ifname]
+		fr.mu.Lock()
+		defer fr.mu.Unlock()
+		out := slices.DeleteFunc(slices.Clone(fr.calls), func(c string) bool { return !strings.HasPrefix(c, "reload ") })
+		fr.calls = nil
+		return out
+	}
+	calls("eth0")
+	calls("eth1")
+
+	next := *a.live
+	next.Redundancy.GARPRefresh = time.Minute
+	next.Redundancy.Groups = slices.Clone(next.Redundancy.Groups)
+	next.Redundancy.Groups[0].Priority = 150
+	res, err := a.Reload(&next)
+	if err != nil || !slices.Equal(res.Applied, []string{"redundancy.garp_refresh", "redundancy.group[eth1/18].priority"}) || len(res.Restart) != 0 {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	rc := vrrp.RuntimeConfig{Priority: 100, GARPCount: 5, GARPInterval: 200 * time.Millisecond, GARPRefresh: time.Minute}
+	if got, want := calls("eth0"), []string{fmt.Sprintf("reload %+v", rc)}; !slices.Equal(got, want) {
+		t.Errorf("[redundancy]'s member: %q; want %q", got, want)
+	}
+	rc.Priority = 150
+	if got, want := calls("eth1"), []string{fmt.Sprintf("reload %+v", rc)}; !slices.Equal(got, want) {
+		t.Errorf("the group's member: %q; want %q", got, want)
+	}
+
+	again := *a.live
+	again.Redundancy.Groups = slices.Clone(again.Redundancy.Groups)
+	again.Redundancy.Groups[0].VirtualIPs = []netip.Prefix{netip.MustParsePrefix("198.51.100.101/24")}
+	res, err = a.Reload(&again)
+	if err != nil || len(res.Applied) != 0 || !slices.Equal(res.Restart, []string{"redundancy.group[eth1/18].virtual_ips"}) {
+		t.Fatalf("second reload: %+v, %v", res, err)
+	}
+	if got := append(calls("eth0"), calls("eth1")...); len(got) != 0 {
+		t.Errorf("a change that needs a restart reloaded %q", got)
+	}
+	if g := a.live.Redundancy.Groups[0]; g.Priority != 150 || g.VirtualIPs[0] != netip.MustParsePrefix("198.51.100.100/24") {
+		t.Errorf("running group %+v; want priority 150 and the old virtual IP", g)
 	}
 }
