@@ -41,8 +41,9 @@ func (a *Appliance) dialVRRP(dial func(vrrp.Config) (Router, error)) (Router, er
 // unitRouter is the appliance's Router over a vrrp.Unit.
 type unitRouter struct{ *vrrp.Unit }
 
-// Reload applies [redundancy]'s runtime settings to its own group: the other groups keep
-// theirs, which change with a restart (ReloadPlan names redundancy.group).
+// Reload applies [redundancy]'s runtime settings to its own group (member 0): the other
+// groups take theirs through ReloadMember (Appliance.reloadGroups), each from its own
+// [[redundancy.group]].
 func (u unitRouter) Reload(rc vrrp.RuntimeConfig) error { return u.ReloadMember(0, rc) }
 
 var _ Router = unitRouter{}

@@ -169,3 +169,64 @@ func TestApplianceGroupsStatusJSON(t *testing.T) {
 		t.Errorf("left_master %v: want master -> backup, %q, the reason naming the group", lm, vrrp.CausePreempted)
 	}
 }
+
+// A SIGHUP that changes the second group's priority reaches that group's Router alone: the
+// group's status and its adverts on the WAN carry the new priority at once, [redundancy]'s
+// group keeps its own, and the plan names the group's key as applied.
+func TestApplianceGroupsReloadPriority(t *testing.T) {
+	lan, wan := memwire.New(), memwire.New()
+	a := startGroupNode(t, lan, wan, 0) // priority 200 on both groups (eth1/18 inherits it)
+	poll.Until(t, 5*time.Second, "a master", func() bool { return a.a.role() == "master" })
+
+	// An observer on the WAN reports the priority of each advert from a's WAN address.
+	obs := wan.Join("observer", netip.MustParseAddr("198.51.100.99"))
+	t.Cleanup(func() { obs.Close() })
+	prios := make(chan uint8, 1)
+	go func() {
+		for {
+			in, err := obs.Receive()
+			if err != nil {
+				close(prios)
+				return
+			}
+			var ad vrrp.Advertisement
+			if in.Src != netip.MustParseAddr("198.51.100.11") || ad.UnmarshalBinary(in.Payload) != nil {
+				continue
+			}
+			select {
+			case prios <- ad.Priority:
+			default: // the test reads the newest one it needs; older ones may be dropped
+			}
+		}
+	}()
+
+	next := *a.a.live
+	next.Redundancy.Groups = slices.Clone(next.Redundancy.Groups)
+	next.Redundancy.Groups[0].Priority = 150
+	res, err := a.a.Reload(&next)
+	if err != nil || !slices.Equal(res.Applied, []string{"redundancy.group[eth1/18].priority"}) || len(res.Restart) != 0 {
+		t.Fatalf("reload: %+v, %v; want redundancy.group[eth1/18].priority applied", res, err)
+	}
+	poll.Until(t, 5*time.Second, "eth1/18 at priority 150 in the status", func() bool {
+		gs := a.a.Status().Groups
+		return len(gs) == 2 && gs[1].Priority == 150
+	})
+	if gs := a.a.Status().Groups; gs[0].Priority != 200 || gs[1].State != "master" {
+		t.Errorf("groups after the reload: %+v; want eth0/18 still at 200 and eth1/18 master", gs)
+	}
+	deadline := time.After(10 * time.Second) // bounds a hang only: adverts come every second
+	for seen := false; !seen; {
+		select {
+		case p, ok := <-prios:
+			if !ok {
+				t.Fatal("observer closed before an advert at priority 150")
+			}
+			seen = p == 150
+		case <-deadline:
+			t.Fatal("no advert at priority 150 from a's WAN address")
+		}
+	}
+	if a.a.live.Redundancy.Groups[0].Priority != 150 {
+		t.Errorf("running group priority %d after the reload; want 150", a.a.live.Redundancy.Groups[0].Priority)
+	}
+}

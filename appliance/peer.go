@@ -91,7 +91,8 @@ func PeerTLS(cfg *Config) (server, client *tls.Config, err error) {
 }
 
 // PeerSettingsOf returns the settings of cfg that must match on both nodes. Sync paths count
-// only when replication is on.
+// only when replication is on. The groups count without their interface, which each node
+// names its own way (PeerGroup).
 func PeerSettingsOf(cfg *Config) PeerSettings {
 	s := PeerSettings{GroupID: cfg.Redundancy.GroupID, VirtualIPs: cfg.Redundancy.VirtualIPs,
 		AdvertInterval: cfg.Redundancy.AdvertInterval}
@@ -100,6 +101,14 @@ func PeerSettingsOf(cfg *Config) PeerSettings {
 	}
 	if cfg.Sync.Enabled {
 		s.SyncPaths = cfg.Sync.Paths
+	}
+	s.Groups = []PeerGroup{} // sent also when empty: see PeerSettings.Groups
+	for _, g := range cfg.Redundancy.Groups {
+		pg := PeerGroup{GroupID: g.GroupID, AdvertInterval: g.AdvertInterval, VirtualIPs: g.VirtualIPs}
+		if g.Version == 3 {
+			pg.VRRPVersion = 3
+		}
+		s.Groups = append(s.Groups, pg)
 	}
 	return s
 }

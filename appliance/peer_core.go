@@ -57,6 +57,46 @@ type PeerSettings struct {
 	// VRRPVersion is redundancy.version when it is 3, zero (absent) for the default 2, so
 	// that the fingerprint of a version 2 group is what it was before version 3 existed.
 	VRRPVersion uint8 `json:"vrrp_version,omitempty"`
+	// Groups are the node's [[redundancy.group]] groups, compared one by one
+	// (peerGroupMismatches). Backward compatibility with a peer of the previous release,
+	// which has groups but neither sends nor reads this field: this release always sends
+	// the list, "groups":[] when the node has none (omitzero keeps a non-nil empty list), so
+	// an absent field (nil after decoding) can only mean a peer that does not compare
+	// groups, and is not itself a mismatch; the groups are then not compared. For the same
+	// reason the fingerprint does not cover the groups: it stays what the previous release
+	// computes, so that neither node reports a "settings" mismatch for the groups' arrival.
+	Groups []PeerGroup `json:"groups,omitzero"`
+}
+
+// PeerGroup is one [[redundancy.group]] as the peer link compares it: what must be the same
+// on both nodes for the group to fail over. The interface is not compared (each node names
+// its own: eth1 here, lan1 there), nor the group's priority, preempt or addresses, which
+// differ between the nodes by design.
+type PeerGroup struct {
+	GroupID        uint8          `json:"group_id"`
+	VRRPVersion    uint8          `json:"vrrp_version,omitempty"` // as PeerSettings.VRRPVersion: zero for 2
+	AdvertInterval time.Duration  `json:"advert_interval"`        // nanoseconds on the wire
+	VirtualIPs     []netip.Prefix `json:"virtual_ips"`
+}
+
+// canonical is the group in the form both nodes compare: virtual IPs sorted, version 2 as
+// zero.
+func (g PeerGroup) canonical() PeerGroup {
+	c := PeerGroup{GroupID: g.GroupID, AdvertInterval: g.AdvertInterval, VirtualIPs: slices.Clone(g.VirtualIPs)}
+	if g.VRRPVersion != 2 {
+		c.VRRPVersion = g.VRRPVersion
+	}
+	if c.VirtualIPs == nil {
+		c.VirtualIPs = []netip.Prefix{}
+	}
+	slices.SortFunc(c.VirtualIPs, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+	return c
+}
+
+// String describes a canonical group in a mismatch: "version 2, advert_interval 1s,
+// virtual_ips 198.51.100.100/24".
+func (g PeerGroup) String() string {
+	return fmt.Sprintf("version %s, advert_interval %s, virtual_ips %s", vrrpVersionName(g.VRRPVersion), g.AdvertInterval, peerPrefixList(g.VirtualIPs))
 }
 
 // canonical returns the settings in the form both nodes compare: virtual IPs and sync paths
@@ -259,18 +299,26 @@ func peerCheck(local peerLocal, m *peerInfo) error {
 }
 
 // peerMismatches lists the differences the seed requires absent ("both devices must run the
-// same version") and the settings a failover depends on. A fingerprint that differs while
-// the settings sent look equal is reported as "settings" (a node computing it otherwise).
+// same version") and the settings a failover depends on, the groups' last
+// (peerGroupMismatches). A fingerprint that differs while the settings sent look equal is
+// reported as "settings" (a node computing it otherwise).
 func peerMismatches(local peerLocal, m *peerInfo) []PeerMismatch {
 	var out []PeerMismatch
 	if m.Version != local.Version {
 		out = append(out, PeerMismatch{Setting: "version", Local: local.Version, Peer: m.Version})
 	}
+	out = append(out, peerSettingsMismatches(local, m)...)
+	return append(out, peerGroupMismatches(local.Settings.Groups, m.Settings.Groups)...)
+}
+
+// peerSettingsMismatches compares the settings the fingerprint covers ([redundancy]'s
+// group and the sync paths).
+func peerSettingsMismatches(local peerLocal, m *peerInfo) []PeerMismatch {
+	var out []PeerMismatch
 	if m.SettingsFingerprint == local.Settings.Fingerprint() {
 		return out
 	}
 	l, p := local.Settings.canonical(), m.Settings.canonical()
-	n := len(out)
 	if a, b := peerPrefixList(l.VirtualIPs), peerPrefixList(p.VirtualIPs); a != b {
 		out = append(out, PeerMismatch{Setting: "virtual_ips", Local: a, Peer: b})
 	}
@@ -283,8 +331,110 @@ func peerMismatches(local peerLocal, m *peerInfo) []PeerMismatch {
 	if a, b := strings.Join(l.SyncPaths, ","), strings.Join(p.SyncPaths, ","); a != b {
 		out = append(out, PeerMismatch{Setting: "sync_paths", Local: a, Peer: b})
 	}
-	if len(out) == n {
+	if len(out) == 0 {
 		out = append(out, PeerMismatch{Setting: "settings", Local: local.Settings.Fingerprint(), Peer: m.SettingsFingerprint})
+	}
+	return out
+}
+
+// peerGroupMismatches compares this node's groups with the peer's; peer is nil when the
+// peer did not send its groups (a node of the previous release, see PeerSettings.Groups),
+// and then nothing is compared. Groups are matched by their settings, not by position or
+// interface: the groups equal on both nodes are set aside, then a group_id left once on
+// each side is one group whose keys differ ("group[52].advert_interval"), and any other
+// group left is missing on one side ("group[52]", "none" on the side without it).
+func peerGroupMismatches(local, peer []PeerGroup) []PeerMismatch {
+	if peer == nil {
+		return nil
+	}
+	l, p := canonicalGroups(local), canonicalGroups(peer)
+	l, p = withoutCommon(l, p)
+	var out []PeerMismatch
+	ids := func(gs []PeerGroup) map[uint8][]PeerGroup {
+		m := map[uint8][]PeerGroup{}
+		for _, g := range gs {
+			m[g.GroupID] = append(m[g.GroupID], g)
+		}
+		return m
+	}
+	lids, pids := ids(l), ids(p)
+	paired := map[uint8]bool{}
+	for _, g := range l {
+		if len(lids[g.GroupID]) != 1 || len(pids[g.GroupID]) != 1 {
+			continue
+		}
+		paired[g.GroupID] = true
+		o := pids[g.GroupID][0]
+		key := fmt.Sprintf("group[%d].", g.GroupID)
+		if a, b := peerPrefixList(g.VirtualIPs), peerPrefixList(o.VirtualIPs); a != b {
+			out = append(out, PeerMismatch{Setting: key + "virtual_ips", Local: a, Peer: b})
+		}
+		if g.VRRPVersion != o.VRRPVersion {
+			out = append(out, PeerMismatch{Setting: key + "vrrp_version", Local: vrrpVersionName(g.VRRPVersion), Peer: vrrpVersionName(o.VRRPVersion)})
+		}
+		if g.AdvertInterval != o.AdvertInterval {
+			out = append(out, PeerMismatch{Setting: key + "advert_interval", Local: g.AdvertInterval.String(), Peer: o.AdvertInterval.String()})
+		}
+	}
+	for _, g := range l {
+		if !paired[g.GroupID] {
+			out = append(out, PeerMismatch{Setting: fmt.Sprintf("group[%d]", g.GroupID), Local: g.String(), Peer: "none"})
+		}
+	}
+	for _, g := range p {
+		if !paired[g.GroupID] {
+			out = append(out, PeerMismatch{Setting: fmt.Sprintf("group[%d]", g.GroupID), Local: "none", Peer: g.String()})
+		}
+	}
+	return out
+}
+
+// canonicalGroups returns the groups canonical, sorted by group_id and then by their
+// description (two groups may share a group_id on different interfaces).
+func canonicalGroups(gs []PeerGroup) []PeerGroup {
+	out := make([]PeerGroup, len(gs))
+	for i, g := range gs {
+		out[i] = g.canonical()
+	}
+	slices.SortFunc(out, func(a, b PeerGroup) int {
+		if a.GroupID != b.GroupID {
+			return int(a.GroupID) - int(b.GroupID)
+		}
+		return strings.Compare(a.String(), b.String())
+	})
+	return out
+}
+
+// withoutCommon removes from two canonical lists the groups both hold (as many times as
+// both hold them), keeping the order of the others.
+func withoutCommon(l, p []PeerGroup) ([]PeerGroup, []PeerGroup) {
+	lk, pk := groupKeys(l), groupKeys(p)
+	count := func(keys []string) map[string]int {
+		m := make(map[string]int, len(keys))
+		for _, k := range keys {
+			m[k]++
+		}
+		return m
+	}
+	rest := func(gs []PeerGroup, keys []string, other map[string]int) []PeerGroup {
+		var out []PeerGroup
+		for i, k := range keys {
+			if other[k] > 0 {
+				other[k]--
+				continue
+			}
+			out = append(out, gs[i])
+		}
+		return out
+	}
+	return rest(l, lk, count(pk)), rest(p, pk, count(lk))
+}
+
+// groupKeys are the groups' identities for withoutCommon: group_id and description.
+func groupKeys(gs []PeerGroup) []string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = strconv.Itoa(int(g.GroupID)) + " " + g.String()
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -378,4 +379,97 @@ func TestPeerSettingsVersion2Fingerprint(t *testing.T) {
 	if got := PeerSettingsOf(cfg); got.VRRPVersion != 0 {
 		t.Errorf("PeerSettingsOf(version 2) = %+v; want VRRPVersion 0", got)
 	}
+}
+
+var (
+	groupWAN = []netip.Prefix{netip.MustParsePrefix("198.51.100.100/24"), netip.MustParsePrefix("198.51.100.101/24")}
+	group52  = PeerGroup{GroupID: 52, AdvertInterval: time.Second, VirtualIPs: groupWAN}
+	group9   = PeerGroup{GroupID: 9, VRRPVersion: 3, AdvertInterval: 100 * time.Millisecond, VirtualIPs: []netip.Prefix{netip.MustParsePrefix("2001:db8::100/64")}}
+)
+
+// The groups are compared by their settings, whatever their order, interface or position:
+// a group_id found once on each side is one group with differing keys, anything else is a
+// group missing on one side; the groups of a peer that does not send them (nil: the
+// previous release) are not compared.
+func TestPeerGroupMismatches(t *testing.T) {
+	with := func(g PeerGroup, f func(*PeerGroup)) PeerGroup {
+		g.VirtualIPs = slices.Clone(g.VirtualIPs)
+		f(&g)
+		return g
+	}
+	desc52 := "version 2, advert_interval 1s, virtual_ips 198.51.100.100/24,198.51.100.101/24"
+	cases := []struct {
+		name        string
+		local, peer []PeerGroup
+		want        []PeerMismatch
+	}{
+		{"no groups on either node", []PeerGroup{}, []PeerGroup{}, nil},
+		{"a peer of the previous release", []PeerGroup{group52}, nil, nil},
+		{"the same groups in another order", []PeerGroup{group52, group9}, []PeerGroup{group9, with(group52, func(g *PeerGroup) {
+			slices.Reverse(g.VirtualIPs)
+		})}, nil},
+		{"version 2 written out is the default", []PeerGroup{group52}, []PeerGroup{with(group52, func(g *PeerGroup) { g.VRRPVersion = 2 })}, nil},
+		{"advert interval", []PeerGroup{group52, group9}, []PeerGroup{group9, with(group52, func(g *PeerGroup) { g.AdvertInterval = 2 * time.Second })},
+			[]PeerMismatch{{"group[52].advert_interval", "1s", "2s"}}},
+		{"virtual ips and version", []PeerGroup{group52}, []PeerGroup{with(group52, func(g *PeerGroup) {
+			g.VirtualIPs, g.VRRPVersion = g.VirtualIPs[:1], 3
+		})}, []PeerMismatch{{"group[52].virtual_ips", "198.51.100.100/24,198.51.100.101/24", "198.51.100.100/24"}, {"group[52].vrrp_version", "2", "3"}}},
+		{"a group only here", []PeerGroup{group52}, []PeerGroup{}, []PeerMismatch{{"group[52]", desc52, "none"}}},
+		{"a group only there", []PeerGroup{group9}, []PeerGroup{group9, group52}, []PeerMismatch{{"group[52]", "none", desc52}}},
+		{"another group_id", []PeerGroup{group52}, []PeerGroup{with(group52, func(g *PeerGroup) { g.GroupID = 53 })},
+			[]PeerMismatch{{"group[52]", desc52, "none"}, {"group[53]", "none", desc52}}},
+		{"a group_id twice, one of them differs", []PeerGroup{group52, with(group52, func(g *PeerGroup) { g.VirtualIPs = nil })},
+			[]PeerGroup{group52, with(group52, func(g *PeerGroup) { g.VirtualIPs = g.VirtualIPs[1:] })},
+			[]PeerMismatch{{"group[52].virtual_ips", "", "198.51.100.101/24"}}}, // the equal ones set aside, one 52 is left each side
+		{"a group_id twice on both nodes, all differ", []PeerGroup{with(group52, func(g *PeerGroup) { g.VirtualIPs = g.VirtualIPs[:1] }),
+			with(group52, func(g *PeerGroup) { g.VirtualIPs = g.VirtualIPs[1:] })},
+			[]PeerGroup{with(group52, func(g *PeerGroup) { g.VirtualIPs, g.AdvertInterval = g.VirtualIPs[:1], 2*time.Second }),
+				with(group52, func(g *PeerGroup) { g.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("198.51.100.102/24")} })},
+			[]PeerMismatch{
+				{"group[52]", "version 2, advert_interval 1s, virtual_ips 198.51.100.100/24", "none"},
+				{"group[52]", "version 2, advert_interval 1s, virtual_ips 198.51.100.101/24", "none"},
+				{"group[52]", "none", "version 2, advert_interval 1s, virtual_ips 198.51.100.102/24"},
+				{"group[52]", "none", "version 2, advert_interval 2s, virtual_ips 198.51.100.100/24"},
+			}},
+		{"the same group twice on one node", []PeerGroup{group52, group52}, []PeerGroup{group52}, []PeerMismatch{{"group[52]", desc52, "none"}}},
+	}
+	for _, c := range cases {
+		if diff := cmp.Diff(c.want, peerGroupMismatches(c.local, c.peer)); diff != "" {
+			t.Errorf("%s: mismatches (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
+// The groups are compared beside the fingerprint, which does not cover them (so that a
+// node of the previous release computes the same one): equal fingerprints do not hide a
+// group that differs, and a peer that sends no groups is no mismatch.
+func TestPeerMismatchesGroups(t *testing.T) {
+	local := coreLocal
+	local.Settings.Groups = []PeerGroup{group52}
+	if local.Settings.Fingerprint() != coreLocal.Settings.Fingerprint() {
+		t.Error("the groups change the settings fingerprint")
+	}
+	m := corePeer(PeerRoleBackup, PeerModeActive)
+	m.Settings.Groups = []PeerGroup{with52(func(g *PeerGroup) { g.AdvertInterval = 3 * time.Second })}
+	if diff := cmp.Diff([]PeerMismatch{{"group[52].advert_interval", "1s", "3s"}}, peerMismatches(local, m)); diff != "" {
+		t.Errorf("groups differ, same fingerprint: mismatches (-want +got):\n%s", diff)
+	}
+	m.Settings.Groups = nil // a node of the previous release
+	if got := peerMismatches(local, m); len(got) != 0 {
+		t.Errorf("a peer without the groups field: mismatches %+v; want none", got)
+	}
+	m.Version, m.Settings.AdvertInterval = "6.1.0", 2*time.Second
+	m.SettingsFingerprint = m.Settings.Fingerprint()
+	m.Settings.Groups = []PeerGroup{}
+	want := []PeerMismatch{{"version", "6.0.9", "6.1.0"}, {"advert_interval", "1s", "2s"}, {"group[52]", group52.canonical().String(), "none"}}
+	if diff := cmp.Diff(want, peerMismatches(local, m)); diff != "" {
+		t.Errorf("version, settings and groups: mismatches (-want +got):\n%s", diff)
+	}
+}
+
+func with52(f func(*PeerGroup)) PeerGroup {
+	g := group52
+	g.VirtualIPs = slices.Clone(g.VirtualIPs)
+	f(&g)
+	return g
 }

@@ -581,7 +581,7 @@ func FuzzPeerFrame(f *testing.F) {
 func TestPeerSettingsOf(t *testing.T) {
 	cfg := &Config{Redundancy: RedundancyConfig{GroupID: 12, VirtualIPs: peerTestSettings.VirtualIPs, AdvertInterval: 2 * time.Second},
 		Sync: SyncConfig{Paths: []string{"/var/spool/asterisk/voicemail"}}}
-	want := PeerSettings{GroupID: 12, VirtualIPs: peerTestSettings.VirtualIPs, AdvertInterval: 2 * time.Second}
+	want := PeerSettings{GroupID: 12, VirtualIPs: peerTestSettings.VirtualIPs, AdvertInterval: 2 * time.Second, Groups: []PeerGroup{}}
 	if diff := cmp.Diff(want, PeerSettingsOf(cfg), peerCmp); diff != "" {
 		t.Errorf("sync off (-want +got):\n%s", diff)
 	}
@@ -589,6 +589,67 @@ func TestPeerSettingsOf(t *testing.T) {
 	want.SyncPaths = cfg.Sync.Paths
 	if diff := cmp.Diff(want, PeerSettingsOf(cfg), peerCmp); diff != "" {
 		t.Errorf("sync on (-want +got):\n%s", diff)
+	}
+	// The groups without their interfaces, priorities and addresses.
+	wanVIPs := []netip.Prefix{netip.MustParsePrefix("198.51.100.100/24")}
+	cfg.Redundancy.Groups = []GroupConfig{
+		{Interface: "eth1", Version: 3, GroupID: 52, Priority: 150, AdvertInterval: 100 * time.Millisecond, VirtualIPs: wanVIPs,
+			Address: netip.MustParseAddr("198.51.100.11")},
+		{Interface: "eth0", Version: 2, GroupID: 19, AdvertInterval: time.Second},
+	}
+	want.Groups = []PeerGroup{{GroupID: 52, VRRPVersion: 3, AdvertInterval: 100 * time.Millisecond, VirtualIPs: wanVIPs},
+		{GroupID: 19, AdvertInterval: time.Second}}
+	if diff := cmp.Diff(want, PeerSettingsOf(cfg), peerCmp); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+}
+
+// Two nodes whose groups differ (the same interfaces' names need not match) see a mismatch
+// per differing key on both sides of the link; a group's interface alone is no mismatch.
+func TestPeerLinkGroupsMismatch(t *testing.T) {
+	a := newPeerTestNode(t, "a", peerMasterStatus)
+	b := newPeerTestNode(t, "b", peerBackupStatus)
+	wanVIPs := []netip.Prefix{netip.MustParsePrefix("198.51.100.100/24")}
+	sa, sb := peerTestSettings, peerTestSettings
+	sa.Groups = []PeerGroup{{GroupID: 52, AdvertInterval: time.Second, VirtualIPs: wanVIPs}, {GroupID: 9, AdvertInterval: time.Second}}
+	sb.Groups = []PeerGroup{{GroupID: 9, AdvertInterval: time.Second}, {GroupID: 52, AdvertInterval: 2 * time.Second, VirtualIPs: wanVIPs}}
+	b.start(b.config(a.dir, sb, nil))
+	a.start(a.config(b.dir, sa, b.dialer()))
+	a.waitEvent("up passive", 1)
+	e := a.waitEvent("mismatch", 1)
+	if want := "Peer device with ID 7-1.4.0-b differs in group[52].advert_interval: 1s here, 2s there"; e.Description != want {
+		t.Errorf("mismatch event %q, want %q", e.Description, want)
+	}
+	if v := a.link.Status(); len(v.Mismatches) != 1 || v.Mismatches[0] != (PeerMismatch{"group[52].advert_interval", "1s", "2s"}) {
+		t.Errorf("a's mismatches = %+v, want group[52].advert_interval only", v.Mismatches)
+	}
+	b.waitFor("the mismatch on the other side", func() bool {
+		v := b.link.Status()
+		return len(v.Mismatches) == 1 && v.Mismatches[0] == (PeerMismatch{"group[52].advert_interval", "2s", "1s"})
+	})
+}
+
+// A node of this release sends its groups, "groups":[] when it has none; a hello of the
+// previous release has no groups field and decodes to nil groups, which peerMismatches
+// does not compare (PeerSettings.Groups).
+func TestPeerSettingsGroupsOnTheWire(t *testing.T) {
+	b, err := json.Marshal(PeerSettingsOf(&Config{Redundancy: RedundancyConfig{GroupID: 7}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"groups":[]`) {
+		t.Errorf("settings without groups on the wire: %s; want \"groups\":[]", b)
+	}
+	var old PeerSettings
+	if err := json.Unmarshal([]byte(`{"group_id":7,"virtual_ips":["10.0.0.100/24"],"advert_interval":1000000000,"sync_paths":null}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.Groups != nil {
+		t.Errorf("groups of a previous release's settings = %#v; want nil", old.Groups)
+	}
+	var none PeerSettings
+	if err := json.Unmarshal(b, &none); err != nil || none.Groups == nil || len(none.Groups) != 0 {
+		t.Errorf("groups of settings without groups = %#v, %v; want an empty non-nil list", none.Groups, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 )
@@ -38,6 +39,9 @@ var restartKeys = map[string]bool{
 // be kept as they are until then. Both are empty when nothing changed. It is pure: the
 // caller (the SIGHUP handler) applies, reports and keeps the old values.
 //
+// The groups ([[redundancy.group]]) are compared one by one (groupsReloadPlan), so that a
+// group's priority is as live as [redundancy]'s.
+//
 // The keys are the TOML keys: each Config field is named by the toml tag of the rawConfig
 // field of the same name, so a section or key added to both is compared without a change
 // here, and needs a restart unless liveKeys lists it.
@@ -65,10 +69,86 @@ func ReloadPlan(old, new *Config) (apply []string, restart []string) {
 			if !f.Type.Field(j).IsExported() {
 				continue // not a setting
 			}
+			if f.Name == "Redundancy" && f.Type.Field(j).Name == "Groups" {
+				ga, gr := groupsReloadPlan(old.Redundancy.Groups, new.Redundancy.Groups)
+				apply, restart = append(apply, ga...), append(restart, gr...)
+				continue
+			}
 			if !sameValue(a.Field(j), b.Field(j)) {
 				key, _ := tomlName(rawSection, f.Type.Field(j).Name)
 				add(section + "." + key)
 			}
+		}
+	}
+	return apply, restart
+}
+
+// groupLiveKeys are the keys of a [[redundancy.group]] a running node takes at a SIGHUP:
+// the same as [redundancy]'s own (liveKeys), applied to that group's Router through
+// vrrp.Unit.ReloadMember. garp_refresh is not a group key: every group takes
+// [redundancy]'s.
+var groupLiveKeys = map[string]bool{
+	"priority":      true,
+	"preempt":       true,
+	"garp_count":    true,
+	"garp_interval": true,
+}
+
+// groupName names a group as the engine (vrrp.Unit) and the reload's keys do:
+// "<interface>/<group_id>".
+func groupName(g GroupConfig) string { return fmt.Sprintf("%s/%d", g.Interface, g.GroupID) }
+
+// groupKeyOf is the reload's key of a group's setting, "redundancy.group[eth1/52].priority",
+// or of the whole group when key is "" (a group added or removed).
+func groupKeyOf(g GroupConfig, key string) string {
+	k := "redundancy.group[" + groupName(g) + "]"
+	if key != "" {
+		k += "." + key
+	}
+	return k
+}
+
+// groupsReloadPlan is ReloadPlan for the [[redundancy.group]] tables. A group is the same
+// group in both lists when its name (GroupName: interface and group_id) is, wherever it is
+// in the list: a group whose interface or group_id changed is one group removed and another
+// added. A group added or removed needs a restart (the unit's members are dialled at the
+// start) and is named as a whole; a kept group's changed keys are named one by one,
+// applied at once when groupLiveKeys lists them. The values compared are the group's
+// resolved ones, so a change of [redundancy] that a group inherits is named under the
+// group too. Keys come in the new file's order, then the removed groups in the old one's.
+// It is pure.
+func groupsReloadPlan(old, new []GroupConfig) (apply, restart []string) {
+	byName := func(gs []GroupConfig) map[string]GroupConfig {
+		m := make(map[string]GroupConfig, len(gs))
+		for _, g := range gs {
+			m[groupName(g)] = g
+		}
+		return m
+	}
+	oldBy, newBy := byName(old), byName(new)
+	rawT := reflect.TypeOf(rawGroup{})
+	for _, g := range new {
+		o, ok := oldBy[groupName(g)]
+		if !ok {
+			restart = append(restart, groupKeyOf(g, ""))
+			continue
+		}
+		ov, nv := reflect.ValueOf(o), reflect.ValueOf(g)
+		for i := range ov.NumField() {
+			if sameValue(ov.Field(i), nv.Field(i)) {
+				continue
+			}
+			key, _ := tomlName(rawT, ov.Type().Field(i).Name)
+			if groupLiveKeys[key] {
+				apply = append(apply, groupKeyOf(g, key))
+			} else {
+				restart = append(restart, groupKeyOf(g, key))
+			}
+		}
+	}
+	for _, g := range old {
+		if _, ok := newBy[groupName(g)]; !ok {
+			restart = append(restart, groupKeyOf(g, ""))
 		}
 	}
 	return apply, restart

@@ -3,6 +3,7 @@ package appliance
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/redundantd/redundantd/vrrp"
@@ -15,17 +16,19 @@ type ReloadResult struct {
 }
 
 // Reload applies a newly loaded configuration (SIGHUP): the keys ReloadPlan calls live are
-// applied at once: the engine's priority, preempt and gratuitous ARP settings; the berofos
-// part is rebuilt (its bnfos.conf read again, also when no key changed) and so is the sync
-// part when [sync] changed; the others keep their running values and are reported as
-// needing a restart. The events say which. It must be called after Run has started.
+// applied at once: the engine's priority, preempt and gratuitous ARP settings, those of
+// [redundancy] to its own group and those of each [[redundancy.group]] to that group
+// (reloadGroups); the berofos part is rebuilt (its bnfos.conf read again, also when no key
+// changed) and so is the sync part when [sync] changed; the others keep their running
+// values and are reported as needing a restart. The events say which. It must be called
+// after Run has started.
 func (a *Appliance) Reload(cfg *Config) (ReloadResult, error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	apply, restart := ReloadPlan(a.live, cfg)
 	res := ReloadResult{Applied: apply, Restart: restart}
 	var errs []error
-	if a.router != nil && anyIn(apply, "redundancy.") {
+	if a.router != nil && slices.ContainsFunc(apply, isTopRedundancyKey) {
 		rc := cfg.Redundancy
 		if err := a.router.Reload(vrrp.RuntimeConfig{Priority: rc.Priority, Preempt: rc.Preempt,
 			GARPCount: rc.GARPCount, GARPInterval: rc.GARPInterval, GARPRefresh: rc.GARPRefresh}); err != nil {
@@ -37,6 +40,7 @@ func (a *Appliance) Reload(cfg *Config) (ReloadResult, error) {
 	next.Redundancy.GARPCount, next.Redundancy.GARPInterval = cfg.Redundancy.GARPCount, cfg.Redundancy.GARPInterval
 	next.Redundancy.GARPRefresh = cfg.Redundancy.GARPRefresh
 	next.Redundancy.AllowLinkLocal = cfg.Redundancy.AllowLinkLocal
+	next.Redundancy.Groups, errs = a.reloadGroups(apply, cfg, errs)
 	if cfg.Berofos.Enabled || a.berofosPart() != nil {
 		if err := a.reloadBerofos(cfg.Berofos); err != nil {
 			errs = append(errs, err)
@@ -68,6 +72,48 @@ func (a *Appliance) Reload(cfg *Config) (ReloadResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// isTopRedundancyKey tells the keys of [redundancy]'s own group from those of the
+// [[redundancy.group]] groups ("redundancy.group[...]...").
+func isTopRedundancyKey(k string) bool {
+	return strings.HasPrefix(k, "redundancy.") && !strings.HasPrefix(k, "redundancy.group[")
+}
+
+// reloadGroups applies the live keys of the running groups (groupsReloadPlan) to their
+// members of the unit, through vrrp.Unit.ReloadMember: member i+1 is the running
+// configuration's group i (dialVRRP). A group takes the new file's priority, preempt and
+// gratuitous-ARP keys when one of them changed for it, or when [redundancy]'s garp_refresh
+// (which every group follows) did. It returns the running groups with the values applied;
+// a group whose reload failed keeps its old ones, and the error is added to errs.
+func (a *Appliance) reloadGroups(apply []string, cfg *Config, errs []error) ([]GroupConfig, []error) {
+	running := slices.Clone(a.live.Redundancy.Groups)
+	u, ok := a.router.(interface {
+		ReloadMember(i int, rc vrrp.RuntimeConfig) error
+	})
+	if !ok || len(running) == 0 {
+		return running, errs
+	}
+	refresh := slices.Contains(apply, "redundancy.garp_refresh")
+	newBy := make(map[string]GroupConfig, len(cfg.Redundancy.Groups))
+	for _, g := range cfg.Redundancy.Groups {
+		newBy[groupName(g)] = g
+	}
+	for i, g := range running {
+		n, kept := newBy[groupName(g)]
+		if !kept || !(refresh || anyIn(apply, groupKeyOf(g, "")+".")) {
+			continue
+		}
+		rc := vrrp.RuntimeConfig{Priority: n.Priority, Preempt: n.Preempt, GARPCount: n.GARPCount,
+			GARPInterval: n.GARPInterval, GARPRefresh: cfg.Redundancy.GARPRefresh}
+		if err := u.ReloadMember(i+1, rc); err != nil {
+			errs = append(errs, fmt.Errorf("group %s: %w", groupName(g), err))
+			continue
+		}
+		running[i].Priority, running[i].Preempt = n.Priority, n.Preempt
+		running[i].GARPCount, running[i].GARPInterval = n.GARPCount, n.GARPInterval
+	}
+	return running, errs
 }
 
 // ReloadFailed records a reload whose file was refused (the running configuration stays).

@@ -3,8 +3,11 @@ package appliance
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +133,171 @@ func TestReloadAppliesGARPRefresh(t *testing.T) {
 	}
 	if a.live.Redundancy.GARPRefresh != time.Minute {
 		t.Errorf("running garp_refresh %v after the reload; want 1m", a.live.Redundancy.GARPRefresh)
+	}
+}
+
+// groupsDoc is a node with [redundancy] and two groups, eth1/52 and (on eth0) 19; top is
+// added to [redundancy], and each group's extra lines to its table.
+func groupsDoc(top, g52, g19 string) string {
+	return minimal + top + `
+[[redundancy.group]]
+interface = "eth1"
+address = "198.51.100.11"
+group_id = 52
+virtual_ips = ["198.51.100.100/24"]
+` + g52 + `
+[[redundancy.group]]
+group_id = 19
+virtual_ips = ["192.0.2.101/24"]
+` + g19
+}
+
+// The groups' part of the reload plan: a group's priority, preempt and gratuitous-ARP keys
+// are live, also when the change is one it inherits from [redundancy]; what names the group
+// on the network needs a restart, named under the group; a group added or removed needs a
+// restart, named as a whole, and one moved to another interface is one removed and one added.
+func TestReloadPlanGroups(t *testing.T) {
+	tests := []struct {
+		name           string
+		doc            string // the new file; the old one is groupsDoc("", "", "")
+		apply, restart []string
+	}{
+		{"nothing changed", groupsDoc("", "", ""), nil, nil},
+		{"the second group's priority", groupsDoc("", "priority = 150\n", ""),
+			[]string{"redundancy.group[eth1/52].priority"}, nil},
+		{"live keys of both groups", groupsDoc("", "preempt = true\ngarp_count = 3\n", "garp_interval = \"1s\"\n"),
+			[]string{"redundancy.group[eth1/52].preempt", "redundancy.group[eth1/52].garp_count", "redundancy.group[eth0/19].garp_interval"}, nil},
+		{"an inherited priority", groupsDoc("priority = 120\n", "priority = 100\n", ""),
+			[]string{"redundancy.priority", "redundancy.group[eth0/19].priority"}, nil},
+		{"garp_refresh is [redundancy]'s only", groupsDoc("garp_refresh = \"1m\"\n", "", ""),
+			[]string{"redundancy.garp_refresh"}, nil},
+		{"virtual ips", groupsDocVIP("192.0.2.102/24"),
+			nil, []string{"redundancy.group[eth0/19].virtual_ips"}},
+		{"what names the group on the network", strings.Replace(groupsDoc("", "version = 3\nadvert_interval = \"100ms\"\nunicast = true\npeer = \"198.51.100.12\"\nvirtual_mac = true\n", ""),
+			"198.51.100.11", "198.51.100.13", 1),
+			nil, []string{"redundancy.group[eth1/52].address", "redundancy.group[eth1/52].version", "redundancy.group[eth1/52].advert_interval",
+				"redundancy.group[eth1/52].unicast", "redundancy.group[eth1/52].peer", "redundancy.group[eth1/52].virtual_mac"}},
+		{"an inherited advert interval", groupsDoc("advert_interval = \"2s\"\n", "advert_interval = \"1s\"\n", ""),
+			nil, []string{"redundancy.advert_interval", "redundancy.group[eth0/19].advert_interval"}},
+		{"a group added", groupsDoc("", "", "") + "[[redundancy.group]]\ngroup_id = 20\nvirtual_ips = [\"192.0.2.103/24\"]\n",
+			nil, []string{"redundancy.group[eth0/20]"}},
+		{"a group removed", minimal + "[[redundancy.group]]\ngroup_id = 19\nvirtual_ips = [\"192.0.2.101/24\"]\n",
+			nil, []string{"redundancy.group[eth1/52]"}},
+		{"a group's group_id", strings.Replace(groupsDoc("", "", ""), "group_id = 19", "group_id = 21", 1),
+			nil, []string{"redundancy.group[eth0/21]", "redundancy.group[eth0/19]"}},
+		{"a group's interface", strings.Replace(groupsDoc("", "", ""), `interface = "eth1"`, `interface = "eth2"`, 1),
+			nil, []string{"redundancy.group[eth2/52]", "redundancy.group[eth1/52]"}},
+		{"the groups' order", minimal + "[[redundancy.group]]\ngroup_id = 19\nvirtual_ips = [\"192.0.2.101/24\"]\n" +
+			"[[redundancy.group]]\ninterface = \"eth1\"\naddress = \"198.51.100.11\"\ngroup_id = 52\nvirtual_ips = [\"198.51.100.100/24\"]\n", nil, nil},
+		{"mixed", groupsDoc("", "priority = 90\n", "virtual_mac = true\n"),
+			[]string{"redundancy.group[eth1/52].priority"}, []string{"redundancy.group[eth0/19].virtual_mac"}},
+	}
+	parse := func(t *testing.T, doc string) *Config {
+		t.Helper()
+		cfg, err := ParseConfig([]byte(doc))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, doc)
+		}
+		return cfg
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old, new := parse(t, groupsDoc("", "", "")), parse(t, tt.doc)
+			apply, restart := ReloadPlan(old, new)
+			if diff := cmp.Diff(tt.apply, apply); diff != "" {
+				t.Errorf("apply (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.restart, restart); diff != "" {
+				t.Errorf("restart (-want +got):\n%s", diff)
+			}
+			// Going back names the same keys (a group added one way is removed the other,
+			// so the order may differ).
+			back, backRestart := ReloadPlan(new, old)
+			sorted := func(s []string) []string { return slices.Sorted(slices.Values(s)) }
+			if !slices.Equal(sorted(back), sorted(apply)) || !slices.Equal(sorted(backRestart), sorted(restart)) {
+				t.Errorf("reverse plan %v %v, want %v %v", back, backRestart, apply, restart)
+			}
+		})
+	}
+}
+
+// groupsDocVIP is groupsDoc with the eth0/19 group's virtual IP replaced.
+func groupsDocVIP(p string) string {
+	return strings.Replace(groupsDoc("", "", ""), `"192.0.2.101/24"`, strconv.Quote(p), 1)
+}
+
+// Every GroupConfig field is named by its [[redundancy.group]] key, so that
+// groupsReloadPlan never reports an invented key.
+func TestGroupsReloadPlanKeysAreTOMLKeys(t *testing.T) {
+	rawT := reflect.TypeOf(rawGroup{})
+	gt := reflect.TypeOf(GroupConfig{})
+	for i := range gt.NumField() {
+		if _, ok := rawT.FieldByName(gt.Field(i).Name); !ok {
+			t.Errorf("GroupConfig.%s has no rawGroup.%s", gt.Field(i).Name, gt.Field(i).Name)
+		}
+	}
+}
+
+// With groups, a SIGHUP reloads each member of the unit with its own group's settings:
+// [redundancy]'s garp_refresh reaches every group, a group's priority its own member
+// only, and a change that needs a restart reloads nobody.
+func TestReloadGroupsMembers(t *testing.T) {
+	cfg, err := ParseConfig([]byte(minimal + "[[redundancy.group]]\ninterface = \"eth1\"\naddress = \"198.51.100.11\"\ngroup_id = 18\nvirtual_ips = [\"198.51.100.100/24\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.Listen, cfg.Node.StateDir = "127.0.0.1:0", t.TempDir()
+	cfg.API.TokenFile = filepath.Join(cfg.Node.StateDir, "api.token")
+	members := map[string]*fakeRouter{}
+	a, err := New(cfg, Options{DialVRRP: func(c vrrp.Config) (Router, error) {
+		fr := &fakeRouter{cfg: c, ran: make(chan struct{})}
+		members[c.Interface] = fr
+		return fr, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, a, members["eth0"])
+	<-members["eth1"].ran
+	calls := func(ifname string) []string {
+		fr := members[ifname]
+		fr.mu.Lock()
+		defer fr.mu.Unlock()
+		out := slices.DeleteFunc(slices.Clone(fr.calls), func(c string) bool { return !strings.HasPrefix(c, "reload ") })
+		fr.calls = nil
+		return out
+	}
+	calls("eth0")
+	calls("eth1")
+
+	next := *a.live
+	next.Redundancy.GARPRefresh = time.Minute
+	next.Redundancy.Groups = slices.Clone(next.Redundancy.Groups)
+	next.Redundancy.Groups[0].Priority = 150
+	res, err := a.Reload(&next)
+	if err != nil || !slices.Equal(res.Applied, []string{"redundancy.garp_refresh", "redundancy.group[eth1/18].priority"}) || len(res.Restart) != 0 {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	rc := vrrp.RuntimeConfig{Priority: 100, GARPCount: 5, GARPInterval: 200 * time.Millisecond, GARPRefresh: time.Minute}
+	if got, want := calls("eth0"), []string{fmt.Sprintf("reload %+v", rc)}; !slices.Equal(got, want) {
+		t.Errorf("[redundancy]'s member: %q; want %q", got, want)
+	}
+	rc.Priority = 150
+	if got, want := calls("eth1"), []string{fmt.Sprintf("reload %+v", rc)}; !slices.Equal(got, want) {
+		t.Errorf("the group's member: %q; want %q", got, want)
+	}
+
+	again := *a.live
+	again.Redundancy.Groups = slices.Clone(again.Redundancy.Groups)
+	again.Redundancy.Groups[0].VirtualIPs = []netip.Prefix{netip.MustParsePrefix("198.51.100.101/24")}
+	res, err = a.Reload(&again)
+	if err != nil || len(res.Applied) != 0 || !slices.Equal(res.Restart, []string{"redundancy.group[eth1/18].virtual_ips"}) {
+		t.Fatalf("second reload: %+v, %v", res, err)
+	}
+	if got := append(calls("eth0"), calls("eth1")...); len(got) != 0 {
+		t.Errorf("a change that needs a restart reloaded %q", got)
+	}
+	if g := a.live.Redundancy.Groups[0]; g.Priority != 150 || g.VirtualIPs[0] != netip.MustParsePrefix("198.51.100.100/24") {
+		t.Errorf("running group %+v; want priority 150 and the old virtual IP", g)
 	}
 }
