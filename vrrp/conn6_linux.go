@@ -136,6 +136,10 @@ func (c *rawConn6) rebind(recv, send *net.Interface) error {
 	return nil
 }
 
+// setSource makes adverts leave from src, the interface's link-local address now (see
+// [linkVerdict]).
+func (c *rawConn6) setSource(src netip.Addr) { c.cm.Src = src.WithZone("").AsSlice() }
+
 // Close closes the socket; a blocked Receive returns an error wrapping net.ErrClosed.
 func (c *rawConn6) Close() error { return c.pc.Close() }
 

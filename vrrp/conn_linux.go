@@ -122,6 +122,9 @@ func (c *rawConn) Send(payload []byte, dst netip.Addr) error {
 	return nil
 }
 
+// setSource makes adverts leave from src, the Primary address now (see [linkVerdict]).
+func (c *rawConn) setSource(src netip.Addr) { c.cm.Src = src.AsSlice() }
+
 // Receive blocks until an advert arrives on the configured interface and returns it with a
 // copy of the IP payload. Datagrams for other
 // interfaces are skipped silently: one raw socket sees the VRRP traffic of every interface in

@@ -73,6 +73,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 	if pifi.Flags&net.FlagUp == 0 {
 		log.Warn("interface is down; the node stays out of the protocol until it is up")
 	}
+	configured := cfg.Primary
 	if cfg.Primary, err = resolvePrimary(h, parent, cfg); err != nil {
 		return nil, err
 	}
@@ -141,7 +142,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 	if err != nil {
 		return nil, err
 	}
-	lm, err := newLinkMonitor(h, parent, cfg, vmac, conn, arp, addrs, log)
+	lm, err := newLinkMonitor(h, parent, cfg, configured, vmac, conn, arp, addrs, log)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +165,8 @@ type (
 	boundConn interface {
 		Conn
 		rebind(recv, send *net.Interface) error
+		// setSource changes the adverts' source address (a new Primary).
+		setSource(src netip.Addr)
 		// filterVRID makes the kernel pass only the adverts of this VRID (vridFilter).
 		filterVRID(vrid uint8) error
 	}
@@ -171,6 +174,9 @@ type (
 		Announcer
 		Close() error
 		rebind(ifi *net.Interface) error
+		// setSource changes the announcements' IP source (a new Primary; only a Neighbor
+		// Advertisement carries one).
+		setSource(src netip.Addr)
 	}
 )
 

@@ -3,6 +3,7 @@ package vrrp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -360,5 +361,109 @@ func TestRouterFollowsInterfaceVirtualMAC(t *testing.T) {
 	}
 	if _, err := os.Stat(sysctlJournalPath(cfgA.StateDir, "vrt0", 51)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("virtual-MAC sysctl record after a clean stop: %v; want none", err)
+	}
+}
+
+// Issue 8 section 3, IPv6: a recreated interface has a new MAC address (a veth, a driver
+// reload, a VLAN made again on another parent), hence a new EUI-64 link-local address, the
+// source RFC 9568 section 5.1.2.1 wants for adverts. A group whose Primary was not
+// configured (picked from the interface, as usual for IPv6) rejoins as Backup with the new
+// link-local address as its Primary, and its adverts come from it; the peer names it so. In
+// virtual-MAC mode the macvlan is made again with the new address.
+func TestRouterFollowsInterfaceIPv6NewMAC(t *testing.T) {
+	for _, vmac := range []bool{false, true} {
+		t.Run(fmt.Sprintf("virtual MAC %t", vmac), func(t *testing.T) {
+			sw := newSwitch(t)
+			a, b := newTestNS(t), newTestNS(t)
+			plug(t, sw, "pa", a, "vrt0", labA)
+			plug(t, sw, "pb", b, "vrt1", labB)
+			if vmac {
+				needMacvlan(t, a, "vrt0")
+			}
+			oldLL := a.linkLocal6(t, "vrt0")
+			b.linkLocal6(t, "vrt1")
+
+			cfgA := labConfig6("vrt0", 200, t.TempDir())
+			cfgA.VirtualMAC = vmac
+			cfgA.Logger = testLogger(t, "a")
+			cfgB := labConfig6("vrt1", 100, t.TempDir())
+			cfgB.Logger = testLogger(t, "b")
+			na := dialNode(t, a, cfgA)
+			nb := dialNode(t, b, cfgB)
+			na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+			poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == oldLL })
+
+			ia, ib := na.eventCount(), nb.eventCount()
+			if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
+				t.Fatal(err)
+			}
+			na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceGone)
+			nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+
+			ia, ib = na.eventCount(), nb.eventCount()
+			plug(t, sw, "pa", a, "vrt0", labA)
+			newLL := a.linkLocal6(t, "vrt0")
+			if newLL == oldLL {
+				t.Fatalf("the new vrt0 has the old link-local address %s; the test needs a new MAC", newLL)
+			}
+			e := na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+			if e.Reason != "interface vrt0 back" {
+				t.Errorf("a's rejoin: %+v; want reason %q", e, "interface vrt0 back")
+			}
+			na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
+			nb.waitEvent(t, ib, StateMaster, StateBackup, CausePreempted)
+			poll.Until(t, 2*time.Second, "b names a by its new link-local address", func() bool {
+				return nb.r.Status().MasterIP == newLL
+			})
+			if s := na.r.Status(); s.MasterIP != newLL || s.Fault != "" {
+				t.Errorf("a's status: master %v, fault %q; want %v and no fault", s.MasterIP, s.Fault, newLL)
+			}
+			if vmac {
+				vm := vmacName6(51)
+				if _, ok := a.addr6Flags(t, vm, netip.PrefixFrom(newLL, 64)); !ok {
+					t.Errorf("%s lacks the new link-local address %s", vm, newLL)
+				}
+				if _, ok := a.addr6Flags(t, vm, netip.PrefixFrom(oldLL, 64)); ok {
+					t.Errorf("%s still has the old link-local address %s", vm, oldLL)
+				}
+			}
+			if s := nb.r.Status(); len(s.Dropped) != 0 {
+				t.Errorf("b dropped %v", s.Dropped)
+			}
+		})
+	}
+}
+
+// The same for an IPv4 group whose Primary was picked (a group on another interface than
+// node.interface): renumbered, it rejoins from its new address. A configured Primary is
+// waited for instead (TestRouterSeesPrimaryAddressRemoved).
+func TestRouterFollowsRenumberedPrimary(t *testing.T) {
+	sw := newSwitch(t)
+	a, b := newTestNS(t), newTestNS(t)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	plug(t, sw, "pb", b, "vrt1", labB)
+	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
+	cfgA.Primary = netip.Addr{} // picked: labA, vrt0's only address
+	cfgA.Logger = testLogger(t, "a")
+	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
+	cfgB.Logger = testLogger(t, "b")
+	na := dialNode(t, a, cfgA)
+	nb := dialNode(t, b, cfgB)
+	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+	poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+
+	ia := na.eventCount()
+	if err := a.h.AddrDel(a.link(t, "vrt0"), netlinkAddr(labA)); err != nil {
+		t.Fatal(err)
+	}
+	na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceDown)
+	renumbered := netip.MustParsePrefix("192.0.2.9/24")
+	a.addAddr(t, "vrt0", renumbered)
+	na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+	// Master again: by preemption if b took over meanwhile, else when its timer runs out.
+	poll.Until(t, 10*time.Second, "a master again", func() bool { return na.r.Status().State == StateMaster })
+	poll.Until(t, 2*time.Second, "b names a by its new address", func() bool { return nb.r.Status().MasterIP == renumbered.Addr() })
+	if s := na.r.Status(); s.MasterIP != renumbered.Addr() {
+		t.Errorf("a's MasterIP %v, want %v", s.MasterIP, renumbered.Addr())
 	}
 }
