@@ -7,7 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-		"sync/atomic"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -87,7 +87,7 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, configured
 	l := &linkMonitor{
 		ns: ns,
 		h:  h, name: cfg.Interface, index: link.Attrs().Index,
-		rule: primaryRule{Configured: configured, Current: cfg.Primary, VirtualIPs: cfg.VirtualIPs},
+		rule:  primaryRule{Configured: configured, Current: cfg.Primary, VirtualIPs: cfg.VirtualIPs},
 		bound: cfg.Primary, family: netlink.FAMILY_V4,
 		vrid: cfg.VRID, unicast: cfg.Unicast, vmac: vmac,
 		conn: conn, arp: arp, addrs: addrs, log: log,
