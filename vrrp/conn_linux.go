@@ -56,6 +56,9 @@ type connConfig struct {
 	send    *net.Interface // where adverts leave: the interface, or the macvlan
 	primary netip.Addr
 	peers   []netip.Addr // unicast mode when non-empty
+	// freebind: send from primary though send does not hold it (IPV6_FREEBIND; an IPv6
+	// group's macvlan in virtual-MAC mode, which holds no address of its own).
+	freebind bool
 }
 
 // newRawConn opens the socket in the calling thread's network namespace.

@@ -90,12 +90,12 @@ func Dial(cfg Config) (_ *Router, err error) {
 	allowed := []string{cfg.Interface}
 	var vmac *vmacLink
 	if cfg.VirtualMAC {
-		name, linkLocal := vmacName(cfg.VRID), netip.Addr{}
+		name := vmacName(cfg.VRID)
 		if cfg.IPv6() {
-			name, linkLocal = vmacName6(cfg.VRID), cfg.Primary
+			name = vmacName6(cfg.VRID)
 		}
 		allowed = append(allowed, name)
-		v, err := setupVMAC(h, parent, cfg.VRID, linkLocal, journal, log)
+		v, err := setupVMAC(h, parent, cfg.VRID, cfg.IPv6(), journal, log)
 		if err != nil {
 			return nil, err
 		}
@@ -112,6 +112,10 @@ func Dial(cfg Config) (_ *Router, err error) {
 	}
 	addrs := newNetlinkAddresser(h, addrLink, record, log)
 	closers = append(closers, addrs.Close)
+	var routerAddrs Addresser = addrs
+	if vmac != nil && vmac.gate != nil {
+		routerAddrs = &gatedAddresser{netlinkAddresser: addrs, vmac: vmac}
+	}
 	if err := addrs.removeStale(h, allowed); err != nil {
 		return nil, err
 	}
@@ -129,7 +133,10 @@ func Dial(cfg Config) (_ *Router, err error) {
 		// section 7.3).
 		peers, advertIfi = cfg.Peers, pifi
 	}
-	conn, arp, err := dialSockets(cfg, connConfig{recv: pifi, send: advertIfi, primary: cfg.Primary, peers: peers}, sendIfi)
+	// An IPv6 group's macvlan has no address: its adverts leave from it with the parent's
+	// link-local address (see vmacLink).
+	freebind := vmac != nil && cfg.IPv6() && !cfg.Unicast
+	conn, arp, err := dialSockets(cfg, connConfig{recv: pifi, send: advertIfi, primary: cfg.Primary, peers: peers, freebind: freebind}, sendIfi)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +145,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 		log.Warn("adverts of other VRIDs reach this router and are dropped here", "err", err)
 	}
 
-	r, err := New(cfg, conn, addrs, arp)
+	r, err := New(cfg, conn, routerAddrs, arp)
 	if err != nil {
 		return nil, err
 	}

@@ -258,11 +258,7 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	if l.vmac != nil {
 		var v *vmacLink
 		err := l.inNamespace(func() (err error) {
-			ll := netip.Addr{}
-			if l.vmac.linkLocal.IsValid() {
-				ll = l.rule.Current // the recreated interface's link-local address
-			}
-			v, err = setupVMAC(l.h, link, l.vrid, ll, l.vmac.journal, l.log)
+			v, err = setupVMAC(l.h, link, l.vrid, l.vmac.ipv6, l.vmac.journal, l.log)
 			return err
 		})
 		if err != nil {
