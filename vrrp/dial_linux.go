@@ -113,7 +113,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 	addrs := newNetlinkAddresser(h, addrLink, record, log)
 	closers = append(closers, addrs.Close)
 	var routerAddrs Addresser = addrs
-	if vmac != nil && vmac.gate != nil {
+	if vmac != nil && vmac.ipv6 {
 		routerAddrs = &gatedAddresser{netlinkAddresser: addrs, vmac: vmac}
 	}
 	if err := addrs.removeStale(h, allowed); err != nil {

@@ -148,9 +148,13 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, ipv6 bool, j 
 		}
 	}
 	if ipv6 {
-		if v.gate, err = newVMACGate(h, link); err != nil {
-			return nil, err
+		g, err := newVMACGate(h, link)
+		if err != nil {
+			// A kernel without clsact or cls_bpf: virtual-MAC mode works, but a Backup's
+			// kernel may send MLD reports from the virtual MAC (see vmacGate).
+			log.Warn("cannot close the virtual-MAC link's egress while Backup; a Backup may send MLD reports from the virtual MAC", "link", name, "err", err)
 		}
+		v.gate = g
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("vrrp: virtual MAC: setting %s up: %w", name, err)

@@ -97,8 +97,12 @@ func dropAll() []byte {
 	return b
 }
 
-// close adds the drop filter; already there is fine.
+// close adds the drop filter; already there is fine. A nil gate (none could be made) does
+// nothing.
 func (g *vmacGate) close() error {
+	if g == nil {
+		return nil
+	}
 	req := g.request(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	opts := nl.NewRtAttr(nl.TCA_OPTIONS, nil)
 	opts.AddRtAttr(nl.TCA_BPF_OPS_LEN, nl.Uint16Attr(1))
@@ -111,8 +115,11 @@ func (g *vmacGate) close() error {
 	return nil
 }
 
-// open deletes the drop filter; already gone is fine.
+// open deletes the drop filter; already gone is fine. A nil gate does nothing.
 func (g *vmacGate) open() error {
+	if g == nil {
+		return nil
+	}
 	if _, err := g.request(unix.RTM_DELTFILTER, 0).Execute(unix.NETLINK_ROUTE, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("vrrp: virtual MAC: opening the macvlan's egress (tc filter): %w", err)
 	}
