@@ -9,9 +9,16 @@ import (
 // linkState is what the kernel says about the interface a Router runs on, as read by the
 // link watcher (RTM_GETLINK and RTM_GETADDR in Dial's namespace).
 type linkState struct {
-	Exists  bool // a link of the configured name exists
-	Up      bool // IFF_UP: administratively up
-	Carrier bool // IFF_LOWER_UP: the driver reports carrier (a VLAN or macvlan inherits its parent's)
+	Exists bool // a link of the configured name exists
+	// RenamedTo is the name the link the Router was bound to has now, when no link has the
+	// configured name (it was renamed away); empty when it is gone too.
+	RenamedTo string
+	Up        bool // IFF_UP: administratively up
+	Carrier   bool // IFF_LOWER_UP: the driver reports carrier (a VLAN or macvlan inherits its parent's)
+	// Dormant: RFC 2863's operational state is dormant (IF_OPER_DORMANT): the link is up but
+	// waits for an external event, an 802.1X port not yet authorised, a wifi not associated
+	// (the supplicant sets it up); Testing: IF_OPER_TESTING.
+	Dormant, Testing bool
 	// Addrs are the interface's addresses of the group's family, as listed (read only while
 	// it is up with carrier).
 	Addrs []linkAddr
@@ -45,8 +52,13 @@ type primaryRule struct {
 // give it its address).
 //
 // Without IFF_UP or carrier nothing can be sent or heard (RFC 2863's operational state is
-// down or lowerlayerdown then); without the Primary address adverts would leave with another
-// source and lose every tie-break, or not at all.
+// down or lowerlayerdown then); a dormant link (or one in testing) carries no traffic for the
+// protocol either, though it is up with carrier. Without the Primary address adverts would
+// leave with another source and lose every tie-break, or not at all.
+//
+// The interface is the one with the configured name: renamed away, it is gone as if it was
+// deleted (the configuration names a name, and a name reused for another link is the one
+// meant); another link renamed to the configured name is picked up as a recreated one.
 //
 // The Primary is the configured one when there is one: the operator named it, and the node
 // waits for it to come back. A picked one follows the interface: it stays while it is there,
@@ -57,12 +69,18 @@ type primaryRule struct {
 // detection. Without any, the Primary stays what it was and the verdict says it is missing.
 func linkVerdict(name string, rule primaryRule, s linkState) (netip.Addr, Cause, string) {
 	switch {
+	case !s.Exists && s.RenamedTo != "":
+		return rule.Current, CauseInterfaceGone, fmt.Sprintf("interface %s gone (renamed to %s)", name, s.RenamedTo)
 	case !s.Exists:
 		return rule.Current, CauseInterfaceGone, fmt.Sprintf("interface %s gone", name)
 	case !s.Up:
 		return rule.Current, CauseInterfaceDown, fmt.Sprintf("interface %s down", name)
 	case !s.Carrier:
 		return rule.Current, CauseInterfaceDown, fmt.Sprintf("interface %s has no carrier", name)
+	case s.Dormant:
+		return rule.Current, CauseInterfaceDown, fmt.Sprintf("interface %s is dormant (waiting for authorisation or association, e.g. 802.1X or wifi)", name)
+	case s.Testing:
+		return rule.Current, CauseInterfaceDown, fmt.Sprintf("interface %s is in testing mode", name)
 	}
 	primary := choosePrimary(rule, s.Addrs)
 	i := slices.IndexFunc(s.Addrs, func(a linkAddr) bool { return a.Addr == primary })

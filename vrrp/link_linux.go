@@ -45,6 +45,7 @@ type linkMonitor struct {
 	family  int
 	watched atomic.Pointer[netip.Addr] // rule.Current, for the address notifications' filter
 	seeking atomic.Bool                // a picked Primary is missing: any candidate address may be it
+	indexW  atomic.Int32               // index, for the link notifications' filter (a rename away)
 	vrid    uint8
 	unicast bool
 	vmac    *vmacLink // virtual-MAC mode's macvlan; nil otherwise
@@ -100,6 +101,7 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, configured
 		l.family = netlink.FAMILY_V6
 	}
 	l.watched.Store(&l.rule.Current)
+	l.indexW.Store(int32(l.index))
 	onError := func(what string) func(error) {
 		return func(err error) {
 			select {
@@ -124,7 +126,8 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, configured
 	l.subscribed = err == nil
 	go func() {
 		for u := range updates {
-			if u.Attrs() != nil && u.Attrs().Name == l.name {
+			// By name, and by index: a link renamed away is announced with its new name.
+			if a := u.Attrs(); a != nil && (a.Name == l.name || a.Index == int(l.indexW.Load())) {
 				l.poke()
 			}
 		}
@@ -194,13 +197,18 @@ func (l *linkMonitor) verdict() (Cause, string) {
 	link, err := l.h.LinkByName(l.name)
 	if err != nil {
 		if nf := (netlink.LinkNotFoundError{}); errors.As(err, &nf) {
-			return l.decide(linkState{})
+			st := linkState{}
+			if old, err := l.h.LinkByIndex(l.index); err == nil && old.Attrs().Name != l.name {
+				st.RenamedTo = old.Attrs().Name
+			}
+			return l.decide(st)
 		}
 		l.log.Warn("looking up the interface failed; keeping its last state", "err", err)
 		return l.lastCause, l.lastWhy
 	}
 	a := link.Attrs()
-	st := linkState{Exists: true, Up: a.Flags&net.FlagUp != 0, Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0}
+	st := linkState{Exists: true, Up: a.Flags&net.FlagUp != 0, Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0,
+		Dormant: a.OperState == netlink.OperDormant, Testing: a.OperState == netlink.OperTesting}
 	if st.Up && st.Carrier {
 		addrs, err := l.h.AddrList(link, l.family)
 		if err != nil {
@@ -225,6 +233,7 @@ func (l *linkMonitor) verdict() (Cause, string) {
 		}
 		l.log.Info("interface recreated; sockets bound to the new one", "index", a.Index, "was", l.index)
 		l.index = a.Index
+		l.indexW.Store(int32(a.Index))
 	}
 	if p := l.rule.Current; p != l.bound {
 		l.conn.setSource(p)
@@ -256,6 +265,11 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	pifi := linkInterface(link)
 	send, arpIfi, addrLink := pifi, pifi, link
 	if l.vmac != nil {
+		// The old macvlan went with a deleted parent, but stays on one renamed away: it is
+		// ours, and its name is needed on the new parent.
+		if err := l.vmac.Close(); err != nil {
+			l.log.Warn("releasing the old virtual-MAC link", "err", err)
+		}
 		var v *vmacLink
 		err := l.inNamespace(func() (err error) {
 			v, err = setupVMAC(l.h, link, l.vrid, l.vmac.ipv6, l.vmac.journal, l.log)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -462,4 +463,121 @@ func TestRouterFollowsRenumberedPrimary(t *testing.T) {
 	if s := na.r.Status(); s.MasterIP != renumbered.Addr() {
 		t.Errorf("a's MasterIP %v, want %v", s.MasterIP, renumbered.Addr())
 	}
+}
+
+// Issue 8 section 3: an interface renamed away is gone (the configuration names a name); a
+// new interface renamed to the configured name is picked up like a recreated one, in
+// virtual-MAC mode with the macvlan moved from the renamed link to it.
+func TestRouterFollowsRenamedInterface(t *testing.T) {
+	for _, vmac := range []bool{false, true} {
+		t.Run(fmt.Sprintf("virtual MAC %t", vmac), func(t *testing.T) {
+			sw := newSwitch(t)
+			a, b := newTestNS(t), newTestNS(t)
+			plug(t, sw, "pa", a, "vrt0", labA)
+			plug(t, sw, "pb", b, "vrt1", labB)
+			if vmac {
+				needMacvlan(t, a, "vrt0")
+			}
+			cfgA := labConfig("vrt0", labA, 200, t.TempDir())
+			cfgA.VirtualMAC = vmac
+			cfgA.Logger = testLogger(t, "a")
+			cfgB := labConfig("vrt1", labB, 100, t.TempDir())
+			cfgB.Logger = testLogger(t, "b")
+			na := dialNode(t, a, cfgA)
+			nb := dialNode(t, b, cfgB)
+			na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+			poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+
+			rename := func(from, to string) {
+				t.Helper()
+				l := a.link(t, from)
+				if err := a.h.LinkSetDown(l); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.h.LinkSetName(l, to); err != nil {
+					t.Fatalf("renaming %s to %s: %v", from, to, err)
+				}
+			}
+			ib := nb.eventCount()
+			rename("vrt0", "vrt9")
+			// Out (for being set down, or at once for being renamed), and saying why.
+			poll.Until(t, 5*time.Second, "a's fault says it was renamed", func() bool {
+				s := na.r.Status()
+				return s.State == StateInitialize && s.Fault == "interface vrt0 gone (renamed to vrt9)"
+			})
+			nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+			for _, l := range []string{"vrt9", vmacName(51)} {
+				if a.hasAddr(t, l, labVIP) {
+					t.Errorf("a kept the VIP on %s", l)
+				}
+			}
+
+			// A new link is renamed to vrt0.
+			ia, ib := na.eventCount(), nb.eventCount()
+			plug(t, sw, "pn", a, "vrtn", labA)
+			rename("vrtn", "vrt0")
+			if err := a.h.LinkSetUp(a.link(t, "vrt0")); err != nil {
+				t.Fatal(err)
+			}
+			na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+			na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
+			nb.waitEvent(t, ib, StateMaster, StateBackup, CausePreempted)
+			vipLink := "vrt0"
+			if vmac {
+				vipLink = vmacName(51)
+				if got := a.link(t, vipLink).Attrs().ParentIndex; got != a.link(t, "vrt0").Attrs().Index {
+					t.Errorf("%s has parent index %d, want the new vrt0's %d", vipLink, got, a.link(t, "vrt0").Attrs().Index)
+				}
+			}
+			poll.Until(t, time.Second, "a holds the VIP on the new vrt0", func() bool { return a.hasAddr(t, vipLink, labVIP) })
+		})
+	}
+}
+
+// setOperState sets ifname's link mode and operational state as a supplicant does (IFLA_LINKMODE,
+// IFLA_OPERSTATE; RFC 2863 dormant: an 802.1X port before authorisation).
+func setOperState(t *testing.T, n *testNS, ifname string, mode, state uint8) {
+	t.Helper()
+	idx := n.link(t, ifname).Attrs().Index
+	var err error
+	n.do(t, func() {
+		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		req.Data[0].(*nl.IfInfomsg).Index = int32(idx)
+		req.AddData(nl.NewRtAttr(unix.IFLA_LINKMODE, []byte{mode}))
+		req.AddData(nl.NewRtAttr(unix.IFLA_OPERSTATE, []byte{state}))
+		_, err = req.Execute(unix.NETLINK_ROUTE, 0)
+	})
+	if err != nil {
+		t.Fatalf("setting %s's operational state to %d: %v", ifname, state, err)
+	}
+}
+
+// Issue 8 section 3: a dormant interface (up, with carrier, but RFC 2863 dormant: an 802.1X
+// port not yet authorised, a wifi not associated) cannot carry the protocol: the Master
+// leaves it, saying so, and rejoins once the interface is up (the supplicant's part).
+func TestRouterDormantInterface(t *testing.T) {
+	sw := newSwitch(t)
+	a := newTestNS(t)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	cfg := labConfig("vrt0", labA, 200, t.TempDir())
+	cfg.Logger = testLogger(t, "a")
+	na := dialNode(t, a, cfg)
+	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+
+	i := na.eventCount()
+	setOperState(t, a, "vrt0", 1, uint8(netlink.OperDormant))
+	if st := a.link(t, "vrt0").Attrs().OperState; st != netlink.OperDormant {
+		t.Skipf("vrt0's operational state is %v after setting it dormant; nothing to test", st)
+	}
+	e := na.waitEvent(t, i, StateMaster, StateInitialize, CauseInterfaceDown)
+	if want := "interface vrt0 is dormant (waiting for authorisation or association, e.g. 802.1X or wifi)"; e.Reason != want {
+		t.Errorf("a's event: %+v; want reason %q", e, want)
+	}
+	poll.Until(t, time.Second, "a released the VIP", func() bool { return !a.hasAddr(t, "vrt0", labVIP) })
+
+	i = na.eventCount()
+	setOperState(t, a, "vrt0", 1, uint8(netlink.OperUp)) // authorised
+	na.waitEvent(t, i, StateInitialize, StateBackup, CauseInterfaceBack)
+	na.waitEvent(t, i, StateBackup, StateMaster, CauseMasterDown)
 }
