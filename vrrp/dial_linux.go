@@ -3,6 +3,7 @@ package vrrp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -86,24 +87,15 @@ func Dial(cfg Config) (_ *Router, err error) {
 	// in either mode: this run records its own from the values from before.
 	journal := openSysctlJournal(sysctlJournalPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)
 
-	sendIfi, addrLink := pifi, parent
-	allowed := []string{cfg.Interface}
-	var vmac *vmacLink
-	if cfg.VirtualMAC {
-		name := vmacName(cfg.VRID)
-		if cfg.IPv6() {
-			name = vmacName6(cfg.VRID)
-		}
-		allowed = append(allowed, name)
-		v, err := setupVMAC(h, parent, cfg.VRID, cfg.IPv6(), journal, log)
-		if err != nil {
-			return nil, err
-		}
-		closers = append(closers, v.Close)
-		extras = append(extras, v.Close)
-		sendIfi, addrLink, vmac = v.ifi, v.link, v
-	} else if err := deleteLeftoverVMAC(h, parent, cfg.VRID, cfg.IPv6(), false, log); err != nil {
+	vmac, allowed, err := dialVMAC(h, parent, cfg, journal, log)
+	if err != nil {
 		return nil, err
+	}
+	sendIfi, addrLink := pifi, parent
+	if vmac != nil {
+		closers = append(closers, vmac.Close)
+		extras = append(extras, vmac.Close)
+		sendIfi, addrLink = vmac.ifi, vmac.link
 	}
 
 	record := recordPath(cfg.StateDir, cfg.Interface, cfg.VRID)
@@ -112,10 +104,6 @@ func Dial(cfg Config) (_ *Router, err error) {
 	}
 	addrs := newNetlinkAddresser(h, addrLink, record, log)
 	closers = append(closers, addrs.Close)
-	var routerAddrs Addresser = addrs
-	if vmac != nil && vmac.ipv6 {
-		routerAddrs = &gatedAddresser{netlinkAddresser: addrs, vmac: vmac}
-	}
 	if err := addrs.removeStale(h, allowed); err != nil {
 		return nil, err
 	}
@@ -133,10 +121,8 @@ func Dial(cfg Config) (_ *Router, err error) {
 		// section 7.3).
 		peers, advertIfi = cfg.Peers, pifi
 	}
-	// An IPv6 group's macvlan has no address: its adverts leave from it with the parent's
-	// link-local address (see vmacLink).
-	freebind := vmac != nil && cfg.IPv6() && !cfg.Unicast
-	conn, arp, err := dialSockets(cfg, connConfig{recv: pifi, send: advertIfi, primary: cfg.Primary, peers: peers, freebind: freebind}, sendIfi)
+	conn, arp, err := dialSockets(cfg, connConfig{recv: pifi, send: advertIfi, primary: cfg.Primary, peers: peers,
+		freebind: vmac.sendsWithoutAddress(cfg.Unicast)}, sendIfi)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +131,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 		log.Warn("adverts of other VRIDs reach this router and are dropped here", "err", err)
 	}
 
-	r, err := New(cfg, conn, routerAddrs, arp)
+	r, err := New(cfg, conn, vmac.addresser(addrs), arp)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +149,24 @@ func Dial(cfg Config) (_ *Router, err error) {
 		r.closers = append(r.closers, c)
 	}
 	return r, nil
+}
+
+// dialVMAC makes the macvlan of virtual-MAC mode (nil without it, after deleting a leftover
+// of a crashed run in that mode) and returns the links whose addresses are the daemon's.
+func dialVMAC(h *netlink.Handle, parent netlink.Link, cfg Config, journal *sysctlJournal, log *slog.Logger) (*vmacLink, []string, error) {
+	allowed := []string{cfg.Interface}
+	if !cfg.VirtualMAC {
+		return nil, allowed, deleteLeftoverVMAC(h, parent, cfg.VRID, cfg.IPv6(), false, log)
+	}
+	name := vmacName(cfg.VRID)
+	if cfg.IPv6() {
+		name = vmacName6(cfg.VRID)
+	}
+	v, err := setupVMAC(h, parent, cfg.VRID, cfg.IPv6(), journal, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, append(allowed, name), nil
 }
 
 // boundConn is a [Conn] bound to an interface, which the link monitor can move to a

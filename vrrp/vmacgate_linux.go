@@ -141,6 +141,22 @@ type gatedAddresser struct {
 
 var _ Addresser = (*gatedAddresser)(nil)
 
+// addresser is the Router's Addresser over addrs: gated for an IPv6 group's macvlan, addrs
+// itself otherwise (v nil: no virtual-MAC mode).
+func (v *vmacLink) addresser(addrs *netlinkAddresser) Addresser {
+	if v == nil || !v.ipv6 {
+		return addrs
+	}
+	return &gatedAddresser{netlinkAddresser: addrs, vmac: v}
+}
+
+// sendsWithoutAddress: the adverts leave from the macvlan with the parent's link-local
+// address, which it does not hold (an IPv6 group's multicast adverts; unicast ones leave from
+// the parent), so the socket needs IPV6_FREEBIND. v nil: no virtual-MAC mode.
+func (v *vmacLink) sendsWithoutAddress(unicast bool) bool {
+	return v != nil && v.ipv6 && !unicast
+}
+
 // Add opens the gate, then adds the addresses; a gate that fails to open is an error too
 // (the Router retries), though the addresses are added.
 func (a *gatedAddresser) Add(vips []netip.Prefix) error {
