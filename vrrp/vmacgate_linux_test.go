@@ -3,6 +3,7 @@ package vrrp
 import (
 	"bytes"
 	"encoding/binary"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -274,4 +275,38 @@ func TestIPv6VirtualMACBackupSilent(t *testing.T) {
 	if s := nb.r.Status(); s.State != StateBackup || s.MasterIP != llA {
 		t.Errorf("b: %v following %v; want backup following %v", s.State, s.MasterIP, llA)
 	}
+}
+
+// BenchmarkVMACGate measures what the gate adds to an IPv6 virtual-MAC takeover (open: one
+// RTM_DELTFILTER and its ACK, before the addresses are added) and release (close: one
+// RTM_NEWTFILTER).
+func BenchmarkVMACGate(b *testing.B) {
+	a, peer := newTestNS(b), newTestNS(b)
+	connect(b, a, "vrt0", labA, peer, "vrt1", labB)
+	needMacvlan(b, a, "vrt0")
+	var v *vmacLink
+	var err error
+	a.do(b, func() { v, err = setupVMAC(a.h, a.link(b, "vrt0"), 51, true, nil, slog.New(slog.DiscardHandler)) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Close()
+	if v.gate == nil {
+		b.Skip("no gate on this kernel")
+	}
+	var open, cls time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if err := v.gate.open(); err != nil {
+			b.Fatal(err)
+		}
+		open += time.Since(start)
+		start = time.Now()
+		if err := v.gate.close(); err != nil {
+			b.Fatal(err)
+		}
+		cls += time.Since(start)
+	}
+	b.ReportMetric(float64(open.Nanoseconds())/1e3/float64(b.N), "open-µs/op")
+	b.ReportMetric(float64(cls.Nanoseconds())/1e3/float64(b.N), "close-µs/op")
 }
