@@ -100,7 +100,8 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, configured
 	if cfg.Primary.Is6() {
 		l.family = netlink.FAMILY_V6
 	}
-	l.watched.Store(&l.rule.Current)
+	watched := cfg.Primary // a copy: decide changes l.rule.Current
+	l.watched.Store(&watched)
 	l.indexW.Store(int32(l.index))
 	onError := func(what string) func(error) {
 		return func(err error) {
