@@ -267,7 +267,12 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	send, arpIfi, addrLink := pifi, pifi, link
 	if l.vmac != nil {
 		// The old macvlan went with a deleted parent, but stays on one renamed away: it is
-		// ours, and its name is needed on the new parent.
+		// ours, and its name is needed on the new parent; the renamed parent gets its ARP
+		// settings back.
+		if old, err := l.h.LinkByIndex(l.index); err == nil && old.Attrs().Name != l.name {
+			to := old.Attrs().Name
+			l.inNamespace(func() error { l.vmac.parentRenamed(l.name, to); return nil })
+		}
 		if err := l.vmac.Close(); err != nil {
 			l.log.Warn("releasing the old virtual-MAC link", "err", err)
 		}

@@ -528,6 +528,12 @@ func TestRouterFollowsRenamedInterface(t *testing.T) {
 				if got := a.link(t, vipLink).Attrs().ParentIndex; got != a.link(t, "vrt0").Attrs().Index {
 					t.Errorf("%s has parent index %d, want the new vrt0's %d", vipLink, got, a.link(t, "vrt0").Attrs().Index)
 				}
+				// The renamed link's ARP settings are put back; the new vrt0 has the mode's.
+				for link, want := range map[string]string{"vrt9": "0", "vrt0": "1"} {
+					if got := readSysctlIn(t, a, "net/ipv4/conf/"+link+"/arp_ignore"); got != want {
+						t.Errorf("%s's arp_ignore = %s, want %s", link, got, want)
+					}
+				}
 			}
 			poll.Until(t, time.Second, "a holds the VIP on the new vrt0", func() bool { return a.hasAddr(t, vipLink, labVIP) })
 		})

@@ -278,6 +278,25 @@ func (v *vmacLink) Close() error {
 	return errors.Join(errs...)
 }
 
+// parentRenamed follows the parent renamed from one name to another: the values to restore
+// are reopened under the new name (a /proc/sys/net file opened under the old one fails with
+// ENOENT once the device is renamed), and the journal records them so. It runs in Dial's
+// network namespace.
+func (v *vmacLink) parentRenamed(from, to string) {
+	for i, r := range v.restore {
+		path := strings.Replace(r.path, "/"+from+"/", "/"+to+"/", 1)
+		f, _, err := readSysctl(path)
+		if err != nil {
+			v.log.Warn("the renamed parent's setting cannot be restored", "path", path, "err", err)
+			continue
+		}
+		r.f.Close()
+		v.journal.forget(r.path)
+		v.journal.note(path, r.value)
+		v.restore[i] = sysctlRestore{f, path, r.value}
+	}
+}
+
 // replace takes over n, made on a recreated parent: the old macvlan went with the old parent,
 // and so did the sysctls to restore (their files are closed unwritten). Close then deletes n's
 // link and restores n's values.
