@@ -398,7 +398,9 @@ func TestRouterFollowsInterfaceIPv6NewMAC(t *testing.T) {
 			if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
 				t.Fatal(err)
 			}
-			na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceGone)
+			if e := na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceGone); e.Err != nil {
+				t.Errorf("a leaving master: %+v; want no error (the macvlan went with vrt0)", e)
+			}
 			nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
 
 			ia, ib = na.eventCount(), nb.eventCount()
@@ -416,8 +418,13 @@ func TestRouterFollowsInterfaceIPv6NewMAC(t *testing.T) {
 			poll.Until(t, 2*time.Second, "b names a by its new link-local address", func() bool {
 				return nb.r.Status().MasterIP == newLL
 			})
-			if s := na.r.Status(); s.MasterIP != newLL || s.Fault != "" {
-				t.Errorf("a's status: master %v, fault %q; want %v and no fault", s.MasterIP, s.Fault, newLL)
+			// The status is published once the step is done, after OnEvent.
+			poll.Until(t, time.Second, "a's status: master from the new link-local address, no fault", func() bool {
+				s := na.r.Status()
+				return s.State == StateMaster && s.MasterIP == newLL && s.Fault == ""
+			})
+			if e := na.eventsFrom(ia); e[0].Err != nil {
+				t.Errorf("a's rejoin: %+v; want no error", e[0])
 			}
 			if vmac {
 				if got := a.link(t, vmacName6(51)).Attrs().ParentIndex; got != a.link(t, "vrt0").Attrs().Index {

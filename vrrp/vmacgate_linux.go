@@ -111,13 +111,14 @@ func retProgram(v uint32) []byte {
 	return b
 }
 
-// close adds the drop filter; already there is fine. A nil gate (none could be made) does
+// close adds the drop filter; already there, or the macvlan gone, is fine. A nil gate (none could be made) does
 // nothing.
 func (g *vmacGate) close() error {
 	if g == nil {
 		return nil
 	}
-	if err := g.add(vmacGateHandle, dropAll()); err != nil && !errors.Is(err, unix.EEXIST) {
+	// ENODEV: the macvlan is gone (with a deleted parent), and nothing leaves it.
+	if err := g.add(vmacGateHandle, dropAll()); err != nil && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("vrrp: virtual MAC: closing the macvlan's egress (tc filter): %w", err)
 	}
 	return nil
@@ -140,7 +141,7 @@ func (g *vmacGate) open() error {
 	if g == nil {
 		return nil
 	}
-	if _, err := g.request(unix.RTM_DELTFILTER, 0, vmacGateHandle).Execute(unix.NETLINK_ROUTE, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+	if _, err := g.request(unix.RTM_DELTFILTER, 0, vmacGateHandle).Execute(unix.NETLINK_ROUTE, 0); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("vrrp: virtual MAC: opening the macvlan's egress (tc filter): %w", err)
 	}
 	return nil
