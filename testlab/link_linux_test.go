@@ -255,3 +255,52 @@ func TestRedundantdVirtualMACSysctlsRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Issue 8 sections 1 and 3: the same for an IPv6 group. The recreated eth0 has a new MAC
+// address, hence a new EUI-64 link-local address, the source of IPv6 adverts (RFC 9568 section
+// 5.1.2.1): the daemon rejoins as Backup from it (it stayed in fault, lacking its old one,
+// before), and takes over through the new interface with adverts and Neighbor Advertisements
+// from its new MAC and link-local address.
+func TestRedundantdIPv6InterfaceRecreatedNewMAC(t *testing.T) {
+	t.Parallel()
+	cfg := ipv6Group()
+	l, ctx, tl := recordedLabFor(t, 90*time.Second, cfg.VIPs[1].Addr())
+	master, backup := pair(t, ctx, l, tl, Redundantd, Redundantd, cfg)
+	oldLL := master.Node.LinkLocal
+
+	deleted := time.Now()
+	if err := master.Node.DeleteLink(); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.WaitState(ctx, "initialize"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.WaitVIP(ctx, backup.Node, true, deleted); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Node.RecreateLink(); err != nil { // waits for the new link-local address
+		t.Fatal(err)
+	}
+	if master.Node.LinkLocal == oldLL {
+		t.Fatalf("the new eth0 has the old link-local address %s; the test needs a new MAC", oldLL)
+	}
+	if err := master.WaitState(ctx, "backup"); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll.Context(ctx, 20*time.Millisecond, func() bool {
+		st, err := master.Node.Status(ctx)
+		return err == nil && st.Fault == "" && st.MasterIP == backup.Node.LinkLocal.String()
+	}); err != nil {
+		t.Fatalf("node1 does not follow node2 through the new eth0: %v", err)
+	}
+
+	killed := time.Now()
+	if err := backup.Term(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.WaitState(ctx, "master"); err != nil {
+		t.Fatal(err)
+	}
+	checkIPv6Master(t, ctx, tl, master, cfg, killed) // adverts from the new link-local address, NAs from the new MAC
+	assertSoleMaster(t, ctx, l, tl, master)
+}

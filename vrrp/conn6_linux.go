@@ -25,8 +25,9 @@ import (
 // 5.2.8), which the Router marshals for each destination ([PseudoHeader]); on receive the
 // Machine verifies it and counts a bad one, which a kernel check would drop unseen.
 //
-// In virtual-MAC mode the send interface is the macvlan, which carries this node's link-local
-// address too, so the frames leave from 00-00-5E-00-02-{VRID}; reception stays on the parent.
+// In virtual-MAC mode the send interface is the macvlan, so the frames leave from
+// 00-00-5E-00-02-{VRID}, with the parent's link-local address as source, which the macvlan
+// does not hold (IPV6_FREEBIND; see vmacLink); reception stays on the parent.
 type rawConn6 struct {
 	pc *ipv6.PacketConn
 	ip *net.IPConn // pc's socket, read with recvmsg for the kernel's receive time
@@ -77,6 +78,13 @@ func newRawConn6(cc connConfig) (_ *rawConn6, err error) {
 	} {
 		if err := set.fn(); err != nil {
 			return nil, fmt.Errorf("vrrp: setting %s: %w", set.what, err)
+		}
+	}
+	if cc.freebind {
+		// The kernel checks that a link-local source given with IPV6_PKTINFO is an address
+		// of the sending interface, unless the socket may use a non-local one.
+		if err := setSockoptInt(c, unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1); err != nil {
+			return nil, fmt.Errorf("vrrp: setting IPV6_FREEBIND: %w", err)
 		}
 	}
 	rc := &rawConn6{
@@ -135,6 +143,10 @@ func (c *rawConn6) rebind(recv, send *net.Interface) error {
 	c.recvIndex.Store(int32(recv.Index))
 	return nil
 }
+
+// setSource makes adverts leave from src, the interface's link-local address now (see
+// [linkVerdict]).
+func (c *rawConn6) setSource(src netip.Addr) { c.cm.Src = src.WithZone("").AsSlice() }
 
 // Close closes the socket; a blocked Receive returns an error wrapping net.ErrClosed.
 func (c *rawConn6) Close() error { return c.pc.Close() }

@@ -56,6 +56,9 @@ type connConfig struct {
 	send    *net.Interface // where adverts leave: the interface, or the macvlan
 	primary netip.Addr
 	peers   []netip.Addr // unicast mode when non-empty
+	// freebind: send from primary though send does not hold it (IPV6_FREEBIND; an IPv6
+	// group's macvlan in virtual-MAC mode, which holds no address of its own).
+	freebind bool
 }
 
 // newRawConn opens the socket in the calling thread's network namespace.
@@ -121,6 +124,9 @@ func (c *rawConn) Send(payload []byte, dst netip.Addr) error {
 	}
 	return nil
 }
+
+// setSource makes adverts leave from src, the Primary address now (see [linkVerdict]).
+func (c *rawConn) setSource(src netip.Addr) { c.cm.Src = src.AsSlice() }
 
 // Receive blocks until an advert arrives on the configured interface and returns it with a
 // copy of the IP payload. Datagrams for other

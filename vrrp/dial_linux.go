@@ -3,6 +3,7 @@ package vrrp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -73,6 +74,7 @@ func Dial(cfg Config) (_ *Router, err error) {
 	if pifi.Flags&net.FlagUp == 0 {
 		log.Warn("interface is down; the node stays out of the protocol until it is up")
 	}
+	configured := cfg.Primary
 	if cfg.Primary, err = resolvePrimary(h, parent, cfg); err != nil {
 		return nil, err
 	}
@@ -85,24 +87,15 @@ func Dial(cfg Config) (_ *Router, err error) {
 	// in either mode: this run records its own from the values from before.
 	journal := openSysctlJournal(sysctlJournalPath(cfg.StateDir, cfg.Interface, cfg.VRID), log)
 
-	sendIfi, addrLink := pifi, parent
-	allowed := []string{cfg.Interface}
-	var vmac *vmacLink
-	if cfg.VirtualMAC {
-		name, linkLocal := vmacName(cfg.VRID), netip.Addr{}
-		if cfg.IPv6() {
-			name, linkLocal = vmacName6(cfg.VRID), cfg.Primary
-		}
-		allowed = append(allowed, name)
-		v, err := setupVMAC(h, parent, cfg.VRID, linkLocal, journal, log)
-		if err != nil {
-			return nil, err
-		}
-		closers = append(closers, v.Close)
-		extras = append(extras, v.Close)
-		sendIfi, addrLink, vmac = v.ifi, v.link, v
-	} else if err := deleteLeftoverVMAC(h, parent, cfg.VRID, cfg.IPv6(), false, log); err != nil {
+	vmac, allowed, err := dialVMAC(h, parent, cfg, journal, log)
+	if err != nil {
 		return nil, err
+	}
+	sendIfi, addrLink := pifi, parent
+	if vmac != nil {
+		closers = append(closers, vmac.Close)
+		extras = append(extras, vmac.Close)
+		sendIfi, addrLink = vmac.ifi, vmac.link
 	}
 
 	record := recordPath(cfg.StateDir, cfg.Interface, cfg.VRID)
@@ -128,7 +121,8 @@ func Dial(cfg Config) (_ *Router, err error) {
 		// section 7.3).
 		peers, advertIfi = cfg.Peers, pifi
 	}
-	conn, arp, err := dialSockets(cfg, connConfig{recv: pifi, send: advertIfi, primary: cfg.Primary, peers: peers}, sendIfi)
+	conn, arp, err := dialSockets(cfg, connConfig{recv: pifi, send: advertIfi, primary: cfg.Primary, peers: peers,
+		freebind: vmac.sendsWithoutAddress(cfg.Unicast)}, sendIfi)
 	if err != nil {
 		return nil, err
 	}
@@ -137,11 +131,11 @@ func Dial(cfg Config) (_ *Router, err error) {
 		log.Warn("adverts of other VRIDs reach this router and are dropped here", "err", err)
 	}
 
-	r, err := New(cfg, conn, addrs, arp)
+	r, err := New(cfg, conn, vmac.addresser(addrs), arp)
 	if err != nil {
 		return nil, err
 	}
-	lm, err := newLinkMonitor(h, parent, cfg, vmac, conn, arp, addrs, log)
+	lm, err := newLinkMonitor(h, parent, cfg, configured, vmac, conn, arp, addrs, log)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +152,24 @@ func Dial(cfg Config) (_ *Router, err error) {
 	return r, nil
 }
 
+// dialVMAC makes the macvlan of virtual-MAC mode (nil without it, after deleting a leftover
+// of a crashed run in that mode) and returns the links whose addresses are the daemon's.
+func dialVMAC(h *netlink.Handle, parent netlink.Link, cfg Config, journal *sysctlJournal, log *slog.Logger) (*vmacLink, []string, error) {
+	allowed := []string{cfg.Interface}
+	if !cfg.VirtualMAC {
+		return nil, allowed, deleteLeftoverVMAC(h, parent, cfg.VRID, cfg.IPv6(), false, log)
+	}
+	name := vmacName(cfg.VRID)
+	if cfg.IPv6() {
+		name = vmacName6(cfg.VRID)
+	}
+	v, err := setupVMAC(h, parent, cfg.VRID, cfg.IPv6(), journal, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, append(allowed, name), nil
+}
+
 // boundConn is a [Conn] bound to an interface, which the link monitor can move to a
 // recreated one; boundAnnouncer the same for an [Announcer], made again on the new interface
 // (in Dial's network namespace).
@@ -165,6 +177,8 @@ type (
 	boundConn interface {
 		Conn
 		rebind(recv, send *net.Interface) error
+		// setSource changes the adverts' source address (a new Primary).
+		setSource(src netip.Addr)
 		// filterVRID makes the kernel pass only the adverts of this VRID (vridFilter).
 		filterVRID(vrid uint8) error
 	}
@@ -172,6 +186,9 @@ type (
 		Announcer
 		Close() error
 		rebind(ifi *net.Interface) error
+		// setSource changes the announcements' IP source (a new Primary; only a Neighbor
+		// Advertisement carries one).
+		setSource(src netip.Addr)
 	}
 )
 

@@ -31,10 +31,12 @@
 //   - holding ([Router.SetHold], hold.go): for a caller with a second heartbeat, a Backup's
 //     Master_Down_Timer that fires for want of adverts reports [Held] instead of making it
 //     Master, until released;
-//   - faults: an interface that is deleted, down, without carrier or without the Primary
-//     address takes the node out of the protocol (Initialize, [Status].Fault) until it is
-//     usable again; one deleted and created again under the same name is followed to its new
-//     index (the verdict is the pure linkVerdict, the Machine's inputs Fault and ClearFault);
+//   - faults: an interface that is deleted or renamed away, down, without carrier, dormant
+//     or without the Primary address takes the node out of the protocol (Initialize,
+//     [Status].Fault) until it is usable again; one deleted and created again under the same
+//     name (or another renamed to it) is followed to its new index, and a Primary Dial picked
+//     to the interface's new address (a new MAC's link-local address; the verdict and the
+//     pick are the pure linkVerdict, the Machine's inputs Fault, ClearFault and SetPrimary);
 //   - Config.GARPRefresh: a Master announces its addresses once per period after the burst,
 //     as long as it is Master (the pure announceSchedule decides every round);
 //   - virtual-MAC mode records the parent's ARP settings before changing them, so that the
@@ -97,7 +99,10 @@
 // unsolicited Neighbor Advertisements (RFC 4861 section 7.2.6: to ff02::1, hop limit 255,
 // Override set, the Router flag as [Config.NARouter] says, a Target Link-Layer Address option)
 // take the place of gratuitous ARP. Virtual-MAC mode uses 00-00-5E-00-02-{VRID} (section 7.3)
-// on a macvlan "vrrp6.<VRID>" that carries the node's link-local address and generates none.
+// on a macvlan "vrrp6.<VRID>" that holds the virtual addresses while Master and no address
+// of its own (adverts leave from it with the parent's link-local address, IPV6_FREEBIND);
+// while the node is not Master a tc filter drops everything leaving it, so a Backup sends no
+// frame from the virtual MAC (no MLD report; see vmacGate).
 //
 // # Authentication
 //

@@ -35,7 +35,8 @@ type frameAnnouncer struct {
 	dst       packet.Addr
 	etherType int
 	what      string
-	build     func(frame []byte, hw net.HardwareAddr, ip netip.Addr) error
+	src       netip.Addr // the IP source a build puts in the frame, if it has one
+	build     func(frame []byte, hw net.HardwareAddr, src, ip netip.Addr) error
 }
 
 var _ Announcer = (*frameAnnouncer)(nil)
@@ -44,7 +45,7 @@ var _ Announcer = (*frameAnnouncer)(nil)
 // carry ifi's hardware address as the sender, which in virtual-MAC mode is the macvlan's
 // virtual MAC.
 func newFrameAnnouncer(ifi *net.Interface, etherType int, what string, dst net.HardwareAddr, frameLen int,
-	build func([]byte, net.HardwareAddr, netip.Addr) error) (*frameAnnouncer, error) {
+	src netip.Addr, build func(frame []byte, hw net.HardwareAddr, src, ip netip.Addr) error) (*frameAnnouncer, error) {
 	c, err := listenSendOnly(ifi, etherType, what)
 	if err != nil {
 		return nil, err
@@ -56,13 +57,15 @@ func newFrameAnnouncer(ifi *net.Interface, etherType int, what string, dst net.H
 		dst:       packet.Addr{HardwareAddr: dst},
 		etherType: etherType,
 		what:      what,
+		src:       src,
 		build:     build,
 	}, nil
 }
 
 // newARPAnnouncer is the announcer of an IPv4 group: gratuitous ARP, broadcast.
 func newARPAnnouncer(ifi *net.Interface) (*frameAnnouncer, error) {
-	return newFrameAnnouncer(ifi, etherTypeARP, "gratuitous ARP", broadcastMAC, garpFrameLen, buildGARP)
+	return newFrameAnnouncer(ifi, etherTypeARP, "gratuitous ARP", broadcastMAC, garpFrameLen, netip.Addr{},
+		func(b []byte, hw net.HardwareAddr, _, ip netip.Addr) error { return buildGARP(b, hw, ip) })
 }
 
 // listenSendOnly opens a send-only AF_PACKET socket for etherType on ifi, an Ethernet
@@ -87,7 +90,7 @@ func listenSendOnly(ifi *net.Interface, etherType int, what string) (*packet.Con
 func (a *frameAnnouncer) Announce(ips []netip.Addr) error {
 	var errs []error
 	for _, ip := range ips {
-		if err := a.build(a.frame, a.hw, ip); err != nil {
+		if err := a.build(a.frame, a.hw, a.src, ip); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -109,6 +112,10 @@ func (a *frameAnnouncer) rebind(ifi *net.Interface) error {
 	a.conn, a.hw = c, append(net.HardwareAddr(nil), ifi.HardwareAddr...)
 	return nil
 }
+
+// setSource makes the next frames carry src as their IP source (a Neighbor Advertisement's;
+// a gratuitous ARP has none).
+func (a *frameAnnouncer) setSource(src netip.Addr) { a.src = src.WithZone("") }
 
 // Close closes the packet socket.
 func (a *frameAnnouncer) Close() error { return a.conn.Close() }

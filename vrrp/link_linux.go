@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -34,11 +33,19 @@ import (
 // Addresser's link; in virtual-MAC mode the macvlan, which went with its parent, is made again
 // on the new parent first.
 type linkMonitor struct {
-	h       *netlink.Handle
-	ns      netns.NsHandle // Dial's network namespace, where a new ARP socket must be made
-	name    string
-	index   int
-	primary netip.Addr
+	h     *netlink.Handle
+	ns    netns.NsHandle // Dial's network namespace, where a new ARP socket must be made
+	name  string
+	index int
+	// rule decides the Primary (see linkVerdict); rule.Current is the one followed now and
+	// bound the one the sockets send from, which the Router takes over (primary). They
+	// differ while a new Primary cannot be sent from yet.
+	rule    primaryRule
+	bound   netip.Addr
+	family  int
+	watched atomic.Pointer[netip.Addr] // rule.Current, for the address notifications' filter
+	seeking atomic.Bool                // a picked Primary is missing: any candidate address may be it
+	indexW  atomic.Int32               // index, for the link notifications' filter (a rename away)
 	vrid    uint8
 	unicast bool
 	vmac    *vmacLink // virtual-MAC mode's macvlan; nil otherwise
@@ -58,8 +65,9 @@ type linkMonitor struct {
 }
 
 var (
-	_ linkWatcher = (*linkMonitor)(nil)
-	_ linkPoller  = (*linkMonitor)(nil)
+	_ linkWatcher     = (*linkMonitor)(nil)
+	_ linkPoller      = (*linkMonitor)(nil)
+	_ primaryFollower = (*linkMonitor)(nil)
 )
 
 // linkSafetyPoll is how often the Router looks at the interface while the kernel's
@@ -68,7 +76,10 @@ const linkSafetyPoll = 10 * time.Second
 
 // newLinkMonitor subscribes to link notifications in the calling thread's network namespace
 // (Dial's). Without them (an error is logged) the Router's polling alone follows the link.
-func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmacLink, conn boundConn,
+//
+// configured is the Primary as configured (invalid: Dial picked cfg.Primary, and it follows
+// the interface's addresses; see linkVerdict).
+func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, configured netip.Addr, vmac *vmacLink, conn boundConn,
 	arp boundAnnouncer, addrs *netlinkAddresser, log *slog.Logger) (*linkMonitor, error) {
 	ns, err := netns.Get()
 	if err != nil {
@@ -76,11 +87,22 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmac
 	}
 	l := &linkMonitor{
 		ns: ns,
-		h:  h, name: cfg.Interface, index: link.Attrs().Index, primary: cfg.Primary,
+		h:  h, name: cfg.Interface, index: link.Attrs().Index,
+		rule:  primaryRule{Configured: configured, Current: cfg.Primary, VirtualIPs: cfg.VirtualIPs},
+		bound: cfg.Primary, family: netlink.FAMILY_V4,
 		vrid: cfg.VRID, unicast: cfg.Unicast, vmac: vmac,
 		conn: conn, arp: arp, addrs: addrs, log: log,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+	if cfg.Unicast {
+		l.rule.Peers = cfg.Peers
+	}
+	if cfg.Primary.Is6() {
+		l.family = netlink.FAMILY_V6
+	}
+	watched := cfg.Primary // a copy: decide changes l.rule.Current
+	l.watched.Store(&watched)
+	l.indexW.Store(int32(l.index))
 	onError := func(what string) func(error) {
 		return func(err error) {
 			select {
@@ -105,19 +127,27 @@ func newLinkMonitor(h *netlink.Handle, link netlink.Link, cfg Config, vmac *vmac
 	l.subscribed = err == nil
 	go func() {
 		for u := range updates {
-			if u.Attrs() != nil && u.Attrs().Name == l.name {
+			// By name, and by index: a link renamed away is announced with its new name.
+			if a := u.Attrs(); a != nil && (a.Name == l.name || a.Index == int(l.indexW.Load())) {
 				l.poke()
 			}
 		}
 		l.lose()
 	}()
 	if err == nil {
+		filter := l.rule // a copy: the Run goroutine changes l.rule.Current (not its family)
 		go func() {
 			// Only the Primary's: the other addresses of the namespace include every group's
 			// virtual IPs, installed at each takeover, and 64 groups would wake each other
-			// 64 times over.
+			// 64 times over. While a picked Primary is missing, any address that could
+			// replace it (a recreated interface's new link-local address).
 			for u := range addrUpdates {
-				if a, ok := netip.AddrFromSlice(u.LinkAddress.IP); ok && a.Unmap() == l.primary {
+				a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+				if !ok {
+					continue
+				}
+				a = a.Unmap()
+				if a == *l.watched.Load() || (l.seeking.Load() && filter.candidate(a)) {
 					l.poke()
 				}
 			}
@@ -168,27 +198,32 @@ func (l *linkMonitor) verdict() (Cause, string) {
 	link, err := l.h.LinkByName(l.name)
 	if err != nil {
 		if nf := (netlink.LinkNotFoundError{}); errors.As(err, &nf) {
-			return linkVerdict(l.name, l.primary, linkState{})
+			st := linkState{}
+			if old, err := l.h.LinkByIndex(l.index); err == nil && old.Attrs().Name != l.name {
+				st.RenamedTo = old.Attrs().Name
+			}
+			return l.decide(st)
 		}
 		l.log.Warn("looking up the interface failed; keeping its last state", "err", err)
 		return l.lastCause, l.lastWhy
 	}
 	a := link.Attrs()
-	st := linkState{Exists: true, Up: a.Flags&net.FlagUp != 0, Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0}
+	st := linkState{Exists: true, Up: a.Flags&net.FlagUp != 0, Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0,
+		Dormant: a.OperState == netlink.OperDormant, Testing: a.OperState == netlink.OperTesting}
 	if st.Up && st.Carrier {
-		addrs, err := l.h.AddrList(link, netlink.FAMILY_ALL) // the Primary's family, whichever
+		addrs, err := l.h.AddrList(link, l.family)
 		if err != nil {
 			l.log.Warn("listing the interface's addresses failed; keeping its last state", "err", err)
 			return l.lastCause, l.lastWhy
 		}
-		i := slices.IndexFunc(addrs, func(ad netlink.Addr) bool {
-			p, ok := ipNetPrefix(ad.IPNet)
-			return ok && p.Addr() == l.primary
-		})
-		st.HasPrimary = i >= 0
-		st.PrimaryTentative = i >= 0 && addrs[i].Flags&unix.IFA_F_TENTATIVE != 0
+		for _, ad := range addrs {
+			if p, ok := ipNetPrefix(ad.IPNet); ok {
+				st.Addrs = append(st.Addrs, linkAddr{Addr: p.Addr(),
+					Tentative: ad.Flags&unix.IFA_F_TENTATIVE != 0, DADFailed: ad.Flags&unix.IFA_F_DADFAILED != 0})
+			}
+		}
 	}
-	if c, why := linkVerdict(l.name, l.primary, st); c != CauseUnknown {
+	if c, why := l.decide(st); c != CauseUnknown {
 		return c, why
 	}
 	if a.Index != l.index {
@@ -199,9 +234,31 @@ func (l *linkMonitor) verdict() (Cause, string) {
 		}
 		l.log.Info("interface recreated; sockets bound to the new one", "index", a.Index, "was", l.index)
 		l.index = a.Index
+		l.indexW.Store(int32(a.Index))
+	}
+	if p := l.rule.Current; p != l.bound {
+		l.conn.setSource(p)
+		l.arp.setSource(p)
+		l.log.Info("primary address changed; adverts leave from the new one", "primary", p, "was", l.bound)
+		l.bound = p
 	}
 	return CauseUnknown, ""
 }
+
+// decide applies linkVerdict to st and follows the Primary it picks.
+func (l *linkMonitor) decide(st linkState) (Cause, string) {
+	p, c, why := linkVerdict(l.name, l.rule, st)
+	if p != l.rule.Current {
+		l.log.Info("the primary address is gone; following the interface's new one", "primary", p, "was", l.rule.Current)
+		l.rule.Current = p
+		l.watched.Store(&p)
+	}
+	l.seeking.Store(!l.rule.Configured.IsValid() && c != CauseUnknown)
+	return c, why
+}
+
+// primary is the address the sockets send from now; see [primaryFollower].
+func (l *linkMonitor) primary() netip.Addr { return l.bound }
 
 // rebind points the Router's sockets and the Addresser at the recreated link, making the
 // virtual-MAC macvlan again on it first (its sysctls are written from Dial's namespace too).
@@ -209,9 +266,19 @@ func (l *linkMonitor) rebind(link netlink.Link) error {
 	pifi := linkInterface(link)
 	send, arpIfi, addrLink := pifi, pifi, link
 	if l.vmac != nil {
+		// The old macvlan went with a deleted parent, but stays on one renamed away: it is
+		// ours, and its name is needed on the new parent; the renamed parent gets its ARP
+		// settings back.
+		if old, err := l.h.LinkByIndex(l.index); err == nil && old.Attrs().Name != l.name {
+			to := old.Attrs().Name
+			l.inNamespace(func() error { l.vmac.parentRenamed(l.name, to); return nil })
+		}
+		if err := l.vmac.Close(); err != nil {
+			l.log.Warn("releasing the old virtual-MAC link", "err", err)
+		}
 		var v *vmacLink
 		err := l.inNamespace(func() (err error) {
-			v, err = setupVMAC(l.h, link, l.vrid, l.vmac.linkLocal, l.vmac.journal, l.log)
+			v, err = setupVMAC(l.h, link, l.vrid, l.vmac.ipv6, l.vmac.journal, l.log)
 			return err
 		})
 		if err != nil {

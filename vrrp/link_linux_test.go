@@ -3,6 +3,7 @@ package vrrp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/redundantd/redundantd/testlab/poll"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -361,4 +363,234 @@ func TestRouterFollowsInterfaceVirtualMAC(t *testing.T) {
 	if _, err := os.Stat(sysctlJournalPath(cfgA.StateDir, "vrt0", 51)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("virtual-MAC sysctl record after a clean stop: %v; want none", err)
 	}
+}
+
+// Issue 8 section 3, IPv6: a recreated interface has a new MAC address (a veth, a driver
+// reload, a VLAN made again on another parent), hence a new EUI-64 link-local address, the
+// source RFC 9568 section 5.1.2.1 wants for adverts. A group whose Primary was not
+// configured (picked from the interface, as usual for IPv6) rejoins as Backup with the new
+// link-local address as its Primary, and its adverts come from it; the peer names it so. In
+// virtual-MAC mode the macvlan is made again on the new interface.
+func TestRouterFollowsInterfaceIPv6NewMAC(t *testing.T) {
+	for _, vmac := range []bool{false, true} {
+		t.Run(fmt.Sprintf("virtual MAC %t", vmac), func(t *testing.T) {
+			sw := newSwitch(t)
+			a, b := newTestNS(t), newTestNS(t)
+			plug(t, sw, "pa", a, "vrt0", labA)
+			plug(t, sw, "pb", b, "vrt1", labB)
+			if vmac {
+				needMacvlan(t, a, "vrt0")
+			}
+			oldLL := a.linkLocal6(t, "vrt0")
+			b.linkLocal6(t, "vrt1")
+
+			cfgA := labConfig6("vrt0", 200, t.TempDir())
+			cfgA.VirtualMAC = vmac
+			cfgA.Logger = testLogger(t, "a")
+			cfgB := labConfig6("vrt1", 100, t.TempDir())
+			cfgB.Logger = testLogger(t, "b")
+			na := dialNode(t, a, cfgA)
+			nb := dialNode(t, b, cfgB)
+			na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+			poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == oldLL })
+
+			ia, ib := na.eventCount(), nb.eventCount()
+			if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
+				t.Fatal(err)
+			}
+			if e := na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceGone); e.Err != nil {
+				t.Errorf("a leaving master: %+v; want no error (the macvlan went with vrt0)", e)
+			}
+			nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+
+			ia, ib = na.eventCount(), nb.eventCount()
+			plug(t, sw, "pa", a, "vrt0", labA)
+			newLL := a.linkLocal6(t, "vrt0")
+			if newLL == oldLL {
+				t.Fatalf("the new vrt0 has the old link-local address %s; the test needs a new MAC", newLL)
+			}
+			e := na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+			if e.Reason != "interface vrt0 back" {
+				t.Errorf("a's rejoin: %+v; want reason %q", e, "interface vrt0 back")
+			}
+			na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
+			nb.waitEvent(t, ib, StateMaster, StateBackup, CausePreempted)
+			poll.Until(t, 2*time.Second, "b names a by its new link-local address", func() bool {
+				return nb.r.Status().MasterIP == newLL
+			})
+			// The status is published once the step is done, after OnEvent.
+			poll.Until(t, time.Second, "a's status: master from the new link-local address, no fault", func() bool {
+				s := na.r.Status()
+				return s.State == StateMaster && s.MasterIP == newLL && s.Fault == ""
+			})
+			if e := na.eventsFrom(ia); e[0].Err != nil {
+				t.Errorf("a's rejoin: %+v; want no error", e[0])
+			}
+			if vmac {
+				if got := a.link(t, vmacName6(51)).Attrs().ParentIndex; got != a.link(t, "vrt0").Attrs().Index {
+					t.Errorf("%s has parent index %d, want the new vrt0's", vmacName6(51), got)
+				}
+			}
+			if s := nb.r.Status(); len(s.Dropped) != 0 {
+				t.Errorf("b dropped %v", s.Dropped)
+			}
+		})
+	}
+}
+
+// The same for an IPv4 group whose Primary was picked (a group on another interface than
+// node.interface): renumbered, it rejoins from its new address. A configured Primary is
+// waited for instead (TestRouterSeesPrimaryAddressRemoved).
+func TestRouterFollowsRenumberedPrimary(t *testing.T) {
+	sw := newSwitch(t)
+	a, b := newTestNS(t), newTestNS(t)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	plug(t, sw, "pb", b, "vrt1", labB)
+	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
+	cfgA.Primary = netip.Addr{} // picked: labA, vrt0's only address
+	cfgA.Logger = testLogger(t, "a")
+	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
+	cfgB.Logger = testLogger(t, "b")
+	na := dialNode(t, a, cfgA)
+	nb := dialNode(t, b, cfgB)
+	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+	poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+
+	ia := na.eventCount()
+	if err := a.h.AddrDel(a.link(t, "vrt0"), netlinkAddr(labA)); err != nil {
+		t.Fatal(err)
+	}
+	na.waitEvent(t, ia, StateMaster, StateInitialize, CauseInterfaceDown)
+	renumbered := netip.MustParsePrefix("192.0.2.9/24")
+	a.addAddr(t, "vrt0", renumbered)
+	na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+	// Master again: by preemption if b took over meanwhile, else when its timer runs out.
+	poll.Until(t, 10*time.Second, "a master again", func() bool { return na.r.Status().State == StateMaster })
+	poll.Until(t, 2*time.Second, "b names a by its new address", func() bool { return nb.r.Status().MasterIP == renumbered.Addr() })
+	if s := na.r.Status(); s.MasterIP != renumbered.Addr() {
+		t.Errorf("a's MasterIP %v, want %v", s.MasterIP, renumbered.Addr())
+	}
+}
+
+// Issue 8 section 3: an interface renamed away is gone (the configuration names a name); a
+// new interface renamed to the configured name is picked up like a recreated one, in
+// virtual-MAC mode with the macvlan moved from the renamed link to it.
+func TestRouterFollowsRenamedInterface(t *testing.T) {
+	for _, vmac := range []bool{false, true} {
+		t.Run(fmt.Sprintf("virtual MAC %t", vmac), func(t *testing.T) {
+			sw := newSwitch(t)
+			a, b := newTestNS(t), newTestNS(t)
+			plug(t, sw, "pa", a, "vrt0", labA)
+			plug(t, sw, "pb", b, "vrt1", labB)
+			if vmac {
+				needMacvlan(t, a, "vrt0")
+			}
+			cfgA := labConfig("vrt0", labA, 200, t.TempDir())
+			cfgA.VirtualMAC = vmac
+			cfgA.Logger = testLogger(t, "a")
+			cfgB := labConfig("vrt1", labB, 100, t.TempDir())
+			cfgB.Logger = testLogger(t, "b")
+			na := dialNode(t, a, cfgA)
+			nb := dialNode(t, b, cfgB)
+			na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+			poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+
+			rename := func(from, to string) {
+				t.Helper()
+				l := a.link(t, from)
+				if err := a.h.LinkSetDown(l); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.h.LinkSetName(l, to); err != nil {
+					t.Fatalf("renaming %s to %s: %v", from, to, err)
+				}
+			}
+			ib := nb.eventCount()
+			rename("vrt0", "vrt9")
+			// Out (for being set down, or at once for being renamed), and saying why.
+			poll.Until(t, 5*time.Second, "a's fault says it was renamed", func() bool {
+				s := na.r.Status()
+				return s.State == StateInitialize && s.Fault == "interface vrt0 gone (renamed to vrt9)"
+			})
+			nb.waitEvent(t, ib, StateBackup, StateMaster, CauseMasterDown)
+			for _, l := range []string{"vrt9", vmacName(51)} {
+				if a.hasAddr(t, l, labVIP) {
+					t.Errorf("a kept the VIP on %s", l)
+				}
+			}
+
+			// A new link is renamed to vrt0.
+			ia, ib := na.eventCount(), nb.eventCount()
+			plug(t, sw, "pn", a, "vrtn", labA)
+			rename("vrtn", "vrt0")
+			if err := a.h.LinkSetUp(a.link(t, "vrt0")); err != nil {
+				t.Fatal(err)
+			}
+			na.waitEvent(t, ia, StateInitialize, StateBackup, CauseInterfaceBack)
+			na.waitEvent(t, ia, StateBackup, StateMaster, CausePreempting)
+			nb.waitEvent(t, ib, StateMaster, StateBackup, CausePreempted)
+			vipLink := "vrt0"
+			if vmac {
+				vipLink = vmacName(51)
+				if got := a.link(t, vipLink).Attrs().ParentIndex; got != a.link(t, "vrt0").Attrs().Index {
+					t.Errorf("%s has parent index %d, want the new vrt0's %d", vipLink, got, a.link(t, "vrt0").Attrs().Index)
+				}
+				// The renamed link's ARP settings are put back; the new vrt0 has the mode's.
+				for link, want := range map[string]string{"vrt9": "0", "vrt0": "1"} {
+					if got := readSysctlIn(t, a, "net/ipv4/conf/"+link+"/arp_ignore"); got != want {
+						t.Errorf("%s's arp_ignore = %s, want %s", link, got, want)
+					}
+				}
+			}
+			poll.Until(t, time.Second, "a holds the VIP on the new vrt0", func() bool { return a.hasAddr(t, vipLink, labVIP) })
+		})
+	}
+}
+
+// setOperState sets ifname's link mode and operational state as a supplicant does (IFLA_LINKMODE,
+// IFLA_OPERSTATE; RFC 2863 dormant: an 802.1X port before authorisation).
+func setOperState(t *testing.T, n *testNS, ifname string, mode, state uint8) {
+	t.Helper()
+	idx := n.link(t, ifname).Attrs().Index
+	var err error
+	n.do(t, func() {
+		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		req.Data[0].(*nl.IfInfomsg).Index = int32(idx)
+		req.AddData(nl.NewRtAttr(unix.IFLA_LINKMODE, []byte{mode}))
+		req.AddData(nl.NewRtAttr(unix.IFLA_OPERSTATE, []byte{state}))
+		_, err = req.Execute(unix.NETLINK_ROUTE, 0)
+	})
+	if err != nil {
+		t.Fatalf("setting %s's operational state to %d: %v", ifname, state, err)
+	}
+}
+
+// Issue 8 section 3: a dormant interface (up, with carrier, but RFC 2863 dormant: an 802.1X
+// port not yet authorised, a wifi not associated) cannot carry the protocol: the Master
+// leaves it, saying so, and rejoins once the interface is up (the supplicant's part).
+func TestRouterDormantInterface(t *testing.T) {
+	sw := newSwitch(t)
+	a := newTestNS(t)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	cfg := labConfig("vrt0", labA, 200, t.TempDir())
+	cfg.Logger = testLogger(t, "a")
+	na := dialNode(t, a, cfg)
+	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+
+	i := na.eventCount()
+	setOperState(t, a, "vrt0", 1, uint8(netlink.OperDormant))
+	if st := a.link(t, "vrt0").Attrs().OperState; st != netlink.OperDormant {
+		t.Skipf("vrt0's operational state is %v after setting it dormant; nothing to test", st)
+	}
+	e := na.waitEvent(t, i, StateMaster, StateInitialize, CauseInterfaceDown)
+	if want := "interface vrt0 is dormant (waiting for authorisation or association, e.g. 802.1X or wifi)"; e.Reason != want {
+		t.Errorf("a's event: %+v; want reason %q", e, want)
+	}
+	poll.Until(t, time.Second, "a released the VIP", func() bool { return !a.hasAddr(t, "vrt0", labVIP) })
+
+	i = na.eventCount()
+	setOperState(t, a, "vrt0", 1, uint8(netlink.OperUp)) // authorised
+	na.waitEvent(t, i, StateInitialize, StateBackup, CauseInterfaceBack)
+	na.waitEvent(t, i, StateBackup, StateMaster, CauseMasterDown)
 }

@@ -711,6 +711,30 @@ func (m *Machine) SetPriority(now time.Time, p uint8) []Action {
 	return []Action{SendAdvert{m.advert(p)}}
 }
 
+// SetPrimary changes this node's own address, which the interface no longer has (a
+// recreated interface's new link-local address, a renumbered IPv4 address): it is the
+// tie-breaker from the next comparison on, and a Master's MasterIP. It must be of the same
+// family as the one before and pass the checks of NewMachine (link-local for IPv6, not a
+// unicast peer); the Machine is unchanged otherwise. It sends nothing: the caller's adverts
+// carry it from the next one.
+func (m *Machine) SetPrimary(ip netip.Addr) error {
+	ip = ip.Unmap()
+	switch {
+	case !sameFamily(ip, m.cfg.Primary):
+		return fmt.Errorf("vrrp: primary address %v: must be an %s address, as %v", ip, familyName(m.cfg.Primary), m.cfg.Primary)
+	case m.peers[ip]:
+		return fmt.Errorf("vrrp: primary address %v is a unicast peer", ip)
+	}
+	if err := checkPrimary(m.cfg.Version, ip); err != nil {
+		return fmt.Errorf("vrrp: %w", err)
+	}
+	m.cfg.Primary = ip
+	if m.state == StateMaster {
+		m.masterIP = ip
+	}
+	return nil
+}
+
 // Fault takes this node out of the protocol because its interface cannot carry it (deleted,
 // down, no carrier): a Master or Backup goes to Initialize with a Transition of cause c (one
 // of the CauseInterface* values) and reason why, and sends nothing, not even the priority-0

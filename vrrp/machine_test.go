@@ -1906,3 +1906,68 @@ func TestPairFailoverV3(t *testing.T) {
 		t.Errorf("Backup became Master %v after the last advert, want %v\n%s", got.Sub(last), down100v3, strings.Join(s.trace, "\n"))
 	}
 }
+
+// SetPrimary (issue 8: an interface recreated with another address): the new address is the
+// tie-breaker and a Master's MasterIP; a wrong one changes nothing.
+func TestSetPrimary(t *testing.T) {
+	t.Run("master: the tie-break uses the new address", func(t *testing.T) {
+		// With 192.0.2.1 an equal-priority advert from 192.0.2.2 wins (section 6.4.3); with
+		// 192.0.2.9 it loses.
+		m, up := startMaster(t, testConfig(100, true))
+		if err := m.SetPrimary(netip.MustParseAddr("192.0.2.9")); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Status().MasterIP; got != netip.MustParseAddr("192.0.2.9") {
+			t.Errorf("MasterIP = %v, want the new primary", got)
+		}
+		at := up.Add(100 * time.Millisecond)
+		for _, a := range m.Receive(at, peerAdvert(t, 100, nil)) {
+			if tr, ok := a.(Transition); ok {
+				t.Errorf("equal advert from the lower 192.0.2.2: %+v; want Master to stay", tr)
+			}
+		}
+		if got := m.Status().State; got != StateMaster {
+			t.Errorf("state %v, want master", got)
+		}
+	})
+	t.Run("backup: MasterIP stays the Master's", func(t *testing.T) {
+		m := newTestMachine(t, testConfig(100, true))
+		m.Start(t0)
+		m.Receive(t0.Add(time.Second), peerAdvert(t, 150, nil))
+		if err := m.SetPrimary(netip.MustParseAddr("192.0.2.9")); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Status().MasterIP; got != peerIP {
+			t.Errorf("MasterIP = %v, want the Master %v", got, peerIP)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		uni := testConfig(100, true)
+		uni.Peers = []netip.Addr{peerIP}
+		v6 := testConfig(100, true)
+		v6.Version, v6.Primary, v6.VirtualIPs = 3, netip.MustParseAddr("fe80::1:1"), addrs("fe80::1")
+		for _, tc := range []struct {
+			name string
+			cfg  MachineConfig
+			ip   string
+			err  string
+		}{
+			{"IPv6 for an IPv4 group", testConfig(100, true), "fe80::2", "must be an IPv4 address"},
+			{"a unicast peer", uni, "192.0.2.2", "is a unicast peer"},
+			{"IPv6, not link-local", v6, "2001:db8::1", "link-local"},
+			{"IPv4 for an IPv6 group", v6, "192.0.2.9", "must be an IPv6 address"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				m, _ := startMaster(t, tc.cfg)
+				before := m.Status()
+				err := m.SetPrimary(netip.MustParseAddr(tc.ip))
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("SetPrimary(%s) = %v, want an error containing %q", tc.ip, err, tc.err)
+				}
+				if diff := cmp.Diff(before, m.Status(), cmpAddr); diff != "" {
+					t.Errorf("Status changed (-before +after):\n%s", diff)
+				}
+			})
+		}
+	})
+}

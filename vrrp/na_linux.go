@@ -43,9 +43,8 @@ var (
 // mode it leaves from the macvlan with the frame's source and the option both the virtual
 // MAC, and without the kernel choosing another source address.
 func newNAAnnouncer(ifi *net.Interface, src netip.Addr, router bool) (*frameAnnouncer, error) {
-	src = src.WithZone("")
-	return newFrameAnnouncer(ifi, etherTypeIPv6, "neighbor advertisement", allNodesMAC, naFrameLen,
-		func(b []byte, hw net.HardwareAddr, ip netip.Addr) error { return buildNA(b, hw, src, ip, router) })
+	return newFrameAnnouncer(ifi, etherTypeIPv6, "neighbor advertisement", allNodesMAC, naFrameLen, src.WithZone(""),
+		func(b []byte, hw net.HardwareAddr, src, ip netip.Addr) error { return buildNA(b, hw, src, ip, router) })
 }
 
 // buildNA writes into b (at least naFrameLen bytes) the Ethernet frame of an unsolicited

@@ -312,6 +312,13 @@ type linkWatcher interface {
 	changed() <-chan struct{}
 }
 
+// primaryFollower is implemented by a linkWatcher that may move the Router's I/O to another
+// Primary address (a picked one the interface no longer has; see linkVerdict).
+type primaryFollower interface {
+	// primary is the address the I/O sends from now, after check.
+	primary() netip.Addr
+}
+
 // linkPoller is implemented by a linkWatcher that says how often the Router must poll it;
 // without it the Router polls once per advertisement interval.
 type linkPoller interface {
@@ -773,6 +780,7 @@ func (r *Router) readyForTakeover(at time.Time, inbox <-chan received) bool {
 // [Machine.Fault]) and back in when it can again.
 func (r *Router) checkLink() {
 	cause, why := r.link.check()
+	r.followPrimary()
 	fault := r.m.Status().Fault
 	switch {
 	case why == fault:
@@ -784,6 +792,26 @@ func (r *Router) checkLink() {
 		r.log.Error("interface unusable; leaving the protocol until it is back", "fault", why)
 		r.step(r.m.Fault(r.now(), cause, why))
 	}
+}
+
+// followPrimary takes over the Primary the link watcher's I/O sends from now, when it
+// changed: the Machine's tie-breaker and MasterIP, the adverts' pseudo-header.
+func (r *Router) followPrimary() {
+	pf, ok := r.link.(primaryFollower)
+	if !ok {
+		return
+	}
+	p := pf.primary()
+	if !p.IsValid() || p == r.cfg.Primary {
+		return
+	}
+	if err := r.m.SetPrimary(p); err != nil {
+		r.log.Error("the interface's new primary address cannot be used", "primary", p, "err", err)
+		return
+	}
+	r.log.Info("primary address changed", "primary", p, "was", r.cfg.Primary)
+	r.cfg.Primary = p
+	r.publish()
 }
 
 // protocolTimer makes the timer of Run: the precise one Dial asks for, or a time.Timer.

@@ -3,7 +3,6 @@ package vrrp
 import (
 	"encoding/json"
 	"errors"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,7 +58,7 @@ func TestVMACSysctlJournal(t *testing.T) {
 		var err error
 		a.do(t, func() {
 			j := openSysctlJournal(path, log)
-			v, err = setupVMAC(a.h, a.link(t, "vrt0"), 51, netip.Addr{}, j, log)
+			v, err = setupVMAC(a.h, a.link(t, "vrt0"), 51, false, j, log)
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,26 +53,28 @@ func vmacName6(vrid uint8) string { return fmt.Sprintf("vrrp6.%d", vrid) }
 // are recorded in the StateDir (sysctlJournal) before they change, so that the next start puts
 // them back after a crash.
 //
-// For an IPv6 group (linkLocal set) the macvlan carries 00-00-5E-00-02-{VRID} and IPv6 stays
-// on, but it generates no address of its own (addr_gen_mode 1: the shared MAC would give
-// every node the same EUI-64 link-local address), runs no duplicate address detection and
-// ignores router advertisements (no SLAAC address from the shared MAC either). It is given
-// this node's own link-local address instead (without DAD), the source RFC 9568 section
-// 5.1.2.1 wants for adverts and the one the Neighbor Advertisements come from, so both
-// leave from the virtual MAC. Linux answers a Neighbor Solicitation only on the interface
-// holding the target, so the parent never answers for a virtual address on the macvlan.
-// Not avoided: the macvlan joins the solicited-node group of that address, so the kernel
-// sends MLD reports from the virtual MAC on a Backup too (two at start-up, then one per MLD
-// query of a querier on the segment), and a learning switch points the virtual MAC at the
-// Backup until the Master's next advert.
+// For an IPv6 group the macvlan carries 00-00-5E-00-02-{VRID} and IPv6 stays on, but it
+// generates no address of its own (addr_gen_mode 1: the shared MAC would give every node the
+// same EUI-64 link-local address), runs no duplicate address detection and ignores router
+// advertisements (no SLAAC address from the shared MAC either). It is given no link-local
+// address either: the adverts leave from it with the parent's link-local address as source
+// (RFC 9568 section 5.1.2.1; the raw socket sends with IPV6_FREEBIND), and the Neighbor
+// Advertisements are built by hand. So a Backup's macvlan holds no address at all and is in
+// no solicited-node group, and its egress is closed besides (vmacGate): a Backup sends no
+// frame from the virtual MAC, not at start-up, not at an MLD query, not when it leaves
+// Master; a learning switch keeps the virtual MAC at the Master's port. The node's own
+// link-local address stays at its own MAC, answered by the parent only. Linux answers a
+// Neighbor Solicitation only on the interface holding the target, so the parent never
+// answers for a virtual address on the macvlan.
 type vmacLink struct {
-	linkLocal netip.Addr // this node's link-local address, for an IPv6 group; invalid for IPv4
-	h         *netlink.Handle
-	link      netlink.Link
-	ifi       *net.Interface
-	log       *slog.Logger
-	journal   *sysctlJournal // nil without a StateDir
-	restore   []sysctlRestore
+	ipv6    bool      // an IPv6 group's
+	gate    *vmacGate // an IPv6 group's; nil for IPv4
+	h       *netlink.Handle
+	link    netlink.Link
+	ifi     *net.Interface
+	log     *slog.Logger
+	journal *sysctlJournal // nil without a StateDir
+	restore []sysctlRestore
 }
 
 type sysctlValue struct{ path, value string }
@@ -94,10 +95,8 @@ const sysctlRoot = "/proc/sys"
 // VRID on the same parent looks exactly like a leftover: the two must not share a VRID on one
 // segment anyway.)
 //
-// linkLocal, valid for an IPv6 group only, is the parent's link-local address the macvlan is
-// given.
-func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, linkLocal netip.Addr, j *sysctlJournal, log *slog.Logger) (_ *vmacLink, err error) {
-	ipv6 := linkLocal.IsValid()
+// An IPv6 group's macvlan is made with its egress closed (vmacGate), before it is up.
+func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, ipv6 bool, j *sysctlJournal, log *slog.Logger) (_ *vmacLink, err error) {
 	name, mac := vmacName(vrid), VirtualMAC(vrid)
 	if ipv6 {
 		name, mac = vmacName6(vrid), VirtualMAC6(vrid)
@@ -113,7 +112,7 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, linkLocal net
 	if err := h.LinkAdd(mv); err != nil {
 		return nil, fmt.Errorf("vrrp: virtual MAC: creating macvlan %s on %s: %w", name, parent.Attrs().Name, err)
 	}
-	v := &vmacLink{h: h, log: log, journal: j, linkLocal: linkLocal}
+	v := &vmacLink{h: h, log: log, journal: j, ipv6: ipv6}
 	defer func() {
 		if err != nil {
 			v.Close()
@@ -149,10 +148,13 @@ func setupVMAC(h *netlink.Handle, parent netlink.Link, vrid uint8, linkLocal net
 		}
 	}
 	if ipv6 {
-		ll := netip.PrefixFrom(linkLocal.WithZone(""), 64)
-		if err := h.AddrAdd(link, netlinkAddr(ll)); err != nil {
-			return nil, fmt.Errorf("vrrp: virtual MAC: adding the link-local address %s to %s: %w", ll, name, err)
+		g, err := newVMACGate(h, link)
+		if err != nil {
+			// A kernel without clsact or cls_bpf: virtual-MAC mode works, but a Backup's
+			// kernel may send MLD reports from the virtual MAC (see vmacGate).
+			log.Warn("cannot close the virtual-MAC link's egress while Backup; a Backup may send MLD reports from the virtual MAC", "link", name, "err", err)
 		}
+		v.gate = g
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("vrrp: virtual MAC: setting %s up: %w", name, err)
@@ -247,6 +249,10 @@ func vmacSysctls(name string, ipv6 bool) []sysctlValue {
 // ARP settings, forgetting each in the journal once it is back.
 func (v *vmacLink) Close() error {
 	var errs []error
+	if v.gate != nil {
+		v.gate.Close()
+		v.gate = nil
+	}
 	if v.link != nil {
 		if err := v.h.LinkDel(v.link); err != nil {
 			if !errors.Is(err, unix.ENODEV) {
@@ -272,10 +278,32 @@ func (v *vmacLink) Close() error {
 	return errors.Join(errs...)
 }
 
+// parentRenamed follows the parent renamed from one name to another: the values to restore
+// are reopened under the new name (a /proc/sys/net file opened under the old one fails with
+// ENOENT once the device is renamed), and the journal records them so. It runs in Dial's
+// network namespace.
+func (v *vmacLink) parentRenamed(from, to string) {
+	for i, r := range v.restore {
+		path := strings.Replace(r.path, "/"+from+"/", "/"+to+"/", 1)
+		f, _, err := readSysctl(path)
+		if err != nil {
+			v.log.Warn("the renamed parent's setting cannot be restored", "path", path, "err", err)
+			continue
+		}
+		r.f.Close()
+		v.journal.forget(r.path)
+		v.journal.note(path, r.value)
+		v.restore[i] = sysctlRestore{f, path, r.value}
+	}
+}
+
 // replace takes over n, made on a recreated parent: the old macvlan went with the old parent,
 // and so did the sysctls to restore (their files are closed unwritten). Close then deletes n's
 // link and restores n's values.
 func (v *vmacLink) replace(n *vmacLink) {
+	if v.gate != nil {
+		v.gate.Close()
+	}
 	for _, r := range v.restore {
 		r.f.Close()
 		if !slices.ContainsFunc(n.restore, func(nr sysctlRestore) bool { return nr.path == r.path }) {
