@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -70,14 +71,27 @@ type tab struct {
 // eval evaluates js until it returns true (it may fail while a page loads).
 func (b *tab) eval(what, js string) {
 	b.t.Helper()
+	if err := b.try(js); err != nil {
+		b.t.Fatalf("%s: %s (%s): %v", b.name, what, js, err)
+	}
+}
+
+// try evaluates js until it returns true, or until 30 s have passed (then the error). A
+// promise is awaited.
+func (b *tab) try(js string) error {
 	deadline := time.Now().Add(30 * time.Second)
+	ctx, cancel := context.WithDeadline(b.ctx, deadline) // also for a promise that never settles
+	defer cancel()
 	for {
-		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](js))
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise))
 		if err == nil && ok {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) || b.ctx.Err() != nil {
-			b.t.Fatalf("%s: %s (%s): %v", b.name, what, js, err)
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New("still false")
+			}
+			return err
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -125,22 +139,38 @@ func (b *tab) text(sel string) string {
 	return strings.TrimSpace(s)
 }
 
-// shot saves a screenshot of the page as name.png in dir (quality 100 is png).
-func (b *tab) shot(dir, name string) {
-	b.t.Helper()
+// drawn is the JavaScript for "the page has loaded and been drawn": the load event has
+// passed (the stylesheet is in) and two animation frames have run since, so the page has been
+// laid out and painted. The element a step waits for is in the document as soon as the parser
+// reaches it, while the render-blocking stylesheet may still be loading; Chromium then has no
+// layout to capture and refuses the screenshot ("Cannot take screenshot with 0 width").
+const drawn = `document.readyState === "complete" &&
+	new Promise(ok => requestAnimationFrame(() => requestAnimationFrame(() => ok(true))))`
+
+// shot saves a screenshot of the page as name.png in dir (quality 100 is png), once the
+// page is drawn.
+func (b *tab) shot(dir, name string) error {
+	waited := b.try(drawn)
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
 	}
 	if err != nil {
-		b.t.Errorf("%s: screenshot %s: %v", b.name, name, err)
+		if waited != nil {
+			err = fmt.Errorf("%w (the page was not drawn: %w)", err, waited)
+		}
+		return fmt.Errorf("%s: screenshot %s: %w", b.name, name, err)
 	}
+	return nil
 }
 
 // docShot saves a screenshot for the documentation when REDUNDANTD_CONSOLE_SCREENSHOTS is set.
 func (b *tab) docShot(name string) {
+	b.t.Helper()
 	if dir := os.Getenv("REDUNDANTD_CONSOLE_SCREENSHOTS"); dir != "" {
-		b.shot(dir, name)
+		if err := b.shot(dir, name); err != nil {
+			b.t.Error(err)
+		}
 	}
 }
 
@@ -153,7 +183,9 @@ func onFailure(t *testing.T, tabs ...*tab) {
 		dir := t.ArtifactDir()
 		for _, b := range tabs {
 			if b.ctx.Err() == nil {
-				b.shot(dir, "failed-"+b.name)
+				if err := b.shot(dir, "failed-"+b.name); err != nil {
+					t.Log(err)
+				}
 			}
 		}
 		t.Logf("screenshots of the failure: %s (kept with go test -artifacts)", dir)
