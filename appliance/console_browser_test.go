@@ -1,15 +1,18 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,6 +195,35 @@ func onFailure(t *testing.T, tabs ...*tab) {
 	})
 }
 
+// nodeLogs keeps what the nodes log, for a failing test to show: a refusal in the console
+// (a swap refused, say) has its cause in the nodes' logs, not on the page.
+type nodeLogs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *nodeLogs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// logger is node's logger, into l.
+func (l *nodeLogs) logger(node string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, nil)).With("node", node)
+}
+
+// onFailureLog shows the nodes' logs if the test failed.
+func (l *nodeLogs) onFailureLog(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			t.Logf("the nodes' logs (the test failed at %s):\n%s", time.Now().Format(time.RFC3339Nano), l.buf.String())
+		}
+	})
+}
+
 // role is the JavaScript for "the role the Status page shows for node".
 func role(node string) string {
 	return fmt.Sprintf(`(document.querySelector('[data-node="%s"] .role') || {}).textContent`, node)
@@ -222,6 +254,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	// the lines), node 1 to port D (mode 0).
 	sim, conf := startSim(t, map[string]string{"mode": "0", "modedef": "0"})
 	// And each with its Backup Device GUI Access Port.
+	var logs nodeLogs
+	logs.onFailureLog(t)
 	var apiLns, accessLns [2]net.Listener
 	for i := range 2 {
 		apiLns[i], accessLns[i] = listenLoopback(t), listenLoopback(t)
@@ -232,7 +266,10 @@ func TestConsoleInBrowser(t *testing.T) {
 			PollInterval: 200 * time.Millisecond, KickInterval: time.Second}
 		cfg.Console.BackupAccessPort = accessLns[i].Addr().(*net.TCPAddr).Port
 		cfg.Console.BackupConsole = apiLns[1-i].Addr().String()
-	}, func(i int, o *Options) { o.APIListener, o.AccessListener = apiLns[i], accessLns[i] })
+	}, func(i int, o *Options) {
+		o.APIListener, o.AccessListener = apiLns[i], accessLns[i]
+		o.Logger = logs.logger(fmt.Sprintf("pbx-%c", 'a'+i))
+	})
 	base := n[0].api + "/console/"
 	b := &tab{t: t, ctx: ctx, name: "main"}
 	liveCtx, cancelLive := chromedp.NewContext(ctx)
