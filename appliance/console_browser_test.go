@@ -262,6 +262,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	_, n := twoNodesWith(t, func(i int, cfg *Config) {
 		enableConsole(t, cfg)
+		// The peer link at its default interval (1 s: down after 3 s without a status), not
+		// twoNodes' 100 ms. With Chromium drawing pages beside the two nodes on a loaded
+		// 2-core machine, a 10 ms sleep in this test has been seen to wake 315 ms late: longer
+		// than the 300 ms after which a 100 ms link is down. The swap is then refused, rightly
+		// ("no Backup present: the peer link is down"), and the test failed.
+		cfg.Peer.Interval = time.Second
 		cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1 - i, Timeout: time.Second,
 			PollInterval: 200 * time.Millisecond, KickInterval: time.Second}
 		cfg.Console.BackupAccessPort = accessLns[i].Addr().(*net.TCPAddr).Port
