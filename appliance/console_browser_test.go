@@ -1,14 +1,18 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,14 +74,27 @@ type tab struct {
 // eval evaluates js until it returns true (it may fail while a page loads).
 func (b *tab) eval(what, js string) {
 	b.t.Helper()
+	if err := b.try(js); err != nil {
+		b.t.Fatalf("%s: %s (%s): %v", b.name, what, js, err)
+	}
+}
+
+// try evaluates js until it returns true, or until 30 s have passed (then the error). A
+// promise is awaited.
+func (b *tab) try(js string) error {
 	deadline := time.Now().Add(30 * time.Second)
+	ctx, cancel := context.WithDeadline(b.ctx, deadline) // also for a promise that never settles
+	defer cancel()
 	for {
-		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](js))
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise))
 		if err == nil && ok {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) || b.ctx.Err() != nil {
-			b.t.Fatalf("%s: %s (%s): %v", b.name, what, js, err)
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New("still false")
+			}
+			return err
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -125,22 +142,38 @@ func (b *tab) text(sel string) string {
 	return strings.TrimSpace(s)
 }
 
-// shot saves a screenshot of the page as name.png in dir (quality 100 is png).
-func (b *tab) shot(dir, name string) {
-	b.t.Helper()
+// drawn is the JavaScript for "the page has loaded and been drawn": the load event has
+// passed (the stylesheet is in) and two animation frames have run since, so the page has been
+// laid out and painted. The element a step waits for is in the document as soon as the parser
+// reaches it, while the render-blocking stylesheet may still be loading; Chromium then has no
+// layout to capture and refuses the screenshot ("Cannot take screenshot with 0 width").
+const drawn = `document.readyState === "complete" &&
+	new Promise(ok => requestAnimationFrame(() => requestAnimationFrame(() => ok(true))))`
+
+// shot saves a screenshot of the page as name.png in dir (quality 100 is png), once the
+// page is drawn.
+func (b *tab) shot(dir, name string) error {
+	waited := b.try(drawn)
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
 	}
 	if err != nil {
-		b.t.Errorf("%s: screenshot %s: %v", b.name, name, err)
+		if waited != nil {
+			err = fmt.Errorf("%w (the page was not drawn: %w)", err, waited)
+		}
+		return fmt.Errorf("%s: screenshot %s: %w", b.name, name, err)
 	}
+	return nil
 }
 
 // docShot saves a screenshot for the documentation when REDUNDANTD_CONSOLE_SCREENSHOTS is set.
 func (b *tab) docShot(name string) {
+	b.t.Helper()
 	if dir := os.Getenv("REDUNDANTD_CONSOLE_SCREENSHOTS"); dir != "" {
-		b.shot(dir, name)
+		if err := b.shot(dir, name); err != nil {
+			b.t.Error(err)
+		}
 	}
 }
 
@@ -153,10 +186,41 @@ func onFailure(t *testing.T, tabs ...*tab) {
 		dir := t.ArtifactDir()
 		for _, b := range tabs {
 			if b.ctx.Err() == nil {
-				b.shot(dir, "failed-"+b.name)
+				if err := b.shot(dir, "failed-"+b.name); err != nil {
+					t.Log(err)
+				}
 			}
 		}
 		t.Logf("screenshots of the failure: %s (kept with go test -artifacts)", dir)
+	})
+}
+
+// nodeLogs keeps what the nodes log, for a failing test to show: a refusal in the console
+// (a swap refused, say) has its cause in the nodes' logs, not on the page.
+type nodeLogs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *nodeLogs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// logger is node's logger, into l.
+func (l *nodeLogs) logger(node string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, nil)).With("node", node)
+}
+
+// onFailureLog shows the nodes' logs if the test failed.
+func (l *nodeLogs) onFailureLog(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			t.Logf("the nodes' logs (the test failed at %s):\n%s", time.Now().Format(time.RFC3339Nano), l.buf.String())
+		}
 	})
 }
 
@@ -190,17 +254,28 @@ func TestConsoleInBrowser(t *testing.T) {
 	// the lines), node 1 to port D (mode 0).
 	sim, conf := startSim(t, map[string]string{"mode": "0", "modedef": "0"})
 	// And each with its Backup Device GUI Access Port.
+	var logs nodeLogs
+	logs.onFailureLog(t)
 	var apiLns, accessLns [2]net.Listener
 	for i := range 2 {
 		apiLns[i], accessLns[i] = listenLoopback(t), listenLoopback(t)
 	}
 	_, n := twoNodesWith(t, func(i int, cfg *Config) {
 		enableConsole(t, cfg)
+		// The peer link at its default interval (1 s: down after 3 s without a status), not
+		// twoNodes' 100 ms. With Chromium drawing pages beside the two nodes on a loaded
+		// 2-core machine, a 10 ms sleep in this test has been seen to wake 315 ms late: longer
+		// than the 300 ms after which a 100 ms link is down. The swap is then refused, rightly
+		// ("no Backup present: the peer link is down"), and the test failed.
+		cfg.Peer.Interval = time.Second
 		cfg.Berofos = BerofosConfig{Enabled: true, Conf: conf, LinesMode: 1 - i, Timeout: time.Second,
 			PollInterval: 200 * time.Millisecond, KickInterval: time.Second}
 		cfg.Console.BackupAccessPort = accessLns[i].Addr().(*net.TCPAddr).Port
 		cfg.Console.BackupConsole = apiLns[1-i].Addr().String()
-	}, func(i int, o *Options) { o.APIListener, o.AccessListener = apiLns[i], accessLns[i] })
+	}, func(i int, o *Options) {
+		o.APIListener, o.AccessListener = apiLns[i], accessLns[i]
+		o.Logger = logs.logger(fmt.Sprintf("pbx-%c", 'a'+i))
+	})
 	base := n[0].api + "/console/"
 	b := &tab{t: t, ctx: ctx, name: "main"}
 	liveCtx, cancelLive := chromedp.NewContext(ctx)
