@@ -214,41 +214,8 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	if listen := cfg.Console.backupAccessListen(cfg.API.Listen); listen != "" && cfg.Redundancy.Enabled {
 		a.parts = append(a.parts, newAccessPart(listen, cfg.Console.BackupConsole, opts.AccessListener, a.partRetry, a.log.With("part", "access")))
 	}
-	if cfg.Berofos.Enabled {
-		p, err := newBerofosPart(cfg.Berofos, a.log.With("part", "berofos"), a.record)
-		if err != nil {
-			return nil, err
-		}
-		a.berofos = p
-		a.parts = append(a.parts, p)
-	}
-	if len(cfg.Services) > 0 || len(cfg.Redundancy.Notify) > 0 {
-		sm, err := NewServiceManager(ServiceManagerConfig{
-			Services:       cfg.Services,
-			Notify:         cfg.Redundancy.Notify,
-			NotifyInstance: fmt.Sprintf("VI_%d", cfg.Redundancy.GroupID),
-			Priority:       int(cfg.Redundancy.Priority),
-			OnHealth:       a.onServiceHealth,
-			Logger:         a.log.With("part", "services"),
-		}, a.record)
-		if err != nil {
-			return nil, err
-		}
-		a.services = sm
-		a.parts = append(a.parts, sm)
-	}
-	if cfg.Sync.Enabled {
-		// The configuration was checked by LoadConfig: what fails here is the disk (a full or
-		// read-only state_dir). VRRP and the PBX must run without it; Run retries.
-		p, err := a.newSyncPart(cfg)
-		if err != nil {
-			a.syncDown = err.Error()
-			a.record(Event{Priority: PriorityWarning, Application: AppSync, Name: "not started",
-				Description: fmt.Sprintf("replication not started, retrying every %s: %v", a.partRetry, err)})
-		} else {
-			a.sync = p
-			a.parts = append(a.parts, p)
-		}
+	if err := a.addParts(cfg); err != nil {
+		return nil, err
 	}
 	if !cfg.Redundancy.Enabled {
 		return a, nil
@@ -273,6 +240,49 @@ func New(cfg *Config, opts Options) (*Appliance, error) {
 	a.startActive.Store(!passive && a.state.Mode.Mode == ModePassive)
 	r.SetPassive(passive)
 	return a, nil
+}
+
+// addParts adds the berofos, the service manager and the replication to the node's parts, as
+// the configuration enables them. Only a part that cannot be built from a checked
+// configuration is an error; the replication's disk problems are retried by Run.
+func (a *Appliance) addParts(cfg *Config) error {
+	if cfg.Berofos.Enabled {
+		p, err := newBerofosPart(cfg.Berofos, a.log.With("part", "berofos"), a.record)
+		if err != nil {
+			return err
+		}
+		a.berofos = p
+		a.parts = append(a.parts, p)
+	}
+	if len(cfg.Services) > 0 || len(cfg.Redundancy.Notify) > 0 {
+		sm, err := NewServiceManager(ServiceManagerConfig{
+			Services:       cfg.Services,
+			Notify:         cfg.Redundancy.Notify,
+			NotifyInstance: fmt.Sprintf("VI_%d", cfg.Redundancy.GroupID),
+			Priority:       int(cfg.Redundancy.Priority),
+			OnHealth:       a.onServiceHealth,
+			Logger:         a.log.With("part", "services"),
+		}, a.record)
+		if err != nil {
+			return err
+		}
+		a.services = sm
+		a.parts = append(a.parts, sm)
+	}
+	if cfg.Sync.Enabled {
+		// The configuration was checked by LoadConfig: what fails here is the disk (a full or
+		// read-only state_dir). VRRP and the PBX must run without it; Run retries.
+		p, err := a.newSyncPart(cfg)
+		if err != nil {
+			a.syncDown = err.Error()
+			a.record(Event{Priority: PriorityWarning, Application: AppSync, Name: "not started",
+				Description: fmt.Sprintf("replication not started, retrying every %s: %v", a.partRetry, err)})
+		} else {
+			a.sync = p
+			a.parts = append(a.parts, p)
+		}
+	}
+	return nil
 }
 
 // endStartRule ends the start-up rule of startPassive: the group's mode applies to the engine.

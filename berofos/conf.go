@@ -179,34 +179,43 @@ func ParseConf(b []byte) ([]Device, error) {
 			return nil, &ConfError{Line: n, Reason: fmt.Sprintf("%s given twice in [%s]", key, cur.Name)}
 		}
 		seenKey[key] = true
-		switch key {
-		case "mac":
-			mac, err := net.ParseMAC(value)
-			if err != nil || len(mac) != 6 {
-				return nil, &ConfError{Line: n, Reason: fmt.Sprintf("mac %q: want XX:XX:XX:XX:XX:XX", value)}
-			}
-			cur.MAC = mac
-		case "host":
-			if value == "" {
-				return nil, &ConfError{Line: n, Reason: "empty host"}
-			}
-			if err := checkHost(value); err != nil {
-				return nil, &ConfError{Line: n, Reason: fmt.Sprintf("host %q: %v", value, err)}
-			}
-			cur.Host = value
-		case "login":
-			if value != "" {
-				if err := checkLogin(value); err != nil {
-					return nil, &ConfError{Line: n, Reason: "login: " + err.Error()}
-				}
-			}
-			cur.Login = value
+		if reason := cur.setKey(key, value); reason != "" {
+			return nil, &ConfError{Line: n, Reason: reason}
 		}
 	}
 	if err := finish(); err != nil {
 		return nil, err
 	}
 	return devs, nil
+}
+
+// setKey sets one key of a [fosN] section, or returns why its value is refused. Unknown keys
+// are ignored, as the device's own tools ignore them.
+func (d *Device) setKey(key, value string) (reason string) {
+	switch key {
+	case "mac":
+		mac, err := net.ParseMAC(value)
+		if err != nil || len(mac) != 6 {
+			return fmt.Sprintf("mac %q: want XX:XX:XX:XX:XX:XX", value)
+		}
+		d.MAC = mac
+	case "host":
+		if value == "" {
+			return "empty host"
+		}
+		if err := checkHost(value); err != nil {
+			return fmt.Sprintf("host %q: %v", value, err)
+		}
+		d.Host = value
+	case "login":
+		if value != "" {
+			if err := checkLogin(value); err != nil {
+				return "login: " + err.Error()
+			}
+		}
+		d.Login = value
+	}
+	return ""
 }
 
 // MarshalConf writes devices in bnfos.conf format, in the given order.

@@ -86,18 +86,8 @@ func runBenchFailover(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *runs < 1 {
-		return errors.New("bench failover: -runs must be at least 1")
-	}
-	switch {
-	case *version != 2 && *version != 3:
-		return fmt.Errorf("bench failover: -version %d: want 2 or 3", *version)
-	case *version == 2 && (*interval < time.Second || *interval > 255*time.Second || *interval%time.Second != 0):
-		return fmt.Errorf("bench failover: -interval %v: version 2 carries whole seconds 1s..255s", *interval)
-	case *version == 3 && (*interval < 10*time.Millisecond || *interval > 40950*time.Millisecond || *interval%(10*time.Millisecond) != 0):
-		return fmt.Errorf("bench failover: -interval %v: version 3 carries 10ms steps, 10ms..40.95s", *interval)
-	case *ipv6 && *version != 3:
-		return errors.New("bench failover: -ipv6 needs -version 3 (RFC 9568; version 2 is IPv4 only)")
+	if err := checkFailoverFlags(*runs, *version, *interval, *ipv6); err != nil {
+		return err
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("bench failover: the lab needs root (network namespaces)")
@@ -150,6 +140,26 @@ func runBenchFailover(ctx context.Context, args []string) error {
 	printFailoverResults(results)
 	if peer != nil {
 		printPeerLinkResults(*peer, results)
+	}
+	return nil
+}
+
+// checkFailoverFlags refuses a run count, version, interval and family that bench failover
+// cannot run: the interval as the version carries it (RFC 3768 whole seconds, RFC 9568
+// centiseconds), IPv6 only with version 3.
+func checkFailoverFlags(runs int, version uint, interval time.Duration, ipv6 bool) error {
+	if runs < 1 {
+		return errors.New("bench failover: -runs must be at least 1")
+	}
+	switch {
+	case version != 2 && version != 3:
+		return fmt.Errorf("bench failover: -version %d: want 2 or 3", version)
+	case version == 2 && (interval < time.Second || interval > 255*time.Second || interval%time.Second != 0):
+		return fmt.Errorf("bench failover: -interval %v: version 2 carries whole seconds 1s..255s", interval)
+	case version == 3 && (interval < 10*time.Millisecond || interval > 40950*time.Millisecond || interval%(10*time.Millisecond) != 0):
+		return fmt.Errorf("bench failover: -interval %v: version 3 carries 10ms steps, 10ms..40.95s", interval)
+	case ipv6 && version != 3:
+		return errors.New("bench failover: -ipv6 needs -version 3 (RFC 9568; version 2 is IPv4 only)")
 	}
 	return nil
 }

@@ -492,6 +492,21 @@ func serviceSteps() []serviceStep {
 	}
 }
 
+// printServiceStep prints one line of the table: the step's median and worst for each
+// series of the row, "-" where a series has no figure for it.
+func printServiceStep(name string, f func(testlab.ServiceTakeover) time.Duration, row []serviceSeries) {
+	fmt.Printf("%-36s", name)
+	for _, s := range row {
+		ts := s.times(f)
+		if len(ts) == 0 {
+			fmt.Printf(" | %10s %10s %23s", "-", "-", "")
+			continue
+		}
+		fmt.Printf(" | %10s %10s %23s", svcSecs(median(ts)), svcSecs(slices.Max(ts)), "")
+	}
+	fmt.Println()
+}
+
 func printServiceResults(results []serviceSeries, every time.Duration) {
 	steps := serviceSteps()
 	for _, planned := range []bool{false, true} {
@@ -516,19 +531,9 @@ func printServiceResults(results []serviceSeries, every time.Duration) {
 		}
 		fmt.Println()
 		for _, st := range steps {
-			if st.unplannedOnly && planned {
-				continue
+			if !(st.unplannedOnly && planned) {
+				printServiceStep(st.name, st.f, row)
 			}
-			fmt.Printf("%-36s", st.name)
-			for _, s := range row {
-				ts := s.times(st.f)
-				if len(ts) == 0 {
-					fmt.Printf(" | %10s %10s %23s", "-", "-", "")
-					continue
-				}
-				fmt.Printf(" | %10s %10s %23s", svcSecs(median(ts)), svcSecs(slices.Max(ts)), "")
-			}
-			fmt.Println()
 		}
 		fmt.Printf("%-36s", "re-REGISTERs (both phones, series)")
 		for _, s := range row {

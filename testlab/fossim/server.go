@@ -197,11 +197,7 @@ func (s *Sim) handleUDP(b []byte) []byte {
 	if s.garbage {
 		return []byte{'G', 'B', 'L', 0x04, byte(f.Cmd), 0xde, 0xad}
 	}
-	echo := func(c berofos.Cmd) []byte {
-		out, _ := (&berofos.Frame{Cmd: c}).MarshalBinary()
-		return out
-	}
-	mine := func(mac net.HardwareAddr) bool { return string(mac) == string(s.cfg.MAC) }
+	mine := s.mine
 	switch f.Cmd {
 	case berofos.CmdScan:
 		if len(f.Payload) != 0 {
@@ -219,12 +215,27 @@ func (s *Sim) handleUDP(b []byte) []byte {
 				s.wdDue = now.Add(s.wdogInterval())
 			}
 		}
-		return echo(q.Cmd)
+		return echoFrame(q.Cmd)
 	}
 	if !s.flashMode {
 		return nil // netconf, flash and reset work only in flash mode
 	}
-	switch f.Cmd {
+	return s.flashCmdLocked(f.Cmd, b, now)
+}
+
+// mine reports whether a request names this device.
+func (s *Sim) mine(mac net.HardwareAddr) bool { return string(mac) == string(s.cfg.MAC) }
+
+// echoFrame is the bare frame of command c, the answer to a ping, a kick and the flash steps.
+func echoFrame(c berofos.Cmd) []byte {
+	out, _ := (&berofos.Frame{Cmd: c}).MarshalBinary()
+	return out
+}
+
+// flashCmdLocked answers the commands of flash mode (netconf, reset, the flash steps).
+func (s *Sim) flashCmdLocked(cmd berofos.Cmd, b []byte, now time.Time) []byte {
+	mine := s.mine
+	switch cmd {
 	case berofos.CmdNetconf:
 		var n berofos.Netconf
 		if n.UnmarshalBinary(b) != nil || !mine(n.MAC) {
@@ -253,7 +264,7 @@ func (s *Sim) handleUDP(b []byte) []byte {
 		}
 		s.flash.pages, s.flash.checksum = int(p.Pages), p.Checksum
 		s.flash.data = map[int][berofos.PageSize]byte{}
-		return echo(f.Cmd)
+		return echoFrame(cmd)
 	case berofos.CmdFlashPage:
 		var p berofos.FlashPage
 		if p.UnmarshalBinary(b) != nil || !mine(p.MAC) || s.flash.data == nil || int(p.Page) >= s.flash.pages {
@@ -275,7 +286,7 @@ func (s *Sim) handleUDP(b []byte) []byte {
 			}
 			s.flash.data = nil
 		}
-		return echo(f.Cmd)
+		return echoFrame(cmd)
 	}
 	return nil
 }
