@@ -46,9 +46,23 @@ func liveHash(h htmlw.HTML) string {
 	return strconv.FormatUint(f.Sum64(), 16)
 }
 
-// writeSSE writes one server-sent event: its name and the data, one "data:" line each.
-func writeSSE(w *bytes.Buffer, event, data string) {
-	fmt.Fprintf(w, "event: %s\n", event)
+// liveShown is the hash of the live part the page shows when it opens the stream: the id of
+// the last update it received (Last-Event-ID, which EventSource sends when it reconnects
+// after a lost connection), else the part it was loaded with (the page's have parameter).
+// Without Last-Event-ID a page that had been updated and reconnected while the state went
+// back to the one it was loaded with would keep showing the update in between.
+func liveShown(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	return r.URL.Query().Get("have")
+}
+
+// writeSSE writes one server-sent event: its name, its id and the data, one "data:" line
+// each. The id is the hash of the live part it carries (liveHash): the browser's EventSource
+// keeps the last one and sends it back as Last-Event-ID when it reconnects (see liveShown).
+func writeSSE(w *bytes.Buffer, event, id, data string) {
+	fmt.Fprintf(w, "event: %s\nid: %s\n", event, id)
 	for line := range strings.Lines(data) {
 		fmt.Fprintf(w, "data: %s\n", strings.TrimRight(line, "\r\n"))
 	}
@@ -94,8 +108,8 @@ func (c *console) stream(w http.ResponseWriter, rc *http.ResponseController, r *
 		return err == nil && rc.Flush() == nil
 	}
 	buf.WriteString("retry: 2000\n\n")
-	if r.URL.Query().Get("have") != liveHash(last) {
-		writeSSE(&buf, view, last.String()) // the page is out of date already
+	if liveShown(r) != liveHash(last) {
+		writeSSE(&buf, view, liveHash(last), last.String()) // the page is out of date already
 	}
 	if !send() {
 		return
@@ -124,7 +138,7 @@ func (c *console) stream(w http.ResponseWriter, rc *http.ResponseController, r *
 			c.a.log.Error("console: live render", "view", view, "err", err)
 			return
 		case html != last:
-			writeSSE(&buf, view, html.String())
+			writeSSE(&buf, view, liveHash(html), html.String())
 			last = html
 		case time.Since(lastSent) >= consoleLivePing:
 			buf.WriteString(": ping\n\n")

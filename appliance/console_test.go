@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -467,6 +469,34 @@ func TestConsoleEventsAndLive(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestConsoleLiveShown: the stream's first update is decided against what the page shows:
+// the last update's id when the browser reconnects (Last-Event-ID), else the hash it was
+// loaded with.
+func TestConsoleLiveShown(t *testing.T) {
+	tests := []struct {
+		name, have, lastID, want string
+	}{
+		{"first connection", "h0", "", "h0"},
+		{"reconnect after an update", "h0", "h1", "h1"},
+		{"reconnect, no have", "", "h1", "h1"},
+		{"neither", "", "", ""},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/console/live?view=status&have="+tt.have, nil)
+		if tt.lastID != "" {
+			r.Header.Set("Last-Event-ID", tt.lastID)
+		}
+		if got := liveShown(r); got != tt.want {
+			t.Errorf("%s: liveShown = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	var b bytes.Buffer
+	writeSSE(&b, "status", "abc", "<p>one</p>\n<p>two</p>")
+	if want := "event: status\nid: abc\ndata: <p>one</p>\ndata: <p>two</p>\n\n"; b.String() != want {
+		t.Errorf("writeSSE wrote %q, want %q", b.String(), want)
+	}
+}
 
 // readSSE sends the data of each server-sent event read from r.
 func readSSE(r io.Reader, out chan<- string) {
