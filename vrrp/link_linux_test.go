@@ -37,6 +37,32 @@ func newSwitch(t *testing.T) *testNS {
 
 // plug connects ifname (in n, with address p) to sw's bridge through a veth whose other end,
 // port, is a bridge port in sw.
+// switchedPair plugs a (vrt0, labA) and b (vrt1, labB) into a new switch, dials a at priority
+// 200 (in virtual-MAC mode when vmac, its Config changed by tweakA when not nil) and b at 100,
+// and waits until a is Master and b follows it.
+func switchedPair(t *testing.T, vmac bool, tweakA func(*Config)) (sw, a, b *testNS, na, nb *node) {
+	t.Helper()
+	sw = newSwitch(t)
+	a, b = newTestNS(t), newTestNS(t)
+	plug(t, sw, "pa", a, "vrt0", labA)
+	plug(t, sw, "pb", b, "vrt1", labB)
+	if vmac {
+		needMacvlan(t, a, "vrt0")
+	}
+	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
+	cfgA.VirtualMAC = vmac
+	cfgA.Logger = testLogger(t, "a")
+	if tweakA != nil {
+		tweakA(&cfgA)
+	}
+	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
+	cfgB.Logger = testLogger(t, "b")
+	na, nb = dialNode(t, a, cfgA), dialNode(t, b, cfgB)
+	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
+	poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	return sw, a, b, na, nb
+}
+
 func plug(t *testing.T, sw *testNS, port string, n *testNS, ifname string, p netip.Prefix) {
 	t.Helper()
 	veth := &netlink.Veth{
@@ -99,19 +125,7 @@ func (nd *node) waitEvent(t *testing.T, i int, from, to State, cause Cause) Even
 // back the node rejoins as Backup without a restart, and (higher priority, preempt) becomes
 // Master again through the new interface.
 func TestRouterFollowsInterface(t *testing.T) {
-	sw := newSwitch(t)
-	a, b := newTestNS(t), newTestNS(t)
-	plug(t, sw, "pa", a, "vrt0", labA)
-	plug(t, sw, "pb", b, "vrt1", labB)
-
-	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
-	cfgA.Logger = testLogger(t, "a")
-	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
-	cfgB.Logger = testLogger(t, "b")
-	na := dialNode(t, a, cfgA)
-	nb := dialNode(t, b, cfgB)
-	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
-	poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	sw, a, b, na, nb := switchedPair(t, false, nil)
 	oldIndex := a.link(t, "vrt0").Attrs().Index
 
 	// Deleted: the veth pair goes, and with it a's VIP.
@@ -317,21 +331,7 @@ func TestRouterRunsWithoutStateDir(t *testing.T) {
 // again the node makes the macvlan again on it and rejoins, its adverts and VIP on the new
 // macvlan.
 func TestRouterFollowsInterfaceVirtualMAC(t *testing.T) {
-	sw := newSwitch(t)
-	a, b := newTestNS(t), newTestNS(t)
-	plug(t, sw, "pa", a, "vrt0", labA)
-	plug(t, sw, "pb", b, "vrt1", labB)
-	needMacvlan(t, a, "vrt0")
-
-	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
-	cfgA.VirtualMAC = true
-	cfgA.Logger = testLogger(t, "a")
-	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
-	cfgB.Logger = testLogger(t, "b")
-	na := dialNode(t, a, cfgA)
-	nb := dialNode(t, b, cfgB)
-	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
-	poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	sw, a, _, na, nb := switchedPair(t, true, nil)
 
 	ia, ib := na.eventCount(), nb.eventCount()
 	if err := a.h.LinkDel(a.link(t, "vrt0")); err != nil {
@@ -360,7 +360,7 @@ func TestRouterFollowsInterfaceVirtualMAC(t *testing.T) {
 	if got := readSysctlIn(t, a, "net/ipv4/conf/vrt0/arp_ignore"); got != "0" {
 		t.Errorf("the new vrt0's arp_ignore after Run = %s, want 0 restored", got)
 	}
-	if _, err := os.Stat(sysctlJournalPath(cfgA.StateDir, "vrt0", 51)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(sysctlJournalPath(na.r.cfg.StateDir, "vrt0", 51)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("virtual-MAC sysctl record after a clean stop: %v; want none", err)
 	}
 }
@@ -442,19 +442,9 @@ func TestRouterFollowsInterfaceIPv6NewMAC(t *testing.T) {
 // node.interface): renumbered, it rejoins from its new address. A configured Primary is
 // waited for instead (TestRouterSeesPrimaryAddressRemoved).
 func TestRouterFollowsRenumberedPrimary(t *testing.T) {
-	sw := newSwitch(t)
-	a, b := newTestNS(t), newTestNS(t)
-	plug(t, sw, "pa", a, "vrt0", labA)
-	plug(t, sw, "pb", b, "vrt1", labB)
-	cfgA := labConfig("vrt0", labA, 200, t.TempDir())
-	cfgA.Primary = netip.Addr{} // picked: labA, vrt0's only address
-	cfgA.Logger = testLogger(t, "a")
-	cfgB := labConfig("vrt1", labB, 100, t.TempDir())
-	cfgB.Logger = testLogger(t, "b")
-	na := dialNode(t, a, cfgA)
-	nb := dialNode(t, b, cfgB)
-	na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
-	poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+	_, a, _, na, nb := switchedPair(t, false, func(c *Config) {
+		c.Primary = netip.Addr{} // picked: labA, vrt0's only address
+	})
 
 	ia := na.eventCount()
 	if err := a.h.AddrDel(a.link(t, "vrt0"), netlinkAddr(labA)); err != nil {
@@ -478,22 +468,7 @@ func TestRouterFollowsRenumberedPrimary(t *testing.T) {
 func TestRouterFollowsRenamedInterface(t *testing.T) {
 	for _, vmac := range []bool{false, true} {
 		t.Run(fmt.Sprintf("virtual MAC %t", vmac), func(t *testing.T) {
-			sw := newSwitch(t)
-			a, b := newTestNS(t), newTestNS(t)
-			plug(t, sw, "pa", a, "vrt0", labA)
-			plug(t, sw, "pb", b, "vrt1", labB)
-			if vmac {
-				needMacvlan(t, a, "vrt0")
-			}
-			cfgA := labConfig("vrt0", labA, 200, t.TempDir())
-			cfgA.VirtualMAC = vmac
-			cfgA.Logger = testLogger(t, "a")
-			cfgB := labConfig("vrt1", labB, 100, t.TempDir())
-			cfgB.Logger = testLogger(t, "b")
-			na := dialNode(t, a, cfgA)
-			nb := dialNode(t, b, cfgB)
-			na.waitEvent(t, 0, StateBackup, StateMaster, CauseMasterDown)
-			poll.Until(t, 5*time.Second, "b follows a", func() bool { return nb.r.Status().MasterIP == labA.Addr() })
+			sw, a, _, na, nb := switchedPair(t, vmac, nil)
 
 			rename := func(from, to string) {
 				t.Helper()
