@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -105,29 +104,7 @@ func twoGroupNodesLinked(t *testing.T, lan, wan *memwire.Segment) ([2]*holdNode,
 			t.Fatal(err)
 		}
 		lns[i] = ln
-		doc := fmt.Sprintf(`[node]
-id = "pbx-%c"
-interface = "eth0"
-address = "192.0.2.1%d"
-[redundancy]
-group_id = 18
-priority = %d
-preempt = true
-peer = "192.0.2.1%d"
-virtual_ips = [%q]
-[[redundancy.group]]
-interface = "eth1"
-address = "198.51.100.1%d"
-group_id = 18
-virtual_ips = [%q]
-`, 'a'+i, i+1, 200-100*i, 2-i, vip, i+1, wanVIP)
-		cfg, err := ParseConfig([]byte(doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Node.StateDir = t.TempDir()
-		cfg.API.TokenFile = filepath.Join(cfg.Node.StateDir, "api.token")
-		cfgs[i] = cfg
+		cfgs[i] = groupNodeConfig(t, i, true)
 	}
 	relay := newLinkRelay(t, lns[1].Addr().String())
 	peerAddr := [2]string{relay.ln.Addr().String(), lns[0].Addr().String()}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,8 +27,15 @@ type groupNode struct {
 
 var wanVIP = netip.MustParsePrefix("198.51.100.100/24")
 
-func startGroupNode(t *testing.T, lan, wan *memwire.Segment, i int) *groupNode {
+// groupNodeConfig is the configuration of node i of a two-group pair: pbx-a (i 0, priority
+// 200) or pbx-b (i 1, priority 100), with a LAN group on eth0 and a WAN group on eth1, its own
+// state directory and API token; with peer, [redundancy] names the other node as its peer.
+func groupNodeConfig(t *testing.T, i int, peer bool) *Config {
 	t.Helper()
+	peerLine := ""
+	if peer {
+		peerLine = fmt.Sprintf("peer = \"192.0.2.1%d\"\n", 2-i)
+	}
 	doc := fmt.Sprintf(`[node]
 id = "pbx-%c"
 interface = "eth0"
@@ -36,19 +44,25 @@ address = "192.0.2.1%d"
 group_id = 18
 priority = %d
 preempt = true
-virtual_ips = [%q]
+%svirtual_ips = [%q]
 [[redundancy.group]]
 interface = "eth1"
 address = "198.51.100.1%d"
 group_id = 18
 virtual_ips = [%q]
-`, 'a'+i, i+1, 200-100*i, vip, i+1, wanVIP)
+`, 'a'+i, i+1, 200-100*i, peerLine, vip, i+1, wanVIP)
 	cfg, err := ParseConfig([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Node.StateDir = t.TempDir()
-	cfg.API.TokenFile = cfg.Node.StateDir + "/api.token"
+	cfg.API.TokenFile = filepath.Join(cfg.Node.StateDir, "api.token")
+	return cfg
+}
+
+func startGroupNode(t *testing.T, lan, wan *memwire.Segment, i int) *groupNode {
+	t.Helper()
+	cfg := groupNodeConfig(t, i, false)
 	segs := map[string]*memwire.Segment{"eth0": lan, "eth1": wan}
 	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
