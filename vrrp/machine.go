@@ -215,7 +215,10 @@ type MachineStatus struct {
 	Since       time.Time         // time of the last transition
 	Transitions uint64            // number of transitions since NewMachine
 	Dropped     map[string]uint64 // packets that failed validation, by Drop* reason
-	Preempt     bool              // Preempt_Mode as configured (see SetPreempt)
+	// Received counts the adverts that passed the section 7.1 checks (in Backup or Master),
+	// ReceivedPriorityZero those of them with priority 0 (a Master resigning).
+	Received, ReceivedPriorityZero uint64
+	Preempt                        bool // Preempt_Mode as configured (see SetPreempt)
 	// Passive: in Backup this node never takes over on its own (see SetPassive).
 	Passive bool
 	// PreemptSuppressed: after Resign this node does not preempt, until it next becomes
@@ -250,17 +253,19 @@ type Machine struct {
 	deadline time.Time
 	// downReason and downCause say why deadline was last set in Backup, for the Transition
 	// to Master.
-	downReason  string
-	downCause   Cause
-	started     bool   // Start was called and Shutdown was not since
-	fault       string // why the node cannot take part; empty when it can
-	passive     bool
-	noPreempt   bool // after Resign, until the next becomeMaster
-	masterIP    netip.Addr
-	since       time.Time
-	transitions uint64
-	dropped     map[string]uint64
-	holdState   // SetHold (hold.go)
+	downReason   string
+	downCause    Cause
+	started      bool   // Start was called and Shutdown was not since
+	fault        string // why the node cannot take part; empty when it can
+	passive      bool
+	noPreempt    bool // after Resign, until the next becomeMaster
+	masterIP     netip.Addr
+	since        time.Time
+	transitions  uint64
+	dropped      map[string]uint64
+	received     uint64 // valid adverts (they passed Receive's checks)
+	receivedZero uint64 // of received, priority 0
+	holdState           // SetHold (hold.go)
 }
 
 // NewMachine validates cfg and returns a Machine in Initialize. cfg's slices are copied.
@@ -544,6 +549,10 @@ func (m *Machine) Receive(now time.Time, in Inbound) []Action {
 	if reason != "" {
 		m.dropped[reason]++
 		return nil
+	}
+	m.received++
+	if adv.Priority == 0 {
+		m.receivedZero++
 	}
 	if m.state == StateBackup {
 		return m.receiveBackup(now, adv, src)
@@ -844,22 +853,28 @@ func (m *Machine) Shutdown(now time.Time) []Action {
 	return nil
 }
 
+// ReceivedCounts returns MachineStatus's Received and ReceivedPriorityZero without the rest
+// of the snapshot (which copies the Dropped map): the Router reads them after every advert.
+func (m *Machine) ReceivedCounts() (all, priorityZero uint64) { return m.received, m.receivedZero }
+
 // Status returns a snapshot; its Dropped map is a copy.
 func (m *Machine) Status() MachineStatus {
 	return MachineStatus{
-		State:               m.state,
-		Priority:            m.priority,
-		MasterAdverInterval: m.masterInterval,
-		MasterIP:            m.masterIP,
-		Since:               m.since,
-		Transitions:         m.transitions,
-		Dropped:             maps.Clone(m.dropped),
-		Preempt:             m.cfg.Preempt,
-		Passive:             m.passive,
-		PreemptSuppressed:   m.noPreempt,
-		Fault:               m.fault,
-		Held:                m.state == StateBackup && !m.heldSince.IsZero(),
-		LastAdvert:          m.heard,
+		State:                m.state,
+		Priority:             m.priority,
+		MasterAdverInterval:  m.masterInterval,
+		MasterIP:             m.masterIP,
+		Since:                m.since,
+		Transitions:          m.transitions,
+		Dropped:              maps.Clone(m.dropped),
+		Received:             m.received,
+		ReceivedPriorityZero: m.receivedZero,
+		Preempt:              m.cfg.Preempt,
+		Passive:              m.passive,
+		PreemptSuppressed:    m.noPreempt,
+		Fault:                m.fault,
+		Held:                 m.state == StateBackup && !m.heldSince.IsZero(),
+		LastAdvert:           m.heard,
 	}
 }
 

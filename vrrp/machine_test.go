@@ -1971,3 +1971,53 @@ func TestSetPrimary(t *testing.T) {
 		}
 	})
 }
+
+// Receive counts the adverts that pass the section 7.1 checks, and those of them with
+// priority 0, in Backup and in Master; a dropped advert counts only in Dropped.
+func TestMachineCountsReceived(t *testing.T) {
+	ttl64 := func(t *testing.T, p uint8) Inbound {
+		in := peerAdvert(t, p, nil)
+		in.TTL = 64
+		return in
+	}
+	valid := func(t *testing.T, p uint8) Inbound { return peerAdvert(t, p, nil) }
+	tests := []struct {
+		name      string
+		master    bool
+		packets   []func(*testing.T, uint8) Inbound
+		prios     []uint8
+		all, zero uint64
+		dropped   uint64
+	}{
+		{"backup, one valid", false, []func(*testing.T, uint8) Inbound{valid}, []uint8{200}, 1, 0, 0},
+		{"backup, valid then resignation", false, []func(*testing.T, uint8) Inbound{valid, valid}, []uint8{200, 0}, 2, 1, 0},
+		{"backup, a bad TTL", false, []func(*testing.T, uint8) Inbound{ttl64, valid}, []uint8{200, 200}, 1, 0, 1},
+		{"master, lower priority and a resignation", true, []func(*testing.T, uint8) Inbound{valid, valid}, []uint8{50, 0}, 2, 1, 0},
+		{"master, a bad TTL resignation", true, []func(*testing.T, uint8) Inbound{ttl64}, []uint8{0}, 0, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestMachine(t, testConfig(100, false))
+			m.Start(t0)
+			if tt.master {
+				m.Tick(m.Deadline())
+			}
+			at := t0.Add(time.Millisecond)
+			for i, pkt := range tt.packets {
+				m.Receive(at, pkt(t, tt.prios[i]))
+			}
+			st := m.Status()
+			all, zero := m.ReceivedCounts()
+			if st.Received != tt.all || st.ReceivedPriorityZero != tt.zero || all != tt.all || zero != tt.zero {
+				t.Errorf("Received %d (%d), priority 0 %d (%d); want %d, %d", st.Received, all, st.ReceivedPriorityZero, zero, tt.all, tt.zero)
+			}
+			var dropped uint64
+			for _, n := range st.Dropped {
+				dropped += n
+			}
+			if dropped != tt.dropped {
+				t.Errorf("Dropped = %v, want %d in all", st.Dropped, tt.dropped)
+			}
+		})
+	}
+}

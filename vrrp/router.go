@@ -211,6 +211,27 @@ type Status struct {
 	Held bool
 	// LastAdvert is when this node, in Backup, last accepted a valid advert; zero: never.
 	LastAdvert time.Time
+	// Adverts counts the adverts sent and received since the Router was made.
+	Adverts AdvertCounts
+}
+
+// AdvertCounts are a Router's advert counters (the metrics of issue 11 section 3). Sent and
+// SendErrors count per destination: a version 3 unicast group sends one packet to each peer.
+type AdvertCounts struct {
+	Sent             uint64 // adverts the kernel accepted
+	SentPriorityZero uint64 // of Sent, priority 0: this node resigning (RFC 3768 section 6.4.3)
+	SendErrors       uint64 // sends the kernel refused
+	// Received counts the adverts that passed the section 7.1 checks (those that failed are
+	// Status.Dropped), ReceivedPriorityZero those of them from a Master resigning.
+	Received             uint64
+	ReceivedPriorityZero uint64
+}
+
+// Add returns the sum of c and o (a Unit's, over its members).
+func (c AdvertCounts) Add(o AdvertCounts) AdvertCounts {
+	return AdvertCounts{Sent: c.Sent + o.Sent, SentPriorityZero: c.SentPriorityZero + o.SentPriorityZero,
+		SendErrors: c.SendErrors + o.SendErrors, Received: c.Received + o.Received,
+		ReceivedPriorityZero: c.ReceivedPriorityZero + o.ReceivedPriorityZero}
 }
 
 // RuntimeConfig is the part of a Router's Config that can change while it runs (for a
@@ -728,6 +749,10 @@ func (r *Router) armTimer(timer protocolTimer) {
 func (r *Router) receive(rx received) {
 	now := r.at(rx.at)
 	r.step(r.m.Receive(now, rx.in))
+	all, zero := r.m.ReceivedCounts()
+	r.mu.Lock()
+	r.status.Adverts.Received, r.status.Adverts.ReceivedPriorityZero = all, zero
+	r.mu.Unlock()
 	r.reportDrops(now, rx.in.Src)
 }
 
@@ -1005,9 +1030,11 @@ func (r *Router) send(a *Advertisement) {
 				break
 			}
 		}
-		if err := r.conn.Send(b, dst); err != nil {
+		err := r.conn.Send(b, dst)
+		if err != nil {
 			errs = append(errs, err)
 		}
+		r.countSent(a.Priority, err)
 	}
 	err := errors.Join(errs...)
 	switch {
@@ -1017,6 +1044,22 @@ func (r *Router) send(a *Advertisement) {
 	case err == nil && r.sendFailing:
 		r.sendFailing = false
 		r.log.Info("sending adverts works again")
+	}
+}
+
+// countSent counts one advert handed to the kernel (Status.Adverts).
+func (r *Router) countSent(priority uint8, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := &r.status.Adverts
+	switch {
+	case err != nil:
+		c.SendErrors++
+	case priority == 0:
+		c.Sent++
+		c.SentPriorityZero++
+	default:
+		c.Sent++
 	}
 }
 
@@ -1163,6 +1206,7 @@ func (r *Router) publish() {
 		s.VirtualIPs = r.cfg.VirtualIPs
 	}
 	r.mu.Lock()
+	s.Adverts = r.status.Adverts // counted as they happen (countSent, receive)
 	r.status = s
 	r.mu.Unlock()
 }

@@ -302,6 +302,9 @@ func TestRouterTakesOverAdvertisesAndResigns(t *testing.T) {
 		if s := g.r.Status(); s.State != StateInitialize || len(s.VirtualIPs) != 0 {
 			t.Errorf("after shutdown: state %v, VIPs %v", s.State, s.VirtualIPs)
 		}
+		if got, want := g.r.Status().Adverts, (AdvertCounts{Sent: 4, SentPriorityZero: 1}); got != want {
+			t.Errorf("Adverts = %+v, want %+v", got, want)
+		}
 	})
 }
 
@@ -334,6 +337,9 @@ func TestRouterFollowsMasterAndTakesOverAfterResign(t *testing.T) {
 			"10.909375s garp [192.0.2.100]",
 			"10.909375s event backup->master",
 		)
+		if got, want := g.r.Status().Adverts, (AdvertCounts{Sent: 1, Received: 11, ReceivedPriorityZero: 1}); got != want {
+			t.Errorf("Adverts = %+v, want %+v", got, want)
+		}
 		g.stop()
 	})
 }

@@ -261,8 +261,9 @@ func (u *Unit) ReloadMember(i int, rc RuntimeConfig) error {
 //
 // Since and Transitions are the unit's own role changes. Priority, Preempt and MasterIP are
 // member 0's (the first group), VirtualIPs those every member holds, Dropped the members'
-// counts summed by reason, RecordError the members' (each prefixed with its name), Passive
-// the operator's Backup mode, PreemptSuppressed true when any member's is.
+// counts summed by reason, Adverts the members' counts summed, RecordError the members'
+// (each prefixed with its name), Passive the operator's Backup mode, PreemptSuppressed true
+// when any member's is.
 func (u *Unit) Status() Status {
 	u.mu.Lock()
 	s := Status{State: u.core.role, Since: u.core.since, Transitions: u.core.transitions,
@@ -275,6 +276,7 @@ func (u *Unit) Status() Status {
 			s.Priority, s.Preempt, s.MasterIP = ms.Priority, ms.Preempt, ms.MasterIP
 		}
 		s.VirtualIPs = append(s.VirtualIPs, ms.VirtualIPs...)
+		s.Adverts = s.Adverts.Add(ms.Adverts)
 		for k, v := range ms.Dropped {
 			if s.Dropped == nil {
 				s.Dropped = map[string]uint64{}
