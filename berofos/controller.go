@@ -140,6 +140,7 @@ type DeviceStatus struct {
 	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
 	LastChange     time.Time `json:"last_change,omitzero"` // last confirmed change made by this controller
 	LastChangeMode int       `json:"last_change_mode"`     // mode set then; -1 when none
+	Changes        uint64    `json:"changes"`              // confirmed changes made by this controller
 	Watchdog       int       `json:"watchdog"`             // 0 off, 1 on, 2 failure; -1 unknown
 	LastKick       time.Time `json:"last_kick,omitzero"`   // last answered kick
 	KickError      string    `json:"kick_error,omitempty"` // last kick failure, "" after a success
@@ -491,6 +492,7 @@ func (w *worker) reconcile(genCtx context.Context, d Desired, gen uint64, health
 	w.update(func(s *DeviceStatus) {
 		s.Mode, s.InPlace = want, s.WantMode == want
 		s.LastChange, s.LastChangeMode = now, want
+		s.Changes++
 		s.LastSeen = now
 	})
 	w.log.Info("berofos relay mode changed and confirmed", "desired", d, "mode", want)

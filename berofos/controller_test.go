@@ -198,7 +198,7 @@ func TestControllerSetsConfirmsAndNeverResends(t *testing.T) {
 			t.Errorf("device mode %d, want 1", mode)
 		}
 		st := c.Status()[0]
-		if !st.Reachable || st.Mode != 1 || !st.InPlace || st.LastChangeMode != 1 || !st.LastChange.Equal(start) || st.Desired != LinesToMe {
+		if !st.Reachable || st.Mode != 1 || !st.InPlace || st.LastChangeMode != 1 || !st.LastChange.Equal(start) || st.Desired != LinesToMe || st.Changes != 1 {
 			t.Errorf("status after change: %+v", st)
 		}
 		// Polls for a minute: the mode is in place, nothing more is sent.
@@ -322,7 +322,7 @@ func TestControllerSetNotTaking(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		synctest.Wait()
 		st := c.Status()[0]
-		if !st.Reachable || st.InPlace || st.Failures != 2 || st.LastChangeMode != -1 {
+		if !st.Reachable || st.InPlace || st.Failures != 2 || st.LastChangeMode != -1 || st.Changes != 0 {
 			t.Errorf("status: %+v", st)
 		}
 		// Retried with backoff, reported once.
@@ -510,14 +510,14 @@ func TestNewControllerValidation(t *testing.T) {
 
 func TestDeviceStatusJSON(t *testing.T) {
 	st := DeviceStatus{Name: "fos1", Host: "192.0.2.11", Reachable: true, Mode: 1, Desired: LinesToMe, WantMode: 1,
-		InPlace: true, LastChangeMode: 1, Watchdog: -1,
+		InPlace: true, LastChangeMode: 1, Changes: 2, Watchdog: -1,
 		LastChange: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"name":"fos1","host":"192.0.2.11","reachable":true,"mode":1,"desired":"to-me","want_mode":1,"in_place":true,` +
-		`"failures":0,"last_change":"2026-01-02T03:04:05Z","last_change_mode":1,"watchdog":-1}`
+		`"failures":0,"last_change":"2026-01-02T03:04:05Z","last_change_mode":1,"changes":2,"watchdog":-1}`
 	if diff := cmp.Diff(want, string(b)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
