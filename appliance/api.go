@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/redundantd/redundantd/vrrp"
 )
 
 // StatusResponse is the body of GET /api/v1/status.
@@ -22,6 +24,7 @@ type StatusResponse struct {
 	Since       string            `json:"since"`     // RFC 3339 time of the last transition
 	Transitions uint64            `json:"transitions"`
 	Dropped     map[string]uint64 `json:"dropped"` // rejected adverts by reason
+	Adverts     AdvertCounts      `json:"adverts"` // adverts sent and received (summed over the groups)
 	Uptime      string            `json:"uptime"`
 	// Parts holds the status of each part by name: "berofos" (one entry per device), "sync".
 	Parts map[string]any `json:"parts,omitempty"`
@@ -64,6 +67,22 @@ type StatusResponse struct {
 	// StateError says why the Backup mode and last role are not saved in state_dir.
 	StateError string `json:"state_error,omitempty"`
 	Version    string `json:"version"`
+}
+
+// AdvertCounts are the VRRP adverts a node (or one of its groups) sent and received since
+// the daemon started: received counts only those that passed the RFC 3768 section 7.1
+// checks (the others are StatusResponse.Dropped); priority 0 is a Master resigning.
+type AdvertCounts struct {
+	Sent                 uint64 `json:"sent"`
+	SentPriorityZero     uint64 `json:"sent_priority_zero"`
+	SendErrors           uint64 `json:"send_errors"`
+	Received             uint64 `json:"received"`
+	ReceivedPriorityZero uint64 `json:"received_priority_zero"`
+}
+
+func advertCounts(c vrrp.AdvertCounts) AdvertCounts {
+	return AdvertCounts{Sent: c.Sent, SentPriorityZero: c.SentPriorityZero, SendErrors: c.SendErrors,
+		Received: c.Received, ReceivedPriorityZero: c.ReceivedPriorityZero}
 }
 
 // RoleChange is one change of the node's VRRP role, in the API's status.
@@ -160,6 +179,7 @@ func (a *Appliance) Status() StatusResponse {
 	for k, v := range st.Dropped {
 		s.Dropped[k] = v
 	}
+	s.Adverts = advertCounts(st.Adverts)
 	return s
 }
 

@@ -133,6 +133,7 @@ func TestStatusAPI(t *testing.T) {
 		State: vrrp.StateMaster, Priority: 100, MasterIP: netip.MustParseAddr("192.0.2.11"),
 		VirtualIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.100/24")},
 		Since:      since, Transitions: 2, Dropped: map[string]uint64{"checksum": 3},
+		Adverts: vrrp.AdvertCounts{Sent: 7, SentPriorityZero: 1, SendErrors: 2, Received: 5, ReceivedPriorityZero: 3},
 	}
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
@@ -150,6 +151,7 @@ func TestStatusAPI(t *testing.T) {
 		VirtualIPs: []string{"192.0.2.100/24"}, Holding: []string{"192.0.2.100/24"},
 		MasterIP: "192.0.2.11", Since: "2026-11-22T11:59:00.5Z", Transitions: 2,
 		Dropped: map[string]uint64{"checksum": 3}, BackupMode: "active", Version: Version,
+		Adverts: AdvertCounts{Sent: 7, SentPriorityZero: 1, SendErrors: 2, Received: 5, ReceivedPriorityZero: 3},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)

@@ -98,6 +98,9 @@ type GroupStatus struct {
 	Since       string   `json:"since,omitempty"`     // RFC 3339 time of the group's last transition
 	Transitions uint64   `json:"transitions"`
 	Fault       string   `json:"fault,omitempty"`
+	// Dropped are the group's rejected adverts by reason, Adverts its counts.
+	Dropped map[string]uint64 `json:"dropped"`
+	Adverts AdvertCounts      `json:"adverts"`
 }
 
 // groupStatus lists the groups of a unit; nil for a node with one group.
@@ -112,7 +115,10 @@ func (a *Appliance) groupStatus() []GroupStatus {
 	var out []GroupStatus
 	for i, m := range u.Members() {
 		g := GroupStatus{Name: m.Name, State: m.State.String(), Priority: m.Priority, Transitions: m.Transitions,
-			Fault: m.Fault, Holding: []string{}, VirtualIPs: []string{}}
+			Fault: m.Fault, Holding: []string{}, VirtualIPs: []string{}, Dropped: m.Dropped, Adverts: advertCounts(m.Adverts)}
+		if g.Dropped == nil {
+			g.Dropped = map[string]uint64{}
+		}
 		if i < len(cfgs) { // the members are dialled from these, in this order (dialVRRP)
 			c := cfgs[i]
 			g.Interface, g.GroupID, g.Version = c.Interface, c.GroupID, c.Version

@@ -129,6 +129,40 @@ func TestApplianceGroupsMoveTogether(t *testing.T) {
 	if !became || !lanGroup || !wanGroup {
 		t.Errorf("b's event log: %q; want both groups' transitions and the unit's", log)
 	}
+	// The metrics: each group under its name, the unit's role changes under "unit"; a
+	// resigned in both groups and b heard it in both.
+	page := metricsPage(t, b.a)
+	for _, want := range []string{
+		`redundantd_vrrp_state{group="eth0/18",state="master"} 1`,
+		`redundantd_vrrp_state{group="eth1/18",state="master"} 1`,
+		`redundantd_vrrp_priority_zero_received_total{group="eth0/18"} 1`,
+		`redundantd_vrrp_priority_zero_received_total{group="eth1/18"} 1`,
+		`redundantd_vrrp_virtual_ips_held{group="eth1/18"} 1`,
+		`redundantd_vrrp_passive{group="unit"} 0`,
+		`redundantd_vrrp_transitions_total{cause="`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("b's metrics lack %s:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, `group="18"`) {
+		t.Errorf("b's metrics name a group by its ID alone:\n%s", page)
+	}
+	if page := metricsPage(t, a.a); !strings.Contains(page, `redundantd_vrrp_priority_zero_sent_total{group="eth0/18"} 1`) ||
+		!strings.Contains(page, `redundantd_vrrp_priority_zero_sent_total{group="eth1/18"} 1`) {
+		t.Errorf("a's metrics after it stopped: want one priority-0 advert sent in each group:\n%s", page)
+	}
+}
+
+// metricsPage is the appliance's /metrics page.
+func metricsPage(t *testing.T, a *Appliance) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
 }
 
 // The API's status of a node with groups: every group with its interface, VRID, version,
