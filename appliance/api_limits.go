@@ -33,8 +33,22 @@ func newAPIServer(h http.Handler, ln net.Listener) (*http.Server, *connLimiter) 
 		IdleTimeout:       apiIdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ConnState:         cl.track,
+		Protocols:         http1Only(),
 	}
 	return srv, cl
+}
+
+// http1Only is the protocol set of the API's server and the webhook's client: HTTP/1.1, over
+// TLS too. HTTP/2 would bring nothing to a console with one operator and a few API calls,
+// and it is a large part of net/http (half a megabyte of the binary, and the memory its
+// pages take: docs/benchmarks.md, "resources") with a history of denial-of-service bugs of
+// its own (CVE-2023-44487, CVE-2023-45288). The package builds with -tags nethttpomithttp2
+// (packaging/build.sh), which leaves that code out; this setting makes every other build
+// speak the same protocols.
+func http1Only() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	return p
 }
 
 type connInfo struct {

@@ -536,7 +536,8 @@ func TestConsoleTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := tlscert.Files(t, dir)
 	a, base := runConsoleNode(t, func(c *Config) { c.Console.TLSCert, c.Console.TLSKey = certFile, keyFile })
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	// The client offers HTTP/2 as a browser does; the node answers in HTTP/1.1 (http1Only).
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
 	cc := newConsoleClient(t, base, tr)
 	tok := cc.csrf("/console/login")
@@ -563,6 +564,9 @@ func TestConsoleTLS(t *testing.T) {
 		t.Fatalf("status over TLS: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	if resp.Proto != "HTTP/1.1" || resp.TLS == nil || resp.TLS.NegotiatedProtocol == "h2" {
+		t.Errorf("answered in %s (ALPN %q), want HTTP/1.1", resp.Proto, resp.TLS.NegotiatedProtocol)
+	}
 	// Plain HTTP on the TLS port gets nothing but the server's 400.
 	resp, err = http.Get("http://" + strings.TrimPrefix(base, "https://") + "/api/v1/status")
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -258,6 +259,30 @@ func TestNotifyWebhook(t *testing.T) {
 	}
 	if vr, _ := g.raw["vrrp"].(map[string]any); vr["master_addr"] != "192.0.2.1" || vr["reason"] != 1.0 {
 		t.Errorf("vrrp = %v", g.raw["vrrp"])
+	}
+	waitStatus(t, n, "hook", func(s ChannelStatus) bool { return s.Sent == 1 })
+}
+
+// TestNotifyWebhookHTTP1OverTLS: the webhook speaks HTTP/1.1 to an HTTPS receiver that
+// would take HTTP/2 (http1Only), and checks the receiver's certificate against ca_file.
+func TestNotifyWebhookHTTP1OverTLS(t *testing.T) {
+	protos := make(chan string, 4)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos <- r.Proto
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := testChannel("hook", NotifyWebhook)
+	c.Webhook = &WebhookNotifyConfig{URL: srv.URL + "/events", CAFile: ca}
+	n := startNotifier(t, c)
+	n.Notify(testEvent(3, "became master", "priority 200 > 100"))
+	if p := <-protos; p != "HTTP/1.1" {
+		t.Errorf("the webhook spoke %s, want HTTP/1.1", p)
 	}
 	waitStatus(t, n, "hook", func(s ChannelStatus) bool { return s.Sent == 1 })
 }

@@ -50,6 +50,7 @@ func newWebhookSender(c *WebhookNotifyConfig, host string, i int) (*webhookSende
 	s := &webhookSender{cfg: c, host: host}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // an appliance notifies its own receivers; no environment proxy in between
+	tr.Protocols = http1Only()
 	if c.CAFile != "" {
 		pool, err := loadCAFile(fmt.Sprintf("notify[%d].ca_file", i), c.CAFile)
 		if err != nil {

@@ -291,7 +291,7 @@ func buildBinary(ctx context.Context, pkg string, release bool) (string, error) 
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return "", fmt.Errorf("testlab: %w", err)
 		}
-		args = []string{"build", "-trimpath", "-ldflags=-s -w", "-o", out}
+		args = []string{"build", "-trimpath", "-tags=nethttpomithttp2", "-ldflags=-s -w", "-o", out} // as packaging/build.sh
 	}
 	gobin := "/usr/local/go/bin/go" // where the Go tarball installs it, for a PATH without it
 	if p, err := exec.LookPath("go"); err == nil {
