@@ -104,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	go handleSignals(ctx, *configPath, app, log, sd)
+	go trimMemory(ctx, log) // memtrim.go
 	sdErr := func(err error) { log.Warn("service manager notification failed", "err", err) }
 	go sd.watchdog(ctx, watchdogEvery, func() { app.Status() }, sdErr)
 	if err := sd.notify("READY=1\nSTATUS=node " + cfg.Node.ID + " running"); err != nil {
