@@ -21,8 +21,10 @@ import (
 // free pages to the system (debug.FreeOSMemory). A collection of the daemon's heap takes
 // about a millisecond of CPU; its stop-the-world phases are tens of microseconds, far below
 // the VRRP timers; idle, that is one every ten minutes or so, and at most one per trimEvery
-// while a sync run or a flood of API calls allocates.
+// while a sync run or a flood of API calls allocates. The first check, trimFirst after
+// start, returns start-up's garbage.
 const (
+	trimFirst  = 10 * time.Second // start-up is over: the node has its role
 	trimEvery  = 30 * time.Second
 	trimGrowth = 512 << 10
 )
@@ -60,7 +62,7 @@ func (h *heapRetained) read() uint64 {
 
 // trimMemory runs until ctx ends, trimming the heap by trimDue at every tick.
 func trimMemory(ctx context.Context, log *slog.Logger) {
-	t := time.NewTicker(trimEvery)
+	t := time.NewTimer(trimFirst)
 	defer t.Stop()
 	tr := &trimmer{read: newHeapRetained().read, release: debug.FreeOSMemory, log: log}
 	for {
@@ -69,6 +71,7 @@ func trimMemory(ctx context.Context, log *slog.Logger) {
 			return
 		case <-t.C:
 			tr.check()
+			t.Reset(trimEvery)
 		}
 	}
 }
