@@ -200,7 +200,7 @@ func TestApplianceGroupsStatusJSON(t *testing.T) {
 			"master_ip": "198.51.100.11", "virtual_ips": []any{wanVIP.String()}, "holding": []any{}},
 	}
 	for i := range raw.Groups {
-		for _, k := range []string{"since", "transitions"} { // times and counts of the run
+		for _, k := range []string{"since", "transitions", "dropped", "adverts"} { // times and counts of the run
 			if _, ok := raw.Groups[i][k]; !ok {
 				t.Errorf("group %d has no %q: %v", i, k, raw.Groups[i])
 			}
@@ -209,6 +209,12 @@ func TestApplianceGroupsStatusJSON(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, raw.Groups); diff != "" || raw.State != "backup" {
 		t.Errorf("state %q, groups (-want +got):\n%s", raw.State, diff)
+	}
+	// Each group counts its own adverts: b, a Backup in both, has heard a in both.
+	for _, g := range b.a.Status().Groups {
+		if g.Adverts.Received == 0 || g.Adverts.Sent == 0 {
+			t.Errorf("group %s: adverts %+v, want some received (from a) and sent (before a preempted b)", g.Name, g.Adverts)
+		}
 	}
 	lm := raw.LeftMaster
 	reason, _ := lm["reason"].(string)
