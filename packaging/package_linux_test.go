@@ -41,6 +41,9 @@ func buildDeb(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(sleeperEnv) == "1" {
+		sleeper()
+	}
 	code := m.Run()
 	if built.deb != "" {
 		os.RemoveAll(filepath.Dir(built.deb))
