@@ -35,25 +35,29 @@ func trimDue(retained, base uint64) bool {
 	return retained > base && retained-base >= max(trimGrowth, base/4)
 }
 
-// heapRetained reads the memory the runtime holds from the system and has not returned:
-// all it has mapped (/memory/classes/total) less the heap's released pages. Besides the
-// heap's objects, stacks and free pages, that is the collector's own bookkeeping, which each
-// collection (the runtime forces one every two minutes) adds to, and which a trim's release
-// of the free pages offsets.
+// heapRetained reads what the heap holds from the system: objects (live or not yet swept),
+// the unused parts of its spans, free pages not yet returned, and goroutine stacks.
 type heapRetained struct{ samples []metrics.Sample }
 
 func newHeapRetained() *heapRetained {
-	return &heapRetained{samples: []metrics.Sample{
-		{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}}
+	names := []string{"/memory/classes/heap/objects:bytes", "/memory/classes/heap/unused:bytes",
+		"/memory/classes/heap/free:bytes", "/memory/classes/heap/stacks:bytes"}
+	h := &heapRetained{samples: make([]metrics.Sample, len(names))}
+	for i, n := range names {
+		h.samples[i].Name = n
+	}
+	return h
 }
 
 func (h *heapRetained) read() uint64 {
 	metrics.Read(h.samples)
-	total, released := h.samples[0].Value, h.samples[1].Value
-	if total.Kind() != metrics.KindUint64 || released.Kind() != metrics.KindUint64 || released.Uint64() > total.Uint64() {
-		return 0 // not this runtime's metrics: never trim
+	var n uint64
+	for _, s := range h.samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			n += s.Value.Uint64()
+		}
 	}
-	return total.Uint64() - released.Uint64()
+	return n
 }
 
 // trimMemory runs until ctx ends, trimming the heap by trimDue at every tick.
