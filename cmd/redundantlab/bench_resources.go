@@ -172,7 +172,7 @@ func runBenchResources(ctx context.Context, args []string) error {
 	// The daemon as the package installs it: static and stripped (a cgo build maps libc and
 	// its symbols, which an operator's binary does not have). The lab starts REDUNDANTD_BIN;
 	// one set by the caller (another build to compare) is taken as it is.
-	how := "built as packaging/build.sh does: CGO_ENABLED=0 -trimpath -ldflags='-s -w'"
+	how := "built as packaging/build.sh does: CGO_ENABLED=0 -trimpath -tags=nethttpomithttp2 -ldflags='-s -w'"
 	if os.Getenv("REDUNDANTD_BIN") != "" {
 		how = "REDUNDANTD_BIN"
 	}
