@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/redundantd/redundantd/appliance/internal/promtext"
+	"github.com/redundantd/redundantd/testlab/poll"
 )
 
 // TestMetrics scrapes both nodes of a two-node group and checks the values, the page's
@@ -56,19 +57,13 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("the Master sent %v adverts, want at least 1", v)
 	}
 	// The Backup counts the Master's adverts as they arrive (every second).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b := scrape(t, n[1].api)
-		if v := sampleValue(t, b, "redundantd_vrrp_adverts_received_total", `group="18"`); v >= 1 {
-			if !strings.Contains(string(b), `redundantd_vrrp_state{group="18",state="backup"} 1`) {
-				t.Errorf("the Backup's page:\n%s", b)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the Backup counted no advert in 10 s:\n%s", b)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var backup []byte
+	poll.Until(t, 10*time.Second, "the Backup counting an advert", func() bool {
+		backup = scrape(t, n[1].api)
+		return sampleValue(t, backup, "redundantd_vrrp_adverts_received_total", `group="18"`) >= 1
+	})
+	if !strings.Contains(string(backup), `redundantd_vrrp_state{group="18",state="backup"} 1`) {
+		t.Errorf("the Backup's page:\n%s", backup)
 	}
 	problems, err := promlint.New(bytes.NewReader(body)).Lint()
 	if err != nil || len(problems) > 0 {
