@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/redundantd/redundantd/testlab/syncbuf"
 )
 
 // The console in a real browser: Debian's headless Chromium driven over the DevTools
@@ -197,16 +196,7 @@ func onFailure(t *testing.T, tabs ...*tab) {
 
 // nodeLogs keeps what the nodes log, for a failing test to show: a refusal in the console
 // (a swap refused, say) has its cause in the nodes' logs, not on the page.
-type nodeLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *nodeLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type nodeLogs struct{ syncbuf.Buffer }
 
 // logger is node's logger, into l.
 func (l *nodeLogs) logger(node string) *slog.Logger {
@@ -217,9 +207,7 @@ func (l *nodeLogs) logger(node string) *slog.Logger {
 func (l *nodeLogs) onFailureLog(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			t.Logf("the nodes' logs (the test failed at %s):\n%s", time.Now().Format(time.RFC3339Nano), l.buf.String())
+			t.Logf("the nodes' logs (the test failed at %s):\n%s", time.Now().Format(time.RFC3339Nano), l.String())
 		}
 	})
 }

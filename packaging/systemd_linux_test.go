@@ -2,7 +2,6 @@ package packaging
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/redundantd/redundantd/testlab/labns"
 	"github.com/redundantd/redundantd/testlab/poll"
+	"github.com/redundantd/redundantd/testlab/syncbuf"
 )
 
 // The container of TestSystemdUnit: systemd 252+ as PID 1 of a systemd-nspawn container
@@ -59,9 +58,9 @@ check_interval = "2s"
 type container struct {
 	name string
 	cmd  *exec.Cmd
-	pid  int // the container's PID 1, in this machine's PID namespace
-	log  *lockedBuffer
-	root string // /proc/PID/root: the container's file system seen from here
+	pid  int             // the container's PID 1, in this machine's PID namespace
+	log  *syncbuf.Buffer // the container's console, for the failure messages
+	root string          // /proc/PID/root: the container's file system seen from here
 }
 
 // bootContainer boots the container with the deb directory at /mnt/redundantd-deb, and stops
@@ -80,7 +79,7 @@ func bootContainer(t *testing.T, debDir string) *container {
 			t.Fatal(err)
 		}
 	}
-	c := &container{name: fmt.Sprintf("rdtest-%d", os.Getpid()), log: &lockedBuffer{}}
+	c := &container{name: fmt.Sprintf("rdtest-%d", os.Getpid()), log: &syncbuf.Buffer{}}
 	// nspawn refuses -D /, so the root is bound (not recursively: only the root file system)
 	// in a mount namespace of its own; --volatile=overlay puts a tmpfs over it.
 	args := []string{"-D", rootMnt, "--volatile=overlay", "--boot", "--machine=" + c.name,
@@ -107,7 +106,7 @@ func bootContainer(t *testing.T, debDir string) *container {
 		select {
 		case <-exited:
 		case <-time.After(30 * time.Second):
-			t.Errorf("the container did not shut down within 30s; killed\n%s", c.log.tail())
+			t.Errorf("the container did not shut down within 30s; killed\n%s", c.log.Tail(4096))
 			syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
@@ -115,7 +114,7 @@ func bootContainer(t *testing.T, debDir string) *container {
 	poll.Until(t, 30*time.Second, "the container's PID 1", func() bool {
 		select {
 		case <-exited:
-			t.Fatalf("systemd-nspawn exited: %v\n%s", c.cmd.ProcessState, c.log.tail())
+			t.Fatalf("systemd-nspawn exited: %v\n%s", c.cmd.ProcessState, c.log.Tail(4096))
 		default:
 		}
 		c.pid = childNamed(c.cmd.Process.Pid, "systemd")
@@ -589,26 +588,6 @@ func countVRRP(t *testing.T, ns netns.NsHandle, ifname string, d time.Duration) 
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// lockedBuffer collects the container's console for the failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// tail is the last 4 KiB of the console.
-func (l *lockedBuffer) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.b.Bytes()
-	return string(b[max(0, len(b)-4096):])
-}
 
 // virtualMAC: with virtual_mac the daemon makes the macvlan vrrp.18 and sets arp_ignore and
 // arp_announce of eth0 under /proc/sys/net (why the unit has no ProtectKernelTunables=),

@@ -1,50 +1,25 @@
 package sync
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	stdsync "sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redundantd/redundantd/testlab/pbxtree"
 	"github.com/redundantd/redundantd/testlab/poll"
+	"github.com/redundantd/redundantd/testlab/syncbuf"
 )
-
-// lockedBuffer collects log output from several goroutines.
-type lockedBuffer struct {
-	mu stdsync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(sub string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, s := range strings.Split(l.b.String(), "\n") {
-		if strings.Contains(s, sub) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
 
 // TestJunkConnectionsRateLimited: 300 connections that are not the peer (plain text on the
 // sync port) are all counted in Status, and logged a few times only, the last line saying
 // how many were left out.
 func TestJunkConnectionsRateLimited(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	_, b := newPair(t, func(_, cb *Config) {
 		cb.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	})
@@ -64,7 +39,7 @@ func TestJunkConnectionsRateLimited(t *testing.T) {
 	if n := b.Status().JunkConnections - base; n != junk {
 		t.Errorf("junk connections counted: %d, want %d", n, junk)
 	}
-	lines := logs.lines("sync: refused")
+	lines := logs.Lines("sync: refused")
 	t.Logf("%d junk connections, %d log lines", junk, len(lines))
 	if len(lines) == 0 || len(lines) > junkLogBurst {
 		t.Errorf("%d log lines for %d junk connections, want 1..%d:\n%s", len(lines), junk, junkLogBurst, strings.Join(lines, "\n"))

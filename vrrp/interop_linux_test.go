@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/testlab/poll"
+	"github.com/redundantd/redundantd/testlab/syncbuf"
 )
 
 // keepalived runs keepalived 2.x (multicast, physical MAC) in namespace n with one
@@ -19,7 +20,7 @@ import (
 // when the test fails.
 type keepalived struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	once sync.Once
 	done chan struct{}
 }
@@ -60,7 +61,7 @@ vrrp_instance VI_51 {
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k := &keepalived{out: &syncBuffer{}, done: make(chan struct{})}
+	k := &keepalived{out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	k.cmd = exec.Command(bin, "--dont-fork", "--log-console", "--log-detail", "--no-syslog", "--vrrp",
 		"--namespace", n.name, "--use-file", cf,
 		"--pid", filepath.Join(dir, "keepalived.pid"), "--vrrp_pid", filepath.Join(dir, "vrrp.pid"))

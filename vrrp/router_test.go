@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redundantd/redundantd/testlab/syncbuf"
 )
 
 // The Router tests run in a synctest bubble: time is fake and advances only when every
@@ -51,24 +51,6 @@ func (j *journal) take() []string {
 	l := j.lines
 	j.lines = nil
 	return l
-}
-
-// syncBuffer is a bytes.Buffer for writers on several goroutines (loggers, child processes).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type fakeConn struct {
@@ -666,7 +648,7 @@ func TestRouterSurvivesReceiveErrors(t *testing.T) {
 // brain) is named in a warning at once, then once a minute per reason, not once per packet.
 func TestRouterLogsDrops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		cfg := rtConfig()
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
 			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redundantd/redundantd/testlab/poll"
+	"github.com/redundantd/redundantd/testlab/syncbuf"
 )
 
 var (
@@ -185,7 +186,7 @@ func startKeepalivedConf(b *testing.B, n *testNS, conf string) *keepalivedN {
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	k := &keepalived{out: &syncBuffer{}, done: make(chan struct{})}
+	k := &keepalived{out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	k.cmd = exec.Command("keepalived", "--dont-fork", "--log-console", "--no-syslog", "--vrrp",
 		"--namespace", n.name, "--use-file", cf,
 		"--pid", filepath.Join(dir, "keepalived.pid"), "--vrrp_pid", filepath.Join(dir, "vrrp.pid"))
